@@ -1,0 +1,36 @@
+# Every target sets up its own virtualenv from pyproject.toml; only Python 3.11+ and make needed.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: help venv test demo bench ddl clean
+
+help:
+	@echo "make demo   - receive the bundled sample alerts on the embedded SQLite default and show the result"
+	@echo "make test   - run the test suite (SQLite, plus MariaDB/MySQL when reachable)"
+	@echo "make bench  - run the benchmarks in bench/ (needs MariaDB; installs wrk when missing)"
+	@echo "make ddl    - regenerate sql/schema.sql from incidentctl/schema.py"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(BIN)/incidentctl demo
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+ddl: $(STAMP)
+	$(BIN)/incidentctl db ddl > sql/schema.sql
+
+clean:
+	rm -rf $(VENV) .demo .bench .pytest_cache .hypothesis build *.egg-info

@@ -1,0 +1,64 @@
+"""The raw archive (`grafana_alerts`): every webhook body, byte for byte, with its label."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Sequence
+
+from sqlalchemy import Connection
+
+from .schema import grafana_alerts
+from .sniff import BodyLabel, label_body
+
+
+@dataclass(frozen=True)
+class RawAlert:
+    """One webhook request as it will be stored."""
+
+    received_at: datetime
+    body: bytes
+    label: BodyLabel
+    remote_addr: str | None = None
+    user_agent: str | None = None
+    content_type: str | None = None
+    source: str | None = None  # overrides label.source, e.g. "replay"
+
+    def row(self) -> dict:
+        return {
+            "received_at": self.received_at,
+            "source": self.source or self.label.source,
+            "remote_addr": _clip(self.remote_addr, 64),
+            "user_agent": _clip(self.user_agent, 255),
+            "content_type": _clip(self.content_type, 255),
+            "body": self.body,
+            "body_sha256": hashlib.sha256(self.body).hexdigest(),
+            "body_size": len(self.body),
+            "alert_count": self.label.alert_count,
+            "status": self.label.status,
+            "parse_error": self.label.parse_error,
+        }
+
+
+def raw_alert(
+    body: bytes,
+    *,
+    received_at: datetime,
+    remote_addr: str | None = None,
+    user_agent: str | None = None,
+    content_type: str | None = None,
+    source: str | None = None,
+) -> RawAlert:
+    """A RawAlert with its label computed from the body."""
+    return RawAlert(received_at, body, label_body(body, user_agent), remote_addr, user_agent, content_type, source)
+
+
+def insert_raw_alerts(conn: Connection, alerts: Sequence[RawAlert]) -> list[int]:
+    """Inserts the rows (one statement each, so each gets its id) in the caller's transaction."""
+    insert = grafana_alerts.insert()
+    return [conn.execute(insert, alert.row()).inserted_primary_key[0] for alert in alerts]
+
+
+def _clip(value: str | None, limit: int) -> str | None:
+    return value if value is None or len(value) <= limit else value[:limit]

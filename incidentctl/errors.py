@@ -1,0 +1,27 @@
+"""Errors the core raises; only the edges (CLI exit code, HTTP status) turn them into messages."""
+
+
+class IncidentctlError(Exception):
+    """Base of the errors a user can act on; `exit_code` is what the CLI exits with."""
+
+    exit_code = 1
+
+
+class DatabaseUnavailable(IncidentctlError):
+    """The database cannot be reached or answered with a connection-level error."""
+
+    exit_code = 3
+
+
+class SchemaNotReady(IncidentctlError):
+    """The database schema is missing or older than this version of incidentctl needs."""
+
+    exit_code = 3
+
+
+class NotFound(IncidentctlError):
+    """An id names nothing."""
+
+
+class InvalidTransition(IncidentctlError):
+    """The requested change does not apply to the object's current state."""

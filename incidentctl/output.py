@@ -1,0 +1,93 @@
+"""One renderer for every listing: a rich table, JSON or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any, Callable, Iterable, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+@dataclass(frozen=True)
+class Col:
+    """A table column: `key` in the row, a header, and an optional cell renderer for the table."""
+
+    key: str
+    header: str
+    render: Callable[[Any, dict], str] | None = None
+    style: str | None = None
+    no_wrap: bool = False
+
+
+def to_jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(to_jsonable(value), indent=2, ensure_ascii=False)
+
+
+def render_rows(
+    rows: Sequence[dict],
+    columns: Sequence[Col],
+    fmt: OutputFormat,
+    *,
+    title: str | None = None,
+    console: Console | None = None,
+    empty: str = "nothing to show",
+) -> None:
+    """Prints rows: JSON (the whole objects), CSV (the columns' keys) or a rich table."""
+    if fmt is OutputFormat.json:
+        sys.stdout.write(dumps(list(rows)) + "\n")
+        return
+    if fmt is OutputFormat.csv:
+        sys.stdout.write(to_csv(rows, [c.key for c in columns]))
+        return
+    console = console or Console()
+    if not rows:
+        console.print(f"[dim]{empty}[/dim]")
+        return
+    table = Table(title=title, header_style="bold")
+    for col in columns:
+        table.add_column(col.header, style=col.style, no_wrap=col.no_wrap)
+    for row in rows:
+        table.add_row(*(_cell(col, row) for col in columns))
+    console.print(table)
+
+
+def _cell(col: Col, row: dict) -> str:
+    value = row.get(col.key)
+    if col.render is not None:
+        return col.render(value, row)
+    if value is None:
+        return "-"
+    return str(to_jsonable(value))
+
+
+def to_csv(rows: Iterable[dict], keys: Sequence[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(keys)
+    for row in rows:
+        values = [to_jsonable(row.get(k)) for k in keys]
+        writer.writerow([json.dumps(v) if isinstance(v, (dict, list)) else ("" if v is None else v) for v in values])
+    return buffer.getvalue()

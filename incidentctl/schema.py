@@ -1,0 +1,233 @@
+"""The schema: SQLAlchemy Core tables, the single source for both databases.
+
+`sql/` holds the same schema as MySQL DDL for DBAs; tests/test_schema.py proves they agree.
+Times are stored as naive UTC (DATETIME(6) on MySQL) and read back as aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
+
+metadata = MetaData()
+
+# BIGINT ids on MySQL; SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator):
+    """Aware UTC datetime in, aware UTC datetime out; stored naive UTC with microseconds."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # SQLite through raw SQL
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=timezone.utc)
+
+
+class JsonText(TypeDecorator):
+    """A JSON document kept as text (MEDIUMTEXT on MySQL), so both databases store it alike."""
+
+    impl = Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.MEDIUMTEXT())
+        return dialect.type_descriptor(Text())
+
+    def process_bind_param(self, value: Any, dialect) -> str | None:
+        if value is None:
+            return None
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+    def process_result_value(self, value: str | None, dialect) -> Any:
+        return None if value is None else json.loads(value)
+
+
+Body = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+Url = String(2048)
+
+schema_migrations = Table(
+    "schema_migrations",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("description", String(255), nullable=False),
+    Column("applied_at", UtcDateTime, nullable=False),
+)
+
+# One row per webhook request, exactly as received. Append-only but for the processing marks.
+grafana_alerts = Table(
+    "grafana_alerts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("source", String(32), nullable=False),  # grafana | grafana-legacy | alertmanager | replay | unknown
+    Column("remote_addr", String(64)),
+    Column("user_agent", String(255)),
+    Column("content_type", String(255)),
+    Column("body", Body, nullable=False),
+    Column("body_sha256", String(64), nullable=False),
+    Column("body_size", Integer, nullable=False),
+    Column("alert_count", Integer),  # when the body parses
+    Column("status", String(16)),  # top-level status when the body parses
+    Column("parse_error", String(1024)),  # why the body is not a known payload
+    Column("processed_at", UtcDateTime),
+    Column("process_error", String(1024)),
+    # The queue: unprocessed rows oldest first. MySQL indexes NULLs, so `processed_at IS NULL
+    # ORDER BY id` is a range scan on this index.
+    Index("ix_grafana_alerts_queue", "processed_at", "id"),
+    Index("ix_grafana_alerts_received_at", "received_at"),
+    Index("ix_grafana_alerts_sha256", "body_sha256"),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("fingerprint", String(64), nullable=False),  # incident fingerprint (hash of group_by values)
+    # Equals fingerprint while the incident is unresolved, NULL once resolved: the unique index
+    # makes "one unresolved incident per fingerprint" a database rule.
+    Column("active_key", String(64)),
+    Column("status", String(16), nullable=False),  # open | acknowledged | resolved
+    Column("resolution", String(16)),  # auto | manual
+    Column("title", String(512), nullable=False),
+    Column("severity", String(16), nullable=False),  # critical | error | warning | info | none
+    Column("alertname", String(255)),
+    Column("cluster", String(255)),
+    Column("namespace", String(255)),
+    Column("service", String(255)),
+    Column("group_labels", JsonText),  # the group_by label values
+    Column("common_labels", JsonText),  # labels every series shares
+    Column("opened_at", UtcDateTime, nullable=False),
+    Column("last_alert_at", UtcDateTime, nullable=False),
+    Column("acknowledged_at", UtcDateTime),
+    Column("acknowledged_by", String(255)),
+    Column("resolved_at", UtcDateTime),
+    Column("resolved_by", String(255)),
+    Column("alert_count", Integer, nullable=False, default=0),  # alert notifications received
+    Column("series_count", Integer, nullable=False, default=0),  # alert series in the incident
+    Column("series_firing", Integer, nullable=False, default=0),  # of which firing now
+    Column("reopen_count", Integer, nullable=False, default=0),
+    UniqueConstraint("active_key", name="ux_incidents_active_key"),
+    Index("ix_incidents_fingerprint", "fingerprint", "opened_at"),
+    Index("ix_incidents_status_opened", "status", "opened_at"),
+    Index("ix_incidents_opened", "opened_at"),
+    Index("ix_incidents_severity_opened", "severity", "opened_at"),
+    Index("ix_incidents_cluster_opened", "cluster", "opened_at"),
+    Index("ix_incidents_namespace_opened", "namespace", "opened_at"),
+    Index("ix_incidents_service_opened", "service", "opened_at"),
+    Index("ix_incidents_alertname_opened", "alertname", "opened_at"),
+)
+
+# One row per alert series (alert fingerprint) inside an incident.
+incident_alerts = Table(
+    "incident_alerts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    Column("alert_fingerprint", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # firing | resolved
+    Column("severity", String(16), nullable=False),
+    Column("labels", JsonText, nullable=False),
+    Column("annotations", JsonText, nullable=False),
+    Column("generator_url", Url),
+    Column("dashboard_url", Url),
+    Column("panel_url", Url),
+    Column("silence_url", Url),
+    Column("image_url", Url),
+    Column("starts_at", UtcDateTime),
+    Column("ends_at", UtcDateTime),
+    Column("last_event_at", UtcDateTime, nullable=False),  # newest event applied; older ones never undo it
+    Column("first_seen_at", UtcDateTime, nullable=False),
+    Column("last_seen_at", UtcDateTime, nullable=False),
+    Column("times_seen", Integer, nullable=False, default=0),
+    Index("ux_incident_alerts_series", "incident_id", "alert_fingerprint", unique=True),
+    Index("ix_incident_alerts_fingerprint", "alert_fingerprint"),
+)
+
+# The timeline and audit log of every incident.
+incident_events = Table(
+    "incident_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor", String(255), nullable=False),  # `incidentctl` for alert-driven changes, else a person
+    Column("alert_fingerprint", String(64)),
+    Column("raw_alert_id", Id),  # the grafana_alerts row that caused it
+    Column("detail", JsonText),
+    Index("ix_incident_events_incident", "incident_id", "id"),
+    Index("ix_incident_events_kind_at", "kind", "at"),
+)
+
+# The Slack outbox: written in the same transaction as the change it announces.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    Column("change", String(32), nullable=False),  # opened | reopened | escalated | acknowledged | resolved
+    Column("reason", String(255)),
+    Column("severity", String(16), nullable=False),  # the incident's severity at the change
+    Column("created_at", UtcDateTime, nullable=False),  # event time of the change
+    Column("state", String(16), nullable=False),  # pending | sent | failed | suppressed
+    Column("route", String(64)),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime),
+    Column("last_error", String(1024)),
+    Column("sent_at", UtcDateTime),
+    Column("silence_id", Id),
+    Index("ix_notifications_state", "state", "id"),
+    Index("ix_notifications_incident", "incident_id"),
+)
+
+# Maintenance windows: alerts whose labels match every matcher are silenced in the window.
+silences = Table(
+    "silences",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("matchers", JsonText, nullable=False),  # [{"name": .., "value": .., "op": "="}]
+    Column("starts_at", UtcDateTime, nullable=False),
+    Column("ends_at", UtcDateTime, nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expired_at", UtcDateTime),
+    Index("ix_silences_ends_at", "ends_at"),
+)

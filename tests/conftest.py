@@ -1,0 +1,178 @@
+"""Test wiring: every database test runs on SQLite and on MariaDB/MySQL.
+
+MySQL: INCIDENTCTL_TEST_MYSQL_URL names the server (default mysql+pymysql://root@127.0.0.1:3306).
+Each test session creates its own databases (`ict_<pid>_<random>_…`) and drops them at the end,
+so parallel runs never meet. When the server cannot be reached the suite runs on SQLite only and
+says so in its header, unless INCIDENTCTL_TEST_REQUIRE_MYSQL=1 (set by .ci/run): then it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from incidentctl.database import make_engine
+from incidentctl.migrations import upgrade
+from incidentctl.schema import metadata
+
+FIXTURES = Path(__file__).parent / "fixtures"
+MYSQL_SERVER_URL = os.environ.get("INCIDENTCTL_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
+REQUIRE_MYSQL = os.environ.get("INCIDENTCTL_TEST_REQUIRE_MYSQL") == "1"
+RUN_ID = f"ict_{os.getpid()}_{secrets.token_hex(3)}"
+
+
+def _probe_mysql() -> str | None:
+    """None when the server answers, else why not."""
+    try:
+        engine = create_engine(MYSQL_SERVER_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # any failure means "not available"; the reason is reported
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+
+
+_MYSQL_PROBLEM = _probe_mysql()
+BACKENDS = ["sqlite"] + ([] if _MYSQL_PROBLEM else ["mysql"])
+
+
+def pytest_configure(config):
+    if _MYSQL_PROBLEM and REQUIRE_MYSQL:
+        raise pytest.UsageError(
+            f"INCIDENTCTL_TEST_REQUIRE_MYSQL=1 but MySQL at {MYSQL_SERVER_URL} is unreachable: {_MYSQL_PROBLEM}"
+        )
+
+
+def pytest_report_header(config):
+    if _MYSQL_PROBLEM:
+        return [f"database backends: sqlite ONLY — MySQL at {MYSQL_SERVER_URL} unreachable ({_MYSQL_PROBLEM})"]
+    return [f"database backends: sqlite, mysql ({MYSQL_SERVER_URL}, databases {RUN_ID}_*)"]
+
+
+def pytest_generate_tests(metafunc):
+    if "backend" in metafunc.fixturenames:
+        only = metafunc.definition.get_closest_marker("backends")
+        wanted = [b for b in BACKENDS if only is None or b in only.args]
+        metafunc.parametrize("backend", wanted)
+
+
+class MySQLServer:
+    """Creates and drops databases of this test session on the MySQL server."""
+
+    def __init__(self, server_url: str):
+        self.server_url = make_url(server_url)
+        self.admin = create_engine(self.server_url, isolation_level="AUTOCOMMIT")
+        self.created: list[str] = []
+
+    def create_database(self, suffix: str) -> str:
+        name = f"{RUN_ID}_{suffix}"
+        with self.admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+            conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+        self.created.append(name)
+        return self.server_url.set(database=name).render_as_string(hide_password=False)
+
+    def drop_all(self) -> None:
+        with self.admin.connect() as conn:
+            for name in self.created:
+                conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        self.admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def mysql_server():
+    if _MYSQL_PROBLEM:
+        pytest.fail(f"MySQL unreachable: {_MYSQL_PROBLEM}")
+    server = MySQLServer(MYSQL_SERVER_URL)
+    yield server
+    server.drop_all()
+
+
+@pytest.fixture(scope="session")
+def _mysql_schema_url(request):
+    """One MySQL database with the schema, shared by the session and emptied between tests."""
+    if "mysql" not in BACKENDS:
+        return None
+    server = request.getfixturevalue("mysql_server")
+    url = server.create_database("main")
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    return url
+
+
+def _empty_tables(url: str) -> None:
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            if table.name != "schema_migrations":
+                conn.execute(table.delete())
+    engine.dispose()
+
+
+@pytest.fixture
+def db_url(backend, tmp_path, request) -> str:
+    """URL of a database with the current schema and no rows, on `backend`."""
+    if backend == "sqlite":
+        url = f"sqlite+pysqlite:///{tmp_path / 'incidentctl.db'}"
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        return url
+    url = request.getfixturevalue("_mysql_schema_url")
+    _empty_tables(url)
+    return url
+
+
+@pytest.fixture
+def engine(db_url):
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def empty_database_url(backend, tmp_path, request):
+    """Factory: URL of a new database with no tables, on `backend`."""
+    counter = iter(range(1_000_000))
+
+    def make(label: str = "empty") -> str:
+        n = next(counter)
+        if backend == "sqlite":
+            return f"sqlite+pysqlite:///{tmp_path / f'{label}{n}.db'}"
+        server = request.getfixturevalue("mysql_server")
+        return server.create_database(f"{label}{n}_{secrets.token_hex(2)}")
+
+    return make
+
+
+@pytest.fixture
+def fixture_bodies() -> dict[str, bytes]:
+    """Every real webhook body in tests/fixtures, by relative path."""
+    return {
+        str(p.relative_to(FIXTURES)): p.read_bytes()
+        for p in sorted(FIXTURES.rglob("*.json"))
+    }
+
+
+@pytest.fixture
+def cli_env(db_url, tmp_path):
+    """Environment for running the real `incidentctl` entry point against db_url."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INCIDENTCTL_", "DB_", "SLACK_"))}
+    env["INCIDENTCTL_DATABASE_URL"] = db_url
+    env["HOME"] = str(tmp_path / "home")
+    return env
+
+
+@pytest.fixture(scope="session")
+def incidentctl_bin() -> str:
+    path = shutil.which("incidentctl", path=str(Path(os.sys.executable).parent))
+    assert path, "incidentctl console script not installed in the test environment"
+    return path
