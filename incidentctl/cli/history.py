@@ -1,0 +1,109 @@
+"""`incidentctl export` and `incidentctl replay`: the raw archive out to JSON Lines and back in."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ..durations import parse_since
+from ..export import count_rows, export_archive, export_to_file, parse_time
+from ..output import OutputFormat, dumps
+from ..replay import BATCH_SIZE, replay
+from .app import OutputOption, app, context, err_console
+
+
+def _time_option(value: Optional[str], name: str, now: datetime) -> Optional[datetime]:
+    if value is None:
+        return None
+    try:
+        return parse_since(value, now)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=name) from None
+
+
+def _progress(*columns) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), *columns, TimeRemainingColumn(),
+                    console=err_console, transient=True, disable=not err_console.is_terminal)
+
+
+@app.command("export")
+def export_cmd(
+    ctx: typer.Context,
+    since: Optional[str] = typer.Option(None, "--since", help="Only requests received at or after this: "
+                                        "a duration ago (30d, 2h) or an ISO 8601 time."),
+    until: Optional[str] = typer.Option(None, "--until", help="Only requests received before this "
+                                        "(duration ago or ISO 8601 time)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="FILE", dir_okay=False,
+                                       help="Write to FILE (gzip-compressed when it ends in .gz) "
+                                            "instead of standard output."),
+) -> None:
+    """Export the raw archive as JSON Lines, one object per stored webhook request.
+
+    Each object holds the request's time, source and headers and the body exactly as received
+    (format: docs/REPORTS.md). Rows are streamed, so any size fits in memory.
+    """
+    c = context(ctx)
+    now = c.clock()
+    start, end = _time_option(since, "--since", now), _time_option(until, "--until", now)
+    engine = c.engine
+    with _progress(MofNCompleteColumn()) as progress:
+        task = progress.add_task("exporting", total=count_rows(engine, start, end) if err_console.is_terminal else None)
+        report = lambda rows: progress.update(task, completed=rows)  # noqa: E731
+        if out is None:
+            summary = export_archive(engine, sys.stdout.buffer, since=start, until=end, progress=report)
+            sys.stdout.buffer.flush()
+        else:
+            summary = export_to_file(engine, out, since=start, until=end, progress=report)
+    target = summary.path or "standard output"
+    err_console.print(f"exported {summary.rows} request(s) to {target}", highlight=False)
+
+
+@app.command("replay")
+def replay_cmd(
+    ctx: typer.Context,
+    paths: list[str] = typer.Argument(..., metavar="PATH...", help="Files or directories to import: `.json` "
+                                      "webhook bodies, JSON Lines (`.jsonl`/`.ndjson`: our export or one body "
+                                      "per line), each optionally `.gz`; `-` reads JSON Lines from stdin."),
+    received_at: Optional[str] = typer.Option(None, "--received-at", metavar="ISO",
+                                              help="Receive time for bodies that carry none (default: the "
+                                                   "file's modification time). Export records keep their own."),
+    batch_size: int = typer.Option(BATCH_SIZE, "--batch-size", min=1, help="Rows inserted per transaction."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Import historical webhook bodies (files, directories, JSON Lines, gzip) into the raw archive.
+
+    Idempotent: a request already stored (same received_at and body sha256) counts as a
+    duplicate and is not stored again. Bad lines are reported with file:line and skipped; the
+    command exits 1 when there were any. Replayed rows wait for `incidentctl process`.
+    """
+    c = context(ctx)
+    moment = None
+    if received_at is not None:
+        try:
+            moment = parse_time(received_at)
+        except ValueError:
+            raise typer.BadParameter(f"not an ISO 8601 time: {received_at!r}", param_hint="--received-at") from None
+    engine = c.engine
+    with _progress(DownloadColumn()) as progress:
+        task = progress.add_task("replaying", total=None)
+        report = lambda n, total: progress.update(task, advance=n, total=total or None)  # noqa: E731
+        summary = replay(engine, paths, now=c.clock(), received_at=moment, batch_size=batch_size, progress=report)
+    if output is OutputFormat.json:
+        typer.echo(dumps(summary.as_dict()))
+    else:
+        for error in summary.errors:
+            err_console.print(f"[red]error[/red] {error.location}: {error.message}", highlight=False)
+        if summary.error_count > len(summary.errors):
+            err_console.print(f"… and {summary.error_count - len(summary.errors)} more error(s)", highlight=False)
+        typer.echo(f"read {summary.read} from {summary.files} file(s): stored {summary.stored}, "
+                   f"duplicates {summary.duplicates}, errors {summary.error_count}"
+                   + (f" ({summary.not_payloads} stored bodies are not known payloads)" if summary.not_payloads else "")
+                   + (f"; skipped {summary.skipped_files} file(s) without a .json/.jsonl/.ndjson suffix"
+                      if summary.skipped_files else ""))
+    if summary.error_count:
+        raise typer.Exit(1)

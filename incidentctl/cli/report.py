@@ -1,0 +1,146 @@
+"""`incidentctl report`: MTTA/MTTR, resolves, noise and alert volume, as a table, JSON or CSV."""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+from enum import Enum
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from ..durations import format_duration, parse_since
+from ..output import Col, OutputFormat, dumps, render_rows, to_csv
+from ..reports import Report, build_report, metric_rows, report_dict
+from ..stats import bar, sparkline
+from .app import OutputOption, app, context
+
+
+class By(str, Enum):
+    service = "service"
+    severity = "severity"
+    cluster = "cluster"
+    alertname = "alertname"
+
+
+def _dur(value, _row) -> str:
+    return "-" if value is None else format_duration(timedelta(seconds=value))
+
+
+def _triple(prefix: str):
+    def render(row) -> str:
+        return " / ".join(_dur(row[f"{prefix}_{s}"], row) for s in ("mean", "median", "p90"))
+    return render
+
+
+GROUP_COLUMNS = [
+    Col("group", "group", style="bold"),
+    Col("opened", "opened"),
+    Col("resolved", "resolved"),
+    Col("auto_resolved", "auto"),
+    Col("manual_resolved", "manual"),
+    Col("never_acked", "never acked"),
+    Col("mtta_median", "MTTA med / p90", render=lambda v, r: f"{_dur(v, r)} / {_dur(r['mtta_p90'], r)}", no_wrap=True),
+    Col("mttr_median", "MTTR med / p90", render=lambda v, r: f"{_dur(v, r)} / {_dur(r['mttr_p90'], r)}", no_wrap=True),
+    Col("flapping", "flapping"),
+    Col("short_lived", "short-lived"),
+]
+
+def _field(key: str):
+    return lambda row: str(row[key])
+
+
+def _numbers(prefix: str):
+    def render(row) -> str:
+        return " / ".join("-" if row[f"{prefix}_{s}"] is None else f"{row[f'{prefix}_{s}']:g}"
+                          for s in ("mean", "median", "p90"))
+    return render
+
+
+# The figures of the whole window, one per line.
+TOTAL_LINES = [
+    ("incidents opened", _field("opened")),
+    ("resolved (auto / manual)", lambda r: f"{r['resolved']} ({r['auto_resolved']} / {r['manual_resolved']})"),
+    ("still unresolved", _field("unresolved")),
+    ("acknowledged", _field("acknowledged")),
+    ("never acknowledged", _field("never_acked")),
+    ("MTTA mean / median / p90", _triple("mtta")),
+    ("MTTR mean / median / p90", _triple("mttr")),
+    ("alerts per incident mean / median / p90", _numbers("alerts_per_incident")),
+    ("flapping incidents (reopens)", lambda r: f"{r['flapping']} ({r['reopens']})"),
+    ("short-lived (resolved ≤ 5m, no ack)", _field("short_lived")),
+]
+
+
+NOISE_COLUMNS = [
+    Col("title", "incident"),
+    Col("fingerprint", "fingerprint", render=lambda v, r: v[:12]),
+    Col("pages", "pages"),
+    Col("incidents", "incidents"),
+    Col("reopens", "reopens"),
+    Col("short_lived", "short-lived"),
+    Col("never_acked", "never acked"),
+    Col("alerts", "alerts"),
+    Col("suggestion", "suggested fix", render=lambda v, r: v or "-"),
+]
+
+
+@app.command("report")
+def report_cmd(
+    ctx: typer.Context,
+    since: str = typer.Option("30d", "--since", help="Start of the window: a duration ago (30d, 12h) or an "
+                              "ISO 8601 time. Incidents are selected by when they opened."),
+    until: Optional[str] = typer.Option(None, "--until", help="End of the window (default: now)."),
+    by: Optional[By] = typer.Option(None, "--by", case_sensitive=False,
+                                    help="One row of figures per value of this incident field."),
+    top: int = typer.Option(10, "--top", min=1, help="How many noisy fingerprints to list."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """SRE report over a window: MTTA, MTTR, resolves, noise, alert volume per day.
+
+    MTTA and MTTR as mean, median and p90; incidents opened and resolved; auto vs manual
+    resolves; never-acknowledged incidents; alerts per incident; noise: flapping and
+    short-lived incidents and the noisiest fingerprints with a suggested fix. Definitions are in
+    docs/REPORTS.md. CSV output gives the figures rows only.
+    """
+    c = context(ctx)
+    now = c.clock()
+    try:
+        start = parse_since(since, now)
+        end = parse_since(until, now) if until else now
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if end <= start:
+        raise typer.BadParameter("--until must be after --since")
+    report = build_report(c.engine, since=start, until=end, by=by.value if by else None, top=top)
+    if output is OutputFormat.json:
+        sys.stdout.write(dumps(report_dict(report)) + "\n")
+    elif output is OutputFormat.csv:
+        rows = metric_rows(report)
+        sys.stdout.write(to_csv(rows, list(rows[0])))
+    else:
+        _print_table(report)
+
+
+def _print_table(report: Report) -> None:
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    window = f"{report.since:%Y-%m-%d %H:%M} → {report.until:%Y-%m-%d %H:%M} UTC"
+    rows = metric_rows(report)
+    total = rows[-1]
+    lines = [{"figure": label, "value": render(total)} for label, render in TOTAL_LINES]
+    render_rows(lines, [Col("figure", "figure"), Col("value", "value", no_wrap=True)], OutputFormat.table,
+                console=console, title=f"Incidents opened {window}")
+    if report.by:
+        render_rows(rows, GROUP_COLUMNS, OutputFormat.table, console=console, title=f"By {report.by}")
+    noisy = [{**vars(n), "pages": n.pages} for n in report.noisy]
+    render_rows(noisy, NOISE_COLUMNS, OutputFormat.table, console=console, title="Noisiest fingerprints",
+                empty="no fingerprint paged more than once")
+    volume = report.volume
+    alerts = [v.alerts for v in volume]
+    console.print(f"\n[bold]Alerts per day[/bold] {sparkline(alerts)}  (total {sum(alerts)} alerts in "
+                  f"{sum(v.requests for v in volume)} requests)")
+    top = max(alerts, default=0)
+    width = len(str(top))
+    for v in volume:
+        console.print(f"{v.day.isoformat()} {v.alerts:>{width}} {bar(v.alerts, top)}", highlight=False)

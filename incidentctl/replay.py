@@ -1,0 +1,254 @@
+"""Replay: import historical webhook bodies into the raw archive, idempotently.
+
+Inputs are files or directories of `.json` files (one webhook body each) and JSON Lines files
+(our own export, or one body per line), each possibly gzip-compressed. A stored request is
+identified by (received_at, body_sha256): a row already in the archive, or met earlier in the
+same run, is a duplicate and is not stored again, so replaying the same input twice stores
+nothing new. Bad lines are reported with file:line and skipped; the rest is imported.
+Rows are inserted in batches (one executemany and one transaction per batch), so an interrupted
+replay keeps what it committed and can simply be run again.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterable, Iterator, Sequence
+
+from sqlalchemy import Connection, Engine, select
+
+from .archive import RawAlert, raw_alert
+from .database import database_errors
+from .export import BadRecord, from_record, is_record
+from .schema import grafana_alerts
+
+BATCH_SIZE = 1000
+MAX_ERRORS_KEPT = 200  # the count is exact; only the first ones are kept for the report
+REPLAY_SOURCE = "replay"  # source of bodies without a recorded one (not our export)
+STDIN = "-"
+SINGLE_BODY_SUFFIXES = (".json", ".json.gz")
+LINES_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
+PROGRESS_EVERY = 1000  # lines between progress reports
+
+
+@dataclass(frozen=True)
+class InputError:
+    """A line or file that could not be imported, and why."""
+
+    location: str  # `path:line`, or `path` for a whole file
+    message: str
+
+
+@dataclass
+class ReplaySummary:
+    files: int = 0
+    read: int = 0  # bodies and lines read (blank lines aside): stored + duplicates + errors
+    stored: int = 0
+    duplicates: int = 0
+    not_payloads: int = 0  # stored, but not a known webhook payload (see the row's parse_error)
+    skipped_files: int = 0  # files in directories without a replayable suffix
+    error_count: int = 0
+    errors: list[InputError] = field(default_factory=list)
+
+    def add_error(self, error: InputError) -> None:
+        self.error_count += 1
+        self.read += 1
+        if len(self.errors) < MAX_ERRORS_KEPT:
+            self.errors.append(error)
+
+    def as_dict(self) -> dict:
+        return {"files": self.files, "read": self.read, "stored": self.stored, "duplicates": self.duplicates,
+                "not_payloads": self.not_payloads, "skipped_files": self.skipped_files,
+                "errors": self.error_count,
+                "error_list": [{"location": e.location, "message": e.message} for e in self.errors]}
+
+
+@dataclass(frozen=True)
+class Item:
+    location: str
+    alert: RawAlert
+
+
+def is_replayable(path: Path) -> bool:
+    return path.name.endswith(SINGLE_BODY_SUFFIXES + LINES_SUFFIXES)
+
+
+def expand_paths(paths: Sequence[str], summary: ReplaySummary) -> list[str]:
+    """Files to read: the given files, and replayable files under given directories in name
+    order. A missing path is an error in `summary`."""
+    files: list[str] = []
+    for name in paths:
+        if name == STDIN:
+            files.append(STDIN)
+            continue
+        path = Path(name)
+        if path.is_dir():
+            for child in sorted(p for p in path.rglob("*") if p.is_file()):
+                if is_replayable(child):
+                    files.append(str(child))
+                else:
+                    summary.skipped_files += 1
+        elif path.is_file():
+            files.append(name)
+        else:
+            summary.add_error(InputError(name, "no such file or directory"))
+    return files
+
+
+def file_time(path: str, received_at: datetime | None, now: datetime) -> datetime:
+    """The receive time of bodies that carry none: --received-at, else the file's mtime
+    (standard input: now)."""
+    if received_at is not None:
+        return received_at
+    if path == STDIN:
+        return now
+    mtime_ns = Path(path).stat().st_mtime_ns
+    return datetime.fromtimestamp(mtime_ns // 1000 / 1_000_000, timezone.utc)
+
+
+def read_items(path: str, base_time: datetime, stream: BinaryIO,
+               on_progress: Callable[[], None] = lambda: None) -> Iterator[Item | InputError]:
+    """Bodies in one input: the whole file for `.json[.gz]`, else one per JSON line. A file that
+    breaks off (truncated gzip, I/O error) ends with an InputError at the line it broke on."""
+    if path.endswith(SINGLE_BODY_SUFFIXES):
+        try:
+            body = stream.read()
+        except (OSError, EOFError, zlib.error) as exc:
+            yield InputError(path, f"cannot read: {_reason(exc)}")
+            return
+        yield Item(path, raw_alert(body, received_at=base_time, source=REPLAY_SOURCE))
+        return
+    number = 0
+    try:
+        for number, line in enumerate(stream, 1):
+            if number % PROGRESS_EVERY == 0:
+                on_progress()
+            body = line.rstrip(b"\n").rstrip(b"\r")
+            if not body.strip():
+                continue
+            yield line_item(f"{path}:{number}", body, base_time + timedelta(microseconds=number - 1))
+    except (OSError, EOFError, zlib.error) as exc:
+        yield InputError(f"{path}:{number + 1}", f"cannot read further: {_reason(exc)}")
+
+
+def line_item(location: str, line: bytes, line_time: datetime) -> Item | InputError:
+    """One JSON line → an export record, a webhook body (received at `line_time`), or an error."""
+    try:
+        obj = json.loads(line)
+    except RecursionError:
+        return InputError(location, "JSON nested too deeply")
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        return InputError(location, f"invalid JSON: {exc}")
+    if is_record(obj):
+        try:
+            record = from_record(obj)
+        except BadRecord as exc:
+            return InputError(location, f"bad export record: {exc}")
+        return Item(location, raw_alert(record.body, received_at=record.received_at, remote_addr=record.remote_addr,
+                                        user_agent=record.user_agent, content_type=record.content_type,
+                                        source=record.source))
+    if not isinstance(obj, dict):
+        kind = {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(obj), "number")
+        return InputError(location, f"a JSON {kind} is neither a webhook body nor an export record")
+    return Item(location, raw_alert(line, received_at=line_time, source=REPLAY_SOURCE))
+
+
+def store_batch(conn: Connection, alerts: Sequence[RawAlert]) -> list[dict]:
+    """Inserts the alerts not already stored (same received_at and body_sha256) in one
+    executemany; returns the rows it stored."""
+    if not alerts:
+        return []
+    rows = [alert.row() for alert in alerts]
+    table = grafana_alerts
+    query = (select(table.c.body_sha256, table.c.received_at)
+             .where(table.c.body_sha256.in_({r["body_sha256"] for r in rows}))
+             .where(table.c.received_at.between(min(r["received_at"] for r in rows),
+                                                max(r["received_at"] for r in rows))))
+    seen = {(sha, at) for sha, at in conn.execute(query)}
+    fresh = []
+    for row in rows:
+        key = (row["body_sha256"], row["received_at"])
+        if key not in seen:
+            seen.add(key)
+            fresh.append(row)
+    if fresh:
+        conn.execute(table.insert(), fresh)
+    return fresh
+
+
+def replay(engine: Engine, paths: Sequence[str], *, now: datetime, received_at: datetime | None = None,
+           batch_size: int = BATCH_SIZE, progress: Callable[[int, int], None] | None = None,
+           stdin: BinaryIO | None = None) -> ReplaySummary:
+    """Imports `paths` into the archive; returns what it read, stored, skipped and why.
+    `progress(advance, total)` is called with the input bytes consumed since the last call and
+    the size of all inputs (standard input counts as 0)."""
+    summary = ReplaySummary()
+    batch: list[Item] = []
+    files = expand_paths(paths, summary)
+    total = sum(_size(path) for path in files)
+    advance = (lambda n: progress(n, total)) if progress is not None else None
+
+    def flush() -> None:
+        with database_errors(engine), engine.begin() as conn:
+            stored = store_batch(conn, [item.alert for item in batch])
+        summary.stored += len(stored)
+        summary.duplicates += len(batch) - len(stored)
+        summary.not_payloads += sum(1 for row in stored if row["parse_error"] is not None)
+        batch.clear()
+
+    for path in files:
+        summary.files += 1
+        for entry in _read_file(path, received_at, now, advance, stdin):
+            if isinstance(entry, InputError):
+                summary.add_error(entry)
+                continue
+            summary.read += 1
+            batch.append(entry)
+            if len(batch) >= batch_size:
+                flush()
+    if batch:
+        flush()
+    return summary
+
+
+def _read_file(path: str, received_at: datetime | None, now: datetime, progress: Callable[[int], None] | None,
+               stdin: BinaryIO | None) -> Iterable[Item | InputError]:
+    """Items of one input; a file that cannot be opened is an InputError, not an exception."""
+    try:
+        base_time = file_time(path, received_at, now)
+        raw = (stdin or sys.stdin.buffer) if path == STDIN else open(path, "rb")
+    except OSError as exc:
+        yield InputError(path, f"cannot open: {_reason(exc)}")
+        return
+    done = 0
+
+    def report() -> None:
+        nonlocal done
+        if progress is not None and path != STDIN:
+            position = raw.tell()
+            progress(position - done)
+            done = position
+
+    try:
+        stream = gzip.GzipFile(fileobj=raw, mode="rb") if path.endswith(".gz") else raw
+        yield from read_items(path, base_time, stream, report)
+        report()
+    finally:
+        if path != STDIN:
+            raw.close()
+
+
+def _size(path: str) -> int:
+    try:
+        return 0 if path == STDIN else Path(path).stat().st_size
+    except OSError:
+        return 0
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
