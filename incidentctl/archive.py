@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Sequence
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, insert
 
 from .schema import grafana_alerts
 from .sniff import BodyLabel, label_body
@@ -55,9 +55,19 @@ def raw_alert(
 
 
 def insert_raw_alerts(conn: Connection, alerts: Sequence[RawAlert]) -> list[int]:
-    """Inserts the rows (one statement each, so each gets its id) in the caller's transaction."""
-    insert = grafana_alerts.insert()
-    return [conn.execute(insert, alert.row()).inserted_primary_key[0] for alert in alerts]
+    """Inserts the rows in the caller's transaction; returns their ids in order.
+
+    Where the database can return ids from a multi-row INSERT (SQLite, MariaDB 10.5+), one
+    statement carries the whole batch; elsewhere (MySQL 8) it is one statement per row.
+    """
+    if not alerts:
+        return []
+    rows = [alert.row() for alert in alerts]
+    if len(rows) > 1 and conn.dialect.insert_executemany_returning_sort_by_parameter_order:
+        statement = insert(grafana_alerts).returning(grafana_alerts.c.id, sort_by_parameter_order=True)
+        return list(conn.execute(statement, rows).scalars())
+    statement = insert(grafana_alerts)
+    return [conn.execute(statement, row).inserted_primary_key[0] for row in rows]
 
 
 def _clip(value: str | None, limit: int) -> str | None:
