@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 
 import uvicorn
 
@@ -44,8 +45,13 @@ def serve(settings: Settings, *, host: str, port: int, access_log: bool = False,
         access_log=access_log, log_level=settings.log_level.lower(), server_header=False,
         timeout_graceful_shutdown=graceful_timeout,
     )
+    # uvicorn re-raises the signal that stopped it once it has shut down; a no-op handler in its
+    # place makes a clean SIGTERM/SIGINT shutdown exit 0 rather than "killed by signal".
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     uvicorn.Server(config).run()
     receiver.engine.dispose()
+    log.info("receiver stopped")
 
 
 def _auth_summary(auth: AuthPolicy) -> str:
