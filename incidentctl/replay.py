@@ -15,6 +15,7 @@ import gzip
 import json
 import sys
 import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -193,26 +194,43 @@ def replay(engine: Engine, paths: Sequence[str], *, now: datetime, received_at: 
     total = sum(_size(path) for path in files)
     advance = (lambda n: progress(n, total)) if progress is not None else None
 
-    def flush() -> None:
+    def store(alerts: list[RawAlert]) -> tuple[int, int]:
         with database_errors(engine), engine.begin() as conn:
-            stored = store_batch(conn, [item.alert for item in batch])
-        summary.stored += len(stored)
-        summary.duplicates += len(batch) - len(stored)
-        summary.not_payloads += sum(1 for row in stored if row["parse_error"] is not None)
-        batch.clear()
+            stored = store_batch(conn, alerts)
+        return len(stored), sum(1 for row in stored if row["parse_error"] is not None)
 
-    for path in files:
-        summary.files += 1
-        for entry in _read_file(path, received_at, now, advance, stdin):
-            if isinstance(entry, InputError):
-                summary.add_error(entry)
-                continue
-            summary.read += 1
-            batch.append(entry)
-            if len(batch) >= batch_size:
-                flush()
-    if batch:
-        flush()
+    def count(done: Future, size: int) -> None:
+        stored, not_payloads = done.result()  # re-raises the writer's error, e.g. DatabaseUnavailable
+        summary.stored += stored
+        summary.duplicates += size - stored
+        summary.not_payloads += not_payloads
+
+    # One batch is written on a thread while the next is read and parsed, so the database round
+    # trip overlaps the parsing; at most two batches are in memory.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-writer") as writer:
+        in_flight: tuple[Future, int] | None = None
+
+        def flush() -> None:
+            nonlocal in_flight
+            if in_flight is not None:
+                count(*in_flight)
+            in_flight = (writer.submit(store, [item.alert for item in batch]), len(batch))
+            batch.clear()
+
+        for path in files:
+            summary.files += 1
+            for entry in _read_file(path, received_at, now, advance, stdin):
+                if isinstance(entry, InputError):
+                    summary.add_error(entry)
+                    continue
+                summary.read += 1
+                batch.append(entry)
+                if len(batch) >= batch_size:
+                    flush()
+        if batch:
+            flush()
+        if in_flight is not None:
+            count(*in_flight)
     return summary
 
 

@@ -1,0 +1,214 @@
+"""History on MariaDB: replay a generated month of alert notifications, export it, report on it.
+
+1. Generates a month of history (BENCH_HISTORY_ALERTS notifications, default 1,000,000, over the
+   last 30 days) as realistic Grafana unified-alerting bodies: firing, repeated every 4 h and
+   resolved series from a few hundred rules × clusters × services, 1–3 alerts per body, written
+   as our export format (JSON Lines, gzip) so each keeps its receive time.
+2. `incidentctl replay` of that file into an empty database, as a child process: wall time,
+   rows/s and peak RSS (os.wait4). Then the same replay again (everything a duplicate).
+3. `incidentctl export` of the whole archive to /dev/null (streaming: RSS must not grow).
+4. `incidentctl report --since 30d` over it. Without the grouping engine on this branch, the
+   incidents are synthetic (one per ~50 notifications, inserted directly), so the report reads
+   a realistic number of incidents and the full million raw rows for the volume chart.
+
+Targets (issue 5): replay + process ≤ 2 min end to end, peak RSS ≤ 200 MB, report ≤ 2 s.
+Env: BENCH_HISTORY_ALERTS, BENCH_HISTORY_KEEP=1 keeps the database.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import INCIDENTCTL, ROOT, drop_database, machine, scratch_database  # noqa: E402
+
+from sqlalchemy import insert, select  # noqa: E402
+
+from incidentctl.database import make_engine  # noqa: E402
+from incidentctl.export import format_time  # noqa: E402
+from incidentctl.migrations import upgrade  # noqa: E402
+from incidentctl.schema import incident_events, incidents  # noqa: E402
+
+ALERTS = int(os.environ.get("BENCH_HISTORY_ALERTS", "1000000"))
+DAYS = 30
+DB = "incidentctl_bench_history"
+WORK = ROOT / ".bench"
+RULES = ["HighCPU", "HighMemory", "DiskFilling", "PodCrashLooping", "HTTP5xxRate", "LatencyP99High",
+         "NodeNotReady", "CertificateExpiring", "QueueBacklog", "ReplicationLag", "TargetDown", "OOMKilled"]
+CLUSTERS = ["prod-eu-1", "prod-us-1", "prod-ap-1", "staging"]
+SERVICES = ["checkout", "payments", "search", "catalog", "auth", "gateway", "orders", "billing"]
+SEVERITIES = ["critical", "warning", "warning", "info"]
+
+
+def series_pool(rng: random.Random) -> list[dict]:
+    """Alert series: labels, a Grafana-style fingerprint and a rule uid."""
+    pool = []
+    for n in range(1500):
+        rule, cluster, service = rng.choice(RULES), rng.choice(CLUSTERS), rng.choice(SERVICES)
+        labels = {"alertname": rule, "cluster": cluster, "namespace": service, "service": service,
+                  "severity": rng.choice(SEVERITIES), "instance": f"{service}-{n % 7}.{cluster}:9100",
+                  "grafana_folder": "platform"}
+        pool.append({"labels": labels, "fingerprint": f"{rng.getrandbits(64):016x}", "uid": f"r{n:05d}"})
+    return pool
+
+
+def body(series: list[dict], status: str, starts: datetime, ends: datetime | None) -> bytes:
+    alerts = []
+    for s in series:
+        uid = s["uid"]
+        alerts.append({
+            "status": status, "labels": s["labels"],
+            "annotations": {"summary": f"{s['labels']['alertname']} on {s['labels']['instance']}",
+                            "runbook_url": f"https://runbooks.example.com/{s['labels']['alertname']}"},
+            "startsAt": starts.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "endsAt": ends.strftime("%Y-%m-%dT%H:%M:%SZ") if ends else "0001-01-01T00:00:00Z",
+            "generatorURL": f"https://grafana.example.com/alerting/grafana/{uid}/view?orgId=1",
+            "fingerprint": s["fingerprint"],
+            "silenceURL": f"https://grafana.example.com/alerting/silence/new?alertmanager=grafana&matcher=__alert_rule_uid__%3D{uid}&orgId=1",
+            "dashboardURL": "https://grafana.example.com/d/abc123?orgId=1",
+            "panelURL": "https://grafana.example.com/d/abc123?orgId=1&viewPanel=4",
+            "values": {"A": 97.5, "C": 1},
+            "valueString": f"[ var='A' labels={{instance={s['labels']['instance']}}} value=97.5 ], [ var='C' labels={{}} value=1 ]",
+        })
+    common = series[0]["labels"]
+    doc = {"receiver": "incidentctl", "status": status, "alerts": alerts,
+           "groupLabels": {"alertname": common["alertname"], "grafana_folder": "platform"},
+           "commonLabels": {k: common[k] for k in ("alertname", "cluster", "service", "grafana_folder")},
+           "commonAnnotations": {}, "externalURL": "https://grafana.example.com/", "version": "1",
+           "groupKey": f"{{}}/{{}}:{{alertname=\"{common['alertname']}\"}}", "truncatedAlerts": 0, "orgId": 1,
+           "title": f"[{status.upper()}:{len(alerts)}] {common['alertname']}", "state": "alerting", "message": ""}
+    # Grafana is written in Go: & < > are escaped as \u0026 \u003c \u003e.
+    text = json.dumps(doc, indent=2).replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+    return text.encode() + b"\n"
+
+
+def generate(path: Path, count: int, end: datetime) -> int:
+    """Writes `count` export records over the DAYS before `end`; returns the file size."""
+    rng = random.Random(5)
+    pool = series_pool(rng)
+    start = end - timedelta(days=DAYS)
+    step = (end - start) / count
+    firing: dict[int, tuple[list[dict], datetime]] = {}
+    with gzip.open(path, "wb", compresslevel=1) as out:
+        for n in range(count):
+            at = start + step * n + timedelta(microseconds=n % 1000)
+            roll = rng.random()
+            if firing and roll < 0.35:  # a firing group repeats (repeat_interval)
+                key = rng.choice(list(firing)) if len(firing) < 64 else next(iter(firing))
+                group, since = firing[key]
+                data = body(group, "firing", since, None)
+            elif firing and roll < 0.65:  # a firing group resolves
+                key = next(iter(firing))
+                group, since = firing.pop(key)
+                data = body(group, "resolved", since, at)
+            else:  # a new group fires
+                group = rng.sample(pool, rng.choice((1, 1, 2, 3)))
+                firing[n] = (group, at)
+                data = body(group, "firing", at, None)
+            record = {"id": n + 1, "received_at": format_time(at), "source": "grafana", "remote_addr": "10.1.2.3",
+                      "user_agent": "Grafana/11.3.0", "content_type": "application/json",
+                      "body_sha256": hashlib.sha256(data).hexdigest(), "body": data.decode()}
+            out.write(json.dumps(record, separators=(",", ":")).encode() + b"\n")
+    return path.stat().st_size
+
+
+def run_child(args: list[str], env: dict, stdout=subprocess.PIPE) -> tuple[float, float, bytes]:
+    """Runs a command; returns (seconds, peak RSS in MB, stdout)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(args, env=env, stdout=stdout, stderr=subprocess.PIPE)
+    out = proc.stdout.read() if stdout == subprocess.PIPE else b""
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed ({proc.returncode}): {err.decode()[-2000:]}")
+    return seconds, usage.ru_maxrss / 1024, out
+
+
+def synthetic_incidents(db_url: str, notifications: int, end: datetime) -> int:
+    """One incident per ~50 notifications, with acks, resolves and reopens (the grouping engine is
+    not on this branch, so `process` cannot make them)."""
+    rng = random.Random(7)
+    engine = make_engine(db_url)
+    count = max(1, notifications // 50)
+    start = end - timedelta(days=DAYS)
+    rows = []
+    for n in range(count):
+        opened = start + (end - start) * rng.random()
+        resolved = opened + timedelta(seconds=rng.choice((120, 240, 900, 3600, 14400))) if rng.random() < 0.9 else None
+        acked = opened + timedelta(seconds=rng.randint(30, 1800)) if rng.random() < 0.6 else None
+        rule, service = rng.choice(RULES), rng.choice(SERVICES)
+        fp = f"{rule}-{service}-{n % 300}"
+        rows.append(dict(fingerprint=fp, active_key=None if resolved else f"{fp}-{n}",
+                         status="resolved" if resolved else ("acknowledged" if acked else "open"),
+                         resolution=rng.choice(("auto", "auto", "manual")) if resolved else None,
+                         title=f"{rule} on {service}", severity=rng.choice(SEVERITIES), alertname=rule,
+                         cluster=rng.choice(CLUSTERS), namespace=service, service=service, opened_at=opened,
+                         last_alert_at=opened, acknowledged_at=acked, acknowledged_by="sre" if acked else None,
+                         resolved_at=resolved, alert_count=rng.randint(1, 120), series_count=1,
+                         series_firing=0 if resolved else 1, reopen_count=rng.choice((0, 0, 0, 1, 3))))
+    with engine.begin() as conn:
+        for i in range(0, len(rows), 2000):
+            conn.execute(insert(incidents), rows[i:i + 2000])
+        query = select(incidents.c.id, incidents.c.acknowledged_at).where(incidents.c.acknowledged_at.is_not(None))
+        acks = [dict(incident_id=r.id, kind="acknowledged", at=r.acknowledged_at, actor="sre") for r in conn.execute(query)]
+        for i in range(0, len(acks), 2000):
+            conn.execute(insert(incident_events), acks[i:i + 2000])
+    engine.dispose()
+    return count
+
+
+def main() -> int:
+    print(f"machine: {machine()} (shared with other work while measured)")
+    WORK.mkdir(exist_ok=True)
+    end = datetime.now(timezone.utc)
+    source = WORK / f"history-{ALERTS}.jsonl.gz"
+    started = time.perf_counter()
+    size = generate(source, ALERTS, end)
+    print(f"generated {ALERTS:,} notifications over {DAYS} days: {size / 2**20:.0f} MiB gzip "
+          f"in {time.perf_counter() - started:.0f} s")
+
+    db_url = scratch_database(DB)
+    engine = make_engine(db_url)
+    upgrade(engine)
+    engine.dispose()
+    env = {**os.environ, "INCIDENTCTL_DATABASE_URL": db_url}
+    try:
+        seconds, rss, out = run_child([INCIDENTCTL, "replay", str(source), "-o", "json"], env)
+        summary = json.loads(out)
+        print(f"replay:        {summary['stored']:,} stored in {seconds:.1f} s = {summary['stored'] / seconds:,.0f} rows/s, "
+              f"peak RSS {rss:.0f} MB (target: replay + process ≤ 120 s, RSS ≤ 200 MB)")
+        seconds, rss, out = run_child([INCIDENTCTL, "replay", str(source), "-o", "json"], env)
+        again = json.loads(out)
+        print(f"replay again:  {again['stored']} stored, {again['duplicates']:,} duplicates in {seconds:.1f} s, "
+              f"peak RSS {rss:.0f} MB")
+        with open(os.devnull, "wb") as null:
+            seconds, rss, _ = run_child([INCIDENTCTL, "export"], env, stdout=null)
+        print(f"export:        {summary['stored']:,} rows in {seconds:.1f} s, peak RSS {rss:.0f} MB")
+        made = synthetic_incidents(db_url, ALERTS, end)
+        seconds, rss, out = run_child([INCIDENTCTL, "report", "--since", "30d", "-o", "json"], env)
+        report = json.loads(out)
+        print(f"report 30d:    {seconds:.2f} s wall incl. interpreter start, peak RSS {rss:.0f} MB "
+              f"({report['total']['opened']:,} synthetic incidents of {made:,}, "
+              f"{sum(d['alerts'] for d in report['volume_per_day']):,} alerts in the volume chart; target ≤ 2 s)")
+        seconds, _, _ = run_child([INCIDENTCTL, "--help"], env)
+        print(f"               (`incidentctl --help` alone takes {seconds:.2f} s)")
+        print("process:       not measured: the grouping engine (process_pending) is not on main yet")
+    finally:
+        if os.environ.get("BENCH_HISTORY_KEEP") != "1":
+            drop_database(DB)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
