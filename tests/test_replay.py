@@ -208,3 +208,35 @@ def test_console_script_export_pipe_replay(cli_env, incidentctl_bin, db_url, tmp
     for e in (engine, target):
         e.dispose()
     assert os.path.exists(tmp_path / "piped.db")
+
+
+def test_export_to_an_unwritable_place_is_a_clear_error_and_leaves_no_file(engine, tmp_path, fixture_bodies):
+    from incidentctl.export import ExportFileError
+
+    _seed(engine, fixture_bodies)
+    with pytest.raises(ExportFileError, match="cannot write .*missing"):
+        export_to_file(engine, tmp_path / "missing" / "out.jsonl")
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro" / "out.jsonl").write_text("old")
+    os.chmod(tmp_path / "ro", 0o500)
+    try:
+        if os.access(tmp_path / "ro", os.W_OK):  # root ignores permissions: nothing to check
+            return
+        with pytest.raises(ExportFileError):
+            export_to_file(engine, tmp_path / "ro" / "out.jsonl")
+        assert (tmp_path / "ro" / "out.jsonl").read_text() == "old"  # the previous file is untouched
+    finally:
+        os.chmod(tmp_path / "ro", 0o700)
+
+
+def test_console_script_exit_codes(cli_env, incidentctl_bin, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"alerts": []}\nnot json\n')
+    run = subprocess.run([incidentctl_bin, "replay", str(bad)], env=cli_env, capture_output=True, text=True)
+    assert run.returncode == 1 and f"{bad}:2: invalid JSON" in run.stderr and "stored 1" in run.stdout
+    run = subprocess.run([incidentctl_bin, "export", "-o", str(tmp_path / "no" / "x.jsonl")], env=cli_env,
+                         capture_output=True, text=True)
+    assert run.returncode == 1 and "cannot write" in run.stderr
+    down = {**cli_env, "INCIDENTCTL_DATABASE_URL": "mysql+pymysql://nobody@127.0.0.1:1/none"}
+    run = subprocess.run([incidentctl_bin, "report"], env=down, capture_output=True, text=True)
+    assert run.returncode == 3 and "unavailable" in run.stderr

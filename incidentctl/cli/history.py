@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..durations import parse_since
@@ -97,7 +98,8 @@ def replay_cmd(
         typer.echo(dumps(summary.as_dict()))
     else:
         for error in summary.errors:
-            err_console.print(f"[red]error[/red] {error.location}: {error.message}", highlight=False)
+            err_console.print(f"[red]error:[/red] {escape(error.location)}: {escape(error.message)}",
+                              highlight=False, soft_wrap=True)
         if summary.error_count > len(summary.errors):
             err_console.print(f"… and {summary.error_count - len(summary.errors)} more error(s)", highlight=False)
         typer.echo(f"read {summary.read} from {summary.files} file(s): stored {summary.stored}, "
