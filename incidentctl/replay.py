@@ -69,12 +69,6 @@ class ReplaySummary:
                 "error_list": [{"location": e.location, "message": e.message} for e in self.errors]}
 
 
-@dataclass(frozen=True)
-class Item:
-    location: str
-    alert: RawAlert
-
-
 def is_replayable(path: Path) -> bool:
     return path.name.endswith(SINGLE_BODY_SUFFIXES + LINES_SUFFIXES)
 
@@ -108,12 +102,12 @@ def file_time(path: str, received_at: datetime | None, now: datetime) -> datetim
         return received_at
     if path == STDIN:
         return now
-    mtime_ns = Path(path).stat().st_mtime_ns
-    return datetime.fromtimestamp(mtime_ns // 1000 / 1_000_000, timezone.utc)
+    seconds, micros = divmod(Path(path).stat().st_mtime_ns // 1000, 1_000_000)
+    return datetime.fromtimestamp(seconds, timezone.utc).replace(microsecond=micros)
 
 
 def read_items(path: str, base_time: datetime, stream: BinaryIO,
-               on_progress: Callable[[], None] = lambda: None) -> Iterator[Item | InputError]:
+               on_progress: Callable[[], None] = lambda: None) -> Iterator[RawAlert | InputError]:
     """Bodies in one input: the whole file for `.json[.gz]`, else one per JSON line. A file that
     breaks off (truncated gzip, I/O error) ends with an InputError at the line it broke on."""
     if path.endswith(SINGLE_BODY_SUFFIXES):
@@ -122,7 +116,7 @@ def read_items(path: str, base_time: datetime, stream: BinaryIO,
         except (OSError, EOFError, zlib.error) as exc:
             yield InputError(path, f"cannot read: {_reason(exc)}")
             return
-        yield Item(path, raw_alert(body, received_at=base_time, source=REPLAY_SOURCE))
+        yield raw_alert(body, received_at=base_time, source=REPLAY_SOURCE)
         return
     number = 0
     try:
@@ -137,7 +131,7 @@ def read_items(path: str, base_time: datetime, stream: BinaryIO,
         yield InputError(f"{path}:{number + 1}", f"cannot read further: {_reason(exc)}")
 
 
-def line_item(location: str, line: bytes, line_time: datetime) -> Item | InputError:
+def line_item(location: str, line: bytes, line_time: datetime) -> RawAlert | InputError:
     """One JSON line → an export record, a webhook body (received at `line_time`), or an error."""
     try:
         obj = json.loads(line)
@@ -150,13 +144,12 @@ def line_item(location: str, line: bytes, line_time: datetime) -> Item | InputEr
             record = from_record(obj)
         except BadRecord as exc:
             return InputError(location, f"bad export record: {exc}")
-        return Item(location, raw_alert(record.body, received_at=record.received_at, remote_addr=record.remote_addr,
-                                        user_agent=record.user_agent, content_type=record.content_type,
-                                        source=record.source))
+        return raw_alert(record.body, received_at=record.received_at, remote_addr=record.remote_addr,
+                         user_agent=record.user_agent, content_type=record.content_type, source=record.source)
     if not isinstance(obj, dict):
         kind = {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(obj), "number")
         return InputError(location, f"a JSON {kind} is neither a webhook body nor an export record")
-    return Item(location, raw_alert(line, received_at=line_time, source=REPLAY_SOURCE))
+    return raw_alert(line, received_at=line_time, source=REPLAY_SOURCE)
 
 
 def store_batch(conn: Connection, alerts: Sequence[RawAlert]) -> list[dict]:
@@ -189,7 +182,7 @@ def replay(engine: Engine, paths: Sequence[str], *, now: datetime, received_at: 
     `progress(advance, total)` is called with the input bytes consumed since the last call and
     the size of all inputs (standard input counts as 0)."""
     summary = ReplaySummary()
-    batch: list[Item] = []
+    batch: list[RawAlert] = []
     files = expand_paths(paths, summary)
     total = sum(_size(path) for path in files)
     advance = (lambda n: progress(n, total)) if progress is not None else None
@@ -214,7 +207,7 @@ def replay(engine: Engine, paths: Sequence[str], *, now: datetime, received_at: 
             nonlocal in_flight
             if in_flight is not None:
                 count(*in_flight)
-            in_flight = (writer.submit(store, [item.alert for item in batch]), len(batch))
+            in_flight = (writer.submit(store, batch.copy()), len(batch))
             batch.clear()
 
         for path in files:
@@ -235,7 +228,7 @@ def replay(engine: Engine, paths: Sequence[str], *, now: datetime, received_at: 
 
 
 def _read_file(path: str, received_at: datetime | None, now: datetime, progress: Callable[[int], None] | None,
-               stdin: BinaryIO | None) -> Iterable[Item | InputError]:
+               stdin: BinaryIO | None) -> Iterable[RawAlert | InputError]:
     """Items of one input; a file that cannot be opened is an InputError, not an exception."""
     try:
         base_time = file_time(path, received_at, now)

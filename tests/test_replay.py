@@ -49,6 +49,11 @@ def _count(engine) -> int:
         return conn.execute(select(func.count()).select_from(grafana_alerts)).scalar_one()
 
 
+def _mtime(path: Path) -> datetime:
+    """A file's modification time, truncated to the microsecond."""
+    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=path.stat().st_mtime_ns // 1000)
+
+
 def _seed(engine, fixture_bodies) -> None:
     alerts = []
     for n, body in enumerate([*fixture_bodies.values(), *ODD_BODIES]):
@@ -120,7 +125,7 @@ def test_corrupt_lines_are_reported_with_file_and_line_and_the_rest_imported(eng
     assert [r.body for r in stored] == [lines[0], lines[5]]
     assert {r.source for r in stored} == {"replay"}
     # Bodies without a time get the file's mtime plus (line − 1) µs, so they keep their order.
-    mtime = datetime.fromtimestamp(path.stat().st_mtime_ns // 1000 / 1e6, timezone.utc)
+    mtime = _mtime(path)
     assert [r.received_at for r in stored] == [mtime, mtime + timedelta(microseconds=5)]
 
 
@@ -153,7 +158,7 @@ def test_directory_of_json_files(engine, tmp_path, fixture_bodies):
         rows = conn.execute(select(grafana_alerts.c.body, grafana_alerts.c.received_at, grafana_alerts.c.source,
                                    grafana_alerts.c.alert_count)).all()
     assert sorted(r.body for r in rows) == sorted(fixture_bodies.values())
-    mtimes = {datetime.fromtimestamp(p.stat().st_mtime_ns // 1000 / 1e6, timezone.utc) for p in folder.rglob("*.json")}
+    mtimes = {_mtime(p) for p in folder.rglob("*.json")}
     assert {r.received_at for r in rows} <= mtimes
     assert {r.source for r in rows} == {"replay"} and all(r.alert_count for r in rows)
 

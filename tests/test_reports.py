@@ -16,6 +16,7 @@ import csv
 import io
 import json
 from datetime import date, datetime, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import insert
@@ -138,3 +139,11 @@ def test_report_window_selects_incidents_by_opening_time(history, db_url):
     assert data["total"]["opened"] == 3  # the 10-31 incident and #1, #2
     assert data["total"]["reopens"] == 5
     assert [d["alerts"] for d in data["volume_per_day"]] == [0, 7, 4]  # 10-30, 10-31, 11-01
+
+
+@pytest.mark.parametrize("command", ["export", "replay", "report"])
+def test_history_commands_have_help_and_a_docs_section(command):
+    result = CliRunner().invoke(app, [command, "--help"])
+    assert result.exit_code == 0 and len(result.stdout) > 200
+    cli_doc = (Path(__file__).parent.parent / "docs" / "CLI.md").read_text()
+    assert f"## `incidentctl {command}`" in cli_doc
