@@ -10,6 +10,7 @@ from . import db  # noqa: F401  (registers commands)
 from . import config_cmd  # noqa: F401
 from . import demo  # noqa: F401
 from . import grafana_cmd  # noqa: F401
+from . import purge  # noqa: F401
 
 
 def main() -> None:
