@@ -11,6 +11,7 @@ from . import config_cmd  # noqa: F401
 from . import demo  # noqa: F401
 from . import grafana_cmd  # noqa: F401
 from . import purge  # noqa: F401
+from . import doctor  # noqa: F401
 
 
 def main() -> None:
