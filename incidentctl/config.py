@@ -84,7 +84,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_body_bytes", "INCIDENTCTL_MAX_BODY_BYTES", 10 << 20, _size,
             "Largest webhook body accepted; larger ones get 413 (accepts 10MiB, 512KiB, bytes)."),
     Setting("write_timeout", "INCIDENTCTL_WRITE_TIMEOUT", 5.0, _seconds,
-            "Longest a webhook waits for its row to be committed before the receiver answers 503."),
+            "Longest a webhook waits in the write queue; past it the receiver answers 503 without storing it."),
     Setting("auth_bearer_token", "INCIDENTCTL_AUTH_BEARER_TOKEN", "", str,
             "When set, webhooks must send `Authorization: Bearer <token>`.", secret=True),
     Setting("auth_basic_user", "INCIDENTCTL_AUTH_BASIC_USER", "", str,
@@ -219,3 +219,14 @@ def _read_file(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     if unknown:
         raise ConfigError(f"config file {path}: unknown setting(s): {', '.join(sorted(unknown))}")
     return scalars, extra
+
+
+def settings_markdown() -> str:
+    """The settings table as docs/CONFIGURATION.md shows it (kept in sync by a test)."""
+    lines = ["| setting (TOML key) | environment variable | default | what it does |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        default = ", ".join(s.default) if isinstance(s.default, tuple) else s.default
+        default = f"`{default}`" if default not in ("", None) else "(empty)"
+        secret = " **Secret**: never printed whole." if s.secret else ""
+        lines.append(f"| `{s.name}` | `{s.env}` | {default} | {s.help}{secret} |")
+    return "\n".join(lines) + "\n"
