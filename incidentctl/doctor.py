@@ -7,8 +7,10 @@ be reached (state unknown). Nothing here writes to the database.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, and_, func, or_, select, text
@@ -128,14 +130,19 @@ def _secret_names() -> set[str]:
 
 
 def check_database(engine: Engine) -> Check:
-    started = datetime.now()
+    path = engine.url.database
+    if is_sqlite(engine) and path and path != ":memory:" and not Path(path).exists():
+        # Connecting would create an empty file; say where the database was expected instead.
+        return Check("database", "error", f"no SQLite database at {path}: run `incidentctl db upgrade` or set "
+                     "INCIDENTCTL_DATABASE_URL / DB_HOST", {"database": describe_url(engine.url)})
+    started = time.perf_counter()
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:  # any failure to connect is what this check reports
         return Check("database", "error", f"cannot reach {describe_url(engine.url)}: {short_error(exc)}",
                      {"database": describe_url(engine.url)})
-    elapsed_ms = round((datetime.now() - started).total_seconds() * 1000, 1)
+    elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
     return Check("database", "ok", f"reachable ({elapsed_ms} ms)", {"database": describe_url(engine.url),
                                                                     "connect_ms": elapsed_ms})
 

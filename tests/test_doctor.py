@@ -128,6 +128,7 @@ def test_silences_ending_soon_are_listed(engine, db_url):
 def test_missing_schema_is_an_error_that_names_the_fix(empty_database_url):
     url = empty_database_url()
     engine = make_engine(url)
+    engine.connect().close()  # an existing database without tables
     report = doctor(_settings(url), engine, NOW)
     engine.dispose()
     assert _by_name(report)["schema"].level == "error" and "incidentctl db upgrade" in _by_name(report)["schema"].message
@@ -173,3 +174,11 @@ def test_console_script_exit_code_for_monitoring(cli_env, incidentctl_bin):
     done = subprocess.run([incidentctl_bin, "doctor", "-o", "json"], env=env, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 3 and json.loads(done.stdout)["checks"][1]["level"] == "error"
+
+
+def test_missing_sqlite_file_is_reported_not_created(tmp_path):
+    path = tmp_path / "nowhere" / "incidentctl.db"
+    url = f"sqlite+pysqlite:///{path}"
+    report = doctor(load_settings({"INCIDENTCTL_DATABASE_URL": url}), make_engine(url), NOW)
+    assert report.exit_code == 3 and "no SQLite database" in report.checks[1].message
+    assert not path.exists()
