@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -58,6 +59,8 @@ def test_dashboard_model_is_a_grafana_mysql_dashboard():
             assert target["rawQuery"] is True and target["editorMode"] == "code"
             assert target["format"] in ("time_series", "table")
             assert target["datasource"] == panel["datasource"]
+            # "Now" must not depend on the session time zone: UTC_TIMESTAMP(6), never NOW().
+            assert not {"NOW()", "CURRENT_TIMESTAMP", "SYSDATE()"} & set(re.findall(r"[A-Z_]+\(?\)?", target["rawSql"].upper()))
         assert len({t["refId"] for t in panel["targets"]}) == len(panel["targets"])
 
 
