@@ -10,6 +10,9 @@ from . import db  # noqa: F401  (registers commands)
 from . import config_cmd  # noqa: F401
 from . import demo  # noqa: F401
 from . import serve  # noqa: F401
+from . import grafana_cmd  # noqa: F401
+from . import purge  # noqa: F401
+from . import doctor  # noqa: F401
 from . import history  # noqa: F401
 from . import report  # noqa: F401
 
