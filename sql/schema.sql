@@ -21,7 +21,7 @@ CREATE TABLE grafana_alerts (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 CREATE INDEX ix_grafana_alerts_queue ON grafana_alerts (processed_at, id);
-CREATE INDEX ix_grafana_alerts_received_at ON grafana_alerts (received_at, alert_count);
+CREATE INDEX ix_grafana_alerts_received_at ON grafana_alerts (received_at, id, alert_count);
 CREATE INDEX ix_grafana_alerts_sha256 ON grafana_alerts (body_sha256);
 
 CREATE TABLE incidents (
