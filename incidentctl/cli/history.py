@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -56,8 +57,12 @@ def export_cmd(
         task = progress.add_task("exporting", total=count_rows(engine, start, end) if err_console.is_terminal else None)
         report = lambda rows: progress.update(task, completed=rows)  # noqa: E731
         if out is None:
-            summary = export_archive(engine, sys.stdout.buffer, since=start, until=end, progress=report)
-            sys.stdout.buffer.flush()
+            try:
+                summary = export_archive(engine, sys.stdout.buffer, since=start, until=end, progress=report)
+                sys.stdout.buffer.flush()
+            except BrokenPipeError:  # the reader went away (`export | head`): stop quietly
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                raise typer.Exit(1)
         else:
             summary = export_to_file(engine, out, since=start, until=end, progress=report)
     target = summary.path or "standard output"
