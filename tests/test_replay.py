@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given, strategies as st
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -245,3 +246,16 @@ def test_console_script_exit_codes(cli_env, incidentctl_bin, tmp_path):
     down = {**cli_env, "INCIDENTCTL_DATABASE_URL": "mysql+pymysql://nobody@127.0.0.1:1/none"}
     run = subprocess.run([incidentctl_bin, "report"], env=down, capture_output=True, text=True)
     assert run.returncode == 3 and "unavailable" in run.stderr
+
+
+@given(body=st.binary(max_size=300) | st.text(max_size=100).map(str.encode),
+       micros=st.integers(min_value=0, max_value=10**15))
+def test_export_record_round_trips_any_body_and_time(body, micros):
+    # Any bytes (UTF-8 text or not) and any microsecond survive to_record → JSON → from_record.
+    moment = datetime(2000, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=micros)
+    row = {"id": 1, "received_at": moment, "source": "grafana", "remote_addr": None, "user_agent": "u",
+           "content_type": None, "body_sha256": hashlib.sha256(body).hexdigest(), "body": body}
+    line = json.dumps(to_record(row), ensure_ascii=False).encode()
+    assert b"\n" not in line
+    record = from_record(json.loads(line))
+    assert (record.body, record.received_at, record.source, record.user_agent) == (body, moment, "grafana", "u")
