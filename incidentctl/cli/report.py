@@ -17,6 +17,9 @@ from ..stats import bar, sparkline
 from .app import OutputOption, app, context
 
 
+MAX_BAR_DAYS = 62
+
+
 class By(str, Enum):
     service = "service"
     severity = "severity"
@@ -140,6 +143,8 @@ def _print_table(report: Report) -> None:
     alerts = [v.alerts for v in volume]
     console.print(f"\n[bold]Alerts per day[/bold] {sparkline(alerts)}  (total {sum(alerts)} alerts in "
                   f"{sum(v.requests for v in volume)} requests)")
+    if len(volume) > MAX_BAR_DAYS:
+        return  # a bar per day would scroll away; the sparkline and JSON carry every day
     top = max(alerts, default=0)
     width = len(str(top))
     for v in volume:
