@@ -95,3 +95,12 @@ def send(session: requests.Session, url: str, message: dict, timeout: float) -> 
     finally:
         response.close()
     return classify(response.status_code, body, response.headers.get("Retry-After"))
+
+
+def make_session() -> requests.Session:
+    """The HTTP session notify sends with (one per run; connections reused across routes)."""
+    from . import __version__
+
+    session = requests.Session()
+    session.headers["User-Agent"] = f"incidentctl/{__version__}"
+    return session
