@@ -77,7 +77,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_body_bytes", "INCIDENTCTL_MAX_BODY_BYTES", 10 << 20, _size,
             "Largest webhook body accepted; larger ones get 413 (accepts 10MiB, 512KiB, bytes)."),
     Setting("write_timeout", "INCIDENTCTL_WRITE_TIMEOUT", 5.0, _seconds,
-            "Longest a webhook waits for its row to be committed before the receiver answers 503."),
+            "Longest a webhook waits in the write queue; past it the receiver answers 503 without storing it."),
     Setting("auth_bearer_token", "INCIDENTCTL_AUTH_BEARER_TOKEN", "", str,
             "When set, webhooks must send `Authorization: Bearer <token>`.", secret=True),
     Setting("auth_basic_user", "INCIDENTCTL_AUTH_BASIC_USER", "", str,

@@ -11,6 +11,7 @@ from . import config_cmd  # noqa: F401
 from . import demo  # noqa: F401
 from . import notify  # noqa: F401
 from . import silence  # noqa: F401
+from . import serve  # noqa: F401
 
 
 def main() -> None:
