@@ -108,3 +108,17 @@ class Scheduler:
                 signal.signal(s, h)
         return received[0]
 
+
+
+def cycle_jobs(engine, settings, session, clock: Callable[[], datetime]) -> list[Job]:
+    """The jobs of `incidentctl run`: process every process_interval, notify every notify_interval."""
+    from .notify import notify_pending
+    from .processor import process_pending
+
+    def process() -> Mapping[str, Any]:
+        return process_pending(engine, settings, batch_size=None, limit=None, progress=None).as_dict()
+
+    def notify() -> Mapping[str, Any]:
+        return notify_pending(engine, settings, session, clock=clock).as_dict()
+
+    return [Job("process", settings.process_interval, process), Job("notify", settings.notify_interval, notify)]
