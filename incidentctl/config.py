@@ -208,3 +208,14 @@ def _read_file(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     if unknown:
         raise ConfigError(f"config file {path}: unknown setting(s): {', '.join(sorted(unknown))}")
     return scalars, extra
+
+
+def settings_markdown() -> str:
+    """The settings table as docs/CONFIGURATION.md shows it (kept in sync by a test)."""
+    lines = ["| setting (TOML key) | environment variable | default | what it does |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        default = ", ".join(s.default) if isinstance(s.default, tuple) else s.default
+        default = f"`{default}`" if default not in ("", None) else "(empty)"
+        secret = " **Secret**: never printed whole." if s.secret else ""
+        lines.append(f"| `{s.name}` | `{s.env}` | {default} | {s.help}{secret} |")
+    return "\n".join(lines) + "\n"
