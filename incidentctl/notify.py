@@ -87,7 +87,7 @@ def notify_pending(engine: Engine, settings: Settings, session: requests.Session
     routes = load_routes(settings) if routes is None else list(routes)
     if not routes and not dry_run:
         with database_errors(engine):
-            due = len(outbox.claim_due(engine, now, CLAIM_LEASE, claim=False))
+            due = outbox.count_due(engine, now)
         return NotifySummary(slack_configured=False, due=due)
     if not routes:
         routes = [Route(DEFAULT_ROUTE, "")]

@@ -24,8 +24,10 @@ def _due(now: datetime):
                 or_(notifications.c.next_attempt_at.is_(None), notifications.c.next_attempt_at <= now))
 
 
-def claim_due(engine: Engine, now: datetime, lease: timedelta, *, claim: bool = True) -> list[dict]:
-    """Pending rows due at `now`, each joined with its incident, oldest first.
+def claim_due(engine: Engine, now: datetime, lease: timedelta, *, claim: bool = True,
+              limit: int = 5000) -> list[dict]:
+    """Up to `limit` pending rows due at `now`, each joined with its incident, oldest first
+    (a larger backlog goes out in the next runs; one digest says "and N more" anyway).
 
     With `claim`, their next_attempt_at moves to now + lease in the same transaction, so an
     overlapping notify run (cron and `run` on two hosts) skips them; if this run dies after
@@ -38,7 +40,7 @@ def claim_due(engine: Engine, now: datetime, lease: timedelta, *, claim: bool = 
                     incidents.c.common_labels, incidents.c.group_labels,
                     incidents.c.severity.label("incident_severity"))
              .join(incidents, incidents.c.id == notifications.c.incident_id)
-             .where(_due(now)).order_by(notifications.c.id))
+             .where(_due(now)).order_by(notifications.c.id).limit(limit))
     if claim and not is_sqlite(engine):
         # SQLite's BEGIN IMMEDIATE already makes this transaction the only writer.
         query = query.with_for_update(skip_locked=True, of=notifications)
@@ -127,6 +129,11 @@ def list_outbox(engine: Engine, *, states: Sequence[str] = STATES, limit: int = 
              .order_by(notifications.c.id.desc()).limit(limit))
     with engine.execution_options(sqlite_begin="DEFERRED").connect() as conn:
         return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def count_due(engine: Engine, now: datetime) -> int:
+    with engine.execution_options(sqlite_begin="DEFERRED").connect() as conn:
+        return conn.execute(select(func.count()).select_from(notifications).where(_due(now))).scalar_one()
 
 
 def count_by_state(engine: Engine) -> dict[str, int]:
