@@ -103,3 +103,12 @@ def test_silence_errors_end_to_end(engine, cli_env, incidentctl_bin, args, code,
 def test_every_command_has_help(command):
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0 and len(result.output.split("Usage:")[1]) > 100
+
+
+def test_notify_with_bad_routes_config_exits_2(engine, cli_env, tmp_path):
+    (nid,) = add_incidents_with_changes(engine, 1)
+    config = tmp_path / "bad.toml"
+    config.write_text('[[routes]]\nname = "oncall"\n')  # no webhook_url
+    result = invoke(["--config", str(config), "notify"], cli_env)
+    assert result.exit_code == 2 and "webhook_url" in result.output
+    assert outbox_rows(engine)[nid]["state"] == "pending"

@@ -102,3 +102,21 @@ def test_footer_state_of_the_world():
 def test_resolved_change_says_how_long_it_lasted():
     c = change(kind="resolved", resolved_at=T0 + timedelta(minutes=42))
     assert "lasted 42m" in build_digest([c], World(), NOW)["blocks"][2]["text"]["text"]
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+KINDS = st.sampled_from(["opened", "reopened", "escalated", "acknowledged", "resolved"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(KINDS, st.text(max_size=600), st.text(max_size=300), st.text(max_size=80)),
+                min_size=1, max_size=80))
+def test_any_alert_text_fits_and_cannot_open_a_slack_token(items):
+    changes = [change(i, kind, title=title, reason=reason, cluster=cluster, severity=cluster[:10] or "none")
+               for i, (kind, title, reason, cluster) in enumerate(items)]
+    message = build_digest(changes, World({"critical": 1}, (1, items[0][1], T0)), NOW)
+    assert limit_violations(message) == []
+    for block in message["blocks"][1:]:
+        for text in [block.get("text", {}).get("text", "")] + [e["text"] for e in block.get("elements", [])]:
+            assert "<" not in text  # only links we build contain '<', and these changes have none
