@@ -89,9 +89,9 @@ def notify_pending(engine: Engine, settings: Settings, session: requests.Session
         with database_errors(engine):
             due = outbox.count_due(engine, now)
         return NotifySummary(slack_configured=False, due=due)
+    summary = NotifySummary(slack_configured=bool(routes), dry_run=dry_run)
     if not routes:
-        routes = [Route(DEFAULT_ROUTE, "")]
-    summary = NotifySummary(slack_configured=bool(load_routes(settings)) if dry_run else True, dry_run=dry_run)
+        routes = [Route(DEFAULT_ROUTE, "")]  # a dry run shows what the default route would get
     with database_errors(engine):
         rows = outbox.claim_due(engine, now, CLAIM_LEASE, claim=not dry_run)
         summary.due = len(rows)
