@@ -38,6 +38,13 @@ def _seconds(raw: str) -> float:
     return parse_duration(raw).total_seconds()
 
 
+def _optional_seconds(raw: str) -> float:
+    """A duration in seconds; empty, `off` or 0 mean off (0.0)."""
+    if raw.strip().lower() in ("", "off", "0"):
+        return 0.0
+    return _seconds(raw)
+
+
 def _size(raw: str) -> int:
     text = raw.strip().upper()
     for suffix, factor in (("GIB", 1 << 30), ("MIB", 1 << 20), ("KIB", 1 << 10), ("B", 1)):
@@ -111,6 +118,10 @@ SETTINGS: tuple[Setting, ...] = (
             "How often `run` processes new alerts."),
     Setting("notify_interval", "INCIDENTCTL_NOTIFY_INTERVAL", 30.0, _seconds,
             "How often `run` sends the Slack digest."),
+    # Retention
+    Setting("purge_older_than", "INCIDENTCTL_PURGE_OLDER_THAN", 0.0, _optional_seconds,
+            "When set (e.g. 90d), `run` deletes processed raw webhook rows older than this once a day, and "
+            "`purge` uses it when --older-than is not given; empty or 0 keeps everything."),
     Setting("log_level", "INCIDENTCTL_LOG_LEVEL", "INFO", str, "Log level (DEBUG, INFO, WARNING, ERROR)."),
 )
 

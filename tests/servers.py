@@ -141,3 +141,65 @@ def serve_env(base_env: dict[str, str], **settings: str) -> dict[str, str]:
     env.setdefault("INCIDENTCTL_LOG_LEVEL", "WARNING")
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+class AlertmanagerProcess:
+    """A real Prometheus Alertmanager on loopback whose only receiver is a webhook to `url`.
+
+    `http_config` is the receiver's YAML http_config block (auth), already indented for it."""
+
+    BINARY_NAMES = ("prometheus-alertmanager", "alertmanager")
+
+    def __init__(self, binary: str, workdir: Path, webhook_url: str, http_config: str = ""):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = workdir / "alertmanager.yml"
+        config.write_text(f"""
+route:
+  receiver: incidentctl
+  group_by: ['alertname', 'cluster']
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: incidentctl
+    webhook_configs:
+      - url: '{webhook_url}'
+        send_resolved: true
+{http_config}
+""")
+        (workdir / "am-data").mkdir(exist_ok=True)
+        self.log_path = workdir / "alertmanager.log"
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [binary, f"--config.file={config}", f"--storage.path={workdir / 'am-data'}",
+             f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address="],
+            stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"alertmanager exited: {self.log()}")
+            try:
+                if requests.get(self.url + "/-/ready", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"alertmanager did not start: {self.log()}")
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self._log.close()
+
+    def __enter__(self) -> "AlertmanagerProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -12,6 +12,9 @@ from . import demo  # noqa: F401
 from . import notify  # noqa: F401
 from . import silence  # noqa: F401
 from . import serve  # noqa: F401
+from . import grafana_cmd  # noqa: F401
+from . import purge  # noqa: F401
+from . import doctor  # noqa: F401
 
 
 def main() -> None:
