@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, MutableMapping, Sequence
 
 from .durations import format_duration
 from .fingerprint import group_values, incident_fingerprint
@@ -90,8 +90,8 @@ class IncidentState:
         return sum(1 for s in self.series.values() if s.status == FIRING)
 
     def copy(self) -> "IncidentState":
-        return replace(self, series={k: replace(v) for k, v in self.series.items()},
-                       group_labels=dict(self.group_labels), common_labels=dict(self.common_labels))
+        """A copy whose series dict is new; series themselves are shared (copy one before changing it)."""
+        return replace(self, series=dict(self.series))
 
 
 @dataclass(frozen=True)
@@ -155,9 +155,29 @@ def decide(
         return _open(event, group_by)
     state = current.copy()
     series = state.series.get(event.fingerprint)
+    if series is not None:
+        series = state.series[event.fingerprint] = replace(series)
     if event.status == FIRING:
         return _firing(state, series, event, reopen_window)
     return _resolved(state, series, event)
+
+
+def group_events(
+    states: MutableMapping[str, IncidentState],
+    events: Iterable[AlertEvent],
+    *,
+    group_by: Sequence[str],
+    reopen_window: timedelta,
+) -> Iterator[tuple[AlertEvent, str, Decision]]:
+    """Runs events in order through `decide` over `states` (incident fingerprint → newest
+    incident), keeping `states` current; yields (event, incident fingerprint, decision). The
+    processor and in-memory replays share this loop."""
+    for event in events:
+        fp = incident_fingerprint(group_by, event.labels, event.fingerprint)
+        decision = decide(states.get(fp), event, group_by=group_by, reopen_window=reopen_window)
+        if decision.changed and decision.state is not None:
+            states[fp] = decision.state
+        yield event, fp, decision
 
 
 def _too_old_to_reopen(current: IncidentState, event: AlertEvent, window: timedelta) -> bool:
@@ -203,7 +223,7 @@ def _open(event: AlertEvent, group_by: Sequence[str]) -> Decision:
     return Decision(
         Action.OPEN, "first firing alert", state,
         (TimelineEntry("opened", event.start, event.fingerprint, {"severity": severity, "title": title}),
-         TimelineEntry("alert_firing", event.start, event.fingerprint, {"labels": labels})),
+         TimelineEntry("alert_firing", event.start, event.fingerprint)),
         (Message("opened", f"opened: {title} firing", severity, event.start),),
     )
 
@@ -231,7 +251,7 @@ def _firing(state: IncidentState, series: SeriesState | None, event: AlertEvent,
             series.status, series.starts_at, series.ends_at = FIRING, event.starts_at, None
             series.last_event_at = event.start
             action, reason = Action.REFIRE, "series fires again"
-        timeline.append(TimelineEntry("alert_firing", event.start, event.fingerprint, {"labels": event.labels}))
+        timeline.append(TimelineEntry("alert_firing", event.start, event.fingerprint))
     if state.status == STATUS_RESOLVED:
         if action == Action.REPEAT:
             # The series kept firing after a person resolved the incident: record the repeat,

@@ -20,7 +20,7 @@ from .config import Settings
 from .database import database_errors, is_sqlite
 from .errors import IncidentctlError
 from .fingerprint import incident_fingerprint
-from .grouping import Action, decide
+from .grouping import Action, group_events
 from .parsing import PayloadError, parse_body
 from .schema import grafana_alerts
 from .state import Changes, load_states, write
@@ -165,17 +165,14 @@ def _apply_batch(conn: Connection, size: int, group_by: tuple[str, ...], window:
     keys = {fp: state.id for fp, state in states.items()}
     changes = Changes()
     for raw_id, events in parsed:
-        for event in events:
+        for event, fp, decision in group_events(states, events, group_by=group_by, reopen_window=window):
             summary.alerts += 1
-            fp = incident_fingerprint(group_by, event.labels, event.fingerprint)
-            decision = decide(states.get(fp), event, group_by=group_by, reopen_window=window)
-            setattr(summary, _COUNTER.get(decision.action, "updated"),
-                    getattr(summary, _COUNTER.get(decision.action, "updated")) + 1)
+            counter = _COUNTER.get(decision.action, "updated")
+            setattr(summary, counter, getattr(summary, counter) + 1)
             if not decision.changed or decision.state is None:
                 continue
             if decision.action == Action.OPEN:
                 keys[fp] = changes.key_for_new()
-            states[fp] = decision.state
             changes.record(keys[fp], decision.state, event.fingerprint, decision.timeline, decision.messages, raw_id)
     write(conn, changes)
     now = datetime.now(timezone.utc)  # a processing mark, not an incident time

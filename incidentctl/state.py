@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterable, Sequence
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, func, null, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -139,16 +139,16 @@ def write(conn: Connection, changes: Changes) -> None:
     """Inserts new incidents, updates the others, upserts touched series, appends events and
     outbox rows; all in the caller's transaction."""
     ids: dict[int, int] = {}
-    updates = []
-    for key, state in changes.incidents.items():
-        if key < 0:
-            ids[key] = state.id = conn.execute(incidents.insert(), incident_row(state)).inserted_primary_key[0]
-        else:
-            ids[key] = key
-            updates.append({"_id": key, **incident_row(state)})
+    # Existing incidents first: one that resolved in this batch frees its active_key for a new
+    # incident of the same fingerprint opened later in the batch.
+    updates = [{"id": key, **incident_row(state)} for key, state in changes.incidents.items() if key > 0]
     if updates:
-        columns = {name: bindparam(name) for name in updates[0] if name != "_id"}
-        conn.execute(update(incidents).where(incidents.c.id == bindparam("_id")).values(columns), updates)
+        _update_incidents(conn, updates)
+        ids.update((u["id"], u["id"]) for u in updates)
+    new = [(key, state) for key, state in changes.incidents.items() if key < 0]
+    if new:
+        for (key, state), new_id in zip(new, _insert_incidents(conn, [incident_row(s) for _, s in new])):
+            ids[key] = state.id = new_id
     series_rows = [series_row(ids[key], changes.incidents[key].series[fp])
                    for key, fps in changes.series.items() for fp in sorted(fps)]
     if series_rows:
@@ -164,6 +164,28 @@ def write(conn: Connection, changes: Changes) -> None:
             {"incident_id": ids[key], "change": m.change, "reason": _clip(m.reason, 255), "severity": m.severity,
              "created_at": m.at, "state": "pending", "attempts": 0}
             for key, m in changes.messages])
+
+
+def _update_incidents(conn: Connection, rows: list[dict]) -> None:
+    if not _is_mysql(conn):
+        columns = {name: bindparam(name) for name in rows[0] if name != "id"}
+        conn.execute(update(incidents).where(incidents.c.id == bindparam("_id")).values(columns),
+                     [{**row, "_id": row["id"]} for row in rows])
+        return
+    # MySQL: one multi-row INSERT … ON DUPLICATE KEY UPDATE instead of a round trip per row.
+    # Every id exists, so InnoDB meets the primary key first; should another row ever hold the
+    # active_key instead, `id = NULL` makes the statement fail rather than update that row.
+    stmt = mysql_insert(incidents)
+    guard = func.if_(incidents.c.id == stmt.inserted.id, incidents.c.id, null())
+    stmt = stmt.on_duplicate_key_update([("id", guard)] + [(k, stmt.inserted[k]) for k in rows[0] if k != "id"])
+    conn.execute(stmt, rows)
+
+
+def _insert_incidents(conn: Connection, rows: list[dict]) -> list[int]:
+    if conn.dialect.insert_executemany_returning_sort_by_parameter_order:
+        stmt = incidents.insert().returning(incidents.c.id, sort_by_parameter_order=True)
+        return list(conn.execute(stmt, rows).scalars())
+    return [conn.execute(incidents.insert(), row).inserted_primary_key[0] for row in rows]
 
 
 def _upsert_series(conn: Connection, rows: list[dict]) -> None:
