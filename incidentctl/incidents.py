@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Sequence
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, Text, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 
 from .database import database_errors, is_sqlite
@@ -65,7 +65,7 @@ def list_incidents(engine: Engine, flt: IncidentFilter) -> list[dict]:
     for name, value in flt.labels:
         # common_labels is JSON with sorted keys and no spaces, so a pair appears as `"k":"v"`.
         pair = json.dumps(name, ensure_ascii=False) + ":" + json.dumps(value, ensure_ascii=False)
-        query = query.where(c.common_labels.like("%" + _escape_like(pair) + "%", escape="\\"))
+        query = query.where(type_coerce(c.common_labels, Text).like("%" + _escape_like(pair) + "%", escape="\\"))
     if flt.since is not None:
         query = query.where(c.opened_at >= flt.since)
     query = query.order_by(c.opened_at.desc(), c.id.desc()).limit(flt.limit)

@@ -128,7 +128,8 @@ def _print_incident(incident: dict, now: datetime) -> None:
     for name, value in facts:
         console.print(f"  [dim]{name:>12}[/] {value}", highlight=False)
     series = Table(title="alert series", header_style="bold")
-    for header in ("fingerprint", "status", "severity", "labels", "annotations", "links", "seen"):
+    series.add_column("fingerprint", no_wrap=True, min_width=16)
+    for header in ("status", "severity", "labels", "annotations", "links", "seen"):
         series.add_column(header)
     for s in incident["series"]:
         series.add_row(s["alert_fingerprint"], s["status"], s["severity"],
@@ -137,8 +138,10 @@ def _print_incident(incident: dict, now: datetime) -> None:
                        "\n".join(f"{k}: {v}" for k, v in s["links"].items()), str(s["times_seen"]))
     console.print(series)
     timeline = Table(title="timeline", header_style="bold")
-    for header in ("at", "event", "actor", "alert", "detail"):
-        timeline.add_column(header)
+    for header in ("at", "event", "actor"):
+        timeline.add_column(header, no_wrap=True)
+    timeline.add_column("alert", no_wrap=True, min_width=16)
+    timeline.add_column("detail")
     for e in incident["events"]:
         detail = e["detail"] or {}
         text = ", ".join(f"{k}={v}" for k, v in detail.items() if k != "labels")
