@@ -63,7 +63,7 @@ _COUNTER = {Action.OPEN: "opened", Action.REOPEN: "reopened", Action.AUTO_RESOLV
 
 def backlog(engine: Engine) -> int:
     """Rows waiting to be processed."""
-    with engine.connect() as conn:
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
         return conn.scalar(select(func.count()).select_from(grafana_alerts)
                            .where(grafana_alerts.c.processed_at.is_(None)))
 

@@ -43,3 +43,39 @@ def snapshot(engine: Engine) -> dict:
         del r["id"]
     return {"incidents": sorted(inc, key=lambda r: (r["fingerprint"], r["opened_at"])), "series": series,
             "events": events, "outbox": outbox}
+
+
+def expected_incidents(rows: Iterable[tuple[datetime, bytes]], group_by, reopen_window_s: float) -> dict:
+    """What one uninterrupted run must produce, computed in memory with the same pure decision."""
+    from incidentctl.grouping import group_events
+    from incidentctl.parsing import PayloadError, parse_body
+
+    states: dict = {}
+    final: dict = {}
+    for at, body in rows:
+        try:
+            events = parse_body(body, at)
+        except PayloadError:
+            continue
+        for _, _, decision in group_events(states, events, group_by=group_by,
+                                           reopen_window=timedelta(seconds=reopen_window_s)):
+            if decision.changed and decision.state is not None:
+                final[(decision.state.fingerprint, decision.state.opened_at)] = decision.state  # newest copy
+    return {key: _incident_summary(s) for key, s in final.items()}
+
+
+def _incident_summary(s) -> tuple:
+    return (s.status, s.severity, s.alert_count, s.reopen_count, len(s.series), s.series_firing, s.resolved_at,
+            sorted((fp, x.status, x.times_seen) for fp, x in s.series.items()))
+
+
+def database_incidents(engine: Engine) -> dict:
+    with engine.connect() as conn:
+        series: dict = {}
+        for r in conn.execute(select(incident_alerts)):
+            series.setdefault(r.incident_id, []).append((r.alert_fingerprint, r.status, r.times_seen))
+        found = [((r.fingerprint, r.opened_at), (r.status, r.severity, r.alert_count, r.reopen_count, r.series_count,
+                                                  r.series_firing, r.resolved_at, sorted(series.get(r.id, []))))
+                 for r in conn.execute(select(incidents))]
+    assert len({key for key, _ in found}) == len(found), "twin incidents"
+    return dict(found)
