@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from typing import Mapping, Sequence
 
 FNV64_OFFSET = 0xCBF29CE484222325
@@ -41,5 +42,10 @@ def incident_fingerprint(group_by: Sequence[str], labels: Mapping[str, str], ale
     """Stable hash of the group_by values: sha256 over `name=value` pairs joined by 0xFF, in
     group_by order, cut to 32 hex digits. The same labels always give the same incident key."""
     values = group_values(group_by, labels, alert_fp)
-    data = b"\xff".join(f"{name}={value}".encode("utf-8") for name, value in values.items())
+    return _group_hash(tuple(values.items()))
+
+
+@lru_cache(maxsize=65536)
+def _group_hash(pairs: tuple[tuple[str, str], ...]) -> str:
+    data = b"\xff".join(f"{name}={value}".encode("utf-8") for name, value in pairs)
     return hashlib.sha256(data).hexdigest()[:32]

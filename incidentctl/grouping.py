@@ -7,7 +7,7 @@ the database; `simulate`/`rebuild` can run it over history in memory. Times are 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Iterable, Iterator, Mapping, MutableMapping, Sequence
 
@@ -91,7 +91,7 @@ class IncidentState:
 
     def copy(self) -> "IncidentState":
         """A copy whose series dict is new; series themselves are shared (copy one before changing it)."""
-        return replace(self, series=dict(self.series))
+        return _shallow(self, series=dict(self.series))
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ def decide(
     state = current.copy()
     series = state.series.get(event.fingerprint)
     if series is not None:
-        series = state.series[event.fingerprint] = replace(series)
+        series = state.series[event.fingerprint] = _shallow(series)
     if event.status == FIRING:
         return _firing(state, series, event, reopen_window)
     return _resolved(state, series, event)
@@ -321,6 +321,13 @@ def _refresh(series: SeriesState, event: AlertEvent, severity: str) -> None:
     series.labels, series.annotations, series.links = dict(event.labels), dict(event.annotations), dict(event.links)
     series.times_seen += 1
     series.last_seen_at = max(series.last_seen_at, event.received_at)
+
+
+def _shallow(obj, **changes):
+    # dataclasses.replace re-runs __init__; this plain copy is what the hot path can afford.
+    new = object.__new__(type(obj))
+    new.__dict__.update(obj.__dict__, **changes)
+    return new
 
 
 def _short(delta: timedelta) -> str:

@@ -50,8 +50,8 @@ def parse_label_filter(text: str) -> tuple[str, str]:
     return name.strip(), value
 
 
-def list_incidents(engine: Engine, flt: IncidentFilter) -> list[dict]:
-    """Incidents matching `flt`, newest opened first."""
+def list_query(flt: IncidentFilter):
+    """The SELECT behind `list` (also EXPLAINed by bench/bench_process.py)."""
     c = incidents.c
     query = select(*(c[name] for name in LIST_FIELDS))
     if flt.status in (None, "unresolved"):
@@ -68,9 +68,13 @@ def list_incidents(engine: Engine, flt: IncidentFilter) -> list[dict]:
         query = query.where(type_coerce(c.common_labels, Text).like("%" + _escape_like(pair) + "%", escape="\\"))
     if flt.since is not None:
         query = query.where(c.opened_at >= flt.since)
-    query = query.order_by(c.opened_at.desc(), c.id.desc()).limit(flt.limit)
+    return query.order_by(c.opened_at.desc(), c.id.desc()).limit(flt.limit)
+
+
+def list_incidents(engine: Engine, flt: IncidentFilter) -> list[dict]:
+    """Incidents matching `flt`, newest opened first."""
     with database_errors(engine), _reader(engine) as conn:
-        return [dict(row._mapping) for row in conn.execute(query)]
+        return [dict(row._mapping) for row in conn.execute(list_query(flt))]
 
 
 def _escape_like(text: str) -> str:

@@ -25,7 +25,7 @@ from .parsing import PayloadError, parse_body
 from .schema import grafana_alerts
 from .state import Changes, load_states, write
 
-LOCK_NAME = "incidentctl.process"
+LOCK_NAME = "incidentctl.process:"
 LOCK_WAIT_SECONDS = 60
 MAX_ERROR = 1000
 BATCH_RETRIES = 3
@@ -123,7 +123,9 @@ class _serialized:
 
     def __enter__(self):
         if self.mysql:
-            got = self.conn.scalar(text("SELECT GET_LOCK(:name, :wait)"), {"name": LOCK_NAME, "wait": LOCK_WAIT_SECONDS})
+            # Named locks are server-wide: the database name keeps two databases apart.
+            got = self.conn.scalar(text("SELECT GET_LOCK(CONCAT(:name, DATABASE()), :wait)"),
+                                   {"name": LOCK_NAME, "wait": LOCK_WAIT_SECONDS})
             self.conn.commit()
             if got != 1:
                 raise ProcessingBusy(f"another `incidentctl process` held the processing lock for {LOCK_WAIT_SECONDS}s")
@@ -133,7 +135,7 @@ class _serialized:
         if self.mysql:
             if self.conn.in_transaction():
                 self.conn.rollback()
-            self.conn.scalar(text("SELECT RELEASE_LOCK(:name)"), {"name": LOCK_NAME})
+            self.conn.scalar(text("SELECT RELEASE_LOCK(CONCAT(:name, DATABASE()))"), {"name": LOCK_NAME})
             self.conn.commit()
         return False
 

@@ -39,7 +39,7 @@ def history(series: int = 200, minutes: int = 240, seed: int = 1, flush_every: i
         flappy = rnd.random() < 0.2
         all_series.append({"labels": labels, "fp": label_fingerprint(labels), "flappy": flappy,
                            "firing": False, "starts": None, "ends": None, "pending_resolved": False,
-                           "next": rnd.randint(0, minutes // 2)})
+                           "next": rnd.randint(0, min(minutes // 2, 120))})
     groups: dict[tuple[str, str], list[dict]] = {}
     for s in all_series:
         groups.setdefault((s["labels"]["alertname"], s["labels"]["cluster"]), []).append(s)
