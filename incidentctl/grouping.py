@@ -48,9 +48,11 @@ class SeriesState:
     fingerprint: str
     status: str  # firing | resolved
     severity: str
-    labels: dict[str, str]
-    annotations: dict[str, str]
-    links: dict[str, str]
+    # None when loaded without them (the processor does not read what it will not change);
+    # set again whenever an event refreshes the series.
+    labels: dict[str, str] | None
+    annotations: dict[str, str] | None
+    links: dict[str, str] | None
     starts_at: datetime | None
     ends_at: datetime | None
     last_event_at: datetime  # time of the newest event applied; older events never undo it

@@ -49,10 +49,17 @@ def load_states(conn: Connection, fingerprints: Iterable[str]) -> dict[str, Inci
         for row in conn.execute(query.with_for_update() if lock else query):
             rows[row.id] = dict(row._mapping)
     states = {row["id"]: _incident_state(row) for row in rows.values()}
+    # Labels, annotations and links are not read: an event that changes them rewrites them all.
+    a = incident_alerts.c
+    columns = (a.incident_id, a.alert_fingerprint, a.status, a.severity, a.starts_at, a.ends_at, a.last_event_at,
+               a.first_seen_at, a.last_seen_at, a.times_seen)
     for chunk in _chunks(sorted(states)):
-        for row in conn.execute(select(incident_alerts).where(incident_alerts.c.incident_id.in_(chunk))
-                                .order_by(incident_alerts.c.id)):
-            states[row.incident_id].series[row.alert_fingerprint] = _series_state(row._mapping)
+        for row in conn.execute(select(*columns).where(a.incident_id.in_(chunk)).order_by(a.id)):
+            states[row.incident_id].series[row.alert_fingerprint] = SeriesState(
+                fingerprint=row.alert_fingerprint, status=row.status, severity=row.severity, labels=None,
+                annotations=None, links=None, starts_at=row.starts_at, ends_at=row.ends_at,
+                last_event_at=row.last_event_at, first_seen_at=row.first_seen_at, last_seen_at=row.last_seen_at,
+                times_seen=row.times_seen)
     return {s.fingerprint: s for s in states.values()}
 
 
@@ -65,16 +72,6 @@ def _incident_state(row: dict) -> IncidentState:
         resolution=row["resolution"], acknowledged_at=row["acknowledged_at"], acknowledged_by=row["acknowledged_by"],
         resolved_at=row["resolved_at"], resolved_by=row["resolved_by"], alert_count=row["alert_count"],
         reopen_count=row["reopen_count"],
-    )
-
-
-def _series_state(row) -> SeriesState:
-    links = {k: row[f"{k}_url"] for k in ("generator", "dashboard", "panel", "silence", "image") if row[f"{k}_url"]}
-    return SeriesState(
-        fingerprint=row["alert_fingerprint"], status=row["status"], severity=row["severity"], labels=row["labels"],
-        annotations=row["annotations"], links=links, starts_at=row["starts_at"], ends_at=row["ends_at"],
-        last_event_at=row["last_event_at"], first_seen_at=row["first_seen_at"], last_seen_at=row["last_seen_at"],
-        times_seen=row["times_seen"],
     )
 
 
@@ -98,15 +95,21 @@ def incident_row(state: IncidentState) -> dict:
     }
 
 
+_SERIES_COUNTERS = ("status", "severity", "starts_at", "ends_at", "last_event_at", "first_seen_at", "last_seen_at",
+                    "times_seen")
+_SERIES_CONTENT = ("labels", "annotations", "generator_url", "dashboard_url", "panel_url", "silence_url", "image_url")
+
+
 def series_row(incident_id: int, s: SeriesState) -> dict:
-    row = {
-        "incident_id": incident_id, "alert_fingerprint": s.fingerprint, "status": s.status, "severity": s.severity,
-        "labels": s.labels, "annotations": s.annotations, "starts_at": s.starts_at, "ends_at": s.ends_at,
-        "last_event_at": s.last_event_at, "first_seen_at": s.first_seen_at, "last_seen_at": s.last_seen_at,
-        "times_seen": s.times_seen,
-    }
+    """The incident_alerts row; labels/annotations/links are placeholders when not loaded (the
+    row exists then, and `_upsert_series` leaves those columns alone)."""
+    row = {"incident_id": incident_id, "alert_fingerprint": s.fingerprint,
+           **{k: getattr(s, k) for k in _SERIES_COUNTERS},
+           "labels": s.labels if s.labels is not None else {},
+           "annotations": s.annotations if s.annotations is not None else {}}
+    links = s.links or {}
     for key in ("generator", "dashboard", "panel", "silence", "image"):
-        row[f"{key}_url"] = _clip(s.links.get(key), 2048)
+        row[f"{key}_url"] = _clip(links.get(key), 2048)
     return row
 
 
@@ -149,10 +152,15 @@ def write(conn: Connection, changes: Changes) -> None:
     if new:
         for (key, state), new_id in zip(new, _insert_incidents(conn, [incident_row(s) for _, s in new])):
             ids[key] = state.id = new_id
-    series_rows = [series_row(ids[key], changes.incidents[key].series[fp])
-                   for key, fps in changes.series.items() for fp in sorted(fps)]
-    if series_rows:
-        _upsert_series(conn, series_rows)
+    full, counters = [], []
+    for key, fps in changes.series.items():
+        for fp in sorted(fps):
+            series = changes.incidents[key].series[fp]
+            (counters if series.labels is None else full).append(series_row(ids[key], series))
+    if full:
+        _upsert_series(conn, full, _SERIES_COUNTERS + _SERIES_CONTENT)
+    if counters:
+        _upsert_series(conn, counters, _SERIES_COUNTERS)
     if changes.events:
         conn.execute(incident_events.insert(), [
             {"incident_id": ids[key], "kind": e.kind, "at": e.at, "actor": SYSTEM_ACTOR,
@@ -188,8 +196,7 @@ def _insert_incidents(conn: Connection, rows: list[dict]) -> list[int]:
     return [conn.execute(incidents.insert(), row).inserted_primary_key[0] for row in rows]
 
 
-def _upsert_series(conn: Connection, rows: list[dict]) -> None:
-    keys = [k for k in rows[0] if k not in ("incident_id", "alert_fingerprint")]
+def _upsert_series(conn: Connection, rows: list[dict], keys: tuple[str, ...]) -> None:
     if _is_mysql(conn):
         stmt = mysql_insert(incident_alerts)
         stmt = stmt.on_duplicate_key_update({k: stmt.inserted[k] for k in keys})

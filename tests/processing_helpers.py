@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 from typing import Iterable
 
@@ -33,7 +34,9 @@ def snapshot(engine: Engine) -> dict:
         inc = [dict(r._mapping) for r in conn.execute(select(incidents).order_by(incidents.c.id))]
         ref = {r["id"]: (r["fingerprint"], r["opened_at"].isoformat()) for r in inc}
         series = sorted((ref[r.incident_id], r.alert_fingerprint, r.status, r.severity, r.starts_at, r.ends_at,
-                         r.last_event_at, r.first_seen_at, r.last_seen_at, r.times_seen, r.labels == r.labels)
+                         r.last_event_at, r.first_seen_at, r.last_seen_at, r.times_seen,
+                         json.dumps(r.labels, sort_keys=True), json.dumps(r.annotations, sort_keys=True),
+                         r.generator_url, r.silence_url)
                         for r in conn.execute(select(incident_alerts)))
         events = [(ref[r.incident_id], r.kind, r.at, r.actor, r.alert_fingerprint, r.detail)
                   for r in conn.execute(select(incident_events).order_by(incident_events.c.id))]

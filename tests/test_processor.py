@@ -91,6 +91,7 @@ def test_batch_size_does_not_change_the_result(engine, empty_database_url):
     one, thousand = snapshot(engine), snapshot(other)
     other.dispose()
     assert one == thousand
+    assert all('"alertname"' in series[10] for series in one["series"])  # labels survive batch boundaries
     kinds = {e[1] for e in one["events"]}
     assert {"opened", "alert_firing", "alert_resolved", "resolved", "reopened"} <= kinds
     assert len(one["incidents"]) > 10
