@@ -26,6 +26,7 @@ _SEVERITY_ALIASES = {
     "info": "info", "informational": "info", "low": "info", "notice": "info",
     "none": "none", "": "none",
 }
+SEVERITY_NAMES = frozenset(name for name in _SEVERITY_ALIASES if name)
 UNKNOWN_SEVERITY = "warning"  # a severity we cannot read is worth a look, never a page
 
 

@@ -53,6 +53,7 @@ def listing(db_url, *args):
 def test_list_filters(seeded):
     assert listing(seeded) == ["PodCrash", "DiskFull", "HighLatency", "Old"]  # newest opened first
     assert listing(seeded, "--severity", "critical") == ["HighLatency"]
+    assert listing(seeded, "--severity", "HIGH") == ["Old"]  # an alias of error, as in labels
     assert listing(seeded, "--cluster", "eu1") == ["DiskFull", "HighLatency"]
     assert listing(seeded, "--namespace", "shop", "--service", "web") == ["PodCrash"]
     assert listing(seeded, "--alertname", "Old") == ["Old"]
@@ -120,10 +121,13 @@ def test_usage_errors_exit_2(db_url, args, message):
     assert message in result.output
 
 
-def test_every_command_has_help(db_url):
+def test_every_command_has_help_and_a_docs_section():
+    from pathlib import Path
+    docs = (Path(__file__).parent.parent / "docs" / "CLI.md").read_text()
     for command in ("process", "list", "show", "ack", "resolve", "reopen", "note"):
         result = runner.invoke(app, [command, "--help"])
         assert result.exit_code == 0 and len(result.output) > 200, command
+        assert f"## `incidentctl {command}`" in docs, command
 
 
 def run(incidentctl_bin, env, *args):

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..durations import format_age, parse_since
-from ..grouping import SEVERITIES
+from ..grouping import SEVERITIES, SEVERITY_NAMES, normalize_severity
 from ..incidents import (IncidentFilter, add_note, list_incidents, parse_label_filter, show_incident,
                          transition_many)
 from ..output import Col, OutputFormat, dumps, render_rows, to_jsonable
@@ -80,8 +80,11 @@ def list_cmd(
     """List incidents, newest first (default: the unresolved ones)."""
     c = context(ctx)
     now = c.clock()
-    if severity is not None and severity.lower() not in SEVERITIES:
-        raise typer.BadParameter(f"{severity!r} is not one of {', '.join(SEVERITIES)}", param_hint="--severity")
+    if severity is not None:
+        if severity.strip().lower() not in SEVERITY_NAMES:
+            raise typer.BadParameter(f"{severity!r} is not one of {', '.join(reversed(SEVERITIES))}",
+                                     param_hint="--severity")
+        severity = normalize_severity(severity)  # `high` → error, as the processor reads labels
     try:
         labels = tuple(parse_label_filter(text) for text in label)
     except ValueError as exc:
@@ -90,7 +93,7 @@ def list_cmd(
         since_at = parse_since(since, now) if since else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--since") from None
-    flt = IncidentFilter(status=status.value if status else None, severity=severity.lower() if severity else None,
+    flt = IncidentFilter(status=status.value if status else None, severity=severity,
                          cluster=cluster, namespace=namespace, service=service, alertname=alertname,
                          labels=labels, since=since_at, limit=limit)
     rows = list_incidents(c.engine, flt)
