@@ -103,6 +103,10 @@ def _run_batch(engine: Engine, size: int, group_by: tuple[str, ...], window: tim
     for attempt in range(BATCH_RETRIES):
         try:
             with engine.connect() as conn:
+                if not is_sqlite(engine):
+                    # READ COMMITTED takes no gap locks: the receiver's INSERTs into the queue
+                    # never wait for a batch (the named lock already orders the batches).
+                    conn.execution_options(isolation_level="READ COMMITTED")
                 with _serialized(conn):
                     with conn.begin():
                         return _apply_batch(conn, size, group_by, window)

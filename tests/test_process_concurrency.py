@@ -14,7 +14,7 @@ import pytest
 
 from history import history
 from incidentctl.config import load_settings
-from incidentctl.processor import backlog
+from incidentctl.processor import backlog, process_pending
 from processing_helpers import database_incidents, expected_incidents, store
 
 SETTINGS = load_settings({})
@@ -60,3 +60,35 @@ def test_sigkill_mid_run_then_rerun_equals_one_run(engine, cli_env, incidentctl_
     assert rerun.returncode == 0, rerun.stderr
     assert json.loads(rerun.stdout)["rows"] == left
     assert database_incidents(engine) == _reference(rows)
+
+
+@pytest.mark.backends("mysql")
+def test_receiver_inserts_do_not_wait_for_a_processing_batch(engine, db_url, monkeypatch, fixture_bodies):
+    # Under REPEATABLE READ the claim's gap lock made the receiver's INSERT wait for the batch
+    # (a 503 at write_timeout); processing runs READ COMMITTED. The insert happens mid-batch.
+    import incidentctl.processor as processor
+    from datetime import datetime, timezone
+    from incidentctl.archive import insert_raw_alerts, raw_alert
+    from incidentctl.database import make_engine
+
+    body = fixture_bodies["grafana/grafana9_zulip_firing_single_valueString.json"]
+    store(engine, [(datetime(2026, 1, 1, tzinfo=timezone.utc), body)])
+    receiver = make_engine(db_url)
+    inserted = []
+    real_write = processor.write
+
+    def write_then_receive(conn, changes):
+        real_write(conn, changes)
+        if inserted:
+            return
+        with receiver.connect() as other:
+            other.exec_driver_sql("SET SESSION innodb_lock_wait_timeout = 2")
+            other.commit()
+            with other.begin():
+                inserted.extend(insert_raw_alerts(other, [raw_alert(body, received_at=datetime.now(timezone.utc))]))
+
+    monkeypatch.setattr(processor, "write", write_then_receive)
+    # the steady state: the backlog is smaller than a batch, so the claim reads to the queue's end
+    assert process_pending(engine, SETTINGS).rows == 2  # the received row is taken by the next batch
+    receiver.dispose()
+    assert len(inserted) == 1 and backlog(engine) == 0
