@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Sequence
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, insert
 
 from .schema import grafana_alerts
 from .sniff import BodyLabel, label_body
@@ -54,10 +54,41 @@ def raw_alert(
     return RawAlert(received_at, body, label_body(body, user_agent), remote_addr, user_agent, content_type, source)
 
 
+# One statement stays well under MySQL's max_allowed_packet (16 MiB by default on MariaDB 10.11).
+STATEMENT_BYTES = 4 << 20
+
+
 def insert_raw_alerts(conn: Connection, alerts: Sequence[RawAlert]) -> list[int]:
-    """Inserts the rows (one statement each, so each gets its id) in the caller's transaction."""
-    insert = grafana_alerts.insert()
-    return [conn.execute(insert, alert.row()).inserted_primary_key[0] for alert in alerts]
+    """Inserts the rows in the caller's transaction; returns their ids in order.
+
+    Where the database can return ids from a multi-row INSERT (SQLite, MariaDB 10.5+), one
+    statement carries many rows (up to STATEMENT_BYTES of bodies); elsewhere (MySQL 8) it is one
+    statement per row.
+    """
+    rows = [alert.row() for alert in alerts]
+    if not conn.dialect.insert_executemany_returning_sort_by_parameter_order:
+        statement = insert(grafana_alerts)
+        return [conn.execute(statement, row).inserted_primary_key[0] for row in rows]
+    statement = insert(grafana_alerts).returning(grafana_alerts.c.id, sort_by_parameter_order=True)
+    ids: list[int] = []
+    for chunk in _chunks_by_size(rows):
+        if len(chunk) == 1:
+            ids.append(conn.execute(insert(grafana_alerts), chunk[0]).inserted_primary_key[0])
+        else:
+            ids.extend(conn.execute(statement, chunk).scalars())
+    return ids
+
+
+def _chunks_by_size(rows: list[dict]) -> list[list[dict]]:
+    chunks: list[list[dict]] = []
+    size = 0
+    for row in rows:
+        if not chunks or size + row["body_size"] > STATEMENT_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(row)
+        size += row["body_size"]
+    return chunks
 
 
 def _clip(value: str | None, limit: int) -> str | None:

@@ -38,6 +38,13 @@ def _seconds(raw: str) -> float:
     return parse_duration(raw).total_seconds()
 
 
+def _optional_seconds(raw: str) -> float:
+    """A duration in seconds; empty, `off` or 0 mean off (0.0)."""
+    if raw.strip().lower() in ("", "off", "0"):
+        return 0.0
+    return _seconds(raw)
+
+
 def _size(raw: str) -> int:
     text = raw.strip().upper()
     for suffix, factor in (("GIB", 1 << 30), ("MIB", 1 << 20), ("KIB", 1 << 10), ("B", 1)):
@@ -77,7 +84,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_body_bytes", "INCIDENTCTL_MAX_BODY_BYTES", 10 << 20, _size,
             "Largest webhook body accepted; larger ones get 413 (accepts 10MiB, 512KiB, bytes)."),
     Setting("write_timeout", "INCIDENTCTL_WRITE_TIMEOUT", 5.0, _seconds,
-            "Longest a webhook waits for its row to be committed before the receiver answers 503."),
+            "Longest a webhook waits in the write queue; past it the receiver answers 503 without storing it."),
     Setting("auth_bearer_token", "INCIDENTCTL_AUTH_BEARER_TOKEN", "", str,
             "When set, webhooks must send `Authorization: Bearer <token>`.", secret=True),
     Setting("auth_basic_user", "INCIDENTCTL_AUTH_BASIC_USER", "", str,
@@ -111,6 +118,10 @@ SETTINGS: tuple[Setting, ...] = (
             "How often `run` processes new alerts."),
     Setting("notify_interval", "INCIDENTCTL_NOTIFY_INTERVAL", 30.0, _seconds,
             "How often `run` sends the Slack digest."),
+    # Retention
+    Setting("purge_older_than", "INCIDENTCTL_PURGE_OLDER_THAN", 0.0, _optional_seconds,
+            "When set (e.g. 90d), `run` deletes processed raw webhook rows older than this once a day, and "
+            "`purge` uses it when --older-than is not given; empty or 0 keeps everything."),
     Setting("log_level", "INCIDENTCTL_LOG_LEVEL", "INFO", str, "Log level (DEBUG, INFO, WARNING, ERROR)."),
 )
 
@@ -208,3 +219,14 @@ def _read_file(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     if unknown:
         raise ConfigError(f"config file {path}: unknown setting(s): {', '.join(sorted(unknown))}")
     return scalars, extra
+
+
+def settings_markdown() -> str:
+    """The settings table as docs/CONFIGURATION.md shows it (kept in sync by a test)."""
+    lines = ["| setting (TOML key) | environment variable | default | what it does |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        default = ", ".join(s.default) if isinstance(s.default, tuple) else s.default
+        default = f"`{default}`" if default not in ("", None) else "(empty)"
+        secret = " **Secret**: never printed whole." if s.secret else ""
+        lines.append(f"| `{s.name}` | `{s.env}` | {default} | {s.help}{secret} |")
+    return "\n".join(lines) + "\n"

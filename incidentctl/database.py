@@ -51,12 +51,16 @@ def is_sqlite(engine_or_url: Engine | URL) -> bool:
     return url.get_backend_name() == "sqlite"
 
 
-def make_engine(url: URL | str, *, connect_timeout: float = 3.0, pool_size: int = 5, **kwargs) -> Engine:
-    """An Engine for `url`. SQLite: WAL, busy timeout, IMMEDIATE transactions. MySQL: timeouts, pre-ping."""
+def make_engine(url: URL | str, *, connect_timeout: float = 3.0, io_timeout: float | None = None,
+                pool_size: int = 5, **kwargs) -> Engine:
+    """An Engine for `url`. SQLite: WAL, busy timeout, IMMEDIATE transactions. MySQL: connect
+    timeout, optional socket read/write timeout (`io_timeout`), pre-ping."""
     url = make_url(url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url, **kwargs)
-    connect_args = {"connect_timeout": max(1, int(round(connect_timeout)))}
+    connect_args: dict = {"connect_timeout": max(1, int(round(connect_timeout)))}
+    if io_timeout:
+        connect_args.update(read_timeout=io_timeout, write_timeout=io_timeout)
     if url.get_backend_name() in ("mysql", "mariadb") and "charset" not in url.query:
         url = url.update_query_dict({"charset": "utf8mb4"})
     return create_engine(

@@ -1,11 +1,13 @@
-"""`incidentctl demo`: try incidentctl on bundled sample alerts, in a throwaway SQLite file."""
+"""`incidentctl demo`: try incidentctl on a short story of sample alerts, in a throwaway SQLite file."""
 
 from __future__ import annotations
+
+from datetime import datetime, timezone
 
 import typer
 
 from ..database import make_engine
-from ..demo import archive_samples, archived_rows, bundled_samples, demo_database_path
+from ..demo import DemoReceiver, archived_rows, demo_database_path, demo_story
 from ..migrations import upgrade
 from ..output import Col, OutputFormat, render_rows
 from .app import app
@@ -13,20 +15,26 @@ from .app import app
 
 @app.command("demo")
 def demo() -> None:
-    """Archive the bundled sample alerts in .demo/incidentctl.db and show the result."""
+    """Receive sample alerts over HTTP into .demo/incidentctl.db and show the result."""
     path = demo_database_path()
-    if path.exists():
-        path.unlink()
+    for leftover in path.parent.glob(path.name + "*"):
+        leftover.unlink()
     engine = make_engine(f"sqlite+pysqlite:///{path}")
     upgrade(engine)
-    samples = bundled_samples()
-    ids = archive_samples(engine, samples)
-    typer.echo(f"archived {len(ids)} sample webhook bodies into {path}")
+    typer.secho(f"1. receiver: incidentctl serve on the embedded default ({path})", bold=True)
+    receiver = DemoReceiver(path)
+    try:
+        for sample in demo_story(datetime.now(timezone.utc)):
+            answer = receiver.post(sample)
+            typer.echo(f"   POST /webhook/grafana  {sample.name:<58} → {answer.status_code} id={answer.json()['id']}")
+    finally:
+        receiver.stop()
+    typer.echo()
     render_rows(
         archived_rows(engine),
         [Col("id", "id"), Col("source", "source"), Col("status", "status"), Col("alert_count", "alerts"),
-         Col("body_size", "bytes"), Col("body_sha256", "sha256", render=lambda v, r: v[:12])],
+         Col("body_size", "bytes"), Col("parse_error", "parse error")],
         OutputFormat.table,
-        title="grafana_alerts (raw archive)",
+        title="grafana_alerts: the raw archive, every body byte for byte",
     )
     engine.dispose()

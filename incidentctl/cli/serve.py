@@ -1,0 +1,31 @@
+"""`incidentctl serve`: the webhook receiver."""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+import typer
+
+from .app import app, context
+
+
+@app.command("serve")
+def serve_command(
+    ctx: typer.Context,
+    host: Optional[str] = typer.Option(None, "--host", help="Address to listen on [default: setting `host`]."),
+    port: Optional[int] = typer.Option(None, "--port", "-p", help="Port to listen on [default: setting `port`]."),
+    access_log: bool = typer.Option(False, "--access-log", help="Log every request (costs throughput)."),
+    graceful_timeout: float = typer.Option(30.0, help="Seconds in-flight requests get to finish on SIGTERM."),
+) -> None:
+    """Receive Grafana/Alertmanager webhooks on POST /webhook/grafana and archive them.
+
+    Every body is committed to `grafana_alerts` before the 2xx answer. Also serves GET /health,
+    GET /metrics (Prometheus) and GET /. Stops on SIGTERM/SIGINT after in-flight requests finish.
+    """
+    from ..receiver.server import serve
+
+    settings = context(ctx).settings
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    serve(settings, host=host or settings.host, port=port or settings.port, access_log=access_log,
+          graceful_timeout=graceful_timeout)
