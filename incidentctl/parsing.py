@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .fingerprint import alert_fingerprint
-from .sniff import Verdict, label_body
+from .sniff import Verdict, label_body, label_document
 
 FIRING = "firing"
 RESOLVED = "resolved"
@@ -63,10 +63,13 @@ class AlertEvent:
 
 def parse_body(body: bytes, received_at: datetime, user_agent: str | None = None) -> list[AlertEvent]:
     """Alert events of a body, in payload order; raises PayloadError naming what is wrong."""
-    label = label_body(body, user_agent)
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        doc = None  # label_body says what is wrong with it
+    label = label_document(doc, user_agent) if doc is not None else label_body(body, user_agent)
     if label.verdict != Verdict.KNOWN:
         raise PayloadError(label.parse_error or "not a known webhook payload")
-    doc = json.loads(body)
     if label.source == "grafana-legacy":
         return parse_legacy(doc, received_at)
     return parse_alert_list(doc, received_at, label.source)
