@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from incidentctl.grouping import Action, decide, normalize_severity
 from incidentctl.parsing import AlertEvent
@@ -167,3 +169,31 @@ def test_decide_never_mutates_the_given_state():
 ])
 def test_severity_normalisation(label, severity):
     assert normalize_severity(label) == severity
+
+
+@st.composite
+def _streams(draw):
+    events = []
+    for _ in range(draw(st.integers(1, 40))):
+        fp = draw(st.sampled_from("abc"))
+        at = draw(st.integers(0, 300))
+        if draw(st.booleans()):
+            events.append(fire(fp, at, start=at - draw(st.integers(0, 20)),
+                               severity=draw(st.sampled_from(["info", "warning", "critical", "P3", None]))))
+        else:
+            events.append(res(fp, at, end=at - draw(st.integers(0, 20)), start=draw(st.integers(0, 300))))
+    return events
+
+
+@given(_streams())
+@settings(max_examples=200, deadline=None)
+def test_any_event_stream_keeps_the_incident_consistent(events):
+    # Whatever order and timing alerts arrive in, decide never fails and the state stays coherent.
+    _, _, _, incidents = run(events)
+    for state in incidents:
+        assert state.series_firing <= len(state.series)
+        if state.status == "resolved":
+            assert state.resolved_at is not None and state.series_firing == 0  # only auto-resolves here
+        else:
+            assert state.resolved_at is None and state.series_firing >= 1
+        assert state.opened_at <= max(s.last_seen_at for s in state.series.values())
