@@ -15,6 +15,8 @@ from . import serve  # noqa: F401
 from . import grafana_cmd  # noqa: F401
 from . import purge  # noqa: F401
 from . import doctor  # noqa: F401
+from . import process  # noqa: F401
+from . import incidents  # noqa: F401
 
 
 def main() -> None:
