@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Mapping
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -22,6 +22,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from .errors import IncidentctlError
 
 log = logging.getLogger("incidentctl.run")
+PURGE_INTERVAL = 86400.0
+NOTIFY_COUNTS = ("due", "sent", "retrying", "failed", "suppressed", "unroutable")
 
 
 @dataclass(frozen=True)
@@ -53,11 +55,13 @@ class Scheduler:
             timezone=timezone.utc,
         )
         now = datetime.now(timezone.utc)
-        for job in self.jobs:
+        for index, job in enumerate(self.jobs):
             if job.interval <= 0:
                 raise ValueError(f"{job.name}: interval must be positive, got {job.interval}")
+            # Staggered first runs keep the jobs' order (process, then notify) on every tick.
+            first = now + timedelta(seconds=0.2 * index)
             self._scheduler.add_job(self._wrap(job), "interval", seconds=job.interval, id=job.name,
-                                    name=job.name, next_run_time=now)
+                                    name=job.name, next_run_time=first, start_date=first)
 
     def _wrap(self, job: Job) -> Callable[[], None]:
         def run() -> None:
@@ -111,14 +115,26 @@ class Scheduler:
 
 
 def cycle_jobs(engine, settings, session, clock: Callable[[], datetime]) -> list[Job]:
-    """The jobs of `incidentctl run`: process every process_interval, notify every notify_interval."""
+    """The jobs of `incidentctl run`: process every process_interval, notify every notify_interval,
+    and, when purge_older_than is set, purge the raw archive once a day."""
+    from dataclasses import asdict
+
     from .notify import notify_pending
     from .processor import process_pending
+    from .retention import purge
 
     def process() -> Mapping[str, Any]:
         return process_pending(engine, settings, batch_size=None, limit=None, progress=None).as_dict()
 
     def notify() -> Mapping[str, Any]:
-        return notify_pending(engine, settings, session, clock=clock).as_dict()
+        summary = notify_pending(engine, settings, session, clock=clock)
+        counts = {k: v for k, v in summary.as_dict().items() if k in NOTIFY_COUNTS}
+        return counts if summary.slack_configured else {"slack": "not-configured", **counts}
 
-    return [Job("process", settings.process_interval, process), Job("notify", settings.notify_interval, notify)]
+    def purge_old() -> Mapping[str, Any]:
+        return asdict(purge(engine, settings.purge_older_than, clock()))
+
+    jobs = [Job("process", settings.process_interval, process), Job("notify", settings.notify_interval, notify)]
+    if settings.purge_older_than:
+        jobs.append(Job("purge", PURGE_INTERVAL, purge_old))
+    return jobs

@@ -111,3 +111,14 @@ def test_sigterm_stops_after_the_current_run():
 def test_bad_interval():
     with pytest.raises(ValueError, match="interval must be positive"):
         Scheduler([Job("process", 0, dict)])
+
+
+def test_cycle_jobs_purge_only_when_configured(tmp_path):
+    from incidentctl.config import load_settings
+    from incidentctl.scheduler import cycle_jobs
+
+    plain = cycle_jobs(None, load_settings(environ={}), None, time.time)
+    assert [(j.name, j.interval) for j in plain] == [("process", 15.0), ("notify", 30.0)]
+    settings = load_settings(environ={"INCIDENTCTL_PURGE_OLDER_THAN": "90d", "INCIDENTCTL_NOTIFY_INTERVAL": "1m"})
+    assert [(j.name, j.interval) for j in cycle_jobs(None, settings, None, time.time)] == [
+        ("process", 15.0), ("notify", 60.0), ("purge", 86400.0)]

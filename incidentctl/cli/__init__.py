@@ -17,6 +17,7 @@ from . import purge  # noqa: F401
 from . import doctor  # noqa: F401
 from . import process  # noqa: F401
 from . import incidents  # noqa: F401
+from . import run  # noqa: F401
 
 
 def main() -> None:
