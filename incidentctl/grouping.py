@@ -16,6 +16,7 @@ from .fingerprint import group_values, incident_fingerprint
 from .parsing import FIRING, RESOLVED, AlertEvent
 
 OPEN, ACKNOWLEDGED, STATUS_RESOLVED = "open", "acknowledged", "resolved"
+CLOCK_PRECISION = timedelta(seconds=1)
 SYSTEM_ACTOR = "incidentctl"
 
 SEVERITIES = ("none", "info", "warning", "error", "critical")  # lowest → highest
@@ -278,8 +279,10 @@ def _resolved(state: IncidentState, series: SeriesState | None, event: AlertEven
         return Decision(Action.IGNORE, "resolved alert for a series the incident does not have", None)
     if series.status == RESOLVED:
         return Decision(Action.IGNORE, "series already resolved", None)
-    episode_start = series.starts_at or series.first_seen_at
-    if event.end < episode_start or (event.starts_at and series.starts_at and event.starts_at < series.starts_at):
+    # Senders round times differently (amtool and Prometheus to the second, Grafana to the
+    # nanosecond), so a resolve in the same second as the start is the same episode.
+    episode_start = (series.starts_at or series.first_seen_at) - CLOCK_PRECISION
+    if event.end < episode_start or (event.starts_at and series.starts_at and event.starts_at < episode_start):
         return Decision(Action.IGNORE, "stale resolved: older than the series' current firing", None)
     state.alert_count += 1
     state.last_alert_at = max(state.last_alert_at, event.received_at)

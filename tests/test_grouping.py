@@ -86,6 +86,9 @@ CASES = [
     # out-of-order resolved: a late resolve of the first episode arrives after the second began → ignored
     ("out-of-order-resolved", [fire("a", 0), res("a", 5), fire("a", 10), res("a", 12, end=5, start=0)],
      [O, AR, RO, IGN], ["opened", "resolved", "reopened"], ("open", "1/1", 1, "warning"), 1),
+    # a resolve stamped to the second, a fraction before the nanosecond start (amtool, Prometheus) → same episode
+    ("resolve-rounded-to-second", [fire("a", 0, start=0.01), res("a", 1, end=0, start=0)], [O, AR],
+     ["opened", "resolved"], ("resolved", "0/1", 0, "warning"), 1),
     # a late firing copy (started before the series resolved) does not reopen
     ("late-firing-copy", [fire("a", 0), res("a", 5), fire("a", 6, start=0)], [O, AR, IGN], ["opened", "resolved"],
      ("resolved", "0/1", 0, "warning"), 1),
