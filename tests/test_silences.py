@@ -128,3 +128,29 @@ def test_expired_early_silence_stops_at_expiry(engine):
         notify_pending(engine, settings, session, clock=lambda: T0 + 3 * H)
     rows = outbox_rows(engine)
     assert (rows[before]["state"], rows[later]["state"]) == ("suppressed", "sent")
+
+
+def test_processed_alerts_in_a_window_are_suppressed(engine, fixture_bodies):
+    """Through the real processor: the outbox rows it writes are silenced by event time."""
+    from datetime import datetime, timezone
+
+    from incidentctl.archive import insert_raw_alerts, raw_alert
+    from incidentctl.processor import process_pending
+
+    start = datetime(2022, 6, 17, 0, 0, tzinfo=timezone.utc)  # the fixture's alerts fire at 01:03 and 01:11
+    s = add_silence(engine, [parse_matcher("alertname=Test alert")], starts_at=start, ends_at=start + 24 * H,
+                    comment="maint", created_by="me", now=start)
+    body = fixture_bodies["grafana/grafana9_zulip_firing_3alerts_2rules.json"]
+    with engine.begin() as conn:
+        insert_raw_alerts(conn, [raw_alert(body, received_at=start + 2 * H)])
+    process_pending(engine, load_settings(environ={}))
+    with FakeSlack() as slack, requests.Session() as session:
+        settings = load_settings(environ={"SLACK_WEBHOOK_URL": slack.url("ok")})
+        summary = notify_pending(engine, settings, session, clock=lambda: start + 3 * H)
+        assert (summary.suppressed, summary.sent) == (1, 1)
+        text = slack.bodies("ok")[0]["text"]
+    assert "Second webhook test" in text and "Test alert (#" not in text
+    suppressed = [r for r in outbox_rows(engine).values() if r["state"] == "suppressed"]
+    assert [r["silence_id"] for r in suppressed] == [s["id"]]
+    assert silenced_incidents(engine, [suppressed[0]["incident_id"]], start + 3 * H) == {
+        suppressed[0]["incident_id"]: s["id"]}
