@@ -22,6 +22,8 @@ def run(ctx: typer.Context) -> None:
     logging.basicConfig(level=c.settings.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # urllib3's DEBUG lines carry the request path, which for a Slack webhook is the secret.
+    logging.getLogger("urllib3").setLevel(max(logging.INFO, logging.getLogger().level))
     engine = c.engine  # checks the database and schema before the loop starts
     with make_session() as session:
         Scheduler(cycle_jobs(engine, c.settings, session, c.clock)).run_until_signalled()
