@@ -43,6 +43,11 @@ def label_body(body: bytes, user_agent: str | None = None) -> BodyLabel:
         return BodyLabel("unknown", Verdict.NOT_JSON, parse_error=_clip(f"body is not UTF-8: {exc}"))
     except ValueError as exc:
         return BodyLabel("unknown", Verdict.NOT_JSON, parse_error=_clip(f"invalid JSON: {exc}"))
+    return label_document(doc, user_agent)
+
+
+def label_document(doc: Any, user_agent: str | None = None) -> BodyLabel:
+    """`label_body` for a body already decoded from JSON (the processor decodes it once)."""
     if not isinstance(doc, dict):
         return BodyLabel("unknown", Verdict.NOT_JSON, parse_error=f"JSON {_kind(doc)} is not a webhook payload")
     if "alerts" in doc:

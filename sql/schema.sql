@@ -53,6 +53,7 @@ CREATE TABLE incidents (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 CREATE INDEX ix_incidents_alertname_opened ON incidents (alertname, opened_at);
+CREATE INDEX ix_incidents_cluster_namespace_opened ON incidents (cluster, namespace, opened_at);
 CREATE INDEX ix_incidents_cluster_opened ON incidents (cluster, opened_at);
 CREATE INDEX ix_incidents_fingerprint ON incidents (fingerprint, opened_at);
 CREATE INDEX ix_incidents_namespace_opened ON incidents (namespace, opened_at);

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
+from incidentctl.fingerprint import label_fingerprint
 from incidentctl.schema import grafana_alerts
 from servers import AlertmanagerProcess, ServeProcess, serve_env
 
@@ -65,9 +66,27 @@ def test_alertmanager_firing_then_resolved_with_bearer_auth(incidentctl_bin, cli
         assert row["body"].endswith(b"\n")  # stored exactly as sent, Go's trailing newline included
         doc = json.loads(row["body"])
         assert doc["version"] == "4" and doc["alerts"][0]["labels"] == LABELS
-    # Alertmanager's fingerprint is stable across firing and resolved
+    # Alertmanager's fingerprint is stable across firing and resolved, and is our FNV-1a of the labels
     fingerprint = json.loads(firing["body"])["alerts"][0]["fingerprint"]
-    assert json.loads(resolved["body"])["alerts"][0]["fingerprint"] == fingerprint
+    assert json.loads(resolved["body"])["alerts"][0]["fingerprint"] == fingerprint == label_fingerprint(LABELS)
+
+    # process through the real entry point: one incident, opened then auto-resolved
+    def cli(*args):
+        run = subprocess.run([incidentctl_bin, *args], env=cli_env, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        return run.stdout
+
+    summary = json.loads(cli("process", "-o", "json"))
+    assert (summary["rows"], summary["opened"], summary["resolved"], summary["errors"]) == (len(rows), 1, 1, 0)
+    (incident,) = json.loads(cli("list", "--status", "all", "-o", "json"))
+    assert (incident["status"], incident["resolution"], incident["severity"], incident["alertname"]) == (
+        "resolved", "auto", "critical", "DiskAlmostFull")
+    assert json.loads(cli("list", "-o", "json")) == []  # nothing unresolved
+    shown = json.loads(cli("show", str(incident["id"]), "-o", "json"))
+    assert [s["alert_fingerprint"] for s in shown["series"]] == [fingerprint]
+    assert shown["series"][0]["status"] == "resolved"
+    assert [e["kind"] for e in shown["events"]][0] == "opened"
+    assert "resolved" in [e["kind"] for e in shown["events"]]
 
 
 def test_alertmanager_basic_auth_wrong_password_is_refused_and_nothing_stored(incidentctl_bin, cli_env, tmp_path,

@@ -9,10 +9,15 @@ from .app import app, err_console
 from . import db  # noqa: F401  (registers commands)
 from . import config_cmd  # noqa: F401
 from . import demo  # noqa: F401
+from . import notify  # noqa: F401
+from . import silence  # noqa: F401
 from . import serve  # noqa: F401
 from . import grafana_cmd  # noqa: F401
 from . import purge  # noqa: F401
 from . import doctor  # noqa: F401
+from . import process  # noqa: F401
+from . import incidents  # noqa: F401
+from . import run  # noqa: F401
 from . import history  # noqa: F401
 from . import report  # noqa: F401
 

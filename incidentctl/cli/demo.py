@@ -6,11 +6,15 @@ from datetime import datetime, timezone
 
 import typer
 
+from ..config import load_settings
 from ..database import make_engine
+from ..incidents import IncidentFilter, list_incidents
+from ..processor import process_pending
 from ..demo import DemoReceiver, archived_rows, demo_database_path, demo_story
 from ..migrations import upgrade
 from ..output import Col, OutputFormat, render_rows
 from .app import app
+from .incidents import render_incident_table
 
 
 @app.command("demo")
@@ -37,4 +41,11 @@ def demo() -> None:
         OutputFormat.table,
         title="grafana_alerts: the raw archive, every body byte for byte",
     )
+    typer.echo()
+    typer.secho("2. incidentctl process: group the archived alerts into incidents", bold=True)
+    summary = process_pending(engine, load_settings(environ={}))
+    typer.echo(f"   processed {summary.line()}")
+    now = datetime.now(timezone.utc)
+    render_incident_table(list_incidents(engine, IncidentFilter(status="all")), now,
+                          title="incidentctl list --status all")
     engine.dispose()

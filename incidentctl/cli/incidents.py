@@ -1,0 +1,213 @@
+"""`incidentctl list|show|ack|resolve|reopen|note`: incidents from the terminal."""
+
+from __future__ import annotations
+
+import getpass
+from datetime import datetime
+from enum import Enum
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..durations import format_age, parse_since
+from ..grouping import SEVERITIES, SEVERITY_NAMES, normalize_severity
+from ..incidents import (IncidentFilter, add_note, list_incidents, parse_label_filter, show_incident,
+                         transition_many)
+from ..output import Col, OutputFormat, dumps, render_rows, to_jsonable
+from .app import OutputOption, app, context, err_console
+
+SEVERITY_STYLE = {"critical": "bold red", "error": "red", "warning": "yellow", "info": "cyan", "none": "dim"}
+STATUS_STYLE = {"open": "bold", "acknowledged": "blue", "resolved": "green"}
+
+
+class StatusChoice(str, Enum):
+    open = "open"
+    acknowledged = "acknowledged"
+    resolved = "resolved"
+    all = "all"
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _by_option():
+    return typer.Option(None, "--by", help="Who does it (default: the OS user).", show_default=False)
+
+
+def incident_columns(now: datetime) -> list[Col]:
+    """The `list` table: also used by `make demo`."""
+    return [
+        Col("id", "id", style="bold", no_wrap=True),
+        Col("status", "status", render=lambda v, r: f"[{STATUS_STYLE.get(v, '')}]{v}[/]", no_wrap=True),
+        Col("severity", "severity", render=lambda v, r: f"[{SEVERITY_STYLE.get(v, '')}]{v}[/]", no_wrap=True),
+        Col("title", "title"),
+        Col("place", "cluster/namespace/service",
+            render=lambda v, r: "/".join(r.get(k) or "-" for k in ("cluster", "namespace", "service"))),
+        Col("opened_at", "age", render=lambda v, r: format_age(v, now), no_wrap=True),
+        Col("series_firing", "alerts", render=lambda v, r: f"{v}/{r['series_count']}", no_wrap=True),
+        Col("acknowledged_by", "acked by", render=lambda v, r: v or "-"),
+    ]
+
+
+def render_incident_table(rows: list[dict], now: datetime, *, console: Console | None = None,
+                          title: str | None = "incidents") -> None:
+    """The rich incident table (coloured severity, "12m ago", firing/total, acked by)."""
+    render_rows(rows, incident_columns(now), OutputFormat.table, title=title, console=console,
+                empty="no incidents match")
+
+
+@app.command("list")
+def list_cmd(
+    ctx: typer.Context,
+    status: Optional[StatusChoice] = typer.Option(None, "--status", help="Default: unresolved (open + acknowledged).",
+                                                  case_sensitive=False),
+    severity: Optional[str] = typer.Option(None, "--severity", help=f"One of {', '.join(reversed(SEVERITIES))}."),
+    cluster: Optional[str] = typer.Option(None, "--cluster", help="Only this cluster."),
+    namespace: Optional[str] = typer.Option(None, "--namespace", help="Only this namespace."),
+    service: Optional[str] = typer.Option(None, "--service", help="Only this service."),
+    alertname: Optional[str] = typer.Option(None, "--alertname", help="Only this alertname."),
+    label: List[str] = typer.Option([], "--label", help="name=value every series of the incident carries; repeatable."),
+    since: Optional[str] = typer.Option(None, "--since", help="Opened since: 2h, 7d or an ISO 8601 time."),
+    limit: int = typer.Option(50, "--limit", min=1, help="At most this many incidents."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """List incidents, newest first (default: the unresolved ones)."""
+    c = context(ctx)
+    now = c.clock()
+    if severity is not None:
+        if severity.strip().lower() not in SEVERITY_NAMES:
+            raise typer.BadParameter(f"{severity!r} is not one of {', '.join(reversed(SEVERITIES))}",
+                                     param_hint="--severity")
+        severity = normalize_severity(severity)  # `high` → error, as the processor reads labels
+    try:
+        labels = tuple(parse_label_filter(text) for text in label)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--label") from None
+    try:
+        since_at = parse_since(since, now) if since else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--since") from None
+    flt = IncidentFilter(status=status.value if status else None, severity=severity,
+                         cluster=cluster, namespace=namespace, service=service, alertname=alertname,
+                         labels=labels, since=since_at, limit=limit)
+    rows = list_incidents(c.engine, flt)
+    if output is OutputFormat.table:
+        render_incident_table(rows, now)
+    else:
+        render_rows(rows, [Col(name, name) for name in rows[0]] if rows else [Col("id", "id")], output)
+
+
+@app.command("show")
+def show_cmd(ctx: typer.Context, incident_id: int = typer.Argument(..., metavar="ID", help="Incident id."),
+             output: OutputFormat = OutputOption) -> None:
+    """Show one incident: its alert series (labels, annotations, links) and its timeline."""
+    c = context(ctx)
+    incident = show_incident(c.engine, incident_id)
+    if output is not OutputFormat.table:
+        typer.echo(dumps(incident))
+        return
+    _print_incident(incident, c.clock())
+
+
+def _print_incident(incident: dict, now: datetime) -> None:
+    console = Console()
+    sev = incident["severity"]
+    console.print(f"[bold]#{incident['id']}[/] {incident['title']}  "
+                  f"[{STATUS_STYLE.get(incident['status'], '')}]{incident['status']}[/]  "
+                  f"[{SEVERITY_STYLE.get(sev, '')}]{sev}[/]", highlight=False)
+    facts = [("fingerprint", incident["fingerprint"]),
+             ("opened", f"{to_jsonable(incident['opened_at'])} ({format_age(incident['opened_at'], now)})"),
+             ("last alert", to_jsonable(incident["last_alert_at"])),
+             ("acknowledged", _who(incident["acknowledged_at"], incident["acknowledged_by"])),
+             ("resolved", _who(incident["resolved_at"], incident["resolved_by"], incident["resolution"])),
+             ("alerts", f"{incident['series_firing']}/{incident['series_count']} series firing, "
+                        f"{incident['alert_count']} notifications, reopened {incident['reopen_count']}x")]
+    for name, value in facts:
+        console.print(f"  [dim]{name:>12}[/] {value}", highlight=False)
+    series = Table(title="alert series", header_style="bold")
+    series.add_column("fingerprint", no_wrap=True, min_width=16)
+    for header in ("status", "severity", "labels", "annotations", "links", "seen"):
+        series.add_column(header)
+    for s in incident["series"]:
+        series.add_row(s["alert_fingerprint"], s["status"], s["severity"],
+                       "\n".join(f"{k}={v}" for k, v in sorted(s["labels"].items())),
+                       "\n".join(f"{k}: {v}" for k, v in sorted(s["annotations"].items())),
+                       "\n".join(f"{k}: {v}" for k, v in s["links"].items()), str(s["times_seen"]))
+    console.print(series)
+    timeline = Table(title="timeline", header_style="bold")
+    for header in ("at", "event", "actor"):
+        timeline.add_column(header, no_wrap=True)
+    timeline.add_column("alert", no_wrap=True, min_width=16)
+    timeline.add_column("detail")
+    for e in incident["events"]:
+        detail = e["detail"] or {}
+        text = ", ".join(f"{k}={v}" for k, v in detail.items() if k != "labels")
+        timeline.add_row(to_jsonable(e["at"]), e["kind"], e["actor"], e["alert_fingerprint"] or "", text)
+    console.print(timeline)
+
+
+def _who(at, by, how=None) -> str:
+    if at is None:
+        return "-"
+    return f"{to_jsonable(at)} by {by or '?'}" + (f" ({how})" if how else "")
+
+
+def _transition(ctx: typer.Context, action: str, ids: list[int], by: Optional[str], note: Optional[str],
+                output: OutputFormat) -> None:
+    c = context(ctx)
+    outcomes = transition_many(c.engine, action, ids, by=by or _os_user(), note=note, now=c.clock())
+    if output is OutputFormat.table:
+        for o in outcomes:
+            if o.ok:
+                typer.echo(o.message)
+            else:
+                err_console.print(f"[red]error:[/red] {o.message}", highlight=False)
+    else:
+        render_rows([{"id": o.id, "ok": o.ok, "status": o.status, "message": o.message} for o in outcomes],
+                    [Col("id", "id"), Col("ok", "ok"), Col("status", "status"), Col("message", "message")], output)
+    if not all(o.ok for o in outcomes):
+        raise typer.Exit(1)
+
+
+IdsArgument = typer.Argument(..., metavar="ID...", help="Incident ids.")
+NoteOption = typer.Option(None, "--note", help="A note recorded with the change.")
+
+
+@app.command("ack")
+def ack_cmd(ctx: typer.Context, ids: List[int] = IdsArgument, by: Optional[str] = _by_option(),
+            note: Optional[str] = NoteOption, output: OutputFormat = OutputOption) -> None:
+    """Acknowledge open incidents (open → acknowledged). Exits 1 if any id failed."""
+    _transition(ctx, "ack", ids, by, note, output)
+
+
+@app.command("resolve")
+def resolve_cmd(ctx: typer.Context, ids: List[int] = IdsArgument, by: Optional[str] = _by_option(),
+                note: Optional[str] = NoteOption, output: OutputFormat = OutputOption) -> None:
+    """Resolve incidents by hand (open or acknowledged → resolved). Exits 1 if any id failed."""
+    _transition(ctx, "resolve", ids, by, note, output)
+
+
+@app.command("reopen")
+def reopen_cmd(ctx: typer.Context, ids: List[int] = IdsArgument, by: Optional[str] = _by_option(),
+               note: Optional[str] = NoteOption, output: OutputFormat = OutputOption) -> None:
+    """Reopen resolved incidents (resolved → open). Exits 1 if any id failed."""
+    _transition(ctx, "reopen", ids, by, note, output)
+
+
+@app.command("note")
+def note_cmd(ctx: typer.Context, incident_id: int = typer.Argument(..., metavar="ID", help="Incident id."),
+             text: str = typer.Argument(..., help="The note."), by: Optional[str] = _by_option(),
+             output: OutputFormat = OutputOption) -> None:
+    """Add a note to an incident's timeline (any status)."""
+    c = context(ctx)
+    add_note(c.engine, incident_id, text, by=by or _os_user(), now=c.clock())
+    if output is OutputFormat.json:
+        typer.echo(dumps({"id": incident_id, "ok": True}))
+    else:
+        typer.echo(f"incident {incident_id}: note added")

@@ -1,0 +1,121 @@
+"""`incidentctl notify` (send the Slack digest) and `incidentctl outbox …` (inspect, retry)."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+from .. import outbox
+from ..config import ConfigError
+from ..database import database_errors
+from ..errors import IncidentctlError
+from ..notify import NotifySummary, notify_pending
+from ..output import Col, OutputFormat, dumps, render_rows
+from ..slack import make_session
+from .app import OutputOption, app, context, err_console
+
+
+class SlackNotConfigured(IncidentctlError):
+    """No Slack webhook is configured, so nothing can be sent."""
+
+
+@app.command("notify")
+def notify(
+    ctx: typer.Context,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the message(s) as JSON; send and mark nothing."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Send one Slack digest per route for the pending outbox, and mark what was sent.
+
+    Exit codes: 0 everything due was delivered, or nothing was due; 1 a route failed (rows stay pending for a retry, or are marked failed on a permanent answer), a change matched no route, or Slack is not configured (SLACK_WEBHOOK_URL unset; the outbox stays pending); 3 the database is unavailable.
+    """
+    c = context(ctx)
+    try:
+        with make_session() as session:
+            summary = notify_pending(c.engine, c.settings, session, dry_run=dry_run, clock=c.clock)
+    except ConfigError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2)
+    if dry_run:
+        typer.echo(dumps(summary.as_dict() if output is OutputFormat.json else summary.messages))
+        if not summary.slack_configured:
+            err_console.print("note: Slack is not configured (SLACK_WEBHOOK_URL); this is what would be sent.")
+        return
+    if output is OutputFormat.json:
+        typer.echo(dumps(summary.as_dict()))
+    else:
+        _print(summary)
+    if not summary.slack_configured:
+        raise SlackNotConfigured(
+            f"Slack is not configured: set SLACK_WEBHOOK_URL (or [[routes]] in the config file); "
+            f"{summary.due} due change(s) stay pending")
+    if not summary.ok and summary.due:
+        raise typer.Exit(1)
+
+
+def _print(s: NotifySummary) -> None:
+    if not s.slack_configured:
+        return
+    if not s.due:
+        typer.echo("nothing to send")
+        return
+    for r in s.routes:
+        if r.outcome == "ok":
+            typer.echo(f"route {r.route} ({r.webhook}): sent {r.changes} change(s)")
+        elif r.outcome == "permanent":
+            typer.echo(f"route {r.route} ({r.webhook}): FAILED, Slack says {r.status} {r.error}; "
+                       f"{r.changes} change(s) marked failed — fix the webhook, then `incidentctl outbox retry`")
+        else:
+            when = r.next_attempt_at.isoformat().replace("+00:00", "Z") if r.next_attempt_at else "next run"
+            typer.echo(f"route {r.route} ({r.webhook}): not delivered ({r.error}); "
+                       f"{r.changes} change(s) retry after {when}")
+    typer.echo(f"sent {s.sent}, suppressed {s.suppressed} (silenced), retrying {s.retrying}, "
+               f"failed {s.failed}, unroutable {s.unroutable}")
+    if s.unroutable:
+        typer.echo("some changes match no route and no default route is set (SLACK_WEBHOOK_URL)")
+
+
+outbox_app = typer.Typer(help="Inspect the Slack outbox; put failed notifications back in the queue.",
+                         no_args_is_help=True)
+app.add_typer(outbox_app, name="outbox")
+
+
+@outbox_app.command("list")
+def outbox_list(
+    ctx: typer.Context,
+    state: Optional[List[str]] = typer.Option(None, "--state", "-s",
+                                              help="Only these states (pending, sent, failed, suppressed); repeatable."),
+    limit: int = typer.Option(50, "--limit", "-n", min=1, help="At most this many rows, newest first."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """List outbox rows with their delivery state, attempts and Slack's last error."""
+    c = context(ctx)
+    states = tuple(state or outbox.STATES)
+    bad = set(states) - set(outbox.STATES)
+    if bad:
+        err_console.print(f"[red]error:[/red] unknown state(s) {', '.join(sorted(bad))}; "
+                          f"use {', '.join(outbox.STATES)}")
+        raise typer.Exit(2)
+    with database_errors(c.engine):
+        rows = outbox.list_outbox(c.engine, states=states, limit=limit)
+    render_rows(rows, [Col("id", "id"), Col("incident_id", "incident"), Col("change", "change"),
+                       Col("severity", "severity"), Col("state", "state"), Col("route", "route"),
+                       Col("attempts", "attempts"), Col("created_at", "at"), Col("last_error", "last error"),
+                       Col("title", "title")], output, title="Slack outbox", empty="the outbox is empty")
+
+
+@outbox_app.command("retry")
+def outbox_retry(
+    ctx: typer.Context,
+    ids: Optional[List[int]] = typer.Argument(None, help="Outbox row ids; all failed rows when omitted."),
+    output: OutputFormat = OutputOption,
+) -> None:
+    """Put failed notifications back to pending, e.g. after fixing a removed webhook."""
+    c = context(ctx)
+    with database_errors(c.engine):
+        n = outbox.retry_failed(c.engine, ids)
+    if output is OutputFormat.json:
+        typer.echo(dumps({"requeued": n}))
+    else:
+        typer.echo(f"{n} failed notification(s) back to pending")

@@ -1,0 +1,29 @@
+"""`incidentctl run`: the long-running scheduler (process and notify on their intervals)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from ..scheduler import Scheduler, cycle_jobs
+from ..slack import make_session
+from .app import app, context
+
+
+@app.command("run")
+def run(ctx: typer.Context) -> None:
+    """Process new alerts every INCIDENTCTL_PROCESS_INTERVAL and send the Slack digest every INCIDENTCTL_NOTIFY_INTERVAL, until SIGTERM/SIGINT.
+
+    Runs never overlap; each logs one line with its counts to stderr. On SIGTERM/SIGINT the current run finishes, then it exits 0. Exit 3 when the database is unavailable at start; later outages are logged and retried on the next run.
+    """
+    c = context(ctx)
+    logging.basicConfig(level=c.settings.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # urllib3's DEBUG lines carry the request path, which for a Slack webhook is the secret.
+    logging.getLogger("urllib3").setLevel(max(logging.INFO, logging.getLogger().level))
+    engine = c.engine  # checks the database and schema before the loop starts
+    with make_session() as session:
+        Scheduler(cycle_jobs(engine, c.settings, session, c.clock)).run_until_signalled()

@@ -1,0 +1,51 @@
+"""Fingerprints: which alert series an alert belongs to, and which incident it groups into."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from typing import Mapping, Sequence
+
+FNV64_OFFSET = 0xCBF29CE484222325
+FNV64_PRIME = 0x100000001B3
+_MASK64 = (1 << 64) - 1
+_SEP = 0xFF  # Alertmanager's separator byte; it never occurs in valid UTF-8
+
+
+def label_fingerprint(labels: Mapping[str, str]) -> str:
+    """Alertmanager's `LabelSet.Fingerprint`: 64-bit FNV-1a over the labels sorted by name,
+    each as name, 0xFF, value, 0xFF; 16 lowercase hex digits."""
+    h = FNV64_OFFSET
+    for name in sorted(labels):
+        for chunk in (name.encode("utf-8"), labels[name].encode("utf-8")):
+            for byte in chunk:
+                h = ((h ^ byte) * FNV64_PRIME) & _MASK64
+            h = ((h ^ _SEP) * FNV64_PRIME) & _MASK64
+    return f"{h:016x}"
+
+
+def alert_fingerprint(payload_fingerprint: str | None, labels: Mapping[str, str]) -> str:
+    """The payload's fingerprint verbatim (Grafana's cannot be recomputed: it covers hidden
+    labels); otherwise Alertmanager's label fingerprint, so both tools agree."""
+    if payload_fingerprint:
+        return payload_fingerprint
+    return label_fingerprint(labels)
+
+
+def group_values(group_by: Sequence[str], labels: Mapping[str, str], alert_fp: str) -> dict[str, str]:
+    """The group_by label values of an alert; a missing label is the empty string and the
+    pseudo-label `fingerprint` is the alert fingerprint."""
+    return {name: alert_fp if name == "fingerprint" else labels.get(name, "") for name in group_by}
+
+
+def incident_fingerprint(group_by: Sequence[str], labels: Mapping[str, str], alert_fp: str) -> str:
+    """Stable hash of the group_by values: sha256 over `name=value` pairs joined by 0xFF, in
+    group_by order, cut to 32 hex digits. The same labels always give the same incident key."""
+    values = group_values(group_by, labels, alert_fp)
+    return _group_hash(tuple(values.items()))
+
+
+@lru_cache(maxsize=65536)
+def _group_hash(pairs: tuple[tuple[str, str], ...]) -> str:
+    data = b"\xff".join(f"{name}={value}".encode("utf-8") for name, value in pairs)
+    return hashlib.sha256(data).hexdigest()[:32]

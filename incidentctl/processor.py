@@ -1,0 +1,197 @@
+"""`process`: claim unprocessed raw rows oldest first, turn them into incident changes.
+
+Each batch claims its rows, applies every decision and marks the rows in ONE transaction, so a
+crash rolls the batch back and the next run takes the same rows again. MySQL/MariaDB claim with
+`FOR UPDATE SKIP LOCKED` and take a named lock per batch, so overlapping runs apply batches one
+after another in queue order (the result equals one run's); SQLite has one writer anyway
+(BEGIN IMMEDIATE). A body that cannot be parsed is marked with its error, never retried.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+from sqlalchemy import Connection, Engine, bindparam, func, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from .config import Settings
+from .database import database_errors, is_sqlite
+from .errors import IncidentctlError
+from .fingerprint import incident_fingerprint
+from .grouping import Action, group_events
+from .parsing import PayloadError, parse_body
+from .schema import grafana_alerts
+from .state import Changes, load_states, write
+
+LOCK_NAME = "incidentctl.process:"
+LOCK_WAIT_SECONDS = 60
+MAX_ERROR = 1000
+BATCH_RETRIES = 3
+
+
+class ProcessingBusy(IncidentctlError):
+    """Another `process` held the processing lock for longer than we waited."""
+
+
+@dataclass
+class ProcessSummary:
+    rows: int = 0
+    alerts: int = 0
+    opened: int = 0
+    updated: int = 0
+    reopened: int = 0
+    resolved: int = 0
+    ignored: int = 0
+    errors: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    def add(self, other: "ProcessSummary") -> None:
+        for name, value in asdict(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
+    def line(self) -> str:
+        return ", ".join(f"{value} {name}" for name, value in asdict(self).items())
+
+
+_COUNTER = {Action.OPEN: "opened", Action.REOPEN: "reopened", Action.AUTO_RESOLVE: "resolved",
+            Action.IGNORE: "ignored"}
+
+
+def backlog(engine: Engine) -> int:
+    """Rows waiting to be processed."""
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        return conn.scalar(select(func.count()).select_from(grafana_alerts)
+                           .where(grafana_alerts.c.processed_at.is_(None)))
+
+
+def process_pending(
+    engine: Engine,
+    settings: Settings,
+    *,
+    batch_size: int | None = None,
+    limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ProcessSummary:
+    """Processes unprocessed rows until none are left (or `limit` rows are done).
+
+    `progress(done_rows, total_rows)` is called after each batch. Raises DatabaseUnavailable,
+    ProcessingBusy."""
+    size = max(1, batch_size or settings.batch_size)
+    group_by = tuple(settings.group_by)
+    window = timedelta(seconds=settings.reopen_window)
+    summary = ProcessSummary()
+    with database_errors(engine):
+        total = backlog(engine) if progress else 0
+        if limit is not None:
+            total = min(total, limit)
+        while limit is None or summary.rows < limit:
+            want = size if limit is None else min(size, limit - summary.rows)
+            done = _run_batch(engine, want, group_by, window)
+            if done.rows == 0:
+                break
+            summary.add(done)
+            if progress:
+                progress(summary.rows, max(total, summary.rows))
+    return summary
+
+
+def _run_batch(engine: Engine, size: int, group_by: tuple[str, ...], window: timedelta) -> ProcessSummary:
+    for attempt in range(BATCH_RETRIES):
+        try:
+            with engine.connect() as conn:
+                if not is_sqlite(engine):
+                    # READ COMMITTED takes no gap locks: the receiver's INSERTs into the queue
+                    # never wait for a batch (the named lock already orders the batches).
+                    conn.execution_options(isolation_level="READ COMMITTED")
+                with _serialized(conn):
+                    with conn.begin():
+                        return _apply_batch(conn, size, group_by, window)
+        except IntegrityError:
+            # A person reopened an incident of the same fingerprint meanwhile: nothing was
+            # written (rolled back); reload the state and try the batch again.
+            if attempt == BATCH_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+class _serialized:
+    """MySQL: a named lock around one batch, so overlapping runs apply batches in queue order."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        self.mysql = not is_sqlite(conn.engine)
+
+    def __enter__(self):
+        if self.mysql:
+            # Named locks are server-wide: the database name keeps two databases apart.
+            got = self.conn.scalar(text("SELECT GET_LOCK(CONCAT(:name, DATABASE()), :wait)"),
+                                   {"name": LOCK_NAME, "wait": LOCK_WAIT_SECONDS})
+            self.conn.commit()
+            if got != 1:
+                raise ProcessingBusy(f"another `incidentctl process` held the processing lock for {LOCK_WAIT_SECONDS}s")
+        return self
+
+    def __exit__(self, *exc):
+        if self.mysql:
+            if self.conn.in_transaction():
+                self.conn.rollback()
+            self.conn.scalar(text("SELECT RELEASE_LOCK(CONCAT(:name, DATABASE()))"), {"name": LOCK_NAME})
+            self.conn.commit()
+        return False
+
+
+def _claim(conn: Connection, size: int) -> list:
+    query = (select(grafana_alerts.c.id, grafana_alerts.c.received_at, grafana_alerts.c.body,
+                    grafana_alerts.c.user_agent)
+             .where(grafana_alerts.c.processed_at.is_(None)).order_by(grafana_alerts.c.id).limit(size))
+    if not is_sqlite(conn.engine):
+        query = query.with_for_update(skip_locked=True)
+    return list(conn.execute(query))
+
+
+def _apply_batch(conn: Connection, size: int, group_by: tuple[str, ...], window: timedelta) -> ProcessSummary:
+    summary = ProcessSummary()
+    rows = _claim(conn, size)
+    if not rows:
+        return summary
+    summary.rows = len(rows)
+    parsed: list[tuple[int, list]] = []
+    failed: list[dict] = []
+    for row in rows:
+        try:
+            parsed.append((row.id, parse_body(bytes(row.body), row.received_at, row.user_agent)))
+        except PayloadError as exc:
+            failed.append({"_id": row.id, "error": _clip(str(exc))})
+    fingerprints = {incident_fingerprint(group_by, e.labels, e.fingerprint) for _, events in parsed for e in events}
+    states = load_states(conn, fingerprints)
+    keys = {fp: state.id for fp, state in states.items()}
+    changes = Changes()
+    for raw_id, events in parsed:
+        for event, fp, decision in group_events(states, events, group_by=group_by, reopen_window=window):
+            summary.alerts += 1
+            counter = _COUNTER.get(decision.action, "updated")
+            setattr(summary, counter, getattr(summary, counter) + 1)
+            if not decision.changed or decision.state is None:
+                continue
+            if decision.action == Action.OPEN:
+                keys[fp] = changes.key_for_new()
+            changes.record(keys[fp], decision.state, event.fingerprint, decision.timeline, decision.messages, raw_id)
+    write(conn, changes)
+    now = datetime.now(timezone.utc)  # a processing mark, not an incident time
+    ok_ids = [raw_id for raw_id, _ in parsed]
+    for i in range(0, len(ok_ids), 500):
+        conn.execute(update(grafana_alerts).where(grafana_alerts.c.id.in_(ok_ids[i:i + 500]))
+                     .values(processed_at=now, process_error=None))
+    if failed:
+        conn.execute(update(grafana_alerts).where(grafana_alerts.c.id == bindparam("_id"))
+                     .values(processed_at=now, process_error=bindparam("error")), failed)
+    summary.errors = len(failed)
+    return summary
+
+
+def _clip(text_: str) -> str:
+    return text_ if len(text_) <= MAX_ERROR else text_[: MAX_ERROR - 1] + "…"

@@ -1,0 +1,207 @@
+"""Incident state in the database: load IncidentStates for a batch, write a batch's decisions.
+
+The processor owns the transaction; these functions run inside it. MySQL reads the incidents
+`FOR UPDATE` so a person's ack/resolve cannot slip between the read and the write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Iterable, Sequence
+
+from sqlalchemy import Connection, bindparam, func, null, select, update
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from .grouping import STATUS_RESOLVED, SYSTEM_ACTOR, IncidentState, Message, SeriesState, TimelineEntry
+from .schema import incident_alerts, incident_events, incidents, notifications
+
+CHUNK = 500
+
+
+def _chunks(items: Sequence, size: int = CHUNK) -> Iterable[Sequence]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _is_mysql(conn: Connection) -> bool:
+    return conn.dialect.name in ("mysql", "mariadb")
+
+
+def load_states(conn: Connection, fingerprints: Iterable[str]) -> dict[str, IncidentState]:
+    """The incident each fingerprint's next alert applies to: the unresolved one, else the newest."""
+    fps = sorted(set(fingerprints))
+    lock = _is_mysql(conn)
+    rows: dict[int, dict] = {}
+    for chunk in _chunks(fps):
+        query = select(incidents).where(incidents.c.active_key.in_(chunk))
+        for row in conn.execute(query.with_for_update() if lock else query):
+            rows[row.id] = dict(row._mapping)
+    active = {r["fingerprint"] for r in rows.values()}
+    rest = [fp for fp in fps if fp not in active]
+    newest: list[int] = []
+    for chunk in _chunks(rest):
+        query = select(func.max(incidents.c.id)).where(incidents.c.fingerprint.in_(chunk)).group_by(incidents.c.fingerprint)
+        newest.extend(conn.scalars(query))
+    for chunk in _chunks(newest):
+        query = select(incidents).where(incidents.c.id.in_(chunk))
+        for row in conn.execute(query.with_for_update() if lock else query):
+            rows[row.id] = dict(row._mapping)
+    states = {row["id"]: _incident_state(row) for row in rows.values()}
+    # Labels, annotations and links are not read: an event that changes them rewrites them all.
+    a = incident_alerts.c
+    columns = (a.incident_id, a.alert_fingerprint, a.status, a.severity, a.starts_at, a.ends_at, a.last_event_at,
+               a.first_seen_at, a.last_seen_at, a.times_seen)
+    for chunk in _chunks(sorted(states)):
+        for row in conn.execute(select(*columns).where(a.incident_id.in_(chunk)).order_by(a.id)):
+            states[row.incident_id].series[row.alert_fingerprint] = SeriesState(
+                fingerprint=row.alert_fingerprint, status=row.status, severity=row.severity, labels=None,
+                annotations=None, links=None, starts_at=row.starts_at, ends_at=row.ends_at,
+                last_event_at=row.last_event_at, first_seen_at=row.first_seen_at, last_seen_at=row.last_seen_at,
+                times_seen=row.times_seen)
+    return {s.fingerprint: s for s in states.values()}
+
+
+def _incident_state(row: dict) -> IncidentState:
+    return IncidentState(
+        id=row["id"], fingerprint=row["fingerprint"], status=row["status"], title=row["title"],
+        severity=row["severity"], alertname=row["alertname"] or "", cluster=row["cluster"] or "",
+        namespace=row["namespace"] or "", service=row["service"] or "", group_labels=row["group_labels"] or {},
+        common_labels=row["common_labels"] or {}, opened_at=row["opened_at"], last_alert_at=row["last_alert_at"],
+        resolution=row["resolution"], acknowledged_at=row["acknowledged_at"], acknowledged_by=row["acknowledged_by"],
+        resolved_at=row["resolved_at"], resolved_by=row["resolved_by"], alert_count=row["alert_count"],
+        reopen_count=row["reopen_count"],
+    )
+
+
+def _clip(value: str | None, limit: int) -> str | None:
+    return value if value is None or len(value) <= limit else value[: limit - 1] + "…"
+
+
+def incident_row(state: IncidentState) -> dict:
+    return {
+        "fingerprint": state.fingerprint,
+        "active_key": None if state.status == STATUS_RESOLVED else state.fingerprint,
+        "status": state.status, "resolution": state.resolution, "title": _clip(state.title, 512),
+        "severity": state.severity, "alertname": _clip(state.alertname, 255), "cluster": _clip(state.cluster, 255),
+        "namespace": _clip(state.namespace, 255), "service": _clip(state.service, 255),
+        "group_labels": state.group_labels, "common_labels": state.common_labels,
+        "opened_at": state.opened_at, "last_alert_at": state.last_alert_at,
+        "acknowledged_at": state.acknowledged_at, "acknowledged_by": state.acknowledged_by,
+        "resolved_at": state.resolved_at, "resolved_by": state.resolved_by,
+        "alert_count": state.alert_count, "series_count": len(state.series), "series_firing": state.series_firing,
+        "reopen_count": state.reopen_count,
+    }
+
+
+_SERIES_COUNTERS = ("status", "severity", "starts_at", "ends_at", "last_event_at", "first_seen_at", "last_seen_at",
+                    "times_seen")
+_SERIES_CONTENT = ("labels", "annotations", "generator_url", "dashboard_url", "panel_url", "silence_url", "image_url")
+
+
+def series_row(incident_id: int, s: SeriesState) -> dict:
+    """The incident_alerts row; labels/annotations/links are placeholders when not loaded (the
+    row exists then, and `_upsert_series` leaves those columns alone)."""
+    row = {"incident_id": incident_id, "alert_fingerprint": s.fingerprint,
+           **{k: getattr(s, k) for k in _SERIES_COUNTERS},
+           "labels": s.labels if s.labels is not None else {},
+           "annotations": s.annotations if s.annotations is not None else {}}
+    links = s.links or {}
+    for key in ("generator", "dashboard", "panel", "silence", "image"):
+        row[f"{key}_url"] = _clip(links.get(key), 2048)
+    return row
+
+
+@dataclass
+class Changes:
+    """A batch's decisions, collected in order, written by `write`.
+
+    Incidents are identified by a key (their id, or a negative number until inserted) because
+    one fingerprint can have two incidents in a batch (one resolves, a later alert opens anew).
+    """
+
+    incidents: dict[int, IncidentState] = field(default_factory=dict)
+    series: dict[int, set[str]] = field(default_factory=dict)
+    events: list[tuple[int, TimelineEntry, int]] = field(default_factory=list)
+    messages: list[tuple[int, Message]] = field(default_factory=list)
+    _next_new: int = -1
+
+    def key_for_new(self) -> int:
+        self._next_new -= 1
+        return self._next_new
+
+    def record(self, key: int, state: IncidentState, series_fp: str, timeline, messages, raw_id: int) -> None:
+        self.incidents[key] = state
+        self.series.setdefault(key, set()).add(series_fp)
+        self.events.extend((key, entry, raw_id) for entry in timeline)
+        self.messages.extend((key, message) for message in messages)
+
+
+def write(conn: Connection, changes: Changes) -> None:
+    """Inserts new incidents, updates the others, upserts touched series, appends events and
+    outbox rows; all in the caller's transaction."""
+    ids: dict[int, int] = {}
+    # Existing incidents first: one that resolved in this batch frees its active_key for a new
+    # incident of the same fingerprint opened later in the batch.
+    updates = [{"id": key, **incident_row(state)} for key, state in changes.incidents.items() if key > 0]
+    if updates:
+        _update_incidents(conn, updates)
+        ids.update((u["id"], u["id"]) for u in updates)
+    new = [(key, state) for key, state in changes.incidents.items() if key < 0]
+    if new:
+        for (key, state), new_id in zip(new, _insert_incidents(conn, [incident_row(s) for _, s in new])):
+            ids[key] = state.id = new_id
+    full, counters = [], []
+    for key, fps in changes.series.items():
+        for fp in sorted(fps):
+            series = changes.incidents[key].series[fp]
+            (counters if series.labels is None else full).append(series_row(ids[key], series))
+    if full:
+        _upsert_series(conn, full, _SERIES_COUNTERS + _SERIES_CONTENT)
+    if counters:
+        _upsert_series(conn, counters, _SERIES_COUNTERS)
+    if changes.events:
+        conn.execute(incident_events.insert(), [
+            {"incident_id": ids[key], "kind": e.kind, "at": e.at, "actor": SYSTEM_ACTOR,
+             "alert_fingerprint": e.alert_fingerprint, "raw_alert_id": raw_id,
+             "detail": dict(e.detail) if e.detail is not None else None}
+            for key, e, raw_id in changes.events])
+    if changes.messages:
+        conn.execute(notifications.insert(), [
+            {"incident_id": ids[key], "change": m.change, "reason": _clip(m.reason, 255), "severity": m.severity,
+             "created_at": m.at, "state": "pending", "attempts": 0}
+            for key, m in changes.messages])
+
+
+def _update_incidents(conn: Connection, rows: list[dict]) -> None:
+    if not _is_mysql(conn):
+        columns = {name: bindparam(name) for name in rows[0] if name != "id"}
+        conn.execute(update(incidents).where(incidents.c.id == bindparam("_id")).values(columns),
+                     [{**row, "_id": row["id"]} for row in rows])
+        return
+    # MySQL: one multi-row INSERT … ON DUPLICATE KEY UPDATE instead of a round trip per row.
+    # Every id exists, so InnoDB meets the primary key first; should another row ever hold the
+    # active_key instead, `id = NULL` makes the statement fail rather than update that row.
+    stmt = mysql_insert(incidents)
+    guard = func.if_(incidents.c.id == stmt.inserted.id, incidents.c.id, null())
+    stmt = stmt.on_duplicate_key_update([("id", guard)] + [(k, stmt.inserted[k]) for k in rows[0] if k != "id"])
+    conn.execute(stmt, rows)
+
+
+def _insert_incidents(conn: Connection, rows: list[dict]) -> list[int]:
+    if conn.dialect.insert_executemany_returning_sort_by_parameter_order:
+        stmt = incidents.insert().returning(incidents.c.id, sort_by_parameter_order=True)
+        return list(conn.execute(stmt, rows).scalars())
+    return [conn.execute(incidents.insert(), row).inserted_primary_key[0] for row in rows]
+
+
+def _upsert_series(conn: Connection, rows: list[dict], keys: tuple[str, ...]) -> None:
+    if _is_mysql(conn):
+        stmt = mysql_insert(incident_alerts)
+        stmt = stmt.on_duplicate_key_update({k: stmt.inserted[k] for k in keys})
+    else:
+        stmt = sqlite_insert(incident_alerts)
+        stmt = stmt.on_conflict_do_update(index_elements=["incident_id", "alert_fingerprint"],
+                                          set_={k: stmt.excluded[k] for k in keys})
+    conn.execute(stmt, rows)

@@ -1,0 +1,84 @@
+"""Helpers for processing tests: store bodies as raw rows, and snapshot what processing wrote."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Iterable
+
+from sqlalchemy import Engine, select
+
+from incidentctl.archive import insert_raw_alerts, raw_alert
+from incidentctl.schema import incident_alerts, incident_events, incidents, notifications
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+
+
+def store(engine: Engine, bodies: Iterable[tuple[datetime, bytes]], source: str | None = None) -> list[int]:
+    rows = [raw_alert(body, received_at=at, source=source) for at, body in bodies]
+    ids = []
+    with engine.begin() as conn:
+        for i in range(0, len(rows), 1000):
+            ids.extend(insert_raw_alerts(conn, rows[i:i + 1000]))
+    return ids
+
+
+def store_spaced(engine: Engine, bodies: Iterable[bytes], start: datetime = T0, step_s: int = 60, **kw) -> list[int]:
+    return store(engine, [(start + timedelta(seconds=i * step_s), b) for i, b in enumerate(bodies)], **kw)
+
+
+def snapshot(engine: Engine) -> dict:
+    """Incidents, series, events and outbox rows with database ids replaced by the incident's
+    (fingerprint, opened_at), so two databases (or two runs) compare equal when the content is."""
+    with engine.connect() as conn:
+        inc = [dict(r._mapping) for r in conn.execute(select(incidents).order_by(incidents.c.id))]
+        ref = {r["id"]: (r["fingerprint"], r["opened_at"].isoformat()) for r in inc}
+        series = sorted((ref[r.incident_id], r.alert_fingerprint, r.status, r.severity, r.starts_at, r.ends_at,
+                         r.last_event_at, r.first_seen_at, r.last_seen_at, r.times_seen,
+                         json.dumps(r.labels, sort_keys=True), json.dumps(r.annotations, sort_keys=True),
+                         r.generator_url, r.silence_url)
+                        for r in conn.execute(select(incident_alerts)))
+        events = [(ref[r.incident_id], r.kind, r.at, r.actor, r.alert_fingerprint, r.detail)
+                  for r in conn.execute(select(incident_events).order_by(incident_events.c.id))]
+        outbox = [(ref[r.incident_id], r.change, r.reason, r.severity, r.created_at, r.state, r.attempts)
+                  for r in conn.execute(select(notifications).order_by(notifications.c.id))]
+    for r in inc:
+        del r["id"]
+    return {"incidents": sorted(inc, key=lambda r: (r["fingerprint"], r["opened_at"])), "series": series,
+            "events": events, "outbox": outbox}
+
+
+def expected_incidents(rows: Iterable[tuple[datetime, bytes]], group_by, reopen_window_s: float) -> dict:
+    """What one uninterrupted run must produce, computed in memory with the same pure decision."""
+    from incidentctl.grouping import group_events
+    from incidentctl.parsing import PayloadError, parse_body
+
+    states: dict = {}
+    final: dict = {}
+    for at, body in rows:
+        try:
+            events = parse_body(body, at)
+        except PayloadError:
+            continue
+        for _, _, decision in group_events(states, events, group_by=group_by,
+                                           reopen_window=timedelta(seconds=reopen_window_s)):
+            if decision.changed and decision.state is not None:
+                final[(decision.state.fingerprint, decision.state.opened_at)] = decision.state  # newest copy
+    return {key: _incident_summary(s) for key, s in final.items()}
+
+
+def _incident_summary(s) -> tuple:
+    return (s.status, s.severity, s.alert_count, s.reopen_count, len(s.series), s.series_firing, s.resolved_at,
+            sorted((fp, x.status, x.times_seen) for fp, x in s.series.items()))
+
+
+def database_incidents(engine: Engine) -> dict:
+    with engine.connect() as conn:
+        series: dict = {}
+        for r in conn.execute(select(incident_alerts)):
+            series.setdefault(r.incident_id, []).append((r.alert_fingerprint, r.status, r.times_seen))
+        found = [((r.fingerprint, r.opened_at), (r.status, r.severity, r.alert_count, r.reopen_count, r.series_count,
+                                                  r.series_firing, r.resolved_at, sorted(series.get(r.id, []))))
+                 for r in conn.execute(select(incidents))]
+    assert len({key for key, _ in found}) == len(found), "twin incidents"
+    return dict(found)

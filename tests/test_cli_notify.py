@@ -1,0 +1,114 @@
+"""The notify, outbox and silence commands through typer's runner and the real console script."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from typer.testing import CliRunner
+
+from incidentctl.cli import app
+from incidentctl.database import make_engine
+from tests.factories import add_change, add_incident, add_incidents_with_changes, outbox_rows
+from tests.slack_fake import FakeSlack
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def slack():
+    with FakeSlack() as fake:
+        yield fake
+
+
+def invoke(args, env):
+    return runner.invoke(app, args, env=env, catch_exceptions=False)
+
+
+def test_notify_sends_and_reports(engine, cli_env, slack):
+    ids = add_incidents_with_changes(engine, 2)
+    env = {**cli_env, "SLACK_WEBHOOK_URL": slack.url("ok")}
+    result = invoke(["notify"], env)
+    assert result.exit_code == 0, result.output
+    assert "route default (http://127.0.0.1" in result.output and "sent 2 change(s)" in result.output
+    assert "/services/ok" not in result.output  # webhook masked
+    assert {outbox_rows(engine)[i]["state"] for i in ids} == {"sent"}
+    again = invoke(["notify", "--output", "json"], env)
+    assert again.exit_code == 0 and json.loads(again.output)["due"] == 0
+
+
+def test_notify_permanent_failure_exit_1_and_outbox_shows_it(engine, cli_env, slack):
+    (nid,) = add_incidents_with_changes(engine, 1)
+    env = {**cli_env, "SLACK_WEBHOOK_URL": slack.url("channel_is_archived")}
+    result = invoke(["notify"], env)
+    assert result.exit_code == 1 and "FAILED, Slack says 410 channel_is_archived" in result.output
+    listed = json.loads(invoke(["outbox", "list", "--state", "failed", "-o", "json"], env).output)
+    assert [(r["id"], r["last_error"]) for r in listed] == [(nid, "HTTP 410: channel_is_archived")]
+    assert invoke(["outbox", "retry"], env).output.startswith("1 failed notification(s) back to pending")
+    assert outbox_rows(engine)[nid]["state"] == "pending"
+
+
+def test_outbox_list_rejects_unknown_state(cli_env):
+    result = invoke(["outbox", "list", "--state", "lost"], cli_env)
+    assert result.exit_code == 2 and "unknown state(s) lost" in result.output
+
+
+def test_notify_dry_run_prints_json_and_marks_nothing(engine, cli_env, slack):
+    ids = add_incidents_with_changes(engine, 1)
+    result = invoke(["notify", "--dry-run"], {**cli_env, "SLACK_WEBHOOK_URL": slack.url("dry")})
+    assert result.exit_code == 0
+    messages = json.loads(result.output)
+    assert messages[0]["route"] == "default" and messages[0]["message"]["blocks"][0]["type"] == "header"
+    assert slack.bodies("dry") == [] and outbox_rows(engine)[ids[0]]["state"] == "pending"
+
+
+def test_notify_without_slack_end_to_end(engine, cli_env, incidentctl_bin):
+    (nid,) = add_incidents_with_changes(engine, 1)
+    proc = subprocess.run([incidentctl_bin, "notify"], env=cli_env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    stderr = " ".join(proc.stderr.split())
+    assert "Slack is not configured: set SLACK_WEBHOOK_URL" in stderr and "1 due change(s) stay pending" in stderr
+    assert outbox_rows(engine)[nid]["state"] == "pending"
+
+
+def test_silence_commands(engine, cli_env):
+    result = invoke(["silence", "add", "--match", "cluster=prod", "-m", "alertname=~High.*", "--duration", "2h",
+                     "--comment", "db upgrade", "--by", "ana", "-o", "json"], cli_env)
+    assert result.exit_code == 0, result.output
+    added = json.loads(result.output)
+    assert (added["state"], added["matchers"], added["created_by"]) == ("active", "cluster=prod alertname=~High.*", "ana")
+    listed = json.loads(invoke(["silence", "list", "-o", "json"], cli_env).output)
+    assert [s["id"] for s in listed] == [added["id"]]
+    assert invoke(["silence", "expire", str(added["id"])], cli_env).output == f"silence {added['id']} expired\n"
+    assert json.loads(invoke(["silence", "list", "-o", "json"], cli_env).output) == []
+    assert len(json.loads(invoke(["silence", "list", "--all", "-o", "json"], cli_env).output)) == 1
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["silence", "add", "-m", "cluster", "-d", "2h", "--comment", "x"], 2, "expected name=value"),  # bad matcher
+    (["silence", "add", "-m", "a=b", "--comment", "x"], 2, "exactly one of --duration or --until"),  # no window
+    (["silence", "add", "-m", "a=b", "-d", "soon", "--comment", "x"], 2, "not a duration"),  # bad duration
+    (["silence", "add", "-m", "a=b", "--until", "2001-01-01T00:00:00Z", "--comment", "x"], 2, "not in the future"),
+    (["silence", "expire", "999999"], 1, "no silence 999999"),  # unknown id
+])
+def test_silence_errors_end_to_end(engine, cli_env, incidentctl_bin, args, code, message):
+    proc = subprocess.run([incidentctl_bin, *args], env=cli_env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == code and message in " ".join(proc.stderr.split()), proc.stderr
+    assert json.loads(invoke(["silence", "list", "--all", "-o", "json"], cli_env).output) == []  # nothing stored
+
+
+@pytest.mark.parametrize("command", [["notify"], ["outbox", "list"], ["outbox", "retry"], ["silence", "add"],
+                                     ["silence", "list"], ["silence", "expire"]])
+def test_every_command_has_help(command):
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0 and len(result.output.split("Usage:")[1]) > 100
+
+
+def test_notify_with_bad_routes_config_exits_2(engine, cli_env, tmp_path):
+    (nid,) = add_incidents_with_changes(engine, 1)
+    config = tmp_path / "bad.toml"
+    config.write_text('[[routes]]\nname = "oncall"\n')  # no webhook_url
+    result = invoke(["--config", str(config), "notify"], cli_env)
+    assert result.exit_code == 2 and "webhook_url" in result.output
+    assert outbox_rows(engine)[nid]["state"] == "pending"

@@ -1,0 +1,202 @@
+"""The pure grouping decision, table-driven: a sequence of alert events per case, the actions it
+yields and the incident it leaves. Times are minutes after T0; no database, no clock."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from incidentctl.grouping import Action, decide, normalize_severity
+from incidentctl.parsing import AlertEvent
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+GROUP_BY = ("alertname", "cluster", "namespace", "service")
+WINDOW = timedelta(minutes=30)
+BASE = {"alertname": "HighLatency", "cluster": "eu1", "namespace": "shop", "service": "api"}
+
+
+def m(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def fire(fp="a", at=0, start=None, severity="warning", test=False, **labels) -> AlertEvent:
+    """A firing alert received at `at` whose episode started at `start` (default: at)."""
+    lbl = {**BASE, "severity": severity, **labels} if severity is not None else {**BASE, **labels}
+    return AlertEvent(fp, "firing", lbl, {"summary": "slow"}, m(at), starts_at=m(at if start is None else start),
+                      test=test)
+
+
+def res(fp="a", at=0, end=None, start=None, **labels) -> AlertEvent:
+    """A resolved alert received at `at` that ended at `end` (default: at)."""
+    return AlertEvent(fp, "resolved", {**BASE, "severity": "warning", **labels}, {}, m(at),
+                      starts_at=m(start) if start is not None else None, ends_at=m(at if end is None else end))
+
+
+def legacy(state: str, at: float) -> AlertEvent:
+    labels = {"alertname": "Disk", "rule_id": "3"}
+    status = "firing" if state == "alerting" else "resolved"
+    return AlertEvent("lg", status, labels, {}, m(at), starts_at=m(at) if status == "firing" else None,
+                      ends_at=m(at) if status == "resolved" else None, source="grafana-legacy")
+
+
+def run(events, state=None):
+    """Applies events in order like the processor; returns (actions, changes, final state, all states)."""
+    actions, changes = [], []
+    incidents = [state] if state is not None else []
+    for event in events:
+        d = decide(state, event, group_by=GROUP_BY, reopen_window=WINDOW)
+        actions.append(d.action)
+        changes.extend(msg.change for msg in d.messages)
+        if d.changed and d.state is not None:
+            if d.action == Action.OPEN:
+                incidents.append(d.state)
+            else:
+                incidents[-1] = d.state
+            state = d.state
+    return actions, changes, state, incidents
+
+
+O, U, RO = Action.OPEN, Action.REPEAT, Action.REOPEN
+ADD, REF, SR, AR, IGN = Action.ADD_SERIES, Action.REFIRE, Action.SERIES_RESOLVED, Action.AUTO_RESOLVE, Action.IGNORE
+
+# (id, events, actions, outbox changes, final (status, series firing/total, reopen_count, severity), incidents)
+CASES = [
+    # first firing: opens an incident at the alert's startsAt, one outbox row
+    ("first-firing", [fire(at=2, start=1)], [O], ["opened"], ("open", "1/1", 0, "warning"), 1),
+    # repeat of a firing alert: counts only, no outbox row
+    ("repeat", [fire(at=0), fire(at=5, start=0), fire(at=10, start=0)], [O, U, U], ["opened"],
+     ("open", "1/1", 0, "warning"), 1),
+    # a second series of the same kind joins the incident
+    ("second-series", [fire("a", 0), fire("b", 1, instance="2")], [O, ADD], ["opened"], ("open", "2/2", 0, "warning"), 1),
+    # partial resolve: one of two series resolves, the incident stays open
+    ("partial-resolve", [fire("a", 0), fire("b", 1), res("a", 5)], [O, ADD, SR], ["opened"],
+     ("open", "1/2", 0, "warning"), 1),
+    # full resolve: the last series resolves → auto-resolve with one outbox row
+    ("full-resolve", [fire("a", 0), fire("b", 1), res("a", 5), res("b", 7)], [O, ADD, SR, AR], ["opened", "resolved"],
+     ("resolved", "0/2", 0, "warning"), 1),
+    # fires again 10 min after auto-resolve (inside the 30 min window) → reopen, a flap
+    ("refire-within-window", [fire("a", 0), res("a", 5), fire("a", 15)], [O, AR, RO], ["opened", "resolved", "reopened"],
+     ("open", "1/1", 1, "warning"), 1),
+    # fires again 45 min after resolve (outside the window) → a new incident
+    ("refire-after-window", [fire("a", 0), res("a", 5), fire("a", 50)], [O, AR, O], ["opened", "resolved", "opened"],
+     ("open", "1/1", 0, "warning"), 2),
+    # out-of-order resolved: a late resolve of the first episode arrives after the second began → ignored
+    ("out-of-order-resolved", [fire("a", 0), res("a", 5), fire("a", 10), res("a", 12, end=5, start=0)],
+     [O, AR, RO, IGN], ["opened", "resolved", "reopened"], ("open", "1/1", 1, "warning"), 1),
+    # a resolve stamped to the second, a fraction before the nanosecond start (amtool, Prometheus) → same episode
+    ("resolve-rounded-to-second", [fire("a", 0, start=0.01), res("a", 1, end=0, start=0)], [O, AR],
+     ["opened", "resolved"], ("resolved", "0/1", 0, "warning"), 1),
+    # a late firing copy (started before the series resolved) does not reopen
+    ("late-firing-copy", [fire("a", 0), res("a", 5), fire("a", 6, start=0)], [O, AR, IGN], ["opened", "resolved"],
+     ("resolved", "0/1", 0, "warning"), 1),
+    # severity escalation: a critical series raises the incident's severity once
+    ("escalation", [fire("a", 0), fire("b", 1, severity="critical"), fire("b", 2, start=1, severity="critical")],
+     [O, ADD, U], ["opened", "escalated"], ("open", "2/2", 0, "critical"), 1),
+    # severity never goes down: the critical series resolving leaves the incident critical
+    ("no-de-escalation", [fire("a", 0, severity="CRITICAL"), fire("b", 1, severity="info"), res("a", 3)],
+     [O, ADD, SR], ["opened"], ("open", "1/2", 0, "critical"), 1),
+    # legacy `state: ok`: alerting opens, ok auto-resolves, alerting again reopens
+    ("legacy-ok", [legacy("alerting", 0), legacy("ok", 4), legacy("alerting", 9)], [O, AR, RO],
+     ["opened", "resolved", "reopened"], ("open", "1/1", 1, "none"), 1),
+    # test notifications never open or touch incidents
+    ("test-notification", [fire(test=True), fire("t", 1, test=True)], [IGN, IGN], [],
+     None, 0),
+    # a resolved alert with no incident (history starting mid-way) is ignored
+    ("resolved-without-incident", [res("a", 3)], [IGN], [], None, 0),
+    # missing labels: group_by labels absent count as empty, the incident still opens
+    ("missing-labels", [AlertEvent("z", "firing", {}, {}, m(0))], [O], ["opened"], ("open", "1/1", 0, "none"), 1),
+    # a missed resolve: a later startsAt on a firing series is a new episode (refire), not a repeat
+    ("missed-resolve", [fire("a", 0), fire("a", 20, start=15)], [O, REF], ["opened"], ("open", "1/1", 0, "warning"), 1),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_decision_table(case):
+    _, events, actions, changes, final, count = case
+    got_actions, got_changes, state, incidents = run(events)
+    assert got_actions == actions
+    assert got_changes == changes
+    assert len(incidents) == count
+    if final is not None:
+        status, firing, reopens, severity = final
+        assert (state.status, f"{state.series_firing}/{len(state.series)}", state.reopen_count, state.severity) == \
+            (status, firing, reopens, severity)
+
+
+def test_mixed_notification_applies_each_alert():
+    # One notification [FIRING:1, RESOLVED:1]: the processor feeds its alerts in payload order.
+    actions, changes, state, _ = run([fire("a", 0), fire("b", 1), fire("a", 5, start=0), res("b", 5, end=4)])
+    assert actions == [O, ADD, U, SR]
+    assert (state.status, state.series["b"].status, state.series["b"].ends_at) == ("open", "resolved", m(4))
+
+
+def test_manual_resolve_then_firing_again():
+    _, _, state, _ = run([fire("a", 0)])
+    state.status, state.resolution, state.resolved_at, state.resolved_by = "resolved", "manual", m(3), "alice"
+    # the same episode keeps repeating: recorded, the person's resolve stands
+    actions, changes, after_repeat, _ = run([fire("a", 6, start=0)], state)
+    assert (actions, changes, after_repeat.status, after_repeat.series["a"].times_seen) == ([U], [], "resolved", 2)
+    # a new episode (later startsAt) within the window reopens it
+    actions, changes, reopened, _ = run([fire("a", 20, start=19)], after_repeat)
+    assert (actions, changes, reopened.status, reopened.reopen_count, reopened.resolved_by) == \
+        ([RO], ["reopened"], "open", 1, None)
+
+
+def test_auto_resolve_time_is_the_last_end_and_times_are_event_times():
+    _, _, state, _ = run([fire("a", 2, start=1), fire("b", 3), res("b", 20, end=9), res("a", 30, end=8)])
+    assert (state.opened_at, state.resolved_at, state.resolution, state.last_alert_at) == (m(1), m(9), "auto", m(30))
+
+
+def test_acknowledged_incident_stays_acknowledged_on_updates():
+    _, _, state, _ = run([fire("a", 0)])
+    state.status, state.acknowledged_by = "acknowledged", "bob"
+    actions, _, state, _ = run([fire("b", 2), fire("a", 3, start=0)], state)
+    assert (actions, state.status, state.acknowledged_by) == ([ADD, U], "acknowledged", "bob")
+
+
+def test_decide_never_mutates_the_given_state():
+    _, _, state, _ = run([fire("a", 0)])
+    before = (state.alert_count, state.series["a"].times_seen, len(state.series))
+    decide(state, fire("b", 1), group_by=GROUP_BY, reopen_window=WINDOW)
+    decide(state, fire("a", 2, start=0), group_by=GROUP_BY, reopen_window=WINDOW)
+    assert (state.alert_count, state.series["a"].times_seen, len(state.series)) == before
+
+
+@pytest.mark.parametrize("label, severity", [
+    ("critical", "critical"), ("Critical", "critical"), ("HIGH", "error"), ("error", "error"),
+    ("warning", "warning"), ("warn", "warning"), ("info", "info"), ("none", "none"), (None, "none"),
+    ("P2", "warning"),  # unknown values are worth a look, never a page
+])
+def test_severity_normalisation(label, severity):
+    assert normalize_severity(label) == severity
+
+
+@st.composite
+def _streams(draw):
+    events = []
+    for _ in range(draw(st.integers(1, 40))):
+        fp = draw(st.sampled_from("abc"))
+        at = draw(st.integers(0, 300))
+        if draw(st.booleans()):
+            events.append(fire(fp, at, start=at - draw(st.integers(0, 20)),
+                               severity=draw(st.sampled_from(["info", "warning", "critical", "P3", None]))))
+        else:
+            events.append(res(fp, at, end=at - draw(st.integers(0, 20)), start=draw(st.integers(0, 300))))
+    return events
+
+
+@given(_streams())
+@settings(max_examples=200, deadline=None)
+def test_any_event_stream_keeps_the_incident_consistent(events):
+    # Whatever order and timing alerts arrive in, decide never fails and the state stays coherent.
+    _, _, _, incidents = run(events)
+    for state in incidents:
+        assert state.series_firing <= len(state.series)
+        if state.status == "resolved":
+            assert state.resolved_at is not None and state.series_firing == 0  # only auto-resolves here
+        else:
+            assert state.resolved_at is None and state.series_firing >= 1
+        assert state.opened_at <= max(s.last_seen_at for s in state.series.values())

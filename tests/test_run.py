@@ -1,0 +1,46 @@
+"""`incidentctl run` end to end: the real console script processes a raw alert, sends the digest
+to the fake Slack, and stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from incidentctl.archive import insert_raw_alerts, raw_alert
+from tests.factories import outbox_rows
+from tests.slack_fake import FakeSlack
+
+pytestmark = pytest.mark.slow
+
+
+def test_run_processes_notifies_and_stops_on_sigterm(engine, cli_env, incidentctl_bin, fixture_bodies):
+    body = fixture_bodies["grafana/grafana9_zulip_firing_3alerts_2rules.json"]
+    with engine.begin() as conn:
+        insert_raw_alerts(conn, [raw_alert(body, received_at=datetime.now(timezone.utc))])
+    with FakeSlack() as slack:
+        env = {**cli_env, "SLACK_WEBHOOK_URL": slack.url("ok"), "INCIDENTCTL_PROCESS_INTERVAL": "0.5s",
+               "INCIDENTCTL_NOTIFY_INTERVAL": "0.5s", "INCIDENTCTL_LOG_LEVEL": "DEBUG"}
+        proc = subprocess.Popen([incidentctl_bin, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        try:
+            deadline = time.monotonic() + 60  # generous on a shared machine; not a speed assertion
+            while not slack.bodies("ok") and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert slack.bodies("ok"), "no digest reached the fake Slack"
+            proc.send_signal(signal.SIGTERM)
+            _, stderr = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 0, stderr
+    assert "process: " in stderr and "notify: " in stderr and "SIGTERM received" in stderr and "run: stopped" in stderr
+    assert "/services/ok" not in stderr  # the webhook is never logged, even at DEBUG
+    digest = slack.bodies("ok")[0]
+    assert digest["blocks"][0]["type"] == "header" and "new" in digest["text"]
+    rows = outbox_rows(engine).values()
+    assert rows and all(r["state"] == "sent" for r in rows)
