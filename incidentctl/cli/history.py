@@ -15,6 +15,7 @@ from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progres
 from ..durations import parse_since
 from ..export import count_rows, export_archive, export_to_file, parse_time
 from ..output import OutputFormat, dumps
+from ..processor import process_pending
 from ..replay import BATCH_SIZE, replay
 from .app import OutputOption, app, context, err_console
 
@@ -79,13 +80,16 @@ def replay_cmd(
                                               help="Receive time for bodies that carry none (default: the "
                                                    "file's modification time). Export records keep their own."),
     batch_size: int = typer.Option(BATCH_SIZE, "--batch-size", min=1, help="Rows inserted per transaction."),
+    process: bool = typer.Option(False, "--process", help="Afterwards, process every unprocessed row into "
+                                 "incidents (as `incidentctl process` does)."),
     output: OutputFormat = OutputOption,
 ) -> None:
     """Import historical webhook bodies (files, directories, JSON Lines, gzip) into the raw archive.
 
     Idempotent: a request already stored (same received_at and body sha256) counts as a
     duplicate and is not stored again. Bad lines are reported with file:line and skipped; the
-    command exits 1 when there were any. Replayed rows wait for `incidentctl process`.
+    command exits 1 when there were any. Replayed rows wait for `incidentctl process`, or
+    `--process` runs it right after the import.
     """
     c = context(ctx)
     moment = None
@@ -99,8 +103,15 @@ def replay_cmd(
         task = progress.add_task("replaying", total=None)
         report = lambda n, total: progress.update(task, advance=n, total=total or None)  # noqa: E731
         summary = replay(engine, paths, now=c.clock(), received_at=moment, batch_size=batch_size, progress=report)
+    processed = None
+    if process:
+        with _progress(MofNCompleteColumn()) as progress:
+            task = progress.add_task("processing", total=None)
+            processed = process_pending(engine, c.settings,
+                                        progress=lambda done, total: progress.update(task, completed=done,
+                                                                                     total=total))
     if output is OutputFormat.json:
-        typer.echo(dumps(summary.as_dict()))
+        typer.echo(dumps({**summary.as_dict(), **({"processed": processed.as_dict()} if processed else {})}))
     else:
         for error in summary.errors:
             err_console.print(f"[red]error:[/red] {escape(error.location)}: {escape(error.message)}",
@@ -112,5 +123,7 @@ def replay_cmd(
                    + (f" ({summary.not_payloads} stored bodies are not known payloads)" if summary.not_payloads else "")
                    + (f"; skipped {summary.skipped_files} file(s) without a .json/.jsonl/.ndjson suffix"
                       if summary.skipped_files else ""))
+        if processed is not None:
+            typer.echo(f"processed {processed.line()}")
     if summary.error_count:
         raise typer.Exit(1)
