@@ -20,6 +20,7 @@ from . import incidents  # noqa: F401
 from . import run  # noqa: F401
 from . import history  # noqa: F401
 from . import report  # noqa: F401
+from . import simulate  # noqa: F401
 
 
 def main() -> None:
