@@ -141,7 +141,7 @@ def test_report_window_selects_incidents_by_opening_time(history, db_url):
     assert [d["alerts"] for d in data["volume_per_day"]] == [0, 7, 4]  # 10-30, 10-31, 11-01
 
 
-@pytest.mark.parametrize("command", ["export", "replay", "report"])
+@pytest.mark.parametrize("command", ["export", "replay", "report", "simulate"])
 def test_history_commands_have_help_and_a_docs_section(command):
     result = CliRunner().invoke(app, [command, "--help"])
     assert result.exit_code == 0 and len(result.stdout) > 200
