@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from .export import iter_rows
 from .grouping import Action, Decision, IncidentState, group_events
 from .parsing import PayloadError, parse_body
+from .stats import days_between
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,9 @@ class Outcome:
 
     def top(self, n: int) -> list[dict]:
         """Incident fingerprints with the most alerts."""
-        return [{"fingerprint": fp, "title": self.titles.get(fp, ""), "alerts": alerts,
-                 "incidents": self.incidents_by_fingerprint[fp]}
-                for fp, alerts in sorted(self.alerts_by_fingerprint.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
+        ranked = sorted(self.alerts_by_fingerprint.items(), key=lambda kv: (-kv[1], kv[0]))
+        return [{"fingerprint": fp, "title": self.titles.get(fp) or f"({fp[:12]}, no incident)", "alerts": alerts,
+                 "incidents": self.incidents_by_fingerprint[fp]} for fp, alerts in ranked[:n]]
 
 
 @dataclass
@@ -98,12 +99,14 @@ def simulate(engine: Engine, rules: Sequence[Rules], *, since: datetime | None =
 
 
 def days(simulation: Simulation) -> list[date]:
-    """Every day with an incident opened under any of the rules, in order, gaps filled."""
-    seen = [d for o in simulation.outcomes for d in o.per_day]
-    if not seen:
-        return []
-    first, last = min(seen), max(seen)
-    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    """The UTC days of the window (incidents opened at an alert's earlier startsAt fall outside)."""
+    if simulation.since is None or simulation.until is None:
+        seen = [d for o in simulation.outcomes for d in o.per_day]
+        if not seen:
+            return []
+        first, last = min(seen), max(seen)
+        return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    return days_between(simulation.since, simulation.until)
 
 
 def simulation_dict(simulation: Simulation, top: int = 10) -> dict:
