@@ -188,3 +188,11 @@ def _view(row: Mapping[str, Any], now: datetime) -> dict:
             "matchers": " ".join(str(m) for m in matchers_from(row["matchers"])),
             "starts_at": row["starts_at"], "ends_at": effective_end(row), "created_by": row["created_by"],
             "comment": row["comment"], "created_at": row["created_at"], "expired_at": row.get("expired_at")}
+
+
+def mark_silenced(engine: Engine, incidents_: list[dict], now: datetime) -> list[dict]:
+    """Sets `silenced_by` (a silence id, or None) on each incident dict, as silenced at `now`."""
+    silenced = silenced_incidents(engine, [i["id"] for i in incidents_], now)
+    for incident in incidents_:
+        incident["silenced_by"] = silenced.get(incident["id"])
+    return incidents_

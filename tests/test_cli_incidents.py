@@ -168,3 +168,16 @@ def test_cli_errors_through_the_console_script(engine, cli_env, incidentctl_bin,
     assert bad_since.returncode == 2 and "--since" in bad_since.stderr
     bad_label = run(incidentctl_bin, cli_env, "list", "--label", "=x")
     assert bad_label.returncode == 2 and "--label" in bad_label.stderr
+
+
+def test_list_and_show_say_which_incidents_are_silenced_now(seeded):
+    added = cli(seeded, "silence", "add", "--match", "namespace=shop", "--duration", "2h",
+                "--comment", "shop maintenance", "--by", "alice", "--output", "json")
+    assert added.exit_code == 0, added.output
+    rows = {r["alertname"]: r for r in json.loads(cli(seeded, "list", "--output", "json").output)}
+    silenced = {name for name, r in rows.items() if r["silenced_by"]}
+    assert silenced == {"HighLatency", "PodCrash"}  # namespace=shop; DiskFull (db) and Old are not
+    shown = cli(seeded, "show", str(rows["PodCrash"]["id"]))
+    assert "silenced" in shown.output and f"by silence #{rows['PodCrash']['silenced_by']}" in shown.output
+    assert "(silenced #" in cli(seeded, "list").output
+    assert json.loads(cli(seeded, "show", str(rows["DiskFull"]["id"]), "-o", "json").output)["silenced_by"] is None

@@ -22,9 +22,6 @@ from incidentctl.cli import app
 from incidentctl.config import SETTINGS_BY_NAME
 
 ROOT = Path(__file__).parent.parent
-# Commands other branches add (receiver, processor, notifier, scheduler); until they are merged a
-# reference to one of them skips instead of failing.
-ELSEWHERE = {"serve", "process", "notify", "run"}
 
 
 def instructions(path: Path) -> list[tuple[str, str]]:
@@ -47,19 +44,13 @@ def exec_form(args: str) -> list[str]:
     return json.loads(args) if args.startswith("[") else shlex.split(args)
 
 
-class NotMergedYet(Exception):
-    """The command is one of ELSEWHERE and this branch does not have it yet."""
-
-
 def resolve(argv: list[str]):
-    """The (click) command `incidentctl argv…` runs, its options checked; raises NotMergedYet."""
+    """The (click) command `incidentctl argv…` runs, its options checked."""
     command = typer.main.get_command(app)
     words = list(argv)
     while words and hasattr(command, "commands"):  # a group (typer vendors its own click)
         name = words.pop(0)
         sub = command.commands.get(name)
-        if sub is None and name in ELSEWHERE:
-            raise NotMergedYet(name)
         assert sub is not None, f"no command `{name}` in `incidentctl {' '.join(argv)}`"
         command = sub
     known = {opt for p in command.params for opt in getattr(p, "opts", [])}
@@ -101,14 +92,8 @@ def test_base_image_user_port_and_entrypoint():
 
 
 def _resolve_all(commands: list[list[str]]) -> None:
-    missing = set()
     for argv in commands:
-        try:
-            resolve(argv)
-        except NotMergedYet as exc:
-            missing.add(str(exc))
-    if missing:
-        pytest.skip(f"not merged here yet: incidentctl {', '.join(sorted(missing))} (the rest checked)")
+        resolve(argv)
 
 
 def test_every_incidentctl_command_it_names_exists():

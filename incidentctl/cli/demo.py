@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 
+import requests
 import typer
 
 from ..config import load_settings
+from ..context import utc_now
 from ..database import make_engine
-from ..incidents import IncidentFilter, list_incidents
-from ..processor import process_pending
 from ..demo import DemoReceiver, archived_rows, demo_database_path, demo_story
+from ..incidents import IncidentFilter, list_incidents
 from ..migrations import upgrade
-from ..output import Col, OutputFormat, render_rows
+from ..notify import notify_pending, preview_digests
+from ..output import Col, OutputFormat, dumps, render_rows
+from ..processor import process_pending
 from .app import app
 from .incidents import render_incident_table
 
@@ -48,4 +52,25 @@ def demo() -> None:
     now = datetime.now(timezone.utc)
     render_incident_table(list_incidents(engine, IncidentFilter(status="all")), now,
                           title="incidentctl list --status all")
+    typer.echo()
+    _digest(engine)
     engine.dispose()
+
+
+def _digest(engine) -> None:
+    """Sends the digest when SLACK_WEBHOOK_URL is set, else shows what would be sent."""
+    settings = load_settings(environ={k: v for k, v in os.environ.items() if k == "SLACK_WEBHOOK_URL"})
+    if settings.slack_webhook_url:
+        typer.secho("3. incidentctl notify: the Slack digest (SLACK_WEBHOOK_URL is set, sending)", bold=True)
+        with requests.Session() as session:
+            summary = notify_pending(engine, settings, session, clock=utc_now)
+        typer.echo(dumps(summary.as_dict()))
+        return
+    typer.secho("3. incidentctl notify --dry-run: the Slack digest it would send "
+                "(set SLACK_WEBHOOK_URL to send it)", bold=True)
+    for preview in preview_digests(engine, settings, clock=utc_now):
+        message = preview["message"]
+        typer.echo(f"   route {preview['route']}, {preview['changes']} change(s); text fallback:\n")
+        typer.echo("   " + message["text"].replace("\n", "\n   "))
+        typer.echo("\n   Block Kit payload (POSTed to the incoming webhook):")
+        typer.echo(dumps(message))

@@ -16,6 +16,7 @@ from ..grouping import SEVERITIES, SEVERITY_NAMES, normalize_severity
 from ..incidents import (IncidentFilter, add_note, list_incidents, parse_label_filter, show_incident,
                          transition_many)
 from ..output import Col, OutputFormat, dumps, render_rows, to_jsonable
+from ..silences import mark_silenced
 from .app import OutputOption, app, context, err_console
 
 SEVERITY_STYLE = {"critical": "bold red", "error": "red", "warning": "yellow", "info": "cyan", "none": "dim"}
@@ -44,7 +45,7 @@ def incident_columns(now: datetime) -> list[Col]:
     """The `list` table: also used by `make demo`."""
     return [
         Col("id", "id", style="bold", no_wrap=True),
-        Col("status", "status", render=lambda v, r: f"[{STATUS_STYLE.get(v, '')}]{v}[/]", no_wrap=True),
+        Col("status", "status", render=_status_cell, no_wrap=True),
         Col("severity", "severity", render=lambda v, r: f"[{SEVERITY_STYLE.get(v, '')}]{v}[/]", no_wrap=True),
         Col("title", "title"),
         Col("place", "cluster/namespace/service",
@@ -53,6 +54,11 @@ def incident_columns(now: datetime) -> list[Col]:
         Col("series_firing", "alerts", render=lambda v, r: f"{v}/{r['series_count']}", no_wrap=True),
         Col("acknowledged_by", "acked by", render=lambda v, r: v or "-"),
     ]
+
+
+def _status_cell(status: str, row: dict) -> str:
+    silenced = f" [dim](silenced #{row['silenced_by']})[/]" if row.get("silenced_by") else ""
+    return f"[{STATUS_STYLE.get(status, '')}]{status}[/]{silenced}"
 
 
 def render_incident_table(rows: list[dict], now: datetime, *, console: Console | None = None,
@@ -96,7 +102,7 @@ def list_cmd(
     flt = IncidentFilter(status=status.value if status else None, severity=severity,
                          cluster=cluster, namespace=namespace, service=service, alertname=alertname,
                          labels=labels, since=since_at, limit=limit)
-    rows = list_incidents(c.engine, flt)
+    rows = mark_silenced(c.engine, list_incidents(c.engine, flt), now)
     if output is OutputFormat.table:
         render_incident_table(rows, now)
     else:
@@ -108,7 +114,7 @@ def show_cmd(ctx: typer.Context, incident_id: int = typer.Argument(..., metavar=
              output: OutputFormat = OutputOption) -> None:
     """Show one incident: its alert series (labels, annotations, links) and its timeline."""
     c = context(ctx)
-    incident = show_incident(c.engine, incident_id)
+    (incident,) = mark_silenced(c.engine, [show_incident(c.engine, incident_id)], c.clock())
     if output is not OutputFormat.table:
         typer.echo(dumps(incident))
         return
@@ -126,6 +132,8 @@ def _print_incident(incident: dict, now: datetime) -> None:
              ("last alert", to_jsonable(incident["last_alert_at"])),
              ("acknowledged", _who(incident["acknowledged_at"], incident["acknowledged_by"])),
              ("resolved", _who(incident["resolved_at"], incident["resolved_by"], incident["resolution"])),
+             ("silenced", f"yes, by silence #{incident['silenced_by']} (incidentctl silence list)"
+                          if incident["silenced_by"] else "no"),
              ("alerts", f"{incident['series_firing']}/{incident['series_count']} series firing, "
                         f"{incident['alert_count']} notifications, reopened {incident['reopen_count']}x")]
     for name, value in facts:
