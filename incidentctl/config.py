@@ -106,7 +106,7 @@ SETTINGS: tuple[Setting, ...] = (
             "per alert series."),
     Setting("reopen_window", "INCIDENTCTL_REOPEN_WINDOW", 1800.0, _seconds,
             "A firing alert within this long after its incident resolved reopens it (a flap)."),
-    Setting("batch_size", "INCIDENTCTL_BATCH_SIZE", 500, int,
+    Setting("batch_size", "INCIDENTCTL_BATCH_SIZE", 1000, int,
             "Raw rows claimed and applied per transaction by `process`."),
     # Slack
     Setting("slack_webhook_url", "SLACK_WEBHOOK_URL", "", str,
