@@ -106,6 +106,7 @@ class TimelineEntry:
     at: datetime
     alert_fingerprint: str | None = None
     detail: Mapping | None = None
+    actor: str = SYSTEM_ACTOR  # a person's name for their own actions (carried over by `rebuild`)
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ def _run_batch(engine: Engine, size: int, group_by: tuple[str, ...], window: tim
                     # READ COMMITTED takes no gap locks: the receiver's INSERTs into the queue
                     # never wait for a batch (the named lock already orders the batches).
                     conn.execution_options(isolation_level="READ COMMITTED")
-                with _serialized(conn):
+                with ProcessingLock(conn):
                     with conn.begin():
                         return _apply_batch(conn, size, group_by, window)
         except IntegrityError:
@@ -118,8 +118,9 @@ def _run_batch(engine: Engine, size: int, group_by: tuple[str, ...], window: tim
     raise AssertionError("unreachable")
 
 
-class _serialized:
-    """MySQL: a named lock around one batch, so overlapping runs apply batches in queue order."""
+class ProcessingLock:
+    """MySQL: a named lock around one batch (or a whole `rebuild`), so overlapping runs apply
+    batches one after another in queue order. SQLite needs none: it has one writer anyway."""
 
     def __init__(self, conn: Connection):
         self.conn = conn
@@ -132,7 +133,8 @@ class _serialized:
                                    {"name": LOCK_NAME, "wait": LOCK_WAIT_SECONDS})
             self.conn.commit()
             if got != 1:
-                raise ProcessingBusy(f"another `incidentctl process` held the processing lock for {LOCK_WAIT_SECONDS}s")
+                raise ProcessingBusy(f"another `incidentctl process` or `rebuild` held the processing lock for "
+                                     f"{LOCK_WAIT_SECONDS}s")
         return self
 
     def __exit__(self, *exc):

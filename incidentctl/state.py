@@ -14,7 +14,7 @@ from sqlalchemy import Connection, bindparam, func, null, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from .grouping import STATUS_RESOLVED, SYSTEM_ACTOR, IncidentState, Message, SeriesState, TimelineEntry
+from .grouping import STATUS_RESOLVED, IncidentState, Message, SeriesState, TimelineEntry
 from .schema import incident_alerts, incident_events, incidents, notifications
 
 CHUNK = 500
@@ -140,7 +140,8 @@ class Changes:
 
 def write(conn: Connection, changes: Changes) -> None:
     """Inserts new incidents, updates the others, upserts touched series, appends events and
-    outbox rows; all in the caller's transaction."""
+    outbox rows; all in the caller's transaction. An event may name an incident this batch does
+    not change by its id (a positive key)."""
     ids: dict[int, int] = {}
     # Existing incidents first: one that resolved in this batch frees its active_key for a new
     # incident of the same fingerprint opened later in the batch.
@@ -163,7 +164,7 @@ def write(conn: Connection, changes: Changes) -> None:
         _upsert_series(conn, counters, _SERIES_COUNTERS)
     if changes.events:
         conn.execute(incident_events.insert(), [
-            {"incident_id": ids[key], "kind": e.kind, "at": e.at, "actor": SYSTEM_ACTOR,
+            {"incident_id": ids.get(key, key), "kind": e.kind, "at": e.at, "actor": e.actor,
              "alert_fingerprint": e.alert_fingerprint, "raw_alert_id": raw_id,
              "detail": dict(e.detail) if e.detail is not None else None}
             for key, e, raw_id in changes.events])

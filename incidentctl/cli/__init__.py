@@ -21,6 +21,7 @@ from . import run  # noqa: F401
 from . import history  # noqa: F401
 from . import report  # noqa: F401
 from . import simulate  # noqa: F401
+from . import rebuild  # noqa: F401
 
 
 def main() -> None:
