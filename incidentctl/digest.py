@@ -2,7 +2,9 @@
 
 Pure: no database, no clock (`now` is passed in), no network. The message always fits Slack's
 documented limits (≤ 50 blocks, section text ≤ 3000 chars, ≤ 10 fields, header ≤ 150 chars,
-`text` ≤ 4000 chars); what does not fit is counted in an "and N more" line. Every piece of alert
+`text` ≤ 4000 chars); what does not fit is counted in an "and N more" line. An incident that
+changed several times since the last digest appears once, in the section of where it stands
+now, with the trail of its changes (`opened → resolved → reopened`). Every piece of alert
 data is escaped (`&`, `<`, `>`) before it is put into mrkdwn, so a label value cannot inject a
 mention (`<!channel>`) or a link.
 """
@@ -63,6 +65,16 @@ class Change:
 
 
 @dataclass(frozen=True)
+class Entry:
+    """One incident in a digest: its latest change, the section it is listed in, and the kinds
+    of all its changes in this digest, oldest first."""
+
+    section: str
+    latest: Change
+    trail: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class World:
     """The state of the world for the footer."""
 
@@ -89,16 +101,36 @@ def link(url: str | None, label: str) -> str | None:
     return f"<{safe}|{label}>"
 
 
-def counts_line(changes: Sequence[Change]) -> str:
-    """`2 new · 1 resolved` in section order."""
+def entries(changes: Sequence[Change]) -> list[Entry]:
+    """One entry per incident. The section is that of its latest change, except that an
+    incident the reader has not seen yet (opened in this digest) stays under New unless it is
+    resolved again by now: a flap or an escalation of a new incident is still news of a new one."""
+    by_incident: dict[int, list[Change]] = {}
+    for c in sorted(changes, key=lambda c: (c.created_at, c.notification_id)):
+        by_incident.setdefault(c.incident_id, []).append(c)
+    result = []
+    for seq in by_incident.values():
+        latest = seq[-1]
+        trail = tuple(c.change for c in seq)
+        section = latest.change if latest.change in SECTION_TITLE else "opened"
+        if "opened" in trail and section != "resolved":
+            section = "opened"
+        result.append(Entry(section, latest, trail))
+    return result
+
+
+def counts_line(items: Sequence[Entry]) -> str:
+    """`2 new · 1 resolved` in section order (incidents, not changes)."""
     counts = {kind: 0 for kind, _ in SECTIONS}
-    for c in changes:
-        counts[c.change if c.change in counts else "opened"] += 1
+    for e in items:
+        counts[e.section] += 1
     return " · ".join(f"{n} {SECTION_TITLE[kind].lower()}" for kind, n in counts.items() if n)
 
 
-def change_line(c: Change, now: datetime) -> str:
-    """The mrkdwn for one change: severity, title, where, how long, how many alerts, links."""
+def change_line(entry: Entry, now: datetime) -> str:
+    """The mrkdwn for one incident: severity, title, where, how long, how many alerts, what
+    happened (the trail when more than one change), links."""
+    c = entry.latest
     sev = c.severity or "none"
     head = f"{SEVERITY_EMOJI.get(sev, ':white_circle:')} *{escape(sev.upper())}* · *{escape(clip(c.title, 300))}* · #{c.incident_id}"
     where = "/".join(escape(clip(v, 120)) for v in (c.cluster, c.namespace, c.service) if v)
@@ -106,6 +138,8 @@ def change_line(c: Change, now: datetime) -> str:
     if c.opened_at is not None:
         end = c.resolved_at if c.change == "resolved" and c.resolved_at else now
         facts.append(("lasted " if c.change == "resolved" else "open ") + format_duration(end - c.opened_at))
+    if len(entry.trail) > 1:
+        facts.append(" → ".join(entry.trail))
     facts.append(f"{c.alert_count} alert{'s' if c.alert_count != 1 else ''}")
     if c.series_count:
         facts.append(f"{c.series_firing}/{c.series_count} series firing")
@@ -136,34 +170,34 @@ def _sev_key(item: tuple[str, int]) -> int:
     return SEVERITY_ORDER.index(item[0]) if item[0] in SEVERITY_ORDER else len(SEVERITY_ORDER)
 
 
-def order_changes(changes: Sequence[Change]) -> list[Change]:
+def order_entries(items: Sequence[Entry]) -> list[Entry]:
     """Section order, then most severe first, then oldest first."""
     kinds = [k for k, _ in SECTIONS]
-    return sorted(changes, key=lambda c: (kinds.index(c.change) if c.change in kinds else 0,
-                                          _sev_key((c.severity, 0)), c.created_at, c.notification_id))
+    return sorted(items, key=lambda e: (kinds.index(e.section), _sev_key((e.latest.severity, 0)),
+                                        e.latest.created_at, e.latest.notification_id))
 
 
 def build_digest(changes: Sequence[Change], world: World, now: datetime, *, route: str = "default") -> dict | None:
     """The Slack message for `changes`, or None when there is nothing to say."""
     if not changes:
         return None
-    ordered = order_changes(changes)
+    ordered = order_entries(entries(changes))
     summary = counts_line(ordered)
     blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": clip(f"incidentctl: {summary}", MAX_HEADER_TEXT), "emoji": True}}]
     # Reserve the tail: an "and N more" section, a divider and the footer.
     budget = MAX_BLOCKS - len(blocks) - 3
     shown = 0
     current = None
-    for c in ordered:
-        need = 2 if c.change != current else 1
+    for e in ordered:
+        need = 2 if e.section != current else 1
         if need > budget:
             break
-        if c.change != current:
-            current = c.change
-            n = sum(1 for x in ordered if x.change == current)
-            blocks.append(_section(f"*{SECTION_TITLE.get(current, current.title())} ({n})*"))
+        if e.section != current:
+            current = e.section
+            n = sum(1 for x in ordered if x.section == current)
+            blocks.append(_section(f"*{SECTION_TITLE[current]} ({n})*"))
             budget -= 1
-        blocks.append(_section(change_line(c, now)))
+        blocks.append(_section(change_line(e, now)))
         budget -= 1
         shown += 1
     more = len(ordered) - shown
@@ -177,13 +211,15 @@ def build_digest(changes: Sequence[Change], world: World, now: datetime, *, rout
     return {"text": fallback_text(ordered, world, now, summary), "blocks": blocks}
 
 
-def fallback_text(ordered: Sequence[Change], world: World, now: datetime, summary: str) -> str:
+def fallback_text(ordered: Sequence[Entry], world: World, now: datetime, summary: str) -> str:
     """The plain `text` Slack shows in notifications and screen readers; ≤ MAX_TEXT chars."""
     lines = [f"incidentctl: {summary}"]
     size = len(lines[0])
     tail = footer_line(world, now)
-    for i, c in enumerate(ordered):
-        line = f"{c.change}: [{escape(c.severity.upper())}] {escape(clip(c.title, 200))} (#{c.incident_id})"
+    for i, e in enumerate(ordered):
+        c = e.latest
+        line = (f"{' → '.join(e.trail)}: [{escape(c.severity.upper())}] {escape(clip(c.title, 200))}"
+                f" (#{c.incident_id})")
         more = f"…and {len(ordered) - i} more — {MORE_HINT}"
         if size + len(line) + 1 + len(more) + 1 + len(tail) + 1 > MAX_TEXT:
             lines.append(more)

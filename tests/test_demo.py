@@ -11,7 +11,7 @@ from incidentctl.database import make_engine
 from incidentctl.schema import grafana_alerts, notifications
 from slack_fake import FakeSlack
 
-STORY = "3 new · 1 reopened · 1 escalated · 2 resolved"
+STORY = "2 new · 1 resolved"  # per incident: the crash loop flapped, DiskAlmostFull came and went
 
 
 def run_demo(incidentctl_bin, tmp_path, **env_extra):

@@ -120,3 +120,32 @@ def test_any_alert_text_fits_and_cannot_open_a_slack_token(items):
     for block in message["blocks"][1:]:
         for text in [block.get("text", {}).get("text", "")] + [e["text"] for e in block.get("elements", [])]:
             assert "<" not in text  # only links we build contain '<', and these changes have none
+
+
+@pytest.mark.parametrize("kinds, section, trail", [
+    # never seen, came and went since the last digest: listed once, under Resolved
+    (["opened", "resolved"], "Resolved", "opened → resolved"),
+    # never seen and flapped: still news of a new incident
+    (["opened", "resolved", "reopened"], "New", "opened → resolved → reopened"),
+    # never seen and escalated: New, at its new severity
+    (["opened", "escalated"], "New", "opened → escalated"),
+    # known, resolved then fired again: where it stands now
+    (["resolved", "reopened"], "Reopened", "resolved → reopened"),
+    # known, escalated and then acknowledged by someone
+    (["escalated", "acknowledged"], "Acknowledged", "escalated → acknowledged"),
+    # one change: no trail
+    (["reopened"], "Reopened", None),
+])
+def test_an_incident_appears_once_where_it_stands_now(kinds, section, trail):
+    changes = [change(i, kind, incident_id=7, created_at=T0 + timedelta(minutes=i)) for i, kind in enumerate(kinds)]
+    changes.append(change(50, "opened", incident_id=8, title="Other"))  # another incident, listed on its own
+    message = build_digest(changes, World(), NOW)
+    lines = [b["text"]["text"] for b in message["blocks"] if b["type"] == "section"]
+    mine = [line for line in lines if "#7" in line]
+    assert len(mine) == 1
+    assert (trail in mine[0]) if trail else ("→" not in mine[0])
+    heading = [line for line in lines[:lines.index(mine[0])] if line.startswith("*")][-1]
+    assert heading.startswith(f"*{section} (")
+    expected_new = 1 + (section == "New")
+    assert message["blocks"][0]["text"]["text"].startswith(f"incidentctl: {expected_new} new")
+    assert sum("(#7)" in line for line in message["text"].splitlines()) == 1
