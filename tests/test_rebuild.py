@@ -288,3 +288,11 @@ def test_cli_refusal_names_the_way_out(engine, cli_env, incidentctl_bin):
     assert forced.returncode == 0, forced.stderr
     assert "not carried: acknowledged by alice" in forced.stderr and "not carried over 1" in forced.stdout
 
+
+
+def test_cli_database_down_exits_3_and_says_so(tmp_path, incidentctl_bin):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+           "INCIDENTCTL_DATABASE_URL": "mysql+pymysql://root@127.0.0.1:1/incidentctl"}
+    result = subprocess.run([incidentctl_bin, "rebuild", "--yes"], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 3 and "unavailable" in result.stderr
