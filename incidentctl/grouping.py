@@ -142,6 +142,11 @@ class Decision:
     def changed(self) -> bool:
         return self.action != Action.IGNORE
 
+    @property
+    def labels_changed(self) -> bool:
+        """The incident's common labels are new or fewer (they change only on these two)."""
+        return self.action in (Action.OPEN, Action.ADD_SERIES)
+
 
 def decide(
     current: IncidentState | None,

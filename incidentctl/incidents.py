@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .database import database_errors, is_sqlite
 from .errors import InvalidTransition, NotFound
-from .schema import incident_alerts, incident_events, incidents, notifications
+from .schema import LABEL_TEXT_MAX, incident_alerts, incident_events, incident_labels, incidents, notifications
 
 STATUSES = ("open", "acknowledged", "resolved")
 LIST_FIELDS = (
@@ -62,13 +62,30 @@ def list_query(flt: IncidentFilter):
         value = getattr(flt, name)
         if value is not None:
             query = query.where(c[name] == value)
-    for name, value in flt.labels:
-        # common_labels is JSON with sorted keys and no spaces, so a pair appears as `"k":"v"`.
+    order = (c.opened_at.desc(), c.id.desc())
+    first = None
+    for n, (name, value) in enumerate(flt.labels):
+        # The label index finds the incidents carrying the pair: the first one in newest-first
+        # order (a rare label reads a few index entries, not every incident), the others by the
+        # whole index key (name, value, opened_at, incident_id), read from the index alone, so
+        # a combination matching nothing never fetches an incident row. common_labels (JSON,
+        # sorted keys, no spaces: a pair reads `"k":"v"`) confirms each pair whole, as the
+        # index holds values clipped to LABEL_TEXT_MAX.
+        il = incident_labels.alias(f"label{n}")
+        if first is None:
+            first = il
+            query = query.join(il, il.c.incident_id == c.id)
+            order = (il.c.opened_at.desc(), il.c.incident_id.desc())
+            if flt.since is not None:
+                query = query.where(il.c.opened_at >= flt.since)
+        else:
+            query = query.join(il, (il.c.incident_id == first.c.incident_id) & (il.c.opened_at == first.c.opened_at))
+        query = query.where(il.c.name == name[:LABEL_TEXT_MAX], il.c.value == value[:LABEL_TEXT_MAX])
         pair = json.dumps(name, ensure_ascii=False) + ":" + json.dumps(value, ensure_ascii=False)
         query = query.where(type_coerce(c.common_labels, Text).like("%" + _escape_like(pair) + "%", escape="\\"))
     if flt.since is not None:
         query = query.where(c.opened_at >= flt.since)
-    return query.order_by(c.opened_at.desc(), c.id.desc()).limit(flt.limit)
+    return query.order_by(*order).limit(flt.limit)
 
 
 def list_incidents(engine: Engine, flt: IncidentFilter) -> list[dict]:

@@ -13,7 +13,7 @@ from typing import Callable
 
 from sqlalchemy import Connection, Engine, inspect, select
 
-from .schema import metadata, schema_migrations
+from .schema import incident_labels, incidents, metadata, schema_migrations
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,29 @@ def _initial(conn: Connection) -> None:
     metadata.create_all(conn)
 
 
+def _incident_labels(conn: Connection) -> None:
+    """The label index of `list --label`, filled from every incident's common labels."""
+    from .state import label_rows
+
+    incident_labels.create(conn, checkfirst=True)
+    c = incidents.c
+    last = 0
+    while True:
+        page = conn.execute(select(c.id, c.opened_at, c.common_labels).where(c.id > last)
+                            .order_by(c.id).limit(BACKFILL_PAGE)).all()
+        if not page:
+            return
+        rows = [row for r in page for row in label_rows(r.id, r.opened_at, r.common_labels or {})]
+        if rows:
+            conn.execute(incident_labels.insert(), rows)
+        last = page[-1].id
+
+
+BACKFILL_PAGE = 2000
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema: raw archive, incidents, events, outbox, silences", _initial),
+    Migration(2, "incident_labels: the common labels of each incident, indexed for list --label", _incident_labels),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -181,7 +181,8 @@ def _apply_batch(conn: Connection, size: int, group_by: tuple[str, ...], window:
                 continue
             if decision.action == Action.OPEN:
                 keys[fp] = changes.key_for_new()
-            changes.record(keys[fp], decision.state, event.fingerprint, decision.timeline, decision.messages, raw_id)
+            changes.record(keys[fp], decision.state, event.fingerprint, decision.timeline, decision.messages, raw_id,
+                           labels_changed=decision.labels_changed)
     write(conn, changes)
     now = datetime.now(timezone.utc)  # a processing mark, not an incident time
     ok_ids = [raw_id for raw_id, _ in parsed]

@@ -35,7 +35,7 @@ from .grouping import (ACKNOWLEDGED, OPEN, STATUS_RESOLVED, SYSTEM_ACTOR, Action
                        decide)
 from .parsing import PayloadError, parse_body
 from .processor import ProcessingLock
-from .schema import grafana_alerts, incident_alerts, incident_events, incidents, notifications
+from .schema import grafana_alerts, incident_alerts, incident_events, incident_labels, incidents, notifications
 from .simulate import Rules
 from .state import Changes, write
 
@@ -146,7 +146,7 @@ class _Rebuild:
         pending = deque(actions)
         total = _count_rows(self.conn)
         if not self.dry_run:
-            for table in (incident_events, incident_alerts):
+            for table in (incident_events, incident_alerts, incident_labels):
                 self.conn.execute(table.delete())
             # The unique active_key would stop a rebuilt incident from opening while an old row
             # of its fingerprint is still unresolved; every surviving row is rewritten anyway.
@@ -196,7 +196,8 @@ class _Rebuild:
             elif decision.action == Action.REOPEN:
                 s.reopens += 1
             self.states[fp] = state
-            self.changes.record(self.keys[fp], state, event.fingerprint, decision.timeline, (), row.id)
+            self.changes.record(self.keys[fp], state, event.fingerprint, decision.timeline, (), row.id,
+                                labels_changed=decision.labels_changed)
 
     def _open(self, fp: str, state: IncidentState, series: str) -> None:
         self.summary.incidents_after += 1

@@ -159,6 +159,25 @@ incidents = Table(
     Index("ix_incidents_alertname_opened", "alertname", "opened_at"),
 )
 
+# The incident's common labels, one row each, so `list --label k=v` reads the few incidents
+# carrying a label from an index instead of scanning the JSON of every incident. Values are
+# clipped to LABEL_TEXT_MAX characters (the index's width); `list` re-checks the full pair on
+# common_labels. opened_at is the incident's (it never changes), so newest-first is index order.
+LABEL_TEXT_MAX = 191
+incident_labels = Table(
+    "incident_labels",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    # No unique (incident_id, name): MySQL's default collations would call `Team` and `team` one
+    # name; the writer never repeats a name (labels are a dict).
+    Column("name", String(LABEL_TEXT_MAX), nullable=False),
+    Column("value", String(LABEL_TEXT_MAX), nullable=False),
+    Column("opened_at", UtcDateTime, nullable=False),
+    Index("ix_incident_labels_pair", "name", "value", "opened_at", "incident_id"),
+    Index("ix_incident_labels_incident", "incident_id"),
+)
+
 # One row per alert series (alert fingerprint) inside an incident.
 incident_alerts = Table(
     "incident_alerts",

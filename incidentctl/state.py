@@ -15,7 +15,7 @@ from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .grouping import STATUS_RESOLVED, IncidentState, Message, SeriesState, TimelineEntry
-from .schema import incident_alerts, incident_events, incidents, notifications
+from .schema import LABEL_TEXT_MAX, incident_alerts, incident_events, incident_labels, incidents, notifications
 
 CHUNK = 500
 
@@ -125,14 +125,18 @@ class Changes:
     series: dict[int, set[str]] = field(default_factory=dict)
     events: list[tuple[int, TimelineEntry, int]] = field(default_factory=list)
     messages: list[tuple[int, Message]] = field(default_factory=list)
+    relabel: set[int] = field(default_factory=set)  # keys whose common labels changed
     _next_new: int = -1
 
     def key_for_new(self) -> int:
         self._next_new -= 1
         return self._next_new
 
-    def record(self, key: int, state: IncidentState, series_fp: str, timeline, messages, raw_id: int) -> None:
+    def record(self, key: int, state: IncidentState, series_fp: str, timeline, messages, raw_id: int,
+               labels_changed: bool = False) -> None:
         self.incidents[key] = state
+        if labels_changed:
+            self.relabel.add(key)
         self.series.setdefault(key, set()).add(series_fp)
         self.events.extend((key, entry, raw_id) for entry in timeline)
         self.messages.extend((key, message) for message in messages)
@@ -162,6 +166,8 @@ def write(conn: Connection, changes: Changes) -> None:
         _upsert_series(conn, full, _SERIES_COUNTERS + _SERIES_CONTENT)
     if counters:
         _upsert_series(conn, counters, _SERIES_COUNTERS)
+    if changes.relabel:
+        _write_labels(conn, [(ids[key], changes.incidents[key]) for key in sorted(changes.relabel)])
     if changes.events:
         conn.execute(incident_events.insert(), [
             {"incident_id": ids.get(key, key), "kind": e.kind, "at": e.at, "actor": e.actor,
@@ -206,3 +212,18 @@ def _upsert_series(conn: Connection, rows: list[dict], keys: tuple[str, ...]) ->
         stmt = stmt.on_conflict_do_update(index_elements=["incident_id", "alert_fingerprint"],
                                           set_={k: stmt.excluded[k] for k in keys})
     conn.execute(stmt, rows)
+
+
+def label_rows(incident_id: int, opened_at: datetime, labels: dict[str, str]) -> list[dict]:
+    """The incident_labels rows of an incident's common labels."""
+    return [{"incident_id": incident_id, "name": name[:LABEL_TEXT_MAX], "value": str(value)[:LABEL_TEXT_MAX],
+             "opened_at": opened_at} for name, value in labels.items()]
+
+
+def _write_labels(conn: Connection, relabelled: list[tuple[int, IncidentState]]) -> None:
+    for chunk in _chunks([incident_id for incident_id, _ in relabelled]):
+        conn.execute(incident_labels.delete().where(incident_labels.c.incident_id.in_(chunk)))
+    rows = [row for incident_id, state in relabelled
+            for row in label_rows(incident_id, state.opened_at, state.common_labels)]
+    if rows:
+        conn.execute(incident_labels.insert(), rows)

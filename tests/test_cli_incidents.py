@@ -181,3 +181,27 @@ def test_list_and_show_say_which_incidents_are_silenced_now(seeded):
     assert "silenced" in shown.output and f"by silence #{rows['PodCrash']['silenced_by']}" in shown.output
     assert "(silenced #" in cli(seeded, "list").output
     assert json.loads(cli(seeded, "show", str(rows["DiskFull"]["id"]), "-o", "json").output)["silenced_by"] is None
+
+
+def test_label_filter_follows_the_common_labels(db_url, engine):
+    # A second series without the label makes it no longer common: the incident stops matching.
+    store_spaced(engine, [am_body("HighLatency", "eu1", "shop", "api", team="core")])
+    assert cli(db_url, "process").exit_code == 0
+    assert listing(db_url, "--label", "team=core") == ["HighLatency"]
+    other = json.loads(am_body("HighLatency", "eu1", "shop", "api", team="core"))
+    other["alerts"][0]["labels"]["instance"] = "b"  # another series of the same incident…
+    del other["alerts"][0]["labels"]["team"]  # …that carries no team label
+    store_spaced(engine, [json.dumps(other).encode()], start=T0 + timedelta(minutes=5))
+    assert cli(db_url, "process").exit_code == 0
+    assert listing(db_url, "--label", "team=core") == []
+    assert listing(db_url, "--label", "alertname=HighLatency") == ["HighLatency"]
+
+
+def test_label_filter_matches_long_values_exactly(db_url, engine):
+    # The index holds the first 191 characters; the filter still compares whole values.
+    long_a, long_b = "x" * 300 + "a", "x" * 300 + "b"
+    store_spaced(engine, [am_body("A", "eu1", "shop", "api", team=long_a), am_body("B", "eu1", "shop", "web", team=long_b)])
+    assert cli(db_url, "process").exit_code == 0
+    assert listing(db_url, "--label", f"team={long_a}", "--status", "all") == ["A"]
+    assert listing(db_url, "--label", f"team={long_b}") == ["B"]
+    assert listing(db_url, "--label", "team=" + "x" * 300) == []

@@ -59,3 +59,30 @@ def test_sql_schema_applied_by_a_dba_equals_db_upgrade(empty_database_url):
     assert schema_status(from_sql).current == LATEST_VERSION
     from_code.dispose()
     from_sql.dispose()
+
+
+def test_upgrade_from_version_1_indexes_the_labels_of_existing_incidents(empty_database_url):
+    # A version-1 database (no incident_labels) with incidents, as a deployment of that version has.
+    from datetime import datetime, timezone
+
+    from sqlalchemy import select
+
+    from incidentctl.incidents import IncidentFilter, list_incidents
+    from incidentctl.schema import incident_labels, incidents, metadata, schema_migrations
+
+    engine = make_engine(empty_database_url())
+    t0 = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    with engine.begin() as conn:
+        metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t is not incident_labels])
+        conn.execute(schema_migrations.insert().values(version=1, description="initial", applied_at=t0))
+        conn.execute(incidents.insert(), [
+            {"fingerprint": f"fp{i}", "status": "resolved", "title": f"T{i}", "severity": "info", "opened_at": t0,
+             "last_alert_at": t0, "common_labels": {"alertname": f"A{i}", "team": "db" if i == 3 else "web"},
+             "alert_count": 1, "series_count": 1, "series_firing": 0, "reopen_count": 0}
+            for i in range(2500)])  # more than one backfill page
+    assert [m.version for m in upgrade(engine)] == [2]
+    with engine.connect() as conn:
+        assert conn.scalar(select(incident_labels.c.id).order_by(incident_labels.c.id.desc()).limit(1)) == 5000
+    found = list_incidents(engine, IncidentFilter(status="all", labels=(("team", "db"),)))
+    assert [r["title"] for r in found] == ["T3"]
+    engine.dispose()
