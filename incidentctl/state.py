@@ -14,6 +14,7 @@ from sqlalchemy import Connection, bindparam, func, null, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from . import bulk
 from .grouping import STATUS_RESOLVED, SYSTEM_ACTOR, IncidentState, Message, SeriesState, TimelineEntry
 from .schema import incident_alerts, incident_events, incidents, notifications
 
@@ -162,16 +163,23 @@ def write(conn: Connection, changes: Changes) -> None:
     if counters:
         _upsert_series(conn, counters, _SERIES_COUNTERS)
     if changes.events:
-        conn.execute(incident_events.insert(), [
+        _insert(conn, incident_events, [
             {"incident_id": ids[key], "kind": e.kind, "at": e.at, "actor": SYSTEM_ACTOR,
              "alert_fingerprint": e.alert_fingerprint, "raw_alert_id": raw_id,
              "detail": dict(e.detail) if e.detail is not None else None}
             for key, e, raw_id in changes.events])
     if changes.messages:
-        conn.execute(notifications.insert(), [
+        _insert(conn, notifications, [
             {"incident_id": ids[key], "change": m.change, "reason": _clip(m.reason, 255), "severity": m.severity,
              "created_at": m.at, "state": "pending", "attempts": 0}
             for key, m in changes.messages])
+
+
+def _insert(conn: Connection, table, rows: list[dict]) -> None:
+    if bulk.available(conn):
+        bulk.insert(conn, table, rows)
+    else:
+        conn.execute(table.insert(), rows)
 
 
 def _update_incidents(conn: Connection, rows: list[dict]) -> None:
@@ -183,6 +191,10 @@ def _update_incidents(conn: Connection, rows: list[dict]) -> None:
     # MySQL: one multi-row INSERT … ON DUPLICATE KEY UPDATE instead of a round trip per row.
     # Every id exists, so InnoDB meets the primary key first; should another row ever hold the
     # active_key instead, `id = NULL` makes the statement fail rather than update that row.
+    if bulk.available(conn):
+        bulk.insert(conn, incidents, rows, update_sql="id = IF(incidents.id = VALUES(id), incidents.id, NULL)",
+                    update=[k for k in rows[0] if k != "id"])
+        return
     stmt = mysql_insert(incidents)
     guard = func.if_(incidents.c.id == stmt.inserted.id, incidents.c.id, null())
     stmt = stmt.on_duplicate_key_update([("id", guard)] + [(k, stmt.inserted[k]) for k in rows[0] if k != "id"])
@@ -190,6 +202,8 @@ def _update_incidents(conn: Connection, rows: list[dict]) -> None:
 
 
 def _insert_incidents(conn: Connection, rows: list[dict]) -> list[int]:
+    if bulk.available(conn):
+        return bulk.insert(conn, incidents, rows, returning="id")
     if conn.dialect.insert_executemany_returning_sort_by_parameter_order:
         stmt = incidents.insert().returning(incidents.c.id, sort_by_parameter_order=True)
         return list(conn.execute(stmt, rows).scalars())
@@ -197,6 +211,9 @@ def _insert_incidents(conn: Connection, rows: list[dict]) -> list[int]:
 
 
 def _upsert_series(conn: Connection, rows: list[dict], keys: tuple[str, ...]) -> None:
+    if bulk.available(conn):
+        bulk.insert(conn, incident_alerts, rows, update=keys)
+        return
     if _is_mysql(conn):
         stmt = mysql_insert(incident_alerts)
         stmt = stmt.on_duplicate_key_update({k: stmt.inserted[k] for k in keys})
