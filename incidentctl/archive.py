@@ -9,6 +9,7 @@ from typing import Sequence
 
 from sqlalchemy import Connection, insert
 
+from . import bulk
 from .schema import grafana_alerts
 from .sniff import BodyLabel, label_body
 
@@ -24,16 +25,21 @@ class RawAlert:
     user_agent: str | None = None
     content_type: str | None = None
     source: str | None = None  # overrides label.source, e.g. "replay"
+    body_sha256: str | None = None  # when already known (an export record carries it); else computed
+
+    @property
+    def stored_user_agent(self) -> str | None:
+        return _clip(self.user_agent, 255)
 
     def row(self) -> dict:
         return {
             "received_at": self.received_at,
             "source": self.source or self.label.source,
             "remote_addr": _clip(self.remote_addr, 64),
-            "user_agent": _clip(self.user_agent, 255),
+            "user_agent": self.stored_user_agent,
             "content_type": _clip(self.content_type, 255),
             "body": self.body,
-            "body_sha256": hashlib.sha256(self.body).hexdigest(),
+            "body_sha256": self.body_sha256 or hashlib.sha256(self.body).hexdigest(),
             "body_size": len(self.body),
             "alert_count": self.label.alert_count,
             "status": self.label.status,
@@ -65,7 +71,14 @@ def insert_raw_alerts(conn: Connection, alerts: Sequence[RawAlert]) -> list[int]
     statement carries many rows (up to STATEMENT_BYTES of bodies); elsewhere (MySQL 8) it is one
     statement per row.
     """
-    rows = [alert.row() for alert in alerts]
+    return insert_rows(conn, [alert.row() for alert in alerts])
+
+
+def insert_rows(conn: Connection, rows: list[dict]) -> list[int]:
+    """`insert_raw_alerts` for rows already built (`RawAlert.row()`, possibly with more columns
+    set, the same in every row)."""
+    if bulk.available(conn):
+        return bulk.insert(conn, grafana_alerts, rows, returning="id")
     if not conn.dialect.insert_executemany_returning_sort_by_parameter_order:
         statement = insert(grafana_alerts)
         return [conn.execute(statement, row).inserted_primary_key[0] for row in rows]

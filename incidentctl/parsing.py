@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .fingerprint import alert_fingerprint
-from .sniff import Verdict, label_body, label_document
+from .sniff import BodyLabel, Verdict, decode_body
 
 FIRING = "firing"
 RESOLVED = "resolved"
@@ -63,11 +63,12 @@ class AlertEvent:
 
 def parse_body(body: bytes, received_at: datetime, user_agent: str | None = None) -> list[AlertEvent]:
     """Alert events of a body, in payload order; raises PayloadError naming what is wrong."""
-    try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError):
-        doc = None  # label_body says what is wrong with it
-    label = label_document(doc, user_agent) if doc is not None else label_body(body, user_agent)
+    doc, label = decode_body(body, user_agent)
+    return parse_document(doc, label, received_at)
+
+
+def parse_document(doc: Any, label: BodyLabel, received_at: datetime) -> list[AlertEvent]:
+    """`parse_body` for a body already decoded and labelled (`sniff.decode_body`)."""
     if label.verdict != Verdict.KNOWN:
         raise PayloadError(label.parse_error or "not a known webhook payload")
     if label.source == "grafana-legacy":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Callable, Sequence
 
 from sqlalchemy import Connection, Engine, bindparam, func, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -21,7 +21,7 @@ from .database import database_errors, is_sqlite
 from .errors import IncidentctlError
 from .fingerprint import incident_fingerprint
 from .grouping import Action, group_events
-from .parsing import PayloadError, parse_body
+from .parsing import AlertEvent, PayloadError, parse_body
 from .schema import grafana_alerts
 from .state import Changes, load_states, write
 
@@ -118,6 +118,43 @@ def _run_batch(engine: Engine, size: int, group_by: tuple[str, ...], window: tim
     raise AssertionError("unreachable")
 
 
+def process_as_stored(engine: Engine, settings: Settings,
+                      store: Callable[[Connection], tuple[int, list[tuple[int, list[AlertEvent]]]]]) -> ProcessSummary:
+    """Stores rows and applies their events in one transaction, as a batch of `process` would.
+
+    `store(conn)` inserts rows already marked processed (`processed_at` set, `process_error` for
+    a body that cannot be processed) and returns (rows inserted, [(raw id, events)] of the others
+    in id order). Rows already waiting in the queue are processed first, under the same lock, so
+    the queue order holds. Like a batch, it is retried when a person's reopen races it (`store`
+    is then called again). Raises DatabaseUnavailable, ProcessingBusy."""
+    size = max(1, settings.batch_size)
+    group_by = tuple(settings.group_by)
+    window = timedelta(seconds=settings.reopen_window)
+    summary = ProcessSummary()
+    with database_errors(engine):
+        for attempt in range(BATCH_RETRIES):
+            try:
+                with engine.connect() as conn:
+                    if not is_sqlite(engine):
+                        conn.execution_options(isolation_level="READ COMMITTED")
+                    with ProcessingLock(conn):
+                        while True:
+                            with conn.begin():
+                                done = _apply_batch(conn, size, group_by, window)
+                                ours = done.rows == 0  # the queue is empty: our rows come next
+                                if ours:
+                                    stored, parsed = store(conn)
+                                    done = apply_events(conn, parsed, group_by, window)
+                                    done.rows, done.errors = stored, stored - len(parsed)
+                            summary.add(done)
+                            if ours:
+                                return summary
+            except IntegrityError:
+                if attempt == BATCH_RETRIES - 1:
+                    raise
+    raise AssertionError("unreachable")
+
+
 class ProcessingLock:
     """MySQL: a named lock around one batch (or a whole `rebuild`), so overlapping runs apply
     batches one after another in queue order. SQLite needs none: it has one writer anyway."""
@@ -156,18 +193,34 @@ def _claim(conn: Connection, size: int) -> list:
 
 
 def _apply_batch(conn: Connection, size: int, group_by: tuple[str, ...], window: timedelta) -> ProcessSummary:
-    summary = ProcessSummary()
     rows = _claim(conn, size)
     if not rows:
-        return summary
-    summary.rows = len(rows)
-    parsed: list[tuple[int, list]] = []
+        return ProcessSummary()
+    parsed: list[tuple[int, list[AlertEvent]]] = []
     failed: list[dict] = []
     for row in rows:
         try:
             parsed.append((row.id, parse_body(bytes(row.body), row.received_at, row.user_agent)))
         except PayloadError as exc:
-            failed.append({"_id": row.id, "error": _clip(str(exc))})
+            failed.append({"_id": row.id, "error": error_text(exc)})
+    summary = apply_events(conn, parsed, group_by, window)
+    summary.rows, summary.errors = len(rows), len(failed)
+    now = datetime.now(timezone.utc)  # a processing mark, not an incident time
+    ok_ids = [raw_id for raw_id, _ in parsed]
+    for i in range(0, len(ok_ids), 500):
+        conn.execute(update(grafana_alerts).where(grafana_alerts.c.id.in_(ok_ids[i:i + 500]))
+                     .values(processed_at=now, process_error=None))
+    if failed:
+        conn.execute(update(grafana_alerts).where(grafana_alerts.c.id == bindparam("_id"))
+                     .values(processed_at=now, process_error=bindparam("error")), failed)
+    return summary
+
+
+def apply_events(conn: Connection, parsed: Sequence[tuple[int, list[AlertEvent]]], group_by: tuple[str, ...],
+                 window: timedelta) -> ProcessSummary:
+    """Applies the events of raw rows (raw id, events; in queue order) to the incidents, in the
+    caller's transaction; returns the counts of alerts by outcome (not `rows` or `errors`)."""
+    summary = ProcessSummary()
     fingerprints = {incident_fingerprint(group_by, e.labels, e.fingerprint) for _, events in parsed for e in events}
     states = load_states(conn, fingerprints)
     keys = {fp: state.id for fp, state in states.items()}
@@ -184,16 +237,12 @@ def _apply_batch(conn: Connection, size: int, group_by: tuple[str, ...], window:
             changes.record(keys[fp], decision.state, event.fingerprint, decision.timeline, decision.messages, raw_id,
                            labels_changed=decision.labels_changed)
     write(conn, changes)
-    now = datetime.now(timezone.utc)  # a processing mark, not an incident time
-    ok_ids = [raw_id for raw_id, _ in parsed]
-    for i in range(0, len(ok_ids), 500):
-        conn.execute(update(grafana_alerts).where(grafana_alerts.c.id.in_(ok_ids[i:i + 500]))
-                     .values(processed_at=now, process_error=None))
-    if failed:
-        conn.execute(update(grafana_alerts).where(grafana_alerts.c.id == bindparam("_id"))
-                     .values(processed_at=now, process_error=bindparam("error")), failed)
-    summary.errors = len(failed)
     return summary
+
+
+def error_text(exc: PayloadError) -> str:
+    """What `process_error` holds for a body that cannot be processed."""
+    return _clip(str(exc))
 
 
 def _clip(text_: str) -> str:

@@ -5,8 +5,9 @@ Inputs are files or directories of `.json` files (one webhook body each) and JSO
 identified by (received_at, body_sha256): a row already in the archive, or met earlier in the
 same run, is a duplicate and is not stored again, so replaying the same input twice stores
 nothing new. Bad lines are reported with file:line and skipped; the rest is imported.
-Rows are inserted in batches (one executemany and one transaction per batch), so an interrupted
-replay keeps what it committed and can simply be run again.
+Rows are inserted in batches (one multi-row INSERT and one transaction per batch), so an
+interrupted replay keeps what it committed and can simply be run again. With processing, a batch
+is processed in the transaction that stores it.
 """
 
 from __future__ import annotations
@@ -23,10 +24,15 @@ from typing import BinaryIO, Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy import Connection, Engine, select
 
-from .archive import RawAlert, raw_alert
+from . import bulk
+from .archive import RawAlert, insert_rows
+from .config import Settings
 from .database import database_errors
 from .export import BadRecord, from_record, is_record
+from .parsing import AlertEvent, PayloadError, parse_document
+from .processor import ProcessSummary, error_text, process_as_stored
 from .schema import grafana_alerts
+from .sniff import decode_body
 
 BATCH_SIZE = 1000
 MAX_ERRORS_KEPT = 200  # the count is exact; only the first ones are kept for the report
@@ -45,6 +51,15 @@ class InputError:
     message: str
 
 
+@dataclass(frozen=True)
+class Item:
+    """A body read for import. With processing, its events (or why it cannot be processed)."""
+
+    alert: RawAlert
+    events: list[AlertEvent] | None = None
+    error: str | None = None
+
+
 @dataclass
 class ReplaySummary:
     files: int = 0
@@ -55,6 +70,7 @@ class ReplaySummary:
     skipped_files: int = 0  # files in directories without a replayable suffix
     error_count: int = 0
     errors: list[InputError] = field(default_factory=list)
+    processed: ProcessSummary | None = None  # with processing as it goes
 
     def add_error(self, error: InputError) -> None:
         self.error_count += 1
@@ -107,16 +123,17 @@ def file_time(path: str, received_at: datetime | None, now: datetime) -> datetim
 
 
 def read_items(path: str, base_time: datetime, stream: BinaryIO,
-               on_progress: Callable[[], None] = lambda: None) -> Iterator[RawAlert | InputError]:
+               on_progress: Callable[[], None] = lambda: None, parse: bool = False) -> Iterator[Item | InputError]:
     """Bodies in one input: the whole file for `.json[.gz]`, else one per JSON line. A file that
-    breaks off (truncated gzip, I/O error) ends with an InputError at the line it broke on."""
+    breaks off (truncated gzip, I/O error) ends with an InputError at the line it broke on.
+    With `parse`, each body is also parsed into alert events as `process` would."""
     if path.endswith(SINGLE_BODY_SUFFIXES):
         try:
             body = stream.read()
         except (OSError, EOFError, zlib.error) as exc:
             yield InputError(path, f"cannot read: {_reason(exc)}")
             return
-        yield raw_alert(body, received_at=base_time, source=REPLAY_SOURCE)
+        yield item(body, parse, received_at=base_time, source=REPLAY_SOURCE)
         return
     number = 0
     try:
@@ -126,12 +143,12 @@ def read_items(path: str, base_time: datetime, stream: BinaryIO,
             body = line.rstrip(b"\n").rstrip(b"\r")
             if not body.strip():
                 continue
-            yield line_item(f"{path}:{number}", body, base_time + timedelta(microseconds=number - 1))
+            yield line_item(f"{path}:{number}", body, base_time + timedelta(microseconds=number - 1), parse)
     except (OSError, EOFError, zlib.error) as exc:
         yield InputError(f"{path}:{number + 1}", f"cannot read further: {_reason(exc)}")
 
 
-def line_item(location: str, line: bytes, line_time: datetime) -> RawAlert | InputError:
+def line_item(location: str, line: bytes, line_time: datetime, parse: bool = False) -> Item | InputError:
     """One JSON line → an export record, a webhook body (received at `line_time`), or an error."""
     try:
         obj = json.loads(line)
@@ -144,20 +161,37 @@ def line_item(location: str, line: bytes, line_time: datetime) -> RawAlert | Inp
             record = from_record(obj)
         except BadRecord as exc:
             return InputError(location, f"bad export record: {exc}")
-        return raw_alert(record.body, received_at=record.received_at, remote_addr=record.remote_addr,
-                         user_agent=record.user_agent, content_type=record.content_type, source=record.source)
+        return item(record.body, parse, received_at=record.received_at, remote_addr=record.remote_addr,
+                    user_agent=record.user_agent, content_type=record.content_type, source=record.source,
+                    body_sha256=obj["body_sha256"])
     if not isinstance(obj, dict):
         kind = {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(obj), "number")
         return InputError(location, f"a JSON {kind} is neither a webhook body nor an export record")
-    return raw_alert(line, received_at=line_time, source=REPLAY_SOURCE)
+    return item(line, parse, received_at=line_time, source=REPLAY_SOURCE)
 
 
-def store_batch(conn: Connection, alerts: Sequence[RawAlert]) -> list[dict]:
-    """Inserts the alerts not already stored (same received_at and body_sha256) in one
-    executemany; returns the rows it stored."""
-    if not alerts:
+def item(body: bytes, parse: bool, *, received_at: datetime, remote_addr: str | None = None,
+         user_agent: str | None = None, content_type: str | None = None, source: str | None = None,
+         body_sha256: str | None = None) -> Item:
+    """A body as `archive.raw_alert` labels it; with `parse`, also its events as `process` would
+    read them from the stored row (whose user agent is clipped), decoding the body once."""
+    doc, label = decode_body(body, user_agent)
+    alert = RawAlert(received_at, body, label, remote_addr, user_agent, content_type, source, body_sha256)
+    if not parse:
+        return Item(alert)
+    if alert.stored_user_agent != user_agent:
+        label = decode_body(body, alert.stored_user_agent)[1]
+    try:
+        return Item(alert, events=parse_document(doc, label, received_at))
+    except PayloadError as exc:
+        return Item(alert, error=error_text(exc))
+
+
+def _fresh(conn: Connection, rows: list[dict]) -> list[int]:
+    """Indexes of the rows not already stored (same received_at and body_sha256), nor earlier
+    in `rows`."""
+    if not rows:
         return []
-    rows = [alert.row() for alert in alerts]
     table = grafana_alerts
     query = (select(table.c.body_sha256, table.c.received_at)
              .where(table.c.body_sha256.in_({r["body_sha256"] for r in rows}))
@@ -165,38 +199,80 @@ def store_batch(conn: Connection, alerts: Sequence[RawAlert]) -> list[dict]:
                                                 max(r["received_at"] for r in rows))))
     seen = {(sha, at) for sha, at in conn.execute(query)}
     fresh = []
-    for row in rows:
+    for i, row in enumerate(rows):
         key = (row["body_sha256"], row["received_at"])
         if key not in seen:
             seen.add(key)
-            fresh.append(row)
-    if fresh:
-        conn.execute(table.insert(), fresh)
+            fresh.append(i)
     return fresh
+
+
+def store_batch(conn: Connection, alerts: Sequence[RawAlert]) -> list[dict]:
+    """Inserts the alerts not already stored (same received_at and body_sha256) in one
+    executemany; returns the rows it stored."""
+    rows = [alert.row() for alert in alerts]
+    fresh = [rows[i] for i in _fresh(conn, rows)]
+    if fresh and bulk.available(conn):
+        bulk.insert(conn, grafana_alerts, fresh)
+    elif fresh:
+        conn.execute(grafana_alerts.insert(), fresh)
+    return fresh
+
+
+def store_processed(conn: Connection, items: Sequence[Item], now: datetime
+                    ) -> tuple[list[dict], list[tuple[int, list[AlertEvent]]]]:
+    """`store_batch` for parsed items, storing them already marked processed at `now` (with
+    their process_error); returns the rows stored and (raw id, events) of the processable ones."""
+    rows = []
+    for entry in items:
+        row = entry.alert.row()
+        row["processed_at"], row["process_error"] = now, entry.error
+        rows.append(row)
+    fresh = _fresh(conn, rows)
+    ids = insert_rows(conn, [rows[i] for i in fresh]) if fresh else []
+    parsed = [(raw_id, items[i].events) for raw_id, i in zip(ids, fresh) if items[i].error is None]
+    return [rows[i] for i in fresh], parsed
 
 
 def replay(engine: Engine, paths: Sequence[str], *, now: datetime, received_at: datetime | None = None,
            batch_size: int = BATCH_SIZE, progress: Callable[[int, int], None] | None = None,
-           stdin: BinaryIO | None = None) -> ReplaySummary:
+           stdin: BinaryIO | None = None, process: Settings | None = None) -> ReplaySummary:
     """Imports `paths` into the archive; returns what it read, stored, skipped and why.
     `progress(advance, total)` is called with the input bytes consumed since the last call and
-    the size of all inputs (standard input counts as 0)."""
-    summary = ReplaySummary()
-    batch: list[RawAlert] = []
+    the size of all inputs (standard input counts as 0).
+
+    With `process` (the settings `process` runs with), each batch is processed as it is stored,
+    in the same transaction (`processor.process_as_stored`): the bodies are parsed once and the
+    rows never wait in the queue. Rows queued before a batch are processed before it."""
+    summary = ReplaySummary(processed=ProcessSummary() if process is not None else None)
+    batch: list[Item] = []
     files = expand_paths(paths, summary)
     total = sum(_size(path) for path in files)
     advance = (lambda n: progress(n, total)) if progress is not None else None
 
-    def store(alerts: list[RawAlert]) -> tuple[int, int]:
-        with database_errors(engine), engine.begin() as conn:
-            stored = store_batch(conn, alerts)
-        return len(stored), sum(1 for row in stored if row["parse_error"] is not None)
+    def store(items: list[Item]) -> tuple[int, int, ProcessSummary | None]:
+        if process is None:
+            with database_errors(engine), engine.begin() as conn:
+                stored = store_batch(conn, [entry.alert for entry in items])
+            return len(stored), sum(1 for row in stored if row["parse_error"] is not None), None
+        mark = datetime.now(timezone.utc)  # a processing mark, as `process` sets it
+        kept: list[dict] = []
+
+        def insert(conn: Connection) -> tuple[int, list[tuple[int, list[AlertEvent]]]]:
+            nonlocal kept
+            kept, parsed = store_processed(conn, items, mark)
+            return len(kept), parsed
+
+        processed = process_as_stored(engine, process, insert)
+        return len(kept), sum(1 for row in kept if row["parse_error"] is not None), processed
 
     def count(done: Future, size: int) -> None:
-        stored, not_payloads = done.result()  # re-raises the writer's error, e.g. DatabaseUnavailable
+        stored, not_payloads, processed = done.result()  # re-raises the writer's error, e.g. DatabaseUnavailable
         summary.stored += stored
         summary.duplicates += size - stored
         summary.not_payloads += not_payloads
+        if processed is not None:
+            summary.processed.add(processed)
 
     # One batch is written on a thread while the next is read and parsed, so the database round
     # trip overlaps the parsing; at most two batches are in memory.
@@ -212,7 +288,7 @@ def replay(engine: Engine, paths: Sequence[str], *, now: datetime, received_at: 
 
         for path in files:
             summary.files += 1
-            for entry in _read_file(path, received_at, now, advance, stdin):
+            for entry in _read_file(path, received_at, now, advance, stdin, process is not None):
                 if isinstance(entry, InputError):
                     summary.add_error(entry)
                     continue
@@ -228,7 +304,7 @@ def replay(engine: Engine, paths: Sequence[str], *, now: datetime, received_at: 
 
 
 def _read_file(path: str, received_at: datetime | None, now: datetime, progress: Callable[[int], None] | None,
-               stdin: BinaryIO | None) -> Iterable[RawAlert | InputError]:
+               stdin: BinaryIO | None, parse: bool) -> Iterable[Item | InputError]:
     """Items of one input; a file that cannot be opened is an InputError, not an exception."""
     try:
         base_time = file_time(path, received_at, now)
@@ -247,7 +323,7 @@ def _read_file(path: str, received_at: datetime | None, now: datetime, progress:
 
     try:
         stream = gzip.GzipFile(fileobj=raw, mode="rb") if path.endswith(".gz") else raw
-        yield from read_items(path, base_time, stream, report)
+        yield from read_items(path, base_time, stream, report, parse)
         report()
     finally:
         if path != STDIN:

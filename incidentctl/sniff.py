@@ -33,17 +33,23 @@ class BodyLabel:
 
 def label_body(body: bytes, user_agent: str | None = None) -> BodyLabel:
     """Classifies a body by its shape (and the user agent where the shape is ambiguous)."""
+    return decode_body(body, user_agent)[1]
+
+
+def decode_body(body: bytes, user_agent: str | None = None) -> tuple[Any, BodyLabel]:
+    """`label_body`, also returning the decoded document (None when the body is not JSON), so a
+    caller that goes on to parse the body decodes it once."""
     if not body.strip():
-        return BodyLabel("unknown", Verdict.NOT_JSON, parse_error="empty body")
+        return None, BodyLabel("unknown", Verdict.NOT_JSON, parse_error="empty body")
     try:
         doc = json.loads(body)
     except RecursionError:
-        return BodyLabel("unknown", Verdict.NOT_JSON, parse_error="JSON nested too deeply")
+        return None, BodyLabel("unknown", Verdict.NOT_JSON, parse_error="JSON nested too deeply")
     except UnicodeDecodeError as exc:
-        return BodyLabel("unknown", Verdict.NOT_JSON, parse_error=_clip(f"body is not UTF-8: {exc}"))
+        return None, BodyLabel("unknown", Verdict.NOT_JSON, parse_error=_clip(f"body is not UTF-8: {exc}"))
     except ValueError as exc:
-        return BodyLabel("unknown", Verdict.NOT_JSON, parse_error=_clip(f"invalid JSON: {exc}"))
-    return label_document(doc, user_agent)
+        return None, BodyLabel("unknown", Verdict.NOT_JSON, parse_error=_clip(f"invalid JSON: {exc}"))
+    return doc, label_document(doc, user_agent)
 
 
 def label_document(doc: Any, user_agent: str | None = None) -> BodyLabel:

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, bindparam, func, null, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from . import bulk
 from .grouping import STATUS_RESOLVED, IncidentState, Message, SeriesState, TimelineEntry
 from .schema import LABEL_TEXT_MAX, incident_alerts, incident_events, incident_labels, incidents, notifications
 
@@ -167,18 +168,26 @@ def write(conn: Connection, changes: Changes) -> None:
     if counters:
         _upsert_series(conn, counters, _SERIES_COUNTERS)
     if changes.relabel:
-        _write_labels(conn, [(ids[key], changes.incidents[key]) for key in sorted(changes.relabel)])
+        _write_labels(conn, [(ids[key], changes.incidents[key]) for key in sorted(changes.relabel)],
+                      existing=[key for key in sorted(changes.relabel) if key > 0])
     if changes.events:
-        conn.execute(incident_events.insert(), [
+        _insert(conn, incident_events, [
             {"incident_id": ids.get(key, key), "kind": e.kind, "at": e.at, "actor": e.actor,
              "alert_fingerprint": e.alert_fingerprint, "raw_alert_id": raw_id,
              "detail": dict(e.detail) if e.detail is not None else None}
             for key, e, raw_id in changes.events])
     if changes.messages:
-        conn.execute(notifications.insert(), [
+        _insert(conn, notifications, [
             {"incident_id": ids[key], "change": m.change, "reason": _clip(m.reason, 255), "severity": m.severity,
              "created_at": m.at, "state": "pending", "attempts": 0}
             for key, m in changes.messages])
+
+
+def _insert(conn: Connection, table, rows: list[dict]) -> None:
+    if bulk.available(conn):
+        bulk.insert(conn, table, rows)
+    else:
+        conn.execute(table.insert(), rows)
 
 
 def _update_incidents(conn: Connection, rows: list[dict]) -> None:
@@ -190,6 +199,10 @@ def _update_incidents(conn: Connection, rows: list[dict]) -> None:
     # MySQL: one multi-row INSERT … ON DUPLICATE KEY UPDATE instead of a round trip per row.
     # Every id exists, so InnoDB meets the primary key first; should another row ever hold the
     # active_key instead, `id = NULL` makes the statement fail rather than update that row.
+    if bulk.available(conn):
+        bulk.insert(conn, incidents, rows, update_sql="id = IF(incidents.id = VALUES(id), incidents.id, NULL)",
+                    update=[k for k in rows[0] if k != "id"])
+        return
     stmt = mysql_insert(incidents)
     guard = func.if_(incidents.c.id == stmt.inserted.id, incidents.c.id, null())
     stmt = stmt.on_duplicate_key_update([("id", guard)] + [(k, stmt.inserted[k]) for k in rows[0] if k != "id"])
@@ -197,6 +210,8 @@ def _update_incidents(conn: Connection, rows: list[dict]) -> None:
 
 
 def _insert_incidents(conn: Connection, rows: list[dict]) -> list[int]:
+    if bulk.available(conn):
+        return bulk.insert(conn, incidents, rows, returning="id")
     if conn.dialect.insert_executemany_returning_sort_by_parameter_order:
         stmt = incidents.insert().returning(incidents.c.id, sort_by_parameter_order=True)
         return list(conn.execute(stmt, rows).scalars())
@@ -204,6 +219,9 @@ def _insert_incidents(conn: Connection, rows: list[dict]) -> list[int]:
 
 
 def _upsert_series(conn: Connection, rows: list[dict], keys: tuple[str, ...]) -> None:
+    if bulk.available(conn):
+        bulk.insert(conn, incident_alerts, rows, update=keys)
+        return
     if _is_mysql(conn):
         stmt = mysql_insert(incident_alerts)
         stmt = stmt.on_duplicate_key_update({k: stmt.inserted[k] for k in keys})
@@ -220,10 +238,11 @@ def label_rows(incident_id: int, opened_at: datetime, labels: dict[str, str]) ->
              "opened_at": opened_at} for name, value in labels.items()]
 
 
-def _write_labels(conn: Connection, relabelled: list[tuple[int, IncidentState]]) -> None:
-    for chunk in _chunks([incident_id for incident_id, _ in relabelled]):
+def _write_labels(conn: Connection, relabelled: list[tuple[int, IncidentState]], existing: list[int]) -> None:
+    """Replaces the label rows of `existing` incident ids and writes those of the new ones."""
+    for chunk in _chunks(existing):
         conn.execute(incident_labels.delete().where(incident_labels.c.incident_id.in_(chunk)))
     rows = [row for incident_id, state in relabelled
             for row in label_rows(incident_id, state.opened_at, state.common_labels)]
     if rows:
-        conn.execute(incident_labels.insert(), rows)
+        _insert(conn, incident_labels, rows)

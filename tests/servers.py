@@ -3,7 +3,6 @@ that can cut the receiver off from its database and bring it back."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess

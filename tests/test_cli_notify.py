@@ -9,8 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from incidentctl.cli import app
-from incidentctl.database import make_engine
-from tests.factories import add_change, add_incident, add_incidents_with_changes, outbox_rows
+from tests.factories import add_incidents_with_changes, outbox_rows
 from tests.slack_fake import FakeSlack
 
 runner = CliRunner()

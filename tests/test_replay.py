@@ -285,3 +285,43 @@ def test_export_replay_with_process_gives_the_same_incidents(db_url, tmp_path):
     assert snapshot(target) == expected
     for e in (original, target):
         e.dispose()
+
+
+def _queue(engine) -> list[tuple]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(grafana_alerts.c.body_sha256, grafana_alerts.c.processed_at.is_(None),
+                                   grafana_alerts.c.process_error).order_by(grafana_alerts.c.id))
+        return [tuple(r) for r in rows]
+
+
+def test_processing_as_it_goes_equals_replay_then_process(engine, empty_database_url, tmp_path, fixture_bodies):
+    # replay(process=…) stores and processes each batch in one transaction; the result must be what
+    # replay followed by `process` writes: incidents, series, timeline, outbox and the queue marks.
+    # A row already waiting in the queue (received live) is processed first, in queue order; a body
+    # that is not a payload is marked with its error; a second replay stores and processes nothing.
+    from history import history
+    from processing_helpers import snapshot, store
+
+    from incidentctl.config import load_settings
+    from incidentctl.processor import process_pending
+
+    settings = load_settings({})
+    source = _sqlite(tmp_path, "source.db")
+    rows = list(history(series=30, minutes=120, seed=11))
+    store(source, rows[1:] + [(T0, b'{"alerts": "no"}')])
+    export_to_file(source, tmp_path / "history.jsonl")
+    other = make_engine(empty_database_url("then"))
+    upgrade(other)
+    for target in (engine, other):
+        store(target, rows[:1])  # the backlog
+    summary = replay(engine, [str(tmp_path / "history.jsonl")], now=NOW, batch_size=7, process=settings)
+    replay(other, [str(tmp_path / "history.jsonl")], now=NOW, batch_size=7)
+    then = process_pending(other, settings)
+    assert summary.processed == then and then.rows == len(rows) + 1 and then.errors == 1
+    assert snapshot(engine) == snapshot(other)
+    assert _archive(engine) == _archive(other)
+    assert _queue(engine) == _queue(other) and not any(waiting for _, waiting, _ in _queue(engine))
+    again = replay(engine, [str(tmp_path / "history.jsonl")], now=NOW, process=settings)
+    assert (again.stored, again.processed.rows) == (0, 0) and again.duplicates == len(rows)
+    for e in (source, other):
+        e.dispose()

@@ -80,8 +80,8 @@ def replay_cmd(
                                               help="Receive time for bodies that carry none (default: the "
                                                    "file's modification time). Export records keep their own."),
     batch_size: int = typer.Option(BATCH_SIZE, "--batch-size", min=1, help="Rows inserted per transaction."),
-    process: bool = typer.Option(False, "--process", help="Afterwards, process every unprocessed row into "
-                                 "incidents (as `incidentctl process` does)."),
+    process: bool = typer.Option(False, "--process", help="Process the rows into incidents as they are stored "
+                                 "(as `incidentctl process` does, in queue order), then any row left waiting."),
     output: OutputFormat = OutputOption,
 ) -> None:
     """Import historical webhook bodies (files, directories, JSON Lines, gzip) into the raw archive.
@@ -89,7 +89,7 @@ def replay_cmd(
     Idempotent: a request already stored (same received_at and body sha256) counts as a
     duplicate and is not stored again. Bad lines are reported with file:line and skipped; the
     command exits 1 when there were any. Replayed rows wait for `incidentctl process`, or
-    `--process` runs it right after the import.
+    `--process` processes each batch as it is stored.
     """
     c = context(ctx)
     moment = None
@@ -102,14 +102,16 @@ def replay_cmd(
     with _progress(DownloadColumn()) as progress:
         task = progress.add_task("replaying", total=None)
         report = lambda n, total: progress.update(task, advance=n, total=total or None)  # noqa: E731
-        summary = replay(engine, paths, now=c.clock(), received_at=moment, batch_size=batch_size, progress=report)
-    processed = None
-    if process:
+        summary = replay(engine, paths, now=c.clock(), received_at=moment, batch_size=batch_size, progress=report,
+                         process=c.settings if process else None)
+    processed = summary.processed
+    if processed is not None:
+        # Each batch was processed as it was stored; rows that arrived meanwhile are left.
         with _progress(MofNCompleteColumn()) as progress:
             task = progress.add_task("processing", total=None)
-            processed = process_pending(engine, c.settings,
-                                        progress=lambda done, total: progress.update(task, completed=done,
-                                                                                     total=total))
+            processed.add(process_pending(engine, c.settings,
+                                          progress=lambda done, total: progress.update(task, completed=done,
+                                                                                       total=total)))
     if output is OutputFormat.json:
         typer.echo(dumps({**summary.as_dict(), **({"processed": processed.as_dict()} if processed else {})}))
     else:

@@ -1,0 +1,92 @@
+"""Multi-row INSERTs rendered in one go on MariaDB, for the hot paths of replay and process.
+
+Through SQLAlchemy's executemany, each row's parameters are processed by SQLAlchemy and then
+escaped value by value again by PyMySQL (`mogrify`): most of the client's time on a batch of
+thousands of rows. Here each column's bind processor (the same SQLAlchemy type conversion) runs
+once per value and a row is one join of literals escaped by PyMySQL's rules, including its
+NO_BACKSLASH_ESCAPES handling. Statements are split at STATEMENT_CHARS, under MariaDB's 16 MiB
+`max_allowed_packet`. Other databases (SQLite, MySQL 8) take the ordinary SQLAlchemy path; the
+callers choose with `available`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Callable, Iterator, Sequence
+
+from sqlalchemy import Connection, Table
+
+STATEMENT_CHARS = 4 << 20
+
+
+def available(conn: Connection) -> bool:
+    """Whether `conn` is MariaDB through PyMySQL (RETURNING and VALUES() in ON DUPLICATE KEY UPDATE)."""
+    return conn.dialect.driver == "pymysql" and bool(getattr(conn.dialect, "is_mariadb", False))
+
+
+def insert(conn: Connection, table: Table, rows: Sequence[dict], *, update: Sequence[str] = (),
+           update_sql: str = "", returning: str | None = None) -> list:
+    """INSERT `rows` (all with the same keys) into `table`, in the caller's transaction. `update_sql`
+    then `update` columns (col = VALUES(col)) make it an upsert (ON DUPLICATE KEY UPDATE). With
+    `returning` (an autoincrement column), returns its values in row order. SQLAlchemy's
+    Python-side column defaults are not applied: rows carry every such column."""
+    if not rows:
+        return []
+    names = list(rows[0])
+    quote = conn.dialect.identifier_preparer.quote
+    head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) VALUES "
+    tail = ""
+    assignments = ([update_sql] if update_sql else []) + [f"{quote(n)} = VALUES({quote(n)})" for n in update]
+    if assignments:
+        tail += " ON DUPLICATE KEY UPDATE " + ", ".join(assignments)
+    if returning is not None:
+        tail += f" RETURNING {quote(returning)}"
+    values: list = []
+    for statement in _statements(conn, table, names, rows, head, tail):
+        # no_parameters: the statement goes to the driver as is (no %-formatting of the data).
+        result = conn.exec_driver_sql(statement, execution_options={"no_parameters": True})
+        if returning is not None:
+            # InnoDB gives a multi-row INSERT increasing ids in VALUES order (SQLAlchemy's
+            # insertmanyvalues relies on the same), so sorted ids follow the rows.
+            values.extend(sorted(result.scalars()))
+    return values
+
+
+def _statements(conn: Connection, table: Table, names: list[str], rows: Sequence[dict], head: str,
+                tail: str) -> Iterator[str]:
+    literal = _literal(conn)
+    processors = [table.c[n].type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for n in names]
+    columns = list(zip(names, processors))
+    parts: list[str] = []
+    size = 0
+    for row in rows:
+        text = "(" + ",".join(literal(row[n] if p is None else p(row[n])) for n, p in columns) + ")"
+        if parts and size + len(text) > STATEMENT_CHARS:
+            yield head + ",".join(parts) + tail
+            parts, size = [], 0
+        parts.append(text)
+        size += len(text) + 1
+    yield head + ",".join(parts) + tail
+
+
+def _literal(conn: Connection) -> Callable[[Any], str]:
+    """A value → its SQL literal, as PyMySQL's `Connection.escape` writes it."""
+    dbapi = conn.connection.dbapi_connection
+    escape_string = dbapi._escape_string  # honours NO_BACKSLASH_ESCAPES, as PyMySQL does
+    fallback = dbapi.escape
+
+    def literal(value: Any) -> str:
+        kind = type(value)
+        if kind is str:
+            return "'" + escape_string(value) + "'"
+        if value is None:
+            return "NULL"
+        if kind is int:
+            return str(value)
+        if kind is datetime and value.tzinfo is None:
+            return "'" + value.isoformat(" ") + "'"  # what converters.escape_datetime writes
+        if kind is bytes:
+            return "X'" + value.hex() + "'"
+        return fallback(value)
+
+    return literal

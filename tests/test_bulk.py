@@ -1,0 +1,58 @@
+"""bulk: multi-row INSERTs rendered by incidentctl on MariaDB store exactly what SQLAlchemy would."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import select
+
+from incidentctl import bulk
+from incidentctl.schema import grafana_alerts, incident_events, incidents
+
+ODD_TEXT = ["plain", "it's", 'say "hi"', "back\\slash", "nul\x00byte", "new\nline\r\n", "ctrl-z \x1a", "50% %s %(x)s",
+            "ünïcødé ✓ 🚨", "", "?"]
+
+
+def _mariadb_only(engine) -> None:
+    with engine.connect() as conn:
+        if not bulk.available(conn):
+            pytest.skip("bulk statements are for MariaDB (this server is MySQL)")
+
+
+@pytest.mark.backends("mysql")
+def test_literals_match_pymysql(engine):
+    # The renderer writes what PyMySQL's own escaping writes, for every kind of value we store.
+    _mariadb_only(engine)
+    with engine.connect() as conn:
+        literal = bulk._literal(conn)
+        dbapi = conn.connection.dbapi_connection
+        values = [*ODD_TEXT, None, 0, -5, 2**62, True, b"\x00\xff'\\", b"",
+                  datetime(2026, 1, 2, 3, 4, 5), datetime(2026, 1, 2, 3, 4, 5, 7), datetime(1, 1, 1)]
+        for value in values:
+            assert literal(value) == dbapi.escape(value), value
+
+
+@pytest.mark.backends("mysql")
+def test_insert_returning_and_upsert_store_every_value(engine):
+    _mariadb_only(engine)
+    at = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=timezone.utc)
+    rows = [{"received_at": at, "source": "grafana", "remote_addr": None, "user_agent": text, "content_type": None,
+             "body": text.encode() + bytes(range(256)), "body_sha256": "0" * 64, "body_size": n, "alert_count": None,
+             "status": None, "parse_error": text} for n, text in enumerate(ODD_TEXT)]
+    with engine.begin() as conn:
+        ids = bulk.insert(conn, grafana_alerts, rows, returning="id")
+        stored = {r.id: r for r in conn.execute(select(grafana_alerts))}
+        assert ids == sorted(ids) and len(ids) == len(rows)
+        for raw_id, row in zip(ids, rows):
+            assert {k: getattr(stored[raw_id], k) for k in row} == row
+        base = {"fingerprint": "f", "active_key": None, "status": "resolved", "title": "t", "severity": "info",
+                "opened_at": at, "last_alert_at": at, "group_labels": {"a": "it's ✓"}, "common_labels": {},
+                "alert_count": 1, "series_count": 0, "series_firing": 0, "reopen_count": 0}
+        (incident_id,) = bulk.insert(conn, incidents, [base], returning="id")
+        bulk.insert(conn, incidents, [{**base, "id": incident_id, "title": "50% it's"}], update=["title"])
+        bulk.insert(conn, incident_events, [{"incident_id": incident_id, "kind": "opened", "at": at, "actor": "x",
+                                             "detail": {"reason": 'a "b" \\ c'}}])
+        incident = conn.execute(select(incidents)).one()
+        assert (incident.title, incident.group_labels) == ("50% it's", {"a": "it's ✓"})
+        assert conn.execute(select(incident_events.c.detail)).scalar_one() == {"reason": 'a "b" \\ c'}
