@@ -34,7 +34,10 @@ from .processor import ProcessSummary, error_text, process_as_stored
 from .schema import grafana_alerts
 from .sniff import decode_body
 
-BATCH_SIZE = 1000
+# Rows per transaction. Per-batch costs (the lock, loading the batch's incidents, the commit)
+# dominate below this; 100k alerts replayed with --process took 16.4 s at 1,000, 11.7 s at 2,500
+# (peak RSS 110 → 143 MB) and 10.7 s at 5,000 (195 MB, too close to the 200 MB budget).
+BATCH_SIZE = 2500
 MAX_ERRORS_KEPT = 200  # the count is exact; only the first ones are kept for the report
 REPLAY_SOURCE = "replay"  # source of bodies without a recorded one (not our export)
 STDIN = "-"
