@@ -9,9 +9,10 @@ after another in queue order (the result equals one run's); SQLite has one write
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from sqlalchemy import Connection, Engine, bindparam, func, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -99,17 +100,24 @@ def process_pending(
     return summary
 
 
+@contextmanager
+def processing_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection that applies changes to incidents: READ COMMITTED on MySQL, which takes no
+    gap locks, so the receiver's INSERTs into the queue never wait for a batch (the named lock
+    already orders the batches), and holding the processing lock."""
+    with engine.connect() as conn:
+        if not is_sqlite(engine):
+            conn.execution_options(isolation_level="READ COMMITTED")
+        with ProcessingLock(conn):
+            yield conn
+
+
 def _run_batch(engine: Engine, size: int, group_by: tuple[str, ...], window: timedelta) -> ProcessSummary:
     for attempt in range(BATCH_RETRIES):
         try:
-            with engine.connect() as conn:
-                if not is_sqlite(engine):
-                    # READ COMMITTED takes no gap locks: the receiver's INSERTs into the queue
-                    # never wait for a batch (the named lock already orders the batches).
-                    conn.execution_options(isolation_level="READ COMMITTED")
-                with ProcessingLock(conn):
-                    with conn.begin():
-                        return _apply_batch(conn, size, group_by, window)
+            with processing_connection(engine) as conn:
+                with conn.begin():
+                    return _apply_batch(conn, size, group_by, window)
         except IntegrityError:
             # A person reopened an incident of the same fingerprint meanwhile: nothing was
             # written (rolled back); reload the state and try the batch again.
@@ -134,21 +142,18 @@ def process_as_stored(engine: Engine, settings: Settings,
     with database_errors(engine):
         for attempt in range(BATCH_RETRIES):
             try:
-                with engine.connect() as conn:
-                    if not is_sqlite(engine):
-                        conn.execution_options(isolation_level="READ COMMITTED")
-                    with ProcessingLock(conn):
-                        while True:
-                            with conn.begin():
-                                done = _apply_batch(conn, size, group_by, window)
-                                ours = done.rows == 0  # the queue is empty: our rows come next
-                                if ours:
-                                    stored, parsed = store(conn)
-                                    done = apply_events(conn, parsed, group_by, window)
-                                    done.rows, done.errors = stored, stored - len(parsed)
-                            summary.add(done)
+                with processing_connection(engine) as conn:
+                    while True:
+                        with conn.begin():
+                            done = _apply_batch(conn, size, group_by, window)
+                            ours = done.rows == 0  # the queue is empty: our rows come next
                             if ours:
-                                return summary
+                                stored, parsed = store(conn)
+                                done = apply_events(conn, parsed, group_by, window)
+                                done.rows, done.errors = stored, stored - len(parsed)
+                        summary.add(done)
+                        if ours:
+                            return summary
             except IntegrityError:
                 if attempt == BATCH_RETRIES - 1:
                     raise

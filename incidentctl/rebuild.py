@@ -21,20 +21,19 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict, deque
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable, Iterator
 
 from sqlalchemy import Connection, Engine, func, select, update
 
-from .database import database_errors, is_sqlite
+from .database import database_errors
 from .errors import IncidentctlError
 from .fingerprint import incident_fingerprint
 from .grouping import (ACKNOWLEDGED, OPEN, STATUS_RESOLVED, SYSTEM_ACTOR, Action, IncidentState, TimelineEntry,
                        decide)
 from .parsing import PayloadError, parse_body
-from .processor import ProcessingLock
+from .processor import processing_connection
 from .schema import grafana_alerts, incident_alerts, incident_events, incident_labels, incidents, notifications
 from .simulate import Rules
 from .state import Changes, write
@@ -107,15 +106,12 @@ def rebuild(engine: Engine, rules: Rules, *, dry_run: bool = False, force: bool 
     """Rebuilds all incidents under `rules` in one transaction (or, with `dry_run`, only counts).
     Raises RebuildRefused when retention purged raw rows that incidents were built from, unless
     `force`; ProcessingBusy when a `process` run holds the lock; DatabaseUnavailable."""
-    with database_errors(engine), engine.connect() as conn:
-        if is_sqlite(engine):
-            if dry_run:
-                conn.execution_options(sqlite_begin="DEFERRED")
-        else:
-            conn.execution_options(isolation_level="READ COMMITTED")
-        with nullcontext() if dry_run else ProcessingLock(conn):
-            with conn.begin():
-                return _Rebuild(conn, rules, dry_run, progress).run(force)
+    if dry_run:  # a reader: no lock, no write transaction
+        connection = engine.connect().execution_options(sqlite_begin="DEFERRED")
+    else:
+        connection = processing_connection(engine)
+    with database_errors(engine), connection as conn, conn.begin():
+        return _Rebuild(conn, rules, dry_run, progress).run(force)
 
 
 class _Rebuild:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime, timedelta, timezone
 from typing import Iterable
@@ -9,7 +10,7 @@ from typing import Iterable
 from sqlalchemy import Engine, select
 
 from incidentctl.archive import insert_raw_alerts, raw_alert
-from incidentctl.schema import incident_alerts, incident_events, incidents, notifications
+from incidentctl.schema import incident_alerts, incident_events, incidents, metadata, notifications
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 
@@ -82,3 +83,13 @@ def database_incidents(engine: Engine) -> dict:
                  for r in conn.execute(select(incidents))]
     assert len({key for key, _ in found}) == len(found), "twin incidents"
     return dict(found)
+
+
+def checksums(engine: Engine) -> dict:
+    """Row count and a digest of every row, per table: equal before and after means nothing was written."""
+    out = {}
+    with engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            rows = conn.execute(select(table).order_by(*table.primary_key.columns)).all()
+            out[table.name] = (len(rows), hashlib.sha256(repr(rows).encode()).hexdigest())
+    return out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 from datetime import datetime, timedelta, timezone
@@ -18,9 +17,9 @@ from incidentctl.incidents import add_note, transition
 from incidentctl.migrations import upgrade
 from incidentctl.processor import LOCK_NAME, ProcessingBusy, backlog, process_pending
 from incidentctl.rebuild import RebuildRefused, rebuild
-from incidentctl.schema import grafana_alerts, incident_alerts, incident_events, incidents, metadata
+from incidentctl.schema import grafana_alerts, incident_alerts, incident_events, incidents
 from incidentctl.simulate import Rules
-from processing_helpers import database_incidents, expected_incidents, snapshot, store
+from processing_helpers import checksums, database_incidents, expected_incidents, snapshot, store
 
 SETTINGS = load_settings({})
 DEFAULT = Rules(tuple(SETTINGS.group_by), timedelta(seconds=SETTINGS.reopen_window))
@@ -41,15 +40,6 @@ def _ids(engine) -> list[tuple[int, str, str]]:
     with engine.connect() as conn:
         return [tuple(r) for r in conn.execute(select(incidents.c.id, incidents.c.fingerprint,
                                                       incidents.c.opened_at).order_by(incidents.c.id))]
-
-
-def _checksums(engine) -> dict:
-    out = {}
-    with engine.connect() as conn:
-        for table in metadata.sorted_tables:
-            rows = conn.execute(select(table).order_by(*table.primary_key.columns)).all()
-            out[table.name] = (len(rows), hashlib.sha256(repr(rows).encode()).hexdigest())
-    return out
 
 
 def _open_ids(engine, status: str = "open", series_at_least: int = 1) -> list[int]:
@@ -169,9 +159,9 @@ def test_group_by_fingerprint_gives_one_incident_per_series_and_the_ack_follows(
 
 def test_dry_run_writes_nothing_and_reports_what_the_rebuild_does(engine):
     _processed_with_people(engine)
-    before = _checksums(engine)
+    before = checksums(engine)
     preview = rebuild(engine, COARSE, dry_run=True)
-    assert _checksums(engine) == before
+    assert checksums(engine) == before
     done = rebuild(engine, COARSE)
     assert {**preview.as_dict(), "dry_run": False} == done.as_dict()
     assert preview.incidents_after < preview.incidents_before

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import timedelta
 
@@ -10,26 +9,16 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from history import history
-from processing_helpers import store
+from processing_helpers import checksums, store
 
 from incidentctl.cli import app
 from incidentctl.config import load_settings
 from incidentctl.processor import process_pending
-from incidentctl.schema import incidents, metadata
+from incidentctl.schema import incidents
 from incidentctl.simulate import Rules, simulate
 
 SETTINGS = load_settings({})
 CURRENT = Rules(tuple(SETTINGS.group_by), timedelta(seconds=SETTINGS.reopen_window))
-
-
-def _checksums(engine) -> dict:
-    """Row count and a digest of every row, per table."""
-    out = {}
-    with engine.connect() as conn:
-        for table in metadata.sorted_tables:
-            rows = conn.execute(select(table).order_by(*table.primary_key.columns)).all()
-            out[table.name] = (len(rows), hashlib.sha256(repr(rows).encode()).hexdigest())
-    return out
 
 
 def test_current_rules_predict_what_process_makes(engine):
@@ -50,7 +39,7 @@ def test_current_rules_predict_what_process_makes(engine):
 def test_simulate_writes_nothing(engine, db_url):
     store(engine, history(series=20, minutes=60, seed=2))
     process_pending(engine, SETTINGS, limit=10)  # a partly processed database
-    before = _checksums(engine)
+    before = checksums(engine)
     result = CliRunner().invoke(app, ["simulate", "--group-by", "alertname", "--reopen-window", "2h",
                                       "--since", "2026-01-01T00:00:00Z", "-o", "json"],
                                 env={"INCIDENTCTL_DATABASE_URL": db_url})
@@ -59,10 +48,10 @@ def test_simulate_writes_nothing(engine, db_url):
     current, proposed = data["rules"]
     assert proposed["group_by"] == ["alertname"] and proposed["reopen_window_s"] == 7200
     assert proposed["incidents"] <= current["incidents"] and data["rows"] > 0
-    assert _checksums(engine) == before
+    assert checksums(engine) == before
     table = CliRunner().invoke(app, ["simulate", "--group-by", "fingerprint", "--since", "2026-01-01T00:00:00Z"],
                                env={"INCIDENTCTL_DATABASE_URL": db_url})
     assert table.exit_code == 0 and "Top fingerprints by alerts, proposed rules" in table.stdout
-    assert _checksums(engine) == before
+    assert checksums(engine) == before
     bad = CliRunner().invoke(app, ["simulate", "--reopen-window", "soon"], env={"INCIDENTCTL_DATABASE_URL": db_url})
     assert bad.exit_code == 2

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import sys
-from datetime import timedelta
 from typing import Optional
 
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..durations import format_duration, parse_duration
+from ..durations import format_duration
 from ..output import OutputFormat, dumps
 from ..rebuild import rebuild
-from ..simulate import Rules
 from .app import OutputOption, app, context, err_console
+from .simulate import configured_rules, rules_from_options
 
 
 @app.command("rebuild")
@@ -39,14 +38,8 @@ def rebuild_cmd(
     rebuilt incident that continues an old one keeps its id. Nothing is sent to Slack.
     """
     c = context(ctx)
-    try:
-        window = parse_duration(reopen_window) if reopen_window else timedelta(seconds=c.settings.reopen_window)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--reopen-window") from None
-    labels = tuple(p.strip() for p in group_by.split(",") if p.strip()) if group_by else tuple(c.settings.group_by)
-    if not labels:
-        raise typer.BadParameter("needs at least one label", param_hint="--group-by")
-    rules = Rules(labels, window)
+    rules = rules_from_options(c.settings, group_by, reopen_window)
+    labels, window = rules.group_by, rules.reopen_window
     if not dry_run and not yes and sys.stdin.isatty() and err_console.is_terminal:
         typer.confirm(f"Rebuild all incidents with group_by={','.join(labels)}, reopen window "
                       f"{format_duration(window)}?", abort=True, err=True)
@@ -73,7 +66,7 @@ def rebuild_cmd(
             err_console.print(f"[yellow]note:[/yellow] {s.purged_incidents} incident(s) were built from raw alerts "
                               f"retention has purged; they {'would be' if dry_run else 'were'} dropped",
                               highlight=False)
-    if not dry_run and rules != Rules(tuple(c.settings.group_by), timedelta(seconds=c.settings.reopen_window)):
+    if not dry_run and rules != configured_rules(c.settings):
         err_console.print("[yellow]note:[/yellow] these rules differ from the configured ones; set "
                           "INCIDENTCTL_GROUP_BY / INCIDENTCTL_REOPEN_WINDOW to match, or `process` groups new "
                           "alerts under the old rules", highlight=False)

@@ -10,11 +10,28 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
+from ..config import Settings
 from ..durations import format_duration, parse_duration, parse_since
 from ..output import Col, OutputFormat, dumps, render_rows
 from ..simulate import Rules, days, simulate, simulation_dict
 from ..stats import sparkline
 from .app import OutputOption, app, context, err_console
+
+
+def configured_rules(settings: Settings) -> Rules:
+    return Rules(tuple(settings.group_by), timedelta(seconds=settings.reopen_window))
+
+
+def rules_from_options(settings: Settings, group_by: Optional[str], reopen_window: Optional[str]) -> Rules:
+    """--group-by and --reopen-window, each defaulting to its setting; BadParameter when wrong."""
+    try:
+        window = parse_duration(reopen_window) if reopen_window else timedelta(seconds=settings.reopen_window)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--reopen-window") from None
+    labels = tuple(p.strip() for p in group_by.split(",") if p.strip()) if group_by else tuple(settings.group_by)
+    if not labels:
+        raise typer.BadParameter("needs at least one label", param_hint="--group-by")
+    return Rules(labels, window)
 
 
 @app.command("simulate")
@@ -42,17 +59,14 @@ def simulate_cmd(
     try:
         start = parse_since(since, now)
         end = parse_since(until, now) if until else now
-        window = parse_duration(reopen_window) if reopen_window else timedelta(seconds=c.settings.reopen_window)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    proposed_by = tuple(p.strip() for p in group_by.split(",") if p.strip()) if group_by else tuple(c.settings.group_by)
-    if not proposed_by:
-        raise typer.BadParameter("--group-by needs at least one label")
-    current = Rules(tuple(c.settings.group_by), timedelta(seconds=c.settings.reopen_window))
+    proposed = rules_from_options(c.settings, group_by, reopen_window)
+    current = configured_rules(c.settings)
     with Progress(TextColumn("simulating {task.completed} rows"), BarColumn(), console=err_console,
                   transient=True, disable=not err_console.is_terminal) as bar:
         task = bar.add_task("rows", total=None)
-        result = simulate(c.engine, [current, Rules(proposed_by, window)], since=start, until=end,
+        result = simulate(c.engine, [current, proposed], since=start, until=end,
                           progress=lambda n: bar.update(task, completed=n))
     data = simulation_dict(result, top)
     if output is not OutputFormat.table:
