@@ -24,7 +24,7 @@ from .fingerprint import incident_fingerprint
 from .grouping import Action, group_events
 from .parsing import AlertEvent, PayloadError, parse_body
 from .schema import grafana_alerts
-from .state import Changes, load_states, write
+from .state import Changes, SeriesCache, load_states, write
 
 LOCK_NAME = "incidentctl.process:"
 LOCK_WAIT_SECONDS = 60
@@ -85,13 +85,14 @@ def process_pending(
     group_by = tuple(settings.group_by)
     window = timedelta(seconds=settings.reopen_window)
     summary = ProcessSummary()
+    cache = SeriesCache()
     with database_errors(engine):
         total = backlog(engine) if progress else 0
         if limit is not None:
             total = min(total, limit)
         while limit is None or summary.rows < limit:
             want = size if limit is None else min(size, limit - summary.rows)
-            done = _run_batch(engine, want, group_by, window)
+            done = _run_batch(engine, want, group_by, window, cache)
             if done.rows == 0:
                 break
             summary.add(done)
@@ -112,12 +113,27 @@ def processing_connection(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
-def _run_batch(engine: Engine, size: int, group_by: tuple[str, ...], window: timedelta) -> ProcessSummary:
+@contextmanager
+def _transaction(conn: Connection, cache: SeriesCache | None) -> Iterator[None]:
+    """`conn.begin()`; the cache keeps what the transaction staged only when it commits."""
+    try:
+        with conn.begin():
+            yield
+    except BaseException:
+        if cache is not None:
+            cache.rollback()
+        raise
+    if cache is not None:
+        cache.commit()
+
+
+def _run_batch(engine: Engine, size: int, group_by: tuple[str, ...], window: timedelta,
+               cache: SeriesCache | None = None) -> ProcessSummary:
     for attempt in range(BATCH_RETRIES):
         try:
             with processing_connection(engine) as conn:
-                with conn.begin():
-                    return _apply_batch(conn, size, group_by, window)
+                with _transaction(conn, cache):
+                    return _apply_batch(conn, size, group_by, window, cache)
         except IntegrityError:
             # A person reopened an incident of the same fingerprint meanwhile: nothing was
             # written (rolled back); reload the state and try the batch again.
@@ -127,14 +143,16 @@ def _run_batch(engine: Engine, size: int, group_by: tuple[str, ...], window: tim
 
 
 def process_as_stored(engine: Engine, settings: Settings,
-                      store: Callable[[Connection], tuple[int, list[tuple[int, list[AlertEvent]]]]]) -> ProcessSummary:
+                      store: Callable[[Connection], tuple[int, list[tuple[int, list[AlertEvent]]]]],
+                      cache: SeriesCache | None = None) -> ProcessSummary:
     """Stores rows and applies their events in one transaction, as a batch of `process` would.
 
     `store(conn)` inserts rows already marked processed (`processed_at` set, `process_error` for
     a body that cannot be processed) and returns (rows inserted, [(raw id, events)] of the others
     in id order). Rows already waiting in the queue are processed first, under the same lock, so
     the queue order holds. Like a batch, it is retried when a person's reopen races it (`store`
-    is then called again). Raises DatabaseUnavailable, ProcessingBusy."""
+    is then called again). A `cache` kept across calls spares reading back the series of the
+    incidents the previous calls touched. Raises DatabaseUnavailable, ProcessingBusy."""
     size = max(1, settings.batch_size)
     group_by = tuple(settings.group_by)
     window = timedelta(seconds=settings.reopen_window)
@@ -144,12 +162,12 @@ def process_as_stored(engine: Engine, settings: Settings,
             try:
                 with processing_connection(engine) as conn:
                     while True:
-                        with conn.begin():
-                            done = _apply_batch(conn, size, group_by, window)
+                        with _transaction(conn, cache):
+                            done = _apply_batch(conn, size, group_by, window, cache)
                             ours = done.rows == 0  # the queue is empty: our rows come next
                             if ours:
                                 stored, parsed = store(conn)
-                                done = apply_events(conn, parsed, group_by, window)
+                                done = apply_events(conn, parsed, group_by, window, cache)
                                 done.rows, done.errors = stored, stored - len(parsed)
                         summary.add(done)
                         if ours:
@@ -197,7 +215,8 @@ def _claim(conn: Connection, size: int) -> list:
     return list(conn.execute(query))
 
 
-def _apply_batch(conn: Connection, size: int, group_by: tuple[str, ...], window: timedelta) -> ProcessSummary:
+def _apply_batch(conn: Connection, size: int, group_by: tuple[str, ...], window: timedelta,
+                 cache: SeriesCache | None = None) -> ProcessSummary:
     rows = _claim(conn, size)
     if not rows:
         return ProcessSummary()
@@ -208,7 +227,7 @@ def _apply_batch(conn: Connection, size: int, group_by: tuple[str, ...], window:
             parsed.append((row.id, parse_body(bytes(row.body), row.received_at, row.user_agent)))
         except PayloadError as exc:
             failed.append({"_id": row.id, "error": error_text(exc)})
-    summary = apply_events(conn, parsed, group_by, window)
+    summary = apply_events(conn, parsed, group_by, window, cache)
     summary.rows, summary.errors = len(rows), len(failed)
     now = datetime.now(timezone.utc)  # a processing mark, not an incident time
     ok_ids = [raw_id for raw_id, _ in parsed]
@@ -222,12 +241,14 @@ def _apply_batch(conn: Connection, size: int, group_by: tuple[str, ...], window:
 
 
 def apply_events(conn: Connection, parsed: Sequence[tuple[int, list[AlertEvent]]], group_by: tuple[str, ...],
-                 window: timedelta) -> ProcessSummary:
+                 window: timedelta, cache: SeriesCache | None = None) -> ProcessSummary:
     """Applies the events of raw rows (raw id, events; in queue order) to the incidents, in the
-    caller's transaction; returns the counts of alerts by outcome (not `rows` or `errors`)."""
+    caller's transaction; returns the counts of alerts by outcome (not `rows` or `errors`).
+    With `cache`, what it reads and writes is staged there (the caller commits or rolls it back
+    with the transaction)."""
     summary = ProcessSummary()
     fingerprints = {incident_fingerprint(group_by, e.labels, e.fingerprint) for _, events in parsed for e in events}
-    states = load_states(conn, fingerprints)
+    states = load_states(conn, fingerprints, cache)
     keys = {fp: state.id for fp, state in states.items()}
     changes = Changes()
     for raw_id, events in parsed:
@@ -242,6 +263,8 @@ def apply_events(conn: Connection, parsed: Sequence[tuple[int, list[AlertEvent]]
             changes.record(keys[fp], decision.state, event.fingerprint, decision.timeline, decision.messages, raw_id,
                            labels_changed=decision.labels_changed)
     write(conn, changes)
+    if cache is not None:
+        cache.stage(changes.incidents.values())
     return summary
 
 

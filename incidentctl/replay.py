@@ -31,6 +31,7 @@ from .database import database_errors
 from .export import BadRecord, from_record, is_record
 from .parsing import AlertEvent, PayloadError, parse_document
 from .processor import ProcessSummary, error_text, process_as_stored
+from .state import SeriesCache
 from .schema import grafana_alerts
 from .sniff import decode_body
 
@@ -250,6 +251,7 @@ def replay(engine: Engine, paths: Sequence[str], *, now: datetime, received_at: 
     in the same transaction (`processor.process_as_stored`): the bodies are parsed once and the
     rows never wait in the queue. Rows queued before a batch are processed before it."""
     summary = ReplaySummary(processed=ProcessSummary() if process is not None else None)
+    cache = SeriesCache()  # used by the writer thread only
     batch: list[Item] = []
     files = expand_paths(paths, summary)
     total = sum(_size(path) for path in files)
@@ -268,7 +270,7 @@ def replay(engine: Engine, paths: Sequence[str], *, now: datetime, received_at: 
             kept, parsed = store_processed(conn, items, mark)
             return len(kept), parsed
 
-        processed = process_as_stored(engine, process, insert)
+        processed = process_as_stored(engine, process, insert, cache)
         return len(kept), sum(1 for row in kept if row["parse_error"] is not None), processed
 
     def count(done: Future, size: int) -> None:

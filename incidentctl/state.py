@@ -6,7 +6,7 @@ The processor owns the transaction; these functions run inside it. MySQL reads t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Iterable, Sequence
 
@@ -30,8 +30,11 @@ def _is_mysql(conn: Connection) -> bool:
     return conn.dialect.name in ("mysql", "mariadb")
 
 
-def load_states(conn: Connection, fingerprints: Iterable[str]) -> dict[str, IncidentState]:
-    """The incident each fingerprint's next alert applies to: the unresolved one, else the newest."""
+def load_states(conn: Connection, fingerprints: Iterable[str], cache: "SeriesCache | None" = None
+                ) -> dict[str, IncidentState]:
+    """The incident each fingerprint's next alert applies to: the unresolved one, else the newest.
+    Incident rows are always read (people change them); series come from `cache` when it holds
+    them as they are."""
     fps = sorted(set(fingerprints))
     lock = _is_mysql(conn)
     rows: dict[int, dict] = {}
@@ -50,18 +53,86 @@ def load_states(conn: Connection, fingerprints: Iterable[str]) -> dict[str, Inci
         for row in conn.execute(query.with_for_update() if lock else query):
             rows[row.id] = dict(row._mapping)
     states = {row["id"]: _incident_state(row) for row in rows.values()}
+    missing = sorted(states)
+    if cache is not None:
+        missing = [i for i in missing if not cache.fill(states[i], rows[i]["series_count"])]
     # Labels, annotations and links are not read: an event that changes them rewrites them all.
     a = incident_alerts.c
     columns = (a.incident_id, a.alert_fingerprint, a.status, a.severity, a.starts_at, a.ends_at, a.last_event_at,
                a.first_seen_at, a.last_seen_at, a.times_seen)
-    for chunk in _chunks(sorted(states)):
+    for chunk in _chunks(missing):
         for row in conn.execute(select(*columns).where(a.incident_id.in_(chunk)).order_by(a.id)):
             states[row.incident_id].series[row.alert_fingerprint] = SeriesState(
                 fingerprint=row.alert_fingerprint, status=row.status, severity=row.severity, labels=None,
                 annotations=None, links=None, starts_at=row.starts_at, ends_at=row.ends_at,
                 last_event_at=row.last_event_at, first_seen_at=row.first_seen_at, last_seen_at=row.last_seen_at,
                 times_seen=row.times_seen)
+    if cache is not None:
+        cache.stage(states[i] for i in missing)
     return {s.fingerprint: s for s in states.values()}
+
+
+class SeriesCache:
+    """The series of incidents as a run last read or wrote them, so that its next batch need
+    not read them back (`process` and `replay --process` touch the same incidents batch after
+    batch).
+
+    An entry is used only while the incident row still shows the version it was kept at
+    (alert_count, last_alert_at, series count): every change a processor makes to an incident's
+    series also counts an alert on the incident, in the same transaction, and people never
+    change series. What a transaction reads or writes is staged and kept only once it commits
+    (`commit`), so a rolled-back batch leaves nothing behind. At most `limit` series are kept,
+    the least recently used go first."""
+
+    def __init__(self, limit: int = 20_000):
+        self.limit = limit
+        self._entries: dict[int, tuple[tuple, dict[str, SeriesState]]] = {}
+        self._size = 0
+        self._staged: list[IncidentState] = []
+        self.hits = 0  # incidents whose series came from here
+
+    @staticmethod
+    def _version(state: IncidentState, series_count: int) -> tuple:
+        return state.alert_count, state.last_alert_at, series_count
+
+    def fill(self, state: IncidentState, series_count: int) -> bool:
+        """Gives `state` (an incident row just read) its cached series; False when not cached
+        or cached at another version."""
+        entry = self._entries.pop(state.id, None)
+        if entry is None:
+            return False
+        self._size -= len(entry[1])
+        if entry[0] != self._version(state, series_count):
+            return False
+        self._put(state.id, entry)
+        state.series = dict(entry[1])
+        self.hits += 1
+        return True
+
+    def stage(self, states: Iterable[IncidentState]) -> None:
+        self._staged.extend(states)
+
+    def commit(self) -> None:
+        for state in self._staged:
+            if state.id is None:
+                continue
+            old = self._entries.pop(state.id, None)
+            if old is not None:
+                self._size -= len(old[1])
+            # As load_states reads them: without labels, annotations and links.
+            series = {fp: replace(s, labels=None, annotations=None, links=None) for fp, s in state.series.items()}
+            self._put(state.id, (self._version(state, len(state.series)), series))
+        self._staged.clear()
+
+    def rollback(self) -> None:
+        self._staged.clear()
+
+    def _put(self, incident_id: int, entry: tuple[tuple, dict[str, SeriesState]]) -> None:
+        self._entries[incident_id] = entry
+        self._size += len(entry[1])
+        while self._size > self.limit and self._entries:
+            oldest = next(iter(self._entries))
+            self._size -= len(self._entries.pop(oldest)[1])
 
 
 def _incident_state(row: dict) -> IncidentState:

@@ -97,6 +97,47 @@ def test_batch_size_does_not_change_the_result(engine, empty_database_url):
     assert len(one["incidents"]) > 10
 
 
+def test_series_kept_between_batches_never_hide_another_runs_changes(engine, empty_database_url):
+    # One run keeps the series it wrote (SeriesCache) and reads them back only when the
+    # incident's version moved. Another run processing rows between its batches, and a person
+    # acking meanwhile, must give what the same rows and ack give without any cache.
+    from datetime import timedelta
+
+    from incidentctl.database import make_engine
+    from incidentctl.migrations import upgrade
+    from incidentctl.processor import _run_batch
+    from incidentctl.state import SeriesCache
+
+    rows = list(history(series=30, minutes=180, seed=11))
+    plain = make_engine(empty_database_url("plain"))
+    upgrade(plain)
+    store(engine, rows)
+    store(plain, rows)
+    group_by, window = tuple(SETTINGS.group_by), timedelta(seconds=SETTINGS.reopen_window)
+    cache = SeriesCache()
+
+    def ack_first_open(db):
+        with db.connect() as conn:
+            first = conn.scalar(select(incidents.c.id).where(incidents.c.status == "open").order_by(incidents.c.id))
+        transition(db, "ack", first, by="alice", note=None, now=T0 + timedelta(hours=1))
+
+    for _ in range(3):
+        _run_batch(engine, 40, group_by, window, cache)
+    process_pending(engine, SETTINGS, batch_size=25, limit=100)  # another run, between our batches
+    ack_first_open(engine)
+    while _run_batch(engine, 40, group_by, window, cache).rows:
+        pass
+    process_pending(plain, SETTINGS, batch_size=220, limit=220)
+    ack_first_open(plain)
+    process_pending(plain, SETTINGS)
+    assert cache.hits > 0  # the cache was used, not bypassed
+    cached, uncached = snapshot(engine), snapshot(plain)
+    plain.dispose()
+    assert [e for e in cached["events"] if e[1] == "acknowledged"]
+    assert cached["series"] == uncached["series"]
+    assert cached["incidents"] == uncached["incidents"]
+
+
 def test_event_time_not_wall_time(engine, fixture_bodies):
     store_spaced(engine, [fixture_bodies["grafana/grafana_docs_webhook-notifier_firing_2alerts_values.json"]])
     process_pending(engine, SETTINGS)

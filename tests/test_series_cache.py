@@ -1,0 +1,114 @@
+"""SeriesCache: the series a processing run keeps between its batches (pure, no database)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from incidentctl.grouping import IncidentState, SeriesState
+from incidentctl.state import SeriesCache
+
+T = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def _series(fp: str, times_seen: int = 1) -> SeriesState:
+    return SeriesState(fingerprint=fp, status="firing", severity="warning", labels={"alertname": "A"},
+                       annotations={"summary": "s"}, links={"generator": "http://g"}, starts_at=T, ends_at=None,
+                       last_event_at=T, first_seen_at=T, last_seen_at=T, times_seen=times_seen)
+
+
+def _state(incident_id: int, alert_count: int = 3, series: tuple[str, ...] = ("s1", "s2"),
+           last_alert_at: datetime = T) -> IncidentState:
+    return IncidentState(fingerprint=f"fp{incident_id}", status="open", title="t", severity="warning",
+                         alertname="A", cluster="", namespace="", service="", group_labels={}, common_labels={},
+                         opened_at=T, last_alert_at=last_alert_at, id=incident_id, alert_count=alert_count,
+                         series={fp: _series(fp) for fp in series})
+
+
+def _row(state: IncidentState) -> IncidentState:
+    """The incident as load_states reads its row: no series yet."""
+    return _state(state.id, state.alert_count, (), state.last_alert_at)
+
+
+def test_a_committed_incident_fills_the_next_read_of_the_same_version():
+    cache = SeriesCache()
+    written = _state(1)
+    cache.stage([written])
+    cache.commit()
+    read = _row(written)
+    assert cache.fill(read, series_count=2)
+    assert sorted(read.series) == ["s1", "s2"]
+    assert cache.hits == 1
+
+
+def test_kept_series_are_as_load_states_reads_them_without_labels():
+    # Labels, annotations and links are not loaded; a series carrying them would be rewritten whole.
+    cache = SeriesCache()
+    cache.stage([_state(1)])
+    cache.commit()
+    read = _row(_state(1))
+    cache.fill(read, series_count=2)
+    assert all(s.labels is None and s.annotations is None and s.links is None for s in read.series.values())
+    assert read.series["s1"].times_seen == 1
+
+
+def test_another_alert_count_last_alert_or_series_count_is_a_miss():
+    # Another run applied alerts to the incident since: its row shows another version.
+    for changed in (dict(alert_count=4), dict(last_alert_at=T + timedelta(seconds=1))):
+        cache = SeriesCache()
+        cache.stage([_state(1)])
+        cache.commit()
+        read = _state(1, series=(), **{"alert_count": 3, "last_alert_at": T, **changed})
+        assert not cache.fill(read, series_count=2)
+        assert read.series == {}
+        assert not cache.fill(_row(_state(1)), series_count=2)  # a stale entry is dropped, not kept
+    cache = SeriesCache()
+    cache.stage([_state(1)])
+    cache.commit()
+    assert not cache.fill(_row(_state(1)), series_count=3)
+
+
+def test_unknown_incident_is_a_miss():
+    assert not SeriesCache().fill(_row(_state(7)), series_count=2)
+
+
+def test_staged_entries_are_dropped_on_rollback():
+    cache = SeriesCache()
+    cache.stage([_state(1)])
+    cache.rollback()
+    cache.commit()
+    assert not cache.fill(_row(_state(1)), series_count=2)
+
+
+def test_a_later_stage_of_the_same_incident_wins():
+    # load_states stages what it read, the batch then stages what it wrote.
+    cache = SeriesCache()
+    cache.stage([_state(1, alert_count=3)])
+    cache.stage([_state(1, alert_count=5, series=("s1", "s2", "s3"))])
+    cache.commit()
+    assert not cache.fill(_row(_state(1, alert_count=3)), series_count=2)
+    read = _row(_state(1, alert_count=5))
+    cache.stage([_state(1, alert_count=5, series=("s1", "s2", "s3"))])
+    cache.commit()
+    assert cache.fill(read, series_count=3)
+    assert len(read.series) == 3
+
+
+def test_unsaved_incidents_are_not_kept():
+    cache = SeriesCache()
+    cache.stage([_state(None)])  # type: ignore[arg-type]
+    cache.commit()
+    assert cache._size == 0
+
+
+def test_least_recently_used_go_first_beyond_the_limit():
+    cache = SeriesCache(limit=4)  # series, two incidents of two
+    for incident_id in (1, 2):
+        cache.stage([_state(incident_id)])
+    cache.commit()
+    assert cache.fill(_row(_state(1)), series_count=2)  # 1 is now the most recently used
+    cache.stage([_state(3)])
+    cache.commit()
+    assert not cache.fill(_row(_state(2)), series_count=2)  # evicted
+    assert cache.fill(_row(_state(1)), series_count=2)
+    assert cache.fill(_row(_state(3)), series_count=2)
+    assert cache._size == 4
