@@ -160,10 +160,30 @@ def bench_list() -> None:
         "--label team=t7": IncidentFilter(labels=(("team", "t7"),)),
         "--label team=t7 --status all": IncidentFilter(labels=(("team", "t7"),), status="all"),
         "--label team=nobody --status all (no match)": IncidentFilter(labels=(("team", "nobody"),), status="all"),
-        "--label team=t7 --label cluster=c3 --status all": IncidentFilter(labels=(("team", "t7"), ("cluster", "c3")),
+        "--label team=t7 --label cluster=c7 --status all": IncidentFilter(labels=(("team", "t7"), ("cluster", "c7")),
                                                                          status="all"),
+        "--label team=t7 --label cluster=c3 --status all (no match)": IncidentFilter(
+            labels=(("team", "t7"), ("cluster", "c3")), status="all"),
+        "--label cluster=c3 --label team=t7 --status all (no match)": IncidentFilter(
+            labels=(("cluster", "c3"), ("team", "t7")), status="all"),
+        "--label team=t7 --label cluster=c3 --status resolved (no match)": IncidentFilter(
+            labels=(("team", "t7"), ("cluster", "c3")), status="resolved"),
+        "--label team=t7 --label cluster=c3 (no match)": IncidentFilter(labels=(("team", "t7"), ("cluster", "c3"))),
+        "--label team=t7 --label cluster=c3 --since 7d --status all (no match)": IncidentFilter(
+            labels=(("team", "t7"), ("cluster", "c3")), since=now - timedelta(days=7), status="all"),
+        "--label team=t7 --cluster c7 --status all": IncidentFilter(labels=(("team", "t7"),), cluster="c7",
+                                                                   status="all"),
         "--label team=t7 --cluster c4 --status all (no match)": IncidentFilter(labels=(("team", "t7"),), cluster="c4",
                                                                               status="all"),
+        "--label team=t7 --cluster c4 (no match)": IncidentFilter(labels=(("team", "t7"),), cluster="c4"),
+        "--label team=t7 --severity critical --status all (no match)": IncidentFilter(
+            labels=(("team", "t7"),), severity="critical", status="all"),
+        "--label team=t7 --service svc42 --status all (no match)": IncidentFilter(
+            labels=(("team", "t7"),), service="svc42", status="all"),
+        "--label team=t7 --cluster c3 --namespace ns13 --status all (no match)": IncidentFilter(
+            labels=(("team", "t7"),), cluster="c3", namespace="ns13", status="all"),
+        "--label cluster=c3 --severity critical --status all (no match)": IncidentFilter(
+            labels=(("cluster", "c3"),), severity="critical", status="all"),
         "--since 7d --status all": IncidentFilter(since=now - timedelta(days=7), status="all"),
     }
     for name, flt in cases.items():
@@ -172,7 +192,7 @@ def bench_list() -> None:
             t = time.perf_counter()
             rows = list_incidents(engine, flt)
             times.append((time.perf_counter() - t) * 1000)
-        print(f"  {name:<52} {statistics.median(times):7.1f} ms (median of 5, {len(rows)} rows)")
+        print(f"  {name:<72} {statistics.median(times):7.1f} ms (median of 5, {len(rows)} rows)")
     if os.environ.get("BENCH_EXPLAIN"):
         explain(engine, cases)
     env = {**os.environ, "INCIDENTCTL_DATABASE_URL": url}
