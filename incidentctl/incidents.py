@@ -146,6 +146,11 @@ def _compile_cross_join(join, compiler, **kw):
     return _render_join(join, "CROSS JOIN", compiler, **kw)
 
 
+@compiles(_StraightJoin)
+def _compile_plain_join(join, compiler, **kw):
+    return _render_join(join, "JOIN", compiler, **kw)  # other databases: the order is theirs
+
+
 def _render_join(join, keyword, compiler, asfrom=False, from_linter=None, **kw):
     if from_linter:
         from_linter.edges.add((join.left, join.right))
