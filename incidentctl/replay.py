@@ -13,6 +13,7 @@ is processed in the transaction that stores it.
 from __future__ import annotations
 
 import gzip
+import json
 import sys
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,16 +24,16 @@ from typing import BinaryIO, Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy import Connection, Engine, select
 
-from . import bulk, jsonload
+from . import bulk
 from .archive import RawAlert, insert_rows
 from .config import Settings
 from .database import database_errors
 from .export import BadRecord, from_record, is_record
 from .parsing import AlertEvent, PayloadError, parse_document
 from .processor import ProcessSummary, error_text, process_as_stored
+from .state import SeriesCache
 from .schema import grafana_alerts
 from .sniff import decode_body
-from .state import SeriesCache
 
 # Rows per transaction. Per-batch costs (the lock, loading and writing back the batch's incidents
 # and series, the commit) dominate below this; 100k alerts replayed with --process took 16.4 s at
@@ -156,7 +157,7 @@ def read_items(path: str, base_time: datetime, stream: BinaryIO,
 def line_item(location: str, line: bytes, line_time: datetime, parse: bool = False) -> Item | InputError:
     """One JSON line → an export record, a webhook body (received at `line_time`), or an error."""
     try:
-        obj = jsonload.loads(line)
+        obj = json.loads(line)
     except RecursionError:
         return InputError(location, "JSON nested too deeply")
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
