@@ -80,8 +80,10 @@ class SeriesCache:
     An entry is used only while the incident row still shows the version it was kept at
     (alert_count, last_alert_at, series count): every change a processor makes to an incident's
     series also counts an alert on the incident, in the same transaction, and people never
-    change series (`rebuild` rewrites them, but keeps an id at the same counts only for an
-    incident recomputed from the same alerts, whose series are the same). What a transaction reads or writes is staged and kept only once it commits
+    change series. `rebuild` rewrites series without counting; an entry kept before a rebuild
+    that ran between two batches of a run is used only if the rebuilt incident kept its id and
+    all three numbers, which in practice means it was recomputed from the same alerts. What a
+    transaction reads or writes is staged and kept only once it commits
     (`commit`), so a rolled-back batch leaves nothing behind. At most `limit` series are kept,
     the least recently used go first."""
 
