@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 
 from sqlalchemy import Engine
 
+from .config import Settings
 from .export import iter_rows
 from .grouping import Action, Decision, IncidentState, group_events
 from .parsing import PayloadError, parse_body
@@ -25,6 +26,11 @@ from .stats import days_between
 class Rules:
     group_by: tuple[str, ...]
     reopen_window: timedelta
+
+    @classmethod
+    def configured(cls, settings: Settings) -> "Rules":
+        """The rules `process` applies."""
+        return cls(tuple(settings.group_by), timedelta(seconds=settings.reopen_window))
 
 
 @dataclass

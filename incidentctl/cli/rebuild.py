@@ -12,8 +12,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..durations import format_duration
 from ..output import OutputFormat, dumps
 from ..rebuild import rebuild
+from ..simulate import Rules
 from .app import OutputOption, app, context, err_console
-from .simulate import configured_rules, rules_from_options
+from .simulate import rules_from_options
 
 
 @app.command("rebuild")
@@ -66,7 +67,7 @@ def rebuild_cmd(
             err_console.print(f"[yellow]note:[/yellow] {s.purged_incidents} incident(s) were built from raw alerts "
                               f"retention has purged; they {'would be' if dry_run else 'were'} dropped",
                               highlight=False)
-    if not dry_run and rules != configured_rules(c.settings):
+    if not dry_run and rules != Rules.configured(c.settings):
         err_console.print("[yellow]note:[/yellow] these rules differ from the configured ones; set "
                           "INCIDENTCTL_GROUP_BY / INCIDENTCTL_REOPEN_WINDOW to match, or `process` groups new "
                           "alerts under the old rules", highlight=False)

@@ -18,10 +18,6 @@ from ..stats import sparkline
 from .app import OutputOption, app, context, err_console
 
 
-def configured_rules(settings: Settings) -> Rules:
-    return Rules(tuple(settings.group_by), timedelta(seconds=settings.reopen_window))
-
-
 def rules_from_options(settings: Settings, group_by: Optional[str], reopen_window: Optional[str]) -> Rules:
     """--group-by and --reopen-window, each defaulting to its setting; BadParameter when wrong."""
     try:
@@ -62,7 +58,7 @@ def simulate_cmd(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     proposed = rules_from_options(c.settings, group_by, reopen_window)
-    current = configured_rules(c.settings)
+    current = Rules.configured(c.settings)
     with Progress(TextColumn("simulating {task.completed} rows"), BarColumn(), console=err_console,
                   transient=True, disable=not err_console.is_terminal) as bar:
         task = bar.add_task("rows", total=None)
