@@ -12,6 +12,7 @@ callers choose with `available`.
 from __future__ import annotations
 
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, Callable, Iterator, Sequence
 
 from sqlalchemy import Connection, Table
@@ -56,19 +57,52 @@ def insert(conn: Connection, table: Table, rows: Sequence[dict], *, update: Sequ
 
 def _statements(conn: Connection, table: Table, names: list[str], rows: Sequence[dict], head: str,
                 tail: str) -> Iterator[str]:
-    literal = _literal(conn)
-    processors = [table.c[n].type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for n in names]
-    columns = list(zip(names, processors))
+    renderers = [_renderer(conn, table.c[n].type) for n in names]
+    values = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
     parts: list[str] = []
     size = 0
     for row in rows:
-        text = "(" + ",".join(literal(row[n] if p is None else p(row[n])) for n, p in columns) + ")"
+        text = "(" + ",".join([render(value) for render, value in zip(renderers, values(row))]) + ")"
         if parts and size + len(text) > STATEMENT_CHARS:
             yield head + ",".join(parts) + tail
             parts, size = [], 0
         parts.append(text)
         size += len(text) + 1
     yield head + ",".join(parts) + tail
+
+
+def _renderer(conn: Connection, column_type: Any) -> Callable[[Any], str]:
+    """A column's value → its SQL literal: the column type's bind processor, then `_literal`.
+    Within one `insert`, a value's literal is rendered once and reused: most columns repeat a few
+    values (a source, a batch's processing time, a state). Bodies, large and unique, are not kept."""
+    literal = _literal(conn)
+    process = column_type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    convert = literal if process is None else (lambda value: literal(process(value)))
+    if _python_type(column_type) is bytes:
+        return lambda value: "X'" + value.hex() + "'" if type(value) is bytes else convert(value)
+    memo: dict[Any, str] = {}
+    get = memo.get
+
+    def render(value: Any) -> str:
+        kind = type(value)
+        if kind is dict or kind is list:  # a JSON column's document
+            return convert(value)
+        try:
+            text = get(value)
+        except TypeError:  # some other unhashable value
+            return convert(value)
+        if text is None:
+            text = memo[value] = convert(value)
+        return text
+
+    return render
+
+
+def _python_type(column_type: Any) -> type | None:
+    try:
+        return column_type.python_type
+    except NotImplementedError:
+        return None
 
 
 def _literal(conn: Connection) -> Callable[[Any], str]:

@@ -61,3 +61,29 @@ def test_insert_returning_and_upsert_store_every_value(engine):
         incident = conn.execute(select(incidents)).one()
         assert (incident.title, incident.group_labels) == ("50% it's", {"a": "it's ✓"})
         assert conn.execute(select(incident_events.c.detail)).scalar_one() == {"reason": 'a "b" \\ c'}
+
+
+@pytest.mark.backends("mysql")
+def test_values_repeated_across_rows_are_stored_row_by_row(engine):
+    # A column's literals are reused within a statement (most columns repeat a few values); every
+    # row must still get its own value, whatever mix of repeats, NULLs and documents it holds.
+    _mariadb_only(engine)
+    times = [datetime(2026, 3, 4, 5, 6, 7, n, tzinfo=timezone.utc) for n in range(3)]
+    rows = [{"received_at": times[n % 3], "source": "grafana" if n % 2 else "replay", "remote_addr": None,
+             "user_agent": ODD_TEXT[n % 4], "content_type": None if n % 3 else "application/json",
+             "body": ODD_TEXT[n % 5].encode(), "body_sha256": f"{n % 2:064d}", "body_size": n % 4,
+             "alert_count": None if n % 4 == 0 else n % 2, "status": None, "parse_error": ODD_TEXT[n % len(ODD_TEXT)]}
+            for n in range(40)]
+    with engine.begin() as conn:
+        ids = bulk.insert(conn, grafana_alerts, rows, returning="id")
+        stored = {r.id: r for r in conn.execute(select(grafana_alerts))}
+        assert [{k: getattr(stored[i], k) for k in rows[0]} for i in ids] == rows
+        at = times[0]
+        base = {"fingerprint": "f", "status": "resolved", "title": "t", "severity": "info", "opened_at": at,
+                "last_alert_at": at, "common_labels": {}, "alert_count": 1, "series_count": 0, "series_firing": 0,
+                "reopen_count": 0}
+        labels = [{"a": "it's ✓"}, {"a": "it's ✓"}, {}, {"b": "1"}]
+        new = [{**base, "fingerprint": f"f{n}", "active_key": None, "group_labels": labels[n]} for n in range(4)]
+        incident_ids = bulk.insert(conn, incidents, new, returning="id")
+        kept = dict(conn.execute(select(incidents.c.id, incidents.c.group_labels)).all())
+        assert [kept[i] for i in incident_ids] == labels
