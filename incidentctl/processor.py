@@ -232,12 +232,16 @@ def _apply_batch(conn: Connection, size: int, group_by: tuple[str, ...], window:
     now = datetime.now(timezone.utc)  # a processing mark, not an incident time
     ok_ids = [raw_id for raw_id, _ in parsed]
     for i in range(0, len(ok_ids), 500):
-        conn.execute(update(grafana_alerts).where(grafana_alerts.c.id.in_(ok_ids[i:i + 500]))
-                     .values(processed_at=now, process_error=None))
+        conn.execute(_MARK_PROCESSED, {"ids": ok_ids[i:i + 500], "now": now})
     if failed:
         conn.execute(update(grafana_alerts).where(grafana_alerts.c.id == bindparam("_id"))
                      .values(processed_at=now, process_error=bindparam("error")), failed)
     return summary
+
+
+# Built once (see state.py: per-call IN lists leave cyclic garbage).
+_MARK_PROCESSED = (update(grafana_alerts).where(grafana_alerts.c.id.in_(bindparam("ids", expanding=True)))
+                   .values(processed_at=bindparam("now"), process_error=None))
 
 
 def apply_events(conn: Connection, parsed: Sequence[tuple[int, list[AlertEvent]]], group_by: tuple[str, ...],

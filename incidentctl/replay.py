@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator, Sequence
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, bindparam, select
 
 from . import bulk
 from .archive import RawAlert, insert_rows
@@ -193,17 +193,22 @@ def item(body: bytes, parse: bool, *, received_at: datetime, remote_addr: str | 
         return Item(alert, error=error_text(exc))
 
 
+# One statement for every batch: built per call, an IN list of thousands of values leaves
+# SQLAlchemy objects in reference cycles, megabytes a batch for the cyclic collector to find.
+_STORED = (select(grafana_alerts.c.body_sha256, grafana_alerts.c.received_at)
+           .where(grafana_alerts.c.body_sha256.in_(bindparam("sha256s", expanding=True)))
+           .where(grafana_alerts.c.received_at.between(bindparam("first"), bindparam("last"))))
+
+
 def _fresh(conn: Connection, rows: list[dict]) -> list[int]:
     """Indexes of the rows not already stored (same received_at and body_sha256), nor earlier
     in `rows`."""
     if not rows:
         return []
-    table = grafana_alerts
-    query = (select(table.c.body_sha256, table.c.received_at)
-             .where(table.c.body_sha256.in_({r["body_sha256"] for r in rows}))
-             .where(table.c.received_at.between(min(r["received_at"] for r in rows),
-                                                max(r["received_at"] for r in rows))))
-    seen = {(sha, at) for sha, at in conn.execute(query)}
+    times = [r["received_at"] for r in rows]
+    found = conn.execute(_STORED, {"sha256s": list({r["body_sha256"] for r in rows}),
+                                   "first": min(times), "last": max(times)})
+    seen = {(sha, at) for sha, at in found}
     fresh = []
     for i, row in enumerate(rows):
         key = (row["body_sha256"], row["received_at"])

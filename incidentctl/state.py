@@ -7,6 +7,7 @@ The processor owns the transaction; these functions run inside it. MySQL reads t
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from datetime import datetime
 from typing import Iterable, Sequence
 
@@ -30,6 +31,22 @@ def _is_mysql(conn: Connection) -> bool:
     return conn.dialect.name in ("mysql", "mariadb")
 
 
+# Statements built once: an IN list built per call leaves SQLAlchemy objects in reference
+# cycles for the cyclic collector, megabytes over a long run. Expanding parameters are
+# rendered per execution from the one cached compilation.
+_ACTIVE = select(incidents).where(incidents.c.active_key.in_(bindparam("keys", expanding=True)))
+_NEWEST_IDS = (select(func.max(incidents.c.id)).where(incidents.c.fingerprint.in_(bindparam("fps", expanding=True)))
+               .group_by(incidents.c.fingerprint))
+_BY_ID = select(incidents).where(incidents.c.id.in_(bindparam("ids", expanding=True)))
+_DELETE_LABELS = incident_labels.delete().where(incident_labels.c.incident_id.in_(bindparam("ids", expanding=True)))
+_SERIES = (select(incident_alerts.c.incident_id, incident_alerts.c.alert_fingerprint, incident_alerts.c.status,
+                  incident_alerts.c.severity, incident_alerts.c.starts_at, incident_alerts.c.ends_at,
+                  incident_alerts.c.last_event_at, incident_alerts.c.first_seen_at, incident_alerts.c.last_seen_at,
+                  incident_alerts.c.times_seen)
+           .where(incident_alerts.c.incident_id.in_(bindparam("ids", expanding=True)))
+           .order_by(incident_alerts.c.id))
+
+
 def load_states(conn: Connection, fingerprints: Iterable[str], cache: "SeriesCache | None" = None
                 ) -> dict[str, IncidentState]:
     """The incident each fingerprint's next alert applies to: the unresolved one, else the newest.
@@ -37,31 +54,26 @@ def load_states(conn: Connection, fingerprints: Iterable[str], cache: "SeriesCac
     them as they are."""
     fps = sorted(set(fingerprints))
     lock = _is_mysql(conn)
+    active_query, by_id_query = (_ACTIVE.with_for_update(), _BY_ID.with_for_update()) if lock else (_ACTIVE, _BY_ID)
     rows: dict[int, dict] = {}
     for chunk in _chunks(fps):
-        query = select(incidents).where(incidents.c.active_key.in_(chunk))
-        for row in conn.execute(query.with_for_update() if lock else query):
+        for row in conn.execute(active_query, {"keys": list(chunk)}):
             rows[row.id] = dict(row._mapping)
     active = {r["fingerprint"] for r in rows.values()}
     rest = [fp for fp in fps if fp not in active]
     newest: list[int] = []
     for chunk in _chunks(rest):
-        query = select(func.max(incidents.c.id)).where(incidents.c.fingerprint.in_(chunk)).group_by(incidents.c.fingerprint)
-        newest.extend(conn.scalars(query))
+        newest.extend(conn.scalars(_NEWEST_IDS, {"fps": list(chunk)}))
     for chunk in _chunks(newest):
-        query = select(incidents).where(incidents.c.id.in_(chunk))
-        for row in conn.execute(query.with_for_update() if lock else query):
+        for row in conn.execute(by_id_query, {"ids": list(chunk)}):
             rows[row.id] = dict(row._mapping)
     states = {row["id"]: _incident_state(row) for row in rows.values()}
     missing = sorted(states)
     if cache is not None:
         missing = [i for i in missing if not cache.fill(states[i], rows[i]["series_count"])]
     # Labels, annotations and links are not read: an event that changes them rewrites them all.
-    a = incident_alerts.c
-    columns = (a.incident_id, a.alert_fingerprint, a.status, a.severity, a.starts_at, a.ends_at, a.last_event_at,
-               a.first_seen_at, a.last_seen_at, a.times_seen)
     for chunk in _chunks(missing):
-        for row in conn.execute(select(*columns).where(a.incident_id.in_(chunk)).order_by(a.id)):
+        for row in conn.execute(_SERIES, {"ids": list(chunk)}):
             states[row.incident_id].series[row.alert_fingerprint] = SeriesState(
                 fingerprint=row.alert_fingerprint, status=row.status, severity=row.severity, labels=None,
                 annotations=None, links=None, starts_at=row.starts_at, ends_at=row.ends_at,
@@ -265,22 +277,43 @@ def _insert(conn: Connection, table, rows: list[dict]) -> None:
 
 
 def _update_incidents(conn: Connection, rows: list[dict]) -> None:
+    columns = tuple(k for k in rows[0] if k != "id")
     if not _is_mysql(conn):
-        columns = {name: bindparam(name) for name in rows[0] if name != "id"}
-        conn.execute(update(incidents).where(incidents.c.id == bindparam("_id")).values(columns),
-                     [{**row, "_id": row["id"]} for row in rows])
+        conn.execute(_incident_update(columns), [{**row, "_id": row["id"]} for row in rows])
         return
     # MySQL: one multi-row INSERT … ON DUPLICATE KEY UPDATE instead of a round trip per row.
     # Every id exists, so InnoDB meets the primary key first; should another row ever hold the
     # active_key instead, `id = NULL` makes the statement fail rather than update that row.
     if bulk.available(conn):
         bulk.insert(conn, incidents, rows, update_sql="id = IF(incidents.id = VALUES(id), incidents.id, NULL)",
-                    update=[k for k in rows[0] if k != "id"])
+                    update=columns)
         return
+    conn.execute(_incident_upsert(columns), rows)
+
+
+# The statements below are built once per set of columns: each build makes an alias of the
+# table (`inserted`, `excluded`) whose objects sit in reference cycles, garbage that batch jobs
+# would otherwise leave for the cyclic collector batch after batch (collector.py).
+@lru_cache(maxsize=None)
+def _incident_update(columns: tuple[str, ...]):
+    return update(incidents).where(incidents.c.id == bindparam("_id")).values({c: bindparam(c) for c in columns})
+
+
+@lru_cache(maxsize=None)
+def _incident_upsert(columns: tuple[str, ...]):
     stmt = mysql_insert(incidents)
     guard = func.if_(incidents.c.id == stmt.inserted.id, incidents.c.id, null())
-    stmt = stmt.on_duplicate_key_update([("id", guard)] + [(k, stmt.inserted[k]) for k in rows[0] if k != "id"])
-    conn.execute(stmt, rows)
+    return stmt.on_duplicate_key_update([("id", guard)] + [(k, stmt.inserted[k]) for k in columns])
+
+
+@lru_cache(maxsize=None)
+def _series_upsert(mysql: bool, keys: tuple[str, ...]):
+    if mysql:
+        stmt = mysql_insert(incident_alerts)
+        return stmt.on_duplicate_key_update({k: stmt.inserted[k] for k in keys})
+    stmt = sqlite_insert(incident_alerts)
+    return stmt.on_conflict_do_update(index_elements=["incident_id", "alert_fingerprint"],
+                                      set_={k: stmt.excluded[k] for k in keys})
 
 
 def _insert_incidents(conn: Connection, rows: list[dict]) -> list[int]:
@@ -295,15 +328,8 @@ def _insert_incidents(conn: Connection, rows: list[dict]) -> list[int]:
 def _upsert_series(conn: Connection, rows: list[dict], keys: tuple[str, ...]) -> None:
     if bulk.available(conn):
         bulk.insert(conn, incident_alerts, rows, update=keys)
-        return
-    if _is_mysql(conn):
-        stmt = mysql_insert(incident_alerts)
-        stmt = stmt.on_duplicate_key_update({k: stmt.inserted[k] for k in keys})
     else:
-        stmt = sqlite_insert(incident_alerts)
-        stmt = stmt.on_conflict_do_update(index_elements=["incident_id", "alert_fingerprint"],
-                                          set_={k: stmt.excluded[k] for k in keys})
-    conn.execute(stmt, rows)
+        conn.execute(_series_upsert(_is_mysql(conn), keys), rows)
 
 
 def label_rows(incident_id: int, opened_at: datetime, labels: dict[str, str]) -> list[dict]:
@@ -315,7 +341,7 @@ def label_rows(incident_id: int, opened_at: datetime, labels: dict[str, str]) ->
 def _write_labels(conn: Connection, relabelled: list[tuple[int, IncidentState]], existing: list[int]) -> None:
     """Replaces the label rows of `existing` incident ids and writes those of the new ones."""
     for chunk in _chunks(existing):
-        conn.execute(incident_labels.delete().where(incident_labels.c.incident_id.in_(chunk)))
+        conn.execute(_DELETE_LABELS, {"ids": list(chunk)})
     rows = [row for incident_id, state in relabelled
             for row in label_rows(incident_id, state.opened_at, state.common_labels)]
     if rows:

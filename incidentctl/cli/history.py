@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ..collector import batch_collection
 from ..durations import parse_since
 from ..export import count_rows, export_archive, export_to_file, parse_time
 from ..output import OutputFormat, dumps
@@ -99,7 +100,7 @@ def replay_cmd(
         except ValueError:
             raise typer.BadParameter(f"not an ISO 8601 time: {received_at!r}", param_hint="--received-at") from None
     engine = c.engine
-    with _progress(DownloadColumn()) as progress:
+    with batch_collection(), _progress(DownloadColumn()) as progress:
         task = progress.add_task("replaying", total=None)
         report = lambda n, total: progress.update(task, advance=n, total=total or None)  # noqa: E731
         summary = replay(engine, paths, now=c.clock(), received_at=moment, batch_size=batch_size, progress=report,

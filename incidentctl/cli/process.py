@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ..collector import batch_collection
 from ..output import OutputFormat, dumps
 from ..processor import backlog, process_pending
 from .app import OutputOption, app, context, err_console
@@ -30,14 +31,15 @@ def process(
     c = context(ctx)
     engine = c.engine
     show_bar = err_console.is_terminal and backlog(engine) >= PROGRESS_MIN_ROWS
-    if show_bar:
-        with Progress(TextColumn("processing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=err_console, transient=True) as bar:
-            task = bar.add_task("rows", total=None)
-            summary = process_pending(engine, c.settings, batch_size=batch_size, limit=limit,
-                                      progress=lambda done, total: bar.update(task, completed=done, total=total))
-    else:
-        summary = process_pending(engine, c.settings, batch_size=batch_size, limit=limit)
+    with batch_collection():
+        if show_bar:
+            with Progress(TextColumn("processing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                          console=err_console, transient=True) as bar:
+                task = bar.add_task("rows", total=None)
+                summary = process_pending(engine, c.settings, batch_size=batch_size, limit=limit,
+                                          progress=lambda done, total: bar.update(task, completed=done, total=total))
+        else:
+            summary = process_pending(engine, c.settings, batch_size=batch_size, limit=limit)
     if output is OutputFormat.json:
         typer.echo(dumps(summary.as_dict()))
     elif output is OutputFormat.csv:

@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from ..collector import batch_collection
 from ..durations import format_duration
 from ..output import OutputFormat, dumps
 from ..rebuild import rebuild
@@ -44,8 +45,9 @@ def rebuild_cmd(
     if not dry_run and not yes and sys.stdin.isatty() and err_console.is_terminal:
         typer.confirm(f"Rebuild all incidents with group_by={','.join(labels)}, reopen window "
                       f"{format_duration(window)}?", abort=True, err=True)
-    with Progress(TextColumn("rebuilding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+    progress = Progress(TextColumn("rebuilding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        console=err_console, transient=True, disable=not err_console.is_terminal)
+    with batch_collection(), progress as bar:
         task = bar.add_task("rows", total=None)
         summary = rebuild(c.engine, rules, dry_run=dry_run, force=force,
                           progress=lambda done, total: bar.update(task, completed=done, total=total))

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
+from ..collector import batch_collection
 from ..config import Settings
 from ..durations import format_duration, parse_duration, parse_since
 from ..output import Col, OutputFormat, dumps, render_rows
@@ -59,8 +60,9 @@ def simulate_cmd(
         raise typer.BadParameter(str(exc)) from None
     proposed = rules_from_options(c.settings, group_by, reopen_window)
     current = Rules.configured(c.settings)
-    with Progress(TextColumn("simulating {task.completed} rows"), BarColumn(), console=err_console,
-                  transient=True, disable=not err_console.is_terminal) as bar:
+    progress = Progress(TextColumn("simulating {task.completed} rows"), BarColumn(), console=err_console,
+                        transient=True, disable=not err_console.is_terminal)
+    with batch_collection(), progress as bar:
         task = bar.add_task("rows", total=None)
         result = simulate(c.engine, [current, proposed], since=start, until=end,
                           progress=lambda n: bar.update(task, completed=n))
