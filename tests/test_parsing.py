@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, strategies as st
 
 from incidentctl.parsing import PayloadError, parse_body, parse_time
 
@@ -144,8 +145,36 @@ def test_bad_bodies_raise_payload_error_saying_why(body, message):
     ("2024-03-01T02:09:00Z", utc(2024, 3, 1, 2, 9)),
     ("2024-03-01T02:09:00-05:30", utc(2024, 3, 1, 7, 39)),
     ("0001-01-01T00:00:00Z", None),  # Go's zero time: no end
+    (" 0001-01-01T00:00:00Z ", None),
     ("", None),
     (None, None),
+    ("2024-03-01T02:09:00z", utc(2024, 3, 1, 2, 9)),  # lower-case z: the long way
+    (" 2024-03-01T02:09:00.1234567Z\n", utc(2024, 3, 1, 2, 9, 0, 123456)),  # blanks around
+    ("2024-03-01 02:09:00+01:00", utc(2024, 3, 1, 1, 9)),  # a space for the T
+    ("2024-03-01T02:09:00", utc(2024, 3, 1, 2, 9)),  # no offset: UTC
 ])
 def test_parse_time(text, expected):
     assert parse_time(text) == expected
+
+
+@pytest.mark.parametrize("text", ["yesterday", "2024-03-01T25:00:00Z", "2024-02-30T00:00:00Z", "2024-03-01Tnoon"])
+def test_parse_time_rejects_what_is_not_rfc_3339(text):
+    with pytest.raises(ValueError, match="not RFC 3339"):
+        parse_time(text)
+
+
+@given(moment=st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(timezone.utc)),
+       nanos=st.integers(0, 999), digits=st.integers(0, 9), offset_minutes=st.integers(-14 * 60, 14 * 60),
+       zulu=st.booleans())
+def test_parse_time_reads_every_rfc_3339_form_go_writes(moment, nanos, digits, offset_minutes, zulu):
+    # Go writes 0–9 fractional digits and `Z` or ±hh:mm; Python keeps microseconds (cut, not rounded).
+    local = moment.astimezone(timezone(timedelta(minutes=0 if zulu else offset_minutes)))
+    fraction = f"{local.microsecond:06d}{nanos:03d}"[:digits]
+    text = local.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if digits else "")
+    if zulu:
+        text += "Z"
+    else:
+        sign, minutes = ("-", -offset_minutes) if offset_minutes < 0 else ("+", offset_minutes)
+        text += f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
+    kept = int((fraction + "000000")[:6]) if digits else 0
+    assert parse_time(text) == moment.replace(microsecond=kept)
