@@ -1,14 +1,15 @@
 """How CPython's cyclic garbage collector runs during long batch jobs (replay, process, rebuild,
 simulate).
 
-By default the collector sweeps its youngest generation every 700 new container objects and,
-every hundred sweeps or so, everything alive. Decoding a webhook body makes about sixty
-containers, and a job keeps two batches of parsed alerts alive, so those full sweeps walk
-hundreds of thousands of live objects again and again: `replay --process` of a million alerts
-spent 17.6 s of its 119.5 s of CPU in the collector (measured with `gc.callbacks`). The jobs make
-almost no cyclic garbage (their SQL statements with IN lists are built once, see state.py), so
-sweeping rarely frees the same memory: with `batch_collection` the collector took 0.3 s and the
-peak RSS stayed at 142 MB.
+By default the collector sweeps its youngest generation after 700 net new container objects,
+and now and then everything alive; a batch job keeps two batches of parsed alerts alive, so a
+full sweep walks hundreds of thousands of objects. How often the default sweeps ran in
+`replay --process` changed tenfold between builds of the same job (measured with
+`gc.callbacks` over 100,000 alerts: 162 or ~1,660 sweeps of the youngest generation, 0.2 s or
+1.8 s; over 1,000,000 alerts up to 17.6 s of 119.5 s of CPU) for reasons we did not pin down.
+Under `batch_collection` it stays at ~160 sweeps and 0.2–0.3 s in every build. The jobs make no
+cyclic garbage per batch (SQL statements with IN lists or table aliases are built once, see
+state.py), so sweeping rarely frees the same memory: peak RSS 142–146 MB either way.
 """
 
 from __future__ import annotations
