@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from incidentctl.database import make_engine
@@ -151,6 +151,23 @@ def empty_database_url(backend, tmp_path, request):
         return server.create_database(f"{label}{n}_{secrets.token_hex(2)}")
 
     return make
+
+
+@pytest.fixture
+def second_engine(empty_database_url):
+    """Factory: an engine on a new database of `backend` with the schema, for comparing two
+    databases fed the same rows; disposed at the end of the test."""
+    engines = []
+
+    def make(label: str = "second") -> Engine:
+        other = make_engine(empty_database_url(label))
+        upgrade(other)
+        engines.append(other)
+        return other
+
+    yield make
+    for other in engines:
+        other.dispose()
 
 
 @pytest.fixture

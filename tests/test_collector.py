@@ -56,7 +56,7 @@ def _cyclic_garbage(run) -> list:
         gc.garbage.clear()
 
 
-def test_replay_with_processing_leaves_no_cyclic_garbage_per_batch(engine, empty_database_url, tmp_path):
+def test_replay_with_processing_leaves_no_cyclic_garbage_per_batch(engine, second_engine, tmp_path):
     # The collector runs rarely in batch jobs (batch_collection), so garbage in reference cycles
     # made per batch would pile up: SQL statements built per call with IN lists of thousands of
     # values did, megabytes a batch. A run of many batches may leave no more than a run of one.
@@ -70,11 +70,9 @@ def test_replay_with_processing_leaves_no_cyclic_garbage_per_batch(engine, empty
     store(source, rows)
     export_to_file(source, tmp_path / "history.jsonl")
     source.dispose()
-    other = make_engine(empty_database_url("many"))
-    upgrade(other)
+    other = second_engine("many")
     path = str(tmp_path / "history.jsonl")
     one = _cyclic_garbage(lambda: replay(engine, [path], now=NOW, batch_size=len(rows), process=settings))
     batches = 40
     many = _cyclic_garbage(lambda: replay(other, [path], now=NOW, batch_size=len(rows) // batches, process=settings))
-    other.dispose()
     assert len(many) - len(one) < batches, f"{len(many) - len(one)} more objects in cycles over {batches} batches"

@@ -77,19 +77,15 @@ def test_limit_and_progress(engine):
     assert backlog(engine) == total - 10
 
 
-def test_batch_size_does_not_change_the_result(engine, empty_database_url):
+def test_batch_size_does_not_change_the_result(engine, second_engine):
     # Determinism: batch size 1 and 1000 over the same rows give identical incidents, series and events.
-    from incidentctl.database import make_engine
-    from incidentctl.migrations import upgrade
     rows = list(history(series=40, minutes=150, seed=7))
-    other = make_engine(empty_database_url("batch1000"))
-    upgrade(other)
+    other = second_engine("batch1000")
     store(engine, rows)
     store(other, rows)
     process_pending(engine, SETTINGS, batch_size=1)
     process_pending(other, SETTINGS, batch_size=1000)
     one, thousand = snapshot(engine), snapshot(other)
-    other.dispose()
     assert one == thousand
     assert all('"alertname"' in series[10] for series in one["series"])  # labels survive batch boundaries
     kinds = {e[1] for e in one["events"]}
@@ -97,20 +93,17 @@ def test_batch_size_does_not_change_the_result(engine, empty_database_url):
     assert len(one["incidents"]) > 10
 
 
-def test_series_kept_between_batches_never_hide_another_runs_changes(engine, empty_database_url):
+def test_series_kept_between_batches_never_hide_another_runs_changes(engine, second_engine):
     # One run keeps the series it wrote (SeriesCache) and reads them back only when the
     # incident's version moved. Another run processing rows between its batches, and a person
     # acking meanwhile, must give what the same rows and ack give without any cache.
     from datetime import timedelta
 
-    from incidentctl.database import make_engine
-    from incidentctl.migrations import upgrade
     from incidentctl.processor import _run_batch
     from incidentctl.state import SeriesCache
 
     rows = list(history(series=30, minutes=180, seed=11))
-    plain = make_engine(empty_database_url("plain"))
-    upgrade(plain)
+    plain = second_engine("plain")
     store(engine, rows)
     store(plain, rows)
     group_by, window = tuple(SETTINGS.group_by), timedelta(seconds=SETTINGS.reopen_window)
@@ -132,7 +125,6 @@ def test_series_kept_between_batches_never_hide_another_runs_changes(engine, emp
     process_pending(plain, SETTINGS)
     assert cache.hits > 0  # the cache was used, not bypassed
     cached, uncached = snapshot(engine), snapshot(plain)
-    plain.dispose()
     assert [e for e in cached["events"] if e[1] == "acknowledged"]
     assert cached["series"] == uncached["series"]
     assert cached["incidents"] == uncached["incidents"]

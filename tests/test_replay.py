@@ -294,7 +294,7 @@ def _queue(engine) -> list[tuple]:
         return [tuple(r) for r in rows]
 
 
-def test_processing_as_it_goes_equals_replay_then_process(engine, empty_database_url, tmp_path, fixture_bodies):
+def test_processing_as_it_goes_equals_replay_then_process(engine, second_engine, tmp_path, fixture_bodies):
     # replay(process=…) stores and processes each batch in one transaction; the result must be what
     # replay followed by `process` writes: incidents, series, timeline, outbox and the queue marks.
     # A row already waiting in the queue (received live) is processed first, in queue order; a body
@@ -310,8 +310,7 @@ def test_processing_as_it_goes_equals_replay_then_process(engine, empty_database
     rows = list(history(series=30, minutes=120, seed=11))
     store(source, rows[1:] + [(T0, b'{"alerts": "no"}')])
     export_to_file(source, tmp_path / "history.jsonl")
-    other = make_engine(empty_database_url("then"))
-    upgrade(other)
+    other = second_engine("then")
     for target in (engine, other):
         store(target, rows[:1])  # the backlog
     summary = replay(engine, [str(tmp_path / "history.jsonl")], now=NOW, batch_size=7, process=settings)
@@ -323,5 +322,4 @@ def test_processing_as_it_goes_equals_replay_then_process(engine, empty_database
     assert _queue(engine) == _queue(other) and not any(waiting for _, waiting, _ in _queue(engine))
     again = replay(engine, [str(tmp_path / "history.jsonl")], now=NOW, process=settings)
     assert (again.stored, again.processed.rows) == (0, 0) and again.duplicates == len(rows)
-    for e in (source, other):
-        e.dispose()
+    source.dispose()
