@@ -13,7 +13,6 @@ is processed in the transaction that stores it.
 from __future__ import annotations
 
 import gzip
-import json
 import sys
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,7 +23,7 @@ from typing import BinaryIO, Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy import Connection, Engine, bindparam, select
 
-from . import bulk
+from . import bulk, jsondoc
 from .archive import RawAlert, insert_rows
 from .config import Settings
 from .database import database_errors
@@ -157,7 +156,7 @@ def read_items(path: str, base_time: datetime, stream: BinaryIO,
 def line_item(location: str, line: bytes, line_time: datetime, parse: bool = False) -> Item | InputError:
     """One JSON line → an export record, a webhook body (received at `line_time`), or an error."""
     try:
-        obj = json.loads(line)
+        obj = jsondoc.loads_fields(line)  # a record's numbers are not read; a body is decoded again
     except RecursionError:
         return InputError(location, "JSON nested too deeply")
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError

@@ -6,9 +6,10 @@ the label says why (parse_error) so `process` skips it and people can find it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
+
+from . import jsondoc
 
 SOURCES = ("grafana", "grafana-legacy", "alertmanager", "replay", "unknown")
 MAX_ERROR = 1000
@@ -42,7 +43,7 @@ def decode_body(body: bytes, user_agent: str | None = None) -> tuple[Any, BodyLa
     if not body.strip():
         return None, BodyLabel("unknown", Verdict.NOT_JSON, parse_error="empty body")
     try:
-        doc = json.loads(body)
+        doc = jsondoc.loads(body)
     except RecursionError:
         return None, BodyLabel("unknown", Verdict.NOT_JSON, parse_error="JSON nested too deeply")
     except UnicodeDecodeError as exc:
