@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, strategies as st
+from pymysql.converters import escape_string
 from sqlalchemy import select
 
 from incidentctl import bulk
-from incidentctl.schema import grafana_alerts, incident_events, incidents
+from incidentctl.schema import UtcDateTime, grafana_alerts, incident_events, incidents
 
 ODD_TEXT = ["plain", "it's", 'say "hi"', "back\\slash", "nul\x00byte", "new\nline\r\n", "ctrl-z \x1a", "50% %s %(x)s",
             "ünïcødé ✓ 🚨", "", "?"]
@@ -36,6 +38,30 @@ def test_literals_match_pymysql(engine):
                   datetime(2026, 1, 2, 3, 4, 5), datetime(2026, 1, 2, 3, 4, 5, 7), datetime(1, 1, 1)]
         for value in values:
             assert literal(value) == dbapi.escape(value), value
+
+
+@given(st.text() | st.text(alphabet="\\'\"\n\r\x00\x1a{}:,ab ✓"))
+def test_escape_is_pymysqls_escape_string(text):
+    assert bulk._escape(text) == escape_string(text)
+
+
+@pytest.mark.backends("mysql")
+def test_utc_datetime_literals_match_the_type_then_pymysql(engine):
+    # The UtcDateTime renderer's fast path writes what the type's bind processor and PyMySQL write.
+    _mariadb_only(engine)
+    column_type = grafana_alerts.c.received_at.type
+    assert isinstance(column_type, UtcDateTime)
+    with engine.connect() as conn:
+        render = bulk._renderer(conn, column_type)
+        dbapi = conn.connection.dbapi_connection
+        values = [datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc), datetime(2026, 1, 2, 3, 4, 5, 7, tzinfo=timezone.utc),
+                  datetime(1, 1, 1, tzinfo=timezone.utc), datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc),
+                  datetime(2026, 1, 2, 3, 4, 5, 600, tzinfo=timezone(timedelta(hours=-7))), None]
+        for value in values:
+            expected = dbapi.escape(UtcDateTime().process_bind_param(value, conn.dialect))
+            assert render(value) == expected, value
+        with pytest.raises(ValueError):
+            render(datetime(2026, 1, 2))  # naive: refused by the type, as before
 
 
 @pytest.mark.backends("mysql")
