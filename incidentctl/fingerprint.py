@@ -41,11 +41,12 @@ def group_values(group_by: Sequence[str], labels: Mapping[str, str], alert_fp: s
 def incident_fingerprint(group_by: Sequence[str], labels: Mapping[str, str], alert_fp: str) -> str:
     """Stable hash of the group_by values: sha256 over `name=value` pairs joined by 0xFF, in
     group_by order, cut to 32 hex digits. The same labels always give the same incident key."""
-    values = group_values(group_by, labels, alert_fp)
-    return _group_hash(tuple(values.items()))
+    get = labels.get
+    values = tuple([alert_fp if name == "fingerprint" else get(name, "") for name in group_by])
+    return _group_hash(tuple(group_by), values)
 
 
 @lru_cache(maxsize=65536)
-def _group_hash(pairs: tuple[tuple[str, str], ...]) -> str:
-    data = b"\xff".join(f"{name}={value}".encode("utf-8") for name, value in pairs)
+def _group_hash(names: tuple[str, ...], values: tuple[str, ...]) -> str:
+    data = b"\xff".join(f"{name}={value}".encode("utf-8") for name, value in zip(names, values))
     return hashlib.sha256(data).hexdigest()[:32]

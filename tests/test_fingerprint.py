@@ -43,6 +43,15 @@ def test_incident_fingerprint_depends_only_on_group_by_values():
     assert len(incident_fingerprint(GROUP_BY, a, "f1")) == 32
 
 
+def test_incident_fingerprint_is_stable_across_releases():
+    # Stored incidents keep their key: a new release must hash the same values to the same key,
+    # or alerts after an upgrade would open new incidents. sha256 of "name=value" joined by 0xFF.
+    labels = {"alertname": "HighCPU", "cluster": "prod-eu-1 ✓"}
+    assert incident_fingerprint(["alertname", "cluster", "fingerprint"], labels, "abc") == \
+        "29f62bb4acc20f5fe75f1c3595f95941"
+    assert incident_fingerprint(("alertname",), {}, "f") == "56ea9d814b2182187a7829c8d13323e1"
+
+
 def test_missing_group_labels_count_as_empty():
     assert group_values(GROUP_BY, {"alertname": "X"}, "f") == {"alertname": "X", "cluster": "", "namespace": "",
                                                                  "service": ""}

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, strategies as st
 
-from incidentctl.parsing import PayloadError, parse_body, parse_time
+from incidentctl.parsing import AlertEvent, PayloadError, parse_body, parse_time
 
 RECEIVED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
@@ -100,6 +101,9 @@ def test_fixture_events(fixture_bodies, name):
     for e in events:
         assert e.received_at == RECEIVED
         assert len(e.fingerprint) == 16
+        # Events are built without __init__ (parsing.py): each has every field, and only those.
+        assert set(vars(e)) == {f.name for f in fields(AlertEvent)}
+        assert e == AlertEvent(**vars(e))
 
 
 def test_legacy_fingerprint_is_fnv_of_its_labels(fixture_bodies):
