@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -113,3 +115,83 @@ def test_values_repeated_across_rows_are_stored_row_by_row(engine):
         incident_ids = bulk.insert(conn, incidents, new, returning="id")
         kept = dict(conn.execute(select(incidents.c.id, incidents.c.group_labels)).all())
         assert [kept[i] for i in incident_ids] == labels
+
+
+def _archive_rows(tag: str, count: int) -> list[dict]:
+    at = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
+    return [{"received_at": at, "source": "grafana", "remote_addr": None, "user_agent": None, "content_type": None,
+             "body": f"{tag}-{n}".encode(), "body_sha256": hashlib.sha256(f"{tag}-{n}".encode()).hexdigest(), "body_size": n,
+             "alert_count": None, "status": None, "parse_error": None} for n in range(count)]
+
+
+def _stored_ids(conn, rows: list[dict]) -> list[int]:
+    by_sha = dict(conn.execute(select(grafana_alerts.c.body_sha256, grafana_alerts.c.id)).all())
+    return [by_sha[row["body_sha256"]] for row in rows]
+
+
+@pytest.mark.backends("mysql")
+@pytest.mark.parametrize("consecutive", [True, False], ids=["last-insert-id", "returning"])
+def test_insert_returns_each_rows_id_either_way(engine, monkeypatch, consecutive):
+    # Ids come from LAST_INSERT_ID() where the server gives a statement consecutive ids, else
+    # from RETURNING; both must name the row each id belongs to, over several statements.
+    _mariadb_only(engine)
+    monkeypatch.setattr(bulk, "STATEMENT_CHARS", 2000)  # many statements
+    monkeypatch.setattr(bulk, "CONSECUTIVE_MIN_ROWS", 1)
+    if not consecutive:
+        monkeypatch.setattr(bulk, "consecutive_ids", lambda conn: False)
+    rows = _archive_rows("x", 300)
+    with engine.begin() as conn:
+        assert consecutive is False or bulk.consecutive_ids(conn)  # MariaDB's default lock mode 1
+        ids = bulk.insert(conn, grafana_alerts, rows, returning="id")
+        assert ids == _stored_ids(conn, rows)
+
+
+@pytest.mark.backends("mysql")
+def test_an_increment_other_than_one_falls_back_to_returning(engine, monkeypatch):
+    # Galera sets auto_increment_increment to the cluster size: ids step by it, not by one.
+    _mariadb_only(engine)
+    monkeypatch.setattr(bulk, "CONSECUTIVE_MIN_ROWS", 1)
+    rows = _archive_rows("g", 50)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("SET SESSION auto_increment_increment = 3")
+        assert not bulk.consecutive_ids(conn)
+        ids = bulk.insert(conn, grafana_alerts, rows, returning="id")
+        assert ids == _stored_ids(conn, rows)
+        assert ids[1] - ids[0] == 3
+        conn.exec_driver_sql("SET SESSION auto_increment_increment = 1")
+
+
+@pytest.mark.backends("mysql")
+def test_concurrent_inserts_each_get_their_own_ids(engine, monkeypatch):
+    # Two writers inserting at once (the receiver beside a replay): each statement's ids are
+    # its own consecutive block, whatever the other writer does.
+    _mariadb_only(engine)
+    monkeypatch.setattr(bulk, "STATEMENT_CHARS", 3000)
+    monkeypatch.setattr(bulk, "CONSECUTIVE_MIN_ROWS", 1)
+    batches = {tag: _archive_rows(tag, 400) for tag in ("a", "b")}
+    returned: dict[str, list[int]] = {}
+    turns = threading.Barrier(2, timeout=30)
+    statements = bulk._statements
+
+    def in_turns(*args):  # the writers' statements alternate: a1, b1, a2, b2, …
+        for statement in statements(*args):
+            turns.wait()
+            yield statement
+
+    monkeypatch.setattr(bulk, "_statements", in_turns)
+
+    def write(tag: str) -> None:
+        with engine.begin() as conn:
+            returned[tag] = bulk.insert(conn, grafana_alerts, batches[tag], returning="id")
+
+    threads = [threading.Thread(target=write, args=(tag,)) for tag in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert set(returned) == {"a", "b"}
+    with engine.connect() as conn:
+        ids = {tag: _stored_ids(conn, rows) for tag, rows in batches.items()}
+        assert max(ids["a"]) > min(ids["b"]) and max(ids["b"]) > min(ids["a"])  # they did interleave
+        for tag, rows in batches.items():
+            assert returned[tag] == _stored_ids(conn, rows)
