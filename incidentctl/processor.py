@@ -9,6 +9,7 @@ after another in queue order (the result equals one run's); SQLite has one write
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
@@ -142,17 +143,23 @@ def _run_batch(engine: Engine, size: int, group_by: tuple[str, ...], window: tim
     raise AssertionError("unreachable")
 
 
-def process_as_stored(engine: Engine, settings: Settings,
-                      store: Callable[[Connection], tuple[int, list[tuple[int, list[AlertEvent]]]]],
+# What `process_as_stored`'s `store` returns: how many rows it stores, [(key, events)] of the
+# processable ones in row order, and None when the keys are the rows' ids (already inserted), or
+# `insert(conn) -> ids` that inserts them, the keys being positions in its return value.
+Stored = tuple[int, list[tuple[int, list[AlertEvent]]], Callable[[Connection], list[int]] | None]
+
+
+def process_as_stored(engine: Engine, settings: Settings, store: Callable[[Connection], Stored],
                       cache: SeriesCache | None = None) -> ProcessSummary:
     """Stores rows and applies their events in one transaction, as a batch of `process` would.
 
-    `store(conn)` inserts rows already marked processed (`processed_at` set, `process_error` for
-    a body that cannot be processed) and returns (rows inserted, [(raw id, events)] of the others
-    in id order). Rows already waiting in the queue are processed first, under the same lock, so
-    the queue order holds. Like a batch, it is retried when a person's reopen races it (`store`
-    is then called again). A `cache` kept across calls spares reading back the series of the
-    incidents the previous calls touched. Raises DatabaseUnavailable, ProcessingBusy."""
+    `store(conn)` prepares rows already marked processed (`processed_at` set, `process_error` for
+    a body that cannot be processed): it inserts them, or returns how to (`Stored`), so that
+    `apply_events` inserts them while it decides their events. Rows already waiting in the queue
+    are processed first, under the same lock, so the queue order holds. Like a batch, it is
+    retried when a person's reopen races it (`store` is then called again). A `cache` kept across
+    calls spares reading back the series of the incidents the previous calls touched. Raises
+    DatabaseUnavailable, ProcessingBusy."""
     size = max(1, settings.batch_size)
     group_by = tuple(settings.group_by)
     window = timedelta(seconds=settings.reopen_window)
@@ -166,8 +173,8 @@ def process_as_stored(engine: Engine, settings: Settings,
                             done = _apply_batch(conn, size, group_by, window, cache)
                             ours = done.rows == 0  # the queue is empty: our rows come next
                             if ours:
-                                stored, parsed = store(conn)
-                                done = apply_events(conn, parsed, group_by, window, cache)
+                                stored, parsed, insert = store(conn)
+                                done = apply_events(conn, parsed, group_by, window, cache, insert)
                                 done.rows, done.errors = stored, stored - len(parsed)
                         summary.add(done)
                         if ours:
@@ -245,27 +252,50 @@ _MARK_PROCESSED = (update(grafana_alerts).where(grafana_alerts.c.id.in_(bindpara
 
 
 def apply_events(conn: Connection, parsed: Sequence[tuple[int, list[AlertEvent]]], group_by: tuple[str, ...],
-                 window: timedelta, cache: SeriesCache | None = None) -> ProcessSummary:
+                 window: timedelta, cache: SeriesCache | None = None,
+                 insert: Callable[[Connection], list[int]] | None = None) -> ProcessSummary:
     """Applies the events of raw rows (raw id, events; in queue order) to the incidents, in the
     caller's transaction; returns the counts of alerts by outcome (not `rows` or `errors`).
     With `cache`, what it reads and writes is staged there (the caller commits or rolls it back
-    with the transaction)."""
+    with the transaction).
+
+    With `insert`, the rows are not stored yet and the keys in `parsed` are positions in what
+    `insert(conn)` returns, their ids. It runs on a helper thread, which has the connection to
+    itself until it returns, while the events are decided: the database's work on the rows
+    (most of a replayed batch's) overlaps ours on their events."""
     summary = ProcessSummary()
     fingerprints = {incident_fingerprint(group_by, e.labels, e.fingerprint) for _, events in parsed for e in events}
     states = load_states(conn, fingerprints, cache)
     keys = {fp: state.id for fp, state in states.items()}
+    decided: list[tuple] = []
     changes = Changes()
-    for raw_id, events in parsed:
-        for event, fp, decision in group_events(states, events, group_by=group_by, reopen_window=window):
-            summary.alerts += 1
-            counter = _COUNTER.get(decision.action, "updated")
-            setattr(summary, counter, getattr(summary, counter) + 1)
-            if not decision.changed or decision.state is None:
-                continue
-            if decision.action == Action.OPEN:
-                keys[fp] = changes.key_for_new()
-            changes.record(keys[fp], decision.state, event.fingerprint, decision.timeline, decision.messages, raw_id,
-                           labels_changed=decision.labels_changed)
+
+    def decide_all() -> None:
+        for raw_key, events in parsed:
+            for event, fp, decision in group_events(states, events, group_by=group_by, reopen_window=window):
+                summary.alerts += 1
+                counter = _COUNTER.get(decision.action, "updated")
+                setattr(summary, counter, getattr(summary, counter) + 1)
+                if not decision.changed or decision.state is None:
+                    continue
+                if decision.action == Action.OPEN:
+                    keys[fp] = changes.key_for_new()
+                decided.append((keys[fp], decision, event.fingerprint, raw_key))
+
+    if insert is None:
+        decide_all()
+        raw_ids = None
+    else:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="incidentctl-insert") as helper:
+            inserting = helper.submit(insert, conn)
+            try:
+                decide_all()
+            finally:
+                wait([inserting])  # the connection is ours again only once the helper is done
+        raw_ids = inserting.result()
+    for key, decision, series_fp, raw_key in decided:
+        changes.record(key, decision.state, series_fp, decision.timeline, decision.messages,
+                       raw_key if raw_ids is None else raw_ids[raw_key], labels_changed=decision.labels_changed)
     write(conn, changes)
     if cache is not None:
         cache.stage(changes.incidents.values())

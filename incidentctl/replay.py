@@ -30,7 +30,7 @@ from .config import Settings
 from .database import database_errors
 from .export import BadRecord, from_record, is_record
 from .parsing import AlertEvent, PayloadError, parse_document
-from .processor import ProcessSummary, error_text, process_as_stored
+from .processor import ProcessSummary, Stored, error_text, process_as_stored
 from .state import SeriesCache
 from .schema import grafana_alerts
 from .sniff import decode_body
@@ -232,18 +232,24 @@ def store_batch(conn: Connection, alerts: Sequence[RawAlert]) -> list[dict]:
 
 
 def store_processed(conn: Connection, items: Sequence[Item], now: datetime
-                    ) -> tuple[list[dict], list[tuple[int, list[AlertEvent]]]]:
+                    ) -> tuple[list[dict], list[tuple[int, list[AlertEvent]]], Callable[[Connection], list[int]] | None]:
     """`store_batch` for parsed items, storing them already marked processed at `now` (with
-    their process_error); returns the rows stored and (raw id, events) of the processable ones."""
+    their process_error); returns the rows to store, (key, events) of the processable ones and
+    how to insert the rows (`processor.Stored`). On MariaDB `apply_events` inserts them while it
+    decides their events, and the keys are positions in the rows; elsewhere they are inserted
+    here and the keys are their ids."""
     rows = []
     for entry in items:
         row = entry.alert.row()
         row["processed_at"], row["process_error"] = now, entry.error
         rows.append(row)
     fresh = _fresh(conn, rows)
-    ids = insert_rows(conn, [rows[i] for i in fresh]) if fresh else []
-    parsed = [(raw_id, items[i].events) for raw_id, i in zip(ids, fresh) if items[i].error is None]
-    return [rows[i] for i in fresh], parsed
+    kept = [rows[i] for i in fresh]
+    parsed = [(n, items[i].events) for n, i in enumerate(fresh) if items[i].error is None]
+    if kept and bulk.available(conn):
+        return kept, parsed, lambda helper_conn: insert_rows(helper_conn, kept)
+    ids = insert_rows(conn, kept) if kept else []
+    return kept, [(ids[n], events) for n, events in parsed], None
 
 
 def replay(engine: Engine, paths: Sequence[str], *, now: datetime, received_at: datetime | None = None,
@@ -271,10 +277,10 @@ def replay(engine: Engine, paths: Sequence[str], *, now: datetime, received_at: 
         mark = datetime.now(timezone.utc)  # a processing mark, as `process` sets it
         kept: list[dict] = []
 
-        def insert(conn: Connection) -> tuple[int, list[tuple[int, list[AlertEvent]]]]:
+        def insert(conn: Connection) -> Stored:
             nonlocal kept
-            kept, parsed = store_processed(conn, items, mark)
-            return len(kept), parsed
+            kept, parsed, insert_kept = store_processed(conn, items, mark)
+            return len(kept), parsed, insert_kept
 
         processed = process_as_stored(engine, process, insert, cache)
         return len(kept), sum(1 for row in kept if row["parse_error"] is not None), processed

@@ -323,3 +323,25 @@ def test_processing_as_it_goes_equals_replay_then_process(engine, second_engine,
     again = replay(engine, [str(tmp_path / "history.jsonl")], now=NOW, process=settings)
     assert (again.stored, again.processed.rows) == (0, 0) and again.duplicates == len(rows)
     source.dispose()
+
+
+def test_a_processed_batch_whose_insert_fails_leaves_nothing_behind(engine, tmp_path, fixture_bodies, monkeypatch):
+    # With processing, a batch's rows and its incident changes commit together. On MariaDB the rows
+    # are inserted on a helper thread while their events are decided: when that insert fails, the
+    # error reaches the caller and the batch leaves no rows, incidents or outbox entries behind.
+    import incidentctl.replay as replay_module
+    from incidentctl.config import load_settings
+    from incidentctl.schema import incidents, notifications
+
+    def failing_insert(conn, rows):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(replay_module, "insert_rows", failing_insert)
+    path = tmp_path / "bodies.jsonl"
+    path.write_bytes(b"\n".join(json.dumps(json.loads(body)).encode() for body in fixture_bodies.values()))
+    with pytest.raises(RuntimeError, match="disk full"):
+        replay(engine, [str(path)], now=NOW, process=load_settings({}))
+    with engine.connect() as conn:
+        counts = [conn.scalar(select(func.count()).select_from(table))
+                  for table in (grafana_alerts, incidents, notifications)]
+    assert counts == [0, 0, 0]
