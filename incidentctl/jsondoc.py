@@ -20,9 +20,9 @@ _DIGITS = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
 _LONG_NUMBER = b"0" * 19
 
 
-def loads(data: bytes) -> Any:
-    """`json.loads(data)`, faster. Raises what `json.loads` raises."""
-    if _LONG_NUMBER not in data.translate(_DIGITS):
+def loads(data: bytes | bytearray | str) -> Any:
+    """`json.loads(data)`, faster for bytes. Raises what `json.loads` raises."""
+    if isinstance(data, (bytes, bytearray)) and _LONG_NUMBER not in data.translate(_DIGITS):
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:

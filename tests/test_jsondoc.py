@@ -77,6 +77,11 @@ def test_utf16_and_bom_bodies_decode_as_json_decodes_them():
         assert outcome(jsondoc.loads, data) == outcome(json.loads, data)
 
 
+def test_text_and_bytearray_decode_as_json_decodes_them():
+    for data in ('{"n": 123456789012345678901234567890, "s": "é"}', bytearray(b'{"a": [1, 2.5]}'), "[1,]"):
+        assert outcome(jsondoc.loads, data) == outcome(json.loads, data)
+
+
 def test_deep_nesting_fails_as_json_fails():
     data = b"[" * 100_000 + b"]" * 100_000
     assert outcome(jsondoc.loads, data) == outcome(json.loads, data) == ("RecursionError",)
