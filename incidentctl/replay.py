@@ -38,8 +38,8 @@ from .sniff import decode_body
 # Rows per transaction. Per-batch costs (the lock, loading and writing back the batch's incidents
 # and series, the commit) dominate below this; 100k alerts replayed with --process took 16.4 s at
 # 1,000 rows and 11.7 s at 2,500; 5,000 is ~10 % faster again. Two batches are in memory at once:
-# 5,000 rows peak at ~125 MB (in-process) with interned label strings (parsing.py) and 1 MiB
-# INSERT statements (bulk.py), under the 200 MB budget.
+# a million alerts replayed with --process peak at ~170 MB with interned label strings
+# (parsing.py) and 2 MiB INSERT statements (bulk.py), under the 200 MB budget.
 BATCH_SIZE = 5000
 MAX_ERRORS_KEPT = 200  # the count is exact; only the first ones are kept for the report
 REPLAY_SOURCE = "replay"  # source of bodies without a recorded one (not our export)
