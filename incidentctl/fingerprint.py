@@ -35,15 +35,18 @@ def alert_fingerprint(payload_fingerprint: str | None, labels: Mapping[str, str]
 def group_values(group_by: Sequence[str], labels: Mapping[str, str], alert_fp: str) -> dict[str, str]:
     """The group_by label values of an alert; a missing label is the empty string and the
     pseudo-label `fingerprint` is the alert fingerprint."""
-    return {name: alert_fp if name == "fingerprint" else labels.get(name, "") for name in group_by}
+    return dict(zip(group_by, _values(group_by, labels, alert_fp)))
+
+
+def _values(group_by: Sequence[str], labels: Mapping[str, str], alert_fp: str) -> tuple[str, ...]:
+    get = labels.get
+    return tuple([alert_fp if name == "fingerprint" else get(name, "") for name in group_by])
 
 
 def incident_fingerprint(group_by: Sequence[str], labels: Mapping[str, str], alert_fp: str) -> str:
     """Stable hash of the group_by values: sha256 over `name=value` pairs joined by 0xFF, in
     group_by order, cut to 32 hex digits. The same labels always give the same incident key."""
-    get = labels.get
-    values = tuple([alert_fp if name == "fingerprint" else get(name, "") for name in group_by])
-    return _group_hash(tuple(group_by), values)
+    return _group_hash(tuple(group_by), _values(group_by, labels, alert_fp))
 
 
 @lru_cache(maxsize=65536)
