@@ -143,10 +143,9 @@ def _run_batch(engine: Engine, size: int, group_by: tuple[str, ...], window: tim
     raise AssertionError("unreachable")
 
 
-# What `process_as_stored`'s `store` returns: how many rows it stores, [(key, events)] of the
-# processable ones in row order, and None when the keys are the rows' ids (already inserted), or
-# `insert(conn) -> ids` that inserts them, the keys being positions in its return value.
-Stored = tuple[int, list[tuple[int, list[AlertEvent]]], Callable[[Connection], list[int]] | None]
+# What `process_as_stored`'s `store` returns: how many rows it will store, [(position, events)]
+# of the processable ones in row order, and `insert(conn) -> ids` that stores them.
+Stored = tuple[int, list[tuple[int, list[AlertEvent]]], Callable[[Connection], list[int]]]
 
 
 def process_as_stored(engine: Engine, settings: Settings, store: Callable[[Connection], Stored],
@@ -154,8 +153,8 @@ def process_as_stored(engine: Engine, settings: Settings, store: Callable[[Conne
     """Stores rows and applies their events in one transaction, as a batch of `process` would.
 
     `store(conn)` prepares rows already marked processed (`processed_at` set, `process_error` for
-    a body that cannot be processed): it inserts them, or returns how to (`Stored`), so that
-    `apply_events` inserts them while it decides their events. Rows already waiting in the queue
+    a body that cannot be processed) and returns how to insert them (`Stored`): `apply_events`
+    inserts them while it decides their events. Rows already waiting in the queue
     are processed first, under the same lock, so the queue order holds. Like a batch, it is
     retried when a person's reopen races it (`store` is then called again). A `cache` kept across
     calls spares reading back the series of the incidents the previous calls touched. Raises
@@ -260,9 +259,10 @@ def apply_events(conn: Connection, parsed: Sequence[tuple[int, list[AlertEvent]]
     with the transaction).
 
     With `insert`, the rows are not stored yet and the keys in `parsed` are positions in what
-    `insert(conn)` returns, their ids. It runs on a helper thread, which has the connection to
-    itself until it returns, while the events are decided: the database's work on the rows
-    (most of a replayed batch's) overlaps ours on their events."""
+    `insert(conn)` returns, their ids. On MySQL it runs on a helper thread, which has the
+    connection to itself until it returns, while the events are decided: the database's work on
+    the rows (most of a replayed batch's) overlaps ours on their events. SQLite runs it first:
+    its connections belong to the thread that opened them, and it has one writer anyway."""
     summary = ProcessSummary()
     fingerprints = {incident_fingerprint(group_by, e.labels, e.fingerprint) for _, events in parsed for e in events}
     states = load_states(conn, fingerprints, cache)
@@ -282,9 +282,9 @@ def apply_events(conn: Connection, parsed: Sequence[tuple[int, list[AlertEvent]]
                     keys[fp] = changes.key_for_new()
                 decided.append((keys[fp], decision, event.fingerprint, raw_key))
 
-    if insert is None:
+    if insert is None or is_sqlite(conn.engine):
+        raw_ids = insert(conn) if insert is not None else None
         decide_all()
-        raw_ids = None
     else:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="incidentctl-insert") as helper:
             inserting = helper.submit(insert, conn)

@@ -232,12 +232,10 @@ def store_batch(conn: Connection, alerts: Sequence[RawAlert]) -> list[dict]:
 
 
 def store_processed(conn: Connection, items: Sequence[Item], now: datetime
-                    ) -> tuple[list[dict], list[tuple[int, list[AlertEvent]]], Callable[[Connection], list[int]] | None]:
-    """`store_batch` for parsed items, storing them already marked processed at `now` (with
-    their process_error); returns the rows to store, (key, events) of the processable ones and
-    how to insert the rows (`processor.Stored`). On MariaDB `apply_events` inserts them while it
-    decides their events, and the keys are positions in the rows; elsewhere they are inserted
-    here and the keys are their ids."""
+                    ) -> tuple[list[dict], list[tuple[int, list[AlertEvent]]], Callable[[Connection], list[int]]]:
+    """`store_batch` for parsed items, to be stored already marked processed at `now` (with their
+    process_error): the rows not stored yet, (position in them, events) of the processable ones
+    and how to insert them, which `apply_events` does while it decides their events."""
     rows = []
     for entry in items:
         row = entry.alert.row()
@@ -246,10 +244,7 @@ def store_processed(conn: Connection, items: Sequence[Item], now: datetime
     fresh = _fresh(conn, rows)
     kept = [rows[i] for i in fresh]
     parsed = [(n, items[i].events) for n, i in enumerate(fresh) if items[i].error is None]
-    if kept and bulk.available(conn):
-        return kept, parsed, lambda helper_conn: insert_rows(helper_conn, kept)
-    ids = insert_rows(conn, kept) if kept else []
-    return kept, [(ids[n], events) for n, events in parsed], None
+    return kept, parsed, lambda connection: insert_rows(connection, kept) if kept else []
 
 
 def replay(engine: Engine, paths: Sequence[str], *, now: datetime, received_at: datetime | None = None,
