@@ -23,7 +23,7 @@ from .errors import IncidentctlError
 
 log = logging.getLogger("incidentctl.run")
 PURGE_INTERVAL = 86400.0
-NOTIFY_COUNTS = ("due", "sent", "retrying", "failed", "suppressed", "unroutable")
+NOTIFY_COUNTS = ("due", "sent", "retrying", "failed", "suppressed", "unroutable", "outcome_unknown", "waiting")
 
 
 @dataclass(frozen=True)
