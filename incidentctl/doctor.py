@@ -19,7 +19,8 @@ from .config import SETTINGS, Settings, mask_secret
 from .database import database_url, describe_url, is_sqlite, short_error
 from .durations import format_duration
 from .migrations import schema_status
-from .schema import grafana_alerts, notifications, silences
+from .notify import CLAIM_LEASE
+from .schema import deliveries, grafana_alerts, notifications, silences
 
 LEVELS = ("ok", "warn", "error")
 EXIT_CODES = {"ok": 0, "warn": 1, "error": 2}
@@ -45,6 +46,7 @@ class Thresholds:
     pending_error: timedelta = timedelta(hours=1)
     recent: timedelta = timedelta(hours=24)  # window for bad rows and failed notifications
     silence_soon: timedelta = timedelta(hours=24)
+    unknown_warn: int = 3  # digests with an unknown outcome within `recent` that warn
 
     @classmethod
     def for_settings(cls, settings: Settings) -> "Thresholds":
@@ -94,6 +96,7 @@ def doctor(settings: Settings, engine: Engine, now: datetime, thresholds: Thresh
                     check_backlog(conn, now, limits),
                     check_bad_rows(conn, now, limits),
                     check_notifications(conn, now, limits),
+                    check_deliveries(conn, now, limits),
                     check_silences(conn, now, limits),
                 ]
     return Report(tuple(checks))
@@ -230,6 +233,30 @@ def check_notifications(conn, now: datetime, limits: Thresholds) -> Check:
     if last_error:
         message += f"; last error: {last_error[:120]}"
     return Check("notifications", level, message, detail)
+
+
+def check_deliveries(conn, now: datetime, limits: Thresholds) -> Check:
+    """Digests whose outcome nobody knows: Slack's answer came too late (or not at all), or the
+    run died before recording it (still `sending` after the claim ran out). Their changes are
+    sent again, so each may be a duplicate message."""
+    d = deliveries.c
+    since = now - limits.recent
+    unknown = or_(d.outcome == "unknown", and_(d.outcome == "sending", d.attempted_at < now - CLAIM_LEASE))
+    count, changes, latest = conn.execute(
+        select(func.count(), func.coalesce(func.sum(d.changes), 0), func.max(d.attempted_at))
+        .where(d.attempted_at >= since, unknown)
+    ).one()
+    window = format_duration(limits.recent)
+    detail = {"outcome_unknown": count, "changes": int(changes), "latest_at": latest,
+              "window_hours": limits.recent.total_seconds() / 3600}
+    if not count:
+        return Check("deliveries", "ok", f"no digest sent with outcome unknown in the last {window}", detail)
+    message = (f"{count} digest{'s' if count != 1 else ''} sent with outcome unknown (possible duplicates) "
+               f"in the last {window}, {int(changes)} change(s), latest {format_duration(now - latest)} ago")
+    if count < limits.unknown_warn:
+        return Check("deliveries", "ok", message, detail)
+    return Check("deliveries", "warn", message + " — Slack answers slower than INCIDENTCTL_SLACK_TIMEOUT, "
+                 "or notify runs are killed mid-send", detail)
 
 
 def check_silences(conn, now: datetime, limits: Thresholds) -> Check:

@@ -13,7 +13,7 @@ from typing import Callable
 
 from sqlalchemy import Connection, Engine, inspect, select
 
-from .schema import incident_labels, incidents, metadata, schema_migrations
+from .schema import deliveries, incident_labels, incidents, metadata, schema_migrations
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,16 @@ def _incident_labels(conn: Connection) -> None:
 
 BACKFILL_PAGE = 2000
 
+
+def _deliveries(conn: Connection) -> None:
+    """The delivery log of Slack digests; it starts empty (no history of earlier sends exists)."""
+    deliveries.create(conn, checkfirst=True)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema: raw archive, incidents, events, outbox, silences", _initial),
     Migration(2, "incident_labels: the common labels of each incident, indexed for list --label", _incident_labels),
+    Migration(6, "deliveries: one row per Slack digest sent, with its outcome (unknown = possible duplicate)",
+              _deliveries),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

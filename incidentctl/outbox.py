@@ -1,4 +1,5 @@
-"""The outbox's storage: read due rows, claim them, mark them sent / retrying / failed / suppressed.
+"""The outbox's storage: read due rows, claim them, mark them sent / retrying / failed / suppressed,
+and the delivery log of the digests sent for them.
 
 Rows are written by the processor (and the incident commands) in the same transaction as the
 change they announce, with state `pending`. Only this module changes their delivery columns.
@@ -13,10 +14,11 @@ from sqlalchemy import Connection, Engine, and_, func, or_, select
 
 from .database import is_sqlite
 from .digest import Change, World
-from .schema import incident_alerts, incidents, notifications
+from .schema import deliveries, incident_alerts, incidents, notifications
 
 PENDING, SENT, FAILED, SUPPRESSED = "pending", "sent", "failed", "suppressed"
 STATES = (PENDING, SENT, FAILED, SUPPRESSED)
+SENDING = "sending"  # a delivery whose answer is not recorded (yet, or ever: the run died)
 
 
 def _due(now: datetime):
@@ -114,26 +116,58 @@ def mark(engine: Engine, ids: Sequence[int], **values: Any) -> int:
         return _update(conn, ids, **values)
 
 
-def mark_attempt(engine: Engine, ids: Sequence[int], **values: Any) -> int:
-    """Marks rows and counts one more delivery attempt for each."""
+def begin_delivery(engine: Engine, route: str, changes: int, now: datetime) -> int:
+    """Logs a digest about to be POSTed (outcome `sending`); returns the delivery's id."""
     with engine.begin() as conn:
+        return conn.execute(deliveries.insert().values(attempted_at=now, route=route, changes=changes,
+                                                       outcome=SENDING)).inserted_primary_key[0]
+
+
+def settle_delivery(engine: Engine, delivery_id: int, *, outcome: str, status: int | None, error: str | None,
+                    ids: Sequence[int], **values: Any) -> int:
+    """Records Slack's answer on the delivery and marks its outbox rows, one more attempt each, in
+    one transaction; returns how many rows were marked."""
+    with engine.begin() as conn:
+        conn.execute(deliveries.update().where(deliveries.c.id == delivery_id)
+                     .values(outcome=outcome, status=status, error=error))
         values["attempts"] = notifications.c.attempts + 1
         return _update(conn, ids, **values)
 
 
+def prune_deliveries(engine: Engine, before: datetime) -> int:
+    """Deletes the delivery log older than `before` (its own short transaction)."""
+    with engine.begin() as conn:
+        return conn.execute(deliveries.delete().where(deliveries.c.attempted_at < before)).rowcount
+
+
 def list_outbox(engine: Engine, *, states: Sequence[str] = STATES, limit: int = 100) -> list[dict]:
-    """Outbox rows, newest first, with their incident's title."""
+    """Outbox rows, newest first, with their incident's title. `next_attempt_at` is kept for
+    pending rows only (on others it is a leftover claim); NULL there means due now."""
     query = (select(notifications, incidents.c.title)
              .join(incidents, incidents.c.id == notifications.c.incident_id)
              .where(notifications.c.state.in_(list(states)))
              .order_by(notifications.c.id.desc()).limit(limit))
     with engine.execution_options(sqlite_begin="DEFERRED").connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]
+        rows = [dict(r._mapping) for r in conn.execute(query)]
+    for row in rows:
+        if row["state"] != PENDING:
+            row["next_attempt_at"] = None
+    return rows
 
 
 def count_due(engine: Engine, now: datetime) -> int:
     with engine.execution_options(sqlite_begin="DEFERRED").connect() as conn:
         return conn.execute(select(func.count()).select_from(notifications).where(_due(now))).scalar_one()
+
+
+def waiting(engine: Engine, now: datetime) -> tuple[int, datetime | None]:
+    """Pending rows not due at `now` (backing off after a failed send, or claimed by a run), and
+    the earliest time one of them is due again."""
+    n = notifications.c
+    with engine.execution_options(sqlite_begin="DEFERRED").connect() as conn:
+        count, first = conn.execute(select(func.count(), func.min(n.next_attempt_at))
+                                    .where(n.state == PENDING, n.next_attempt_at > now)).one()
+    return count, first
 
 
 def count_by_state(engine: Engine) -> dict[str, int]:

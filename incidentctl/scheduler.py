@@ -23,7 +23,7 @@ from .errors import IncidentctlError
 
 log = logging.getLogger("incidentctl.run")
 PURGE_INTERVAL = 86400.0
-NOTIFY_COUNTS = ("due", "sent", "retrying", "failed", "suppressed", "unroutable")
+NOTIFY_COUNTS = ("due", "sent", "retrying", "failed", "suppressed", "unroutable", "outcome_unknown", "waiting")
 
 
 @dataclass(frozen=True)
@@ -116,25 +116,36 @@ class Scheduler:
 
 def cycle_jobs(engine, settings, session, clock: Callable[[], datetime]) -> list[Job]:
     """The jobs of `incidentctl run`: process every process_interval, notify every notify_interval,
-    and, when purge_older_than is set, purge the raw archive once a day."""
+    and, when purge_older_than is set, purge the raw archive once a day.
+
+    With no Slack route configured there is no notify job: it could only count the outbox, and
+    settings are read once, so this says so in one warning now instead of a line every run.
+    Raises ConfigError for a bad [[routes]] table."""
     from dataclasses import asdict
 
     from .notify import notify_pending
     from .processor import process_pending
     from .retention import purge
+    from .routes import load_routes
+
+    routes = load_routes(settings)
 
     def process() -> Mapping[str, Any]:
         return process_pending(engine, settings, batch_size=None, limit=None, progress=None).as_dict()
 
     def notify() -> Mapping[str, Any]:
-        summary = notify_pending(engine, settings, session, clock=clock)
-        counts = {k: v for k, v in summary.as_dict().items() if k in NOTIFY_COUNTS}
-        return counts if summary.slack_configured else {"slack": "not-configured", **counts}
+        summary = notify_pending(engine, settings, session, clock=clock, routes=routes)
+        return {k: v for k, v in summary.as_dict().items() if k in NOTIFY_COUNTS}
 
     def purge_old() -> Mapping[str, Any]:
         return asdict(purge(engine, settings.purge_older_than, clock()))
 
-    jobs = [Job("process", settings.process_interval, process), Job("notify", settings.notify_interval, notify)]
+    jobs = [Job("process", settings.process_interval, process)]
+    if routes:
+        jobs.append(Job("notify", settings.notify_interval, notify))
+    else:
+        log.warning("Slack is not configured (SLACK_WEBHOOK_URL or [[routes]] in the config file): "
+                       "no notify runs; the outbox stays pending until it is set and `run` restarts")
     if settings.purge_older_than:
         jobs.append(Job("purge", PURGE_INTERVAL, purge_old))
     return jobs

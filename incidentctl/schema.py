@@ -241,6 +241,23 @@ notifications = Table(
     Index("ix_notifications_incident", "incident_id"),
 )
 
+# The delivery log: one row per digest POSTed to Slack (one route's message in one notify run).
+# Written as `sending` before the POST and settled with Slack's answer in the transaction that
+# marks the outbox rows, so a run that died in between leaves `sending` behind: like a timeout,
+# an outcome nobody knows, and its changes will be sent again.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("attempted_at", UtcDateTime, nullable=False),
+    Column("route", String(64), nullable=False),
+    Column("changes", Integer, nullable=False),  # outbox rows in the digest
+    Column("outcome", String(16), nullable=False),  # sending | ok | retryable | permanent | unknown
+    Column("status", Integer),  # Slack's HTTP status; NULL when no answer arrived
+    Column("error", String(1024)),
+    Index("ix_deliveries_attempted", "attempted_at"),
+)
+
 # Maintenance windows: alerts whose labels match every matcher are silenced in the window.
 silences = Table(
     "silences",

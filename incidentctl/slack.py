@@ -4,6 +4,12 @@ Slack answers 200 `ok` on success and an HTTP status plus a short plain-text err
 otherwise; its docs give statuses for only some strings, so the body string decides when it is
 known, and the status otherwise. The webhook URL is a secret: it never appears in a result,
 an error message or a log line (see `mask_url`).
+
+A request that got no answer is one of two things. When no connection was made (refused, DNS,
+connect timeout, TLS handshake) Slack never saw it: retryable. When the request went out and the
+answer did not come back (read timeout, connection dropped) Slack may have posted the message:
+`unknown`. Both are retried, so an unknown outcome that was in fact a success becomes a
+duplicate message.
 """
 
 from __future__ import annotations
@@ -13,10 +19,17 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import requests
+from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 OK = "ok"
 RETRYABLE = "retryable"
 PERMANENT = "permanent"
+UNKNOWN = "unknown"  # sent, no answer: Slack may have posted it; retried like RETRYABLE
+
+# Raised before a byte of the request left: it cannot have reached Slack.
+_NOT_SENT = (requests.ConnectTimeout, requests.exceptions.SSLError, requests.exceptions.ProxyError,
+             requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+             requests.exceptions.InvalidSchema, requests.exceptions.InvalidHeader)
 
 # Strings Slack documents for incoming webhooks that will not change by retrying.
 PERMANENT_ERRORS = frozenset({
@@ -30,7 +43,7 @@ RETRYABLE_ERRORS = frozenset({"rollup_error"})
 
 @dataclass(frozen=True)
 class SendResult:
-    """How one POST went: `outcome` is ok | retryable | permanent."""
+    """How one POST went: `outcome` is ok | retryable | permanent | unknown."""
 
     outcome: str
     status: int | None  # HTTP status; None when no answer arrived
@@ -79,17 +92,37 @@ def classify(status: int, body: str, retry_after: str | None = None) -> SendResu
     return SendResult(RETRYABLE, status, error or f"HTTP {status}")
 
 
+def classify_exception(exc: requests.RequestException, url: str, timeout: float) -> SendResult:
+    """A POST that raised → retryable when it cannot have reached Slack, else unknown.
+
+    The exception's text names the URL; the error reports only its kind and the masked host.
+    """
+    if isinstance(exc, requests.ConnectTimeout):
+        return SendResult(RETRYABLE, None, f"connect timeout after {timeout:g}s to {mask_url(url)}")
+    if isinstance(exc, _NOT_SENT) or _not_connected(exc):
+        return SendResult(RETRYABLE, None, f"{type(exc).__name__}: cannot connect to {mask_url(url)}")
+    if isinstance(exc, requests.Timeout):
+        return SendResult(UNKNOWN, None, f"timeout after {timeout:g}s waiting for Slack's answer (outcome unknown)")
+    return SendResult(UNKNOWN, None, f"{type(exc).__name__} talking to {mask_url(url)} after sending (outcome unknown)")
+
+
+def _not_connected(exc: requests.RequestException) -> bool:
+    """Connection refused or the name did not resolve (requests wraps urllib3's error)."""
+    cause = exc.args[0] if exc.args else None
+    return isinstance(cause, MaxRetryError) and isinstance(cause.reason, NewConnectionError)
+
+
 def send(session: requests.Session, url: str, message: dict, timeout: float) -> SendResult:
-    """POSTs `message` as JSON to the webhook; never raises for HTTP or network trouble."""
+    """POSTs `message` as JSON to the webhook; never raises for HTTP or network trouble.
+
+    `post` reads the whole answer, so a connection dropped halfway through it is an unknown
+    outcome too."""
     data = json.dumps(message, ensure_ascii=False).encode("utf-8")
     try:
         response = session.post(url, data=data, headers={"Content-Type": "application/json; charset=utf-8"},
                                 timeout=timeout, allow_redirects=False)
-    except requests.Timeout:
-        return SendResult(RETRYABLE, None, f"timeout after {timeout:g}s")
     except requests.RequestException as exc:
-        # The exception text names the URL; report only its kind and the masked host.
-        return SendResult(RETRYABLE, None, f"{type(exc).__name__} talking to {mask_url(url)}")
+        return classify_exception(exc, url, timeout)
     try:
         body = response.text
     finally:

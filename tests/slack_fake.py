@@ -8,7 +8,9 @@ Paths choose the behaviour, as Slack's answers are documented (/work/shared/SLAC
   /services/action_prohibited   403 action_prohibited
   /services/rate_limited        429 with Retry-After: 30
   /services/rollup_error        500 rollup_error
-  /services/slow                200 ok after `slow_seconds` (past the client's timeout)
+  /services/slow                200 ok after `slow_seconds` (past the client's timeout): Slack
+                                posted the message, the client never learns it
+  /services/hangup              reads the request, then closes the connection without answering
   /services/scripted            answers from `script` (a list of (status, body, headers)) in order,
                                 then 200 ok once the script is used up
 Every request's JSON body is recorded in `received[path]`, whatever the answer.
@@ -79,6 +81,9 @@ class FakeSlack:
                     body = {"unparsed": raw.decode("utf-8", "replace")}
                 with fake.lock:
                     fake.received.setdefault(self.path, []).append(body)
+                if self.path == "/services/hangup":
+                    self.close_connection = True
+                    return
                 status, text, headers = fake._answer(self.path)
                 data = text.encode()
                 try:

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
+import signal
 import subprocess
+import time
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from incidentctl.cli import app
+from incidentctl.config import load_settings
+from incidentctl.doctor import doctor
+from incidentctl.notify import CLAIM_LEASE, notify_pending
+from incidentctl.schema import deliveries
+from incidentctl.slack import make_session
 from tests.factories import add_incidents_with_changes, outbox_rows
 from tests.slack_fake import FakeSlack
 
@@ -46,6 +56,93 @@ def test_notify_permanent_failure_exit_1_and_outbox_shows_it(engine, cli_env, sl
     assert [(r["id"], r["last_error"]) for r in listed] == [(nid, "HTTP 410: channel_is_archived")]
     assert invoke(["outbox", "retry"], env).output.startswith("1 failed notification(s) back to pending")
     assert outbox_rows(engine)[nid]["state"] == "pending"
+
+
+def test_nothing_due_says_what_is_pending_and_when(engine, cli_env, slack):
+    (nid,) = add_incidents_with_changes(engine, 1)
+    env = {**cli_env, "SLACK_WEBHOOK_URL": slack.url("rollup_error")}
+    first = invoke(["notify"], env)
+    assert first.exit_code == 1 and "1 change(s) retry after" in first.output
+    due_at = outbox_rows(engine)[nid]["next_attempt_at"]
+    stamp = due_at.isoformat(timespec="seconds").replace("+00:00", "Z")
+    again = invoke(["notify"], env)
+    assert again.exit_code == 0, again.output  # nothing was due: not a failure
+    assert re.fullmatch(rf"nothing due: 1 change\(s\) pending retry, next attempt at {stamp} \(in \d+s\)\n",
+                        again.output), again.output
+    summary = json.loads(invoke(["notify", "-o", "json"], env).output)
+    assert (summary["due"], summary["waiting"], summary["next_attempt_at"]) == (0, 1, due_at.isoformat().replace(
+        "+00:00", "Z"))
+    listed = json.loads(invoke(["outbox", "list", "-o", "json"], env).output)
+    assert [(r["id"], r["state"], r["next_attempt_at"]) for r in listed] == [(nid, "pending", summary["next_attempt_at"])]
+    table = invoke(["outbox", "list"], {**env, "COLUMNS": "250"}).output
+    assert "next attempt" in table and stamp in table
+
+
+def test_outbox_list_shows_no_next_attempt_once_sent(engine, cli_env, slack):
+    (nid,) = add_incidents_with_changes(engine, 1)
+    env = {**cli_env, "SLACK_WEBHOOK_URL": slack.url("ok")}
+    assert invoke(["notify"], env).exit_code == 0
+    listed = json.loads(invoke(["outbox", "list", "-o", "json"], env).output)
+    assert [(r["state"], r["next_attempt_at"]) for r in listed] == [("sent", None)]
+    assert invoke(["notify"], env).output == "nothing to send\n"  # nothing pending at all
+
+
+def test_late_slack_answer_is_reported_and_counted(engine, cli_env, slack):
+    """Slack posts the digest but answers after INCIDENTCTL_SLACK_TIMEOUT: notify says a duplicate
+    is possible, its JSON counts it, and doctor counts it over the last 24 h."""
+    (nid,) = add_incidents_with_changes(engine, 1)
+    env = {**cli_env, "SLACK_WEBHOOK_URL": slack.url("slow"), "INCIDENTCTL_SLACK_TIMEOUT": "0.3"}
+    result = invoke(["notify", "-o", "json"], env)
+    assert result.exit_code == 1
+    summary = json.loads(result.output)
+    assert (summary["outcome_unknown"], summary["retrying"], summary["routes"][0]["outcome"]) == (1, 1, "unknown")
+    assert slack.bodies("slow"), "the fake Slack received the digest"
+    assert outbox_rows(engine)[nid]["state"] == "pending"  # so it will be sent again
+    report = json.loads(invoke(["doctor", "-o", "json"], env).output)
+    check = next(c for c in report["checks"] if c["name"] == "deliveries")
+    assert check["message"].startswith("1 digest sent with outcome unknown (possible duplicates) in the last 1d")
+    assert check["detail"]["outcome_unknown"] == 1
+
+
+def test_notify_prints_the_unknown_outcome(engine, cli_env, slack):
+    add_incidents_with_changes(engine, 2)
+    env = {**cli_env, "SLACK_WEBHOOK_URL": slack.url("hangup")}
+    result = invoke(["notify"], env)
+    assert result.exit_code == 1
+    assert "sent, no answer" in result.output and "Slack may have posted it" in result.output
+    assert "2 change(s) retry after" in result.output and "a duplicate is possible" in result.output
+
+
+@pytest.mark.slow
+def test_notify_killed_while_waiting_for_slack_counts_as_unknown(engine, cli_env, db_url, incidentctl_bin):
+    """A real crash: the process dies after the POST, before the answer is recorded. The next run
+    sends the changes again once the claim runs out, and doctor counts the first send."""
+    ids = add_incidents_with_changes(engine, 2)
+    with FakeSlack(slow_seconds=30) as slow:
+        env = {**cli_env, "SLACK_WEBHOOK_URL": slow.url("slow"), "INCIDENTCTL_SLACK_TIMEOUT": "60"}
+        proc = subprocess.Popen([incidentctl_bin, "notify"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 60
+            while not slow.bodies("slow") and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert slow.bodies("slow"), "the digest never reached the fake Slack"
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=20)
+    with engine.connect() as conn:
+        (attempted_at, outcome), = conn.execute(select(deliveries.c.attempted_at, deliveries.c.outcome)).all()
+    assert outcome == "sending" and {outbox_rows(engine)[i]["state"] for i in ids} == {"pending"}
+    settings = load_settings({"INCIDENTCTL_DATABASE_URL": db_url})
+    check = {c.name: c for c in doctor(settings, engine, attempted_at + timedelta(seconds=5)).checks}["deliveries"]
+    assert check.message.startswith("no digest")  # within the claim it may still be in flight
+    after = attempted_at + CLAIM_LEASE + timedelta(seconds=1)
+    check = {c.name: c for c in doctor(settings, engine, after).checks}["deliveries"]
+    assert check.message.startswith("1 digest sent with outcome unknown (possible duplicates)")
+    with FakeSlack() as fast, make_session() as session:
+        summary = notify_pending(engine, load_settings({"SLACK_WEBHOOK_URL": fast.url("ok")}), session,
+                                 clock=lambda: after)
+        assert summary.sent == 2 and len(fast.bodies("ok")) == 1  # sent again: the duplicate doctor counted
 
 
 def test_outbox_list_rejects_unknown_state(cli_env):

@@ -14,7 +14,7 @@ from incidentctl.cli import app
 from incidentctl.config import load_settings
 from incidentctl.database import make_engine
 from incidentctl.doctor import Thresholds, doctor, level_for_age
-from incidentctl.schema import grafana_alerts, incidents, notifications, silences
+from incidentctl.schema import deliveries, grafana_alerts, incidents, notifications, silences
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 MIN = timedelta(minutes=1)
@@ -63,7 +63,7 @@ def _notification(conn, incident_id, state, created_at, attempts=0, last_error=N
 def test_healthy_database_is_all_ok(engine, db_url):
     report = doctor(_settings(db_url), engine, NOW)
     assert [c.name for c in report.checks] == ["configuration", "database", "schema", "backlog", "bad_rows",
-                                               "notifications", "silences"]
+                                               "notifications", "deliveries", "silences"]
     assert {c.level for c in report.checks} == {"ok"} and report.exit_code == 0
 
 
@@ -112,6 +112,31 @@ def test_notifications_failed_retrying_and_stuck(engine, db_url):
     check = _by_name(doctor(_settings(db_url), engine, NOW))["notifications"]
     assert check.level == "error"  # pending two hours: nobody is sending
     assert (check.detail["pending"], check.detail["retrying"]) == (1, 1) and "incidentctl notify" in check.message
+
+
+def _delivery(conn, attempted_at, outcome, changes=2):
+    conn.execute(deliveries.insert(), {"attempted_at": attempted_at, "route": "default", "changes": changes,
+                                       "outcome": outcome})
+
+
+@pytest.mark.parametrize("log, level, message", [
+    ([], "ok", "no digest sent with outcome unknown in the last 1d"),  # nothing logged
+    ([(MIN, "ok"), (MIN, "retryable"), (MIN, "permanent")], "ok", "no digest"),  # answers, even failures
+    ([(MIN, "sending")], "ok", "no digest"),  # a run waiting for Slack's answer right now
+    ([(25 * 60 * MIN, "unknown")], "ok", "no digest"),  # outside the 24 h window
+    ([(MIN, "unknown")], "ok", "1 digest sent with outcome unknown (possible duplicates) in the last 1d, "
+                               "2 change(s), latest 1m ago"),  # Slack answered after the timeout
+    ([(3 * MIN, "sending")], "ok", "1 digest sent"),  # the run died before recording the answer
+    ([(MIN, "unknown"), (2 * MIN, "unknown"), (9 * MIN, "sending")], "warn",
+     "3 digests sent with outcome unknown (possible duplicates) in the last 1d, 6 change(s), latest 1m ago"
+     " — Slack answers slower than INCIDENTCTL_SLACK_TIMEOUT"),  # often: worth a look
+])
+def test_deliveries_with_unknown_outcome(engine, db_url, log, level, message):
+    with engine.begin() as conn:
+        for age, outcome in log:
+            _delivery(conn, NOW - age, outcome)
+    check = _by_name(doctor(_settings(db_url), engine, NOW))["deliveries"]
+    assert check.level == level and check.message.startswith(message), check.message
 
 
 def test_silences_ending_soon_are_listed(engine, db_url):

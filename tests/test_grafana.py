@@ -23,7 +23,7 @@ from grafana_mysql import MacroError, expand, fixed_range, variable_values
 from incidentctl import grafana
 from incidentctl.cli import app
 from incidentctl.config import SETTINGS
-from incidentctl.schema import grafana_alerts, incidents, notifications
+from incidentctl.schema import deliveries, grafana_alerts, incidents, notifications
 
 START, END = fixed_range(days=2)
 INTERVAL = "1h"
@@ -158,6 +158,14 @@ def _seed(engine, now):
             {**base, "incident_id": ids["i4"], "change": "opened", "severity": "critical",
              "created_at": now - timedelta(minutes=30), "state": "pending", "attempts": 2, "last_error": "timeout"},
         ])
+        conn.execute(deliveries.insert(), [
+            {"attempted_at": at(1, 10), "route": "default", "changes": 1, "outcome": "ok", "status": 200},
+            {"attempted_at": at(1, 11), "route": "default", "changes": 2, "outcome": "unknown", "status": None},  # late
+            {"attempted_at": at(1, 12), "route": "default", "changes": 1, "outcome": "sending", "status": None},  # died
+            {"attempted_at": at(1, 13), "route": "default", "changes": 1, "outcome": "retryable", "status": None},
+            {"attempted_at": END + timedelta(hours=1), "route": "default", "changes": 1, "outcome": "unknown",
+             "status": None},  # outside the time range
+        ])
 
 
 def _run(raw_conn, sql):
@@ -248,7 +256,7 @@ def test_every_panel_query_runs_on_mariadb_with_the_columns_its_panel_needs(engi
     assert rate[epoch(at(1, 10))] == pytest.approx(2 / 3600, rel=1e-3)
     assert series("Notifications by outcome", "A", "notifications") == {
         (epoch(at(1, 10)), "sent"): 1, (epoch(at(1, 12)), "failed"): 1}
-    assert results[("Notifications failing", "A")] == [{"failed": 1, "retrying": 1, "stuck": 1}]
+    assert results[("Notifications failing", "A")] == [{"failed": 1, "retrying": 1, "stuck": 1, "outcome_unknown": 2}]
     assert results[("Bad webhook rows", "A")] == [{"parse_errors": 1, "process_errors": 1}]
     noisy = results[("Top noisy fingerprints", "A")]
     assert [(r["fingerprint"], r["incidents"], r["alerts"], r["flaps"]) for r in noisy] == [

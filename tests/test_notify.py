@@ -7,11 +7,14 @@ from datetime import timedelta
 import pytest
 import requests
 
+from sqlalchemy import select
+
 from incidentctl import outbox
 from incidentctl.config import load_settings
 from incidentctl.digest import MAX_BLOCKS, limit_violations
-from incidentctl.notify import CLAIM_LEASE, backoff_seconds, notify_pending, preview_digests
+from incidentctl.notify import CLAIM_LEASE, DELIVERY_LOG_KEEP, backoff_seconds, notify_pending, preview_digests
 from incidentctl.routes import Route
+from incidentctl.schema import deliveries
 from incidentctl.slack import send
 from tests.factories import T0, add_change, add_incident, add_incidents_with_changes, outbox_rows
 from tests.slack_fake import FakeSlack
@@ -39,6 +42,11 @@ def settings_for(url: str = "", **extra):
 
 def run(engine, settings, session, at, **kw):
     return notify_pending(engine, settings, session, clock=lambda: at, **kw)
+
+
+def delivery_log(engine):
+    with engine.connect() as conn:
+        return [(r.route, r.changes, r.outcome, r.status) for r in conn.execute(select(deliveries).order_by(deliveries.c.id))]
 
 
 @pytest.mark.parametrize("attempts, retry_after, expected", [
@@ -112,11 +120,42 @@ def test_permanent_answer_is_failed_and_not_retried(engine, slack, session, path
     assert outbox_rows(engine)[nid]["state"] == "pending"
 
 
-def test_timeout_stays_pending(engine, slack, session):
+def test_late_answer_leaves_rows_pending_and_they_are_sent_twice(engine, slack, session):
+    """Slack posts the digest but answers after the timeout: the outcome is unknown, the rows are
+    retried, and the channel gets the change twice. Counted, not hidden."""
     (nid,) = add_incidents_with_changes(engine, 1)
     summary = run(engine, settings_for(slack.url("slow")), session, NOW)
-    assert summary.retrying == 1 and "timeout" in summary.routes[0].error
-    assert outbox_rows(engine)[nid]["state"] == "pending"
+    assert (summary.retrying, summary.outcome_unknown, summary.ok) == (1, 1, False)
+    assert summary.routes[0].outcome == "unknown" and "timeout" in summary.routes[0].error
+    row = outbox_rows(engine)[nid]
+    assert (row["state"], row["attempts"]) == ("pending", 1) and "outcome unknown" in row["last_error"]
+    assert (summary.waiting, summary.next_attempt_at) == (1, NOW + timedelta(seconds=30))
+    later = run(engine, settings_for(slack.url("ok")), session, NOW + timedelta(minutes=5))  # Slack is quick again
+    assert (later.sent, later.outcome_unknown, later.waiting) == (1, 0, 0)
+    bodies = slack.bodies("slow")[-1], slack.bodies("ok")[-1]
+    headlines = [body["blocks"][2]["text"]["text"].split("\n")[0] for body in bodies]
+    assert headlines[0] == headlines[1] and "Incident 0" in headlines[0]  # the same change, posted twice
+    assert delivery_log(engine) == [("default", 1, "unknown", None), ("default", 1, "ok", 200)]
+
+
+def test_connection_refused_is_not_an_unknown_outcome(engine, session):
+    from tests.servers import free_port
+
+    add_incidents_with_changes(engine, 1)
+    summary = run(engine, settings_for(f"http://127.0.0.1:{free_port()}/services/x"), session, NOW)
+    assert (summary.retrying, summary.outcome_unknown) == (1, 0)  # never left: no duplicate possible
+    assert delivery_log(engine) == [("default", 1, "retryable", None)]
+
+
+def test_delivery_log_keeps_30_days(engine, slack, session):
+    add_incidents_with_changes(engine, 1)
+    run(engine, settings_for(slack.url("ok")), session, NOW)
+    add_incidents_with_changes(engine, 1)
+    run(engine, settings_for(slack.url("ok")), session, NOW + DELIVERY_LOG_KEEP - timedelta(seconds=1))
+    assert len(delivery_log(engine)) == 2
+    add_incidents_with_changes(engine, 1)
+    run(engine, settings_for(slack.url("ok")), session, NOW + DELIVERY_LOG_KEEP + timedelta(seconds=1))
+    assert len(delivery_log(engine)) == 2  # the first one is gone
 
 
 def test_no_slack_configured_leaves_outbox_pending(engine, session):

@@ -113,12 +113,40 @@ def test_bad_interval():
         Scheduler([Job("process", 0, dict)])
 
 
+SLACK = {"SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/XXXX"}
+
+
 def test_cycle_jobs_purge_only_when_configured(tmp_path):
     from incidentctl.config import load_settings
     from incidentctl.scheduler import cycle_jobs
 
-    plain = cycle_jobs(None, load_settings(environ={}), None, time.time)
+    plain = cycle_jobs(None, load_settings(environ=SLACK), None, time.time)
     assert [(j.name, j.interval) for j in plain] == [("process", 15.0), ("notify", 30.0)]
-    settings = load_settings(environ={"INCIDENTCTL_PURGE_OLDER_THAN": "90d", "INCIDENTCTL_NOTIFY_INTERVAL": "1m"})
+    settings = load_settings(environ={**SLACK, "INCIDENTCTL_PURGE_OLDER_THAN": "90d",
+                                      "INCIDENTCTL_NOTIFY_INTERVAL": "1m"})
     assert [(j.name, j.interval) for j in cycle_jobs(None, settings, None, time.time)] == [
         ("process", 15.0), ("notify", 60.0), ("purge", 86400.0)]
+
+
+def test_cycle_jobs_without_slack_warn_once_and_do_not_notify(caplog):
+    from incidentctl.config import load_settings
+    from incidentctl.scheduler import cycle_jobs
+
+    with caplog.at_level(logging.INFO, logger="incidentctl.run"):
+        jobs = cycle_jobs(None, load_settings(environ={}), None, time.time)
+    assert [j.name for j in jobs] == ["process"]
+    assert [(r.levelname, r.getMessage().split(" (")[0]) for r in caplog.records] == [
+        ("WARNING", "Slack is not configured")]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="incidentctl.run"):
+        cycle_jobs(None, load_settings(environ=SLACK), None, time.time)
+    assert caplog.records == []  # configured: nothing to warn about
+
+
+def test_cycle_jobs_bad_routes_raise_config_error():
+    from incidentctl.config import ConfigError, Settings, load_settings
+    from incidentctl.scheduler import cycle_jobs
+
+    base = load_settings(environ=SLACK)
+    with pytest.raises(ConfigError, match="webhook_url"):
+        cycle_jobs(None, Settings(base.values, base.sources, {"routes": [{"name": "oncall"}]}), None, time.time)

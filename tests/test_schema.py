@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 from incidentctl.database import make_engine
-from incidentctl.migrations import LATEST_VERSION, mysql_ddl, schema_status, upgrade
+from incidentctl.migrations import LATEST_VERSION, MIGRATIONS, mysql_ddl, schema_status, upgrade
 
 SQL_SCHEMA = Path(__file__).parent.parent / "sql" / "schema.sql"
 
@@ -32,7 +32,7 @@ def test_upgrade_creates_schema_and_is_idempotent(empty_database_url):
     engine = make_engine(empty_database_url())
     assert schema_status(engine).current == 0
     first = upgrade(engine)
-    assert [m.version for m in first] == list(range(1, LATEST_VERSION + 1))
+    assert [m.version for m in first] == [m.version for m in MIGRATIONS]
     assert upgrade(engine) == []  # second run applies nothing
     status = schema_status(engine)
     assert (status.current, status.pending) == (LATEST_VERSION, ())
@@ -80,9 +80,39 @@ def test_upgrade_from_version_1_indexes_the_labels_of_existing_incidents(empty_d
              "last_alert_at": t0, "common_labels": {"alertname": f"A{i}", "team": "db" if i == 3 else "web"},
              "alert_count": 1, "series_count": 1, "series_firing": 0, "reopen_count": 0}
             for i in range(2500)])  # more than one backfill page
-    assert [m.version for m in upgrade(engine)] == [2]
+    assert [m.version for m in upgrade(engine)] == [m.version for m in MIGRATIONS if m.version >= 2]
     with engine.connect() as conn:
         assert conn.scalar(select(incident_labels.c.id).order_by(incident_labels.c.id.desc()).limit(1)) == 5000
     found = list_incidents(engine, IncidentFilter(status="all", labels=(("team", "db"),)))
     assert [r["title"] for r in found] == ["T3"]
+    engine.dispose()
+
+
+def test_upgrade_to_version_6_adds_the_delivery_log_and_notify_uses_it(empty_database_url):
+    # A database from before version 6 (no deliveries table) with a pending change, as deployed.
+    from datetime import datetime, timezone
+
+    import requests
+    from sqlalchemy import select
+
+    from incidentctl.config import load_settings
+    from incidentctl.notify import notify_pending
+    from incidentctl.schema import deliveries, metadata, schema_migrations
+    from tests.factories import add_incidents_with_changes
+    from tests.slack_fake import FakeSlack
+
+    engine = make_engine(empty_database_url())
+    t0 = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    with engine.begin() as conn:
+        metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t is not deliveries])
+        conn.execute(schema_migrations.insert(), [{"version": m.version, "description": m.description,
+                                                   "applied_at": t0} for m in MIGRATIONS if m.version < 6])
+    add_incidents_with_changes(engine, 1)
+    assert [m.version for m in upgrade(engine)] == [6]
+    with FakeSlack() as slack, requests.Session() as session:
+        summary = notify_pending(engine, load_settings({"SLACK_WEBHOOK_URL": slack.url("ok")}), session,
+                                 clock=lambda: t0)
+    assert summary.sent == 1
+    with engine.connect() as conn:
+        assert conn.execute(select(deliveries.c.outcome, deliveries.c.changes)).all() == [("ok", 1)]
     engine.dispose()

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import pytest
 import requests
+from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnectionError, ProtocolError
 
-from incidentctl.slack import OK, PERMANENT, RETRYABLE, classify, mask_url, send
+from incidentctl.slack import OK, PERMANENT, RETRYABLE, UNKNOWN, classify, classify_exception, mask_url, send
+from tests.servers import free_port
 from tests.slack_fake import FakeSlack
+
+SECRET_URL = "https://hooks.slack.com/services/T0/B0/SECRETSECRET"
 
 
 @pytest.mark.parametrize("status, body, retry_after, outcome, error, wait", [
@@ -60,14 +64,45 @@ def test_send_against_fake_slack(slack, path, outcome, status, error):
     assert slack.bodies(path)[-1] == {"text": "hello"}
 
 
-def test_slow_slack_times_out_and_is_retryable(slack):
+def _refused() -> requests.ConnectionError:
+    return requests.ConnectionError(MaxRetryError(None, SECRET_URL, NewConnectionError(None, f"refused {SECRET_URL}")))
+
+
+@pytest.mark.parametrize("exc, outcome, error", [
+    (requests.ConnectTimeout(SECRET_URL), RETRYABLE, "connect timeout after 10s"),  # no connection: never sent
+    (_refused(), RETRYABLE, "cannot connect to https://hooks.slack.com/"),  # connection refused
+    (requests.ConnectionError(MaxRetryError(None, SECRET_URL, NameResolutionError("x", None, OSError()))),
+     RETRYABLE, "cannot connect"),  # the name did not resolve
+    (requests.exceptions.SSLError(SECRET_URL), RETRYABLE, "SSLError: cannot connect"),  # TLS handshake failed
+    (requests.ReadTimeout(SECRET_URL), UNKNOWN, "timeout after 10s waiting for Slack's answer"),  # sent, no answer
+    (requests.ConnectionError(ProtocolError("Connection aborted.", ConnectionResetError())),
+     UNKNOWN, "ConnectionError talking to https://hooks.slack.com/"),  # reset after sending
+    (requests.exceptions.ChunkedEncodingError(SECRET_URL), UNKNOWN, "after sending"),  # answer cut off
+    (requests.ConnectionError(SECRET_URL), UNKNOWN, "outcome unknown"),  # no cause known: assume it left
+])
+def test_classify_exception(exc, outcome, error):
+    result = classify_exception(exc, SECRET_URL, 10)
+    assert (result.outcome, result.status) == (outcome, None)
+    assert error in result.error and "SECRET" not in result.error
+
+
+def test_answer_after_the_timeout_is_an_unknown_outcome(slack):
+    """Slack got the message and answers ok, but later than the client waits."""
     with requests.Session() as session:
-        result = send(session, slack.url("slow"), {"text": "x"}, timeout=0.2)
-    assert result.outcome == RETRYABLE and result.status is None and "timeout" in result.error
+        result = send(session, slack.url("slow"), {"text": "late"}, timeout=0.2)
+    assert result.outcome == UNKNOWN and result.status is None and "timeout" in result.error
+    assert slack.bodies("slow")[-1] == {"text": "late"}  # it did arrive
 
 
-def test_connection_error_is_retryable_and_hides_the_url():
-    url = "http://127.0.0.1:1/services/T0/B0/SECRETSECRET"
+def test_connection_dropped_after_sending_is_an_unknown_outcome(slack):
+    with requests.Session() as session:
+        result = send(session, slack.url("hangup"), {"text": "cut"}, timeout=5)
+    assert result.outcome == UNKNOWN and "after sending" in result.error
+    assert slack.bodies("hangup")[-1] == {"text": "cut"}
+
+
+def test_connection_refused_is_retryable_and_hides_the_url():
+    url = f"http://127.0.0.1:{free_port()}/services/T0/B0/SECRETSECRET"  # nothing listens there
     with requests.Session() as session:
         result = send(session, url, {"text": "x"}, timeout=2)
-    assert result.outcome == RETRYABLE and "SECRETSECRET" not in result.error
+    assert result.outcome == RETRYABLE and "cannot connect" in result.error and "SECRETSECRET" not in result.error

@@ -7,8 +7,11 @@ from typing import List, Optional
 import typer
 
 from .. import outbox
+from datetime import datetime
+
 from ..config import ConfigError
 from ..database import database_errors
+from ..durations import format_duration
 from ..errors import IncidentctlError
 from ..notify import NotifySummary, notify_pending
 from ..output import Col, OutputFormat, dumps, render_rows
@@ -28,7 +31,7 @@ def notify(
 ) -> None:
     """Send one Slack digest per route for the pending outbox, and mark what was sent.
 
-    Exit codes: 0 everything due was delivered, or nothing was due; 1 a route failed (rows stay pending for a retry, or are marked failed on a permanent answer), a change matched no route, or Slack is not configured (SLACK_WEBHOOK_URL unset; the outbox stays pending); 3 the database is unavailable.
+    When nothing is due, says what is pending for later and when it is due. Exit codes: 0 everything due was delivered, or nothing was due; 1 a route failed (rows stay pending for a retry, or are marked failed on a permanent answer), a change matched no route, or Slack is not configured (SLACK_WEBHOOK_URL unset; the outbox stays pending); 3 the database is unavailable.
     """
     c = context(ctx)
     try:
@@ -45,7 +48,7 @@ def notify(
     if output is OutputFormat.json:
         typer.echo(dumps(summary.as_dict()))
     else:
-        _print(summary)
+        _print(summary, c.clock())
     if not summary.slack_configured:
         raise SlackNotConfigured(
             f"Slack is not configured: set SLACK_WEBHOOK_URL (or [[routes]] in the config file); "
@@ -54,11 +57,11 @@ def notify(
         raise typer.Exit(1)
 
 
-def _print(s: NotifySummary) -> None:
+def _print(s: NotifySummary, now: datetime) -> None:
     if not s.slack_configured:
         return
     if not s.due:
-        typer.echo("nothing to send")
+        typer.echo(f"nothing due: {_waiting(s, now)}" if s.waiting else "nothing to send")
         return
     for r in s.routes:
         if r.outcome == "ok":
@@ -66,14 +69,28 @@ def _print(s: NotifySummary) -> None:
         elif r.outcome == "permanent":
             typer.echo(f"route {r.route} ({r.webhook}): FAILED, Slack says {r.status} {r.error}; "
                        f"{r.changes} change(s) marked failed — fix the webhook, then `incidentctl outbox retry`")
+        elif r.outcome == "unknown":
+            typer.echo(f"route {r.route} ({r.webhook}): sent, no answer ({r.error}); Slack may have posted it, "
+                       f"{r.changes} change(s) retry after {_time(r.next_attempt_at)} (a duplicate is possible)")
         else:
-            when = r.next_attempt_at.isoformat().replace("+00:00", "Z") if r.next_attempt_at else "next run"
             typer.echo(f"route {r.route} ({r.webhook}): not delivered ({r.error}); "
-                       f"{r.changes} change(s) retry after {when}")
+                       f"{r.changes} change(s) retry after {_time(r.next_attempt_at)}")
     typer.echo(f"sent {s.sent}, suppressed {s.suppressed} (silenced), retrying {s.retrying}, "
                f"failed {s.failed}, unroutable {s.unroutable}")
     if s.unroutable:
         typer.echo("some changes match no route and no default route is set (SLACK_WEBHOOK_URL)")
+    if s.waiting:
+        typer.echo(f"still pending: {_waiting(s, now)}")
+
+
+def _waiting(s: NotifySummary, now: datetime) -> str:
+    """`3 change(s) pending retry, next attempt at 2026-03-01T12:05:00Z (in 4m)`."""
+    return (f"{s.waiting} change(s) pending retry, next attempt at {_time(s.next_attempt_at)} "
+            f"(in {format_duration(s.next_attempt_at - now)})")
+
+
+def _time(moment: datetime | None) -> str:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z") if moment else "the next run"
 
 
 outbox_app = typer.Typer(help="Inspect the Slack outbox; put failed notifications back in the queue.",
@@ -89,7 +106,7 @@ def outbox_list(
     limit: int = typer.Option(50, "--limit", "-n", min=1, help="At most this many rows, newest first."),
     output: OutputFormat = OutputOption,
 ) -> None:
-    """List outbox rows with their delivery state, attempts and Slack's last error."""
+    """List outbox rows with their delivery state, attempts, next attempt (pending rows) and Slack's last error."""
     c = context(ctx)
     states = tuple(state or outbox.STATES)
     bad = set(states) - set(outbox.STATES)
@@ -101,8 +118,15 @@ def outbox_list(
         rows = outbox.list_outbox(c.engine, states=states, limit=limit)
     render_rows(rows, [Col("id", "id"), Col("incident_id", "incident"), Col("change", "change"),
                        Col("severity", "severity"), Col("state", "state"), Col("route", "route"),
-                       Col("attempts", "attempts"), Col("created_at", "at"), Col("last_error", "last error"),
+                       Col("attempts", "attempts"), Col("created_at", "at"),
+                       Col("next_attempt_at", "next attempt", _next_attempt), Col("last_error", "last error"),
                        Col("title", "title")], output, title="Slack outbox", empty="the outbox is empty")
+
+
+def _next_attempt(value: datetime | None, row: dict) -> str:
+    if row["state"] != outbox.PENDING:
+        return "-"
+    return _time(value) if value else "next run"
 
 
 @outbox_app.command("retry")

@@ -7,16 +7,17 @@ import sys
 
 import typer
 
+from ..config import ConfigError
 from ..scheduler import Scheduler, cycle_jobs
 from ..slack import make_session
-from .app import app, context
+from .app import app, context, err_console
 
 
 @app.command("run")
 def run(ctx: typer.Context) -> None:
     """Process new alerts every INCIDENTCTL_PROCESS_INTERVAL and send the Slack digest every INCIDENTCTL_NOTIFY_INTERVAL, until SIGTERM/SIGINT.
 
-    Runs never overlap; each logs one line with its counts to stderr. On SIGTERM/SIGINT the current run finishes, then it exits 0. Exit 3 when the database is unavailable at start; later outages are logged and retried on the next run.
+    Runs never overlap; each logs one line with its counts to stderr. Without Slack configured there are no notify runs, and one warning at start says so. On SIGTERM/SIGINT the current run finishes, then it exits 0. Exit 2 for a bad [[routes]] config; exit 3 when the database is unavailable at start; later outages are logged and retried on the next run.
     """
     c = context(ctx)
     logging.basicConfig(level=c.settings.log_level.upper(), stream=sys.stderr,
@@ -26,4 +27,9 @@ def run(ctx: typer.Context) -> None:
     logging.getLogger("urllib3").setLevel(max(logging.INFO, logging.getLogger().level))
     engine = c.engine  # checks the database and schema before the loop starts
     with make_session() as session:
-        Scheduler(cycle_jobs(engine, c.settings, session, c.clock)).run_until_signalled()
+        try:
+            jobs = cycle_jobs(engine, c.settings, session, c.clock)
+        except ConfigError as exc:
+            err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise typer.Exit(2)
+        Scheduler(jobs).run_until_signalled()
