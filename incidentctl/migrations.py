@@ -55,7 +55,7 @@ def _deliveries(conn: Connection) -> None:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema: raw archive, incidents, events, outbox, silences", _initial),
     Migration(2, "incident_labels: the common labels of each incident, indexed for list --label", _incident_labels),
-    Migration(6, "deliveries: one row per Slack digest sent, with its outcome (unknown = possible duplicate)",
+    Migration(3, "deliveries: one row per Slack digest sent, with its outcome (unknown = possible duplicate)",
               _deliveries),
 )
 
@@ -76,22 +76,24 @@ class SchemaStatus:
 def schema_status(engine: Engine) -> SchemaStatus:
     """Which versions the database has, and which are pending."""
     with engine.connect() as conn:
-        current = _current_version(conn)
-    pending = tuple(m for m in MIGRATIONS if m.version > current)
-    return SchemaStatus(current, LATEST_VERSION, pending)
+        recorded = _recorded_versions(conn)
+    pending = tuple(m for m in MIGRATIONS if m.version not in recorded)
+    return SchemaStatus(max(recorded, default=0), LATEST_VERSION, pending)
 
 
 def upgrade(engine: Engine, now: datetime | None = None) -> list[Migration]:
     """Brings the schema to the latest version; returns what it applied. Idempotent."""
     now = now or datetime.now(timezone.utc)
     with engine.begin() as conn:
-        current = _current_version(conn)
-        if current == 0 and not _has_app_tables(conn):
+        recorded = _recorded_versions(conn)
+        if not recorded and not _has_app_tables(conn):
             metadata.create_all(conn)
             applied = list(MIGRATIONS)
         else:
             schema_migrations.create(conn, checkfirst=True)
-            applied = [m for m in MIGRATIONS if m.version > current]
+            # Every migration not recorded, in order: one merged from a branch may be older than
+            # the newest recorded.
+            applied = [m for m in MIGRATIONS if m.version not in recorded]
             for migration in applied:
                 migration.upgrade(conn)
         for migration in applied:
@@ -103,11 +105,10 @@ def upgrade(engine: Engine, now: datetime | None = None) -> list[Migration]:
     return applied
 
 
-def _current_version(conn: Connection) -> int:
+def _recorded_versions(conn: Connection) -> set[int]:
     if not inspect(conn).has_table(schema_migrations.name):
-        return 0
-    versions = conn.execute(select(schema_migrations.c.version)).scalars().all()
-    return max(versions, default=0)
+        return set()
+    return set(conn.execute(select(schema_migrations.c.version)).scalars())
 
 
 def _has_app_tables(conn: Connection) -> bool:

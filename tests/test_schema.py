@@ -88,8 +88,8 @@ def test_upgrade_from_version_1_indexes_the_labels_of_existing_incidents(empty_d
     engine.dispose()
 
 
-def test_upgrade_to_version_6_adds_the_delivery_log_and_notify_uses_it(empty_database_url):
-    # A database from before version 6 (no deliveries table) with a pending change, as deployed.
+def test_upgrade_adds_the_delivery_log_and_notify_uses_it(empty_database_url):
+    # A database without the deliveries migration (no deliveries table) with a pending change, as deployed.
     from datetime import datetime, timezone
 
     import requests
@@ -98,6 +98,8 @@ def test_upgrade_to_version_6_adds_the_delivery_log_and_notify_uses_it(empty_dat
     from incidentctl.config import load_settings
     from incidentctl.notify import notify_pending
     from incidentctl.schema import deliveries, metadata, schema_migrations
+
+    DELIVERIES = next(m for m in MIGRATIONS if m.description.startswith("deliveries:"))
     from tests.factories import add_incidents_with_changes
     from tests.slack_fake import FakeSlack
 
@@ -106,9 +108,9 @@ def test_upgrade_to_version_6_adds_the_delivery_log_and_notify_uses_it(empty_dat
     with engine.begin() as conn:
         metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t is not deliveries])
         conn.execute(schema_migrations.insert(), [{"version": m.version, "description": m.description,
-                                                   "applied_at": t0} for m in MIGRATIONS if m.version < 6])
+                                                   "applied_at": t0} for m in MIGRATIONS if m is not DELIVERIES])
     add_incidents_with_changes(engine, 1)
-    assert [m.version for m in upgrade(engine)] == [6]
+    assert upgrade(engine) == [DELIVERIES]
     with FakeSlack() as slack, requests.Session() as session:
         summary = notify_pending(engine, load_settings({"SLACK_WEBHOOK_URL": slack.url("ok")}), session,
                                  clock=lambda: t0)
