@@ -5,13 +5,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help venv test demo bench ddl clean
+.PHONY: help venv test demo bench ddl clean galera-up galera-down galera-status
 
 help:
 	@echo "make demo   - receive the bundled sample alerts on the embedded SQLite default and show the result"
 	@echo "make test   - run the test suite (SQLite, plus MariaDB/MySQL when reachable)"
 	@echo "make bench  - run the benchmarks in bench/ (needs MariaDB; installs wrk when missing)"
 	@echo "make ddl    - regenerate sql/schema.sql from incidentctl/schema.py"
+	@echo "make galera-up / galera-down / galera-status - a local 3-node MariaDB Galera cluster (bench/galera)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +32,15 @@ bench: $(STAMP)
 
 ddl: $(STAMP)
 	$(BIN)/incidentctl db ddl > sql/schema.sql
+
+galera-up:
+	$(PYTHON) bench/galera/cluster.py up
+
+galera-down:
+	$(PYTHON) bench/galera/cluster.py down
+
+galera-status:
+	$(PYTHON) bench/galera/cluster.py status
 
 clean:
 	rm -rf $(VENV) .demo .bench .pytest_cache .hypothesis build *.egg-info
