@@ -13,7 +13,7 @@ from typing import Callable
 
 from sqlalchemy import Connection, Engine, inspect, select
 
-from .schema import incident_labels, incidents, metadata, schema_migrations
+from .schema import incident_labels, incidents, metadata, schema_migrations, seen_signatures
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,16 @@ def _incident_labels(conn: Connection) -> None:
 
 BACKFILL_PAGE = 2000
 
+
+def _seen_signatures(conn: Connection) -> None:
+    seen_signatures.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema: raw archive, incidents, events, outbox, silences", _initial),
     Migration(2, "incident_labels: the common labels of each incident, indexed for list --label", _incident_labels),
+    Migration(3, "seen_signatures: signatures of stored signed webhooks, so a replay is not stored twice",
+              _seen_signatures),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
