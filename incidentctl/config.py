@@ -158,11 +158,10 @@ class Settings:
 
 
 def mask_secret(value: Any) -> str:
-    """Shows that a secret is set without showing it."""
+    """Shows that a secret is set, and its length, never a character of it ("" when unset)."""
     if not value:
         return ""
-    text = str(value)
-    return text[:4] + "…" + f"({len(text)} chars)" if len(text) > 12 else "****"
+    return f"set ({len(str(value))} chars)"
 
 
 def load_settings(environ: Mapping[str, str] | None = None, config_file: str | Path | None = None) -> Settings:
@@ -227,6 +226,6 @@ def settings_markdown() -> str:
     for s in SETTINGS:
         default = ", ".join(s.default) if isinstance(s.default, tuple) else s.default
         default = f"`{default}`" if default not in ("", None) else "(empty)"
-        secret = " **Secret**: never printed whole." if s.secret else ""
+        secret = " **Secret**: shown only as set, with its length." if s.secret else ""
         lines.append(f"| `{s.name}` | `{s.env}` | {default} | {s.help}{secret} |")
     return "\n".join(lines) + "\n"
