@@ -82,7 +82,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", "INCIDENTCTL_HOST", "127.0.0.1", str, "Address `serve` listens on (0.0.0.0 for all)."),
     Setting("port", "INCIDENTCTL_PORT", 9080, int, "Port `serve` listens on."),
     Setting("max_body_bytes", "INCIDENTCTL_MAX_BODY_BYTES", 10 << 20, _size,
-            "Largest webhook body accepted; larger ones get 413 (accepts 10MiB, 512KiB, bytes)."),
+            "Largest webhook body accepted; larger ones get 413 (accepts 10MiB, 512KiB, bytes). `serve` lowers "
+            "it, with a warning, to what the database can store (MySQL/MariaDB: `max_allowed_packet`)."),
     Setting("write_timeout", "INCIDENTCTL_WRITE_TIMEOUT", 5.0, _seconds,
             "Longest a webhook waits in the write queue; past it the receiver answers 503 without storing it."),
     Setting("auth_bearer_token", "INCIDENTCTL_AUTH_BEARER_TOKEN", "", str,

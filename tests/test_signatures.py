@@ -75,3 +75,29 @@ def test_expired_signatures_are_forgotten_after_the_clock_margin(engine, monkeyp
         assert forget_expired(conn, NOW) == 0
     assert remembered(engine) == {recent.key, valid.key}
 
+
+def test_the_receivers_writer_forgets_expired_signatures_once_a_minute(engine):
+    from incidentctl.archive import raw_alert
+    from incidentctl.receiver.writer import FORGET_EVERY, GroupCommitWriter
+
+    clock = [1000.0]
+    writer = GroupCommitWriter(engine, monotonic=lambda: clock[0])
+    writer.start()
+    try:
+        def store(value: str, received_at: datetime, expires_at: datetime):
+            use = signature("grafana-hmac", value, expires_at)
+            row_id = writer.submit(raw_alert(b"{}", received_at=received_at), use).result(10)
+            # the writer works in order: once the next row is answered, its work after `use` is done
+            writer.submit(raw_alert(b"{}", received_at=received_at)).result(10)
+            return row_id, use
+
+        _, expired = store("one", NOW, NOW + timedelta(minutes=5))
+        later = NOW + timedelta(minutes=30)  # `expired` has expired by then
+        clock[0] += FORGET_EVERY - 1
+        _, fresh = store("two", later, later + timedelta(minutes=5))
+        assert remembered(engine) == {expired.key, fresh.key}  # not yet a minute since the first
+        clock[0] += 2
+        store("three", later, later + timedelta(minutes=5))
+        assert expired.key not in remembered(engine) and fresh.key in remembered(engine)
+    finally:
+        writer.stop()
