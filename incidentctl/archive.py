@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Sequence
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, insert, text
 
 from . import bulk
 from .schema import grafana_alerts
@@ -60,16 +60,20 @@ def raw_alert(
     return RawAlert(received_at, body, label_body(body, user_agent), remote_addr, user_agent, content_type, source)
 
 
-# One statement stays well under MySQL's max_allowed_packet (16 MiB by default on MariaDB 10.11).
+# SQLite's multi-row statements carry up to this many bytes of bodies (MariaDB's are bulk's).
 STATEMENT_BYTES = 4 << 20
+# What a stored row needs beside its body, in a packet: the other columns (at most ~7 KiB in
+# utf8mb4) and the protocol's framing, with room to spare.
+ROW_OVERHEAD = 64 << 10
 
 
 def insert_raw_alerts(conn: Connection, alerts: Sequence[RawAlert]) -> list[int]:
     """Inserts the rows in the caller's transaction; returns their ids in order.
 
     Where the database can return ids from a multi-row INSERT (SQLite, MariaDB 10.5+), one
-    statement carries many rows (up to STATEMENT_BYTES of bodies); elsewhere (MySQL 8) it is one
-    statement per row.
+    statement carries many rows (MariaDB: `bulk`, which sends a long body ahead in pieces, so
+    any body up to `body_room(conn).largest` is stored); elsewhere (MySQL 8) it is one statement
+    per row.
     """
     return insert_rows(conn, [alert.row() for alert in alerts])
 
@@ -90,6 +94,40 @@ def insert_rows(conn: Connection, rows: list[dict]) -> list[int]:
         else:
             ids.extend(conn.execute(statement, chunk).scalars())
     return ids
+
+
+@dataclass(frozen=True)
+class BodyRoom:
+    """How large a body the database stores and gives back. On MySQL/MariaDB a row travels in one
+    packet of at most `max_allowed_packet` (16 MiB by default on MariaDB, 64 MiB on MySQL 8);
+    SQLite sets no limit that matters (a gigabyte): `largest` is None."""
+
+    largest: int | None
+    packet: int | None = None
+
+    def problem(self, max_body_bytes: int) -> str | None:
+        """Why bodies the receiver admits (up to max_body_bytes) cannot all be stored, or None."""
+        if self.largest is None or max_body_bytes <= self.largest:
+            return None
+        return (f"max_body_bytes is {max_body_bytes} but the database stores bodies of at most {self.largest} "
+                f"bytes (max_allowed_packet = {self.packet}); raise max_allowed_packet on the server or lower "
+                "INCIDENTCTL_MAX_BODY_BYTES")
+
+
+def body_room(conn: Connection) -> BodyRoom:
+    """This database's BodyRoom (one query on MySQL/MariaDB)."""
+    if conn.dialect.name == "sqlite":
+        return BodyRoom(None)
+    packet = int(conn.execute(text("SELECT @@max_allowed_packet")).scalar_one())
+    return BodyRoom(largest_body_for(packet, sent_ahead=bulk.available(conn)), packet)
+
+
+def largest_body_for(packet: int, *, sent_ahead: bool) -> int:
+    """The largest body a server with this max_allowed_packet stores and returns. MariaDB (bulk)
+    builds a long body in a session variable, which the packet bounds, as it bounds the row read
+    back; MySQL 8 receives the body as an escaped parameter, up to twice its size."""
+    room = max(0, packet - ROW_OVERHEAD)
+    return room if sent_ahead else room // 2
 
 
 def _chunks_by_size(rows: list[dict]) -> list[list[dict]]:

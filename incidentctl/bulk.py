@@ -4,9 +4,11 @@ Through SQLAlchemy's executemany, each row's parameters are processed by SQLAlch
 escaped value by value again by PyMySQL (`mogrify`): most of the client's time on a batch of
 thousands of rows. Here each column's bind processor (the same SQLAlchemy type conversion) runs
 once per value and a row is one join of literals escaped by PyMySQL's rules, including its
-NO_BACKSLASH_ESCAPES handling. Statements are split at STATEMENT_CHARS, under MariaDB's 16 MiB
-`max_allowed_packet`. Other databases (SQLite, MySQL 8) take the ordinary SQLAlchemy path; the
-callers choose with `available`.
+NO_BACKSLASH_ESCAPES handling. Statements are split at STATEMENT_CHARS of text, literals as sent
+(a body's hex is twice its size), far under MariaDB's 16 MiB `max_allowed_packet`; a value too
+long for that (a webhook body of megabytes) is sent ahead in pieces into a session variable that
+the INSERT names, so no statement outgrows the packet whatever the value. Other databases
+(SQLite, MySQL 8) take the ordinary SQLAlchemy path; the callers choose with `available`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, Callable, Iterator, Sequence
 from pymysql.constants.SERVER_STATUS import SERVER_STATUS_NO_BACKSLASH_ESCAPES
 from pymysql.converters import escape_string
 from sqlalchemy import Connection, Table, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from .schema import UtcDateTime
 
@@ -30,6 +33,10 @@ STATEMENT_CHARS = 2 << 20
 # From this many rows, ids are worked out from LAST_INSERT_ID() (see `consecutive_ids`): reading
 # RETURNING costs ~4 µs a row, asking the server about its AUTO_INCREMENT settings ~1 ms.
 CONSECUTIVE_MIN_ROWS = 500
+
+
+class ValueTooLong(SQLAlchemyError):
+    """A value is longer than the server will hold (its max_allowed_packet); nothing was stored."""
 
 
 def available(conn: Connection) -> bool:
@@ -58,15 +65,21 @@ def insert(conn: Connection, table: Table, rows: Sequence[dict], *, update: Sequ
     if returning is not None and not consecutive:
         tail += f" RETURNING {quote(returning)}"
     values: list = []
-    for statement in _statements(conn, table, names, rows, head, tail):
-        # no_parameters: the statement goes to the driver as is (no %-formatting of the data).
-        result = conn.exec_driver_sql(statement, execution_options={"no_parameters": True})
-        if consecutive:
-            values.extend(range(result.lastrowid, result.lastrowid + result.rowcount))
-        elif returning is not None:
-            # InnoDB gives a multi-row INSERT increasing ids in VALUES order (SQLAlchemy's
-            # insertmanyvalues relies on the same), so sorted ids follow the rows.
-            values.extend(sorted(result.scalars()))
+    ahead = _SentAhead(conn)
+    try:
+        for statement in _statements(conn, table, names, rows, head, tail, ahead):
+            # no_parameters: the statement goes to the driver as is (no %-formatting of the data).
+            result = conn.exec_driver_sql(statement, execution_options={"no_parameters": True})
+            if consecutive:
+                values.extend(range(result.lastrowid, result.lastrowid + result.rowcount))
+            elif returning is not None:
+                # InnoDB gives a multi-row INSERT increasing ids in VALUES order (SQLAlchemy's
+                # insertmanyvalues relies on the same), so sorted ids follow the rows.
+                values.extend(sorted(result.scalars()))
+    except BaseException:
+        ahead.release(after_failure=True)
+        raise
+    ahead.release()
     if returning is not None and len(values) != len(rows):
         raise RuntimeError(f"INSERT INTO {table.name} returned {len(values)} ids for {len(rows)} rows")
     return values
@@ -87,8 +100,8 @@ _AUTOINC_SETTINGS = text("SELECT UPPER(variable_name), variable_value FROM infor
 
 
 def _statements(conn: Connection, table: Table, names: list[str], rows: Sequence[dict], head: str,
-                tail: str) -> Iterator[str]:
-    renderers = [_renderer(conn, table.c[n].type) for n in names]
+                tail: str, ahead: "_SentAhead") -> Iterator[str]:
+    renderers = [_renderer(conn, table.c[n].type, ahead) for n in names]
     values = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
     # One copy of a row's literals (bodies are most of the text): "(%s,%s,…)" % literals.
     template = "(" + ",".join(["%s"] * len(names)) + ")"
@@ -105,17 +118,29 @@ def _statements(conn: Connection, table: Table, names: list[str], rows: Sequence
     yield head + ",".join(parts) + tail
 
 
-def _renderer(conn: Connection, column_type: Any) -> Callable[[Any], str]:
-    """A column's value → its SQL literal: the column type's bind processor, then `_literal`.
+def _renderer(conn: Connection, column_type: Any, ahead: "_SentAhead | None" = None) -> Callable[[Any], str]:
+    """A column's value → its SQL literal: the column type's bind processor, then `_literal` (or,
+    for a value too long for a statement, the session variable `ahead` sent it into).
     Within one `insert`, a value's literal is rendered once and reused: most columns repeat a few
     values (a source, a batch's processing time, a state). Bodies, large and unique, are not kept."""
     literal = _literal(conn)
+    longest = _long_units() if ahead is not None else float("inf")
+    if ahead is not None:
+        short = literal
+
+        def literal(value: Any) -> str:
+            kind = type(value)
+            if (kind is bytes or kind is str) and len(value) > longest:
+                return ahead.send(value, short)
+            return short(value)
+
     process = column_type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
     convert = literal if process is None else (lambda value: literal(process(value)))
     if isinstance(column_type, UtcDateTime):
         convert = _utc_datetime(convert)
     if _python_type(column_type) is bytes:
-        return lambda value: "X'" + value.hex() + "'" if type(value) is bytes else convert(value)
+        return lambda value: ("X'" + value.hex() + "'" if type(value) is bytes and len(value) <= longest
+                              else convert(value))
     memo: dict[Any, str] = {}
     get = memo.get
 
@@ -132,6 +157,53 @@ def _renderer(conn: Connection, column_type: Any) -> Callable[[Any], str]:
         return text
 
     return render
+
+
+def _long_units() -> int:
+    """Bytes (or characters) from which a value is sent ahead: its literal could pass half a
+    statement (hex doubles bytes; escaping at most doubles text)."""
+    return STATEMENT_CHARS // 4
+
+
+class _SentAhead:
+    """Values too long for a statement, each sent into a session variable (`@incidentctl_long_N`)
+    in pieces whose literals are at most STATEMENT_CHARS long; the INSERT names the
+    variable. A variable is as long as a value can be on the server: the final length is read
+    back (assigning inside SELECT costs no extra round trip), and a value the server cut
+    (CONCAT gives NULL past max_allowed_packet) raises ValueTooLong instead of storing less."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.names: list[str] = []
+
+    def send(self, value: bytes | str, literal: Callable[[Any], str]) -> str:
+        name = f"@incidentctl_long_{len(self.names)}"
+        self.names.append(name)
+        step = STATEMENT_CHARS // 2
+        measure = "LENGTH" if type(value) is bytes else "CHAR_LENGTH"
+        length = None
+        for start in range(0, len(value), step):
+            piece = literal(value[start:start + step])
+            assigned = piece if start == 0 else f"CONCAT({name}, {piece})"
+            length = self.conn.exec_driver_sql(f"SELECT {measure}({name} := {assigned})",
+                                               execution_options={"no_parameters": True}).scalar()
+        if length != len(value):
+            raise ValueTooLong(f"a value of {len(value)} {'bytes' if measure == 'LENGTH' else 'characters'} "
+                               "is longer than the database accepts (max_allowed_packet)")
+        return name
+
+    def release(self, after_failure: bool = False) -> None:
+        """Frees the variables' memory on the server (the connection goes back to the pool).
+        After a failure, that failure is what matters: a broken connection frees them itself."""
+        if not self.names:
+            return
+        names, self.names = self.names, []
+        try:
+            self.conn.exec_driver_sql("SET " + ", ".join(f"{n} = NULL" for n in names),
+                                      execution_options={"no_parameters": True})
+        except SQLAlchemyError:
+            if not after_failure:
+                raise
 
 
 def _utc_datetime(convert: Callable[[Any], str]) -> Callable[[Any], str]:

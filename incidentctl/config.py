@@ -82,7 +82,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", "INCIDENTCTL_HOST", "127.0.0.1", str, "Address `serve` listens on (0.0.0.0 for all)."),
     Setting("port", "INCIDENTCTL_PORT", 9080, int, "Port `serve` listens on."),
     Setting("max_body_bytes", "INCIDENTCTL_MAX_BODY_BYTES", 10 << 20, _size,
-            "Largest webhook body accepted; larger ones get 413 (accepts 10MiB, 512KiB, bytes)."),
+            "Largest webhook body accepted; larger ones get 413 (accepts 10MiB, 512KiB, bytes). `serve` lowers "
+            "it, with a warning, to what the database can store (MySQL/MariaDB: `max_allowed_packet`)."),
     Setting("write_timeout", "INCIDENTCTL_WRITE_TIMEOUT", 5.0, _seconds,
             "Longest a webhook waits in the write queue; past it the receiver answers 503 without storing it."),
     Setting("auth_bearer_token", "INCIDENTCTL_AUTH_BEARER_TOKEN", "", str,
@@ -158,11 +159,10 @@ class Settings:
 
 
 def mask_secret(value: Any) -> str:
-    """Shows that a secret is set without showing it."""
+    """Shows that a secret is set, and its length, never a character of it ("" when unset)."""
     if not value:
         return ""
-    text = str(value)
-    return text[:4] + "…" + f"({len(text)} chars)" if len(text) > 12 else "****"
+    return f"set ({len(str(value))} chars)"
 
 
 def load_settings(environ: Mapping[str, str] | None = None, config_file: str | Path | None = None) -> Settings:
@@ -227,6 +227,6 @@ def settings_markdown() -> str:
     for s in SETTINGS:
         default = ", ".join(s.default) if isinstance(s.default, tuple) else s.default
         default = f"`{default}`" if default not in ("", None) else "(empty)"
-        secret = " **Secret**: never printed whole." if s.secret else ""
+        secret = " **Secret**: shown only as set, with its length." if s.secret else ""
         lines.append(f"| `{s.name}` | `{s.env}` | {default} | {s.help}{secret} |")
     return "\n".join(lines) + "\n"

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, func, or_, select, text
 
+from .archive import body_room
 from .config import SETTINGS, Settings, mask_secret
 from .database import database_url, describe_url, is_sqlite, short_error
 from .durations import format_duration
@@ -88,6 +89,7 @@ def doctor(settings: Settings, engine: Engine, now: datetime, thresholds: Thresh
     reachable = check_database(engine)
     checks.append(reachable)
     if reachable.level == "ok":
+        checks.append(check_body_limit(engine, settings))
         schema = check_schema(engine)
         checks.append(schema)
         if schema.level == "ok":
@@ -148,6 +150,22 @@ def check_database(engine: Engine) -> Check:
     elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
     return Check("database", "ok", f"reachable ({elapsed_ms} ms)", {"database": describe_url(engine.url),
                                                                     "connect_ms": elapsed_ms})
+
+
+def check_body_limit(engine: Engine, settings: Settings) -> Check:
+    """Whether the database can store every body the receiver admits (max_body_bytes)."""
+    with engine.connect() as conn:
+        room = body_room(conn)
+    detail = {"max_body_bytes": settings.max_body_bytes, "largest_storable": room.largest,
+              "max_allowed_packet": room.packet}
+    if room.largest is None:
+        return Check("body_limit", "ok", f"bodies up to max_body_bytes ({settings.max_body_bytes} bytes) fit "
+                     "(SQLite has no packet limit)", detail)
+    problem = room.problem(settings.max_body_bytes)
+    if problem:
+        return Check("body_limit", "warn", f"{problem}; `serve` refuses larger bodies with 413", detail)
+    return Check("body_limit", "ok", f"bodies up to max_body_bytes ({settings.max_body_bytes} bytes) fit "
+                 f"max_allowed_packet ({room.packet} bytes; up to {room.largest} would)", detail)
 
 
 def check_schema(engine: Engine) -> Check:

@@ -13,7 +13,7 @@ from typing import Callable
 
 from sqlalchemy import Connection, Engine, inspect, select
 
-from .schema import deliveries, incident_labels, incidents, metadata, schema_migrations
+from .schema import deliveries, incident_labels, incidents, metadata, schema_migrations, seen_signatures
 
 
 @dataclass(frozen=True)
@@ -52,11 +52,18 @@ def _deliveries(conn: Connection) -> None:
     """The delivery log of Slack digests; it starts empty (no history of earlier sends exists)."""
     deliveries.create(conn, checkfirst=True)
 
+
+def _seen_signatures(conn: Connection) -> None:
+    seen_signatures.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema: raw archive, incidents, events, outbox, silences", _initial),
     Migration(2, "incident_labels: the common labels of each incident, indexed for list --label", _incident_labels),
     Migration(3, "deliveries: one row per Slack digest sent, with its outcome (unknown = possible duplicate)",
               _deliveries),
+    Migration(4, "seen_signatures: signatures of stored signed webhooks, so a replay is not stored twice",
+              _seen_signatures),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

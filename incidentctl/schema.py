@@ -272,3 +272,15 @@ silences = Table(
     Column("expired_at", UtcDateTime),
     Index("ix_silences_ends_at", "ends_at"),
 )
+
+# Signatures of signed webhooks already stored (signatures.py): a replay while the signature is
+# still valid finds its key taken and is not stored again. Shared by every receiver; a row is
+# deleted once its signature has expired, so the table holds at most the skew window's requests.
+seen_signatures = Table(
+    "seen_signatures",
+    metadata,
+    Column("signature_hash", String(64), primary_key=True),  # sha256 of "<scheme>:<signature>"
+    Column("seen_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),  # the signer refuses the signature after this
+    Index("ix_seen_signatures_expires_at", "expires_at"),
+)

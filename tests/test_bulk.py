@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from hypothesis import given, strategies as st
 from pymysql.converters import escape_string
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from incidentctl import bulk
 from incidentctl.schema import UtcDateTime, grafana_alerts, incident_events, incidents
@@ -195,3 +195,46 @@ def test_concurrent_inserts_each_get_their_own_ids(engine, monkeypatch):
         assert max(ids["a"]) > min(ids["b"]) and max(ids["b"]) > min(ids["a"])  # they did interleave
         for tag, rows in batches.items():
             assert returned[tag] == _stored_ids(conn, rows)
+
+
+@pytest.mark.backends("mysql")
+def test_long_values_are_sent_ahead_and_no_statement_outgrows_its_size(engine, monkeypatch):
+    # Values whose literal could pass half a statement (here 500 bytes or characters) travel in
+    # pieces into session variables; every value still reads back exactly, in its row.
+    _mariadb_only(engine)
+    monkeypatch.setattr(bulk, "STATEMENT_CHARS", 2000)
+    at = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
+    odd = "".join(ODD_TEXT)
+    rows = [{"received_at": at, "source": "grafana", "remote_addr": None, "user_agent": None, "content_type": None,
+             "body": bytes(range(256)) * n + b"'\\", "body_sha256": f"{n:064d}", "body_size": n, "alert_count": None,
+             "status": None, "parse_error": (odd * n)[:1024]} for n in (0, 1, 2, 3, 9, 1, 40)]
+    sent: list[str] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def record(conn, cursor, statement, parameters, context, executemany):
+        sent.append(statement)
+
+    try:
+        with engine.begin() as conn:
+            ids = bulk.insert(conn, grafana_alerts, rows, returning="id")
+            assert conn.exec_driver_sql("SELECT @incidentctl_long_0 IS NULL").scalar() == 1  # released
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    with engine.connect() as conn:
+        stored = {r.id: r for r in conn.execute(select(grafana_alerts))}
+    assert [(stored[i].body, stored[i].parse_error) for i in ids] == [(r["body"], r["parse_error"]) for r in rows]
+    assert any("@incidentctl_long_" in s for s in sent) and max(len(s) for s in sent) <= 2000 + 100
+
+
+@pytest.mark.backends("mysql")
+def test_a_value_longer_than_the_server_holds_is_refused_not_cut(engine):
+    _mariadb_only(engine)
+    with engine.connect() as conn:
+        packet = conn.exec_driver_sql("SELECT @@max_allowed_packet").scalar()
+    row = _archive_rows("t", 1)[0]
+    row["body"] = b"\x00" * (packet + 1)
+    with pytest.raises(bulk.ValueTooLong, match=f"a value of {packet + 1} bytes is longer than the database accepts"):
+        with engine.begin() as conn:
+            bulk.insert(conn, grafana_alerts, [row], returning="id")
+    with engine.connect() as conn:
+        assert conn.execute(select(grafana_alerts.c.id)).all() == []

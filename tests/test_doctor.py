@@ -62,8 +62,8 @@ def _notification(conn, incident_id, state, created_at, attempts=0, last_error=N
 
 def test_healthy_database_is_all_ok(engine, db_url):
     report = doctor(_settings(db_url), engine, NOW)
-    assert [c.name for c in report.checks] == ["configuration", "database", "schema", "backlog", "bad_rows",
-                                               "notifications", "deliveries", "silences"]
+    assert [c.name for c in report.checks] == ["configuration", "database", "body_limit", "schema", "backlog",
+                                               "bad_rows", "notifications", "deliveries", "silences"]
     assert {c.level for c in report.checks} == {"ok"} and report.exit_code == 0
 
 
@@ -207,3 +207,23 @@ def test_missing_sqlite_file_is_reported_not_created(tmp_path):
     report = doctor(load_settings({"INCIDENTCTL_DATABASE_URL": url}), make_engine(url), NOW)
     assert report.exit_code == 3 and "no SQLite database" in report.checks[1].message
     assert not path.exists()
+
+
+def test_body_limit_says_whether_the_database_can_store_the_largest_body(cli_env, backend):
+    # MariaDB's default max_allowed_packet (16 MiB) holds the default 10 MiB limit, not 20 MiB;
+    # SQLite has no packet limit.
+    def body_limit(max_body: str):
+        result = CliRunner().invoke(app, ["doctor", "-o", "json"], env={**cli_env, "INCIDENTCTL_MAX_BODY_BYTES": max_body})
+        report = json.loads(result.stdout)
+        return result.exit_code, next(c for c in report["checks"] if c["name"] == "body_limit")
+
+    code, check = body_limit("10MiB")
+    assert (code, check["level"], check["detail"]["max_body_bytes"]) == (0, "ok", 10 << 20)
+    code, check = body_limit("20MiB")
+    if backend == "sqlite":
+        assert (code, check["level"], check["detail"]["largest_storable"]) == (0, "ok", None)
+    else:
+        packet = check["detail"]["max_allowed_packet"]
+        assert (code, check["level"]) == (1, "warn")
+        assert check["detail"]["largest_storable"] == packet - (64 << 10) < 20 << 20
+        assert f"max_allowed_packet = {packet}" in check["message"] and "413" in check["message"]

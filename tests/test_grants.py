@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from incidentctl.archive import insert_raw_alerts, raw_alert
 from incidentctl.database import ensure_schema, make_engine
 from incidentctl.schema import grafana_alerts, incidents
+from incidentctl.signatures import claim, forget_expired, signature
 
 OPERATIONS = Path(__file__).parent.parent / "docs" / "OPERATIONS.md"
 DENIED = (OperationalError, ProgrammingError)  # 1142 "command denied" arrives as either, by driver version
@@ -84,6 +85,11 @@ def test_receiver_grants_store_webhooks_and_nothing_else(as_role, engine, fixtur
     with receiver.connect() as conn:
         with pytest.raises(DENIED, match="1142"):  # nor delete it
             conn.execute(grafana_alerts.delete())
+    used = signature("grafana-hmac", "abc", now - timedelta(hours=1))
+    with receiver.begin() as conn:  # signed webhooks: signatures recorded, the expired deleted
+        assert claim(conn, [used], now) == {used.key}
+    with receiver.connect() as conn:
+        assert forget_expired(conn, now) == 1
 
 
 @pytest.mark.backends("mysql")

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, text
 from asgi import call
 from incidentctl.database import make_engine
 from incidentctl.receiver.app import Receiver
-from incidentctl.receiver.auth import AuthPolicy
+from incidentctl.receiver.auth import AuthPolicy, sign
 from incidentctl.schema import grafana_alerts
 
 FIXED = datetime(2026, 5, 4, 3, 2, 1, 123456, tzinfo=timezone.utc)
@@ -112,8 +112,12 @@ def test_other_paths_and_methods(receiver):
     assert call(receiver, "GET", "/webhook/grafana").status == 405
     assert call(receiver, "GET", "/webhook/grafana").headers["allow"] == "POST, PUT"
     assert call(receiver, "POST", "/health").status == 405
-    missing = call(receiver, "GET", "/nope")
-    assert (missing.status, missing.json()["error"]) == (404, "no such endpoint: /nope")
+    assert call(receiver, "POST", "/health").headers["allow"] == "GET, HEAD"
+    for method in ("GET", "POST", "PUT"):  # an unknown path is a 404 whatever the method
+        missing = call(receiver, method, "/webhook/grafna", b"{}")
+        assert missing.status == 404, method
+        assert missing.json()["error"] == ("no such endpoint: /webhook/grafna; webhooks go to POST /webhook/grafana "
+                                           "(or /webhook/alertmanager)")
     root = call(receiver, "GET", "/").json()
     assert root["name"] == "incidentctl" and "POST /webhook/grafana" in root["endpoints"]
 
@@ -217,3 +221,209 @@ def test_a_busy_database_gives_503_for_queued_rows_and_never_stores_them(engine,
         assert call(receiver, "POST", "/webhook/grafana", body).status == 200  # recovered
     finally:
         receiver.stop()
+
+
+def gathered(receiver, requests: list[tuple[str, bytes, dict]]) -> list:
+    """Answers to `requests` (path, body, headers) sent at once to a receiver whose writer starts
+    only when all of them wait in its queue: they are committed as one group."""
+    answers: list = [None] * len(requests)
+
+    def post(n: int) -> None:
+        path, body, headers = requests[n]
+        answers[n] = call(receiver, "POST", path, body, headers)
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(len(requests))]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while receiver.writer._queue.qsize() < len(requests):
+        assert time.monotonic() < deadline, "requests did not reach the writer"
+        time.sleep(0.01)
+    receiver.start()
+    for thread in threads:
+        thread.join(30)
+    return answers
+
+
+def test_a_body_just_under_the_limit_is_stored_with_its_group(engine, fixture_bodies):
+    # A 12 MiB body is 24 MiB as a hex literal, beyond MariaDB's 16 MiB max_allowed_packet: it is
+    # sent ahead in pieces, and the small bodies committed in the same group are stored with it.
+    limit = 12 << 20
+    head, tail = b'{"version": "4", "alerts": [], "pad": "', b'"}'
+    big = head + b'\\"' * ((limit - 1 - len(head) - len(tail)) // 2) + tail
+    big += b" " * (limit - 1 - len(big))  # exactly one byte under the limit
+    small = [fixture_bodies[GRAFANA], b'{"text": "disk full"}', fixture_bodies[GRAFANA] + b" "]
+    bodies = [small[0], big, small[1], small[2]]
+    receiver = Receiver(engine, max_body_bytes=limit, write_timeout=30.0, clock=lambda: FIXED)
+    try:
+        answers = gathered(receiver, [("/webhook/grafana", b, {}) for b in bodies])
+    finally:
+        receiver.stop()
+    assert [a.status // 100 for a in answers] == [2, 2, 2, 2], [a.body[:200] for a in answers]
+    stored = {row["id"]: row["body"] for row in rows(engine)}
+    assert [stored[a.json()["id"]] for a in answers] == bodies
+    assert len(big) == limit - 1
+
+
+@pytest.fixture
+def poison_trigger(engine, backend):
+    """A trigger refusing any row whose body is b"poison": a failure one row causes."""
+    with engine.begin() as conn:
+        if backend == "sqlite":
+            conn.execute(text("CREATE TRIGGER poison BEFORE INSERT ON grafana_alerts WHEN NEW.body = X'706f69736f6e' "
+                              "BEGIN SELECT RAISE(ABORT, 'poison body refused'); END"))
+        else:
+            conn.execute(text("CREATE TRIGGER poison BEFORE INSERT ON grafana_alerts FOR EACH ROW BEGIN "
+                              "IF NEW.body = X'706f69736f6e' THEN "
+                              "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'poison body refused'; END IF; END"))
+    yield
+    with engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER poison"))
+
+
+def test_one_refused_row_does_not_answer_for_its_group(engine, fixture_bodies, poison_trigger, caplog):
+    body = fixture_bodies[GRAFANA]
+    receiver = Receiver(engine, max_body_bytes=64 * 1024, write_timeout=5.0, clock=lambda: FIXED)
+    try:
+        with caplog.at_level("DEBUG", logger="incidentctl.receiver.writer"):
+            answers = gathered(receiver, [("/webhook/grafana", b, {}) for b in (body, b"poison", body + b" ", b"{}")])
+        assert [a.status for a in answers] == [200, 503, 200, 202]
+        assert "poison body refused" in answers[1].json()["error"] and answers[1].headers["retry-after"] == "5"
+        stored = {row["id"]: row["body"] for row in rows(engine)}
+        assert sorted(stored.values()) == sorted([body, body + b" ", b"{}"])
+        assert [stored[answers[n].json()["id"]] for n in (0, 2, 3)] == [body, body + b" ", b"{}"]
+        assert "writing them one by one" in caplog.text
+        assert call(receiver, "POST", "/webhook/grafana", body).status == 200  # and it goes on
+    finally:
+        receiver.stop()
+
+
+HMAC_TS = AuthPolicy(hmac_secret="hmac-key-123", hmac_timestamp_header="X-Grafana-Alerting-Timestamp")
+
+
+def _signed(body: bytes, ts: int, secret: str = "hmac-key-123") -> dict[str, str]:
+    return {"x-grafana-alerting-timestamp": str(ts),
+            "x-grafana-alerting-signature": sign(secret, f"{ts}:".encode() + body)}
+
+
+def test_a_replayed_signed_request_is_answered_200_and_stored_once(engine, fixture_bodies):
+    body = fixture_bodies[GRAFANA]
+    ts = int(FIXED.timestamp())
+    first, second = make_receiver(engine, auth=HMAC_TS), make_receiver(engine, auth=HMAC_TS)  # two replicas
+    try:
+        original = call(first, "POST", "/webhook/grafana", body, _signed(body, ts))
+        again = call(first, "POST", "/webhook/grafana", body, _signed(body, ts))
+        elsewhere = call(second, "POST", "/webhook/grafana", body, _signed(body, ts))
+        resent = call(second, "POST", "/webhook/grafana", body, _signed(body, ts + 1))  # signed anew: a new request
+        assert (original.status, again.status, elsewhere.status, resent.status) == (200, 200, 200, 200)
+        assert original.json()["stored"] is True and "duplicate" not in original.json()
+        for replay in (again, elsewhere):
+            assert replay.json() == {"stored": True, "duplicate": True, "source": "grafana", "alerts": 3,
+                                     "status": "firing"}
+        assert [row["id"] for row in rows(engine)] == [original.json()["id"], resent.json()["id"]]
+        for receiver in (first, second):
+            assert "incidentctl_webhook_replays_total 1.0" in call(receiver, "GET", "/metrics").body.decode()
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_the_same_signed_request_twice_in_one_group_is_stored_once(engine, fixture_bodies):
+    body = fixture_bodies[GRAFANA]
+    headers = _signed(body, int(FIXED.timestamp()))
+    receiver = Receiver(engine, max_body_bytes=64 * 1024, write_timeout=5.0, clock=lambda: FIXED, auth=HMAC_TS)
+    try:
+        answers = gathered(receiver, [("/webhook/grafana", body, headers)] * 3)
+    finally:
+        receiver.stop()
+    assert [a.status for a in answers] == [200, 200, 200]
+    assert sorted("duplicate" in a.json() for a in answers) == [False, True, True]
+    assert count(engine) == 1
+
+
+def test_without_a_timestamp_identical_signed_bodies_are_each_stored(engine, fixture_bodies):
+    # A signature over the body alone never expires, and Grafana re-sends identical bodies on
+    # purpose (repeat_interval): nothing can tell a replay, so each is stored.
+    body = fixture_bodies[GRAFANA]
+    receiver = make_receiver(engine, auth=AuthPolicy(hmac_secret="hmac-key-123"))
+    try:
+        headers = {"x-grafana-alerting-signature": sign("hmac-key-123", body)}
+        assert [call(receiver, "POST", "/webhook/grafana", body, headers).status for _ in range(2)] == [200, 200]
+        assert count(engine) == 2
+    finally:
+        receiver.stop()
+
+
+def test_every_refusal_is_one_warning_line_without_secrets(engine, fixture_bodies, caplog):
+    token = "bearer-s3cret-value"
+    receiver = make_receiver(engine, auth=AuthPolicy(bearer_token=token))
+    body = fixture_bodies[GRAFANA]
+    auth = {"authorization": f"Bearer {token}"}
+    # (method, path, body, headers, status, what the line says)
+    cases = [
+        ("POST", "/webhook/grafana", body, {"authorization": "Bearer wrong-guess-4711"}, 401,
+         f"(body {len(body)} bytes declared): unauthorized: wrong bearer token"),
+        ("POST", "/webhook/grafana", body, {}, 401, "unauthorized: missing Authorization header"),
+        ("POST", f"/hooks/{token}", b"{}", auth, 404, "no such endpoint: /hooks/***; webhooks go to POST"),
+        ("GET", "/webhook/grafana", b"", auth, 405, "/webhook/grafana takes POST or PUT, not GET"),
+        ("POST", "/webhook/grafana", b"x" * (64 * 1024 + 1), auth, 413, "body larger than 65536 bytes"),
+        ("POST", "/webhook/grafana", b"{nope", auth, 400, "(body 5 bytes): stored as #"),
+    ]
+    try:
+        for method, path, data, headers, status, says in cases:
+            caplog.clear()
+            with caplog.at_level("WARNING", logger="incidentctl.receiver"):
+                headers = {**headers, "content-length": str(len(data))}
+                assert call(receiver, method, path, data, headers).status == status, (method, path)
+            (line,) = [r.getMessage() for r in caplog.records]
+            assert line.startswith(f"refused {status} {method} ") and "from 203.0.113.7" in line, line
+            assert says in line, line
+            assert token not in line and "wrong-guess-4711" not in line, line
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="incidentctl.receiver"):
+            assert call(receiver, "POST", "/webhook/grafana", body, auth).status == 200
+        assert caplog.records == []  # a stored webhook is not a refusal
+    finally:
+        receiver.stop()
+
+
+def test_a_503_is_logged_with_its_reason(caplog):
+    engine = make_engine("mysql+pymysql://root:db-pass-42@127.0.0.1:1/nothing", connect_timeout=1)
+    receiver = make_receiver(engine)
+    try:
+        with caplog.at_level("WARNING", logger="incidentctl.receiver.app"):
+            assert call(receiver, "POST", "/webhook/grafana", b"{}").status == 503
+            assert call(receiver, "GET", "/health").status == 503
+        lines = [r.getMessage() for r in caplog.records]
+        assert len(lines) == 2 and "db-pass-42" not in caplog.text
+        assert lines[0].startswith("refused 503 POST /webhook/grafana from 203.0.113.7 (body 2 bytes): database ")
+        assert "not stored, retry" in lines[0]
+        assert lines[1].startswith("refused 503 GET /health from 203.0.113.7 (body unread): unhealthy: database ")
+    finally:
+        receiver.stop()
+        engine.dispose()
+
+
+def test_an_unexpected_error_in_the_writer_fails_its_rows_and_the_writer_goes_on(engine):
+    from concurrent.futures import Future
+
+    from incidentctl.archive import raw_alert
+    from incidentctl.errors import DatabaseUnavailable
+    from incidentctl.receiver.writer import GroupCommitWriter
+
+    calls = []
+
+    def on_commit(rows):  # a bug after the commit, the first time only
+        calls.append(rows)
+        if len(calls) == 1:
+            raise RuntimeError("bug")
+
+    writer = GroupCommitWriter(engine, on_commit=on_commit)
+    writer.start()
+    try:
+        first: Future = writer.submit(raw_alert(b"{}", received_at=FIXED))
+        with pytest.raises(DatabaseUnavailable, match="bug"):
+            first.result(10)
+        assert isinstance(writer.submit(raw_alert(b"{}", received_at=FIXED)).result(10), int)
+    finally:
+        writer.stop()

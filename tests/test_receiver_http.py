@@ -13,6 +13,7 @@ import requests
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from incidentctl.archive import largest_body_for
 from incidentctl.receiver.auth import sign
 from incidentctl.schema import grafana_alerts
 from servers import ServeProcess, TcpProxy, serve_env
@@ -201,3 +202,44 @@ def test_database_down_gives_503_quickly_and_the_receiver_recovers(incidentctl_b
     proxy.down()
     assert 'incidentctl_http_requests_total{code="503",endpoint="webhook"}' in metrics
     assert count(engine) >= 2
+
+
+@pytest.mark.slow
+def test_access_log_shows_no_query_value_and_no_secret(incidentctl_bin, cli_env, tmp_path, engine, fixture_bodies):
+    token = "Tk7vQ2xZ9pLm4Wn8"
+    env = serve_env(cli_env, INCIDENTCTL_AUTH_BEARER_TOKEN=token, INCIDENTCTL_LOG_LEVEL="INFO")
+    body = fixture_bodies[GRAFANA]
+    with ServeProcess(incidentctl_bin, env, tmp_path / "serve.log", ["--access-log"]) as server:
+        stored = requests.post(server.url + f"/webhook/grafana?token={token}&org=1", data=body,
+                               headers={"Authorization": f"Bearer {token}"})
+        missing = requests.post(server.url + f"/hooks/{token}?secret=Qx5Rt", data=b"{}")
+        assert (stored.status_code, missing.status_code) == (200, 404)
+        server.terminate()
+        log = server.log_path.read_text()
+    assert '"POST /webhook/grafana?token=***&org=*** HTTP/1.1" 200' in log
+    assert '"POST /hooks/***?secret=*** HTTP/1.1" 404' in log
+    assert "refused 404 POST /hooks/*** from 127.0.0.1 (body 2 bytes declared): no such endpoint: /hooks/***;" in log
+    assert token not in log and "Qx5Rt" not in log
+
+
+@pytest.mark.slow
+@pytest.mark.backends("mysql")
+def test_serve_stores_every_body_it_admits_and_lowers_a_limit_the_database_cannot_hold(
+        incidentctl_bin, cli_env, tmp_path, engine, fixture_bodies):
+    with engine.connect() as conn:
+        packet = conn.exec_driver_sql("SELECT @@max_allowed_packet").scalar()
+    largest = largest_body_for(packet, sent_ahead=True)
+    env = serve_env(cli_env, INCIDENTCTL_MAX_BODY_BYTES=str(packet + (4 << 20)))  # more than the server holds
+    big = b'{"alerts": [], "pad": "' + b"\\n" * ((largest - 25) // 2) + b'"}'
+    big += b" " * (largest - len(big))
+    small = fixture_bodies[GRAFANA]
+    with ServeProcess(incidentctl_bin, env, tmp_path / "serve.log") as server:
+        url = server.url + "/webhook/grafana"
+        with ThreadPoolExecutor(8) as pool:  # the largest body the receiver admits, among small ones
+            futures = [pool.submit(requests.post, url, data=b) for b in [small] * 10 + [big] + [small] * 10]
+            answers = [f.result() for f in futures]
+        assert [a.status_code for a in answers] == [200] * 21, [a.text[:200] for a in answers]
+        assert [stored(engine, a.json()["id"])["body"] for a in answers] == [small] * 10 + [big] + [small] * 10
+        assert requests.post(url, data=big + b" ").status_code == 413
+        log = server.log()
+    assert f"max_allowed_packet = {packet}" in log and f"bodies over {largest} bytes are refused with 413" in log

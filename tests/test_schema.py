@@ -68,12 +68,13 @@ def test_upgrade_from_version_1_indexes_the_labels_of_existing_incidents(empty_d
     from sqlalchemy import select
 
     from incidentctl.incidents import IncidentFilter, list_incidents
-    from incidentctl.schema import incident_labels, incidents, metadata, schema_migrations
+    from incidentctl.schema import incident_labels, incidents, metadata, schema_migrations, seen_signatures
 
     engine = make_engine(empty_database_url())
     t0 = datetime(2026, 1, 5, tzinfo=timezone.utc)
     with engine.begin() as conn:
-        metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t is not incident_labels])
+        metadata.create_all(conn, tables=[t for t in metadata.sorted_tables
+                                          if t.name not in (incident_labels.name, seen_signatures.name)])
         conn.execute(schema_migrations.insert().values(version=1, description="initial", applied_at=t0))
         conn.execute(incidents.insert(), [
             {"fingerprint": f"fp{i}", "status": "resolved", "title": f"T{i}", "severity": "info", "opened_at": t0,
@@ -82,6 +83,7 @@ def test_upgrade_from_version_1_indexes_the_labels_of_existing_incidents(empty_d
             for i in range(2500)])  # more than one backfill page
     assert [m.version for m in upgrade(engine)] == [m.version for m in MIGRATIONS if m.version >= 2]
     with engine.connect() as conn:
+        assert conn.scalar(select(seen_signatures.c.signature_hash).limit(1)) is None  # created, empty
         assert conn.scalar(select(incident_labels.c.id).order_by(incident_labels.c.id.desc()).limit(1)) == 5000
     found = list_incidents(engine, IncidentFilter(status="all", labels=(("team", "db"),)))
     assert [r["title"] for r in found] == ["T3"]

@@ -6,8 +6,11 @@ Status rules (docs/ARCHITECTURE.md, "Receiver answers"):
   kept for inspection and replay, `process` marks it with its error.
 - 400: stored, not a JSON object at all (empty, invalid JSON, not UTF-8, an array or scalar):
   the sender is misconfigured. The answer still names the stored id.
+- 200 with `duplicate`: a signed request replayed while its signature is valid; stored once before.
 - 401: credentials missing or wrong — not stored. 413: body above the limit — not stored.
+- 404: no such path (whatever the method); 405: a known path, the wrong method.
 - 503: the row was not committed (database down, or busy past write_timeout): not stored, retry.
+Every 4xx/5xx answered is logged, one rate-limited WARNING line each (refusals.py).
 """
 
 from __future__ import annotations
@@ -26,16 +29,22 @@ from ..archive import RawAlert, raw_alert
 from ..database import short_error
 from ..errors import DatabaseUnavailable
 from ..sniff import Verdict
+from ..signatures import Signature
 from .auth import AuthFailed, AuthPolicy, check_authorization, check_signature
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import ReceiverMetrics
+from .refusals import RefusalLog
 from .writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATHS = ("/webhook/grafana", "/webhook/alertmanager")
+GET_PATHS = ("/health", "/metrics", "/")
 LABEL_IN_THREAD_ABOVE = 256 * 1024  # parsing a big body off the event loop keeps others moving
 STATUS_BY_VERDICT = {Verdict.KNOWN: 200, Verdict.UNKNOWN_SHAPE: 202, Verdict.NOT_JSON: 400}
+# Per-request notes kept in the ASGI scope (its extension keys), for the refusal line.
+REASON = "incidentctl.reason"
+SIZE = "incidentctl.size"
 
 Send = Callable[[dict], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict]]
@@ -54,7 +63,8 @@ class Receiver:
 
     def __init__(self, engine: Engine, *, max_body_bytes: int, write_timeout: float,
                  auth: AuthPolicy | None = None, clock: Callable[[], datetime],
-                 metrics: ReceiverMetrics | None = None, health_timeout: float = 3.0) -> None:
+                 metrics: ReceiverMetrics | None = None, health_timeout: float = 3.0,
+                 refusals: RefusalLog | None = None) -> None:
         self.engine = engine
         self.max_body_bytes = max_body_bytes
         self.write_timeout = write_timeout
@@ -62,9 +72,11 @@ class Receiver:
         self.auth = auth or AuthPolicy()
         self.clock = clock
         self.metrics = metrics or ReceiverMetrics()
+        self.refusals = refusals or RefusalLog(log, secrets=self.auth.secrets)
         m = self.metrics
         self.writer = GroupCommitWriter(
             engine,
+            retry_within=write_timeout,
             on_commit=self._count_commit,
             on_error=lambda exc: m.database_errors.inc(),
             on_queue=m.queue_depth.set,
@@ -75,6 +87,7 @@ class Receiver:
 
     def stop(self) -> None:
         self.writer.stop()
+        self.refusals.flush()
 
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -89,8 +102,9 @@ class Receiver:
             status = await self._route(path, scope, receive, send)
         except Exception:
             log.exception("unexpected error answering %s %s", scope["method"], path)
-            status = 500
-            await _json(send, 500, {"error": "internal error"})
+            status = await self._refuse(send, scope, 500, "internal error")
+        if status >= 400 and status != 499:  # 499: the client left, nothing was answered
+            self._log_refusal(scope, path, status)
         self.metrics.requests.labels(endpoint, str(status)).inc()
         self.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
 
@@ -109,44 +123,50 @@ class Receiver:
         method = scope["method"]
         if path in WEBHOOK_PATHS:
             if method not in ("POST", "PUT"):
-                return await _json(send, 405, {"error": "use POST"}, [(b"allow", b"POST, PUT")])
+                return await self._refuse(send, scope, 405, f"{path} takes POST or PUT, not {method}",
+                                          [(b"allow", b"POST, PUT")])
             return await self._webhook(scope, receive, send)
+        if path not in GET_PATHS:
+            # Whatever the method: a sender treats a 4xx as final, so it must say the path is wrong.
+            return await self._refuse(send, scope, 404, f"no such endpoint: {path}; webhooks go to "
+                                                        "POST /webhook/grafana (or /webhook/alertmanager)")
         if method not in ("GET", "HEAD"):
-            return await _json(send, 405, {"error": "use GET"}, [(b"allow", b"GET, HEAD")])
+            return await self._refuse(send, scope, 405, f"{path} takes GET, not {method}",
+                                      [(b"allow", b"GET, HEAD")])
         if path == "/health":
-            return await self._health(send)
+            return await self._health(send, scope)
         if path == "/metrics":
             return await _respond(send, 200, self.metrics.render(), METRICS_CONTENT_TYPE.encode())
-        if path == "/":
-            return await _json(send, 200, {
-                "name": "incidentctl", "version": __version__,
-                "endpoints": {"POST /webhook/grafana": "store a Grafana or Alertmanager webhook",
-                              "POST /webhook/alertmanager": "alias of /webhook/grafana",
-                              "GET /health": "200 when the database answers, 503 when not",
-                              "GET /metrics": "Prometheus metrics"}})
-        return await _json(send, 404, {"error": f"no such endpoint: {path}"})
+        return await _json(send, 200, {
+            "name": "incidentctl", "version": __version__,
+            "endpoints": {"POST /webhook/grafana": "store a Grafana or Alertmanager webhook",
+                          "POST /webhook/alertmanager": "alias of /webhook/grafana",
+                          "GET /health": "200 when the database answers, 503 when not",
+                          "GET /metrics": "Prometheus metrics"}})
 
     async def _webhook(self, scope: dict, receive: Receive, send: Send) -> int:
         received_at = self.clock()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body_bytes:
-            return await self._too_large(send)
+            return await self._too_large(send, scope)
         try:  # before reading the body: no reason to read what we will refuse
             check_authorization(self.auth, headers)
         except AuthFailed as exc:
-            return await self._unauthorized(send, exc)
+            return await self._unauthorized(send, scope, exc)
         try:
             body = await _read_body(receive, self.max_body_bytes)
         except BodyTooLarge:
-            return await self._too_large(send)
+            scope[SIZE] = f"over {self.max_body_bytes} bytes"
+            return await self._too_large(send, scope)
         except ClientGone:
             self.metrics.rejected.labels("client_gone").inc()
             return 499  # nginx's name for it; nothing is sent back
+        scope[SIZE] = len(body)
         try:
-            check_signature(self.auth, headers, body, received_at.timestamp())
+            signature = check_signature(self.auth, headers, body, received_at.timestamp())
         except AuthFailed as exc:
-            return await self._unauthorized(send, exc)
+            return await self._unauthorized(send, scope, exc)
         client = scope.get("client")
         make = lambda: raw_alert(  # noqa: E731
             body, received_at=received_at, remote_addr=client[0] if client else None,
@@ -155,40 +175,47 @@ class Receiver:
             raw = await asyncio.get_running_loop().run_in_executor(None, make)
         else:
             raw = make()
-        return await self._store(send, raw)
+        return await self._store(send, scope, raw, signature)
 
-    async def _store(self, send: Send, raw: RawAlert) -> int:
+    async def _store(self, send: Send, scope: dict, raw: RawAlert, signature: Signature | None) -> int:
         # Answer 2xx only for a committed row, and 503 only for a row that was never written:
         # a row still queued after write_timeout is withdrawn (503); a row the writer has already
         # started on is waited for, its commit deciding the answer (bounded by the database's
         # own timeouts).
-        future = self.writer.submit(raw)
+        future = self.writer.submit(raw, signature)
         waiting = asyncio.wrap_future(future)
         done, _ = await asyncio.wait({waiting}, timeout=self.write_timeout)
         if not done and future.cancel():
             self.metrics.rejected.labels("database_timeout").inc()
-            return await _json(send, 503, {"error": f"database did not take the row within {self.write_timeout:g}s; "
-                                                    "not stored, retry"}, [(b"retry-after", b"5")])
+            return await self._refuse(send, scope, 503, f"database did not take the row within "
+                                                        f"{self.write_timeout:g}s; not stored, retry",
+                                      [(b"retry-after", b"5")])
         try:
             row_id = await waiting
         except DatabaseUnavailable as exc:
             self.metrics.rejected.labels("database_unavailable").inc()
-            return await _json(send, 503, {"error": f"{exc}; not stored, retry"}, [(b"retry-after", b"5")])
+            return await self._refuse(send, scope, 503, f"{exc}; not stored, retry", [(b"retry-after", b"5")])
         label = raw.label
-        status = STATUS_BY_VERDICT[label.verdict]
         answer = {"stored": True, "id": row_id, "source": raw.source or label.source,
                   "alerts": label.alert_count, "status": label.status}
+        if row_id is None:  # a replay of a signed request already stored: 200, nothing written
+            self.metrics.replays.inc()
+            del answer["id"]
+            return await _json(send, 200, {**answer, "duplicate": True})
+        status = STATUS_BY_VERDICT[label.verdict]
         if label.parse_error:
             answer["parse_error"] = label.parse_error
+            scope[REASON] = f"stored as #{row_id}, but {label.parse_error}"
         return await _json(send, status, answer)
 
-    async def _health(self, send: Send) -> int:
+    async def _health(self, send: Send, scope: dict) -> int:
         loop = asyncio.get_running_loop()
         try:
             await asyncio.wait_for(loop.run_in_executor(None, self._ping), self.health_timeout)
         except Exception as exc:  # any failure of the probe means "not healthy"; the reason is shown
             self.metrics.database_errors.inc()
             reason = "timed out" if isinstance(exc, asyncio.TimeoutError) else short_error(exc)
+            scope[REASON] = f"unhealthy: database {reason}"
             return await _json(send, 503, {"status": "unavailable", "database": reason})
         return await _json(send, 200, {"status": "ok", "database": "ok"})
 
@@ -196,15 +223,32 @@ class Receiver:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
 
-    async def _too_large(self, send: Send) -> int:
+    async def _too_large(self, send: Send, scope: dict) -> int:
         self.metrics.rejected.labels("too_large").inc()
-        return await _json(send, 413, {"error": f"body larger than {self.max_body_bytes} bytes; not stored"},
-                           close=True)
+        return await self._refuse(send, scope, 413, f"body larger than {self.max_body_bytes} bytes; not stored",
+                                  close=True)
 
-    async def _unauthorized(self, send: Send, exc: AuthFailed) -> int:
+    async def _unauthorized(self, send: Send, scope: dict, exc: AuthFailed) -> int:
         self.metrics.rejected.labels("unauthorized").inc()
-        return await _json(send, 401, {"error": f"unauthorized: {exc}"},
-                           [(b"www-authenticate", self.auth.challenge.encode())])
+        return await self._refuse(send, scope, 401, f"unauthorized: {exc}",
+                                  [(b"www-authenticate", self.auth.challenge.encode())])
+
+    async def _refuse(self, send: Send, scope: dict, status: int, error: str,
+                      headers: list[tuple[bytes, bytes]] | None = None, close: bool = False) -> int:
+        """Answers `{"error": error}`; the same words go to the refusal log."""
+        scope[REASON] = error
+        return await _json(send, status, {"error": error}, headers, close)
+
+    def _log_refusal(self, scope: dict, path: str, status: int) -> None:
+        size = scope.get(SIZE)  # bytes read, or why not
+        if isinstance(size, int):
+            size = f"{size} bytes"
+        elif size is None:
+            declared = next((v for k, v in scope["headers"] if k == b"content-length"), b"")
+            size = f"{int(declared)} bytes declared" if declared.isdigit() else "unread"
+        client = scope.get("client")
+        self.refusals.refused(status, scope.get(REASON, ""), method=scope["method"], path=path,
+                              client=client[0] if client else None, size=size)
 
     def _count_commit(self, rows: list[RawAlert]) -> None:
         m = self.metrics

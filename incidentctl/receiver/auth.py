@@ -11,9 +11,14 @@ import binascii
 import hashlib
 import hmac
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Mapping
 
 from ..config import Settings
+from ..signatures import Signature
+from ..signatures import signature as signature_of
+
+SCHEME = "grafana-hmac"  # names Grafana's signatures among those recorded
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,11 @@ class AuthPolicy:
         return bool(self.bearer_token or (self.basic_user and self.basic_password))
 
     @property
+    def secrets(self) -> tuple[str, ...]:
+        """The configured secrets (for blotting them out of what is logged)."""
+        return tuple(s for s in (self.bearer_token, self.basic_password, self.hmac_secret) if s)
+
+    @property
     def challenge(self) -> str:
         """The WWW-Authenticate header for a 401."""
         if self.bearer_token:
@@ -51,14 +61,15 @@ class AuthFailed(Exception):
     """The request's credentials are missing or wrong; the message says which, never the secret."""
 
 
-def check_request(policy: AuthPolicy, headers: Mapping[str, str], body: bytes, now: float) -> None:
+def check_request(policy: AuthPolicy, headers: Mapping[str, str], body: bytes, now: float) -> Signature | None:
     """Raises AuthFailed unless the request satisfies every configured requirement.
 
     `headers` has lowercase names. When both a bearer token and basic credentials are configured,
-    either is accepted (a sender presents one Authorization header). HMAC is checked on top.
+    either is accepted (a sender presents one Authorization header). HMAC is checked on top;
+    returns what `check_signature` returns.
     """
     check_authorization(policy, headers)
-    check_signature(policy, headers, body, now)
+    return check_signature(policy, headers, body, now)
 
 
 def check_authorization(policy: AuthPolicy, headers: Mapping[str, str]) -> None:
@@ -88,10 +99,16 @@ def check_authorization(policy: AuthPolicy, headers: Mapping[str, str]) -> None:
     raise AuthFailed(f"authorization scheme {scheme!r} not accepted")
 
 
-def check_signature(policy: AuthPolicy, headers: Mapping[str, str], body: bytes, now: float) -> None:
-    """Checks Grafana's HMAC signature (and its timestamp) when a secret is configured."""
+def check_signature(policy: AuthPolicy, headers: Mapping[str, str], body: bytes, now: float) -> Signature | None:
+    """Checks Grafana's HMAC signature (and its timestamp) when a secret is configured.
+
+    With a timestamp header, returns the request's Signature, valid until the timestamp leaves
+    the allowed skew: a replay before then passes this check again, so the receiver records it
+    (signatures.py). Without one the signature never expires and identical bodies are re-sent
+    legitimately (Grafana's repeats), so there is nothing to record: None.
+    """
     if not policy.hmac_secret:
-        return
+        return None
     signature = headers.get(policy.hmac_signature_header.lower(), "").strip().lower()
     if not signature:
         raise AuthFailed(f"missing {policy.hmac_signature_header} header")
@@ -109,6 +126,10 @@ def check_signature(policy: AuthPolicy, headers: Mapping[str, str], body: bytes,
         message = f"{timestamp}:".encode() + body
     if not _equal(signature, sign(policy.hmac_secret, message)):
         raise AuthFailed("wrong HMAC signature")
+    if not policy.hmac_timestamp_header:
+        return None
+    expires = datetime.fromtimestamp(timestamp + policy.hmac_max_skew, timezone.utc)
+    return signature_of(SCHEME, signature, expires)
 
 
 def sign(secret: str, message: bytes) -> str:

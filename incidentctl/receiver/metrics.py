@@ -28,6 +28,8 @@ class ReceiverMetrics:
                                     registry=r)
         self.rejected = Counter("incidentctl_webhook_rejected", "Webhooks not stored, by reason.",
                                 ["reason"], registry=r)
+        self.replays = Counter("incidentctl_webhook_replays", "Signed webhooks already stored, answered 200 "
+                               "and not stored again.", registry=r)
         self.database_errors = Counter("incidentctl_database_errors", "Failed commits and health checks.",
                                        registry=r)
         self.commit_batch = Histogram("incidentctl_commit_batch_size", "Rows per group commit.", registry=r,
