@@ -9,6 +9,7 @@ from typing import Callable, Optional, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .. import __version__
 from ..config import ConfigError, load_settings
@@ -32,7 +33,8 @@ app = typer.Typer(
     add_completion=False,
 )
 
-err_console = Console(stderr=True)
+# Messages on stderr are lines: never wrapped at 80 columns when stderr is a pipe or a log.
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def output_option(*formats: OutputFormat):
@@ -86,7 +88,7 @@ def root(
     try:
         settings = load_settings(config_file=config)
     except ConfigError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2)
     ctx.obj = Context(settings)
     ctx.call_on_close(ctx.obj.close)
