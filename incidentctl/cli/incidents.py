@@ -15,7 +15,7 @@ from ..durations import format_age
 from ..grouping import SEVERITIES, SEVERITY_NAMES, normalize_severity
 from ..incidents import (IncidentFilter, add_note, list_incidents, parse_label_filter, show_incident,
                          transition_many)
-from ..output import Col, OutputFormat, dumps, render_rows, to_jsonable
+from ..output import Col, OutputFormat, dumps, render_rows, stdout_console, to_jsonable
 from ..silences import mark_silenced
 from .app import OutputOption, app, context, err_console, time_value
 
@@ -128,7 +128,7 @@ TIMELINE_COLUMNS = [Col(key, key) for key in ("id", "at", "kind", "actor", "aler
 
 
 def _print_incident(incident: dict, now: datetime) -> None:
-    console = Console()
+    console = stdout_console()
     sev = incident["severity"]
     console.print(f"[bold]#{incident['id']}[/] {incident['title']}  "
                   f"[{STATUS_STYLE.get(incident['status'], '')}]{incident['status']}[/]  "

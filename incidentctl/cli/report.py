@@ -8,10 +8,9 @@ from enum import Enum
 from typing import Optional
 
 import typer
-from rich.console import Console
 
 from ..durations import format_duration
-from ..output import Col, OutputFormat, dumps, render_rows, to_csv
+from ..output import Col, OutputFormat, dumps, render_rows, stdout_console, to_csv
 from ..reports import Report, build_report, metric_rows, report_dict
 from ..stats import bar, sparkline
 from .app import OutputOption, app, context, time_value
@@ -124,7 +123,7 @@ def report_cmd(
 
 
 def _print_table(report: Report) -> None:
-    console = Console(width=None if sys.stdout.isatty() else 160)
+    console = stdout_console()
     window = f"{report.since:%Y-%m-%d %H:%M} → {report.until:%Y-%m-%d %H:%M} UTC"
     rows = metric_rows(report)
     total = rows[-1]

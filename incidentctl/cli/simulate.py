@@ -7,13 +7,12 @@ from datetime import timedelta
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
 from ..collector import batch_collection
 from ..config import Settings
 from ..durations import format_duration, parse_duration
-from ..output import Col, OutputFormat, dumps, render_rows
+from ..output import Col, OutputFormat, dumps, render_rows, stdout_console
 from ..simulate import Rules, days, simulate, simulation_dict
 from ..stats import sparkline
 from .app import app, context, err_console, option_value, output_option, time_value
@@ -65,7 +64,7 @@ def simulate_cmd(
     if output is OutputFormat.json:
         sys.stdout.write(dumps(data) + "\n")
         return
-    console = Console(width=None if sys.stdout.isatty() else 160)
+    console = stdout_console()
     cur, new = result.outcomes
     rows = [{"figure": label, "current": str(a), "proposed": str(b), "change": f"{b - a:+d}" if isinstance(a, int) else ""}
             for label, a, b in [
