@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass
 from datetime import datetime
@@ -97,6 +98,17 @@ def _cell(col: Col, row: dict) -> str:
     if value is None:
         return "-"
     return str(to_jsonable(value))
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable_body(body: bytes) -> str:
+    """A stored body for a terminal: its text when it is UTF-8, else each byte that does not
+    decode as `\\xNN`; control characters but newline and tab escaped the same way, so a body
+    cannot drive the terminal."""
+    text = body.decode("utf-8", "backslashreplace")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def to_csv(rows: Iterable[dict], keys: Sequence[str]) -> str:

@@ -45,32 +45,44 @@ def export_cmd(
     out: Optional[Path] = typer.Option(None, "--file", "-f", "--out", metavar="PATH", dir_okay=False,
                                        help="Write to PATH (gzip-compressed when it ends in .gz).",
                                        show_default="standard output"),
+    incident: Optional[int] = typer.Option(None, "--incident", metavar="ID", help="Only the requests this "
+                                           "incident was made from (see `show ID --raw`), as replay input."),
     output: str = typer.Option(EXPORT_FORMAT, "--output", "-o", metavar=f"<{EXPORT_FORMAT}>",
                                callback=_export_format, help="Output format: JSON Lines, the only one."),
 ) -> None:
     """Export the raw archive as JSON Lines, one object per stored webhook request.
 
     Each object holds the request's time, source and headers and the body exactly as received
-    (format: docs/REPORTS.md). Rows are streamed, so any size fits in memory.
+    (format: docs/REPORTS.md). Rows are streamed, so any size fits in memory. With --incident,
+    the requests one incident was made from: `replay` of them rebuilds it on another database.
     """
     c = context(ctx)
     now = c.clock()
     start, end = time_value("--since", since, now), time_value("--until", until, now)
+    if incident is not None and (since or until):
+        raise typer.BadParameter("selects the rows by itself: give it without --since/--until",
+                                 param_hint="'--incident'")
     engine = c.engine
+    selection = {"since": start, "until": end} if incident is None else {"incident": incident}
     with _progress(MofNCompleteColumn()) as progress:
-        task = progress.add_task("exporting", total=count_rows(engine, start, end) if err_console.is_terminal else None)
+        total = count_rows(engine, start, end) if err_console.is_terminal and incident is None else None
+        task = progress.add_task("exporting", total=total)
         report = lambda rows: progress.update(task, completed=rows)  # noqa: E731
         if out is None:
             try:
-                summary = export_archive(engine, sys.stdout.buffer, since=start, until=end, progress=report)
+                summary = export_archive(engine, sys.stdout.buffer, **selection, progress=report)
                 sys.stdout.buffer.flush()
             except BrokenPipeError:  # the reader went away (`export | head`): stop quietly
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                 raise typer.Exit(1)
         else:
-            summary = export_to_file(engine, out, since=start, until=end, progress=report)
+            summary = export_to_file(engine, out, **selection, progress=report)
     target = summary.path or "standard output"
-    err_console.print(f"exported {summary.rows} request(s) to {target}", highlight=False)
+    of = f" of incident {incident}" if incident is not None else ""
+    err_console.print(f"exported {summary.rows} request(s){of} to {target}", highlight=False)
+    if summary.purged_ids:
+        err_console.print(f"[yellow]note:[/yellow] {len(summary.purged_ids)} request(s) of its timeline were purged "
+                          "by retention: a replay will not rebuild it whole", highlight=False)
 
 
 def _iso_time(text: str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import sys
 from datetime import datetime
 from enum import Enum
 from typing import List, Optional
@@ -12,10 +13,11 @@ from rich.console import Console
 from rich.table import Table
 
 from ..durations import format_age
+from ..export import RECORD_KEYS, IncidentRows, format_time, incident_rows, to_record
 from ..grouping import SEVERITIES, SEVERITY_NAMES, normalize_severity
 from ..incidents import (IncidentFilter, add_note, list_incidents, parse_label_filter, show_incident,
                          transition_many)
-from ..output import Col, OutputFormat, dumps, render_rows, stdout_console, to_jsonable
+from ..output import Col, OutputFormat, dumps, printable_body, render_rows, stdout_console, to_jsonable
 from ..silences import mark_silenced
 from .app import OutputOption, app, context, err_console, time_value
 
@@ -108,12 +110,18 @@ def list_cmd(
 
 @app.command("show")
 def show_cmd(ctx: typer.Context, incident_id: int = typer.Argument(..., metavar="ID", help="Incident id."),
+             raw: bool = typer.Option(False, "--raw", help="Print the raw webhook requests the incident was "
+                                      "made from, bodies as stored, instead of the incident."),
              output: OutputFormat = OutputOption) -> None:
     """Show one incident: its alert series (labels, annotations, links) and its timeline.
 
-    CSV output is the timeline, one event per row.
+    CSV output is the timeline, one event per row. With --raw: the archived requests that
+    touched it (id, received time, sender, body), in the export format for JSON and CSV.
     """
     c = context(ctx)
+    if raw:
+        _print_raw(incident_rows(c.engine, incident_id), output)
+        return
     (incident,) = mark_silenced(c.engine, [show_incident(c.engine, incident_id)], c.clock())
     if output is OutputFormat.json:
         typer.echo(dumps(incident))
@@ -164,6 +172,27 @@ def _print_incident(incident: dict, now: datetime) -> None:
         text = ", ".join(f"{k}={v}" for k, v in detail.items() if k != "labels")
         timeline.add_row(to_jsonable(e["at"]), e["kind"], e["actor"], e["alert_fingerprint"] or "", text)
     console.print(timeline)
+
+
+RAW_COLUMNS = [Col(key, key) for key in (*RECORD_KEYS, "body", "body_base64")]
+
+
+def _print_raw(selected: IncidentRows, output: OutputFormat) -> None:
+    if output is OutputFormat.table:
+        for row in selected.rows:
+            sender = ", ".join(f"{name} {row[key]}" for name, key in (("from", "remote_addr"),
+                               ("user agent", "user_agent"), ("content type", "content_type")) if row[key])
+            sys.stdout.write(f"--- raw alert {row['id']}, received {format_time(row['received_at'])}, source "
+                             f"{row['source']}{', ' + sender if sender else ''}, {len(row['body'])} bytes\n")
+            body = printable_body(bytes(row["body"]))
+            sys.stdout.write(body + ("" if body.endswith("\n") else "\n") + "\n")
+        err_console.print(f"incident {selected.incident_id}: {len(selected.rows)} raw alert(s)", highlight=False)
+    else:
+        render_rows([to_record(row) for row in selected.rows], RAW_COLUMNS, output)
+    if selected.purged_ids:
+        err_console.print(f"[yellow]note:[/yellow] {len(selected.purged_ids)} raw alert(s) of its timeline were "
+                          f"purged by retention: {', '.join(map(str, selected.purged_ids[:10]))}"
+                          + (" …" if len(selected.purged_ids) > 10 else ""), highlight=False)
 
 
 def _who(at, by, how=None) -> str:
