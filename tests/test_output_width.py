@@ -58,7 +58,8 @@ def test_a_pipe_gets_whole_cells_and_columns_rules_when_set(engine, cli_env, inc
     listed = _run(incidentctl_bin, cli_env, "list")  # stdout is a pipe, COLUMNS unset
     (row,) = [line for line in listed.splitlines() if "payments" in line]  # `list | grep payments`
     assert TITLE in row and "critical" in row and "…" not in listed
-    shown = _run(incidentctl_bin, cli_env, "show", "1")
+    (incident,) = json.loads(_run(incidentctl_bin, cli_env, "list", "-o", "json"))
+    shown = _run(incidentctl_bin, cli_env, "show", str(incident["id"]))
     assert any(TITLE in line for line in shown.splitlines())
     assert any(f"summary: {SUMMARY}" in line for line in shown.splitlines())
     narrow = _run(incidentctl_bin, cli_env, "list", columns="80")
