@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .durations import parse_duration
+from .errors import IncidentctlError
 
 
-class ConfigError(Exception):
+class ConfigError(IncidentctlError):
     """A setting has a value that cannot be used."""
+
+    exit_code = 2
 
 
 def _bool(raw: str) -> bool:

@@ -8,13 +8,21 @@ from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import Engine, URL, create_engine, event, make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 
-from .config import Settings
+from .config import ConfigError, Settings
 from .errors import DatabaseUnavailable, SchemaNotReady
 from .migrations import schema_status, upgrade
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+SUPPORTED_URLS = "sqlite:///PATH or mysql+pymysql://USER:PASSWORD@HOST:PORT/DATABASE"
+# backend → the drivers incidentctl runs on (bulk.py escapes by PyMySQL's rules); the first is
+# the one a URL without a driver gets.
+DRIVERS = {"sqlite": ("pysqlite",), "mysql": ("pymysql",), "mariadb": ("pymysql",)}
+
+
+class UnsupportedDatabase(ConfigError):
+    """The database URL names a database or driver incidentctl does not run on."""
 
 
 def default_sqlite_path() -> Path:
@@ -26,7 +34,7 @@ def default_sqlite_path() -> Path:
 def database_url(settings: Settings) -> URL:
     """INCIDENTCTL_DATABASE_URL, else MySQL from DB_*, else the SQLite file."""
     if settings.database_url:
-        return make_url(settings.database_url)
+        return supported_url(settings.database_url, source="INCIDENTCTL_DATABASE_URL")
     if settings.db_host:
         return URL.create(
             "mysql+pymysql",
@@ -39,6 +47,26 @@ def database_url(settings: Settings) -> URL:
         )
     path = Path(settings.sqlite_path) if settings.sqlite_path else default_sqlite_path()
     return URL.create("sqlite+pysqlite", database=str(path))
+
+
+def supported_url(url: URL | str, source: str = "database URL") -> URL:
+    """`url` checked: SQLite, or MySQL/MariaDB through PyMySQL (a URL without a driver, e.g.
+    `mysql://…`, gets PyMySQL, the driver installed with incidentctl). Raises
+    UnsupportedDatabase naming `source`; the message never shows the password."""
+    try:
+        url = make_url(url)
+    except ArgumentError:
+        raise UnsupportedDatabase(f"{source} is not a URL: use {SUPPORTED_URLS}") from None
+    backend, _, driver = url.drivername.partition("+")
+    if backend not in DRIVERS:
+        raise UnsupportedDatabase(f"{source} {describe_url(url)}: unsupported database {backend!r}; incidentctl "
+                                  f"runs on SQLite and MySQL 8 / MariaDB 10.6+: use {SUPPORTED_URLS}")
+    if not driver:
+        return url.set(drivername=f"{backend}+{DRIVERS[backend][0]}")
+    if driver not in DRIVERS[backend]:
+        raise UnsupportedDatabase(f"{source} {describe_url(url)}: unsupported driver {driver!r}; use "
+                                  f"{backend}+{DRIVERS[backend][0]}://")
+    return url
 
 
 def describe_url(url: URL) -> str:
@@ -54,8 +82,9 @@ def is_sqlite(engine_or_url: Engine | URL) -> bool:
 def make_engine(url: URL | str, *, connect_timeout: float = 3.0, io_timeout: float | None = None,
                 pool_size: int = 5, **kwargs) -> Engine:
     """An Engine for `url`. SQLite: WAL, busy timeout, IMMEDIATE transactions. MySQL: connect
-    timeout, optional socket read/write timeout (`io_timeout`), pre-ping."""
-    url = make_url(url)
+    timeout, optional socket read/write timeout (`io_timeout`), pre-ping. Raises
+    UnsupportedDatabase."""
+    url = supported_url(url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url, **kwargs)
     connect_args: dict = {"connect_timeout": max(1, int(round(connect_timeout)))}

@@ -3,7 +3,8 @@
 The record format (documented in docs/REPORTS.md, "Export format") is shared with `replay`,
 which reads it back: `to_record` writes it, `from_record` checks and decodes it.
 Rows are read by keyset pagination on the id, one short read per page, so memory stays flat
-however large the archive is and no long transaction holds back writers.
+however large the archive is and no long transaction holds back writers. `incident_rows`
+finds the rows one incident was made from (`show --raw`, `export --incident`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from typing import Any, BinaryIO, Callable, Iterator
 from sqlalchemy import Engine, func, select
 
 from .database import database_errors
-from .errors import IncidentctlError
-from .schema import grafana_alerts
+from .errors import IncidentctlError, NotFound
+from .parsing import PayloadError, parse_body
+from .schema import grafana_alerts, incident_alerts, incident_events, incidents
 
 PAGE_SIZE = 1000
 RECORD_KEYS = ("id", "received_at", "source", "remote_addr", "user_agent", "content_type", "body_sha256")
@@ -40,6 +42,17 @@ class ExportSummary:
     first_id: int | None
     last_id: int | None
     path: str | None  # None: standard output
+    purged_ids: tuple[int, ...] = ()  # rows an exported incident's timeline names, no longer stored
+
+
+@dataclass(frozen=True)
+class IncidentRows:
+    """The raw rows an incident was made from, in id order, and the ids its timeline names
+    that are no longer stored (purged by retention)."""
+
+    incident_id: int
+    rows: list[Any]
+    purged_ids: list[int]
 
 
 @dataclass(frozen=True)
@@ -141,11 +154,60 @@ def iter_rows(engine: Engine, since: datetime | None = None, until: datetime | N
         last_id = page[-1]["id"]
 
 
+def incident_rows(engine: Engine, incident_id: int) -> IncidentRows:
+    """The processed raw rows that touched the incident: every row its timeline names, and
+    every row received while it was alive (from its opening row and `opened_at` to
+    `last_alert_at`, the newest arrival applied to it) that carries an alert of one of its
+    series — the repeats, which change counts but write no timeline entry. Replaying them into
+    an empty database under the same rules rebuilds the incident. Raises NotFound."""
+    i, e, s, g = incidents.c, incident_events.c, incident_alerts.c, grafana_alerts.c
+    readonly = engine.execution_options(sqlite_begin="DEFERRED")
+    with database_errors(engine), readonly.connect() as conn:
+        incident = conn.execute(select(i.opened_at, i.last_alert_at).where(i.id == incident_id)).first()
+        if incident is None:
+            raise NotFound(f"incident {incident_id} not found")
+        named = set(conn.execute(select(e.raw_alert_id).where(e.incident_id == incident_id,
+                                                                e.raw_alert_id.is_not(None))).scalars())
+        series = set(conn.execute(select(s.alert_fingerprint).where(s.incident_id == incident_id)).scalars())
+        # ids first, from the received_at index; bodies then by primary key, a page at a time
+        alive = select(g.id).where(g.received_at >= incident.opened_at, g.received_at <= incident.last_alert_at)
+        if named:
+            alive = alive.where(g.id >= min(named))
+        candidates = sorted(named.union(conn.execute(alive).scalars()))
+    columns = [g[key] for key in RECORD_KEYS] + [g.body, g.processed_at, g.process_error]
+    found = {}
+    for start in range(0, len(candidates), PAGE_SIZE):
+        query = select(*columns).where(g.id.in_(candidates[start:start + PAGE_SIZE]))
+        with database_errors(engine), readonly.connect() as conn:
+            for row in conn.execute(query):
+                row = row._mapping
+                if row["id"] in named or (row["processed_at"] is not None and row["process_error"] is None
+                                          and _carries(row, series)):
+                    found[row["id"]] = row
+    return IncidentRows(incident_id, [found[k] for k in sorted(found)], sorted(named - set(found)))
+
+
+def _carries(row: Any, series: set[str]) -> bool:
+    try:
+        events = parse_body(bytes(row["body"]), row["received_at"], row["user_agent"])
+    except PayloadError:
+        return False
+    return any(event.fingerprint in series for event in events)
+
+
 def export_archive(engine: Engine, out: BinaryIO, *, since: datetime | None = None,
-                   until: datetime | None = None, progress: Callable[[int], None] | None = None) -> ExportSummary:
-    """Writes the archive as JSON Lines to `out`; `progress(rows)` is called after each page."""
+                   until: datetime | None = None, incident: int | None = None,
+                   progress: Callable[[int], None] | None = None) -> ExportSummary:
+    """Writes the archive (received in [since, until), or the rows of `incident`) as JSON
+    Lines to `out`; `progress(rows)` is called after each page."""
+    purged: list[int] = []
+    if incident is not None:
+        selected = incident_rows(engine, incident)
+        source, purged = selected.rows, selected.purged_ids
+    else:
+        source = iter_rows(engine, since, until)
     rows, first_id, last_id = 0, None, None
-    for row in iter_rows(engine, since, until):
+    for row in source:
         out.write(json.dumps(to_record(row), ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
         out.write(b"\n")
         rows += 1
@@ -155,7 +217,7 @@ def export_archive(engine: Engine, out: BinaryIO, *, since: datetime | None = No
             progress(rows)
     if progress is not None:
         progress(rows)
-    return ExportSummary(rows, first_id, last_id, None)
+    return ExportSummary(rows, first_id, last_id, None, tuple(purged))
 
 
 def count_rows(engine: Engine, since: datetime | None, until: datetime | None) -> int:
@@ -190,4 +252,4 @@ def export_to_file(engine: Engine, path: Path, **kwargs) -> ExportSummary:
     finally:
         if tmp.exists():
             tmp.unlink()
-    return ExportSummary(summary.rows, summary.first_id, summary.last_id, str(path))
+    return ExportSummary(summary.rows, summary.first_id, summary.last_id, str(path), summary.purged_ids)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import re
 import sys
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +15,19 @@ from typing import Any, Callable, Iterable, Sequence
 
 from rich.console import Console
 from rich.table import Table
+
+
+# Wider than any row: off a terminal a table is as wide as its widest row, never cut or wrapped.
+UNLIMITED_WIDTH = 1_000_000
+
+
+def stdout_console() -> Console:
+    """Where tables print. On a terminal, its width; wherever COLUMNS is set (`watch` sets it),
+    that width. Otherwise (a pipe, a file, cron mail) cells are never cut or wrapped, so
+    `incidentctl list | grep payments` finds the whole row and a title is never truncated."""
+    if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit():
+        return Console()
+    return Console(width=UNLIMITED_WIDTH)
 
 
 class OutputFormat(str, Enum):
@@ -55,20 +70,22 @@ def render_rows(
     console: Console | None = None,
     empty: str = "nothing to show",
 ) -> None:
-    """Prints rows: JSON (the whole objects), CSV (the columns' keys) or a rich table."""
+    """Prints rows: JSON (the whole objects), CSV (the columns' keys) or a rich table whose
+    cells are whole (see `stdout_console`)."""
     if fmt is OutputFormat.json:
         sys.stdout.write(dumps(list(rows)) + "\n")
         return
     if fmt is OutputFormat.csv:
         sys.stdout.write(to_csv(rows, [c.key for c in columns]))
         return
-    console = console or Console()
+    console = console or stdout_console()
     if not rows:
         console.print(f"[dim]{empty}[/dim]")
         return
     table = Table(title=title, header_style="bold")
     for col in columns:
-        table.add_column(col.header, style=col.style, no_wrap=col.no_wrap)
+        # fold: a word longer than its column goes on over the next lines, never cut with "…"
+        table.add_column(col.header, style=col.style, no_wrap=col.no_wrap, overflow="fold")
     for row in rows:
         table.add_row(*(_cell(col, row) for col in columns))
     console.print(table)
@@ -81,6 +98,17 @@ def _cell(col: Col, row: dict) -> str:
     if value is None:
         return "-"
     return str(to_jsonable(value))
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable_body(body: bytes) -> str:
+    """A stored body for a terminal: its text when it is UTF-8, else each byte that does not
+    decode as `\\xNN`; control characters but newline and tab escaped the same way, so a body
+    cannot drive the terminal."""
+    text = body.decode("utf-8", "backslashreplace")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def to_csv(rows: Iterable[dict], keys: Sequence[str]) -> str:

@@ -8,14 +8,15 @@ import subprocess
 from sqlalchemy import select
 
 from incidentctl.database import make_engine
-from incidentctl.schema import grafana_alerts, notifications
+from incidentctl.schema import grafana_alerts, incidents, notifications
 from slack_fake import FakeSlack
 
 STORY = "2 new · 1 resolved"  # per incident: the crash loop flapped, DiskAlmostFull came and went
 
 
 def run_demo(incidentctl_bin, tmp_path, **env_extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("INCIDENTCTL_", "DB_", "SLACK_"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("INCIDENTCTL_", "DB_", "SLACK_")) and k not in ("COLUMNS", "LINES")}
     env.update(HOME=str(tmp_path), **env_extra)
     run = subprocess.run([incidentctl_bin, "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
@@ -32,7 +33,11 @@ def test_demo_receives_processes_and_shows_the_digest_it_would_send(incidentctl_
         stored = conn.execute(select(grafana_alerts.c.source, grafana_alerts.c.status)
                               .order_by(grafana_alerts.c.id)).all()
         states = conn.execute(select(notifications.c.state)).scalars().all()
+        titles = conn.execute(select(incidents.c.title)).scalars().all()
     engine.dispose()
+    # stdout is a pipe (as in CI or `make demo | less`): each title whole on its row, never cut
+    assert len(titles) == 3 and all(any(t in line for line in out.splitlines()) for t in titles)
+    assert "…" not in out
     assert [s for s, _ in stored].count("grafana") == 6
     assert stored[-1] == ("unknown", None)
     assert set(states) == {"pending"}  # a dry run marks nothing

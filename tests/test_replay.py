@@ -184,7 +184,7 @@ def test_cli_export_and_replay(db_url, tmp_path, fixture_bodies):
     engine = make_engine(db_url)
     _seed(engine, fixture_bodies)
     out = tmp_path / "cli.jsonl.gz"
-    result = runner.invoke(app, ["export", "--since", "2026-10-01T00:00:00Z", "-o", str(out)], env=env)
+    result = runner.invoke(app, ["export", "--since", "2026-10-01T00:00:00Z", "--file", str(out)], env=env)
     assert result.exit_code == 0, result.output
     target = tmp_path / "target.db"
     env2 = {"INCIDENTCTL_DATABASE_URL": f"sqlite+pysqlite:///{target}"}
@@ -240,7 +240,7 @@ def test_console_script_exit_codes(cli_env, incidentctl_bin, tmp_path):
     bad.write_bytes(b'{"alerts": []}\nnot json\n')
     run = subprocess.run([incidentctl_bin, "replay", str(bad)], env=cli_env, capture_output=True, text=True)
     assert run.returncode == 1 and f"{bad}:2: invalid JSON" in run.stderr and "stored 1" in run.stdout
-    run = subprocess.run([incidentctl_bin, "export", "-o", str(tmp_path / "no" / "x.jsonl")], env=cli_env,
+    run = subprocess.run([incidentctl_bin, "export", "-f", str(tmp_path / "no" / "x.jsonl")], env=cli_env,
                          capture_output=True, text=True)
     assert run.returncode == 1 and "cannot write" in run.stderr
     down = {**cli_env, "INCIDENTCTL_DATABASE_URL": "mysql+pymysql://nobody@127.0.0.1:1/none"}

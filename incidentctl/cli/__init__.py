@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from rich.markup import escape
+
 from ..errors import IncidentctlError
 from .app import app, err_console
 from . import db  # noqa: F401  (registers commands)
@@ -29,5 +31,5 @@ def main() -> None:
     try:
         app()  # standalone: click handles usage errors (exit 2) and re-raises everything else
     except IncidentctlError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         sys.exit(exc.exit_code)

@@ -1,31 +1,73 @@
-"""The typer application and the helpers every command shares (context, errors, output option)."""
+"""The typer application and the conventions every command shares: the context, `--output/-o`,
+option errors that name the option."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .. import __version__
 from ..config import ConfigError, load_settings
 from ..context import Context
+from ..durations import parse_since
 from ..output import OutputFormat
+
+T = TypeVar("T")
+
 
 app = typer.Typer(
     name="incidentctl",
     help="Grafana/Alertmanager alert webhooks → raw archive → incidents → Slack digests.",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    # Plain click help and errors, not typer's rich panels: a usage error is one line
+    # ("Error: Invalid value for '--since': …") that cron mail and logs keep whole, and a flag's
+    # help shows no value type (the panels print `--dry-run <bool>`).
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     add_completion=False,
 )
 
-err_console = Console(stderr=True)
+# Messages on stderr are lines: never wrapped at 80 columns when stderr is a pipe or a log.
+err_console = Console(stderr=True, soft_wrap=True)
 
-OutputOption = typer.Option(OutputFormat.table, "--output", "-o", help="Output format.", case_sensitive=False)
+
+def output_option(*formats: OutputFormat):
+    """`--output/-o FORMAT`: the one meaning of `-o` on every command. With `formats`, the
+    command supports only those: any other is a usage error naming the option."""
+    if not formats or set(formats) == set(OutputFormat):
+        return typer.Option(OutputFormat.table, "--output", "-o", help="Output format.", case_sensitive=False)
+    names = [f.value for f in formats]
+
+    def check(value: OutputFormat) -> OutputFormat:
+        if value not in formats:
+            raise typer.BadParameter(f"{value.value!r}: this command prints {' or '.join(names)}")
+        return value
+
+    return typer.Option(OutputFormat.table, "--output", "-o", help="Output format.", case_sensitive=False,
+                        metavar=f"<{'|'.join(names)}>", callback=check)
+
+
+OutputOption = output_option()
+
+
+def option_value(option: str, parse: Callable[[str], T], text: str) -> T:
+    """`parse(text)`; its ValueError becomes a usage error naming the option (exit 2):
+    "Invalid value for '--since': …"."""
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=f"'{option}'") from None
+
+
+def time_value(option: str, text: Optional[str], now: datetime) -> Optional[datetime]:
+    """A `--since`/`--until` value (a duration ago or an ISO 8601 time) as of `now`; None stays None."""
+    return None if text is None else option_value(option, lambda t: parse_since(t, now), text)
 
 
 def _version(value: bool) -> None:
@@ -46,7 +88,7 @@ def root(
     try:
         settings = load_settings(config_file=config)
     except ConfigError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2)
     ctx.obj = Context(settings)
     ctx.call_on_close(ctx.obj.close)

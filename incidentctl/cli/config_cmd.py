@@ -23,6 +23,7 @@ def show_config(ctx: typer.Context, output: OutputFormat = OutputOption) -> None
         typer.echo(dumps({"database": describe_url(database_url(c.settings)), "config_file": c.settings.config_file,
                           "settings": rows}))
         return
-    typer.echo(f"database: {describe_url(database_url(c.settings))}")
+    if output is OutputFormat.table:
+        typer.echo(f"database: {describe_url(database_url(c.settings))}")
     render_rows(rows, [Col("name", "setting"), Col("env", "environment"), Col("value", "value"),
                        Col("source", "source")], output)

@@ -7,14 +7,14 @@ import typer
 from ..database import database_errors, describe_url
 from ..migrations import mysql_ddl, schema_status, upgrade
 from ..output import OutputFormat, dumps
-from .app import OutputOption, app, context
+from .app import app, context, output_option
 
 db_app = typer.Typer(help="Create, upgrade and inspect the database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 
 @db_app.command("upgrade")
-def db_upgrade(ctx: typer.Context, output: OutputFormat = OutputOption) -> None:
+def db_upgrade(ctx: typer.Context, output: OutputFormat = output_option(OutputFormat.table, OutputFormat.json)) -> None:
     """Create the schema or bring it to the latest version (safe to run again)."""
     c = context(ctx)
     engine = c.raw_engine()
@@ -33,7 +33,7 @@ def db_upgrade(ctx: typer.Context, output: OutputFormat = OutputOption) -> None:
 
 
 @db_app.command("status")
-def db_status(ctx: typer.Context, output: OutputFormat = OutputOption) -> None:
+def db_status(ctx: typer.Context, output: OutputFormat = output_option(OutputFormat.table, OutputFormat.json)) -> None:
     """Show the schema version; exits 1 when migrations are pending."""
     c = context(ctx)
     engine = c.raw_engine()

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ..doctor import EXIT_UNREACHABLE, doctor
-from ..output import Col, OutputFormat, dumps, render_rows
+from ..output import Col, OutputFormat, dumps, render_rows, stdout_console
 from .app import OutputOption, app, context
 
 STYLE = {"ok": "green", "warn": "yellow", "error": "red"}
@@ -36,7 +35,7 @@ def doctor_command(ctx: typer.Context, output: OutputFormat = OutputOption) -> N
             table.add_column(header, overflow="fold")
         for k in report.checks:
             table.add_row(k.name, f"[{STYLE[k.level]}]{k.level}[/]", k.message)
-        console = Console()
+        console = stdout_console()
         console.print(table)
         summary = "database unreachable" if report.exit_code == EXIT_UNREACHABLE else report.level
         console.print(f"doctor: [{STYLE[report.level]}]{summary}[/] (exit {report.exit_code})")

@@ -30,15 +30,14 @@ def datasource() -> None:
 
 @grafana_app.command("contact-point")
 def contact_point(
-    url: Optional[str] = typer.Option(
-        None, "--url", help=f"Webhook URL of `incidentctl serve` (default {grafana.DEFAULT_WEBHOOK_URL})."
-    ),
+    url: Optional[str] = typer.Option(None, "--url", help="Webhook URL of `incidentctl serve`.",
+                                      show_default=grafana.DEFAULT_WEBHOOK_URL),
 ) -> None:
     """Print the webhook contact point provisioning YAML (auth and HMAC options commented)."""
     try:
         text = grafana.contact_point(url)
     except grafana.InvalidWebhookUrl as exc:
-        raise typer.BadParameter(str(exc), param_hint="--url") from None
+        raise typer.BadParameter(str(exc), param_hint="'--url'") from None
     typer.echo(text, nl=False)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
@@ -13,26 +12,27 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..collector import batch_collection
-from ..durations import parse_since
 from ..export import count_rows, export_archive, export_to_file, parse_time
 from ..output import OutputFormat, dumps
 from ..processor import process_pending
 from ..replay import BATCH_SIZE, replay
-from .app import OutputOption, app, context, err_console
-
-
-def _time_option(value: Optional[str], name: str, now: datetime) -> Optional[datetime]:
-    if value is None:
-        return None
-    try:
-        return parse_since(value, now)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint=name) from None
+from .app import app, context, err_console, option_value, output_option, time_value
 
 
 def _progress(*columns) -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), *columns, TimeRemainingColumn(),
                     console=err_console, transient=True, disable=not err_console.is_terminal)
+
+
+EXPORT_FORMAT = "jsonl"
+
+
+def _export_format(value: str) -> str:
+    # `-o` was once export's file: `export -o json` would write a file named `json`.
+    if value.lower() != EXPORT_FORMAT:
+        raise typer.BadParameter(f"{value!r}: export writes JSON Lines ({EXPORT_FORMAT}) only; -o is the "
+                                 f"output format on every command, the file is --file/-f PATH")
+    return EXPORT_FORMAT
 
 
 @app.command("export")
@@ -42,33 +42,54 @@ def export_cmd(
                                         "a duration ago (30d, 2h) or an ISO 8601 time."),
     until: Optional[str] = typer.Option(None, "--until", help="Only requests received before this "
                                         "(duration ago or ISO 8601 time)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="FILE", dir_okay=False,
-                                       help="Write to FILE (gzip-compressed when it ends in .gz) "
-                                            "instead of standard output."),
+    out: Optional[Path] = typer.Option(None, "--file", "-f", "--out", metavar="PATH", dir_okay=False,
+                                       help="Write to PATH (gzip-compressed when it ends in .gz).",
+                                       show_default="standard output"),
+    incident: Optional[int] = typer.Option(None, "--incident", metavar="ID", help="Only the requests this "
+                                           "incident was made from (see `show ID --raw`), as replay input."),
+    output: str = typer.Option(EXPORT_FORMAT, "--output", "-o", metavar=f"<{EXPORT_FORMAT}>",
+                               callback=_export_format, help="Output format: JSON Lines, the only one."),
 ) -> None:
     """Export the raw archive as JSON Lines, one object per stored webhook request.
 
     Each object holds the request's time, source and headers and the body exactly as received
-    (format: docs/REPORTS.md). Rows are streamed, so any size fits in memory.
+    (format: docs/REPORTS.md). Rows are streamed, so any size fits in memory. With --incident,
+    the requests one incident was made from: `replay` of them rebuilds it on another database.
     """
     c = context(ctx)
     now = c.clock()
-    start, end = _time_option(since, "--since", now), _time_option(until, "--until", now)
+    start, end = time_value("--since", since, now), time_value("--until", until, now)
+    if incident is not None and (since or until):
+        raise typer.BadParameter("selects the rows by itself: give it without --since/--until",
+                                 param_hint="'--incident'")
     engine = c.engine
+    selection = {"since": start, "until": end} if incident is None else {"incident": incident}
     with _progress(MofNCompleteColumn()) as progress:
-        task = progress.add_task("exporting", total=count_rows(engine, start, end) if err_console.is_terminal else None)
+        total = count_rows(engine, start, end) if err_console.is_terminal and incident is None else None
+        task = progress.add_task("exporting", total=total)
         report = lambda rows: progress.update(task, completed=rows)  # noqa: E731
         if out is None:
             try:
-                summary = export_archive(engine, sys.stdout.buffer, since=start, until=end, progress=report)
+                summary = export_archive(engine, sys.stdout.buffer, **selection, progress=report)
                 sys.stdout.buffer.flush()
             except BrokenPipeError:  # the reader went away (`export | head`): stop quietly
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                 raise typer.Exit(1)
         else:
-            summary = export_to_file(engine, out, since=start, until=end, progress=report)
+            summary = export_to_file(engine, out, **selection, progress=report)
     target = summary.path or "standard output"
-    err_console.print(f"exported {summary.rows} request(s) to {target}", highlight=False)
+    of = f" of incident {incident}" if incident is not None else ""
+    err_console.print(f"exported {summary.rows} request(s){of} to {target}", highlight=False)
+    if summary.purged_ids:
+        err_console.print(f"[yellow]note:[/yellow] {len(summary.purged_ids)} request(s) of its timeline were purged "
+                          "by retention: a replay will not rebuild it whole", highlight=False)
+
+
+def _iso_time(text: str):
+    try:
+        return parse_time(text)
+    except ValueError:
+        raise ValueError(f"not an ISO 8601 time: {text!r}") from None
 
 
 @app.command("replay")
@@ -78,12 +99,13 @@ def replay_cmd(
                                       "webhook bodies, JSON Lines (`.jsonl`/`.ndjson`: our export or one body "
                                       "per line), each optionally `.gz`; `-` reads JSON Lines from stdin."),
     received_at: Optional[str] = typer.Option(None, "--received-at", metavar="ISO",
-                                              help="Receive time for bodies that carry none (default: the "
-                                                   "file's modification time). Export records keep their own."),
+                                              help="Receive time for bodies that carry none. "
+                                                   "Export records keep their own.",
+                                              show_default="the file's modification time"),
     batch_size: int = typer.Option(BATCH_SIZE, "--batch-size", min=1, help="Rows inserted per transaction."),
     process: bool = typer.Option(False, "--process", help="Process the rows into incidents as they are stored "
                                  "(as `incidentctl process` does, in queue order), then any row left waiting."),
-    output: OutputFormat = OutputOption,
+    output: OutputFormat = output_option(OutputFormat.table, OutputFormat.json),
 ) -> None:
     """Import historical webhook bodies (files, directories, JSON Lines, gzip) into the raw archive.
 
@@ -95,10 +117,7 @@ def replay_cmd(
     c = context(ctx)
     moment = None
     if received_at is not None:
-        try:
-            moment = parse_time(received_at)
-        except ValueError:
-            raise typer.BadParameter(f"not an ISO 8601 time: {received_at!r}", param_hint="--received-at") from None
+        moment = option_value("--received-at", _iso_time, received_at)
     engine = c.engine
     with batch_collection(), _progress(DownloadColumn()) as progress:
         task = progress.add_task("replaying", total=None)

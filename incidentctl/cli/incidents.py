@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import sys
 from datetime import datetime
 from enum import Enum
 from typing import List, Optional
@@ -11,13 +12,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..durations import format_age, parse_since
+from ..durations import format_age
+from ..export import RECORD_KEYS, IncidentRows, format_time, incident_rows, to_record
 from ..grouping import SEVERITIES, SEVERITY_NAMES, normalize_severity
 from ..incidents import (IncidentFilter, add_note, list_incidents, parse_label_filter, show_incident,
                          transition_many)
-from ..output import Col, OutputFormat, dumps, render_rows, to_jsonable
+from ..output import Col, OutputFormat, dumps, printable_body, render_rows, stdout_console, to_jsonable
 from ..silences import mark_silenced
-from .app import OutputOption, app, context, err_console
+from .app import OutputOption, app, context, err_console, time_value
 
 SEVERITY_STYLE = {"critical": "bold red", "error": "red", "warning": "yellow", "info": "cyan", "none": "dim"}
 STATUS_STYLE = {"open": "bold", "acknowledged": "blue", "resolved": "green"}
@@ -38,7 +40,7 @@ def _os_user() -> str:
 
 
 def _by_option():
-    return typer.Option(None, "--by", help="Who does it (default: the OS user).", show_default=False)
+    return typer.Option(None, "--by", help="Who does it.", show_default="the OS user")
 
 
 def incident_columns(now: datetime) -> list[Col]:
@@ -71,8 +73,8 @@ def render_incident_table(rows: list[dict], now: datetime, *, console: Console |
 @app.command("list")
 def list_cmd(
     ctx: typer.Context,
-    status: Optional[StatusChoice] = typer.Option(None, "--status", help="Default: unresolved (open + acknowledged).",
-                                                  case_sensitive=False),
+    status: Optional[StatusChoice] = typer.Option(None, "--status", help="Only incidents in this status.",
+                                                  case_sensitive=False, show_default="open + acknowledged"),
     severity: Optional[str] = typer.Option(None, "--severity", help=f"One of {', '.join(reversed(SEVERITIES))}."),
     cluster: Optional[str] = typer.Option(None, "--cluster", help="Only this cluster."),
     namespace: Optional[str] = typer.Option(None, "--namespace", help="Only this namespace."),
@@ -89,16 +91,13 @@ def list_cmd(
     if severity is not None:
         if severity.strip().lower() not in SEVERITY_NAMES:
             raise typer.BadParameter(f"{severity!r} is not one of {', '.join(reversed(SEVERITIES))}",
-                                     param_hint="--severity")
+                                     param_hint="'--severity'")
         severity = normalize_severity(severity)  # `high` → error, as the processor reads labels
     try:
         labels = tuple(parse_label_filter(text) for text in label)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--label") from None
-    try:
-        since_at = parse_since(since, now) if since else None
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--since") from None
+        raise typer.BadParameter(str(exc), param_hint="'--label'") from None
+    since_at = time_value("--since", since, now)
     flt = IncidentFilter(status=status.value if status else None, severity=severity,
                          cluster=cluster, namespace=namespace, service=service, alertname=alertname,
                          labels=labels, since=since_at, limit=limit)
@@ -111,18 +110,33 @@ def list_cmd(
 
 @app.command("show")
 def show_cmd(ctx: typer.Context, incident_id: int = typer.Argument(..., metavar="ID", help="Incident id."),
+             raw: bool = typer.Option(False, "--raw", help="Print the raw webhook requests the incident was "
+                                      "made from, bodies as stored, instead of the incident."),
              output: OutputFormat = OutputOption) -> None:
-    """Show one incident: its alert series (labels, annotations, links) and its timeline."""
+    """Show one incident: its alert series (labels, annotations, links) and its timeline.
+
+    CSV output is the timeline, one event per row. With --raw: the archived requests that
+    touched it (id, received time, sender, body), in the export format for JSON and CSV.
+    """
     c = context(ctx)
-    (incident,) = mark_silenced(c.engine, [show_incident(c.engine, incident_id)], c.clock())
-    if output is not OutputFormat.table:
-        typer.echo(dumps(incident))
+    if raw:
+        _print_raw(incident_rows(c.engine, incident_id), output)
         return
-    _print_incident(incident, c.clock())
+    (incident,) = mark_silenced(c.engine, [show_incident(c.engine, incident_id)], c.clock())
+    if output is OutputFormat.json:
+        typer.echo(dumps(incident))
+    elif output is OutputFormat.csv:
+        render_rows(incident["events"], TIMELINE_COLUMNS, output)
+    else:
+        _print_incident(incident, c.clock())
+
+
+TIMELINE_COLUMNS = [Col(key, key) for key in ("id", "at", "kind", "actor", "alert_fingerprint", "raw_alert_id",
+                                               "detail")]
 
 
 def _print_incident(incident: dict, now: datetime) -> None:
-    console = Console()
+    console = stdout_console()
     sev = incident["severity"]
     console.print(f"[bold]#{incident['id']}[/] {incident['title']}  "
                   f"[{STATUS_STYLE.get(incident['status'], '')}]{incident['status']}[/]  "
@@ -158,6 +172,27 @@ def _print_incident(incident: dict, now: datetime) -> None:
         text = ", ".join(f"{k}={v}" for k, v in detail.items() if k != "labels")
         timeline.add_row(to_jsonable(e["at"]), e["kind"], e["actor"], e["alert_fingerprint"] or "", text)
     console.print(timeline)
+
+
+RAW_COLUMNS = [Col(key, key) for key in (*RECORD_KEYS, "body", "body_base64")]
+
+
+def _print_raw(selected: IncidentRows, output: OutputFormat) -> None:
+    if output is OutputFormat.table:
+        for row in selected.rows:
+            sender = ", ".join(f"{name} {row[key]}" for name, key in (("from", "remote_addr"),
+                               ("user agent", "user_agent"), ("content type", "content_type")) if row[key])
+            sys.stdout.write(f"--- raw alert {row['id']}, received {format_time(row['received_at'])}, source "
+                             f"{row['source']}{', ' + sender if sender else ''}, {len(row['body'])} bytes\n")
+            body = printable_body(bytes(row["body"]))
+            sys.stdout.write(body + ("" if body.endswith("\n") else "\n") + "\n")
+        err_console.print(f"incident {selected.incident_id}: {len(selected.rows)} raw alert(s)", highlight=False)
+    else:
+        render_rows([to_record(row) for row in selected.rows], RAW_COLUMNS, output)
+    if selected.purged_ids:
+        err_console.print(f"[yellow]note:[/yellow] {len(selected.purged_ids)} raw alert(s) of its timeline were "
+                          f"purged by retention: {', '.join(map(str, selected.purged_ids[:10]))}"
+                          + (" …" if len(selected.purged_ids) > 10 else ""), highlight=False)
 
 
 def _who(at, by, how=None) -> str:
@@ -215,7 +250,10 @@ def note_cmd(ctx: typer.Context, incident_id: int = typer.Argument(..., metavar=
     """Add a note to an incident's timeline (any status)."""
     c = context(ctx)
     add_note(c.engine, incident_id, text, by=by or _os_user(), now=c.clock())
+    result = {"id": incident_id, "ok": True}
     if output is OutputFormat.json:
-        typer.echo(dumps({"id": incident_id, "ok": True}))
+        typer.echo(dumps(result))
+    elif output is OutputFormat.csv:
+        render_rows([result], [Col("id", "id"), Col("ok", "ok")], output)
     else:
         typer.echo(f"incident {incident_id}: note added")

@@ -16,7 +16,7 @@ from ..errors import IncidentctlError
 from ..notify import NotifySummary, notify_pending
 from ..output import Col, OutputFormat, dumps, render_rows
 from ..slack import make_session
-from .app import OutputOption, app, context, err_console
+from .app import OutputOption, app, context, err_console, output_option
 
 
 class SlackNotConfigured(IncidentctlError):
@@ -27,7 +27,7 @@ class SlackNotConfigured(IncidentctlError):
 def notify(
     ctx: typer.Context,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the message(s) as JSON; send and mark nothing."),
-    output: OutputFormat = OutputOption,
+    output: OutputFormat = output_option(OutputFormat.table, OutputFormat.json),
 ) -> None:
     """Send one Slack digest per route for the pending outbox, and mark what was sent.
 
@@ -133,7 +133,7 @@ def _next_attempt(value: datetime | None, row: dict) -> str:
 def outbox_retry(
     ctx: typer.Context,
     ids: Optional[List[int]] = typer.Argument(None, help="Outbox row ids; all failed rows when omitted."),
-    output: OutputFormat = OutputOption,
+    output: OutputFormat = output_option(OutputFormat.table, OutputFormat.json),
 ) -> None:
     """Put failed notifications back to pending, e.g. after fixing a removed webhook."""
     c = context(ctx)

@@ -19,7 +19,8 @@ PROGRESS_MIN_ROWS = 2000  # below this a run takes about a second: no bar
 def process(
     ctx: typer.Context,
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1,
-                                             help="Raw rows per transaction (default: setting batch_size)."),
+                                             help="Raw rows per transaction.",
+                                             show_default="the batch_size setting"),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Process at most this many raw rows."),
     output: OutputFormat = OutputOption,
 ) -> None:

@@ -10,15 +10,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..durations import format_duration, parse_duration
 from ..output import OutputFormat, dumps, to_csv
 from ..retention import DEFAULT_BATCH, purge
-from .app import OutputOption, app, context, err_console
+from .app import OutputOption, app, context, err_console, option_value
 
 
 @app.command("purge")
 def purge_command(
     ctx: typer.Context,
     older_than: Optional[str] = typer.Option(
-        None, "--older-than", help="Delete raw rows received longer ago than this, e.g. 90d "
-        "(default: the purge_older_than setting)."),
+        None, "--older-than", help="Delete raw rows received longer ago than this, e.g. 90d.",
+        show_default="the purge_older_than setting"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Count what would be deleted; delete nothing."),
     batch_size: int = typer.Option(DEFAULT_BATCH, "--batch-size", min=1, help="Rows deleted per transaction."),
     output: OutputFormat = OutputOption,
@@ -30,13 +30,11 @@ def purge_command(
     """
     c = context(ctx)
     if older_than is None and not c.settings.purge_older_than:
-        raise typer.BadParameter("give --older-than (e.g. 90d) or set purge_older_than", param_hint="--older-than")
-    try:
-        age = parse_duration(older_than).total_seconds() if older_than is not None else c.settings.purge_older_than
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--older-than") from None
+        raise typer.BadParameter("give --older-than (e.g. 90d) or set purge_older_than", param_hint="'--older-than'")
+    age = (option_value("--older-than", parse_duration, older_than).total_seconds() if older_than is not None
+           else c.settings.purge_older_than)
     if age <= 0:
-        raise typer.BadParameter("must be a positive duration, e.g. 90d", param_hint="--older-than")
+        raise typer.BadParameter("must be a positive duration, e.g. 90d", param_hint="'--older-than'")
     engine = c.engine
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err_console, transient=True, disable=output is not OutputFormat.table) as bar:

@@ -14,7 +14,7 @@ from ..durations import format_duration
 from ..output import OutputFormat, dumps
 from ..rebuild import rebuild
 from ..simulate import Rules
-from .app import OutputOption, app, context, err_console
+from .app import app, context, err_console, output_option
 from .simulate import rules_from_options
 
 
@@ -22,15 +22,15 @@ from .simulate import rules_from_options
 def rebuild_cmd(
     ctx: typer.Context,
     group_by: Optional[str] = typer.Option(None, "--group-by", help="Labels forming the incident fingerprint, "
-                                           "comma-separated (`fingerprint` = one incident per series). "
-                                           "Default: the group_by setting."),
-    reopen_window: Optional[str] = typer.Option(None, "--reopen-window", help="Reopen window (e.g. 30m, 2h). "
-                                                "Default: the reopen_window setting."),
+                                           "comma-separated (`fingerprint` = one incident per series).",
+                                           show_default="the group_by setting"),
+    reopen_window: Optional[str] = typer.Option(None, "--reopen-window", help="Reopen window (e.g. 30m, 2h).",
+                                                show_default="the reopen_window setting"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Compute and report, write nothing."),
     force: bool = typer.Option(False, "--force", help="Rebuild even when retention purged raw alerts some "
                                "incidents were built from (those incidents are deleted)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation on a terminal."),
-    output: OutputFormat = OutputOption,
+    output: OutputFormat = output_option(OutputFormat.table, OutputFormat.json),
 ) -> None:
     """Recompute every incident from the raw archive under the given (or configured) rules.
 

@@ -8,13 +8,12 @@ from enum import Enum
 from typing import Optional
 
 import typer
-from rich.console import Console
 
-from ..durations import format_duration, parse_since
-from ..output import Col, OutputFormat, dumps, render_rows, to_csv
+from ..durations import format_duration
+from ..output import Col, OutputFormat, dumps, render_rows, stdout_console, to_csv
 from ..reports import Report, build_report, metric_rows, report_dict
 from ..stats import bar, sparkline
-from .app import OutputOption, app, context
+from .app import OutputOption, app, context, time_value
 
 
 MAX_BAR_DAYS = 62
@@ -94,7 +93,7 @@ def report_cmd(
     ctx: typer.Context,
     since: str = typer.Option("30d", "--since", help="Start of the window: a duration ago (30d, 12h) or an "
                               "ISO 8601 time. Incidents are selected by when they opened."),
-    until: Optional[str] = typer.Option(None, "--until", help="End of the window (default: now)."),
+    until: Optional[str] = typer.Option(None, "--until", help="End of the window.", show_default="now"),
     by: Optional[By] = typer.Option(None, "--by", case_sensitive=False,
                                     help="One row of figures per value of this incident field."),
     top: int = typer.Option(10, "--top", min=1, help="How many noisy fingerprints to list."),
@@ -109,13 +108,10 @@ def report_cmd(
     """
     c = context(ctx)
     now = c.clock()
-    try:
-        start = parse_since(since, now)
-        end = parse_since(until, now) if until else now
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+    start = time_value("--since", since, now)
+    end = time_value("--until", until, now) or now
     if end <= start:
-        raise typer.BadParameter("--until must be after --since")
+        raise typer.BadParameter("must be after --since", param_hint="'--until'")
     report = build_report(c.engine, since=start, until=end, by=by.value if by else None, top=top)
     if output is OutputFormat.json:
         sys.stdout.write(dumps(report_dict(report)) + "\n")
@@ -127,7 +123,7 @@ def report_cmd(
 
 
 def _print_table(report: Report) -> None:
-    console = Console(width=None if sys.stdout.isatty() else 160)
+    console = stdout_console()
     window = f"{report.since:%Y-%m-%d %H:%M} → {report.until:%Y-%m-%d %H:%M} UTC"
     rows = metric_rows(report)
     total = rows[-1]

@@ -13,8 +13,10 @@ from .app import app, context
 @app.command("serve")
 def serve_command(
     ctx: typer.Context,
-    host: Optional[str] = typer.Option(None, "--host", help="Address to listen on [default: setting `host`]."),
-    port: Optional[int] = typer.Option(None, "--port", "-p", help="Port to listen on [default: setting `port`]."),
+    host: Optional[str] = typer.Option(None, "--host", help="Address to listen on.",
+                                    show_default="the host setting"),
+    port: Optional[int] = typer.Option(None, "--port", "-p", help="Port to listen on.",
+                                       show_default="the port setting"),
     access_log: bool = typer.Option(False, "--access-log", help="Log every request (costs throughput)."),
     graceful_timeout: float = typer.Option(30.0, help="Seconds in-flight requests get to finish on SIGTERM."),
 ) -> None:

@@ -44,7 +44,7 @@ def silence_add(
     duration: Optional[str] = typer.Option(None, "--duration", "-d", help="How long from now, e.g. 2h, 30m."),
     until: Optional[str] = typer.Option(None, "--until", help="End time, ISO 8601 (UTC when no offset)."),
     comment: str = typer.Option(..., "--comment", help="Why (shown in `silence list`)."),
-    by: Optional[str] = typer.Option(None, "--by", help="Who (default: the current user)."),
+    by: Optional[str] = typer.Option(None, "--by", help="Who.", show_default="the current user"),
     output: OutputFormat = OutputOption,
 ) -> None:
     """Silence matching alerts from now for --duration or --until: their incidents still update,
@@ -65,6 +65,8 @@ def silence_add(
                       created_by=by or _user(), now=now)
     if output is OutputFormat.json:
         typer.echo(dumps(row))
+    elif output is OutputFormat.csv:
+        render_rows([row], COLUMNS, output)
     else:
         typer.echo(f"silence {row['id']} added: {row['matchers']} until "
                    f"{row['ends_at'].isoformat().replace('+00:00', 'Z')}")
@@ -93,5 +95,7 @@ def silence_expire(
     row = expire_silence(c.engine, silence_id, c.clock())
     if output is OutputFormat.json:
         typer.echo(dumps(row))
+    elif output is OutputFormat.csv:
+        render_rows([row], COLUMNS, output)
     else:
         typer.echo(f"silence {silence_id} expired")

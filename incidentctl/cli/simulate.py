@@ -7,27 +7,24 @@ from datetime import timedelta
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
 from ..collector import batch_collection
 from ..config import Settings
-from ..durations import format_duration, parse_duration, parse_since
-from ..output import Col, OutputFormat, dumps, render_rows
+from ..durations import format_duration, parse_duration
+from ..output import Col, OutputFormat, dumps, render_rows, stdout_console
 from ..simulate import Rules, days, simulate, simulation_dict
 from ..stats import sparkline
-from .app import OutputOption, app, context, err_console
+from .app import app, context, err_console, option_value, output_option, time_value
 
 
 def rules_from_options(settings: Settings, group_by: Optional[str], reopen_window: Optional[str]) -> Rules:
     """--group-by and --reopen-window, each defaulting to its setting; BadParameter when wrong."""
-    try:
-        window = parse_duration(reopen_window) if reopen_window else timedelta(seconds=settings.reopen_window)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--reopen-window") from None
+    window = (option_value("--reopen-window", parse_duration, reopen_window) if reopen_window
+              else timedelta(seconds=settings.reopen_window))
     labels = tuple(p.strip() for p in group_by.split(",") if p.strip()) if group_by else tuple(settings.group_by)
     if not labels:
-        raise typer.BadParameter("needs at least one label", param_hint="--group-by")
+        raise typer.BadParameter("needs at least one label", param_hint="'--group-by'")
     return Rules(labels, window)
 
 
@@ -36,14 +33,14 @@ def simulate_cmd(
     ctx: typer.Context,
     group_by: Optional[str] = typer.Option(None, "--group-by", help="Proposed labels forming the incident "
                                            "fingerprint, comma-separated (`fingerprint` = one incident per "
-                                           "series). Default: the current setting."),
+                                           "series).", show_default="the group_by setting"),
     reopen_window: Optional[str] = typer.Option(None, "--reopen-window", help="Proposed reopen window "
-                                                "(e.g. 30m, 2h). Default: the current setting."),
+                                                "(e.g. 30m, 2h).", show_default="the reopen_window setting"),
     since: str = typer.Option("30d", "--since", help="Replay raw alerts received since this (duration ago or "
                               "ISO 8601 time)."),
-    until: Optional[str] = typer.Option(None, "--until", help="… and before this (default: now)."),
+    until: Optional[str] = typer.Option(None, "--until", help="… and before this.", show_default="now"),
     top: int = typer.Option(10, "--top", min=1, help="How many fingerprints to list per rule set."),
-    output: OutputFormat = OutputOption,
+    output: OutputFormat = output_option(OutputFormat.table, OutputFormat.json),
 ) -> None:
     """What-if: run the grouping over history under the current and the proposed rules.
 
@@ -53,11 +50,8 @@ def simulate_cmd(
     """
     c = context(ctx)
     now = c.clock()
-    try:
-        start = parse_since(since, now)
-        end = parse_since(until, now) if until else now
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+    start = time_value("--since", since, now)
+    end = time_value("--until", until, now) or now
     proposed = rules_from_options(c.settings, group_by, reopen_window)
     current = Rules.configured(c.settings)
     progress = Progress(TextColumn("simulating {task.completed} rows"), BarColumn(), console=err_console,
@@ -67,10 +61,10 @@ def simulate_cmd(
         result = simulate(c.engine, [current, proposed], since=start, until=end,
                           progress=lambda n: bar.update(task, completed=n))
     data = simulation_dict(result, top)
-    if output is not OutputFormat.table:
-        sys.stdout.write(dumps(data) + "\n")  # JSON (CSV would flatten the nested lists away)
+    if output is OutputFormat.json:
+        sys.stdout.write(dumps(data) + "\n")
         return
-    console = Console(width=None if sys.stdout.isatty() else 160)
+    console = stdout_console()
     cur, new = result.outcomes
     rows = [{"figure": label, "current": str(a), "proposed": str(b), "change": f"{b - a:+d}" if isinstance(a, int) else ""}
             for label, a, b in [
