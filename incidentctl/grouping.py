@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Iterable, Iterator, Mapping, MutableMapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from .durations import format_duration
 from .fingerprint import group_values, incident_fingerprint
@@ -172,22 +172,27 @@ def decide(
     return _resolved(state, series, event)
 
 
-def group_events(
-    states: MutableMapping[str, IncidentState],
+def decide_row(
+    states: Mapping[str, IncidentState],
     events: Iterable[AlertEvent],
     *,
     group_by: Sequence[str],
     reopen_window: timedelta,
-) -> Iterator[tuple[AlertEvent, str, Decision]]:
-    """Runs events in order through `decide` over `states` (incident fingerprint → newest
-    incident), keeping `states` current; yields (event, incident fingerprint, decision). The
-    processor and in-memory replays share this loop."""
+) -> list[tuple[AlertEvent, str, Decision]]:
+    """The decisions on one raw row's events, in order, each event seeing what the ones before
+    it did: [(event, incident fingerprint, decision)]. `states` (incident fingerprint → newest
+    incident) is not changed, so a row whose events cannot all be decided (whatever an event
+    raises propagates) leaves nothing half applied; the caller applies a row whole."""
+    decided = []
+    row_states: dict[str, IncidentState] = {}
     for event in events:
         fp = incident_fingerprint(group_by, event.labels, event.fingerprint)
-        decision = decide(states.get(fp), event, group_by=group_by, reopen_window=reopen_window)
+        decision = decide(row_states[fp] if fp in row_states else states.get(fp), event,
+                          group_by=group_by, reopen_window=reopen_window)
         if decision.changed and decision.state is not None:
-            states[fp] = decision.state
-        yield event, fp, decision
+            row_states[fp] = decision.state
+        decided.append((event, fp, decision))
+    return decided
 
 
 def _too_old_to_reopen(current: IncidentState, event: AlertEvent, window: timedelta) -> bool:
