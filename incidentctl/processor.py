@@ -302,11 +302,14 @@ def apply_events(conn: Connection, parsed: Sequence[tuple[int, list[AlertEvent]]
                 summary.alerts += 1
                 counter = _COUNTER.get(decision.action, "updated")
                 setattr(summary, counter, getattr(summary, counter) + 1)
-                if not decision.changed or decision.state is None:
+                if decision.state is None:
                     continue
-                states[fp] = decision.state
-                if decision.action == Action.OPEN:
-                    keys[fp] = changes.key_for_new()
+                if decision.changed:
+                    states[fp] = decision.state
+                    if decision.action == Action.OPEN:
+                        keys[fp] = changes.key_for_new()
+                elif not decision.timeline:
+                    continue
                 decided.append((keys[fp], decision, event.fingerprint, raw_key))
 
     if insert is None or is_sqlite(conn.engine):
@@ -321,8 +324,12 @@ def apply_events(conn: Connection, parsed: Sequence[tuple[int, list[AlertEvent]]
                 wait([inserting])  # the connection is ours again only once the helper is done
         raw_ids = inserting.result()
     for key, decision, series_fp, raw_key in decided:
-        changes.record(key, decision.state, series_fp, decision.timeline, decision.messages,
-                       raw_key if raw_ids is None else raw_ids[raw_key], labels_changed=decision.labels_changed)
+        raw_id = raw_key if raw_ids is None else raw_ids[raw_key]
+        if decision.changed:
+            changes.record(key, decision.state, series_fp, decision.timeline, decision.messages, raw_id,
+                           labels_changed=decision.labels_changed)
+        else:  # ignored: its timeline entry, on the incident as it is
+            changes.note(key, decision.timeline, raw_id)
     write(conn, changes)
     if cache is not None:
         cache.stage(changes.incidents.values())

@@ -182,7 +182,10 @@ class _Rebuild:
         for event, fp, decision in decided:
             s.alerts += 1
             self.series_fp[event.fingerprint] = fp
-            if not decision.changed or decision.state is None:
+            if decision.state is None:
+                continue
+            if not decision.changed:
+                self.changes.note(self.keys[fp], decision.timeline, row.id)
                 continue
             state = decision.state
             if decision.action == Action.OPEN:
