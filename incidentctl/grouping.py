@@ -136,8 +136,7 @@ class Decision:
     reason: str
     # The incident after the event; when ignored, the incident as it was (None when there is none).
     state: IncidentState | None
-    # For IGNORE: the `ignored` entry (with its reason) to write on `state`'s timeline, if any.
-    timeline: tuple[TimelineEntry, ...] = ()
+    timeline: tuple[TimelineEntry, ...] = ()  # when ignored: its `ignored` entry, if it has an incident
     messages: tuple[Message, ...] = ()
 
     @property
@@ -173,8 +172,9 @@ def decide(
     decision = _firing(state, series, event, reopen_window) if event.status == FIRING else \
         _resolved(state, series, event)
     if decision.action == Action.IGNORE:
-        entry = TimelineEntry("ignored", event.at, event.fingerprint, {"status": event.status, "reason": decision.reason})
-        return Decision(Action.IGNORE, decision.reason, current, (entry,))
+        detail = {"status": event.status, "reason": decision.reason}
+        return Decision(Action.IGNORE, decision.reason, current,
+                        (TimelineEntry("ignored", event.at, event.fingerprint, detail),))
     return decision
 
 
@@ -309,8 +309,8 @@ def _resolved(state: IncidentState, series: SeriesState | None, event: AlertEven
     # nanosecond), so a resolve in the same second as the start is the same episode.
     earliest = start - CLOCK_PRECISION
     note = None
-    if event.end < earliest or (event.ends_at is None and event.starts_at is not None and series.starts_at is not None
-                                and event.starts_at < earliest):
+    if event.end < earliest or (event.ends_at is None and event.starts_at is not None
+                                and series.starts_at is not None and event.starts_at < earliest):
         if _ends_an_earlier_episode(series, event, earliest):
             return Decision(Action.IGNORE, f"late resolve of an earlier episode: it ended at {_when(event.end)}, the "
                                            f"series fired again at {_when(start)}", None)
@@ -336,13 +336,14 @@ def _resolved(state: IncidentState, series: SeriesState | None, event: AlertEven
 
 
 def _ends_an_earlier_episode(series: SeriesState, event: AlertEvent, earliest: datetime) -> bool:
-    """A resolve that predates the firing episode ends an episode before it (a late resolve), or
-    is the sender's own resolve of the episode with an end time set in the past. Alertmanager
-    never sends a resolved alert again, so only history may say it is late: the series was seen
-    before this episode began (so an earlier episode ended), and the resolve spans time as an
-    episode does. An end set by hand (API, `amtool alert add --end`) gives a resolve whose
-    startsAt equals its endsAt: the API starts such an alert at its end, and Alertmanager keeps
-    the earlier of that and the start it held."""
+    """Whether a resolve that predates the series' firing episode (which began at `earliest`,
+    give or take the clock precision) is a late resolve of an earlier episode, rather than the
+    sender's own resolve of the firing one with an end time set in the past. Alertmanager sends
+    a resolved alert once, so it is late only when history says so: the series was seen before
+    this episode began (an earlier episode ended), and the resolve spans time as an episode
+    does. An end set by hand (API, `amtool alert add --end`) gives startsAt = endsAt: the API
+    starts such an alert at its end, and Alertmanager keeps the earlier of that and the start
+    it held."""
     if series.first_seen_at >= earliest:
         return False  # the firing episode is the first we know: nothing earlier to resolve
     return not (event.starts_at is not None and event.ends_at is not None
