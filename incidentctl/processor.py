@@ -156,7 +156,8 @@ def process_as_stored(engine: Engine, settings: Settings, store: Callable[[Conne
 
     `store(conn)` prepares rows already marked processed (`processed_at` set, `process_error` for
     a body that cannot be processed) and returns how to insert them (`Stored`): `apply_events`
-    inserts them while it decides their events. Rows already waiting in the queue
+    inserts them while it decides their events (a row whose events then fail gets its
+    `process_error` by one UPDATE afterwards). Rows already waiting in the queue
     are processed first, under the same lock, so the queue order holds. Like a batch, it is
     retried when a person's reopen races it (`store` is then called again). A `cache` kept across
     calls spares reading back the series of the incidents the previous calls touched. Raises
