@@ -10,6 +10,7 @@ FNV64_OFFSET = 0xCBF29CE484222325
 FNV64_PRIME = 0x100000001B3
 _MASK64 = (1 << 64) - 1
 _SEP = 0xFF  # Alertmanager's separator byte; it never occurs in valid UTF-8
+FINGERPRINT_MAX = 64  # the width of the alert_fingerprint columns
 
 
 def label_fingerprint(labels: Mapping[str, str]) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Iterable, Iterator, Mapping, MutableMapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from .durations import format_duration
 from .fingerprint import group_values, incident_fingerprint
@@ -102,7 +102,7 @@ class IncidentState:
 class TimelineEntry:
     """An incident_events row to write."""
 
-    kind: str  # opened | alert_firing | alert_resolved | severity_changed | resolved | reopened
+    kind: str  # opened | alert_firing | alert_resolved | severity_changed | resolved | reopened | ignored
     at: datetime
     alert_fingerprint: str | None = None
     detail: Mapping | None = None
@@ -134,8 +134,9 @@ class Action:
 class Decision:
     action: str
     reason: str
-    state: IncidentState | None  # the incident after the event (None when ignored with no incident)
-    timeline: tuple[TimelineEntry, ...] = ()
+    # The incident after the event; when ignored, the incident as it was (None when there is none).
+    state: IncidentState | None
+    timeline: tuple[TimelineEntry, ...] = ()  # when ignored: its `ignored` entry, if it has an incident
     messages: tuple[Message, ...] = ()
 
     @property
@@ -156,7 +157,8 @@ def decide(
     reopen_window: timedelta,
 ) -> Decision:
     """What `event` does to `current` (the newest incident of the event's incident fingerprint,
-    or None). Never mutates `current`."""
+    or None). Never mutates `current`. An event ignored against an incident carries an
+    `ignored` timeline entry with its reason, except test notifications (not about it)."""
     if event.test:
         return Decision(Action.IGNORE, "test notification", current)
     if current is None or _too_old_to_reopen(current, event, reopen_window):
@@ -167,27 +169,36 @@ def decide(
     series = state.series.get(event.fingerprint)
     if series is not None:
         series = state.series[event.fingerprint] = _shallow(series)
-    if event.status == FIRING:
-        return _firing(state, series, event, reopen_window)
-    return _resolved(state, series, event)
+    decision = _firing(state, series, event, reopen_window) if event.status == FIRING else \
+        _resolved(state, series, event)
+    if decision.action == Action.IGNORE:
+        detail = {"status": event.status, "reason": decision.reason}
+        return Decision(Action.IGNORE, decision.reason, current,
+                        (TimelineEntry("ignored", event.at, event.fingerprint, detail),))
+    return decision
 
 
-def group_events(
-    states: MutableMapping[str, IncidentState],
+def decide_row(
+    states: Mapping[str, IncidentState],
     events: Iterable[AlertEvent],
     *,
     group_by: Sequence[str],
     reopen_window: timedelta,
-) -> Iterator[tuple[AlertEvent, str, Decision]]:
-    """Runs events in order through `decide` over `states` (incident fingerprint → newest
-    incident), keeping `states` current; yields (event, incident fingerprint, decision). The
-    processor and in-memory replays share this loop."""
+) -> list[tuple[AlertEvent, str, Decision]]:
+    """The decisions on one raw row's events, in order, each event seeing what the ones before
+    it did: [(event, incident fingerprint, decision)]. `states` (incident fingerprint → newest
+    incident) is not changed, so a row whose events cannot all be decided (whatever an event
+    raises propagates) leaves nothing half applied; the caller applies a row whole."""
+    decided = []
+    row_states: dict[str, IncidentState] = {}
     for event in events:
         fp = incident_fingerprint(group_by, event.labels, event.fingerprint)
-        decision = decide(states.get(fp), event, group_by=group_by, reopen_window=reopen_window)
+        decision = decide(row_states[fp] if fp in row_states else states.get(fp), event,
+                          group_by=group_by, reopen_window=reopen_window)
         if decision.changed and decision.state is not None:
-            states[fp] = decision.state
-        yield event, fp, decision
+            row_states[fp] = decision.state
+        decided.append((event, fp, decision))
+    return decided
 
 
 def _too_old_to_reopen(current: IncidentState, event: AlertEvent, window: timedelta) -> bool:
@@ -245,7 +256,8 @@ def _firing(state: IncidentState, series: SeriesState | None, event: AlertEvent,
     state.last_alert_at = max(state.last_alert_at, event.received_at)
     if series is not None and _same_episode(series, event):
         if series.status == RESOLVED:
-            return Decision(Action.IGNORE, "stale firing: series already resolved after it started", None)
+            return Decision(Action.IGNORE, f"late firing: the series resolved at {_when(series.ends_at)}, after this "
+                                           f"episode started at {_when(event.start)}", None)
         series.times_seen += 1
         series.last_seen_at = max(series.last_seen_at, event.received_at)
         series.last_event_at = max(series.last_event_at, event.received_at)
@@ -283,31 +295,59 @@ def _firing(state: IncidentState, series: SeriesState | None, event: AlertEvent,
 def _resolved(state: IncidentState, series: SeriesState | None, event: AlertEvent) -> Decision:
     if series is None:
         return Decision(Action.IGNORE, "resolved alert for a series the incident does not have", None)
-    if series.status == RESOLVED:
-        return Decision(Action.IGNORE, "series already resolved", None)
-    # Senders round times differently (amtool and Prometheus to the second, Grafana to the
-    # nanosecond), so a resolve in the same second as the start is the same episode.
-    episode_start = (series.starts_at or series.first_seen_at) - CLOCK_PRECISION
-    if event.end < episode_start or (event.starts_at and series.starts_at and event.starts_at < episode_start):
-        return Decision(Action.IGNORE, "stale resolved: older than the series' current firing", None)
     state.alert_count += 1
     state.last_alert_at = max(state.last_alert_at, event.received_at)
-    series.status, series.ends_at = RESOLVED, event.end
-    series.last_event_at = max(series.last_event_at, event.end)
     series.last_seen_at = max(series.last_seen_at, event.received_at)
     series.times_seen += 1
-    timeline = [TimelineEntry("alert_resolved", event.end, event.fingerprint, None)]
+    if series.status == RESOLVED:
+        if series.ends_at is not None and abs(event.end - series.ends_at) <= CLOCK_PRECISION:
+            # The sender says again what it said (a retry, an HA peer): a repeat, like a firing one.
+            return Decision(Action.REPEAT, "repeat of a resolve", state)
+        return Decision(Action.IGNORE, f"series already resolved at {_when(series.ends_at)}", None)
+    start = series.starts_at or series.first_seen_at
+    # Senders round times differently (amtool and Prometheus to the second, Grafana to the
+    # nanosecond), so a resolve in the same second as the start is the same episode.
+    earliest = start - CLOCK_PRECISION
+    note = None
+    if event.end < earliest or (event.ends_at is None and event.starts_at is not None
+                                and series.starts_at is not None and event.starts_at < earliest):
+        if _ends_an_earlier_episode(series, event, earliest):
+            return Decision(Action.IGNORE, f"late resolve of an earlier episode: it ended at {_when(event.end)}, the "
+                                           f"series fired again at {_when(start)}", None)
+        note = (f"the sender resolved the firing episode (started {_when(start)}) with an earlier end "
+                f"({_when(event.end)}); applied: it will not send it again")
+    series.status, series.ends_at = RESOLVED, event.end
+    series.last_event_at = max(series.last_event_at, event.end)
+    timeline = [TimelineEntry("alert_resolved", event.end, event.fingerprint, {"reason": note} if note else None)]
     if state.series_firing or state.status == STATUS_RESOLVED:
         left = state.series_firing
         reason = f"series resolved ({left} of {len(state.series)} still firing)" if left else \
             "series resolved (incident already resolved by a person)"
         return Decision(Action.SERIES_RESOLVED, reason, state, tuple(timeline))
     resolved_at = max(s.ends_at or s.last_event_at for s in state.series.values())
+    if note:
+        # Its end is before the episode it ends: the incident was open until the resolve came.
+        resolved_at = max(resolved_at, event.received_at)
     reason = f"auto-resolved: all {len(state.series)} series resolved"
     state.status, state.resolution, state.resolved_at, state.resolved_by = STATUS_RESOLVED, "auto", resolved_at, SYSTEM_ACTOR
     timeline.append(TimelineEntry("resolved", resolved_at, None, {"resolution": "auto", "reason": reason}))
     return Decision(Action.AUTO_RESOLVE, reason, state, tuple(timeline),
                     (Message("resolved", reason, state.severity, resolved_at),))
+
+
+def _ends_an_earlier_episode(series: SeriesState, event: AlertEvent, earliest: datetime) -> bool:
+    """Whether a resolve that predates the series' firing episode (which began at `earliest`,
+    give or take the clock precision) is a late resolve of an earlier episode, rather than the
+    sender's own resolve of the firing one with an end time set in the past. Alertmanager sends
+    a resolved alert once, so it is late only when history says so: the series was seen before
+    this episode began (an earlier episode ended), and the resolve spans time as an episode
+    does. An end set by hand (API, `amtool alert add --end`) gives startsAt = endsAt: the API
+    starts such an alert at its end, and Alertmanager keeps the earlier of that and the start
+    it held."""
+    if series.first_seen_at >= earliest:
+        return False  # the firing episode is the first we know: nothing earlier to resolve
+    return not (event.starts_at is not None and event.ends_at is not None
+                and abs(event.ends_at - event.starts_at) <= CLOCK_PRECISION)
 
 
 def _escalate(state: IncidentState, event: AlertEvent, timeline: list, messages: list) -> None:
@@ -344,3 +384,7 @@ def _shallow(obj, **changes):
 
 def _short(delta: timedelta) -> str:
     return format_duration(delta)
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%SZ") if moment is not None else "an unknown time"

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from sys import intern
 from typing import Any
 
-from .fingerprint import alert_fingerprint
+from .fingerprint import FINGERPRINT_MAX, alert_fingerprint
 from .sniff import BodyLabel, Verdict, decode_body
 
 FIRING = "firing"
@@ -97,11 +97,15 @@ def parse_alert_list(doc: dict[str, Any], received_at: datetime, source: str) ->
             value = get(name)
             if value and type(value) is str:
                 links[key] = intern(value)
+        fingerprint = get("fingerprint")
+        problem = _unstorable(labels, annotations, links, fingerprint)
+        if problem:
+            raise PayloadError(f"alerts[{i}]: {problem}")
         # Every field set without __init__, which sets each through object.__setattr__ (frozen):
         # a third of the cost of an event, a million times in a month's replay.
         event = _new_event(AlertEvent)
         event.__dict__.update(
-            fingerprint=alert_fingerprint(get("fingerprint"), labels),
+            fingerprint=alert_fingerprint(fingerprint, labels),
             status=status,
             labels=labels,
             annotations=annotations,
@@ -132,7 +136,10 @@ def parse_legacy(doc: dict[str, Any], received_at: datetime) -> list[AlertEvent]
     status = _LEGACY_STATES.get(doc["state"])
     if status is None:
         return []
-    labels = {str(k): _text(v) for k, v in (doc.get("tags") or {}).items()}
+    tags = doc.get("tags") or {}
+    if not isinstance(tags, dict):
+        raise PayloadError("`tags` is not a JSON object")
+    labels = {str(k): _text(v) for k, v in tags.items()}
     labels["alertname"] = _text(doc.get("ruleName") or doc.get("title") or "")
     for key, name in (("rule_id", "ruleId"), ("org_id", "orgId")):
         if doc.get(name) is not None:
@@ -146,6 +153,9 @@ def parse_legacy(doc: dict[str, Any], received_at: datetime) -> list[AlertEvent]
     links = {key: doc[name] for key, name in (("generator", "ruleUrl"), ("image", "imageUrl"))
              if isinstance(doc.get(name), str) and doc[name]}
     test = not doc.get("ruleId") and "test notification" in str(doc.get("title", "")).lower()
+    problem = _unstorable(labels, annotations, links, None)
+    if problem:
+        raise PayloadError(problem)
     return [AlertEvent(
         fingerprint=alert_fingerprint(None, labels),
         status=status,
@@ -158,6 +168,31 @@ def parse_legacy(doc: dict[str, Any], received_at: datetime) -> list[AlertEvent]
         source="grafana-legacy",
         test=test,
     )]
+
+
+def _unstorable(labels: dict[str, str], annotations: dict[str, str], links: dict[str, str],
+                fingerprint: str | None) -> str | None:
+    """Why an alert's text cannot be hashed or stored, or None. JSON allows a lone UTF-16
+    surrogate escape (`"\\ud800"`); UTF-8, and so the fingerprints and both databases, do not. A
+    payload fingerprint longer than the column would fail the whole batch's write on MySQL."""
+    for kind, fields in (("label", labels), ("annotation", annotations), ("link", links)):
+        for name, value in fields.items():
+            if not (name.isascii() and value.isascii()) and not (_encodes(name) and _encodes(value)):
+                return f"{kind} {name!r} is not valid Unicode text (a lone surrogate escape)"
+    if fingerprint:
+        if len(fingerprint) > FINGERPRINT_MAX:
+            return f"`fingerprint` is longer than {FINGERPRINT_MAX} characters"
+        if not (fingerprint.isascii() or _encodes(fingerprint)):
+            return "`fingerprint` is not valid Unicode text (a lone surrogate escape)"
+    return None
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _is_grafana_test(doc: dict[str, Any], labels: dict[str, str], annotations: dict[str, str]) -> bool:
@@ -190,7 +225,10 @@ def parse_time(value: Any) -> datetime | None:
             raise ValueError(f"time {value!r} is not RFC 3339") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00
+        raise ValueError(f"time {value!r} is out of range") from None
 
 
 def _rfc3339(value: str) -> datetime | None:

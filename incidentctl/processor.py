@@ -4,7 +4,9 @@ Each batch claims its rows, applies every decision and marks the rows in ONE tra
 crash rolls the batch back and the next run takes the same rows again. MySQL/MariaDB claim with
 `FOR UPDATE SKIP LOCKED` and take a named lock per batch, so overlapping runs apply batches one
 after another in queue order (the result equals one run's); SQLite has one writer anyway
-(BEGIN IMMEDIATE). A body that cannot be parsed is marked with its error, never retried.
+(BEGIN IMMEDIATE). A row that cannot be turned into events (a body that is not a payload, or
+anything else one row raises) is marked with its error, changes nothing and is never retried;
+the rest of its batch applies.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from .config import Settings
 from .database import database_errors, is_sqlite
 from .errors import IncidentctlError
 from .fingerprint import incident_fingerprint
-from .grouping import Action, group_events
+from .grouping import Action, decide_row
 from .parsing import AlertEvent, PayloadError, parse_body
 from .schema import grafana_alerts
 from .state import Changes, SeriesCache, load_states, write
@@ -154,7 +156,8 @@ def process_as_stored(engine: Engine, settings: Settings, store: Callable[[Conne
 
     `store(conn)` prepares rows already marked processed (`processed_at` set, `process_error` for
     a body that cannot be processed) and returns how to insert them (`Stored`): `apply_events`
-    inserts them while it decides their events. Rows already waiting in the queue
+    inserts them while it decides their events (a row whose events then fail gets its
+    `process_error` by one UPDATE afterwards). Rows already waiting in the queue
     are processed first, under the same lock, so the queue order holds. Like a batch, it is
     retried when a person's reopen races it (`store` is then called again). A `cache` kept across
     calls spares reading back the series of the incidents the previous calls touched. Raises
@@ -173,8 +176,11 @@ def process_as_stored(engine: Engine, settings: Settings, store: Callable[[Conne
                             ours = done.rows == 0  # the queue is empty: our rows come next
                             if ours:
                                 stored, parsed, insert = store(conn)
-                                done = apply_events(conn, parsed, group_by, window, cache, insert)
-                                done.rows, done.errors = stored, stored - len(parsed)
+                                done, failed = apply_events(conn, parsed, group_by, window, cache, insert)
+                                if failed:  # stored as processed without error: say why after all
+                                    conn.execute(_SET_ERROR, [{"_id": raw_id, "error": error}
+                                                              for raw_id, error in failed.items()])
+                                done.rows, done.errors = stored, stored - len(parsed) + len(failed)
                         summary.add(done)
                         if ours:
                             return summary
@@ -227,59 +233,84 @@ def _apply_batch(conn: Connection, size: int, group_by: tuple[str, ...], window:
     if not rows:
         return ProcessSummary()
     parsed: list[tuple[int, list[AlertEvent]]] = []
-    failed: list[dict] = []
+    failed: dict[int, str] = {}
     for row in rows:
         try:
             parsed.append((row.id, parse_body(bytes(row.body), row.received_at, row.user_agent)))
-        except PayloadError as exc:
-            failed.append({"_id": row.id, "error": error_text(exc)})
-    summary = apply_events(conn, parsed, group_by, window, cache)
+        except Exception as exc:  # whatever one body raises is that row's error, never the batch's
+            failed[row.id] = error_text(exc)
+    summary, undecided = apply_events(conn, parsed, group_by, window, cache)
+    failed.update(undecided)
     summary.rows, summary.errors = len(rows), len(failed)
     now = datetime.now(timezone.utc)  # a processing mark, not an incident time
-    ok_ids = [raw_id for raw_id, _ in parsed]
+    ok_ids = [raw_id for raw_id, _ in parsed if raw_id not in failed]
     for i in range(0, len(ok_ids), 500):
         conn.execute(_MARK_PROCESSED, {"ids": ok_ids[i:i + 500], "now": now})
     if failed:
-        conn.execute(update(grafana_alerts).where(grafana_alerts.c.id == bindparam("_id"))
-                     .values(processed_at=now, process_error=bindparam("error")), failed)
+        conn.execute(_MARK_FAILED, [{"_id": raw_id, "now": now, "error": error} for raw_id, error in failed.items()])
     return summary
 
 
 # Built once (see state.py: per-call IN lists leave cyclic garbage).
 _MARK_PROCESSED = (update(grafana_alerts).where(grafana_alerts.c.id.in_(bindparam("ids", expanding=True)))
                    .values(processed_at=bindparam("now"), process_error=None))
+_MARK_FAILED = (update(grafana_alerts).where(grafana_alerts.c.id == bindparam("_id"))
+                .values(processed_at=bindparam("now"), process_error=bindparam("error")))
+_SET_ERROR = (update(grafana_alerts).where(grafana_alerts.c.id == bindparam("_id"))
+              .values(process_error=bindparam("error")))
 
 
 def apply_events(conn: Connection, parsed: Sequence[tuple[int, list[AlertEvent]]], group_by: tuple[str, ...],
                  window: timedelta, cache: SeriesCache | None = None,
-                 insert: Callable[[Connection], list[int]] | None = None) -> ProcessSummary:
+                 insert: Callable[[Connection], list[int]] | None = None) -> tuple[ProcessSummary, dict[int, str]]:
     """Applies the events of raw rows (raw id, events; in queue order) to the incidents, in the
-    caller's transaction; returns the counts of alerts by outcome (not `rows` or `errors`).
-    With `cache`, what it reads and writes is staged there (the caller commits or rolls it back
-    with the transaction).
+    caller's transaction. Returns the counts of alerts by outcome (not `rows` or `errors`) and,
+    by raw id, the error of each row whose events could not be decided: such a row changes
+    nothing (its events are decided whole, on copies, before any is applied) and the others
+    apply as if it were not there; the caller marks it. With `cache`, what it reads and writes
+    is staged there (the caller commits or rolls it back with the transaction).
 
     With `insert`, the rows are not stored yet and the keys in `parsed` are positions in what
-    `insert(conn)` returns, their ids. On MySQL it runs on a helper thread, which has the
-    connection to itself until it returns, while the events are decided: the database's work on
-    the rows (most of a replayed batch's) overlaps ours on their events. SQLite runs it first:
-    its connections belong to the thread that opened them, and it has one writer anyway."""
+    `insert(conn)` returns, their ids (also the keys of the errors returned). On MySQL it runs
+    on a helper thread, which has the connection to itself until it returns, while the events
+    are decided: the database's work on the rows (most of a replayed batch's) overlaps ours on
+    their events. SQLite runs it first: its connections belong to the thread that opened them,
+    and it has one writer anyway."""
     summary = ProcessSummary()
-    fingerprints = {incident_fingerprint(group_by, e.labels, e.fingerprint) for _, events in parsed for e in events}
+    failed: dict[int, str] = {}
+    rows: list[tuple[int, list[AlertEvent]]] = []
+    fingerprints: set[str] = set()
+    for raw_key, events in parsed:
+        try:
+            fingerprints.update([incident_fingerprint(group_by, e.labels, e.fingerprint) for e in events])
+        except Exception as exc:
+            failed[raw_key] = error_text(exc)
+            continue
+        rows.append((raw_key, events))
     states = load_states(conn, fingerprints, cache)
     keys = {fp: state.id for fp, state in states.items()}
     decided: list[tuple] = []
     changes = Changes()
 
     def decide_all() -> None:
-        for raw_key, events in parsed:
-            for event, fp, decision in group_events(states, events, group_by=group_by, reopen_window=window):
+        for raw_key, events in rows:
+            try:
+                row = decide_row(states, events, group_by=group_by, reopen_window=window)
+            except Exception as exc:  # a bug on one row's events must not stop the queue
+                failed[raw_key] = error_text(exc)
+                continue
+            for event, fp, decision in row:
                 summary.alerts += 1
                 counter = _COUNTER.get(decision.action, "updated")
                 setattr(summary, counter, getattr(summary, counter) + 1)
-                if not decision.changed or decision.state is None:
+                if decision.state is None:
                     continue
-                if decision.action == Action.OPEN:
-                    keys[fp] = changes.key_for_new()
+                if decision.changed:
+                    states[fp] = decision.state
+                    if decision.action == Action.OPEN:
+                        keys[fp] = changes.key_for_new()
+                elif not decision.timeline:
+                    continue
                 decided.append((keys[fp], decision, event.fingerprint, raw_key))
 
     if insert is None or is_sqlite(conn.engine):
@@ -294,18 +325,25 @@ def apply_events(conn: Connection, parsed: Sequence[tuple[int, list[AlertEvent]]
                 wait([inserting])  # the connection is ours again only once the helper is done
         raw_ids = inserting.result()
     for key, decision, series_fp, raw_key in decided:
-        changes.record(key, decision.state, series_fp, decision.timeline, decision.messages,
-                       raw_key if raw_ids is None else raw_ids[raw_key], labels_changed=decision.labels_changed)
+        raw_id = raw_key if raw_ids is None else raw_ids[raw_key]
+        if decision.changed:
+            changes.record(key, decision.state, series_fp, decision.timeline, decision.messages, raw_id,
+                           labels_changed=decision.labels_changed)
+        else:  # ignored: its timeline entry, on the incident as it is
+            changes.note(key, decision.timeline, raw_id)
     write(conn, changes)
     if cache is not None:
         cache.stage(changes.incidents.values())
-    return summary
+    if raw_ids is not None:
+        failed = {raw_ids[position]: error for position, error in failed.items()}
+    return summary, failed
 
 
-def error_text(exc: PayloadError) -> str:
-    """What `process_error` holds for a body that cannot be processed."""
-    return _clip(str(exc))
-
-
-def _clip(text_: str) -> str:
+def error_text(exc: Exception) -> str:
+    """What `process_error` holds for a row that cannot be processed: the PayloadError's message
+    (the body is not a payload we read), else the exception's type and message (a payload we
+    do not handle yet: worth a bug report). Always storable text."""
+    text_ = str(exc) if isinstance(exc, PayloadError) else f"{type(exc).__name__}: {exc}"
+    # A lone surrogate in the message would fail the very UPDATE that marks the row.
+    text_ = text_.encode("utf-8", "backslashreplace").decode("utf-8")
     return text_ if len(text_) <= MAX_ERROR else text_[: MAX_ERROR - 1] + "…"

@@ -29,10 +29,9 @@ from sqlalchemy import Connection, Engine, func, select, update
 
 from .database import database_errors
 from .errors import IncidentctlError
-from .fingerprint import incident_fingerprint
 from .grouping import (ACKNOWLEDGED, OPEN, STATUS_RESOLVED, SYSTEM_ACTOR, Action, IncidentState, TimelineEntry,
-                       decide)
-from .parsing import PayloadError, parse_body
+                       decide_row)
+from .parsing import parse_body
 from .processor import processing_connection
 from .schema import grafana_alerts, incident_alerts, incident_events, incident_labels, incidents, notifications
 from .simulate import Rules
@@ -173,18 +172,20 @@ class _Rebuild:
     def _apply_row(self, row) -> None:
         s = self.summary
         s.rows += 1
-        try:
+        try:  # as `process`: a row that cannot be parsed or decided changes nothing
             events = parse_body(bytes(row.body), row.received_at, row.user_agent)
-        except PayloadError:
+            decided = decide_row(self.states, events, group_by=self.rules.group_by,
+                                 reopen_window=self.rules.reopen_window)
+        except Exception:
             s.unparsable += 1
             return
-        group_by, window = self.rules.group_by, self.rules.reopen_window
-        for event in events:
+        for event, fp, decision in decided:
             s.alerts += 1
-            fp = incident_fingerprint(group_by, event.labels, event.fingerprint)
             self.series_fp[event.fingerprint] = fp
-            decision = decide(self.states.get(fp), event, group_by=group_by, reopen_window=window)
-            if not decision.changed or decision.state is None:
+            if decision.state is None:
+                continue
+            if not decision.changed:
+                self.changes.note(self.keys[fp], decision.timeline, row.id)
                 continue
             state = decision.state
             if decision.action == Action.OPEN:

@@ -29,7 +29,7 @@ from .archive import RawAlert, insert_rows
 from .config import Settings
 from .database import database_errors
 from .export import BadRecord, from_record, is_record
-from .parsing import AlertEvent, PayloadError, parse_document
+from .parsing import AlertEvent, parse_document
 from .processor import ProcessSummary, Stored, error_text, process_as_stored
 from .state import SeriesCache
 from .schema import grafana_alerts
@@ -190,7 +190,7 @@ def item(body: bytes, parse: bool, *, received_at: datetime, remote_addr: str | 
         label = decode_body(body, alert.stored_user_agent)[1]
     try:
         return Item(alert, events=parse_document(doc, label, received_at))
-    except PayloadError as exc:
+    except Exception as exc:  # as `process`: one body's failure is that row's error
         return Item(alert, error=error_text(exc))
 
 

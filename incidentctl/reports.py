@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select
 
 from .database import database_errors
+from .grouping import SYSTEM_ACTOR
 from .schema import UtcDateTime, grafana_alerts, incident_events, incidents
 from .stats import (
     SHORT_LIVED, IncidentFacts, Metrics, Noise, days_between, metrics, noisy_fingerprints,
@@ -22,6 +23,7 @@ from .stats import (
 
 BY_COLUMNS = ("service", "severity", "cluster", "alertname")
 ACK_EVENT = "acknowledged"
+REOPEN_EVENT = "reopened"
 NO_VALUE = "(none)"  # the group of incidents without a value in the --by column
 
 
@@ -68,12 +70,24 @@ def build_report(engine: Engine, *, since: datetime, until: datetime, by: str | 
 
 
 def load_incidents(conn: Connection, since: datetime, until: datetime, by: str | None) -> list[IncidentFacts]:
-    """Incidents opened in [since, until), each with its first acknowledgement: the earliest
-    `acknowledged` event, else the incident's acknowledged_at."""
+    """Incidents opened in [since, until), each with its first acknowledgement (the earliest
+    `acknowledged` event, else the incident's acknowledged_at) and its flaps: `reopen_count`
+    less the reopens people made (`reopened` events by anyone but incidentctl), since both
+    the processor's and a person's reopen count there, and only the first is a flap.
+
+    People act after an incident opened, so their events of the window's incidents are at or
+    after `since`: both subqueries read the (kind, at) index from there, not all history."""
+    e = incident_events.c
     first_ack = (
-        select(incident_events.c.incident_id, func.min(incident_events.c.at).label("first_at"))
-        .where(incident_events.c.kind == ACK_EVENT, incident_events.c.at >= since)
-        .group_by(incident_events.c.incident_id)
+        select(e.incident_id, func.min(e.at).label("first_at"))
+        .where(e.kind == ACK_EVENT, e.at >= since)
+        .group_by(e.incident_id)
+        .subquery()
+    )
+    people_reopens = (
+        select(e.incident_id, func.count().label("reopens"))
+        .where(e.kind == REOPEN_EVENT, e.at >= since, e.actor != SYSTEM_ACTOR)
+        .group_by(e.incident_id)
         .subquery()
     )
     i = incidents.c
@@ -81,9 +95,11 @@ def load_incidents(conn: Connection, since: datetime, until: datetime, by: str |
     query = (
         select(i.id, i.fingerprint, i.title, i.opened_at,
                func.coalesce(first_ack.c.first_at, i.acknowledged_at, type_=UtcDateTime).label("first_ack_at"),
-               i.resolved_at, i.resolution, i.alert_count, i.reopen_count,
+               i.resolved_at, i.resolution, i.alert_count,
+               (func.coalesce(i.reopen_count, 0) - func.coalesce(people_reopens.c.reopens, 0)).label("flaps"),
                (group_col if group_col is not None else i.alertname).label("group"))
-        .select_from(incidents.outerjoin(first_ack, first_ack.c.incident_id == i.id))
+        .select_from(incidents.outerjoin(first_ack, first_ack.c.incident_id == i.id)
+                     .outerjoin(people_reopens, people_reopens.c.incident_id == i.id))
         .where(i.opened_at >= since, i.opened_at < until)
         .order_by(i.opened_at, i.id)
     )
@@ -91,7 +107,7 @@ def load_incidents(conn: Connection, since: datetime, until: datetime, by: str |
         IncidentFacts(
             id=row.id, fingerprint=row.fingerprint, title=row.title, opened_at=row.opened_at,
             first_ack_at=row.first_ack_at, resolved_at=row.resolved_at,
-            resolution=row.resolution, alert_count=row.alert_count or 0, reopen_count=row.reopen_count or 0,
+            resolution=row.resolution, alert_count=row.alert_count or 0, flaps=max(int(row.flaps), 0),
             group=row.group if by else None,
         )
         for row in conn.execute(query)

@@ -17,8 +17,8 @@ from sqlalchemy import Engine
 
 from .config import Settings
 from .export import iter_rows
-from .grouping import Action, Decision, IncidentState, group_events
-from .parsing import PayloadError, parse_body
+from .grouping import Action, Decision, IncidentState, decide_row
+from .parsing import parse_body
 from .stats import days_between
 
 
@@ -89,15 +89,19 @@ def simulate(engine: Engine, rules: Sequence[Rules], *, since: datetime | None =
         result.rows += 1
         if progress is not None and result.rows % 1000 == 0:
             progress(result.rows)
-        try:
+        try:  # as `process`: a row that cannot be parsed or decided counts as unparsable
             events = parse_body(row["body"], row["received_at"], row["user_agent"])
-        except PayloadError:
+            decided = [decide_row(state, events, group_by=outcome.rules.group_by,
+                                  reopen_window=outcome.rules.reopen_window)
+                       for outcome, state in zip(result.outcomes, states)]
+        except Exception:
             result.unparsable += 1
             continue
         result.alerts += len(events)
-        for outcome, state in zip(result.outcomes, states):
-            for _, fp, decision in group_events(state, events, group_by=outcome.rules.group_by,
-                                                reopen_window=outcome.rules.reopen_window):
+        for outcome, state, row_decisions in zip(result.outcomes, states, decided):
+            for _, fp, decision in row_decisions:
+                if decision.changed and decision.state is not None:
+                    state[fp] = decision.state
                 outcome.record(fp, decision)
     if progress is not None:
         progress(result.rows)

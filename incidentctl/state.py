@@ -228,6 +228,10 @@ class Changes:
         self.events.extend((key, entry, raw_id) for entry in timeline)
         self.messages.extend((key, message) for message in messages)
 
+    def note(self, key: int, timeline, raw_id: int | None) -> None:
+        """Timeline entries for an incident the decision left as it was (an ignored event)."""
+        self.events.extend((key, entry, raw_id) for entry in timeline)
+
 
 def write(conn: Connection, changes: Changes) -> None:
     """Inserts new incidents, updates the others, upserts touched series, appends events and

@@ -2,7 +2,8 @@
 
 Definitions (docs/REPORTS.md): MTTA = opened → first acknowledgement, MTTR = opened → resolved,
 each as mean, median and p90 (nearest rank); short-lived = resolved within 5 minutes without an
-ack; flapping = reopened at least once; pages = incidents opened + reopens.
+ack; flapping = reopened by its alerts at least once (a flap; a person's reopen is not one);
+pages = incidents opened + flaps.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class IncidentFacts:
     resolved_at: datetime | None
     resolution: str | None  # auto | manual, for resolved incidents
     alert_count: int
-    reopen_count: int
+    flaps: int  # reopens made by alerts (a person's reopen is not a flap)
     group: str | None = None  # the value of the --by column
 
 
@@ -132,8 +133,8 @@ def metrics(incidents: Sequence[IncidentFacts], short_lived: timedelta = SHORT_L
         manual_resolved=sum(1 for i in resolved if i.resolution == "manual"),
         acknowledged=len(acked),
         never_acked=len(incidents) - len(acked),
-        flapping=sum(1 for i in incidents if i.reopen_count > 0),
-        reopens=sum(i.reopen_count for i in incidents),
+        flapping=sum(1 for i in incidents if i.flaps > 0),
+        reopens=sum(i.flaps for i in incidents),
         short_lived=sum(1 for i in incidents if is_short_lived(i, short_lived)),
         mtta=summarize(time_to_ack(i) for i in acked),
         mttr=summarize(time_to_resolve(i) for i in resolved),
@@ -164,7 +165,7 @@ def noisy_fingerprints(incidents: Sequence[IncidentFacts], top: int = 10,
     for fingerprint, group in by_fp.items():
         counts = dict(
             incidents=len(group),
-            reopens=sum(i.reopen_count for i in group),
+            reopens=sum(i.flaps for i in group),
             short_lived=sum(1 for i in group if is_short_lived(i, short_lived)),
             never_acked=sum(1 for i in group if i.first_ack_at is None),
             alerts=sum(i.alert_count for i in group),

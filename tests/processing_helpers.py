@@ -51,19 +51,20 @@ def snapshot(engine: Engine) -> dict:
 
 def expected_incidents(rows: Iterable[tuple[datetime, bytes]], group_by, reopen_window_s: float) -> dict:
     """What one uninterrupted run must produce, computed in memory with the same pure decision."""
-    from incidentctl.grouping import group_events
-    from incidentctl.parsing import PayloadError, parse_body
+    from incidentctl.grouping import decide_row
+    from incidentctl.parsing import parse_body
 
     states: dict = {}
     final: dict = {}
     for at, body in rows:
         try:
-            events = parse_body(body, at)
-        except PayloadError:
+            decided = decide_row(states, parse_body(body, at), group_by=group_by,
+                                 reopen_window=timedelta(seconds=reopen_window_s))
+        except Exception:  # as `process`: the row's error, nothing applied
             continue
-        for _, _, decision in group_events(states, events, group_by=group_by,
-                                           reopen_window=timedelta(seconds=reopen_window_s)):
+        for _, fp, decision in decided:
             if decision.changed and decision.state is not None:
+                states[fp] = decision.state
                 final[(decision.state.fingerprint, decision.state.opened_at)] = decision.state  # newest copy
     return {key: _incident_summary(s) for key, s in final.items()}
 

@@ -105,3 +105,33 @@ def test_alertmanager_basic_auth_wrong_password_is_refused_and_nothing_stored(in
                     assert rows == []
                     assert "401" in am.log()
         assert len(rows) == 1 and rows[0]["source"] == "alertmanager"
+
+
+@pytest.mark.slow
+def test_alertmanager_resolve_with_an_end_before_the_start_closes_the_incident(incidentctl_bin, cli_env, tmp_path,
+                                                                               engine):
+    # A person resolves the alert with an end time before the start of the firing Alertmanager
+    # already sent: Alertmanager sends it resolved with startsAt = endsAt = that end, once.
+    with ServeProcess(incidentctl_bin, serve_env(cli_env), tmp_path / "serve.log") as server, AlertmanagerProcess(
+            ALERTMANAGER, tmp_path, server.url + "/webhook/alertmanager") as am:
+        amtool_add(am)
+        rows = wait_for_rows(engine, lambda rs: any(r["status"] == "firing" for r in rs))
+        assert rows, am.log()
+        amtool_add(am, end=datetime.now(timezone.utc) - timedelta(minutes=10))
+        rows = wait_for_rows(engine, lambda rs: any(r["status"] == "resolved" for r in rs))
+    (firing,) = [json.loads(r["body"])["alerts"][0] for r in rows if r["status"] == "firing"]
+    (resolved,) = [json.loads(r["body"])["alerts"][0] for r in rows if r["status"] == "resolved"]
+    assert resolved["startsAt"] == resolved["endsAt"] < firing["startsAt"]  # the shape this is about
+
+    def cli(*args):
+        run = subprocess.run([incidentctl_bin, *args], env=cli_env, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        return run.stdout
+
+    summary = json.loads(cli("process", "-o", "json"))
+    assert (summary["opened"], summary["resolved"], summary["ignored"], summary["errors"]) == (1, 1, 0, 0)
+    (incident,) = json.loads(cli("list", "--status", "all", "-o", "json"))
+    assert (incident["status"], incident["resolution"]) == ("resolved", "auto")
+    shown = json.loads(cli("show", str(incident["id"]), "-o", "json"))
+    (resolve,) = [e for e in shown["events"] if e["kind"] == "alert_resolved"]
+    assert "the sender resolved the firing episode" in resolve["detail"]["reason"]

@@ -110,6 +110,37 @@ CASES = [
     ("missing-labels", [AlertEvent("z", "firing", {}, {}, m(0))], [O], ["opened"], ("open", "1/1", 0, "none"), 1),
     # a missed resolve: a later startsAt on a firing series is a new episode (refire), not a repeat
     ("missed-resolve", [fire("a", 0), fire("a", 20, start=15)], [O, REF], ["opened"], ("open", "1/1", 0, "warning"), 1),
+    # Alertmanager, end set in the past by a person (API, amtool --end): resolved with startsAt = endsAt
+    # before the firing's startsAt; the only episode the series has → the sender's resolve, applied
+    ("am-resolve-with-past-end", [fire("a", 10), res("a", 20, end=5, start=5)], [O, AR], ["opened", "resolved"],
+     ("resolved", "0/1", 0, "warning"), 1),
+    # the same with one series of two: that series resolves, the incident stays open
+    ("am-past-end-one-of-two", [fire("a", 10), fire("b", 11), res("a", 20, end=5, start=5)], [O, ADD, SR], ["opened"],
+     ("open", "1/2", 0, "warning"), 1),
+    # end set by hand with a start given too (amtool --start --end): ends after the firing began → applied
+    ("past-start-given", [fire("a", 10), res("a", 20, end=15, start=2)], [O, AR], ["opened", "resolved"],
+     ("resolved", "0/1", 0, "warning"), 1),
+    # a resolve without endsAt whose startsAt predates the firing: nothing earlier known → applied
+    ("no-endsAt-nothing-earlier", [fire("a", 10), AlertEvent("a", "resolved", {**BASE, "severity": "warning"}, {},
+                                                             m(20), starts_at=m(2))], [O, AR], ["opened", "resolved"],
+     ("resolved", "0/1", 0, "warning"), 1),
+    # late resolve after a missed resolve: the series was seen before its current episode → ignored
+    ("late-resolve-after-refire", [fire("a", 0), fire("a", 20, start=15), res("a", 22, end=10, start=0)],
+     [O, REF, IGN], ["opened"], ("open", "1/1", 0, "warning"), 1),
+    # a person ends a flapping series by hand, between its episodes: startsAt = endsAt → the sender's, applied
+    ("past-end-after-reopen", [fire("a", 0), res("a", 5), fire("a", 10), res("a", 20, end=8, start=8)],
+     [O, AR, RO, AR], ["opened", "resolved", "reopened", "resolved"], ("resolved", "0/1", 1, "warning"), 1),
+    # the source still fires after the hand-made resolve: the same startsAt comes again → reopens
+    ("past-end-then-fires-again", [fire("a", 10), res("a", 20, end=5, start=5), fire("a", 25, start=10)],
+     [O, AR, RO], ["opened", "resolved", "reopened"], ("open", "1/1", 1, "warning"), 1),
+    # a resolve sent again (a retry, an HA peer) is a repeat, not an ignored event
+    ("resolve-repeated", [fire("a", 0), res("a", 5), res("a", 6, end=5, start=0)], [O, AR, U], ["opened", "resolved"],
+     ("resolved", "0/1", 0, "warning"), 1),
+    # a resolve with another end for a series already resolved changes nothing
+    ("resolve-of-resolved-series", [fire("a", 0), res("a", 5), res("a", 9, end=9, start=0)], [O, AR, IGN],
+     ["opened", "resolved"], ("resolved", "0/1", 0, "warning"), 1),
+    # a resolved alert for a series the incident does not have changes nothing
+    ("resolve-of-unknown-series", [fire("a", 0), res("z", 5)], [O, IGN], ["opened"], ("open", "1/1", 0, "warning"), 1),
 ]
 
 
@@ -155,6 +186,49 @@ def test_acknowledged_incident_stays_acknowledged_on_updates():
     state.status, state.acknowledged_by = "acknowledged", "bob"
     actions, _, state, _ = run([fire("b", 2), fire("a", 3, start=0)], state)
     assert (actions, state.status, state.acknowledged_by) == ([ADD, U], "acknowledged", "bob")
+
+
+def test_past_end_resolve_resolves_the_incident_when_it_arrives_and_says_why():
+    # Alertmanager's shape: firing startsAt T1 first, then resolved startsAt = endsAt = T0 < T1.
+    _, _, state, _ = run([fire("a", 12, start=10)])
+    d = decide(state, res("a", 20, end=5, start=5), group_by=GROUP_BY, reopen_window=WINDOW)
+    assert (d.action, d.state.status, d.state.series["a"].ends_at) == (AR, "resolved", m(5))
+    assert d.state.resolved_at == m(20)  # never before it opened: when the resolve came
+    series_entry = next(e for e in d.timeline if e.kind == "alert_resolved")
+    assert "the sender resolved the firing episode" in series_entry.detail["reason"]
+
+
+IGNORED = [
+    # (id, events before, the ignored event, words of its reason)
+    ("late-resolve", [fire("a", 0), res("a", 5), fire("a", 10)], res("a", 12, end=5, start=0),
+     "late resolve of an earlier episode"),
+    ("late-firing", [fire("a", 0), res("a", 5)], fire("a", 6, start=0), "late firing"),
+    ("resolved-series", [fire("a", 0), res("a", 5)], res("a", 9, end=9, start=0), "already resolved"),
+    ("unknown-series", [fire("a", 0)], res("z", 5), "series the incident does not have"),
+]
+
+
+@pytest.mark.parametrize("case", IGNORED, ids=[c[0] for c in IGNORED])
+def test_an_event_ignored_against_an_incident_is_on_its_timeline_with_the_reason(case):
+    _, before, event, words = case
+    _, _, state, _ = run(before)
+    d = decide(state, event, group_by=GROUP_BY, reopen_window=WINDOW)
+    assert (d.action, d.state, d.messages) == (IGN, state, ())  # the incident as it was
+    (entry,) = d.timeline
+    assert (entry.kind, entry.at, entry.alert_fingerprint, entry.detail["status"]) == (
+        "ignored", event.at, event.fingerprint, event.status)
+    assert entry.detail["reason"] == d.reason and words in d.reason
+
+
+@pytest.mark.parametrize("event, state_events", [
+    (fire("a", 5, start=0), [fire("a", 0)]),  # a plain repeat: REPEAT, no entry (storms repeat)
+    (res("a", 6, end=5, start=0), [fire("a", 0), res("a", 5)]),  # a repeated resolve likewise
+    (fire("t", 1, test=True), [fire("a", 0)]),  # a test notification is not about the incident
+    (res("a", 3), []),  # no incident to write on
+])
+def test_repeats_tests_and_eventless_ignores_write_no_timeline(event, state_events):
+    _, _, state, _ = run(state_events)
+    assert decide(state, event, group_by=GROUP_BY, reopen_window=WINDOW).timeline == ()
 
 
 def test_decide_never_mutates_the_given_state():

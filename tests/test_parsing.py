@@ -136,6 +136,12 @@ def test_legacy_states(state, statuses):
     (b'{"alerts": [{"labels": {"a": 1}, "status": "firing"}]}', "label 'a'"),
     (b'{"alerts": [{"labels": {}, "status": "weird"}]}', "`status`"),
     (b'{"alerts": [{"labels": {}, "status": "firing", "startsAt": "yesterday"}]}', "not RFC 3339"),
+    # valid JSON that cannot be hashed or stored: the row's error, not the batch's
+    (b'{"alerts": [{"labels": {"a": "\\ud800"}, "status": "firing"}]}', r"alerts\[0\]: label 'a' is not valid Unicode"),
+    (b'{"alerts": [{"labels": {}, "annotations": {"s": "\\udfff"}, "status": "firing"}]}', "annotation 's'"),
+    (b'{"alerts": [{"labels": {}, "status": "firing", "fingerprint": "%s"}]}' % (b"f" * 65), "longer than 64"),
+    (b'{"alerts": [{"labels": {}, "status": "firing", "startsAt": "9999-12-31T23:59:59-01:00"}]}', "out of range"),
+    (b'{"ruleName": "r", "state": "alerting", "tags": [1]}', "`tags` is not a JSON object"),
 ])
 def test_bad_bodies_raise_payload_error_saying_why(body, message):
     with pytest.raises(PayloadError, match=message):
@@ -182,3 +188,16 @@ def test_parse_time_reads_every_rfc_3339_form_go_writes(moment, nanos, digits, o
         text += f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
     kept = int((fraction + "000000")[:6]) if digits else 0
     assert parse_time(text) == moment.replace(microsecond=kept)
+
+
+def test_fingerprint_limit_is_the_column_width():
+    from incidentctl.fingerprint import FINGERPRINT_MAX
+    from incidentctl.schema import incident_alerts, incident_events
+    assert FINGERPRINT_MAX == incident_alerts.c.alert_fingerprint.type.length == \
+        incident_events.c.alert_fingerprint.type.length
+
+
+def test_a_surrogate_pair_is_valid_text():
+    # An escaped emoji (a surrogate pair) is one valid character, not a lone surrogate.
+    [event] = parse_body(b'{"alerts": [{"labels": {"a": "\\ud83d\\ude00"}, "status": "firing"}]}', RECEIVED)
+    assert event.labels["a"] == "\U0001f600"

@@ -1,11 +1,12 @@
 """`report` on a small hand-computed history, inserted directly with SQLAlchemy Core.
 
 In the window [2026-11-01, 2026-11-04):
-  #1 fp A api/critical  opened 11-01 10:00, acked 10:04 (event) and 10:20, resolved 11:00 manual, 6 alerts
+  #1 fp A api/critical  opened 11-01 10:00, acked 10:04 (event) and 10:20, resolved 10:30 and reopened
+                        10:40 by a person (not a flap), resolved 11:00 manual, 6 alerts
   #2 fp B api/warning   opened 11-01 12:00, resolved 12:03 auto, no ack, 2 alerts      → short-lived
   #3 fp B api/warning   opened 11-02 08:00, resolved 08:02 auto, no ack, 1 alert       → short-lived
   #4 fp C db/critical   opened 11-02 09:00, acknowledged_at 09:10 (no event), resolved 10:30 auto,
-                        reopened twice, 12 alerts                                     → flapping
+                        reopened twice by its alerts, 12 alerts                       → flapping
   #5 fp D (no service)  opened 11-03 23:00, open, no ack, 3 alerts
 Outside: fp A opened 10-31 23:00, and fp E opened exactly at `until`.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -54,14 +55,16 @@ def _raw(conn, received_at, alert_count):
 def history(engine):
     with engine.begin() as conn:
         first = _incident(conn, "A", "api", "critical", at(1, 10), resolved=at(1, 11), resolution="manual",
-                          acked=at(1, 10, 20), alerts=6)
-        for minute in (4, 20):
-            conn.execute(insert(incident_events), dict(incident_id=first, kind="acknowledged",
-                                                       at=at(1, 10, minute), actor="ana"))
+                          acked=at(1, 10, 20), alerts=6, reopens=1)
+        for minute, kind in ((4, "acknowledged"), (20, "acknowledged"), (30, "resolved"), (40, "reopened")):
+            conn.execute(insert(incident_events), dict(incident_id=first, kind=kind, at=at(1, 10, minute), actor="ana"))
         _incident(conn, "B", "api", "warning", at(1, 12), resolved=at(1, 12, 3), resolution="auto", alerts=2)
         _incident(conn, "B", "api", "warning", at(2, 8), resolved=at(2, 8, 2), resolution="auto", alerts=1)
-        _incident(conn, "C", "db", "critical", at(2, 9), resolved=at(2, 10, 30), resolution="auto",
-                  acked=at(2, 9, 10), alerts=12, reopens=2)
+        flappy = _incident(conn, "C", "db", "critical", at(2, 9), resolved=at(2, 10, 30), resolution="auto",
+                           acked=at(2, 9, 10), alerts=12, reopens=2)
+        for minute in (20, 50):
+            conn.execute(insert(incident_events), dict(incident_id=flappy, kind="reopened", at=at(2, 9, minute),
+                                                       actor="incidentctl"))
         _incident(conn, "D", None, "info", at(3, 23), alerts=3)
         _incident(conn, "A", "api", "critical", at(31, 23, month=10), resolved=at(1, 0, 30), resolution="auto",
                   acked=at(31, 23, 1, month=10), alerts=50, reopens=5)
@@ -80,6 +83,7 @@ def test_report_figures_equal_the_hand_computed_values(history):
     assert m.mtta == Summary(2, 420, 420, 600)  # 4m (first ack event, not the later one) and 10m
     assert m.mttr == Summary(4, 2325, 1890, 5400)  # 60m, 3m, 2m, 90m
     assert m.alerts_per_incident == Summary(5, 4.8, 3, 12)
+    # A's reopen was a person's: not a flap, not a page, no advice for its rule
     assert [(n.fingerprint, n.pages, n.incidents, n.reopens, n.short_lived) for n in report.noisy] == [
         ("C", 3, 1, 2, 0), ("B", 2, 2, 0, 2)]
     assert report.noisy[0].suggestion.startswith("flaps")
@@ -147,3 +151,41 @@ def test_history_commands_have_help_and_a_docs_section(command):
     assert result.exit_code == 0 and len(result.stdout) > 200
     cli_doc = (Path(__file__).parent.parent / "docs" / "CLI.md").read_text()
     assert f"## `incidentctl {command}`" in cli_doc
+
+
+def test_report_counts_only_reopens_made_by_alerts_as_flaps(engine, db_url):
+    # Through the CLI: "Flappy" fires, resolves and fires again within the reopen window (the
+    # processor reopens it: a flap); "Handled" is resolved and reopened by a person, twice.
+    from processing_helpers import T0, store
+
+    def am(alertname, status, start, end=None):
+        alert = {"status": status, "labels": {"alertname": alertname, "service": "api"}, "startsAt": start,
+                 "endsAt": end or "0001-01-01T00:00:00Z"}
+        return json.dumps({"version": "4", "status": status, "alerts": [alert]}).encode()
+
+    store(engine, [(T0, am("Flappy", "firing", "2026-01-05T09:00:00Z")),
+                   (T0 + timedelta(minutes=1), am("Handled", "firing", "2026-01-05T09:01:00Z")),
+                   (T0 + timedelta(minutes=5), am("Flappy", "resolved", "2026-01-05T09:00:00Z", "2026-01-05T09:05:00Z")),
+                   (T0 + timedelta(minutes=10), am("Flappy", "firing", "2026-01-05T09:10:00Z"))])
+    env = {"INCIDENTCTL_DATABASE_URL": db_url}
+    runner = CliRunner()
+
+    def cli(*args):
+        result = runner.invoke(app, list(args), env=env)
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    assert json.loads(cli("process", "-o", "json"))["reopened"] == 1
+    handled = next(i["id"] for i in json.loads(cli("list", "-o", "json")) if i["alertname"] == "Handled")
+    for _ in range(2):
+        cli("resolve", str(handled), "--by", "alice")
+        cli("reopen", str(handled), "--by", "alice")
+    window = ["--since", "2026-01-05T00:00:00Z", "--until", "2026-01-06T00:00:00Z"]
+    data = json.loads(cli("report", *window, "-o", "json"))
+    assert (data["total"]["opened"], data["total"]["flapping"], data["total"]["reopens"]) == (2, 1, 1)
+    # only the alert flap is advised on; "Handled" (one incident, no flap) is not noisy at all
+    assert [(n["title"], n["reopens"], n["pages"], n["suggestion"].split(":")[0])
+            for n in data["noisy_fingerprints"]] == [("Flappy (api)", 1, 2, "flaps")]
+    by_name = {row["group"]: row for row in csv.DictReader(io.StringIO(cli("report", *window, "--by", "alertname",
+                                                                            "-o", "csv")))}
+    assert (by_name["Handled"]["flapping"], by_name["Flappy"]["flapping"]) == ("0", "1")

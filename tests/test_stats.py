@@ -20,7 +20,7 @@ def incident(n=1, *, fp="a", ack=None, resolved=None, resolution=None, alerts=1,
         id=n, fingerprint=fp, title=title, opened_at=T,
         first_ack_at=None if ack is None else T + timedelta(minutes=ack),
         resolved_at=None if resolved is None else T + timedelta(minutes=resolved),
-        resolution=resolution if resolved is not None else None, alert_count=alerts, reopen_count=reopens,
+        resolution=resolution if resolved is not None else None, alert_count=alerts, flaps=reopens,
     )
 
 

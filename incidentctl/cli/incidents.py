@@ -170,7 +170,9 @@ def _print_incident(incident: dict, now: datetime) -> None:
     for e in incident["events"]:
         detail = e["detail"] or {}
         text = ", ".join(f"{k}={v}" for k, v in detail.items() if k != "labels")
-        timeline.add_row(to_jsonable(e["at"]), e["kind"], e["actor"], e["alert_fingerprint"] or "", text)
+        # An ignored alert changed nothing: listed (with why) but set apart from what did.
+        timeline.add_row(to_jsonable(e["at"]), e["kind"], e["actor"], e["alert_fingerprint"] or "", text,
+                         style="dim" if e["kind"] == "ignored" else None)
     console.print(timeline)
 
 

@@ -27,7 +27,7 @@ def process(
     """Turn unprocessed webhook rows into incidents (oldest first, one transaction per batch).
 
     Prints a one-line summary: rows, alerts, opened, updated, reopened, resolved, ignored and
-    errors (rows whose body could not be parsed; they are marked and skipped, exit code 0).
+    errors (rows that could not be processed; each is marked with its error and skipped, exit code 0).
     """
     c = context(ctx)
     engine = c.engine

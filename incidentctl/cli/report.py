@@ -70,7 +70,7 @@ TOTAL_LINES = [
     ("MTTA mean / median / p90", _triple("mtta")),
     ("MTTR mean / median / p90", _triple("mttr")),
     ("alerts per incident mean / median / p90", _numbers("alerts_per_incident")),
-    ("flapping incidents (reopens)", lambda r: f"{r['flapping']} ({r['reopens']})"),
+    ("flapping incidents (flaps)", lambda r: f"{r['flapping']} ({r['reopens']})"),
     ("short-lived (resolved ≤ 5m, no ack)", _field("short_lived")),
 ]
 
@@ -102,8 +102,9 @@ def report_cmd(
     """SRE report over a window: MTTA, MTTR, resolves, noise, alert volume per day.
 
     MTTA and MTTR as mean, median and p90; incidents opened and resolved; auto vs manual
-    resolves; never-acknowledged incidents; alerts per incident; noise: flapping and
-    short-lived incidents and the noisiest fingerprints with a suggested fix. Definitions are in
+    resolves; never-acknowledged incidents; alerts per incident; noise: flapping (reopened by
+    their alerts, not by people) and short-lived incidents and the noisiest fingerprints with a
+    suggested fix. Definitions are in
     docs/REPORTS.md. CSV output gives the figures rows only.
     """
     c = context(ctx)
