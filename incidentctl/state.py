@@ -17,7 +17,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from . import bulk
 from .grouping import STATUS_RESOLVED, IncidentState, Message, SeriesState, TimelineEntry
-from .schema import LABEL_TEXT_MAX, incident_alerts, incident_events, incident_labels, incidents, notifications
+from .schema import (LABEL_TEXT_MAX, incident_alerts, incident_events, incident_labels, incidents, notifications,
+                     series_labels)
 
 CHUNK = 500
 
@@ -244,13 +245,21 @@ def write(conn: Connection, changes: Changes) -> None:
     if new:
         for (key, state), new_id in zip(new, _insert_incidents(conn, [incident_row(s) for _, s in new])):
             ids[key] = state.id = new_id
-    full, counters = [], []
+    full, counters, labelled = [], [], []
     for key, fps in changes.series.items():
+        state = changes.incidents[key]
+        carried = []
         for fp in sorted(fps):
-            series = changes.incidents[key].series[fp]
+            series = state.series[fp]
             (counters if series.labels is None else full).append(series_row(ids[key], series))
+            if series.labels is not None:
+                carried.append(series.labels)
+        if carried:
+            labelled.extend(series_label_rows(ids[key], state.opened_at, carried))
     if full:
         _upsert_series(conn, full, _SERIES_COUNTERS + _SERIES_CONTENT)
+    if labelled:
+        _add_series_labels(conn, labelled)
     if counters:
         _upsert_series(conn, counters, _SERIES_COUNTERS)
     if changes.relabel:
@@ -307,6 +316,14 @@ def _incident_upsert(columns: tuple[str, ...]):
 
 
 @lru_cache(maxsize=None)
+def _series_labels_insert(mysql: bool):
+    if mysql:
+        stmt = mysql_insert(series_labels)
+        return stmt.on_duplicate_key_update(incident_id=stmt.inserted.incident_id)  # keeps the row as it is
+    return sqlite_insert(series_labels).on_conflict_do_nothing()
+
+
+@lru_cache(maxsize=None)
 def _series_upsert(mysql: bool, keys: tuple[str, ...]):
     if mysql:
         stmt = mysql_insert(incident_alerts)
@@ -346,3 +363,18 @@ def _write_labels(conn: Connection, relabelled: list[tuple[int, IncidentState]],
             for row in label_rows(incident_id, state.opened_at, state.common_labels)]
     if rows:
         _insert(conn, incident_labels, rows)
+
+
+def series_label_rows(incident_id: int, opened_at: datetime, label_sets: Iterable[dict[str, str]]) -> list[dict]:
+    """The series_labels rows of these series' labels (each pair once) in an incident."""
+    pairs = {(name, str(value)) for labels in label_sets for name, value in labels.items()}
+    return [{"incident_id": incident_id, "name": name, "value": value, "opened_at": opened_at}
+            for name, value in sorted(pairs)]
+
+
+def _add_series_labels(conn: Connection, rows: list[dict]) -> None:
+    """Inserts the pairs an incident does not have yet; the ones it has stay as they are."""
+    if bulk.available(conn):
+        bulk.insert(conn, series_labels, rows, update_sql="incident_id = incident_id")
+    else:
+        conn.execute(_series_labels_insert(_is_mysql(conn)), rows)
