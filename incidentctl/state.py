@@ -214,6 +214,7 @@ class Changes:
     events: list[tuple[int, TimelineEntry, int]] = field(default_factory=list)
     messages: list[tuple[int, Message]] = field(default_factory=list)
     relabel: set[int] = field(default_factory=set)  # keys whose common labels changed
+    added: dict[int, set[str]] = field(default_factory=dict)  # series added in this batch, by key
     _next_new: int = -1
 
     def key_for_new(self) -> int:
@@ -226,6 +227,8 @@ class Changes:
         if labels_changed:
             self.relabel.add(key)
         self.series.setdefault(key, set()).add(series_fp)
+        if state.series[series_fp].times_seen == 1:  # only the decision that adds a series leaves it at 1
+            self.added.setdefault(key, set()).add(series_fp)
         self.events.extend((key, entry, raw_id) for entry in timeline)
         self.messages.extend((key, message) for message in messages)
 
@@ -245,21 +248,16 @@ def write(conn: Connection, changes: Changes) -> None:
     if new:
         for (key, state), new_id in zip(new, _insert_incidents(conn, [incident_row(s) for _, s in new])):
             ids[key] = state.id = new_id
-    full, counters, labelled = [], [], []
+    full, counters = [], []
     for key, fps in changes.series.items():
-        state = changes.incidents[key]
-        carried = []
         for fp in sorted(fps):
-            series = state.series[fp]
+            series = changes.incidents[key].series[fp]
             (counters if series.labels is None else full).append(series_row(ids[key], series))
-            if series.labels is not None:
-                carried.append(series.labels)
-        if carried:
-            labelled.extend(series_label_rows(ids[key], state.opened_at, carried))
     if full:
         _upsert_series(conn, full, _SERIES_COUNTERS + _SERIES_CONTENT)
-    if labelled:
-        _add_series_labels(conn, labelled)
+    if changes.added:
+        _add_series_labels(conn, [row for key, fps in changes.added.items()
+                                  for row in _added_label_rows(ids[key], changes.incidents[key], fps)])
     if counters:
         _upsert_series(conn, counters, _SERIES_COUNTERS)
     if changes.relabel:
@@ -365,11 +363,23 @@ def _write_labels(conn: Connection, relabelled: list[tuple[int, IncidentState]],
         _insert(conn, incident_labels, rows)
 
 
-def series_label_rows(incident_id: int, opened_at: datetime, label_sets: Iterable[dict[str, str]]) -> list[dict]:
-    """The series_labels rows of these series' labels (each pair once) in an incident."""
+def series_label_rows(incident_id: int, opened_at: datetime, label_sets: Iterable[dict[str, str]],
+                      known: dict[str, str] | None = None) -> list[dict]:
+    """The series_labels rows of these series' labels in an incident, each pair once, leaving
+    out the pairs of `known`."""
     pairs = {(name, str(value)) for labels in label_sets for name, value in labels.items()}
+    if known:
+        pairs -= {(name, str(value)) for name, value in known.items()}
     return [{"incident_id": incident_id, "name": name, "value": value, "opened_at": opened_at}
             for name, value in sorted(pairs)]
+
+
+def _added_label_rows(incident_id: int, state: IncidentState, added: set[str]) -> list[dict]:
+    """A series' labels are its identity (its fingerprint hashes them), so they are indexed
+    once, when it is added. When the incident has series from before this batch, they carry
+    its common labels and indexed them already."""
+    known = state.common_labels if len(added) < len(state.series) else None
+    return series_label_rows(incident_id, state.opened_at, (state.series[fp].labels for fp in sorted(added)), known)
 
 
 def _add_series_labels(conn: Connection, rows: list[dict]) -> None:
