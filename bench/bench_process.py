@@ -269,7 +269,8 @@ INSERT INTO series_labels (incident_id, name, value, opened_at)
 SELECT STRAIGHT_JOIN i.id, n.name, CASE n.name
     WHEN 'alertname' THEN i.alertname WHEN 'cluster' THEN i.cluster WHEN 'namespace' THEN i.namespace
     WHEN 'service' THEN i.service WHEN 'team' THEN JSON_VALUE(i.common_labels, '$.team')
-    WHEN 'pod' THEN CONCAT('pod-', i.id, '-', n.k) ELSE CONCAT('host', (i.id + n.k) % 5000, '\\:9100') END,  -- text(): \\: is a colon
+    WHEN 'pod' THEN CONCAT('pod-', i.id, '-', n.k)
+    ELSE CONCAT('host', (i.id + n.k) % 5000, '\\:9100') END,  -- text() reads \\: as a colon
   i.opened_at
 FROM incidents AS i JOIN (SELECT 'alertname' AS name, 0 AS k UNION ALL SELECT 'cluster', 0 UNION ALL
   SELECT 'instance', 0 UNION ALL SELECT 'instance', 1 UNION ALL SELECT 'namespace', 0 UNION ALL

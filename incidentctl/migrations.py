@@ -59,7 +59,8 @@ def _series_labels(conn: Connection) -> None:
     c, a = incidents.c, incident_alerts.c
     last = 0
     while True:
-        page = dict(conn.execute(select(c.id, c.opened_at).where(c.id > last).order_by(c.id).limit(BACKFILL_PAGE)).all())
+        page = dict(conn.execute(select(c.id, c.opened_at).where(c.id > last).order_by(c.id)
+                                 .limit(BACKFILL_PAGE)).all())
         if not page:
             return
         first, last = min(page), max(page)

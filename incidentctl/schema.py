@@ -179,6 +179,7 @@ incident_labels = Table(
     Index("ix_incident_labels_incident", "incident_id"),
 )
 
+
 class LabelKey(TypeDecorator):
     """A label name or value as `series_labels` keeps it: UTF-8 bytes (VARBINARY on MySQL), so
     both databases compare them exactly (MySQL's text collations ignore case and trailing
@@ -210,11 +211,11 @@ def label_key(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-# The labels of every series of an incident, one row per distinct (name, value) the incident's
-# series have carried, so `list --series-label pod=X` ("which incident has pod X?") reads the
-# few incidents from an index. Written when a series is added or fires again with its labels
-# (the processor does not read labels back, so pairs are only ever added), with opened_at the
-# incident's, so newest-first is index order as in incident_labels.
+# The labels of every series of an incident, one row per distinct (name, value) its series
+# have carried, so `list --series-label pod=X` ("which incident has pod X?") reads the few
+# incidents from an index. Written when a series is added (its labels never change: its
+# fingerprint hashes them), with opened_at the incident's, so newest-first is index order as in
+# incident_labels.
 series_labels = Table(
     "series_labels",
     metadata,

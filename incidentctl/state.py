@@ -384,6 +384,8 @@ def _added_label_rows(incident_id: int, state: IncidentState, added: set[str]) -
 
 def _add_series_labels(conn: Connection, rows: list[dict]) -> None:
     """Inserts the pairs an incident does not have yet; the ones it has stay as they are."""
+    if not rows:  # every label of the added series is common, indexed already
+        return
     if bulk.available(conn):
         bulk.insert(conn, series_labels, rows, update_sql="incident_id = incident_id")
     else:

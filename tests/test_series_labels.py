@@ -96,6 +96,20 @@ def test_a_resolved_incident_keeps_its_series_labels(pods, engine):
     assert titles(db_url, "--series-label", "pod=d", "--status", "all", "-o", "json") == [a]
 
 
+def test_a_series_with_only_the_common_labels_adds_nothing_and_fails_nothing(db_url, engine):
+    store_spaced(engine, [body("a")])
+    assert cli(db_url, "process").exit_code == 0
+    # A second series of the same incident without a pod: every label it has is common now.
+    alert = {"status": "firing", "startsAt": "2026-01-05T09:05:00Z", "endsAt": "0001-01-01T00:00:00Z",
+             "annotations": {}, "labels": {"alertname": "PodCrash", "cluster": "eu1", "namespace": "shop",
+                                           "service": "web", "severity": "warning", "instance": "10.0.0.1:9100"}}
+    store(engine, [(T0 + timedelta(minutes=5), json.dumps({"version": "4", "alerts": [alert]}).encode())])
+    assert cli(db_url, "process").exit_code == 0
+    index, carried = series_label_index(engine)
+    assert index == carried and len(index) == 7  # the six common labels and pod=a
+    assert titles(db_url, "--series-label", "pod=a") == titles(db_url, "--series-label", "service=web")
+
+
 @pytest.mark.parametrize("value, message", [
     ("pod", "not a label filter: 'pod' (use name=value, e.g. --series-label team=db)"),
     ("=x", "not a label filter: '=x'"),
