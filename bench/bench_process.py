@@ -4,13 +4,16 @@
    clusters/namespaces/services, repeats every 5 min, flapping series, resolves) straight into
    `grafana_alerts`, twice (a small and a large backlog), and runs the real `incidentctl process`
    on each: alerts/s and the child's peak RSS (flat = the same at both sizes).
-2. Fills `incidents` with N synthetic incidents (INSERT … SELECT doubling) and times the list
-   queries (core call, median of 5) with their EXPLAIN plans, plus one `incidentctl list` run.
+2. Fills `incidents` with N synthetic incidents (INSERT … SELECT doubling) and their label
+   indexes (common labels; the labels of two series each: the common ones, a pod each and an
+   instance each, shared by ~400 incidents) and times the list queries (core call, median of 5)
+   with their EXPLAIN plans, plus one `incidentctl list` run.
 
 Sizes (env): BENCH_PROCESS_SMALL=50000, BENCH_PROCESS_LARGE=500000 (alerts),
 BENCH_PROCESS_SERIES=2000, BENCH_LIST_INCIDENTS=1000000; BENCH_PROCESS_ONLY=process|list runs
-one half; BENCH_EXPLAIN=1 prints the query plans. Server: INCIDENTCTL_BENCH_MYSQL_URL
-(default mysql+pymysql://root@127.0.0.1:3306). Targets: ≥ 10,000 alerts/s, RSS ≤ 150 MB and
+one half; BENCH_EXPLAIN=1 prints the query plans; BENCH_LIST_KEEP=1 keeps the list database
+(`bench_process_list_<N>`, filled in ~10 min at 1M) and reuses it in the next run. Server:
+INCIDENTCTL_BENCH_MYSQL_URL (default mysql+pymysql://root@127.0.0.1:3306). Targets: ≥ 10,000 alerts/s, RSS ≤ 150 MB and
 flat, list ≤ 100 ms.
 """
 
@@ -42,11 +45,12 @@ SMALL = int(os.environ.get("BENCH_PROCESS_SMALL", "50000"))
 LARGE = int(os.environ.get("BENCH_PROCESS_LARGE", "500000"))
 SERIES = int(os.environ.get("BENCH_PROCESS_SERIES", "2000"))
 LIST_INCIDENTS = int(os.environ.get("BENCH_LIST_INCIDENTS", "1000000"))
+KEEP_LIST_DATABASE = os.environ.get("BENCH_LIST_KEEP") == "1"
 BIN = Path(sys.executable).parent / "incidentctl"
 
 
-def fresh_database(label: str) -> str:
-    name = f"bench_process_{label}_{os.getpid()}"
+def fresh_database(label: str, unique: bool = True) -> str:
+    name = f"bench_process_{label}_{os.getpid()}" if unique else f"bench_process_{label}"
     admin = create_engine(SERVER, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
@@ -129,8 +133,31 @@ FROM (SELECT seq AS n, MD5(seq) AS fp, CONCAT('Alert', seq % 30) AS an, CONCAT('
 
 
 def bench_list() -> None:
-    url = fresh_database("l")
-    engine = make_engine(url)
+    if KEEP_LIST_DATABASE:
+        name = f"bench_process_list_{LIST_INCIDENTS}"
+        admin = create_engine(SERVER)
+        with admin.connect() as conn:  # filled by an earlier run: the last table filled has rows
+            filled = conn.execute(text("SELECT table_rows FROM information_schema.tables WHERE table_schema = "
+                                       f"'{name}' AND table_name = 'series_labels'")).scalar()
+        admin.dispose()
+        if filled:
+            url = f"{SERVER}/{name}"
+            engine = make_engine(url)
+        else:
+            url = fresh_database(f"list_{LIST_INCIDENTS}", unique=False)
+            engine = make_engine(url)
+            fill_list_database(engine)
+    else:
+        url = fresh_database("l")
+        engine = make_engine(url)
+        fill_list_database(engine)
+    time_list_queries(engine, url)
+    engine.dispose()
+    if not KEEP_LIST_DATABASE:
+        drop_database(url)
+
+
+def fill_list_database(engine) -> None:
     t = time.perf_counter()
     with engine.begin() as conn:
         conn.execute(text(SEED_INCIDENTS.replace("{n}", str(LIST_INCIDENTS))))  # MariaDB's sequence engine
@@ -143,10 +170,18 @@ def bench_list() -> None:
                             ("service", "service"), ("team", "JSON_VALUE(common_labels, '$.team')")):
             conn.execute(text(f"INSERT INTO incident_labels (incident_id, name, value, opened_at) "
                               f"SELECT id, '{name}', {value}, opened_at FROM incidents"))
+        fill_series_labels(conn)
         conn.execute(text("ANALYZE TABLE incidents"))
         conn.execute(text("ANALYZE TABLE incident_labels"))
-    print(f"list: {LIST_INCIDENTS:,} incidents (filled in {time.perf_counter() - t:.1f}s)")
+        conn.execute(text("ANALYZE TABLE series_labels"))
+        series_rows = conn.execute(text("SELECT COUNT(*) FROM series_labels")).scalar()
+    print(f"list: {LIST_INCIDENTS:,} incidents, {series_rows:,} series_labels rows "
+          f"(filled in {time.perf_counter() - t:.1f}s)")
+
+
+def time_list_queries(engine, url: str) -> None:
     now = datetime(2025, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=LIST_INCIDENTS * 31)
+    pod_of = LIST_INCIDENTS * 7 // 9  # an old incident's pod
     cases = {
         "default (unresolved)": IncidentFilter(),
         "--status all": IncidentFilter(status="all"),
@@ -185,6 +220,31 @@ def bench_list() -> None:
         "--label cluster=c3 --severity critical --status all (no match)": IncidentFilter(
             labels=(("cluster", "c3"),), severity="critical", status="all"),
         "--since 7d --status all": IncidentFilter(since=now - timedelta(days=7), status="all"),
+        "--series-label pod=P --status all (one incident)": IncidentFilter(
+            series_labels=(("pod", f"pod-{pod_of}-1"),), status="all"),
+        "--series-label pod=P (one incident, resolved: no match)": IncidentFilter(
+            series_labels=(("pod", f"pod-{pod_of}-1"),)),
+        "--series-label pod=nobody --status all (no match)": IncidentFilter(
+            series_labels=(("pod", "nobody"),), status="all"),
+        "--series-label instance=host42:9100": IncidentFilter(series_labels=(("instance", "host42:9100"),)),
+        "--series-label instance=host42:9100 --status all": IncidentFilter(
+            series_labels=(("instance", "host42:9100"),), status="all"),
+        "--series-label instance=host42:9100 --cluster c2 --status all": IncidentFilter(
+            series_labels=(("instance", "host42:9100"),), cluster="c2", status="all"),
+        "--series-label instance=host42:9100 --cluster c3 --status all (no match)": IncidentFilter(
+            series_labels=(("instance", "host42:9100"),), cluster="c3", status="all"),
+        "--series-label instance=host42:9100 --label team=t7 --status all (no match)": IncidentFilter(
+            series_labels=(("instance", "host42:9100"),), labels=(("team", "t7"),), status="all"),
+        "--series-label instance=host42:9100 --series-label pod=P --status all (no match)": IncidentFilter(
+            series_labels=(("instance", "host42:9100"), ("pod", f"pod-{pod_of}-1")), status="all"),
+        "--series-label cluster=c3": IncidentFilter(series_labels=(("cluster", "c3"),)),
+        "--series-label cluster=c3 --status all": IncidentFilter(series_labels=(("cluster", "c3"),), status="all"),
+        "--series-label team=t7 --series-label cluster=c3 --status all (no match)": IncidentFilter(
+            series_labels=(("team", "t7"), ("cluster", "c3")), status="all"),
+        "--series-label team=t7 --cluster c4 --status all (no match)": IncidentFilter(
+            series_labels=(("team", "t7"),), cluster="c4", status="all"),
+        "--series-label cluster=c3 --severity critical --status all (no match)": IncidentFilter(
+            series_labels=(("cluster", "c3"),), severity="critical", status="all"),
     }
     for name, flt in cases.items():
         times = []
@@ -192,7 +252,7 @@ def bench_list() -> None:
             t = time.perf_counter()
             rows = list_incidents(engine, flt)
             times.append((time.perf_counter() - t) * 1000)
-        print(f"  {name:<72} {statistics.median(times):7.1f} ms (median of 5, {len(rows)} rows)")
+        print(f"  {name:<82} {statistics.median(times):7.1f} ms (median of 5, {len(rows)} rows)")
     if os.environ.get("BENCH_EXPLAIN"):
         explain(engine, cases)
     env = {**os.environ, "INCIDENTCTL_DATABASE_URL": url}
@@ -200,8 +260,32 @@ def bench_list() -> None:
     subprocess.run([str(BIN), "list", "--cluster", "c3", "-o", "json"], env=env, check=True, capture_output=True)
     print(f"  `incidentctl list --cluster c3 -o json` wall time incl. Python start: "
           f"{(time.perf_counter() - t) * 1000:.0f} ms")
-    engine.dispose()
-    drop_database(url)
+
+
+# The labels of each incident's two series (series_labels, as `process` keeps it): the common
+# labels, pod-<id>-0 and pod-<id>-1, and instances host<id % 5000> and host<(id + 1) % 5000>.
+SERIES_LABELS = """
+INSERT INTO series_labels (incident_id, name, value, opened_at)
+SELECT STRAIGHT_JOIN i.id, n.name, CASE n.name
+    WHEN 'alertname' THEN i.alertname WHEN 'cluster' THEN i.cluster WHEN 'namespace' THEN i.namespace
+    WHEN 'service' THEN i.service WHEN 'team' THEN JSON_VALUE(i.common_labels, '$.team')
+    WHEN 'pod' THEN CONCAT('pod-', i.id, '-', n.k)
+    ELSE CONCAT('host', (i.id + n.k) % 5000, '\\:9100') END,  -- text() reads \\: as a colon
+  i.opened_at
+FROM incidents AS i JOIN (SELECT 'alertname' AS name, 0 AS k UNION ALL SELECT 'cluster', 0 UNION ALL
+  SELECT 'instance', 0 UNION ALL SELECT 'instance', 1 UNION ALL SELECT 'namespace', 0 UNION ALL
+  SELECT 'pod', 0 UNION ALL SELECT 'pod', 1 UNION ALL SELECT 'service', 0 UNION ALL SELECT 'team', 0) AS n
+"""
+
+
+def fill_series_labels(conn) -> None:
+    """series_labels in primary-key order, its pair index built afterwards (far faster than
+    keeping it up to date through millions of inserts)."""
+    conn.execute(text("SET SESSION foreign_key_checks = 0"))
+    conn.execute(text("DROP INDEX ix_series_labels_pair ON series_labels"))
+    conn.execute(text(SERIES_LABELS))
+    conn.execute(text("CREATE INDEX ix_series_labels_pair ON series_labels (name, value, opened_at, incident_id)"))
+    conn.execute(text("SET SESSION foreign_key_checks = 1"))
 
 
 def explain(engine, cases) -> None:

@@ -38,6 +38,12 @@ SEVERITY_ORDER = ("critical", "error", "warning", "info", "none")
 SEVERITY_EMOJI = {"critical": ":red_circle:", "error": ":large_orange_circle:", "warning": ":large_yellow_circle:",
                   "info": ":large_blue_circle:"}
 MORE_HINT = "run `incidentctl list` for the rest"
+NO_SEVERITY = "no severity"
+# Where an incident has no cluster/namespace/service, these labels say which one it is.
+IDENTIFYING_LABELS = ("instance", "job")
+# Shown elsewhere in the line (alertname in the title, severity in front) or empty by then.
+NOT_IDENTIFYING = frozenset({"alertname", "severity", "cluster", "namespace", "service"})
+MAX_IDENTITY_LABELS = 3
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,8 @@ class Change:
     series_firing: int = 0
     reopen_count: int = 0
     links: dict[str, str] = field(default_factory=dict)  # rule | dashboard | panel | silence → URL
+    labels: dict[str, str] = field(default_factory=dict)  # the incident's common labels
+    group_labels: dict[str, str] = field(default_factory=dict)  # its group_by values
 
 
 @dataclass(frozen=True)
@@ -103,8 +111,10 @@ def link(url: str | None, label: str) -> str | None:
 
 def entries(changes: Sequence[Change]) -> list[Entry]:
     """One entry per incident. The section is that of its latest change, except that an
-    incident the reader has not seen yet (opened in this digest) stays under New unless it is
-    resolved again by now: a flap or an escalation of a new incident is still news of a new one."""
+    incident the reader has not seen yet (opened in this digest) stays under New while it is
+    open and unacknowledged: a flap or an escalation of a new incident is still news of a new
+    one. Once acknowledged or resolved (its latest change, or its status now), it is listed
+    under Acknowledged or Resolved."""
     by_incident: dict[int, list[Change]] = {}
     for c in sorted(changes, key=lambda c: (c.created_at, c.notification_id)):
         by_incident.setdefault(c.incident_id, []).append(c)
@@ -113,10 +123,19 @@ def entries(changes: Sequence[Change]) -> list[Entry]:
         latest = seq[-1]
         trail = tuple(c.change for c in seq)
         section = latest.change if latest.change in SECTION_TITLE else "opened"
-        if "opened" in trail and section != "resolved":
-            section = "opened"
+        if "opened" in trail:
+            section = _standing(latest)
         result.append(Entry(section, latest, trail))
     return result
+
+
+def _standing(latest: Change) -> str:
+    """The section of an incident opened in this digest."""
+    if "resolved" in (latest.change, latest.status):
+        return "resolved"
+    if "acknowledged" in (latest.change, latest.status):
+        return "acknowledged"
+    return "opened"
 
 
 def counts_line(items: Sequence[Entry]) -> str:
@@ -127,13 +146,37 @@ def counts_line(items: Sequence[Entry]) -> str:
     return " · ".join(f"{n} {SECTION_TITLE[kind].lower()}" for kind, n in counts.items() if n)
 
 
+def severity_text(severity: str | None) -> str:
+    """`CRITICAL`, …; an incident whose alerts carry no severity says so."""
+    return escape(severity.upper()) if severity and severity != "none" else NO_SEVERITY
+
+
+def identity(c: Change) -> str:
+    """What tells the incident apart from others of its alertname, as escaped mrkdwn:
+    cluster/namespace/service; without them, its `instance` and `job`; without those, its
+    group_by labels but alertname; else its first common labels by name (at most three)
+    but alertname and severity. Empty when it has none of these."""
+    place = [v for v in (c.cluster, c.namespace, c.service) if v]
+    if place:
+        return "/".join(escape(clip(v, 120)) for v in place)
+    groups = {k: v for k, v in c.group_labels.items() if k != "fingerprint" or c.labels.get(k) == v}
+    for candidates in ([(k, c.labels.get(k)) for k in IDENTIFYING_LABELS], sorted(groups.items()),
+                       sorted(c.labels.items())):
+        pairs = [(k, v) for k, v in candidates if v and k not in NOT_IDENTIFYING][:MAX_IDENTITY_LABELS]
+        if pairs:
+            return ", ".join(f"{escape(clip(k, 60))}={escape(clip(str(v), 120))}" for k, v in pairs)
+    return ""
+
+
 def change_line(entry: Entry, now: datetime) -> str:
-    """The mrkdwn for one incident: severity, title, where, how long, how many alerts, what
-    happened (the trail when more than one change), links."""
+    """The mrkdwn for one incident: severity, title, which one it is, how long, how many
+    alerts, what happened (the trail when more than one change; the reason, but for an
+    opening, whose reason only restates the title), links."""
     c = entry.latest
     sev = c.severity or "none"
-    head = f"{SEVERITY_EMOJI.get(sev, ':white_circle:')} *{escape(sev.upper())}* · *{escape(clip(c.title, 300))}* · #{c.incident_id}"
-    where = "/".join(escape(clip(v, 120)) for v in (c.cluster, c.namespace, c.service) if v)
+    head = (f"{SEVERITY_EMOJI.get(sev, ':white_circle:')} *{severity_text(sev)}* · *{escape(clip(c.title, 300))}* "
+            f"· #{c.incident_id}")
+    where = identity(c)
     facts = [where] if where else []
     if c.opened_at is not None:
         end = c.resolved_at if c.change == "resolved" and c.resolved_at else now
@@ -145,7 +188,7 @@ def change_line(entry: Entry, now: datetime) -> str:
         facts.append(f"{c.series_firing}/{c.series_count} series firing")
     if c.reopen_count:
         facts.append(f"reopened {c.reopen_count}×")
-    if c.reason:
+    if c.reason and c.change != "opened":
         facts.append(escape(clip(c.reason, 200)))
     links = [link(c.links.get(k), k) for k in ("rule", "dashboard", "panel", "silence")]
     lines = [head, " · ".join(facts)]
@@ -157,7 +200,8 @@ def change_line(entry: Entry, now: datetime) -> str:
 
 def footer_line(world: World, now: datetime) -> str:
     """Open incidents by severity and the oldest unacknowledged critical."""
-    parts = [f"{n} {escape(sev)}" for sev, n in sorted(world.open_by_severity.items(), key=_sev_key) if n]
+    parts = [f"{n} {escape(sev) if sev != 'none' else 'without severity'}"
+             for sev, n in sorted(world.open_by_severity.items(), key=_sev_key) if n]
     text = "Open now: " + (", ".join(parts) if parts else "none")
     if world.oldest_unacked_critical is not None:
         iid, title, opened_at = world.oldest_unacked_critical
@@ -218,8 +262,10 @@ def fallback_text(ordered: Sequence[Entry], world: World, now: datetime, summary
     tail = footer_line(world, now)
     for i, e in enumerate(ordered):
         c = e.latest
-        line = (f"{' → '.join(e.trail)}: [{escape(c.severity.upper())}] {escape(clip(c.title, 200))}"
-                f" (#{c.incident_id})")
+        title = escape(clip(c.title, 200))
+        where = identity(c)
+        line = (f"{' → '.join(e.trail)}: [{severity_text(c.severity)}] {title}"
+                f"{f' — {where}' if where and where not in title else ''} (#{c.incident_id})")
         more = f"…and {len(ordered) - i} more — {MORE_HINT}"
         if size + len(line) + 1 + len(more) + 1 + len(tail) + 1 > MAX_TEXT:
             lines.append(more)

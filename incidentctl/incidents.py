@@ -19,7 +19,8 @@ from sqlalchemy.sql.operators import custom_op
 
 from .database import database_errors, is_sqlite
 from .errors import InvalidTransition, NotFound
-from .schema import LABEL_TEXT_MAX, incident_alerts, incident_events, incident_labels, incidents, notifications
+from .schema import (LABEL_TEXT_MAX, incident_alerts, incident_events, incident_labels, incidents, notifications,
+                     series_labels)
 
 STATUSES = ("open", "acknowledged", "resolved")
 LIST_FIELDS = (
@@ -40,16 +41,17 @@ class IncidentFilter:
     namespace: str | None = None
     service: str | None = None
     alertname: str | None = None
-    labels: tuple[tuple[str, str], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()  # common labels: every series carries each pair
+    series_labels: tuple[tuple[str, str], ...] = ()  # each pair carried by some series
     since: datetime | None = None
     limit: int = 50
 
 
-def parse_label_filter(text: str) -> tuple[str, str]:
+def parse_label_filter(text: str, option: str = "--label") -> tuple[str, str]:
     """`k=v` → (k, v); raises ValueError naming the problem."""
     name, sep, value = text.partition("=")
     if not sep or not name.strip():
-        raise ValueError(f"not a label filter: {text!r} (use name=value, e.g. --label team=db)")
+        raise ValueError(f"not a label filter: {text!r} (use name=value, e.g. {option} team=db)")
     return name.strip(), value
 
 
@@ -64,7 +66,7 @@ def list_query(flt: IncidentFilter):
     if flt.since is not None:
         query = query.where(c.opened_at >= flt.since)
     columns = [(name, getattr(flt, name)) for name in COLUMN_FILTERS if getattr(flt, name) is not None]
-    if flt.labels:
+    if flt.labels or flt.series_labels:
         return _with_labels(query, flt, columns).limit(flt.limit)
     query = query.where(*(c[name] == value for name, value in columns))
     return query.order_by(c.opened_at.desc(), c.id.desc()).limit(flt.limit)
@@ -73,18 +75,24 @@ def list_query(flt: IncidentFilter):
 def _with_labels(query, flt: IncidentFilter, columns: list[tuple[str, str]]):
     """`query` restricted to the incidents carrying every label of `flt`, newest first.
 
-    The label index finds them: the first label in newest-first order (a rare label reads a
-    few index entries, not every incident), the others by the whole index key (name, value,
-    opened_at, incident_id), read from the index alone. common_labels (JSON, sorted keys, no
-    spaces: a pair reads `"k":"v"`) confirms each pair whole, as the index holds values
-    clipped to LABEL_TEXT_MAX."""
+    The label indexes find them, incident_labels for common labels and series_labels for the
+    labels of any series; both are keyed (name, value, opened_at, incident_id). The first label
+    is read in newest-first order (a rare label reads a few index entries, not every incident),
+    the others by the whole index key, from the index alone. For a common label,
+    common_labels (JSON, sorted keys, no spaces: a pair reads `"k":"v"`) confirms each pair
+    whole, as incident_labels holds values clipped to LABEL_TEXT_MAX; series_labels keys are
+    exact (schema.LabelKey)."""
     c = incidents.c
     labels = [incident_labels.alias(f"label{n}") for n in range(len(flt.labels))]
-    first = labels[0]
     for il, (name, value) in zip(labels, flt.labels):
         query = query.where(il.c.name == name[:LABEL_TEXT_MAX], il.c.value == value[:LABEL_TEXT_MAX])
         pair = json.dumps(name, ensure_ascii=False) + ":" + json.dumps(value, ensure_ascii=False)
         query = query.where(type_coerce(c.common_labels, Text).like("%" + _escape_like(pair) + "%", escape="\\"))
+    carried = [series_labels.alias(f"series_label{n}") for n in range(len(flt.series_labels))]
+    for sl, (name, value) in zip(carried, flt.series_labels):
+        query = query.where(sl.c.name == name, sl.c.value == value)
+    labels += carried
+    first = labels[0]
     if flt.since is not None:
         query = query.where(first.c.opened_at >= flt.since)
     query = query.order_by(first.c.opened_at.desc(), first.c.incident_id.desc())
@@ -106,6 +114,11 @@ def _with_labels(query, flt: IncidentFilter, columns: list[tuple[str, str]]):
     source = first
     for il in labels[1:]:
         source = source.join(il, _same_incident(il, il.c.incident_id, first))
+    for sl in carried:
+        # By its primary key (incident_id, …) MariaDB would probe all of series_labels, a
+        # random read each; the pair index keeps the probes of one pair together.
+        for dialect in ("mysql", "mariadb"):
+            query = query.with_hint(sl, "FORCE INDEX (ix_series_labels_pair)", dialect_name=dialect)
     for name, value in columns:
         alias = incidents.alias(f"by_{name}")
         source = source.join(alias, _same_incident(alias, alias.c.id, first) & (alias.c[name] == value))

@@ -12,8 +12,11 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from sqlalchemy import Connection, Engine, inspect, select
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from .schema import deliveries, incident_labels, incidents, metadata, schema_migrations, seen_signatures
+from .schema import (deliveries, incident_alerts, incident_labels, incidents, metadata, schema_migrations,
+                     seen_signatures, series_labels)
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,31 @@ def _incident_labels(conn: Connection) -> None:
         last = page[-1].id
 
 
+def _series_labels(conn: Connection) -> None:
+    """The label index of `list --series-label`, filled from the labels of every series, a page
+    of incidents at a time (each incident's pairs once)."""
+    series_labels.create(conn, checkfirst=True)
+    if conn.dialect.name in ("mysql", "mariadb"):
+        stmt = mysql_insert(series_labels)
+        insert = stmt.on_duplicate_key_update(incident_id=stmt.inserted.incident_id)
+    else:
+        insert = sqlite_insert(series_labels).on_conflict_do_nothing()
+    c, a = incidents.c, incident_alerts.c
+    last = 0
+    while True:
+        page = dict(conn.execute(select(c.id, c.opened_at).where(c.id > last).order_by(c.id)
+                                 .limit(BACKFILL_PAGE)).all())
+        if not page:
+            return
+        first, last = min(page), max(page)
+        pairs = {(row.incident_id, name, str(value))
+                 for row in conn.execute(select(a.incident_id, a.labels).where(a.incident_id.between(first, last)))
+                 for name, value in (row.labels or {}).items()}
+        if pairs:
+            conn.execute(insert, [{"incident_id": i, "name": n, "value": v, "opened_at": page[i]}
+                                  for i, n, v in sorted(pairs)])
+
+
 BACKFILL_PAGE = 2000
 
 
@@ -64,6 +92,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _deliveries),
     Migration(4, "seen_signatures: signatures of stored signed webhooks, so a replay is not stored twice",
               _seen_signatures),
+    Migration(5, "series_labels: the labels of every series of each incident, indexed for list --series-label",
+              _series_labels),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

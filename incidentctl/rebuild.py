@@ -33,7 +33,8 @@ from .grouping import (ACKNOWLEDGED, OPEN, STATUS_RESOLVED, SYSTEM_ACTOR, Action
                        decide_row)
 from .parsing import parse_body
 from .processor import processing_connection
-from .schema import grafana_alerts, incident_alerts, incident_events, incident_labels, incidents, notifications
+from .schema import (grafana_alerts, incident_alerts, incident_events, incident_labels, incidents, notifications,
+                     series_labels)
 from .simulate import Rules
 from .state import Changes, write
 
@@ -141,7 +142,7 @@ class _Rebuild:
         pending = deque(actions)
         total = _count_rows(self.conn)
         if not self.dry_run:
-            for table in (incident_events, incident_alerts, incident_labels):
+            for table in (incident_events, incident_alerts, incident_labels, series_labels):
                 self.conn.execute(table.delete())
             # The unique active_key would stop a rebuilt incident from opening while an old row
             # of its fingerprint is still unresolved; every surviving row is rewritten anyway.

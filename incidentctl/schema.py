@@ -6,6 +6,7 @@ Times are stored as naive UTC (DATETIME(6) on MySQL) and read back as aware UTC 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime, timezone
 from typing import Any
@@ -176,6 +177,55 @@ incident_labels = Table(
     Column("opened_at", UtcDateTime, nullable=False),
     Index("ix_incident_labels_pair", "name", "value", "opened_at", "incident_id"),
     Index("ix_incident_labels_incident", "incident_id"),
+)
+
+
+class LabelKey(TypeDecorator):
+    """A label name or value as `series_labels` keeps it: UTF-8 bytes (VARBINARY on MySQL), so
+    both databases compare them exactly (MySQL's text collations ignore case and trailing
+    spaces). Text of LABEL_TEXT_MAX characters or more is stored as its first characters, `#`
+    and 32 hex digits of its sha256, LABEL_TEXT_MAX characters in all: every key stays exact
+    without a re-check, and a shorter key is always the text itself. A query compares through
+    the same conversion, so callers pass plain text."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.VARBINARY(4 * LABEL_TEXT_MAX))
+        return dialect.type_descriptor(LargeBinary())
+
+    def process_bind_param(self, value: str | None, dialect) -> bytes | None:
+        return None if value is None else label_key(value)
+
+    def process_result_value(self, value: bytes | None, dialect) -> str | None:
+        return None if value is None else bytes(value).decode("utf-8", "surrogatepass")
+
+
+def label_key(text: str) -> bytes:
+    """The stored form of a label name or value (see LabelKey)."""
+    if len(text) >= LABEL_TEXT_MAX:
+        data = text.encode("utf-8", "surrogatepass")
+        text = text[:LABEL_TEXT_MAX - 33] + "#" + hashlib.sha256(data).hexdigest()[:32]
+    return text.encode("utf-8", "surrogatepass")
+
+
+# The labels of every series of an incident, one row per distinct (name, value) its series
+# have carried, so `list --series-label pod=X` ("which incident has pod X?") reads the few
+# incidents from an index. Written when a series is added (its labels never change: its
+# fingerprint hashes them), with opened_at the incident's, so newest-first is index order as in
+# incident_labels.
+series_labels = Table(
+    "series_labels",
+    metadata,
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True,
+           autoincrement=False),
+    Column("name", LabelKey, primary_key=True),
+    Column("value", LabelKey, primary_key=True),
+    Column("opened_at", UtcDateTime, nullable=False),
+    Index("ix_series_labels_pair", "name", "value", "opened_at", "incident_id"),
+    sqlite_with_rowid=False,  # the primary key is the table; no rowid beside it
 )
 
 # One row per alert series (alert fingerprint) inside an incident.

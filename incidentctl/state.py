@@ -17,7 +17,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from . import bulk
 from .grouping import STATUS_RESOLVED, IncidentState, Message, SeriesState, TimelineEntry
-from .schema import LABEL_TEXT_MAX, incident_alerts, incident_events, incident_labels, incidents, notifications
+from .schema import (LABEL_TEXT_MAX, incident_alerts, incident_events, incident_labels, incidents, notifications,
+                     series_labels)
 
 CHUNK = 500
 
@@ -213,6 +214,7 @@ class Changes:
     events: list[tuple[int, TimelineEntry, int]] = field(default_factory=list)
     messages: list[tuple[int, Message]] = field(default_factory=list)
     relabel: set[int] = field(default_factory=set)  # keys whose common labels changed
+    added: dict[int, set[str]] = field(default_factory=dict)  # series added in this batch, by key
     _next_new: int = -1
 
     def key_for_new(self) -> int:
@@ -225,6 +227,8 @@ class Changes:
         if labels_changed:
             self.relabel.add(key)
         self.series.setdefault(key, set()).add(series_fp)
+        if state.series[series_fp].times_seen == 1:  # only the decision that adds a series leaves it at 1
+            self.added.setdefault(key, set()).add(series_fp)
         self.events.extend((key, entry, raw_id) for entry in timeline)
         self.messages.extend((key, message) for message in messages)
 
@@ -255,6 +259,9 @@ def write(conn: Connection, changes: Changes) -> None:
             (counters if series.labels is None else full).append(series_row(ids[key], series))
     if full:
         _upsert_series(conn, full, _SERIES_COUNTERS + _SERIES_CONTENT)
+    if changes.added:
+        _add_series_labels(conn, [row for key, fps in changes.added.items()
+                                  for row in _added_label_rows(ids[key], changes.incidents[key], fps)])
     if counters:
         _upsert_series(conn, counters, _SERIES_COUNTERS)
     if changes.relabel:
@@ -311,6 +318,14 @@ def _incident_upsert(columns: tuple[str, ...]):
 
 
 @lru_cache(maxsize=None)
+def _series_labels_insert(mysql: bool):
+    if mysql:
+        stmt = mysql_insert(series_labels)
+        return stmt.on_duplicate_key_update(incident_id=stmt.inserted.incident_id)  # keeps the row as it is
+    return sqlite_insert(series_labels).on_conflict_do_nothing()
+
+
+@lru_cache(maxsize=None)
 def _series_upsert(mysql: bool, keys: tuple[str, ...]):
     if mysql:
         stmt = mysql_insert(incident_alerts)
@@ -350,3 +365,32 @@ def _write_labels(conn: Connection, relabelled: list[tuple[int, IncidentState]],
             for row in label_rows(incident_id, state.opened_at, state.common_labels)]
     if rows:
         _insert(conn, incident_labels, rows)
+
+
+def series_label_rows(incident_id: int, opened_at: datetime, label_sets: Iterable[dict[str, str]],
+                      known: dict[str, str] | None = None) -> list[dict]:
+    """The series_labels rows of these series' labels in an incident, each pair once, leaving
+    out the pairs of `known`."""
+    pairs = {(name, str(value)) for labels in label_sets for name, value in labels.items()}
+    if known:
+        pairs -= {(name, str(value)) for name, value in known.items()}
+    return [{"incident_id": incident_id, "name": name, "value": value, "opened_at": opened_at}
+            for name, value in sorted(pairs)]
+
+
+def _added_label_rows(incident_id: int, state: IncidentState, added: set[str]) -> list[dict]:
+    """A series' labels are its identity (its fingerprint hashes them), so they are indexed
+    once, when it is added. When the incident has series from before this batch, they carry
+    its common labels and indexed them already."""
+    known = state.common_labels if len(added) < len(state.series) else None
+    return series_label_rows(incident_id, state.opened_at, (state.series[fp].labels for fp in sorted(added)), known)
+
+
+def _add_series_labels(conn: Connection, rows: list[dict]) -> None:
+    """Inserts the pairs an incident does not have yet; the ones it has stay as they are."""
+    if not rows:  # every label of the added series is common, indexed already
+        return
+    if bulk.available(conn):
+        bulk.insert(conn, series_labels, rows, update_sql="incident_id = incident_id")
+    else:
+        conn.execute(_series_labels_insert(_is_mysql(conn)), rows)

@@ -10,7 +10,8 @@ from typing import Iterable
 from sqlalchemy import Engine, select
 
 from incidentctl.archive import insert_raw_alerts, raw_alert
-from incidentctl.schema import incident_alerts, incident_events, incidents, metadata, notifications
+from incidentctl.schema import (incident_alerts, incident_events, incidents, label_key, metadata, notifications,
+                               series_labels)
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 
@@ -43,10 +44,27 @@ def snapshot(engine: Engine) -> dict:
                   for r in conn.execute(select(incident_events).order_by(incident_events.c.id))]
         outbox = [(ref[r.incident_id], r.change, r.reason, r.severity, r.created_at, r.state, r.attempts)
                   for r in conn.execute(select(notifications).order_by(notifications.c.id))]
+        labels = sorted((ref[r.incident_id], r.name, r.value, r.opened_at) for r in conn.execute(select(series_labels)))
     for r in inc:
         del r["id"]
     return {"incidents": sorted(inc, key=lambda r: (r["fingerprint"], r["opened_at"])), "series": series,
-            "events": events, "outbox": outbox}
+            "events": events, "outbox": outbox, "series_labels": labels}
+
+
+def series_label_index(engine: Engine) -> tuple[set, set]:
+    """(the series_labels rows, the pairs of every stored series' labels), both as (incident id,
+    name, value, opened_at): equal when the index holds exactly what the series carry."""
+    with engine.connect() as conn:
+        opened = dict(conn.execute(select(incidents.c.id, incidents.c.opened_at)).all())
+        index = {(r.incident_id, r.name, r.value, r.opened_at) for r in conn.execute(select(series_labels))}
+        carried = {(r.incident_id, _stored(name), _stored(value), opened[r.incident_id])
+                   for r in conn.execute(select(incident_alerts.c.incident_id, incident_alerts.c.labels))
+                   for name, value in r.labels.items()}
+    return index, carried
+
+
+def _stored(text: str) -> str:
+    return label_key(text).decode("utf-8", "surrogatepass")  # what series_labels reads back
 
 
 def expected_incidents(rows: Iterable[tuple[datetime, bytes]], group_by, reopen_window_s: float) -> dict:

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from incidentctl.digest import (MAX_BLOCKS, MAX_TEXT, Change, World, build_digest, escape, limit_violations,
-                                link)
+from incidentctl.digest import (MAX_BLOCKS, MAX_TEXT, Change, World, build_digest, entries, escape, identity,
+                                limit_violations, link)
 from tests.factories import T0
 
 NOW = T0 + timedelta(hours=1)
@@ -122,22 +122,33 @@ def test_any_alert_text_fits_and_cannot_open_a_slack_token(items):
             assert "<" not in text  # only links we build contain '<', and these changes have none
 
 
-@pytest.mark.parametrize("kinds, section, trail", [
+@pytest.mark.parametrize("kinds, status, section, trail", [
     # never seen, came and went since the last digest: listed once, under Resolved
-    (["opened", "resolved"], "Resolved", "opened → resolved"),
+    (["opened", "resolved"], "resolved", "Resolved", "opened → resolved"),
     # never seen and flapped: still news of a new incident
-    (["opened", "resolved", "reopened"], "New", "opened → resolved → reopened"),
+    (["opened", "resolved", "reopened"], "open", "New", "opened → resolved → reopened"),
     # never seen and escalated: New, at its new severity
-    (["opened", "escalated"], "New", "opened → escalated"),
+    (["opened", "escalated"], "open", "New", "opened → escalated"),
+    # never seen but acknowledged before the digest: someone is on it, not New
+    (["opened", "acknowledged"], "acknowledged", "Acknowledged", "opened → acknowledged"),
+    # acknowledged, then escalated: still someone's
+    (["opened", "acknowledged", "escalated"], "acknowledged", "Acknowledged", "opened → acknowledged → escalated"),
+    # acknowledged, resolved by hand and fired again (a reopen clears the ack): news again
+    (["opened", "acknowledged", "resolved", "reopened"], "open", "New", "acknowledged → resolved → reopened"),
+    # the ack is not in this digest (silenced, or past the run's row cap): its status says so
+    (["opened"], "acknowledged", "Acknowledged", None),
+    # an acknowledgement stamped before the alert's start (the sender's clock ahead of ours)
+    (["acknowledged", "opened"], "acknowledged", "Acknowledged", "acknowledged → opened"),
     # known, resolved then fired again: where it stands now
-    (["resolved", "reopened"], "Reopened", "resolved → reopened"),
+    (["resolved", "reopened"], "open", "Reopened", "resolved → reopened"),
     # known, escalated and then acknowledged by someone
-    (["escalated", "acknowledged"], "Acknowledged", "escalated → acknowledged"),
+    (["escalated", "acknowledged"], "acknowledged", "Acknowledged", "escalated → acknowledged"),
     # one change: no trail
-    (["reopened"], "Reopened", None),
+    (["reopened"], "open", "Reopened", None),
 ])
-def test_an_incident_appears_once_where_it_stands_now(kinds, section, trail):
-    changes = [change(i, kind, incident_id=7, created_at=T0 + timedelta(minutes=i)) for i, kind in enumerate(kinds)]
+def test_an_incident_appears_once_where_it_stands_now(kinds, status, section, trail):
+    changes = [change(i, kind, incident_id=7, status=status, created_at=T0 + timedelta(minutes=i))
+               for i, kind in enumerate(kinds)]
     changes.append(change(50, "opened", incident_id=8, title="Other"))  # another incident, listed on its own
     message = build_digest(changes, World(), NOW)
     lines = [b["text"]["text"] for b in message["blocks"] if b["type"] == "section"]
@@ -148,4 +159,109 @@ def test_an_incident_appears_once_where_it_stands_now(kinds, section, trail):
     assert heading.startswith(f"*{section} (")
     expected_new = 1 + (section == "New")
     assert message["blocks"][0]["text"]["text"].startswith(f"incidentctl: {expected_new} new")
+    assert header_counts(message) == heading_counts(message) == listed_counts(message)
     assert sum("(#7)" in line for line in message["text"].splitlines()) == 1
+
+
+def header_counts(message: dict) -> dict[str, int]:
+    """`incidentctl: 2 new · 1 acknowledged` → {"New": 2, "Acknowledged": 1}."""
+    summary = message["blocks"][0]["text"]["text"].removeprefix("incidentctl: ")
+    return {kind.capitalize(): int(n) for n, kind in (part.split(" ", 1) for part in summary.split(" · "))}
+
+
+def heading_counts(message: dict) -> dict[str, int]:
+    """`*New (2)*` headings → {"New": 2}."""
+    found = {}
+    for b in message["blocks"]:
+        text = b.get("text", {}).get("text", "") if b["type"] == "section" else ""
+        if text.startswith("*") and text.endswith(")*"):
+            title, n = text[1:-2].rsplit(" (", 1)
+            found[title] = int(n)
+    return found
+
+
+def listed_counts(message: dict) -> dict[str, int]:
+    """How many incident lines each heading has above the next."""
+    found: dict[str, int] = {}
+    current = None
+    for b in message["blocks"]:
+        text = b.get("text", {}).get("text", "") if b["type"] == "section" else ""
+        if text.startswith("*") and text.endswith(")*"):
+            current = text[1:-2].rsplit(" (", 1)[0]
+            found[current] = 0
+        elif text.startswith(":") and current:
+            found[current] += 1
+    return found
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 12), KINDS, st.sampled_from(["open", "acknowledged", "resolved"])),
+                min_size=1, max_size=40))
+def test_the_header_counts_what_the_sections_list(items):
+    # Any mix of changes over a few incidents (a status per incident, as the claim reads it).
+    status = {incident: s for incident, _, s in items}
+    changes = [change(i, kind, incident_id=incident, status=status[incident], created_at=T0 + timedelta(minutes=i))
+               for i, (incident, kind, _) in enumerate(items)]
+    message = build_digest(changes, World(), NOW)
+    assert header_counts(message) == heading_counts(message) == listed_counts(message)
+    assert sum(header_counts(message).values()) == len(status)
+    for e in entries(changes):  # New only for what nobody has acknowledged or resolved yet
+        if e.section == "opened":
+            assert e.latest.status == "open" and e.latest.change not in ("acknowledged", "resolved")
+
+
+@pytest.mark.parametrize("place, labels, group_labels, expected", [
+    # cluster/namespace/service first, as far as the incident has them
+    (("prod", "web", "api"), {"instance": "10.0.0.1:9100"}, {}, "prod/web/api"),
+    (("", "web", ""), {}, {}, "web"),
+    # without them, instance and job
+    (("", "", ""), {"instance": "10.0.0.1:9100", "job": "node", "zone": "a"}, {}, "instance=10.0.0.1:9100, job=node"),
+    (("", "", ""), {"instance": "", "job": "node"}, {}, "job=node"),
+    # without those, the group_by labels but alertname (a custom group_by)
+    (("", "", ""), {"alertname": "Backup", "team": "db", "zone": "a"}, {"alertname": "Backup", "team": "db"},
+     "team=db"),
+    # group_by fingerprint: its pseudo-label says nothing, the labels do
+    (("", "", ""), {"alertname": "A", "host": "db1", "severity": "warning"}, {"fingerprint": "3f2a9c0d1e2b4a5c"},
+     "host=db1"),
+    # else the first common labels by name, at most three, not alertname or severity
+    (("", "", ""), {"alertname": "A", "zone": "a", "app": "x", "region": "r", "tier": "t", "severity": "info"}, {},
+     "app=x, region=r, tier=t"),
+    # nothing that identifies it: nothing said
+    (("", "", ""), {"alertname": "A", "severity": "info"}, {"alertname": "A", "cluster": ""}, ""),
+    # label data is escaped like the rest
+    (("", "", ""), {"instance": "<!channel>"}, {}, "instance=&lt;!channel&gt;"),
+])
+def test_identity(place, labels, group_labels, expected):
+    cluster, namespace, service = place
+    assert identity(change(cluster=cluster, namespace=namespace, service=service, labels=labels,
+                           group_labels=group_labels)) == expected
+
+
+def test_an_incident_without_place_says_which_one_it_is():
+    c = change(title="HostDown", cluster=None, namespace=None, service=None,
+               labels={"alertname": "HostDown", "instance": "db1:9100", "job": "node"})
+    message = build_digest([c, change(2, title="HighCPU (prod/web/api)")], World(), NOW)
+    line = next(b["text"]["text"] for b in message["blocks"] if "#101" in b.get("text", {}).get("text", ""))
+    assert "instance=db1:9100, job=node" in line.splitlines()[1]
+    assert "HostDown — instance=db1:9100, job=node (#101)" in message["text"]
+    assert "HighCPU (prod/web/api) (#102)" in message["text"]  # a place already in the title is not repeated
+
+
+@pytest.mark.parametrize("kind, reason, shown", [
+    ("opened", "opened: HighCPU 1 firing", False),  # restates the title
+    ("escalated", "severity warning → critical", True),
+    ("acknowledged", "acknowledged by alice", True),
+    ("resolved", "auto-resolved: all 2 series resolved", True),
+    ("reopened", "fired again 5m after resolution (within 30m; flap 1)", True),
+])
+def test_the_reason_is_shown_when_it_says_something(kind, reason, shown):
+    text = build_digest([change(kind=kind, reason=reason)], World(), NOW)["blocks"][2]["text"]["text"]
+    assert (reason in text) is shown
+
+
+def test_an_incident_without_severity_says_so():
+    message = build_digest([change(severity="none", title="Quiet")], World({"none": 2, "warning": 1}), NOW)
+    assert ":white_circle: *no severity* · *Quiet*" in message["blocks"][2]["text"]["text"]
+    assert "opened: [no severity] Quiet" in message["text"]
+    assert "Open now: 1 warning, 2 without severity" in message["text"]
+    assert "NONE" not in all_text(message) and " none" not in all_text(message)

@@ -33,6 +33,7 @@ def test_upgrade_creates_schema_and_is_idempotent(empty_database_url):
     assert schema_status(engine).current == 0
     first = upgrade(engine)
     assert [m.version for m in first] == [m.version for m in MIGRATIONS]
+    assert [m.version for m in MIGRATIONS] == sorted({m.version for m in MIGRATIONS})  # in order, each once
     assert upgrade(engine) == []  # second run applies nothing
     status = schema_status(engine)
     assert (status.current, status.pending) == (LATEST_VERSION, ())

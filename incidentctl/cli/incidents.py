@@ -81,6 +81,9 @@ def list_cmd(
     service: Optional[str] = typer.Option(None, "--service", help="Only this service."),
     alertname: Optional[str] = typer.Option(None, "--alertname", help="Only this alertname."),
     label: List[str] = typer.Option([], "--label", help="name=value every series of the incident carries; repeatable."),
+    series_label: List[str] = typer.Option([], "--series-label",
+                                           help="name=value some series of the incident carries (e.g. pod=api-7f9c); "
+                                                "repeatable, each must match."),
     since: Optional[str] = typer.Option(None, "--since", help="Opened since: 2h, 7d or an ISO 8601 time."),
     limit: int = typer.Option(50, "--limit", min=1, help="At most this many incidents."),
     output: OutputFormat = OutputOption,
@@ -97,10 +100,14 @@ def list_cmd(
         labels = tuple(parse_label_filter(text) for text in label)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="'--label'") from None
+    try:
+        series_labels = tuple(parse_label_filter(text, "--series-label") for text in series_label)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--series-label'") from None
     since_at = time_value("--since", since, now)
     flt = IncidentFilter(status=status.value if status else None, severity=severity,
                          cluster=cluster, namespace=namespace, service=service, alertname=alertname,
-                         labels=labels, since=since_at, limit=limit)
+                         labels=labels, series_labels=series_labels, since=since_at, limit=limit)
     rows = mark_silenced(c.engine, list_incidents(c.engine, flt), now)
     if output is OutputFormat.table:
         render_incident_table(rows, now)
