@@ -100,7 +100,7 @@ def test_export_incident_replays_into_the_same_incident(incident, engine, second
     (mine,) = [i for i in source["incidents"] if i["status"] == "resolved" and i["alertname"] == "Latency"]
     key = (mine["fingerprint"], mine["opened_at"].isoformat())
     expected = {"incidents": [mine], **{part: [x for x in source[part] if x[0] == key]
-                                         for part in ("series", "events", "outbox")}}
+                                         for part in ("series", "series_labels", "events", "outbox")}}
     assert snapshot(target) == expected
 
 
