@@ -11,7 +11,7 @@ help:
 	@echo "make demo   - receive the bundled sample alerts on the embedded SQLite default and show the result"
 	@echo "make test   - run the test suite (SQLite, plus MariaDB/MySQL when reachable)"
 	@echo "make bench  - run the benchmarks in bench/ (needs MariaDB; installs wrk when missing)"
-	@echo "make ddl    - regenerate sql/schema.sql from incidentctl/schema.py"
+	@echo "make ddl    - regenerate sql/schema.sql from incidentctl/db/schema.py"
 	@echo "make galera-up / galera-down / galera-status - a local 3-node MariaDB Galera cluster (bench/galera)"
 
 $(STAMP): pyproject.toml

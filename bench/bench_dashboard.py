@@ -17,10 +17,10 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 from common import drop_database, machine, scratch_database  # noqa: E402
 from grafana_mysql import expand, variable_values  # noqa: E402
 
-from incidentctl import grafana  # noqa: E402
-from incidentctl.database import make_engine  # noqa: E402
-from incidentctl.migrations import upgrade  # noqa: E402
-from incidentctl.schema import grafana_alerts, incidents, notifications  # noqa: E402
+from incidentctl.ops import grafana
+from incidentctl.db.engine import make_engine  # noqa: E402
+from incidentctl.db.migrations import upgrade  # noqa: E402
+from incidentctl.db.schema import grafana_alerts, incidents, notifications  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_DASH_ROWS", "100000"))
 INCIDENTS = int(os.environ.get("BENCH_DASH_INCIDENTS", "10000"))

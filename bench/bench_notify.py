@@ -18,11 +18,11 @@ from common import drop_database, scratch_database  # noqa: E402
 import requests  # noqa: E402
 
 from incidentctl.config import load_settings  # noqa: E402
-from incidentctl.database import make_engine  # noqa: E402
-from incidentctl.digest import Change, World, build_digest  # noqa: E402
-from incidentctl.migrations import upgrade  # noqa: E402
-from incidentctl.notify import notify_pending  # noqa: E402
-from incidentctl.schema import incident_alerts, incidents, notifications  # noqa: E402
+from incidentctl.db.engine import make_engine  # noqa: E402
+from incidentctl.notify.digest import Change, World, build_digest  # noqa: E402
+from incidentctl.db.migrations import upgrade  # noqa: E402
+from incidentctl.notify.delivery import notify_pending  # noqa: E402
+from incidentctl.db.schema import incident_alerts, incidents, notifications  # noqa: E402
 from tests.factories import T0  # noqa: E402
 from tests.slack_fake import FakeSlack  # noqa: E402
 

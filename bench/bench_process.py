@@ -34,11 +34,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from history import history  # noqa: E402
-from incidentctl.archive import raw_alert  # noqa: E402
-from incidentctl.database import make_engine  # noqa: E402
-from incidentctl.incidents import IncidentFilter, list_incidents  # noqa: E402
-from incidentctl.migrations import upgrade  # noqa: E402
-from incidentctl.schema import grafana_alerts  # noqa: E402
+from incidentctl.ingest.archive import raw_alert  # noqa: E402
+from incidentctl.db.engine import make_engine  # noqa: E402
+from incidentctl.incidents.listing import IncidentFilter, list_incidents  # noqa: E402
+from incidentctl.db.migrations import upgrade  # noqa: E402
+from incidentctl.db.schema import grafana_alerts  # noqa: E402
 
 SERVER = os.environ.get("INCIDENTCTL_BENCH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
 SMALL = int(os.environ.get("BENCH_PROCESS_SMALL", "50000"))
@@ -290,7 +290,7 @@ def fill_series_labels(conn) -> None:
 
 def explain(engine, cases) -> None:
     """Prints EXPLAIN of each list query (for docs/DATABASE.md)."""
-    from incidentctl import incidents as store
+    from incidentctl.incidents import listing as store
     for name, flt in cases.items():
         query = store.list_query(flt)
         sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))

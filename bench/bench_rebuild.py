@@ -27,9 +27,9 @@ from common import INCIDENTCTL, machine  # noqa: E402
 
 from sqlalchemy import select  # noqa: E402
 
-from incidentctl.database import make_engine  # noqa: E402
-from incidentctl.incidents import transition  # noqa: E402
-from incidentctl.schema import incidents  # noqa: E402
+from incidentctl.db.engine import make_engine  # noqa: E402
+from incidentctl.incidents.listing import transition  # noqa: E402
+from incidentctl.db.schema import incidents  # noqa: E402
 
 
 

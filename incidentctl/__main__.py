@@ -1,3 +1,3 @@
-from .cli import main
+from incidentctl.cli import main
 
 main()

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .durations import parse_duration
-from .errors import IncidentctlError
+from incidentctl.durations import parse_duration
+from incidentctl.errors import IncidentctlError
 
 
 class ConfigError(IncidentctlError):

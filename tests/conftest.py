@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from incidentctl.database import make_engine
-from incidentctl.migrations import upgrade
-from incidentctl.schema import metadata
+from incidentctl.db.engine import make_engine
+from incidentctl.db.migrations import upgrade
+from incidentctl.db.schema import metadata
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MYSQL_SERVER_URL = os.environ.get("INCIDENTCTL_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import Engine, select
 
-from incidentctl.schema import incident_alerts, incidents, notifications
+from incidentctl.db.schema import incident_alerts, incidents, notifications
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 _seq = itertools.count(1)

@@ -13,7 +13,7 @@ import random
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
-from incidentctl.fingerprint import label_fingerprint
+from incidentctl.incidents.fingerprint import label_fingerprint
 
 T0 = datetime(2026, 2, 1, tzinfo=timezone.utc)
 ALERTNAMES = ("HighLatency", "HighErrorRate", "PodCrashLooping", "DiskFull", "CPUThrottling", "MemoryPressure",

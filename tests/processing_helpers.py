@@ -9,8 +9,8 @@ from typing import Iterable
 
 from sqlalchemy import Engine, select
 
-from incidentctl.archive import insert_raw_alerts, raw_alert
-from incidentctl.schema import (incident_alerts, incident_events, incidents, label_key, metadata, notifications,
+from incidentctl.ingest.archive import insert_raw_alerts, raw_alert
+from incidentctl.db.schema import (incident_alerts, incident_events, incidents, label_key, metadata, notifications,
                                series_labels)
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
@@ -69,8 +69,8 @@ def _stored(text: str) -> str:
 
 def expected_incidents(rows: Iterable[tuple[datetime, bytes]], group_by, reopen_window_s: float) -> dict:
     """What one uninterrupted run must produce, computed in memory with the same pure decision."""
-    from incidentctl.grouping import decide_row
-    from incidentctl.parsing import parse_body
+    from incidentctl.incidents.decide import decide_row
+    from incidentctl.incidents.parsing import parse_body
 
     states: dict = {}
     final: dict = {}

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from incidentctl.fingerprint import label_fingerprint
-from incidentctl.schema import grafana_alerts
+from incidentctl.incidents.fingerprint import label_fingerprint
+from incidentctl.db.schema import grafana_alerts
 from servers import AlertmanagerProcess, ServeProcess, serve_env
 
 ALERTMANAGER = next(filter(None, map(shutil.which, AlertmanagerProcess.BINARY_NAMES)), None)

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from incidentctl.receiver.auth import AuthFailed, AuthPolicy, check_request, sign
+from incidentctl.ingest.receiver.auth import AuthFailed, AuthPolicy, check_request, sign
 
 NOW = 1_800_000_000.0
 BODY = b'{"receiver":"x","alerts":[],"message":"a \\u0026 b"}\n'

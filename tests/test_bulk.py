@@ -12,8 +12,8 @@ from hypothesis import given, strategies as st
 from pymysql.converters import escape_string
 from sqlalchemy import event, select
 
-from incidentctl import bulk
-from incidentctl.schema import UtcDateTime, grafana_alerts, incident_events, incidents
+from incidentctl.db import mariadb_insert as bulk
+from incidentctl.db.schema import UtcDateTime, grafana_alerts, incident_events, incidents
 
 ODD_TEXT = ["plain", "it's", 'say "hi"', "back\\slash", "nul\x00byte", "new\nline\r\n", "ctrl-z \x1a", "50% %s %(x)s",
             "ünïcødé ✓ 🚨", "", "?"]

@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 
 from incidentctl.cli import app
 from incidentctl.config import load_settings
-from incidentctl.doctor import doctor
-from incidentctl.notify import CLAIM_LEASE, notify_pending
-from incidentctl.schema import deliveries
-from incidentctl.slack import make_session
+from incidentctl.ops.doctor import doctor
+from incidentctl.notify.delivery import CLAIM_LEASE, notify_pending
+from incidentctl.db.schema import deliveries
+from incidentctl.notify.slack import make_session
 from tests.factories import add_incidents_with_changes, outbox_rows
 from tests.slack_fake import FakeSlack
 

@@ -7,12 +7,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from incidentctl.collector import BATCH_THRESHOLDS, batch_collection
+from incidentctl.ops.gc_tuning import BATCH_THRESHOLDS, batch_collection
 from incidentctl.config import load_settings
-from incidentctl.database import make_engine
-from incidentctl.export import export_to_file
-from incidentctl.migrations import upgrade
-from incidentctl.replay import replay
+from incidentctl.db.engine import make_engine
+from incidentctl.history.export import export_to_file
+from incidentctl.db.migrations import upgrade
+from incidentctl.history.replay import replay
 
 NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
 

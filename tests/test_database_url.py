@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from incidentctl.cli import app
-from incidentctl.database import UnsupportedDatabase, supported_url
+from incidentctl.db.engine import UnsupportedDatabase, supported_url
 
 SUPPORTED = [
     ("sqlite:////var/lib/incidentctl.db", "sqlite+pysqlite:////var/lib/incidentctl.db"),  # sqlite's default driver

@@ -7,8 +7,8 @@ import subprocess
 
 from sqlalchemy import select
 
-from incidentctl.database import make_engine
-from incidentctl.schema import grafana_alerts, incidents, notifications
+from incidentctl.db.engine import make_engine
+from incidentctl.db.schema import grafana_alerts, incidents, notifications
 from slack_fake import FakeSlack
 
 STORY = "2 new · 1 resolved"  # per incident: the crash loop flapped, DiskAlmostFull came and went

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from incidentctl.digest import (MAX_BLOCKS, MAX_TEXT, Change, World, build_digest, entries, escape, identity,
+from incidentctl.notify.digest import (MAX_BLOCKS, MAX_TEXT, Change, World, build_digest, entries, escape, identity,
                                 limit_violations, link)
 from tests.factories import T0
 

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from incidentctl.cli import app
 from incidentctl.config import load_settings
-from incidentctl.database import make_engine
-from incidentctl.doctor import Thresholds, doctor, level_for_age
-from incidentctl.schema import deliveries, grafana_alerts, incidents, notifications, silences
+from incidentctl.db.engine import make_engine
+from incidentctl.ops.doctor import Thresholds, doctor, level_for_age
+from incidentctl.db.schema import deliveries, grafana_alerts, incidents, notifications, silences
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 MIN = timedelta(minutes=1)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from incidentctl.fingerprint import alert_fingerprint, group_values, incident_fingerprint, label_fingerprint
+from incidentctl.incidents.fingerprint import alert_fingerprint, group_values, incident_fingerprint, label_fingerprint
 
 GROUP_BY = ("alertname", "cluster", "namespace", "service")
 

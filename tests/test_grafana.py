@@ -20,10 +20,10 @@ from sqlalchemy import create_engine
 from typer.testing import CliRunner
 
 from grafana_mysql import MacroError, expand, fixed_range, variable_values
-from incidentctl import grafana
+from incidentctl.ops import grafana
 from incidentctl.cli import app
 from incidentctl.config import SETTINGS
-from incidentctl.schema import deliveries, grafana_alerts, incidents, notifications
+from incidentctl.db.schema import deliveries, grafana_alerts, incidents, notifications
 
 START, END = fixed_range(days=2)
 INTERVAL = "1h"

@@ -16,10 +16,10 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from incidentctl.archive import insert_raw_alerts, raw_alert
-from incidentctl.database import ensure_schema, make_engine
-from incidentctl.schema import grafana_alerts, incidents
-from incidentctl.signatures import claim, forget_expired, signature
+from incidentctl.ingest.archive import insert_raw_alerts, raw_alert
+from incidentctl.db.engine import ensure_schema, make_engine
+from incidentctl.db.schema import grafana_alerts, incidents
+from incidentctl.ingest.signatures import claim, forget_expired, signature
 
 OPERATIONS = Path(__file__).parent.parent / "docs" / "OPERATIONS.md"
 DENIED = (OperationalError, ProgrammingError)  # 1142 "command denied" arrives as either, by driver version

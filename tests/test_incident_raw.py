@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from incidentctl.cli import app
-from incidentctl.output import printable_body
+from incidentctl.cli.output import printable_body
 from processing_helpers import T0, snapshot, store
 
 runner = CliRunner()
@@ -145,7 +145,7 @@ def test_printable_body(stored, shown):
 def test_rows_purged_by_retention_are_named(incident, engine):
     from sqlalchemy import delete
 
-    from incidentctl.schema import grafana_alerts
+    from incidentctl.db.schema import grafana_alerts
 
     env, incident_id, raw = incident
     with engine.begin() as conn:  # as `purge` does once the incident is resolved and old enough

@@ -9,8 +9,8 @@ import orjson
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from incidentctl import jsondoc
-from incidentctl.sniff import decode_body
+from incidentctl.ingest import jsondoc
+from incidentctl.ingest.sniff import decode_body
 
 
 def outcome(decode, data: bytes):

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from asgi import call
 from incidentctl.cli.app import app
-from incidentctl.receiver.app import Receiver
-from incidentctl.schema import incident_events
+from incidentctl.ingest.receiver.app import Receiver
+from incidentctl.db.schema import incident_events
 
 runner = CliRunner()
 T1 = datetime(2026, 12, 6, 4, 22, 53, 784822, tzinfo=timezone.utc)

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.dialects import mysql
 
-from incidentctl.incidents import IncidentFilter, list_incidents, list_query
-from incidentctl.schema import LABEL_TEXT_MAX, incident_labels, incidents, series_labels
-from incidentctl.state import label_rows, series_label_rows
+from incidentctl.incidents.listing import IncidentFilter, list_incidents, list_query
+from incidentctl.db.schema import LABEL_TEXT_MAX, incident_labels, incidents, series_labels
+from incidentctl.incidents.store import label_rows, series_label_rows
 from factories import T0
 
 LONG = "x" * LABEL_TEXT_MAX  # two team values that the label index clips to the same text

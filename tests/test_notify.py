@@ -9,13 +9,13 @@ import requests
 
 from sqlalchemy import select
 
-from incidentctl import outbox
+from incidentctl.notify import outbox
 from incidentctl.config import load_settings
-from incidentctl.digest import MAX_BLOCKS, limit_violations
-from incidentctl.notify import CLAIM_LEASE, DELIVERY_LOG_KEEP, backoff_seconds, notify_pending, preview_digests
-from incidentctl.routes import Route
-from incidentctl.schema import deliveries
-from incidentctl.slack import send
+from incidentctl.notify.digest import MAX_BLOCKS, limit_violations
+from incidentctl.notify.delivery import CLAIM_LEASE, DELIVERY_LOG_KEEP, backoff_seconds, notify_pending, preview_digests
+from incidentctl.notify.routes import Route
+from incidentctl.db.schema import deliveries
+from incidentctl.notify.slack import send
 from tests.factories import T0, add_change, add_incident, add_incidents_with_changes, outbox_rows
 from tests.slack_fake import FakeSlack
 

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from incidentctl.output import UNLIMITED_WIDTH, stdout_console
+from incidentctl.cli.output import UNLIMITED_WIDTH, stdout_console
 from processing_helpers import store_spaced
 
 ALERTNAME = "PaymentsCheckoutLatencyAboveSLOForEuropeanCustomersDuringThePeakTrafficWindow"

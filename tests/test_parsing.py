@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from hypothesis import given, strategies as st
 
-from incidentctl.parsing import AlertEvent, PayloadError, parse_body, parse_time
+from incidentctl.incidents.parsing import AlertEvent, PayloadError, parse_body, parse_time
 
 RECEIVED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
@@ -110,7 +110,7 @@ def test_legacy_fingerprint_is_fnv_of_its_labels(fixture_bodies):
     [event] = parse_body(fixture_bodies["grafana-legacy/grafana-legacy-le8_docs_alerting.json"], RECEIVED)
     assert event.labels == {"alertname": "Panel Title alert", "tag name": "tag value", "rule_id": "1", "org_id": "1"}
     assert event.annotations["values"] == "Count=1"
-    from incidentctl.fingerprint import label_fingerprint
+    from incidentctl.incidents.fingerprint import label_fingerprint
     assert event.fingerprint == label_fingerprint(event.labels)
 
 
@@ -191,8 +191,8 @@ def test_parse_time_reads_every_rfc_3339_form_go_writes(moment, nanos, digits, o
 
 
 def test_fingerprint_limit_is_the_column_width():
-    from incidentctl.fingerprint import FINGERPRINT_MAX
-    from incidentctl.schema import incident_alerts, incident_events
+    from incidentctl.incidents.fingerprint import FINGERPRINT_MAX
+    from incidentctl.db.schema import incident_alerts, incident_events
     assert FINGERPRINT_MAX == incident_alerts.c.alert_fingerprint.type.length == \
         incident_events.c.alert_fingerprint.type.length
 

@@ -14,14 +14,14 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from asgi import call
-from incidentctl import grouping
+from incidentctl.incidents import decide as grouping
 from incidentctl.cli.app import app
-from incidentctl.fingerprint import FINGERPRINT_MAX
-from incidentctl.grouping import decide_row
-from incidentctl.parsing import PayloadError, parse_body
-from incidentctl.processor import error_text
-from incidentctl.receiver.app import Receiver
-from incidentctl.schema import grafana_alerts, incident_alerts, incident_events
+from incidentctl.incidents.fingerprint import FINGERPRINT_MAX
+from incidentctl.incidents.decide import decide_row
+from incidentctl.incidents.parsing import PayloadError, parse_body
+from incidentctl.incidents.processor import error_text
+from incidentctl.ingest.receiver.app import Receiver
+from incidentctl.db.schema import grafana_alerts, incident_alerts, incident_events
 
 runner = CliRunner()
 RECEIVED = datetime(2026, 5, 4, 3, 2, 1, tzinfo=timezone.utc)

@@ -14,7 +14,7 @@ import pytest
 
 from history import history
 from incidentctl.config import load_settings
-from incidentctl.processor import backlog, process_pending
+from incidentctl.incidents.processor import backlog, process_pending
 from processing_helpers import database_incidents, expected_incidents, store
 
 SETTINGS = load_settings({})
@@ -66,10 +66,10 @@ def test_sigkill_mid_run_then_rerun_equals_one_run(engine, cli_env, incidentctl_
 def test_receiver_inserts_do_not_wait_for_a_processing_batch(engine, db_url, monkeypatch, fixture_bodies):
     # Under REPEATABLE READ the claim's gap lock made the receiver's INSERT wait for the batch
     # (a 503 at write_timeout); processing runs READ COMMITTED. The insert happens mid-batch.
-    import incidentctl.processor as processor
+    import incidentctl.incidents.processor as processor
     from datetime import datetime, timezone
-    from incidentctl.archive import insert_raw_alerts, raw_alert
-    from incidentctl.database import make_engine
+    from incidentctl.ingest.archive import insert_raw_alerts, raw_alert
+    from incidentctl.db.engine import make_engine
 
     body = fixture_bodies["grafana/grafana9_zulip_firing_single_valueString.json"]
     store(engine, [(datetime(2026, 1, 1, tzinfo=timezone.utc), body)])

@@ -9,9 +9,9 @@ from sqlalchemy import select
 
 from history import history
 from incidentctl.config import load_settings
-from incidentctl.incidents import show_incident, transition
-from incidentctl.processor import backlog, process_pending
-from incidentctl.schema import grafana_alerts, incidents, notifications
+from incidentctl.incidents.listing import show_incident, transition
+from incidentctl.incidents.processor import backlog, process_pending
+from incidentctl.db.schema import grafana_alerts, incidents, notifications
 from processing_helpers import T0, snapshot, store, store_spaced
 
 SETTINGS = load_settings({})
@@ -99,8 +99,8 @@ def test_series_kept_between_batches_never_hide_another_runs_changes(engine, sec
     # acking meanwhile, must give what the same rows and ack give without any cache.
     from datetime import timedelta
 
-    from incidentctl.processor import _run_batch
-    from incidentctl.state import SeriesCache
+    from incidentctl.incidents.processor import _run_batch
+    from incidentctl.incidents.store import SeriesCache
 
     rows = list(history(series=30, minutes=180, seed=11))
     plain = second_engine("plain")

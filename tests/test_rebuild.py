@@ -9,14 +9,14 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import delete, func, select, text
 
-import incidentctl.rebuild as rebuild_module
+import incidentctl.history.rebuild as rebuild_module
 from history import history
 from incidentctl.config import load_settings
-from incidentctl.incidents import add_note, transition
-from incidentctl.processor import LOCK_NAME, ProcessingBusy, backlog, process_pending
-from incidentctl.rebuild import RebuildRefused, rebuild
-from incidentctl.schema import grafana_alerts, incident_alerts, incident_events, incidents
-from incidentctl.simulate import Rules
+from incidentctl.incidents.listing import add_note, transition
+from incidentctl.incidents.processor import LOCK_NAME, ProcessingBusy, backlog, process_pending
+from incidentctl.history.rebuild import RebuildRefused, rebuild
+from incidentctl.db.schema import grafana_alerts, incident_alerts, incident_events, incidents
+from incidentctl.history.simulate import Rules
 from processing_helpers import checksums, database_incidents, expected_incidents, snapshot, store
 
 SETTINGS = load_settings({})
@@ -227,7 +227,7 @@ def test_rebuild_waits_for_a_running_process_and_gives_up(engine, monkeypatch):
     store(engine, _rows()[:200])
     process_pending(engine, SETTINGS)
     before = snapshot(engine)
-    monkeypatch.setattr("incidentctl.processor.LOCK_WAIT_SECONDS", 1)
+    monkeypatch.setattr("incidentctl.incidents.processor.LOCK_WAIT_SECONDS", 1)
     with engine.connect() as holder:
         assert holder.scalar(text("SELECT GET_LOCK(CONCAT(:n, DATABASE()), 0)"), {"n": LOCK_NAME}) == 1
         with pytest.raises(ProcessingBusy, match="rebuild"):

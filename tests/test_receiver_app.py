@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import func, select, text
 
 from asgi import call
-from incidentctl.database import make_engine
-from incidentctl.receiver.app import Receiver
-from incidentctl.receiver.auth import AuthPolicy, sign
-from incidentctl.schema import grafana_alerts
+from incidentctl.db.engine import make_engine
+from incidentctl.ingest.receiver.app import Receiver
+from incidentctl.ingest.receiver.auth import AuthPolicy, sign
+from incidentctl.db.schema import grafana_alerts
 
 FIXED = datetime(2026, 5, 4, 3, 2, 1, 123456, tzinfo=timezone.utc)
 GRAFANA = "grafana/grafana9_zulip_firing_3alerts_2rules.json"
@@ -285,7 +285,7 @@ def test_one_refused_row_does_not_answer_for_its_group(engine, fixture_bodies, p
     body = fixture_bodies[GRAFANA]
     receiver = Receiver(engine, max_body_bytes=64 * 1024, write_timeout=5.0, clock=lambda: FIXED)
     try:
-        with caplog.at_level("DEBUG", logger="incidentctl.receiver.writer"):
+        with caplog.at_level("DEBUG", logger="incidentctl.ingest.receiver.writer"):
             answers = gathered(receiver, [("/webhook/grafana", b, {}) for b in (body, b"poison", body + b" ", b"{}")])
         assert [a.status for a in answers] == [200, 503, 200, 202]
         assert "poison body refused" in answers[1].json()["error"] and answers[1].headers["retry-after"] == "5"
@@ -372,7 +372,7 @@ def test_every_refusal_is_one_warning_line_without_secrets(engine, fixture_bodie
     try:
         for method, path, data, headers, status, says in cases:
             caplog.clear()
-            with caplog.at_level("WARNING", logger="incidentctl.receiver"):
+            with caplog.at_level("WARNING", logger="incidentctl.ingest.receiver"):
                 headers = {**headers, "content-length": str(len(data))}
                 assert call(receiver, method, path, data, headers).status == status, (method, path)
             (line,) = [r.getMessage() for r in caplog.records]
@@ -380,7 +380,7 @@ def test_every_refusal_is_one_warning_line_without_secrets(engine, fixture_bodie
             assert says in line, line
             assert token not in line and "wrong-guess-4711" not in line, line
         caplog.clear()
-        with caplog.at_level("WARNING", logger="incidentctl.receiver"):
+        with caplog.at_level("WARNING", logger="incidentctl.ingest.receiver"):
             assert call(receiver, "POST", "/webhook/grafana", body, auth).status == 200
         assert caplog.records == []  # a stored webhook is not a refusal
     finally:
@@ -391,7 +391,7 @@ def test_a_503_is_logged_with_its_reason(caplog):
     engine = make_engine("mysql+pymysql://root:db-pass-42@127.0.0.1:1/nothing", connect_timeout=1)
     receiver = make_receiver(engine)
     try:
-        with caplog.at_level("WARNING", logger="incidentctl.receiver.app"):
+        with caplog.at_level("WARNING", logger="incidentctl.ingest.receiver.app"):
             assert call(receiver, "POST", "/webhook/grafana", b"{}").status == 503
             assert call(receiver, "GET", "/health").status == 503
         lines = [r.getMessage() for r in caplog.records]
@@ -407,9 +407,9 @@ def test_a_503_is_logged_with_its_reason(caplog):
 def test_an_unexpected_error_in_the_writer_fails_its_rows_and_the_writer_goes_on(engine):
     from concurrent.futures import Future
 
-    from incidentctl.archive import raw_alert
+    from incidentctl.ingest.archive import raw_alert
     from incidentctl.errors import DatabaseUnavailable
-    from incidentctl.receiver.writer import GroupCommitWriter
+    from incidentctl.ingest.receiver.writer import GroupCommitWriter
 
     calls = []
 

@@ -13,9 +13,9 @@ import requests
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from incidentctl.archive import largest_body_for
-from incidentctl.receiver.auth import sign
-from incidentctl.schema import grafana_alerts
+from incidentctl.ingest.archive import largest_body_for
+from incidentctl.ingest.receiver.auth import sign
+from incidentctl.db.schema import grafana_alerts
 from servers import ServeProcess, TcpProxy, serve_env
 
 GRAFANA = "grafana/grafana9_zulip_firing_3alerts_2rules.json"

@@ -7,8 +7,8 @@ import logging
 import pytest
 from hypothesis import given, strategies as st
 
-from incidentctl.receiver.refusals import LineBudget, RefusalLog
-from incidentctl.receiver.server import mask_query
+from incidentctl.ingest.receiver.refusals import LineBudget, RefusalLog
+from incidentctl.ingest.receiver.server import mask_query
 
 
 @given(st.lists(st.floats(min_value=0, max_value=50, allow_nan=False), max_size=200),

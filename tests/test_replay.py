@@ -15,13 +15,13 @@ from hypothesis import given, strategies as st
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from incidentctl.archive import insert_raw_alerts, raw_alert
+from incidentctl.ingest.archive import insert_raw_alerts, raw_alert
 from incidentctl.cli import app
-from incidentctl.database import make_engine
-from incidentctl.export import export_to_file, from_record, to_record
-from incidentctl.migrations import upgrade
-from incidentctl.replay import replay
-from incidentctl.schema import grafana_alerts
+from incidentctl.db.engine import make_engine
+from incidentctl.history.export import export_to_file, from_record, to_record
+from incidentctl.db.migrations import upgrade
+from incidentctl.history.replay import replay
+from incidentctl.db.schema import grafana_alerts
 
 T0 = datetime(2026, 10, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
 NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
@@ -217,7 +217,7 @@ def test_console_script_export_pipe_replay(cli_env, incidentctl_bin, db_url, tmp
 
 
 def test_export_to_an_unwritable_place_is_a_clear_error_and_leaves_no_file(engine, tmp_path, fixture_bodies):
-    from incidentctl.export import ExportFileError
+    from incidentctl.history.export import ExportFileError
 
     _seed(engine, fixture_bodies)
     with pytest.raises(ExportFileError, match="cannot write .*missing"):
@@ -268,7 +268,7 @@ def test_export_replay_with_process_gives_the_same_incidents(db_url, tmp_path):
     from processing_helpers import snapshot, store
 
     from incidentctl.config import load_settings
-    from incidentctl.processor import process_pending
+    from incidentctl.incidents.processor import process_pending
 
     original = _sqlite(tmp_path, "original.db")
     store(original, history(series=40, minutes=90, seed=3))
@@ -303,7 +303,7 @@ def test_processing_as_it_goes_equals_replay_then_process(engine, second_engine,
     from processing_helpers import snapshot, store
 
     from incidentctl.config import load_settings
-    from incidentctl.processor import process_pending
+    from incidentctl.incidents.processor import process_pending
 
     settings = load_settings({})
     source = _sqlite(tmp_path, "source.db")
@@ -329,9 +329,9 @@ def test_a_processed_batch_whose_insert_fails_leaves_nothing_behind(engine, tmp_
     # With processing, a batch's rows and its incident changes commit together. On MariaDB the rows
     # are inserted on a helper thread while their events are decided: when that insert fails, the
     # error reaches the caller and the batch leaves no rows, incidents or outbox entries behind.
-    import incidentctl.replay as replay_module
+    import incidentctl.history.replay as replay_module
     from incidentctl.config import load_settings
-    from incidentctl.schema import incidents, notifications
+    from incidentctl.db.schema import incidents, notifications
 
     def failing_insert(conn, rows):
         raise RuntimeError("disk full")

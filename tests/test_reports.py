@@ -24,9 +24,9 @@ from sqlalchemy import insert
 from typer.testing import CliRunner
 
 from incidentctl.cli import app
-from incidentctl.reports import DayVolume, build_report
-from incidentctl.schema import grafana_alerts, incident_events, incidents
-from incidentctl.stats import Summary
+from incidentctl.history.reports import DayVolume, build_report
+from incidentctl.db.schema import grafana_alerts, incident_events, incidents
+from incidentctl.history.stats import Summary
 
 SINCE = datetime(2026, 11, 1, tzinfo=timezone.utc)
 UNTIL = datetime(2026, 11, 4, tzinfo=timezone.utc)

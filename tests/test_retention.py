@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from incidentctl.cli import app
 from incidentctl.config import ConfigError, load_settings
-from incidentctl.retention import purge
-from incidentctl.schema import grafana_alerts, incident_events, incidents
+from incidentctl.ops.retention import purge
+from incidentctl.db.schema import grafana_alerts, incident_events, incidents
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 DAY = timedelta(days=1)

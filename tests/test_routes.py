@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from incidentctl.config import ConfigError, load_settings
-from incidentctl.routes import Route, load_routes, route_for
+from incidentctl.notify.routes import Route, load_routes, route_for
 
 URL = "https://hooks.slack.com/services/T/B/SECRET"
 

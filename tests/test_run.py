@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from incidentctl.archive import insert_raw_alerts, raw_alert
+from incidentctl.ingest.archive import insert_raw_alerts, raw_alert
 from tests.factories import outbox_rows
 from tests.slack_fake import FakeSlack
 

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from incidentctl.errors import DatabaseUnavailable
-from incidentctl.scheduler import Job, Scheduler, summary_line
+from incidentctl.ops.scheduler import Job, Scheduler, summary_line
 
 
 def wait_for(predicate, timeout=10.0):
@@ -118,7 +118,7 @@ SLACK = {"SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/XXXX"}
 
 def test_cycle_jobs_purge_only_when_configured(tmp_path):
     from incidentctl.config import load_settings
-    from incidentctl.scheduler import cycle_jobs
+    from incidentctl.ops.scheduler import cycle_jobs
 
     plain = cycle_jobs(None, load_settings(environ=SLACK), None, time.time)
     assert [(j.name, j.interval) for j in plain] == [("process", 15.0), ("notify", 30.0)]
@@ -130,7 +130,7 @@ def test_cycle_jobs_purge_only_when_configured(tmp_path):
 
 def test_cycle_jobs_without_slack_warn_once_and_do_not_notify(caplog):
     from incidentctl.config import load_settings
-    from incidentctl.scheduler import cycle_jobs
+    from incidentctl.ops.scheduler import cycle_jobs
 
     with caplog.at_level(logging.INFO, logger="incidentctl.run"):
         jobs = cycle_jobs(None, load_settings(environ={}), None, time.time)
@@ -145,7 +145,7 @@ def test_cycle_jobs_without_slack_warn_once_and_do_not_notify(caplog):
 
 def test_cycle_jobs_bad_routes_raise_config_error():
     from incidentctl.config import ConfigError, Settings, load_settings
-    from incidentctl.scheduler import cycle_jobs
+    from incidentctl.ops.scheduler import cycle_jobs
 
     base = load_settings(environ=SLACK)
     with pytest.raises(ConfigError, match="webhook_url"):

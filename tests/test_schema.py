@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, text
 
-from incidentctl.database import make_engine
-from incidentctl.migrations import LATEST_VERSION, MIGRATIONS, mysql_ddl, schema_status, upgrade
+from incidentctl.db.engine import make_engine
+from incidentctl.db.migrations import LATEST_VERSION, MIGRATIONS, mysql_ddl, schema_status, upgrade
 
 SQL_SCHEMA = Path(__file__).parent.parent / "sql" / "schema.sql"
 
@@ -68,8 +68,8 @@ def test_upgrade_from_version_1_indexes_the_labels_of_existing_incidents(empty_d
 
     from sqlalchemy import select
 
-    from incidentctl.incidents import IncidentFilter, list_incidents
-    from incidentctl.schema import incident_labels, incidents, metadata, schema_migrations, seen_signatures
+    from incidentctl.incidents.listing import IncidentFilter, list_incidents
+    from incidentctl.db.schema import incident_labels, incidents, metadata, schema_migrations, seen_signatures
 
     engine = make_engine(empty_database_url())
     t0 = datetime(2026, 1, 5, tzinfo=timezone.utc)
@@ -99,8 +99,8 @@ def test_upgrade_adds_the_delivery_log_and_notify_uses_it(empty_database_url):
     from sqlalchemy import select
 
     from incidentctl.config import load_settings
-    from incidentctl.notify import notify_pending
-    from incidentctl.schema import deliveries, metadata, schema_migrations
+    from incidentctl.notify.delivery import notify_pending
+    from incidentctl.db.schema import deliveries, metadata, schema_migrations
 
     DELIVERIES = next(m for m in MIGRATIONS if m.description.startswith("deliveries:"))
     from tests.factories import add_incidents_with_changes

@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 from history import history
 from incidentctl.cli.app import app
 from incidentctl.config import load_settings
-from incidentctl.migrations import upgrade
-from incidentctl.processor import process_pending
-from incidentctl.rebuild import Rules, rebuild
-from incidentctl.schema import incident_alerts, incidents, metadata, schema_migrations, series_labels
+from incidentctl.db.migrations import upgrade
+from incidentctl.incidents.processor import process_pending
+from incidentctl.history.rebuild import Rules, rebuild
+from incidentctl.db.schema import incident_alerts, incidents, metadata, schema_migrations, series_labels
 from processing_helpers import T0, series_label_index, store, store_spaced
 
 runner = CliRunner()
@@ -151,8 +151,8 @@ def test_rebuild_indexes_the_series_of_the_rebuilt_incidents(db_url, engine, bef
 
 
 def test_upgrade_indexes_the_series_of_existing_incidents(empty_database_url):
-    from incidentctl.database import make_engine
-    from incidentctl.incidents import IncidentFilter, list_incidents
+    from incidentctl.db.engine import make_engine
+    from incidentctl.incidents.listing import IncidentFilter, list_incidents
 
     url = empty_database_url()
     engine = make_engine(url)

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 
-from incidentctl import signatures
-from incidentctl.schema import seen_signatures
-from incidentctl.signatures import CLOCK_MARGIN, claim, forget_expired, signature
+from incidentctl.ingest import signatures
+from incidentctl.db.schema import seen_signatures
+from incidentctl.ingest.signatures import CLOCK_MARGIN, claim, forget_expired, signature
 
 NOW = datetime(2026, 5, 4, 3, 2, 1, tzinfo=timezone.utc)
 
@@ -77,8 +77,8 @@ def test_expired_signatures_are_forgotten_after_the_clock_margin(engine, monkeyp
 
 
 def test_the_receivers_writer_forgets_expired_signatures_once_a_minute(engine):
-    from incidentctl.archive import raw_alert
-    from incidentctl.receiver.writer import FORGET_EVERY, GroupCommitWriter
+    from incidentctl.ingest.archive import raw_alert
+    from incidentctl.ingest.receiver.writer import FORGET_EVERY, GroupCommitWriter
 
     clock = [1000.0]
     writer = GroupCommitWriter(engine, monotonic=lambda: clock[0])

@@ -9,8 +9,8 @@ import requests
 
 from incidentctl.config import load_settings
 from incidentctl.errors import InvalidTransition, NotFound
-from incidentctl.notify import notify_pending
-from incidentctl.silences import (InvalidSilence, Matcher, add_silence, expire_silence, list_silences,
+from incidentctl.notify.delivery import notify_pending
+from incidentctl.notify.silences import (InvalidSilence, Matcher, add_silence, expire_silence, list_silences,
                                   matches_all, parse_matcher, silenced_incidents, state_of)
 from tests.factories import T0, add_change, add_incident, outbox_rows
 from tests.slack_fake import FakeSlack
@@ -134,8 +134,8 @@ def test_processed_alerts_in_a_window_are_suppressed(engine, fixture_bodies):
     """Through the real processor: the outbox rows it writes are silenced by event time."""
     from datetime import datetime, timezone
 
-    from incidentctl.archive import insert_raw_alerts, raw_alert
-    from incidentctl.processor import process_pending
+    from incidentctl.ingest.archive import insert_raw_alerts, raw_alert
+    from incidentctl.incidents.processor import process_pending
 
     start = datetime(2022, 6, 17, 0, 0, tzinfo=timezone.utc)  # the fixture's alerts fire at 01:03 and 01:11
     s = add_silence(engine, [parse_matcher("alertname=Test alert")], starts_at=start, ends_at=start + 24 * H,

@@ -13,9 +13,9 @@ from processing_helpers import checksums, store
 
 from incidentctl.cli import app
 from incidentctl.config import load_settings
-from incidentctl.processor import process_pending
-from incidentctl.schema import incidents
-from incidentctl.simulate import Rules, simulate
+from incidentctl.incidents.processor import process_pending
+from incidentctl.db.schema import incidents
+from incidentctl.history.simulate import Rules, simulate
 
 SETTINGS = load_settings({})
 CURRENT = Rules(tuple(SETTINGS.group_by), timedelta(seconds=SETTINGS.reopen_window))

@@ -6,7 +6,7 @@ import pytest
 import requests
 from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnectionError, ProtocolError
 
-from incidentctl.slack import OK, PERMANENT, RETRYABLE, UNKNOWN, classify, classify_exception, mask_url, send
+from incidentctl.notify.slack import OK, PERMANENT, RETRYABLE, UNKNOWN, classify, classify_exception, mask_url, send
 from tests.servers import free_port
 from tests.slack_fake import FakeSlack
 

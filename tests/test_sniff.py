@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from incidentctl.sniff import Verdict, label_body
+from incidentctl.ingest.sniff import Verdict, label_body
 
 from conftest import FIXTURES
 

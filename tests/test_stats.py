@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from incidentctl.stats import (
+from incidentctl.history.stats import (
     IncidentFacts, Summary, bar, days_between, is_short_lived, median, metrics, noisy_fingerprints, percentile,
     sparkline, suggest_fix, summarize,
 )

@@ -6,24 +6,24 @@ import sys
 
 from rich.markup import escape
 
-from ..errors import IncidentctlError
-from .app import app, err_console
-from . import db  # noqa: F401  (registers commands)
-from . import config_cmd  # noqa: F401
-from . import demo  # noqa: F401
-from . import notify  # noqa: F401
-from . import silence  # noqa: F401
-from . import serve  # noqa: F401
-from . import grafana_cmd  # noqa: F401
-from . import purge  # noqa: F401
-from . import doctor  # noqa: F401
-from . import process  # noqa: F401
-from . import incidents  # noqa: F401
-from . import run  # noqa: F401
-from . import history  # noqa: F401
-from . import report  # noqa: F401
-from . import simulate  # noqa: F401
-from . import rebuild  # noqa: F401
+from incidentctl.errors import IncidentctlError
+from incidentctl.cli.app import app, err_console
+from incidentctl.cli import db
+from incidentctl.cli import config_cmd
+from incidentctl.cli import demo
+from incidentctl.cli import notify
+from incidentctl.cli import silence
+from incidentctl.cli import serve
+from incidentctl.cli import grafana_cmd
+from incidentctl.cli import purge
+from incidentctl.cli import doctor
+from incidentctl.cli import process
+from incidentctl.cli import incidents
+from incidentctl.cli import run
+from incidentctl.cli import history
+from incidentctl.cli import report
+from incidentctl.cli import simulate
+from incidentctl.cli import rebuild
 
 
 def main() -> None:

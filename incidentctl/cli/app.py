@@ -11,11 +11,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .. import __version__
-from ..config import ConfigError, load_settings
-from ..context import Context
-from ..durations import parse_since
-from ..output import OutputFormat
+from incidentctl import __version__
+from incidentctl.config import ConfigError, load_settings
+from incidentctl.wiring import Context
+from incidentctl.durations import parse_since
+from incidentctl.cli.output import OutputFormat
 
 T = TypeVar("T")
 

@@ -8,17 +8,17 @@ from datetime import datetime, timezone
 import requests
 import typer
 
-from ..config import load_settings
-from ..context import utc_now
-from ..database import make_engine
-from ..demo import DemoReceiver, archived_rows, demo_database_path, demo_story
-from ..incidents import IncidentFilter, list_incidents
-from ..migrations import upgrade
-from ..notify import notify_pending, preview_digests
-from ..output import Col, OutputFormat, dumps, render_rows
-from ..processor import process_pending
-from .app import app
-from .incidents import render_incident_table
+from incidentctl.config import load_settings
+from incidentctl.wiring import utc_now
+from incidentctl.db.engine import make_engine
+from incidentctl.ops.demo import DemoReceiver, archived_rows, demo_database_path, demo_story
+from incidentctl.incidents.listing import IncidentFilter, list_incidents
+from incidentctl.db.migrations import upgrade
+from incidentctl.notify.delivery import notify_pending, preview_digests
+from incidentctl.cli.output import Col, OutputFormat, dumps, render_rows
+from incidentctl.incidents.processor import process_pending
+from incidentctl.cli.app import app
+from incidentctl.cli.incidents import render_incident_table
 
 
 @app.command("demo")

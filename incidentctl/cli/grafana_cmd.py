@@ -6,8 +6,8 @@ from typing import Optional
 
 import typer
 
-from .. import grafana
-from .app import app
+from incidentctl.ops import grafana
+from incidentctl.cli.app import app
 
 grafana_app = typer.Typer(
     help="Print the Grafana dashboard and provisioning files (redirect them into Grafana's folders).",

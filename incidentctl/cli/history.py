@@ -11,12 +11,12 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..collector import batch_collection
-from ..export import count_rows, export_archive, export_to_file, parse_time
-from ..output import OutputFormat, dumps
-from ..processor import process_pending
-from ..replay import BATCH_SIZE, replay
-from .app import app, context, err_console, option_value, output_option, time_value
+from incidentctl.ops.gc_tuning import batch_collection
+from incidentctl.history.export import count_rows, export_archive, export_to_file, parse_time
+from incidentctl.cli.output import OutputFormat, dumps
+from incidentctl.incidents.processor import process_pending
+from incidentctl.history.replay import BATCH_SIZE, replay
+from incidentctl.cli.app import app, context, err_console, option_value, output_option, time_value
 
 
 def _progress(*columns) -> Progress:

@@ -12,14 +12,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..durations import format_age
-from ..export import RECORD_KEYS, IncidentRows, format_time, incident_rows, to_record
-from ..grouping import SEVERITIES, SEVERITY_NAMES, normalize_severity
-from ..incidents import (IncidentFilter, add_note, list_incidents, parse_label_filter, show_incident,
+from incidentctl.durations import format_age
+from incidentctl.history.export import RECORD_KEYS, IncidentRows, format_time, incident_rows, to_record
+from incidentctl.incidents.decide import SEVERITIES, SEVERITY_NAMES, normalize_severity
+from incidentctl.incidents.listing import (IncidentFilter, add_note, list_incidents, parse_label_filter, show_incident,
                          transition_many)
-from ..output import Col, OutputFormat, dumps, printable_body, render_rows, stdout_console, to_jsonable
-from ..silences import mark_silenced
-from .app import OutputOption, app, context, err_console, time_value
+from incidentctl.cli.output import Col, OutputFormat, dumps, printable_body, render_rows, stdout_console, to_jsonable
+from incidentctl.notify.silences import mark_silenced
+from incidentctl.cli.app import OutputOption, app, context, err_console, time_value
 
 SEVERITY_STYLE = {"critical": "bold red", "error": "red", "warning": "yellow", "info": "cyan", "none": "dim"}
 STATUS_STYLE = {"open": "bold", "acknowledged": "blue", "resolved": "green"}

@@ -6,17 +6,17 @@ from typing import List, Optional
 
 import typer
 
-from .. import outbox
+from incidentctl.notify import outbox
 from datetime import datetime
 
-from ..config import ConfigError
-from ..database import database_errors
-from ..durations import format_duration
-from ..errors import IncidentctlError
-from ..notify import NotifySummary, notify_pending
-from ..output import Col, OutputFormat, dumps, render_rows
-from ..slack import make_session
-from .app import OutputOption, app, context, err_console, output_option
+from incidentctl.config import ConfigError
+from incidentctl.db.engine import database_errors
+from incidentctl.durations import format_duration
+from incidentctl.errors import IncidentctlError
+from incidentctl.notify.delivery import NotifySummary, notify_pending
+from incidentctl.cli.output import Col, OutputFormat, dumps, render_rows
+from incidentctl.notify.slack import make_session
+from incidentctl.cli.app import OutputOption, app, context, err_console, output_option
 
 
 class SlackNotConfigured(IncidentctlError):

@@ -7,10 +7,10 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..collector import batch_collection
-from ..output import OutputFormat, dumps
-from ..processor import backlog, process_pending
-from .app import OutputOption, app, context, err_console
+from incidentctl.ops.gc_tuning import batch_collection
+from incidentctl.cli.output import OutputFormat, dumps
+from incidentctl.incidents.processor import backlog, process_pending
+from incidentctl.cli.app import OutputOption, app, context, err_console
 
 PROGRESS_MIN_ROWS = 2000  # below this a run takes about a second: no bar
 

@@ -7,10 +7,10 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..durations import format_duration, parse_duration
-from ..output import OutputFormat, dumps, to_csv
-from ..retention import DEFAULT_BATCH, purge
-from .app import OutputOption, app, context, err_console, option_value
+from incidentctl.durations import format_duration, parse_duration
+from incidentctl.cli.output import OutputFormat, dumps, to_csv
+from incidentctl.ops.retention import DEFAULT_BATCH, purge
+from incidentctl.cli.app import OutputOption, app, context, err_console, option_value
 
 
 @app.command("purge")

@@ -9,13 +9,13 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..collector import batch_collection
-from ..durations import format_duration
-from ..output import OutputFormat, dumps
-from ..rebuild import rebuild
-from ..simulate import Rules
-from .app import app, context, err_console, output_option
-from .simulate import rules_from_options
+from incidentctl.ops.gc_tuning import batch_collection
+from incidentctl.durations import format_duration
+from incidentctl.cli.output import OutputFormat, dumps
+from incidentctl.history.rebuild import rebuild
+from incidentctl.history.simulate import Rules
+from incidentctl.cli.app import app, context, err_console, output_option
+from incidentctl.cli.simulate import rules_from_options
 
 
 @app.command("rebuild")

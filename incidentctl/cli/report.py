@@ -9,11 +9,11 @@ from typing import Optional
 
 import typer
 
-from ..durations import format_duration
-from ..output import Col, OutputFormat, dumps, render_rows, stdout_console, to_csv
-from ..reports import Report, build_report, metric_rows, report_dict
-from ..stats import bar, sparkline
-from .app import OutputOption, app, context, time_value
+from incidentctl.durations import format_duration
+from incidentctl.cli.output import Col, OutputFormat, dumps, render_rows, stdout_console, to_csv
+from incidentctl.history.reports import Report, build_report, metric_rows, report_dict
+from incidentctl.history.stats import bar, sparkline
+from incidentctl.cli.app import OutputOption, app, context, time_value
 
 
 MAX_BAR_DAYS = 62

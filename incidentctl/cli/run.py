@@ -7,10 +7,10 @@ import sys
 
 import typer
 
-from ..config import ConfigError
-from ..scheduler import Scheduler, cycle_jobs
-from ..slack import make_session
-from .app import app, context, err_console
+from incidentctl.config import ConfigError
+from incidentctl.ops.scheduler import Scheduler, cycle_jobs
+from incidentctl.notify.slack import make_session
+from incidentctl.cli.app import app, context, err_console
 
 
 @app.command("run")

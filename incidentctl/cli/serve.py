@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from .app import app, context
+from incidentctl.cli.app import app, context
 
 
 @app.command("serve")
@@ -25,7 +25,7 @@ def serve_command(
     Every body is committed to `grafana_alerts` before the 2xx answer. Also serves GET /health,
     GET /metrics (Prometheus) and GET /. Stops on SIGTERM/SIGINT after in-flight requests finish.
     """
-    from ..receiver.server import serve
+    from incidentctl.ingest.receiver.server import serve
 
     settings = context(ctx).settings
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

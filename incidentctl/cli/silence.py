@@ -8,10 +8,10 @@ from typing import List, Optional
 
 import typer
 
-from ..durations import parse_duration
-from ..output import Col, OutputFormat, dumps, render_rows
-from ..silences import InvalidSilence, add_silence, expire_silence, list_silences, parse_matcher
-from .app import OutputOption, app, context
+from incidentctl.durations import parse_duration
+from incidentctl.cli.output import Col, OutputFormat, dumps, render_rows
+from incidentctl.notify.silences import InvalidSilence, add_silence, expire_silence, list_silences, parse_matcher
+from incidentctl.cli.app import OutputOption, app, context
 
 silence_app = typer.Typer(help="Silence Slack notifications for matching alerts during a time window.",
                           no_args_is_help=True)

@@ -9,13 +9,13 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, Progress, TextColumn
 
-from ..collector import batch_collection
-from ..config import Settings
-from ..durations import format_duration, parse_duration
-from ..output import Col, OutputFormat, dumps, render_rows, stdout_console
-from ..simulate import Rules, days, simulate, simulation_dict
-from ..stats import sparkline
-from .app import app, context, err_console, option_value, output_option, time_value
+from incidentctl.ops.gc_tuning import batch_collection
+from incidentctl.config import Settings
+from incidentctl.durations import format_duration, parse_duration
+from incidentctl.cli.output import Col, OutputFormat, dumps, render_rows, stdout_console
+from incidentctl.history.simulate import Rules, days, simulate, simulation_dict
+from incidentctl.history.stats import sparkline
+from incidentctl.cli.app import app, context, err_console, option_value, output_option, time_value
 
 
 def rules_from_options(settings: Settings, group_by: Optional[str], reopen_window: Optional[str]) -> Rules:

@@ -1,0 +1,1 @@
+"""Storage: the engine, the schema, versioned migrations and MariaDB's multi-row insert."""

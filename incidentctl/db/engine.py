@@ -1,0 +1,171 @@
+"""Database wiring: which URL, and an Engine tuned for it (SQLite WAL, MySQL timeouts)."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import Engine, URL, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
+
+from incidentctl.config import ConfigError, Settings
+from incidentctl.errors import DatabaseUnavailable, SchemaNotReady
+from incidentctl.db.migrations import schema_status, upgrade
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+SUPPORTED_URLS = "sqlite:///PATH or mysql+pymysql://USER:PASSWORD@HOST:PORT/DATABASE"
+# backend → the drivers incidentctl runs on (bulk.py escapes by PyMySQL's rules); the first is
+# the one a URL without a driver gets.
+DRIVERS = {"sqlite": ("pysqlite",), "mysql": ("pymysql",), "mariadb": ("pymysql",)}
+
+
+class UnsupportedDatabase(ConfigError):
+    """The database URL names a database or driver incidentctl does not run on."""
+
+
+def default_sqlite_path() -> Path:
+    """The embedded default: $XDG_DATA_HOME/incidentctl/incidentctl.db."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "incidentctl" / "incidentctl.db"
+
+
+def database_url(settings: Settings) -> URL:
+    """INCIDENTCTL_DATABASE_URL, else MySQL from DB_*, else the SQLite file."""
+    if settings.database_url:
+        return supported_url(settings.database_url, source="INCIDENTCTL_DATABASE_URL")
+    if settings.db_host:
+        return URL.create(
+            "mysql+pymysql",
+            username=settings.db_user or None,
+            password=settings.db_password or None,
+            host=settings.db_host,
+            port=settings.db_port,
+            database=settings.db_name,
+            query={"charset": "utf8mb4"},
+        )
+    path = Path(settings.sqlite_path) if settings.sqlite_path else default_sqlite_path()
+    return URL.create("sqlite+pysqlite", database=str(path))
+
+
+def supported_url(url: URL | str, source: str = "database URL") -> URL:
+    """`url` checked: SQLite, or MySQL/MariaDB through PyMySQL (a URL without a driver, e.g.
+    `mysql://…`, gets PyMySQL, the driver installed with incidentctl). Raises
+    UnsupportedDatabase naming `source`; the message never shows the password."""
+    try:
+        url = make_url(url)
+    except ArgumentError:
+        raise UnsupportedDatabase(f"{source} is not a URL: use {SUPPORTED_URLS}") from None
+    backend, _, driver = url.drivername.partition("+")
+    if backend not in DRIVERS:
+        raise UnsupportedDatabase(f"{source} {describe_url(url)}: unsupported database {backend!r}; incidentctl "
+                                  f"runs on SQLite and MySQL 8 / MariaDB 10.6+: use {SUPPORTED_URLS}")
+    if not driver:
+        return url.set(drivername=f"{backend}+{DRIVERS[backend][0]}")
+    if driver not in DRIVERS[backend]:
+        raise UnsupportedDatabase(f"{source} {describe_url(url)}: unsupported driver {driver!r}; use "
+                                  f"{backend}+{DRIVERS[backend][0]}://")
+    return url
+
+
+def describe_url(url: URL) -> str:
+    """The URL for people: password hidden."""
+    return url.render_as_string(hide_password=True)
+
+
+def is_sqlite(engine_or_url: Engine | URL) -> bool:
+    url = engine_or_url.url if isinstance(engine_or_url, Engine) else engine_or_url
+    return url.get_backend_name() == "sqlite"
+
+
+def make_engine(url: URL | str, *, connect_timeout: float = 3.0, io_timeout: float | None = None,
+                pool_size: int = 5, **kwargs) -> Engine:
+    """An Engine for `url`. SQLite: WAL, busy timeout, IMMEDIATE transactions. MySQL: connect
+    timeout, optional socket read/write timeout (`io_timeout`), pre-ping. Raises
+    UnsupportedDatabase."""
+    url = supported_url(url)
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, **kwargs)
+    connect_args: dict = {"connect_timeout": max(1, int(round(connect_timeout)))}
+    if io_timeout:
+        connect_args.update(read_timeout=io_timeout, write_timeout=io_timeout)
+    if url.get_backend_name() in ("mysql", "mariadb") and "charset" not in url.query:
+        url = url.update_query_dict({"charset": "utf8mb4"})
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_recycle=3600,
+        pool_size=pool_size,
+        connect_args=connect_args,
+        **kwargs,
+    )
+
+
+def _sqlite_engine(url: URL, **kwargs) -> Engine:
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        # Let SQLAlchemy, not the driver, emit BEGIN (the documented pysqlite recipe).
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=FULL")  # a 2xx promises the row survives power loss
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        # IMMEDIATE takes the write lock up front, so a writer waits (busy_timeout) instead of
+        # failing when it upgrades a read lock. Read-only paths may ask for DEFERRED.
+        mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def engine_from_settings(settings: Settings, **kwargs) -> Engine:
+    return make_engine(database_url(settings), connect_timeout=settings.db_connect_timeout, **kwargs)
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Checks the schema is current. The embedded SQLite default upgrades itself; MySQL needs
+    `incidentctl db upgrade` (run by whoever owns the schema). Raises SchemaNotReady or
+    DatabaseUnavailable."""
+    try:
+        status = schema_status(engine)
+        if status.current == status.latest:
+            return
+        if is_sqlite(engine) and status.current < status.latest:
+            upgrade(engine)
+            return
+    except (OperationalError, DBAPIError) as exc:
+        raise DatabaseUnavailable(f"database {describe_url(engine.url)} is unavailable: {short_error(exc)}") from exc
+    if status.current > status.latest:
+        raise SchemaNotReady(
+            f"database schema is version {status.current}, newer than this incidentctl knows "
+            f"({status.latest}); upgrade incidentctl"
+        )
+    raise SchemaNotReady(
+        f"database schema is at version {status.current}, needs {status.latest}: run `incidentctl db upgrade`"
+    )
+
+
+def short_error(exc: BaseException) -> str:
+    """The driver's message without SQLAlchemy's statement dump."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        return str(exc.orig).strip()
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+@contextmanager
+def database_errors(engine: Engine) -> Iterator[None]:
+    """Turns connection-level driver errors into DatabaseUnavailable naming the database."""
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        raise DatabaseUnavailable(f"database {describe_url(engine.url)} is unavailable: {short_error(exc)}") from exc

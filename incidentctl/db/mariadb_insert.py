@@ -1,0 +1,257 @@
+"""Multi-row INSERTs rendered in one go on MariaDB, for the hot paths of replay and process.
+
+Through SQLAlchemy's executemany, each row's parameters are processed by SQLAlchemy and then
+escaped value by value again by PyMySQL (`mogrify`): most of the client's time on a batch of
+thousands of rows. Here each column's bind processor (the same SQLAlchemy type conversion) runs
+once per value and a row is one join of literals escaped by PyMySQL's rules, including its
+NO_BACKSLASH_ESCAPES handling. Statements are split at STATEMENT_CHARS of text, literals as sent
+(a body's hex is twice its size), far under MariaDB's 16 MiB `max_allowed_packet`; a value too
+long for that (a webhook body of megabytes) is sent ahead in pieces into a session variable that
+the INSERT names, so no statement outgrows the packet whatever the value. Other databases
+(SQLite, MySQL 8) take the ordinary SQLAlchemy path; the callers choose with `available`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from operator import itemgetter
+from typing import Any, Callable, Iterator, Sequence
+
+from pymysql.constants.SERVER_STATUS import SERVER_STATUS_NO_BACKSLASH_ESCAPES
+from pymysql.converters import escape_string
+from sqlalchemy import Connection, Table, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from incidentctl.db.schema import UtcDateTime
+
+# 2 MiB: a round trip carries ~400 archive rows, and a statement's text and its copies on the way
+# to the socket (~4 of them) stay small beside a batch (bodies are hex, twice their size), far
+# under MariaDB's 16 MiB max_allowed_packet. With 1 MiB statements (twice the round trips)
+# replay --process of a million alerts took 8-10 % longer; 4 MiB ones raised its peak RSS from
+# 161 to 189 MB.
+STATEMENT_CHARS = 2 << 20
+# From this many rows, ids are worked out from LAST_INSERT_ID() (see `consecutive_ids`): reading
+# RETURNING costs ~4 µs a row, asking the server about its AUTO_INCREMENT settings ~1 ms.
+CONSECUTIVE_MIN_ROWS = 500
+
+
+class ValueTooLong(SQLAlchemyError):
+    """A value is longer than the server will hold (its max_allowed_packet); nothing was stored."""
+
+
+def available(conn: Connection) -> bool:
+    """Whether `conn` is MariaDB through PyMySQL (RETURNING and VALUES() in ON DUPLICATE KEY UPDATE)."""
+    return conn.dialect.driver == "pymysql" and bool(getattr(conn.dialect, "is_mariadb", False))
+
+
+def insert(conn: Connection, table: Table, rows: Sequence[dict], *, update: Sequence[str] = (),
+           update_sql: str = "", returning: str | None = None) -> list:
+    """INSERT `rows` (all with the same keys) into `table`, in the caller's transaction. `update_sql`
+    then `update` columns (col = VALUES(col)) make it an upsert (ON DUPLICATE KEY UPDATE). With
+    `returning` (the autoincrement primary key), returns its values in row order: from RETURNING,
+    or for a plain INSERT of many rows from LAST_INSERT_ID() (`consecutive_ids`). SQLAlchemy's
+    Python-side column defaults are not applied: rows carry every such column."""
+    if not rows:
+        return []
+    names = list(rows[0])
+    quote = conn.dialect.identifier_preparer.quote
+    head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) VALUES "
+    tail = ""
+    assignments = ([update_sql] if update_sql else []) + [f"{quote(n)} = VALUES({quote(n)})" for n in update]
+    if assignments:
+        tail += " ON DUPLICATE KEY UPDATE " + ", ".join(assignments)
+    consecutive = (returning is not None and not assignments and len(rows) >= CONSECUTIVE_MIN_ROWS
+                   and consecutive_ids(conn))
+    if returning is not None and not consecutive:
+        tail += f" RETURNING {quote(returning)}"
+    values: list = []
+    ahead = _SentAhead(conn)
+    try:
+        for statement in _statements(conn, table, names, rows, head, tail, ahead):
+            # no_parameters: the statement goes to the driver as is (no %-formatting of the data).
+            result = conn.exec_driver_sql(statement, execution_options={"no_parameters": True})
+            if consecutive:
+                values.extend(range(result.lastrowid, result.lastrowid + result.rowcount))
+            elif returning is not None:
+                # InnoDB gives a multi-row INSERT increasing ids in VALUES order (SQLAlchemy's
+                # insertmanyvalues relies on the same), so sorted ids follow the rows.
+                values.extend(sorted(result.scalars()))
+    except BaseException:
+        ahead.release(after_failure=True)
+        raise
+    ahead.release()
+    if returning is not None and len(values) != len(rows):
+        raise RuntimeError(f"INSERT INTO {table.name} returned {len(values)} ids for {len(rows)} rows")
+    return values
+
+
+def consecutive_ids(conn: Connection) -> bool:
+    """Whether a plain multi-row INSERT gives its rows the ids LAST_INSERT_ID(), +1, +2, …: InnoDB's
+    'traditional' and 'consecutive' AUTO_INCREMENT lock modes (0, 1; 1 is MariaDB's default) give
+    the rows of one such statement consecutive values, and the increment is 1. Then ids need no
+    RETURNING, whose rows PyMySQL reads one by one in Python. Elsewhere (mode 2, a Galera
+    increment, a server without the variable) RETURNING is used."""
+    found = dict(conn.execute(_AUTOINC_SETTINGS).all())
+    return found.get("INNODB_AUTOINC_LOCK_MODE") in ("0", "1") and found.get("AUTO_INCREMENT_INCREMENT") == "1"
+
+
+_AUTOINC_SETTINGS = text("SELECT UPPER(variable_name), variable_value FROM information_schema.session_variables "
+                         "WHERE variable_name IN ('innodb_autoinc_lock_mode', 'auto_increment_increment')")
+
+
+def _statements(conn: Connection, table: Table, names: list[str], rows: Sequence[dict], head: str,
+                tail: str, ahead: "_SentAhead") -> Iterator[str]:
+    renderers = [_renderer(conn, table.c[n].type, ahead) for n in names]
+    values = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
+    # One copy of a row's literals (bodies are most of the text): "(%s,%s,…)" % literals.
+    template = "(" + ",".join(["%s"] * len(names)) + ")"
+    parts: list[str] = []
+    size = 0
+    for row in rows:
+        text = template % tuple([render(value) for render, value in zip(renderers, values(row))])
+        if parts and size + len(text) > STATEMENT_CHARS:
+            statement = head + ",".join(parts) + tail
+            parts, size = [], 0  # the rows' texts go before the statement is sent
+            yield statement
+        parts.append(text)
+        size += len(text) + 1
+    yield head + ",".join(parts) + tail
+
+
+def _renderer(conn: Connection, column_type: Any, ahead: "_SentAhead | None" = None) -> Callable[[Any], str]:
+    """A column's value → its SQL literal: the column type's bind processor, then `_literal` (or,
+    for a value too long for a statement, the session variable `ahead` sent it into).
+    Within one `insert`, a value's literal is rendered once and reused: most columns repeat a few
+    values (a source, a batch's processing time, a state). Bodies, large and unique, are not kept."""
+    literal = _literal(conn)
+    longest = _long_units() if ahead is not None else float("inf")
+    if ahead is not None:
+        short = literal
+
+        def literal(value: Any) -> str:
+            kind = type(value)
+            if (kind is bytes or kind is str) and len(value) > longest:
+                return ahead.send(value, short)
+            return short(value)
+
+    process = column_type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    convert = literal if process is None else (lambda value: literal(process(value)))
+    if isinstance(column_type, UtcDateTime):
+        convert = _utc_datetime(convert)
+    if _python_type(column_type) is bytes:
+        return lambda value: ("X'" + value.hex() + "'" if type(value) is bytes and len(value) <= longest
+                              else convert(value))
+    memo: dict[Any, str] = {}
+    get = memo.get
+
+    def render(value: Any) -> str:
+        kind = type(value)
+        if kind is dict or kind is list:  # a JSON column's document
+            return convert(value)
+        try:
+            text = get(value)
+        except TypeError:  # some other unhashable value
+            return convert(value)
+        if text is None:
+            text = memo[value] = convert(value)
+        return text
+
+    return render
+
+
+def _long_units() -> int:
+    """Bytes (or characters) from which a value is sent ahead: its literal could pass half a
+    statement (hex doubles bytes; escaping at most doubles text)."""
+    return STATEMENT_CHARS // 4
+
+
+class _SentAhead:
+    """Values too long for a statement, each sent into a session variable (`@incidentctl_long_N`)
+    in pieces whose literals are at most STATEMENT_CHARS long; the INSERT names the
+    variable. A variable is as long as a value can be on the server: the final length is read
+    back (assigning inside SELECT costs no extra round trip), and a value the server cut
+    (CONCAT gives NULL past max_allowed_packet) raises ValueTooLong instead of storing less."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.names: list[str] = []
+
+    def send(self, value: bytes | str, literal: Callable[[Any], str]) -> str:
+        name = f"@incidentctl_long_{len(self.names)}"
+        self.names.append(name)
+        step = STATEMENT_CHARS // 2
+        measure = "LENGTH" if type(value) is bytes else "CHAR_LENGTH"
+        length = None
+        for start in range(0, len(value), step):
+            piece = literal(value[start:start + step])
+            assigned = piece if start == 0 else f"CONCAT({name}, {piece})"
+            length = self.conn.exec_driver_sql(f"SELECT {measure}({name} := {assigned})",
+                                               execution_options={"no_parameters": True}).scalar()
+        if length != len(value):
+            raise ValueTooLong(f"a value of {len(value)} {'bytes' if measure == 'LENGTH' else 'characters'} "
+                               "is longer than the database accepts (max_allowed_packet)")
+        return name
+
+    def release(self, after_failure: bool = False) -> None:
+        """Frees the variables' memory on the server (the connection goes back to the pool).
+        After a failure, that failure is what matters: a broken connection frees them itself."""
+        if not self.names:
+            return
+        names, self.names = self.names, []
+        try:
+            self.conn.exec_driver_sql("SET " + ", ".join(f"{n} = NULL" for n in names),
+                                      execution_options={"no_parameters": True})
+        except SQLAlchemyError:
+            if not after_failure:
+                raise
+
+
+def _utc_datetime(convert: Callable[[Any], str]) -> Callable[[Any], str]:
+    """A UtcDateTime column's renderer: a UTC datetime straight to its literal (what the type's
+    bind processor and PyMySQL write: naive UTC, microseconds when set), others through `convert`."""
+
+    def render(value: Any) -> str:
+        if type(value) is datetime and value.tzinfo is timezone.utc:
+            return "'" + value.isoformat(" ")[:-6] + "'"  # without "+00:00"
+        return convert(value)
+
+    return render
+
+
+def _python_type(column_type: Any) -> type | None:
+    try:
+        return column_type.python_type
+    except NotImplementedError:
+        return None
+
+
+def _literal(conn: Connection) -> Callable[[Any], str]:
+    """A value → its SQL literal, as PyMySQL's `Connection.escape` writes it."""
+    dbapi = conn.connection.dbapi_connection
+    fallback = dbapi.escape
+
+    def literal(value: Any) -> str:
+        kind = type(value)
+        if kind is str:
+            if dbapi.server_status & SERVER_STATUS_NO_BACKSLASH_ESCAPES:  # as PyMySQL checks it, per value
+                return "'" + value.replace("'", "''") + "'"
+            return "'" + _escape(value) + "'"
+        if value is None:
+            return "NULL"
+        if kind is int:
+            return str(value)
+        if kind is datetime and value.tzinfo is None:
+            return "'" + value.isoformat(" ") + "'"  # what converters.escape_datetime writes
+        if kind is bytes:
+            return "X'" + value.hex() + "'"
+        return fallback(value)
+
+    return literal
+
+
+def _escape(value: str) -> str:
+    """PyMySQL's `escape_string`, faster for text with none of its special characters but `"`
+    (JSON documents): `str.translate` looks every character up in a table."""
+    if "\\" in value or "'" in value or "\n" in value or "\r" in value or "\x00" in value or "\x1a" in value:
+        return escape_string(value)
+    return value.replace('"', '\\"')

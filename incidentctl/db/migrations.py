@@ -1,0 +1,180 @@
+"""Versioned schema migrations, recorded in `schema_migrations`.
+
+A fresh database gets the current schema in one step (create_all) and every version recorded,
+as Alembic recommends; an existing one runs the migrations it has not recorded, in order.
+Each migration is a function over a Connection, written to work on MySQL and SQLite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable
+
+from sqlalchemy import Connection, Engine, inspect, select
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from incidentctl.db.schema import (deliveries, incident_alerts, incident_labels, incidents, metadata, schema_migrations,
+                     seen_signatures, series_labels)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    upgrade: Callable[[Connection], None]
+
+
+def _initial(conn: Connection) -> None:
+    metadata.create_all(conn)
+
+
+def _incident_labels(conn: Connection) -> None:
+    """The label index of `list --label`, filled from every incident's common labels."""
+    from incidentctl.incidents.store import label_rows
+
+    incident_labels.create(conn, checkfirst=True)
+    c = incidents.c
+    last = 0
+    while True:
+        page = conn.execute(select(c.id, c.opened_at, c.common_labels).where(c.id > last)
+                            .order_by(c.id).limit(BACKFILL_PAGE)).all()
+        if not page:
+            return
+        rows = [row for r in page for row in label_rows(r.id, r.opened_at, r.common_labels or {})]
+        if rows:
+            conn.execute(incident_labels.insert(), rows)
+        last = page[-1].id
+
+
+def _series_labels(conn: Connection) -> None:
+    """The label index of `list --series-label`, filled from the labels of every series, a page
+    of incidents at a time (each incident's pairs once)."""
+    series_labels.create(conn, checkfirst=True)
+    if conn.dialect.name in ("mysql", "mariadb"):
+        stmt = mysql_insert(series_labels)
+        insert = stmt.on_duplicate_key_update(incident_id=stmt.inserted.incident_id)
+    else:
+        insert = sqlite_insert(series_labels).on_conflict_do_nothing()
+    c, a = incidents.c, incident_alerts.c
+    last = 0
+    while True:
+        page = dict(conn.execute(select(c.id, c.opened_at).where(c.id > last).order_by(c.id)
+                                 .limit(BACKFILL_PAGE)).all())
+        if not page:
+            return
+        first, last = min(page), max(page)
+        pairs = {(row.incident_id, name, str(value))
+                 for row in conn.execute(select(a.incident_id, a.labels).where(a.incident_id.between(first, last)))
+                 for name, value in (row.labels or {}).items()}
+        if pairs:
+            conn.execute(insert, [{"incident_id": i, "name": n, "value": v, "opened_at": page[i]}
+                                  for i, n, v in sorted(pairs)])
+
+
+BACKFILL_PAGE = 2000
+
+
+def _deliveries(conn: Connection) -> None:
+    """The delivery log of Slack digests; it starts empty (no history of earlier sends exists)."""
+    deliveries.create(conn, checkfirst=True)
+
+
+def _seen_signatures(conn: Connection) -> None:
+    seen_signatures.create(conn, checkfirst=True)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema: raw archive, incidents, events, outbox, silences", _initial),
+    Migration(2, "incident_labels: the common labels of each incident, indexed for list --label", _incident_labels),
+    Migration(3, "deliveries: one row per Slack digest sent, with its outcome (unknown = possible duplicate)",
+              _deliveries),
+    Migration(4, "seen_signatures: signatures of stored signed webhooks, so a replay is not stored twice",
+              _seen_signatures),
+    Migration(5, "series_labels: the labels of every series of each incident, indexed for list --series-label",
+              _series_labels),
+)
+
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    current: int  # 0 = no schema
+    latest: int
+    pending: tuple[Migration, ...]
+
+    @property
+    def up_to_date(self) -> bool:
+        return not self.pending
+
+
+def schema_status(engine: Engine) -> SchemaStatus:
+    """Which versions the database has, and which are pending."""
+    with engine.connect() as conn:
+        recorded = _recorded_versions(conn)
+    pending = tuple(m for m in MIGRATIONS if m.version not in recorded)
+    return SchemaStatus(max(recorded, default=0), LATEST_VERSION, pending)
+
+
+def upgrade(engine: Engine, now: datetime | None = None) -> list[Migration]:
+    """Brings the schema to the latest version; returns what it applied. Idempotent."""
+    now = now or datetime.now(timezone.utc)
+    with engine.begin() as conn:
+        recorded = _recorded_versions(conn)
+        if not recorded and not _has_app_tables(conn):
+            metadata.create_all(conn)
+            applied = list(MIGRATIONS)
+        else:
+            schema_migrations.create(conn, checkfirst=True)
+            # Every migration not recorded, in order: one merged from a branch may be older than
+            # the newest recorded.
+            applied = [m for m in MIGRATIONS if m.version not in recorded]
+            for migration in applied:
+                migration.upgrade(conn)
+        for migration in applied:
+            conn.execute(
+                schema_migrations.insert().values(
+                    version=migration.version, description=migration.description, applied_at=now
+                )
+            )
+    return applied
+
+
+def _recorded_versions(conn: Connection) -> set[int]:
+    if not inspect(conn).has_table(schema_migrations.name):
+        return set()
+    return set(conn.execute(select(schema_migrations.c.version)).scalars())
+
+
+def _has_app_tables(conn: Connection) -> bool:
+    existing = set(inspect(conn).get_table_names())
+    return bool(existing & (set(metadata.tables) - {schema_migrations.name}))
+
+
+def mysql_ddl() -> str:
+    """The current schema as MySQL/MariaDB DDL, as kept in sql/schema.sql."""
+    from sqlalchemy.dialects import mysql
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    dialect = mysql.dialect()
+    parts = [
+        "-- incidentctl schema, MySQL 8 / MariaDB 10.6+ (InnoDB, utf8mb4).",
+        "-- Generated by `incidentctl db ddl` from incidentctl/db/schema.py; tests check they agree.",
+        f"-- Schema version {LATEST_VERSION}. Prefer `incidentctl db upgrade`, which also records the version.",
+        "",
+    ]
+    for table in metadata.sorted_tables:
+        create = str(CreateTable(table).compile(dialect=dialect)).strip()
+        parts.append(f"{create} ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;\n")
+        for index in sorted(table.indexes, key=lambda i: i.name or ""):
+            parts.append(str(CreateIndex(index).compile(dialect=dialect)).strip() + ";")
+        if table.indexes:
+            parts.append("")
+    for m in MIGRATIONS:
+        parts.append(
+            "INSERT INTO schema_migrations (version, description, applied_at) "
+            f"VALUES ({m.version}, '{m.description}', UTC_TIMESTAMP(6));"
+        )
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,1 @@
+"""The archive as history: export, replay, rebuild, simulate, reports and statistics."""

@@ -1,0 +1,390 @@
+"""The grouping decision: what one alert event does to the incident of its fingerprint.
+
+Pure: `decide(state, event, …)` takes plain dataclasses and returns a Decision (action, reason,
+the new state, the timeline entries and outbox messages to write). The processor applies it to
+the database; `simulate`/`rebuild` can run it over history in memory. Times are event times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Iterable, Mapping, Sequence
+
+from incidentctl.durations import format_duration
+from incidentctl.incidents.fingerprint import group_values, incident_fingerprint
+from incidentctl.incidents.parsing import FIRING, RESOLVED, AlertEvent
+
+OPEN, ACKNOWLEDGED, STATUS_RESOLVED = "open", "acknowledged", "resolved"
+CLOCK_PRECISION = timedelta(seconds=1)
+SYSTEM_ACTOR = "incidentctl"
+
+SEVERITIES = ("none", "info", "warning", "error", "critical")  # lowest → highest
+_SEVERITY_ALIASES = {
+    "critical": "critical", "crit": "critical", "fatal": "critical", "emergency": "critical", "page": "critical",
+    "error": "error", "err": "error", "high": "error", "major": "error",
+    "warning": "warning", "warn": "warning", "medium": "warning", "minor": "warning",
+    "info": "info", "informational": "info", "low": "info", "notice": "info",
+    "none": "none", "": "none",
+}
+SEVERITY_NAMES = frozenset(name for name in _SEVERITY_ALIASES if name)
+UNKNOWN_SEVERITY = "warning"  # a severity we cannot read is worth a look, never a page
+
+
+def normalize_severity(value: str | None) -> str:
+    """The `severity` label → critical | error | warning | info | none (case-insensitive);
+    absent → none; an unknown value → warning (documented in ARCHITECTURE.md)."""
+    if value is None:
+        return "none"
+    return _SEVERITY_ALIASES.get(value.strip().lower(), UNKNOWN_SEVERITY)
+
+
+def severity_rank(severity: str) -> int:
+    return SEVERITIES.index(severity) if severity in SEVERITIES else 0
+
+
+@dataclass
+class SeriesState:
+    """One alert series (alert fingerprint) inside an incident."""
+
+    fingerprint: str
+    status: str  # firing | resolved
+    severity: str
+    # None when loaded without them (the processor does not read what it will not change);
+    # set again whenever an event refreshes the series.
+    labels: dict[str, str] | None
+    annotations: dict[str, str] | None
+    links: dict[str, str] | None
+    starts_at: datetime | None
+    ends_at: datetime | None
+    last_event_at: datetime  # time of the newest event applied; older events never undo it
+    first_seen_at: datetime
+    last_seen_at: datetime
+    times_seen: int = 1
+
+
+@dataclass
+class IncidentState:
+    """An incident and its series. `id` is None until the database gives it one."""
+
+    fingerprint: str
+    status: str
+    title: str
+    severity: str
+    alertname: str
+    cluster: str
+    namespace: str
+    service: str
+    group_labels: dict[str, str]
+    common_labels: dict[str, str]
+    opened_at: datetime
+    last_alert_at: datetime
+    id: int | None = None
+    resolution: str | None = None
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    alert_count: int = 0
+    reopen_count: int = 0
+    series: dict[str, SeriesState] = field(default_factory=dict)
+
+    @property
+    def series_firing(self) -> int:
+        return sum(1 for s in self.series.values() if s.status == FIRING)
+
+    def copy(self) -> "IncidentState":
+        """A copy whose series dict is new; series themselves are shared (copy one before changing it)."""
+        return _shallow(self, series=dict(self.series))
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """An incident_events row to write."""
+
+    kind: str  # opened | alert_firing | alert_resolved | severity_changed | resolved | reopened | ignored
+    at: datetime
+    alert_fingerprint: str | None = None
+    detail: Mapping | None = None
+    actor: str = SYSTEM_ACTOR  # a person's name for their own actions (carried over by `rebuild`)
+
+
+@dataclass(frozen=True)
+class Message:
+    """A notifications (outbox) row to write."""
+
+    change: str  # opened | reopened | escalated | resolved
+    reason: str
+    severity: str
+    at: datetime
+
+
+class Action:
+    OPEN = "open"
+    REOPEN = "reopen"
+    REPEAT = "repeat"
+    ADD_SERIES = "add-series"
+    REFIRE = "refire"  # a known series fires again (new episode) in an unresolved incident
+    SERIES_RESOLVED = "series-resolved"
+    AUTO_RESOLVE = "auto-resolve"
+    IGNORE = "ignore"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str
+    reason: str
+    # The incident after the event; when ignored, the incident as it was (None when there is none).
+    state: IncidentState | None
+    timeline: tuple[TimelineEntry, ...] = ()  # when ignored: its `ignored` entry, if it has an incident
+    messages: tuple[Message, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return self.action != Action.IGNORE
+
+    @property
+    def labels_changed(self) -> bool:
+        """The incident's common labels are new or fewer (they change only on these two)."""
+        return self.action in (Action.OPEN, Action.ADD_SERIES)
+
+
+def decide(
+    current: IncidentState | None,
+    event: AlertEvent,
+    *,
+    group_by: Sequence[str],
+    reopen_window: timedelta,
+) -> Decision:
+    """What `event` does to `current` (the newest incident of the event's incident fingerprint,
+    or None). Never mutates `current`. An event ignored against an incident carries an
+    `ignored` timeline entry with its reason, except test notifications (not about it)."""
+    if event.test:
+        return Decision(Action.IGNORE, "test notification", current)
+    if current is None or _too_old_to_reopen(current, event, reopen_window):
+        if event.status == RESOLVED:
+            return Decision(Action.IGNORE, "resolved alert without an incident", current)
+        return _open(event, group_by)
+    state = current.copy()
+    series = state.series.get(event.fingerprint)
+    if series is not None:
+        series = state.series[event.fingerprint] = _shallow(series)
+    decision = _firing(state, series, event, reopen_window) if event.status == FIRING else \
+        _resolved(state, series, event)
+    if decision.action == Action.IGNORE:
+        detail = {"status": event.status, "reason": decision.reason}
+        return Decision(Action.IGNORE, decision.reason, current,
+                        (TimelineEntry("ignored", event.at, event.fingerprint, detail),))
+    return decision
+
+
+def decide_row(
+    states: Mapping[str, IncidentState],
+    events: Iterable[AlertEvent],
+    *,
+    group_by: Sequence[str],
+    reopen_window: timedelta,
+) -> list[tuple[AlertEvent, str, Decision]]:
+    """The decisions on one raw row's events, in order, each event seeing what the ones before
+    it did: [(event, incident fingerprint, decision)]. `states` (incident fingerprint → newest
+    incident) is not changed, so a row whose events cannot all be decided (whatever an event
+    raises propagates) leaves nothing half applied; the caller applies a row whole."""
+    decided = []
+    row_states: dict[str, IncidentState] = {}
+    for event in events:
+        fp = incident_fingerprint(group_by, event.labels, event.fingerprint)
+        decision = decide(row_states[fp] if fp in row_states else states.get(fp), event,
+                          group_by=group_by, reopen_window=reopen_window)
+        if decision.changed and decision.state is not None:
+            row_states[fp] = decision.state
+        decided.append((event, fp, decision))
+    return decided
+
+
+def _too_old_to_reopen(current: IncidentState, event: AlertEvent, window: timedelta) -> bool:
+    if current.status != STATUS_RESOLVED or event.status != FIRING:
+        return False
+    series = current.series.get(event.fingerprint)
+    if series is not None and _same_episode(series, event):
+        return False  # a repeat or late copy of what the incident already knows
+    return event.start - current.resolved_at > window
+
+
+def _same_episode(series: SeriesState, event: AlertEvent) -> bool:
+    """A firing event belongs to the episode the series already knows: the series still fires
+    and the event does not carry a later startsAt (a missed resolve), or the series resolved
+    after the event started (a late copy)."""
+    if series.status == FIRING:
+        return not (event.starts_at and series.starts_at and event.starts_at > series.starts_at)
+    return series.ends_at is not None and event.start <= series.ends_at
+
+
+def _open(event: AlertEvent, group_by: Sequence[str]) -> Decision:
+    labels = event.labels
+    severity = normalize_severity(labels.get("severity"))
+    alertname = labels.get("alertname", "")
+    place = "/".join(v for v in (labels.get("cluster"), labels.get("namespace"), labels.get("service")) if v)
+    title = (alertname or "(no alertname)") + (f" ({place})" if place else "")
+    state = IncidentState(
+        fingerprint=incident_fingerprint(group_by, labels, event.fingerprint),
+        status=OPEN,
+        title=title,
+        severity=severity,
+        alertname=alertname,
+        cluster=labels.get("cluster", ""),
+        namespace=labels.get("namespace", ""),
+        service=labels.get("service", ""),
+        group_labels=group_values(group_by, labels, event.fingerprint),
+        common_labels=dict(labels),
+        opened_at=event.start,
+        last_alert_at=event.received_at,
+        alert_count=1,
+    )
+    state.series[event.fingerprint] = _new_series(event, severity)
+    return Decision(
+        Action.OPEN, "first firing alert", state,
+        (TimelineEntry("opened", event.start, event.fingerprint, {"severity": severity, "title": title}),
+         TimelineEntry("alert_firing", event.start, event.fingerprint)),
+        (Message("opened", f"opened: {title} firing", severity, event.start),),
+    )
+
+
+def _firing(state: IncidentState, series: SeriesState | None, event: AlertEvent, window: timedelta) -> Decision:
+    timeline: list[TimelineEntry] = []
+    messages: list[Message] = []
+    state.alert_count += 1
+    state.last_alert_at = max(state.last_alert_at, event.received_at)
+    if series is not None and _same_episode(series, event):
+        if series.status == RESOLVED:
+            return Decision(Action.IGNORE, f"late firing: the series resolved at {_when(series.ends_at)}, after this "
+                                           f"episode started at {_when(event.start)}", None)
+        series.times_seen += 1
+        series.last_seen_at = max(series.last_seen_at, event.received_at)
+        series.last_event_at = max(series.last_event_at, event.received_at)
+        action, reason = Action.REPEAT, "repeat of a firing alert"
+    else:
+        severity = normalize_severity(event.labels.get("severity"))
+        if series is None:
+            series = state.series[event.fingerprint] = _new_series(event, severity)
+            state.common_labels = {k: v for k, v in state.common_labels.items() if event.labels.get(k) == v}
+            action, reason = Action.ADD_SERIES, f"new series ({len(state.series)} in incident)"
+        else:
+            _refresh(series, event, severity)
+            series.status, series.starts_at, series.ends_at = FIRING, event.starts_at, None
+            series.last_event_at = event.start
+            action, reason = Action.REFIRE, "series fires again"
+        timeline.append(TimelineEntry("alert_firing", event.start, event.fingerprint))
+    if state.status == STATUS_RESOLVED:
+        if action == Action.REPEAT:
+            # The series kept firing after a person resolved the incident: record the repeat,
+            # do not overrule the person (a new episode or a new series reopens it).
+            return Decision(Action.REPEAT, "repeat of an alert still firing when the incident was resolved", state)
+        state.reopen_count += 1
+        gap = event.start - state.resolved_at
+        state.status, state.resolution, state.resolved_at, state.resolved_by = OPEN, None, None, None
+        state.acknowledged_at = state.acknowledged_by = None
+        reason = f"fired again {_short(gap)} after resolution (within {_short(window)}; flap {state.reopen_count})"
+        timeline.append(TimelineEntry("reopened", event.start, event.fingerprint,
+                                      {"reason": reason, "reopen_count": state.reopen_count}))
+        messages.append(Message("reopened", reason, state.severity, event.start))
+        action = Action.REOPEN
+    _escalate(state, event, timeline, messages)
+    return Decision(action, reason, state, tuple(timeline), tuple(messages))
+
+
+def _resolved(state: IncidentState, series: SeriesState | None, event: AlertEvent) -> Decision:
+    if series is None:
+        return Decision(Action.IGNORE, "resolved alert for a series the incident does not have", None)
+    state.alert_count += 1
+    state.last_alert_at = max(state.last_alert_at, event.received_at)
+    series.last_seen_at = max(series.last_seen_at, event.received_at)
+    series.times_seen += 1
+    if series.status == RESOLVED:
+        if series.ends_at is not None and abs(event.end - series.ends_at) <= CLOCK_PRECISION:
+            # The sender says again what it said (a retry, an HA peer): a repeat, like a firing one.
+            return Decision(Action.REPEAT, "repeat of a resolve", state)
+        return Decision(Action.IGNORE, f"series already resolved at {_when(series.ends_at)}", None)
+    start = series.starts_at or series.first_seen_at
+    # Senders round times differently (amtool and Prometheus to the second, Grafana to the
+    # nanosecond), so a resolve in the same second as the start is the same episode.
+    earliest = start - CLOCK_PRECISION
+    note = None
+    if event.end < earliest or (event.ends_at is None and event.starts_at is not None
+                                and series.starts_at is not None and event.starts_at < earliest):
+        if _ends_an_earlier_episode(series, event, earliest):
+            return Decision(Action.IGNORE, f"late resolve of an earlier episode: it ended at {_when(event.end)}, the "
+                                           f"series fired again at {_when(start)}", None)
+        note = (f"the sender resolved the firing episode (started {_when(start)}) with an earlier end "
+                f"({_when(event.end)}); applied: it will not send it again")
+    series.status, series.ends_at = RESOLVED, event.end
+    series.last_event_at = max(series.last_event_at, event.end)
+    timeline = [TimelineEntry("alert_resolved", event.end, event.fingerprint, {"reason": note} if note else None)]
+    if state.series_firing or state.status == STATUS_RESOLVED:
+        left = state.series_firing
+        reason = f"series resolved ({left} of {len(state.series)} still firing)" if left else \
+            "series resolved (incident already resolved by a person)"
+        return Decision(Action.SERIES_RESOLVED, reason, state, tuple(timeline))
+    resolved_at = max(s.ends_at or s.last_event_at for s in state.series.values())
+    if note:
+        # Its end is before the episode it ends: the incident was open until the resolve came.
+        resolved_at = max(resolved_at, event.received_at)
+    reason = f"auto-resolved: all {len(state.series)} series resolved"
+    state.status, state.resolution, state.resolved_at, state.resolved_by = STATUS_RESOLVED, "auto", resolved_at, SYSTEM_ACTOR
+    timeline.append(TimelineEntry("resolved", resolved_at, None, {"resolution": "auto", "reason": reason}))
+    return Decision(Action.AUTO_RESOLVE, reason, state, tuple(timeline),
+                    (Message("resolved", reason, state.severity, resolved_at),))
+
+
+def _ends_an_earlier_episode(series: SeriesState, event: AlertEvent, earliest: datetime) -> bool:
+    """Whether a resolve that predates the series' firing episode (which began at `earliest`,
+    give or take the clock precision) is a late resolve of an earlier episode, rather than the
+    sender's own resolve of the firing one with an end time set in the past. Alertmanager sends
+    a resolved alert once, so it is late only when history says so: the series was seen before
+    this episode began (an earlier episode ended), and the resolve spans time as an episode
+    does. An end set by hand (API, `amtool alert add --end`) gives startsAt = endsAt: the API
+    starts such an alert at its end, and Alertmanager keeps the earlier of that and the start
+    it held."""
+    if series.first_seen_at >= earliest:
+        return False  # the firing episode is the first we know: nothing earlier to resolve
+    return not (event.starts_at is not None and event.ends_at is not None
+                and abs(event.ends_at - event.starts_at) <= CLOCK_PRECISION)
+
+
+def _escalate(state: IncidentState, event: AlertEvent, timeline: list, messages: list) -> None:
+    severity = normalize_severity(event.labels.get("severity"))
+    if severity_rank(severity) > severity_rank(state.severity):
+        reason = f"severity {state.severity} → {severity}"
+        timeline.append(TimelineEntry("severity_changed", event.start, event.fingerprint,
+                                      {"from": state.severity, "to": severity}))
+        state.severity = severity
+        messages.append(Message("escalated", reason, severity, event.start))
+
+
+def _new_series(event: AlertEvent, severity: str) -> SeriesState:
+    return SeriesState(
+        fingerprint=event.fingerprint, status=FIRING, severity=severity, labels=dict(event.labels),
+        annotations=dict(event.annotations), links=dict(event.links), starts_at=event.starts_at, ends_at=None,
+        last_event_at=event.start, first_seen_at=event.received_at, last_seen_at=event.received_at, times_seen=1,
+    )
+
+
+def _refresh(series: SeriesState, event: AlertEvent, severity: str) -> None:
+    series.severity = severity
+    series.labels, series.annotations, series.links = dict(event.labels), dict(event.annotations), dict(event.links)
+    series.times_seen += 1
+    series.last_seen_at = max(series.last_seen_at, event.received_at)
+
+
+def _shallow(obj, **changes):
+    # dataclasses.replace re-runs __init__; this plain copy is what the hot path can afford.
+    new = object.__new__(type(obj))
+    new.__dict__.update(obj.__dict__, **changes)
+    return new
+
+
+def _short(delta: timedelta) -> str:
+    return format_duration(delta)
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%SZ") if moment is not None else "an unknown time"

@@ -1,0 +1,300 @@
+"""Incidents for people: list with filters, show one, and the human transitions.
+
+Human transitions (ack, resolve, reopen, note) take `now` from the caller and write an
+incident_events row with the actor; ack/resolve/reopen also write an outbox row for Slack.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Sequence
+
+from sqlalchemy import ColumnElement, Connection, Engine, Join, Text, select, type_coerce, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import UnaryExpression
+from sqlalchemy.sql.operators import custom_op
+
+from incidentctl.db.engine import database_errors, is_sqlite
+from incidentctl.errors import InvalidTransition, NotFound
+from incidentctl.db.schema import (LABEL_TEXT_MAX, incident_alerts, incident_events, incident_labels, incidents, notifications,
+                     series_labels)
+
+STATUSES = ("open", "acknowledged", "resolved")
+LIST_FIELDS = (
+    "id", "status", "severity", "title", "fingerprint", "alertname", "cluster", "namespace", "service",
+    "opened_at", "last_alert_at", "acknowledged_at", "acknowledged_by", "resolved_at", "resolved_by",
+    "resolution", "alert_count", "series_count", "series_firing", "reopen_count", "group_labels", "common_labels",
+)
+LINKS = ("generator", "dashboard", "panel", "silence", "image")
+
+
+@dataclass(frozen=True)
+class IncidentFilter:
+    """What `list` shows. status: open | acknowledged | resolved | all | None (= unresolved)."""
+
+    status: str | None = None
+    severity: str | None = None
+    cluster: str | None = None
+    namespace: str | None = None
+    service: str | None = None
+    alertname: str | None = None
+    labels: tuple[tuple[str, str], ...] = ()  # common labels: every series carries each pair
+    series_labels: tuple[tuple[str, str], ...] = ()  # each pair carried by some series
+    since: datetime | None = None
+    limit: int = 50
+
+
+def parse_label_filter(text: str, option: str = "--label") -> tuple[str, str]:
+    """`k=v` → (k, v); raises ValueError naming the problem."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise ValueError(f"not a label filter: {text!r} (use name=value, e.g. {option} team=db)")
+    return name.strip(), value
+
+
+def list_query(flt: IncidentFilter):
+    """The SELECT behind `list` (also EXPLAINed by bench/bench_process.py)."""
+    c = incidents.c
+    query = select(*(c[name] for name in LIST_FIELDS))
+    if flt.status in (None, "unresolved"):
+        query = query.where(c.status.in_(("open", "acknowledged")))
+    elif flt.status != "all":
+        query = query.where(c.status == flt.status)
+    if flt.since is not None:
+        query = query.where(c.opened_at >= flt.since)
+    columns = [(name, getattr(flt, name)) for name in COLUMN_FILTERS if getattr(flt, name) is not None]
+    if flt.labels or flt.series_labels:
+        return _with_labels(query, flt, columns).limit(flt.limit)
+    query = query.where(*(c[name] == value for name, value in columns))
+    return query.order_by(c.opened_at.desc(), c.id.desc()).limit(flt.limit)
+
+
+def _with_labels(query, flt: IncidentFilter, columns: list[tuple[str, str]]):
+    """`query` restricted to the incidents carrying every label of `flt`, newest first.
+
+    The label indexes find them, incident_labels for common labels and series_labels for the
+    labels of any series; both are keyed (name, value, opened_at, incident_id). The first label
+    is read in newest-first order (a rare label reads a few index entries, not every incident),
+    the others by the whole index key, from the index alone. For a common label,
+    common_labels (JSON, sorted keys, no spaces: a pair reads `"k":"v"`) confirms each pair
+    whole, as incident_labels holds values clipped to LABEL_TEXT_MAX; series_labels keys are
+    exact (schema.LabelKey)."""
+    c = incidents.c
+    labels = [incident_labels.alias(f"label{n}") for n in range(len(flt.labels))]
+    for il, (name, value) in zip(labels, flt.labels):
+        query = query.where(il.c.name == name[:LABEL_TEXT_MAX], il.c.value == value[:LABEL_TEXT_MAX])
+        pair = json.dumps(name, ensure_ascii=False) + ":" + json.dumps(value, ensure_ascii=False)
+        query = query.where(type_coerce(c.common_labels, Text).like("%" + _escape_like(pair) + "%", escape="\\"))
+    carried = [series_labels.alias(f"series_label{n}") for n in range(len(flt.series_labels))]
+    for sl, (name, value) in zip(carried, flt.series_labels):
+        query = query.where(sl.c.name == name, sl.c.value == value)
+    labels += carried
+    first = labels[0]
+    if flt.since is not None:
+        query = query.where(first.c.opened_at >= flt.since)
+    query = query.order_by(first.c.opened_at.desc(), first.c.incident_id.desc())
+    if flt.status not in ("all", "resolved"):
+        # Unresolved incidents are few: MariaDB reads them first by (status, opened_at) and
+        # checks their labels, fast whatever the labels (reading the labels first would walk
+        # every entry of the first one to find the few unresolved).
+        source = incidents.join(first, first.c.incident_id == c.id)
+        for il in labels[1:]:
+            source = source.join(il, _same_incident(il, il.c.incident_id, first))
+        return query.select_from(source).where(*(c[name] == value for name, value in columns))
+    # Over all history the labels drive, and every filter is checked on an index before an
+    # incident row is fetched: fetching first (random reads) took 2 s at 1M incidents for two
+    # filters that never meet, one fetch per entry of the first label. A column filter is
+    # checked through an alias of incidents on its index (column, opened_at), which InnoDB
+    # extends with id, so from the index alone (FORCE INDEX: MariaDB would rather fetch the
+    # row by PRIMARY). _StraightJoin puts the fetch after every check and leaves the
+    # optimizer to pick which check drives (the smallest set).
+    source = first
+    for il in labels[1:]:
+        source = source.join(il, _same_incident(il, il.c.incident_id, first))
+    for sl in carried:
+        # By its primary key (incident_id, …) MariaDB would probe all of series_labels, a
+        # random read each; the pair index keeps the probes of one pair together.
+        for dialect in ("mysql", "mariadb"):
+            query = query.with_hint(sl, "FORCE INDEX (ix_series_labels_pair)", dialect_name=dialect)
+    for name, value in columns:
+        alias = incidents.alias(f"by_{name}")
+        source = source.join(alias, _same_incident(alias, alias.c.id, first) & (alias.c[name] == value))
+        for dialect in ("mysql", "mariadb"):
+            query = query.with_hint(alias, f"FORCE INDEX ({_COLUMN_INDEX[name]})", dialect_name=dialect)
+    return query.select_from(_StraightJoin(source, incidents, c.id == first.c.incident_id))
+
+
+COLUMN_FILTERS = ("severity", "cluster", "namespace", "service", "alertname")
+# The incidents index `(column, opened_at)` of each column filter (schema.py).
+_COLUMN_INDEX = {name: f"ix_incidents_{name}_opened" for name in COLUMN_FILTERS}
+
+
+def _same_incident(table, id_column, first) -> ColumnElement[bool]:
+    """`table`'s row is the incident of the first label's entry, by the whole index key. The
+    `+` (a no-op) keeps SQLite from turning the first label's `opened_at >= since` into a range
+    on `table`, which it would then probe instead of the whole key."""
+    return (table.c.opened_at == UnaryExpression(first.c.opened_at, operator=custom_op("+"))) & (
+        id_column == first.c.incident_id)
+
+
+class _StraightJoin(Join):
+    """`left STRAIGHT_JOIN right ON …` on MySQL/MariaDB, `left CROSS JOIN right ON …` on SQLite
+    (the same there): every table of `left` is read before `right`, their order among
+    themselves still the optimizer's."""
+
+    inherit_cache = True
+
+
+@compiles(_StraightJoin, "mysql")
+@compiles(_StraightJoin, "mariadb")
+def _compile_straight_join(join, compiler, **kw):
+    return _render_join(join, "STRAIGHT_JOIN", compiler, **kw)
+
+
+@compiles(_StraightJoin, "sqlite")
+def _compile_cross_join(join, compiler, **kw):
+    return _render_join(join, "CROSS JOIN", compiler, **kw)
+
+
+@compiles(_StraightJoin)
+def _compile_plain_join(join, compiler, **kw):
+    return _render_join(join, "JOIN", compiler, **kw)  # other databases: the order is theirs
+
+
+def _render_join(join, keyword, compiler, asfrom=False, from_linter=None, **kw):
+    if from_linter:
+        from_linter.edges.add((join.left, join.right))
+    left = compiler.process(join.left, asfrom=True, from_linter=from_linter, **kw)
+    right = compiler.process(join.right, asfrom=True, from_linter=from_linter, **kw)
+    return f"{left} {keyword} {right} ON {compiler.process(join.onclause, from_linter=from_linter, **kw)}"
+
+
+def list_incidents(engine: Engine, flt: IncidentFilter) -> list[dict]:
+    """Incidents matching `flt`, newest opened first."""
+    with database_errors(engine), _reader(engine) as conn:
+        return [dict(row._mapping) for row in conn.execute(list_query(flt))]
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _reader(engine: Engine):
+    return engine.connect().execution_options(sqlite_begin="DEFERRED") if is_sqlite(engine) else engine.connect()
+
+
+def show_incident(engine: Engine, incident_id: int) -> dict:
+    """The incident with its series (labels, annotations, links) and its timeline; raises NotFound."""
+    with database_errors(engine), _reader(engine) as conn:
+        row = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
+        if row is None:
+            raise NotFound(f"incident {incident_id} not found")
+        incident = {name: row._mapping[name] for name in LIST_FIELDS}
+        incident["series"] = [_series(r._mapping) for r in conn.execute(
+            select(incident_alerts).where(incident_alerts.c.incident_id == incident_id).order_by(incident_alerts.c.id))]
+        incident["events"] = [
+            {k: r._mapping[k] for k in ("id", "kind", "at", "actor", "alert_fingerprint", "raw_alert_id", "detail")}
+            for r in conn.execute(select(incident_events).where(incident_events.c.incident_id == incident_id)
+                                  .order_by(incident_events.c.id))]
+    return incident
+
+
+def _series(row) -> dict:
+    return {
+        "alert_fingerprint": row["alert_fingerprint"], "status": row["status"], "severity": row["severity"],
+        "labels": row["labels"], "annotations": row["annotations"],
+        "links": {k: row[f"{k}_url"] for k in LINKS if row[f"{k}_url"]},
+        "starts_at": row["starts_at"], "ends_at": row["ends_at"], "first_seen_at": row["first_seen_at"],
+        "last_seen_at": row["last_seen_at"], "times_seen": row["times_seen"],
+    }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one id of a bulk transition came to."""
+
+    id: int
+    ok: bool
+    status: str | None  # the incident's status after (or, on failure, as it is)
+    message: str
+
+
+def transition_many(engine: Engine, action: str, ids: Sequence[int], *, by: str, note: str | None,
+                    now: datetime) -> list[Outcome]:
+    """Applies `action` (ack | resolve | reopen) to each id in its own transaction; one
+    failure does not stop the others."""
+    outcomes = []
+    for incident_id in ids:
+        try:
+            status = transition(engine, action, incident_id, by=by, note=note, now=now)
+            outcomes.append(Outcome(incident_id, True, status, f"incident {incident_id}: {status}"))
+        except (NotFound, InvalidTransition) as exc:
+            outcomes.append(Outcome(incident_id, False, getattr(exc, "status", None), str(exc)))
+    return outcomes
+
+
+_ALLOWED = {"ack": ("open",), "resolve": ("open", "acknowledged"), "reopen": ("resolved",)}
+_PAST = {"ack": "acknowledged", "resolve": "resolved", "reopen": "reopened"}
+
+
+def transition(engine: Engine, action: str, incident_id: int, *, by: str, note: str | None, now: datetime) -> str:
+    """ack: open → acknowledged; resolve: open|acknowledged → resolved (manual); reopen:
+    resolved → open. Returns the new status; raises NotFound, InvalidTransition."""
+    if action not in _ALLOWED:
+        raise ValueError(f"unknown transition {action!r}")
+    with database_errors(engine), engine.connect() as conn, conn.begin():
+        row = _locked(conn, incident_id)
+        if row.status not in _ALLOWED[action]:
+            exc = InvalidTransition(f"incident {incident_id} is {row.status}: cannot {action} it")
+            exc.status = row.status
+            raise exc
+        values, reason = _transition_values(action, row, by, now)
+        try:
+            conn.execute(update(incidents).where(incidents.c.id == incident_id).values(**values))
+        except IntegrityError:
+            other = conn.scalar(select(incidents.c.id).where(incidents.c.active_key == row.fingerprint))
+            exc = InvalidTransition(f"incident {incident_id} cannot be reopened: incident {other} with the same "
+                                    f"fingerprint is unresolved")
+            exc.status = row.status
+            raise exc from None
+        if note:
+            reason += f": {note}"
+        _event(conn, incident_id, _PAST[action], now, by, {"note": note} if note else None)
+        conn.execute(notifications.insert().values(
+            incident_id=incident_id, change=_PAST[action], reason=reason[:255], severity=row.severity,
+            created_at=now, state="pending", attempts=0))
+        return values["status"]
+
+
+def _transition_values(action: str, row, by: str, now: datetime) -> tuple[dict, str]:
+    if action == "ack":
+        return {"status": "acknowledged", "acknowledged_at": now, "acknowledged_by": by}, f"acknowledged by {by}"
+    if action == "resolve":
+        return ({"status": "resolved", "active_key": None, "resolution": "manual", "resolved_at": now,
+                 "resolved_by": by}, f"manual by {by}")
+    return ({"status": "open", "active_key": row.fingerprint, "resolution": None, "resolved_at": None,
+             "resolved_by": None, "acknowledged_at": None, "acknowledged_by": None,
+             "reopen_count": row.reopen_count + 1}, f"reopened by {by}")
+
+
+def add_note(engine: Engine, incident_id: int, text: str, *, by: str, now: datetime) -> None:
+    """Adds a note to the timeline of any incident; raises NotFound."""
+    with database_errors(engine), engine.connect() as conn, conn.begin():
+        _locked(conn, incident_id)
+        _event(conn, incident_id, "note", now, by, {"text": text})
+
+
+def _locked(conn: Connection, incident_id: int):
+    query = select(incidents).where(incidents.c.id == incident_id)
+    row = conn.execute(query if is_sqlite(conn.engine) else query.with_for_update()).first()
+    if row is None:
+        raise NotFound(f"incident {incident_id} not found")
+    return row
+
+
+def _event(conn: Connection, incident_id: int, kind: str, at: datetime, actor: str, detail: dict | None) -> None:
+    conn.execute(incident_events.insert().values(incident_id=incident_id, kind=kind, at=at, actor=actor,
+                                                 detail=detail))

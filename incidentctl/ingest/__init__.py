@@ -1,0 +1,1 @@
+"""Body → raw archive row: sniffing, JSON decoding, the archive and the receiver."""

@@ -1,0 +1,141 @@
+"""Webhook authentication: bearer token, basic auth and Grafana's HMAC signature.
+
+Pure functions over the request's headers and raw body; secrets are compared in constant time
+and never appear in a message.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Mapping
+
+from incidentctl.config import Settings
+from incidentctl.ingest.signatures import Signature
+from incidentctl.ingest.signatures import signature as signature_of
+
+SCHEME = "grafana-hmac"  # names Grafana's signatures among those recorded
+
+
+@dataclass(frozen=True)
+class AuthPolicy:
+    """What a webhook must present. Empty fields are not required; all empty = auth off."""
+
+    bearer_token: str = ""
+    basic_user: str = ""
+    basic_password: str = ""
+    hmac_secret: str = ""
+    hmac_signature_header: str = "X-Grafana-Alerting-Signature"
+    hmac_timestamp_header: str = ""
+    hmac_max_skew: float = 300.0
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> "AuthPolicy":
+        return cls(s.auth_bearer_token, s.auth_basic_user, s.auth_basic_password, s.hmac_secret,
+                   s.hmac_signature_header, s.hmac_timestamp_header, s.hmac_max_skew)
+
+    @property
+    def wants_authorization(self) -> bool:
+        return bool(self.bearer_token or (self.basic_user and self.basic_password))
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The configured secrets (for blotting them out of what is logged)."""
+        return tuple(s for s in (self.bearer_token, self.basic_password, self.hmac_secret) if s)
+
+    @property
+    def challenge(self) -> str:
+        """The WWW-Authenticate header for a 401."""
+        if self.bearer_token:
+            return 'Bearer realm="incidentctl"'
+        if self.basic_user:
+            return 'Basic realm="incidentctl"'
+        return 'HMAC realm="incidentctl"'
+
+
+class AuthFailed(Exception):
+    """The request's credentials are missing or wrong; the message says which, never the secret."""
+
+
+def check_request(policy: AuthPolicy, headers: Mapping[str, str], body: bytes, now: float) -> Signature | None:
+    """Raises AuthFailed unless the request satisfies every configured requirement.
+
+    `headers` has lowercase names. When both a bearer token and basic credentials are configured,
+    either is accepted (a sender presents one Authorization header). HMAC is checked on top;
+    returns what `check_signature` returns.
+    """
+    check_authorization(policy, headers)
+    return check_signature(policy, headers, body, now)
+
+
+def check_authorization(policy: AuthPolicy, headers: Mapping[str, str]) -> None:
+    """Checks the Authorization header when a token or basic credentials are configured."""
+    if not policy.wants_authorization:
+        return
+    header = headers.get("authorization", "")
+    if not header:
+        raise AuthFailed("missing Authorization header")
+    scheme, _, credentials = header.strip().partition(" ")
+    scheme = scheme.lower()
+    if scheme == "bearer" and policy.bearer_token:
+        if _equal(credentials.strip(), policy.bearer_token):
+            return
+        raise AuthFailed("wrong bearer token")
+    if scheme == "basic" and policy.basic_user and policy.basic_password:
+        try:
+            user, _, password = base64.b64decode(credentials.strip(), validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise AuthFailed("malformed basic credentials") from None
+        # Both compared, always, so the time taken does not tell which one was wrong.
+        user_ok = _equal(user, policy.basic_user)
+        password_ok = _equal(password, policy.basic_password)
+        if user_ok and password_ok:
+            return
+        raise AuthFailed("wrong basic credentials")
+    raise AuthFailed(f"authorization scheme {scheme!r} not accepted")
+
+
+def check_signature(policy: AuthPolicy, headers: Mapping[str, str], body: bytes, now: float) -> Signature | None:
+    """Checks Grafana's HMAC signature (and its timestamp) when a secret is configured.
+
+    With a timestamp header, returns the request's Signature, valid until the timestamp leaves
+    the allowed skew: a replay before then passes this check again, so the receiver records it
+    (signatures.py). Without one the signature never expires and identical bodies are re-sent
+    legitimately (Grafana's repeats), so there is nothing to record: None.
+    """
+    if not policy.hmac_secret:
+        return None
+    signature = headers.get(policy.hmac_signature_header.lower(), "").strip().lower()
+    if not signature:
+        raise AuthFailed(f"missing {policy.hmac_signature_header} header")
+    message = body
+    if policy.hmac_timestamp_header:
+        raw_ts = headers.get(policy.hmac_timestamp_header.lower(), "").strip()
+        if not raw_ts:
+            raise AuthFailed(f"missing {policy.hmac_timestamp_header} header")
+        try:
+            timestamp = int(raw_ts)
+        except ValueError:
+            raise AuthFailed(f"{policy.hmac_timestamp_header} is not Unix seconds") from None
+        if abs(now - timestamp) > policy.hmac_max_skew:
+            raise AuthFailed(f"{policy.hmac_timestamp_header} is outside the allowed clock skew")
+        message = f"{timestamp}:".encode() + body
+    if not _equal(signature, sign(policy.hmac_secret, message)):
+        raise AuthFailed("wrong HMAC signature")
+    if not policy.hmac_timestamp_header:
+        return None
+    expires = datetime.fromtimestamp(timestamp + policy.hmac_max_skew, timezone.utc)
+    return signature_of(SCHEME, signature, expires)
+
+
+def sign(secret: str, message: bytes) -> str:
+    """Grafana's signature: HMAC-SHA256 keyed with the secret, lowercase hex."""
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def _equal(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode("utf-8"))

@@ -1,0 +1,1 @@
+"""Outbox → silences → routes → digest → Slack."""

@@ -1,0 +1,203 @@
+"""`notify`: pending outbox rows → silences applied → one digest per route → Slack → marked.
+
+Delivery is at-least-once. Rows are claimed (their next_attempt_at pushed a lease ahead) before
+sending and marked after. Two ways lead to a change sent twice: the process dies between Slack's
+`ok` and the mark (the lease runs out and the next run sends them again), or Slack's answer
+comes after the timeout (outcome unknown: retried, and Slack had posted it). Every digest is
+logged in `deliveries` first as `sending`, then with its outcome, so both are counted (see
+doctor). Nothing is sent again after it was marked sent.
+
+Per route, Slack's answer decides: ok → `sent` with the time; retryable (no connection, 5xx, 429)
+or unknown (sent, no answer) → stays `pending`, attempts + 1, next_attempt_at after Retry-After
+or an exponential backoff; permanent (400 invalid_payload, 403, 404, 410, …) → `failed` with
+Slack's error string, reported here and by `incidentctl outbox`, and not retried unless someone
+runs `incidentctl outbox retry`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable, Sequence
+
+import requests
+from sqlalchemy import Engine
+
+from incidentctl.notify import outbox
+from incidentctl.config import Settings
+from incidentctl.db.engine import database_errors
+from incidentctl.notify.digest import build_digest
+from incidentctl.notify.routes import DEFAULT_ROUTE, Route, load_routes, route_for
+from incidentctl.notify.silences import incident_labels, silence_for, silences_active_between
+from incidentctl.notify.slack import OK, PERMANENT, UNKNOWN, SendResult, mask_url, send
+
+CLAIM_LEASE = timedelta(minutes=2)
+BACKOFF_BASE = 30.0
+BACKOFF_MAX = 3600.0
+DELIVERY_LOG_KEEP = timedelta(days=30)
+
+
+def backoff_seconds(attempts: int, retry_after: float | None) -> float:
+    """Wait before the next try: Slack's Retry-After when it gave one, else 30 s doubling per
+    attempt, capped at an hour."""
+    if retry_after is not None:
+        return min(retry_after, BACKOFF_MAX)
+    return min(BACKOFF_BASE * 2 ** max(attempts - 1, 0), BACKOFF_MAX)
+
+
+@dataclass
+class RouteReport:
+    route: str
+    webhook: str  # masked
+    changes: int
+    outcome: str  # ok | retryable | permanent | unknown | dry-run
+    status: int | None = None
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+@dataclass
+class NotifySummary:
+    """What one notify run did."""
+
+    slack_configured: bool
+    due: int = 0
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    suppressed: int = 0
+    unroutable: int = 0
+    outcome_unknown: int = 0  # digests sent without an answer (their changes are in `retrying`)
+    waiting: int = 0  # pending changes not due yet, after this run
+    next_attempt_at: datetime | None = None  # when the first of them is due
+    dry_run: bool = False
+    routes: list[RouteReport] = field(default_factory=list)
+    messages: list[dict] = field(default_factory=list)  # dry run: {route, webhook, changes, message}
+
+    @property
+    def ok(self) -> bool:
+        return self.slack_configured and not (self.failed or self.retrying or self.unroutable)
+
+    def as_dict(self) -> dict:
+        return {"slack_configured": self.slack_configured, "dry_run": self.dry_run, "due": self.due,
+                "sent": self.sent, "retrying": self.retrying, "failed": self.failed,
+                "suppressed": self.suppressed, "unroutable": self.unroutable,
+                "outcome_unknown": self.outcome_unknown, "waiting": self.waiting,
+                "next_attempt_at": self.next_attempt_at,
+                "routes": [vars(r) for r in self.routes], "messages": self.messages}
+
+
+def notify_pending(engine: Engine, settings: Settings, session: requests.Session | None, *,
+                   dry_run: bool = False, clock: Callable[[], datetime],
+                   routes: Sequence[Route] | None = None) -> NotifySummary:
+    """Sends the digest(s) for the due outbox rows. With no Slack route configured, nothing is
+    claimed and everything stays pending (a dry run still shows the default route's message).
+    The summary also says what stays pending for later (`waiting`, `next_attempt_at`)."""
+    now = clock()
+    routes = load_routes(settings) if routes is None else list(routes)
+    with database_errors(engine):
+        if not routes and not dry_run:
+            summary = NotifySummary(slack_configured=False, due=outbox.count_due(engine, now))
+        else:
+            summary = NotifySummary(slack_configured=bool(routes), dry_run=dry_run)
+            # With no route, a dry run shows what the default route would get.
+            _send_due(engine, settings, session, routes or [Route(DEFAULT_ROUTE, "")], now, summary)
+        summary.waiting, summary.next_attempt_at = outbox.waiting(engine, now)
+    return summary
+
+
+def _send_due(engine: Engine, settings: Settings, session: requests.Session | None, routes: Sequence[Route],
+              now: datetime, summary: NotifySummary) -> None:
+    """Claims the due rows, suppresses the silenced ones and sends (or, dry, builds) one digest per
+    route, logging each in `deliveries`; counts go into `summary`."""
+    dry_run = summary.dry_run
+    rows = outbox.claim_due(engine, now, CLAIM_LEASE, claim=not dry_run)
+    summary.due = len(rows)
+    if not rows:
+        return
+    by_route, silenced, unroutable = _split(engine, rows, routes)
+    summary.suppressed, summary.unroutable = len(silenced), len(unroutable)
+    if not dry_run:
+        for silence_id, ids in _group(silenced).items():
+            outbox.mark(engine, ids, state=outbox.SUPPRESSED, silence_id=silence_id, next_attempt_at=None)
+    if not by_route:
+        return
+    world = outbox.world_state(engine)
+    links = outbox.links_for(engine, sorted({r["incident_id"] for rs in by_route.values() for r in rs}))
+    for route in routes:
+        route_rows = by_route.get(route.name)
+        if not route_rows:
+            continue
+        changes = [outbox.to_change(r, links.get(r["incident_id"], {})) for r in route_rows]
+        message = build_digest(changes, world, now, route=route.name)
+        ids = [r["id"] for r in route_rows]
+        attempts = max(r["attempts"] for r in route_rows)
+        if dry_run:
+            summary.messages.append({"route": route.name, "webhook": mask_url(route.webhook_url),
+                                     "changes": len(ids), "message": message})
+            summary.routes.append(RouteReport(route.name, mask_url(route.webhook_url), len(ids), "dry-run"))
+            continue
+        delivery = outbox.begin_delivery(engine, route.name, len(ids), now)
+        result = send(session, route.webhook_url, message, settings.slack_timeout)
+        summary.routes.append(_apply(engine, route, delivery, ids, attempts, result, now, summary))
+    if not dry_run:
+        outbox.prune_deliveries(engine, now - DELIVERY_LOG_KEEP)
+
+
+def preview_digests(engine: Engine, settings: Settings, *, clock: Callable[[], datetime]) -> list[dict]:
+    """The message(s) notify would send now, without sending or marking anything (for the demo)."""
+    return notify_pending(engine, settings, None, dry_run=True, clock=clock).messages
+
+
+def _split(engine: Engine, rows: list[dict], routes: Sequence[Route]):
+    """Rows → ({route: rows}, [(silence id, row id)], [unroutable rows])."""
+    start, end = min(r["created_at"] for r in rows), max(r["created_at"] for r in rows)
+    with engine.execution_options(sqlite_begin="DEFERRED").connect() as conn:
+        active = silences_active_between(conn, start, end)
+    by_route: dict[str, list[dict]] = {}
+    silenced: list[tuple[int, int]] = []
+    unroutable: list[dict] = []
+    for row in rows:
+        labels = incident_labels(row)
+        sid = silence_for(active, labels, row["created_at"]) if active else None
+        if sid is not None:
+            silenced.append((sid, row["id"]))
+            continue
+        route = route_for(routes, row["severity"], labels)
+        if route is None:
+            unroutable.append(row)
+        else:
+            by_route.setdefault(route.name, []).append(row)
+    return by_route, silenced, unroutable
+
+
+def _group(pairs: list[tuple[int, int]]) -> dict[int, list[int]]:
+    grouped: dict[int, list[int]] = {}
+    for key, value in pairs:
+        grouped.setdefault(key, []).append(value)
+    return grouped
+
+
+def _apply(engine: Engine, route: Route, delivery: int, ids: list[int], attempts: int, result: SendResult,
+           now: datetime, summary: NotifySummary) -> RouteReport:
+    """Records Slack's answer on the delivery and the rows of one route."""
+    report = RouteReport(route.name, mask_url(route.webhook_url), len(ids), result.outcome, result.status,
+                         result.error)
+    error = None if result.error is None else f"HTTP {result.status}: {result.error}" if result.status else result.error
+
+    def settle(**values) -> int:
+        return outbox.settle_delivery(engine, delivery, outcome=result.outcome, status=result.status, error=error,
+                                      ids=ids, route=route.name, **values)
+
+    if result.outcome == OK:
+        summary.sent += settle(state=outbox.SENT, sent_at=now, last_error=None, next_attempt_at=None)
+    elif result.outcome == PERMANENT:
+        summary.failed += settle(state=outbox.FAILED, last_error=error, next_attempt_at=None)
+    else:
+        # Rows of one route share a digest, so the backoff follows the most-tried row among them.
+        wait = backoff_seconds(attempts + 1, result.retry_after)
+        report.next_attempt_at = now + timedelta(seconds=wait)
+        summary.retrying += settle(last_error=error, next_attempt_at=report.next_attempt_at)
+        summary.outcome_unknown += result.outcome == UNKNOWN
+    return report
+

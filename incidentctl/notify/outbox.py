@@ -1,0 +1,186 @@
+"""The outbox's storage: read due rows, claim them, mark them sent / retrying / failed / suppressed,
+and the delivery log of the digests sent for them.
+
+Rows are written by the processor (and the incident commands) in the same transaction as the
+change they announce, with state `pending`. Only this module changes their delivery columns.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Sequence
+
+from sqlalchemy import Connection, Engine, and_, func, or_, select
+
+from incidentctl.db.engine import is_sqlite
+from incidentctl.notify.digest import Change, World
+from incidentctl.db.schema import deliveries, incident_alerts, incidents, notifications
+
+PENDING, SENT, FAILED, SUPPRESSED = "pending", "sent", "failed", "suppressed"
+STATES = (PENDING, SENT, FAILED, SUPPRESSED)
+SENDING = "sending"  # a delivery whose answer is not recorded (yet, or ever: the run died)
+
+
+def _due(now: datetime):
+    return and_(notifications.c.state == PENDING,
+                or_(notifications.c.next_attempt_at.is_(None), notifications.c.next_attempt_at <= now))
+
+
+def claim_due(engine: Engine, now: datetime, lease: timedelta, *, claim: bool = True,
+              limit: int = 5000) -> list[dict]:
+    """Up to `limit` pending rows due at `now`, each joined with its incident, oldest first
+    (a larger backlog goes out in the next runs; one digest says "and N more" anyway).
+
+    With `claim`, their next_attempt_at moves to now + lease in the same transaction, so an
+    overlapping notify run (cron and `run` on two hosts) skips them; if this run dies after
+    sending, the lease runs out and the next run sends them again (at-least-once).
+    """
+    query = (select(notifications, incidents.c.title, incidents.c.status, incidents.c.cluster,
+                    incidents.c.namespace, incidents.c.service, incidents.c.alertname,
+                    incidents.c.opened_at, incidents.c.resolved_at, incidents.c.alert_count,
+                    incidents.c.series_count, incidents.c.series_firing, incidents.c.reopen_count,
+                    incidents.c.common_labels, incidents.c.group_labels,
+                    incidents.c.severity.label("incident_severity"))
+             .join(incidents, incidents.c.id == notifications.c.incident_id)
+             .where(_due(now)).order_by(notifications.c.id).limit(limit))
+    if claim and not is_sqlite(engine):
+        # SQLite's BEGIN IMMEDIATE already makes this transaction the only writer.
+        query = query.with_for_update(skip_locked=True, of=notifications)
+    conn_engine = engine if claim else engine.execution_options(sqlite_begin="DEFERRED")
+    with conn_engine.begin() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(query)]
+        if claim and rows:
+            _update(conn, [r["id"] for r in rows], next_attempt_at=now + lease)
+    return rows
+
+
+def links_for(engine: Engine, incident_ids: Sequence[int]) -> dict[int, dict[str, str]]:
+    """{incident id: {rule|dashboard|panel|silence: URL}}, the first series that has each link."""
+    if not incident_ids:
+        return {}
+    columns = {"rule": incident_alerts.c.generator_url, "dashboard": incident_alerts.c.dashboard_url,
+               "panel": incident_alerts.c.panel_url, "silence": incident_alerts.c.silence_url}
+    result: dict[int, dict[str, str]] = {i: {} for i in incident_ids}
+    ro = engine.execution_options(sqlite_begin="DEFERRED")
+    with ro.connect() as conn:
+        for start in range(0, len(incident_ids), 500):
+            chunk = list(incident_ids)[start:start + 500]
+            query = (select(incident_alerts.c.incident_id, *columns.values())
+                     .where(incident_alerts.c.incident_id.in_(chunk)).order_by(incident_alerts.c.id))
+            for row in conn.execute(query):
+                links = result[row.incident_id]
+                for name, col in columns.items():
+                    value = row._mapping[col.name]
+                    if value and name not in links:
+                        links[name] = value
+    return result
+
+
+def world_state(engine: Engine) -> World:
+    """Open incidents by severity and the oldest unacknowledged critical one."""
+    ro = engine.execution_options(sqlite_begin="DEFERRED")
+    with ro.connect() as conn:
+        counts = conn.execute(select(incidents.c.severity, func.count())
+                              .where(incidents.c.status != "resolved").group_by(incidents.c.severity)).all()
+        oldest = conn.execute(select(incidents.c.id, incidents.c.title, incidents.c.opened_at)
+                              .where(incidents.c.status == "open", incidents.c.severity == "critical")
+                              .order_by(incidents.c.opened_at, incidents.c.id).limit(1)).first()
+    return World({sev: n for sev, n in counts},
+                 (oldest.id, oldest.title, oldest.opened_at) if oldest else None)
+
+
+def to_change(row: dict, links: dict[str, str]) -> Change:
+    return Change(
+        notification_id=row["id"], incident_id=row["incident_id"], change=row["change"],
+        severity=row["severity"], created_at=row["created_at"], title=row["title"], status=row["status"],
+        reason=row["reason"], cluster=row["cluster"], namespace=row["namespace"], service=row["service"],
+        opened_at=row["opened_at"], resolved_at=row["resolved_at"], alert_count=row["alert_count"] or 0,
+        series_count=row["series_count"] or 0, series_firing=row["series_firing"] or 0,
+        reopen_count=row["reopen_count"] or 0, links=links, labels=row["common_labels"] or {},
+        group_labels=row["group_labels"] or {},
+    )
+
+
+def _update(conn: Connection, ids: Sequence[int], **values: Any) -> int:
+    """Updates pending rows only, so a row already marked by another run is never changed back."""
+    done = 0
+    for start in range(0, len(ids), 500):
+        chunk = list(ids)[start:start + 500]
+        done += conn.execute(notifications.update()
+                             .where(notifications.c.id.in_(chunk), notifications.c.state == PENDING)
+                             .values(**values)).rowcount
+    return done
+
+
+def mark(engine: Engine, ids: Sequence[int], **values: Any) -> int:
+    with engine.begin() as conn:
+        return _update(conn, ids, **values)
+
+
+def begin_delivery(engine: Engine, route: str, changes: int, now: datetime) -> int:
+    """Logs a digest about to be POSTed (outcome `sending`); returns the delivery's id."""
+    with engine.begin() as conn:
+        return conn.execute(deliveries.insert().values(attempted_at=now, route=route, changes=changes,
+                                                       outcome=SENDING)).inserted_primary_key[0]
+
+
+def settle_delivery(engine: Engine, delivery_id: int, *, outcome: str, status: int | None, error: str | None,
+                    ids: Sequence[int], **values: Any) -> int:
+    """Records Slack's answer on the delivery and marks its outbox rows, one more attempt each, in
+    one transaction; returns how many rows were marked."""
+    with engine.begin() as conn:
+        conn.execute(deliveries.update().where(deliveries.c.id == delivery_id)
+                     .values(outcome=outcome, status=status, error=error))
+        values["attempts"] = notifications.c.attempts + 1
+        return _update(conn, ids, **values)
+
+
+def prune_deliveries(engine: Engine, before: datetime) -> int:
+    """Deletes the delivery log older than `before` (its own short transaction)."""
+    with engine.begin() as conn:
+        return conn.execute(deliveries.delete().where(deliveries.c.attempted_at < before)).rowcount
+
+
+def list_outbox(engine: Engine, *, states: Sequence[str] = STATES, limit: int = 100) -> list[dict]:
+    """Outbox rows, newest first, with their incident's title. `next_attempt_at` is kept for
+    pending rows only (on others it is a leftover claim); NULL there means due now."""
+    query = (select(notifications, incidents.c.title)
+             .join(incidents, incidents.c.id == notifications.c.incident_id)
+             .where(notifications.c.state.in_(list(states)))
+             .order_by(notifications.c.id.desc()).limit(limit))
+    with engine.execution_options(sqlite_begin="DEFERRED").connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(query)]
+    for row in rows:
+        if row["state"] != PENDING:
+            row["next_attempt_at"] = None
+    return rows
+
+
+def count_due(engine: Engine, now: datetime) -> int:
+    with engine.execution_options(sqlite_begin="DEFERRED").connect() as conn:
+        return conn.execute(select(func.count()).select_from(notifications).where(_due(now))).scalar_one()
+
+
+def waiting(engine: Engine, now: datetime) -> tuple[int, datetime | None]:
+    """Pending rows not due at `now` (backing off after a failed send, or claimed by a run), and
+    the earliest time one of them is due again."""
+    n = notifications.c
+    with engine.execution_options(sqlite_begin="DEFERRED").connect() as conn:
+        count, first = conn.execute(select(func.count(), func.min(n.next_attempt_at))
+                                    .where(n.state == PENDING, n.next_attempt_at > now)).one()
+    return count, first
+
+
+def count_by_state(engine: Engine) -> dict[str, int]:
+    with engine.execution_options(sqlite_begin="DEFERRED").connect() as conn:
+        rows = conn.execute(select(notifications.c.state, func.count()).group_by(notifications.c.state)).all()
+    return {state: n for state, n in rows}
+
+
+def retry_failed(engine: Engine, ids: Sequence[int] | None) -> int:
+    """Puts failed rows (all, or these ids) back to pending, e.g. after fixing a webhook."""
+    query = notifications.update().where(notifications.c.state == FAILED)
+    if ids:
+        query = query.where(notifications.c.id.in_(list(ids)))
+    with engine.begin() as conn:
+        return conn.execute(query.values(state=PENDING, next_attempt_at=None)).rowcount

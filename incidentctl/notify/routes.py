@@ -1,0 +1,84 @@
+"""Routes: which Slack webhook hears about which change.
+
+`SLACK_WEBHOOK_URL` is the `default` route. The config file may add routes, tried in order; the
+first whose conditions all hold takes the change, else the default route does:
+
+    [[routes]]
+    name = "oncall"
+    webhook_url = "https://hooks.slack.com/services/T000/B000/XXXX"
+    severity = ["critical"]             # optional: any of these severities
+    match = { cluster = "prod-eu" }     # optional: every label equal
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from incidentctl.config import ConfigError, Settings
+from incidentctl.notify.slack import mask_url
+
+DEFAULT_ROUTE = "default"
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    webhook_url: str = field(repr=False)
+    severities: frozenset[str] = frozenset()  # empty: any
+    match: Mapping[str, str] = field(default_factory=dict)  # empty: any
+
+    def accepts(self, severity: str, labels: Mapping[str, Any]) -> bool:
+        if self.severities and severity not in self.severities:
+            return False
+        return all(str(labels.get(k, "")) == v for k, v in self.match.items())
+
+    def describe(self) -> dict:
+        """The route for people: webhook masked."""
+        return {"name": self.name, "webhook": mask_url(self.webhook_url), "severity": sorted(self.severities),
+                "match": dict(self.match)}
+
+
+def load_routes(settings: Settings) -> list[Route]:
+    """The configured routes, extra ones first, the default last. Raises ConfigError."""
+    raw = settings.extra.get("routes", [])
+    if not isinstance(raw, list):
+        raise ConfigError("config file: `routes` must be an array of tables ([[routes]])")
+    routes = [_route(i, r) for i, r in enumerate(raw)]
+    names = [r.name for r in routes]
+    if len(set(names)) != len(names) or DEFAULT_ROUTE in names:
+        raise ConfigError(f"config file: route names must be unique and not {DEFAULT_ROUTE!r}: {names}")
+    if settings.slack_webhook_url:
+        routes.append(Route(DEFAULT_ROUTE, settings.slack_webhook_url))
+    return routes
+
+
+def _route(i: int, raw: Any) -> Route:
+    where = f"config file: routes[{i}]"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = set(raw) - {"name", "webhook_url", "severity", "match"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    name, url = raw.get("name", ""), raw.get("webhook_url", "")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError(f"{where}: `name` must be 1-64 letters, digits, `_.-`")
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        raise ConfigError(f"{where} ({name}): `webhook_url` must be an http(s) URL")
+    severity = raw.get("severity", [])
+    if isinstance(severity, str):
+        severity = [severity]
+    match = raw.get("match", {})
+    if not isinstance(severity, list) or not isinstance(match, dict):
+        raise ConfigError(f"{where} ({name}): `severity` is a list, `match` a table")
+    return Route(name, url, frozenset(str(s) for s in severity), {str(k): str(v) for k, v in match.items()})
+
+
+def route_for(routes: Sequence[Route], severity: str, labels: Mapping[str, Any]) -> Route | None:
+    """The first route that accepts the change; None when none does (no default configured)."""
+    for route in routes:
+        if route.accepts(severity, labels):
+            return route
+    return None

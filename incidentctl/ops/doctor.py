@@ -1,0 +1,293 @@
+"""`doctor`: checks that explain what is wrong with an installation, for people and monitoring.
+
+Each check returns a Check (name, level ok|warn|error, message, detail). The report's exit code
+follows the monitoring-plugin convention: 0 all ok, 1 warnings, 2 errors, 3 the database cannot
+be reached (state unknown). Nothing here writes to the database.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, and_, func, or_, select, text
+
+from incidentctl.ingest.archive import body_room
+from incidentctl.config import SETTINGS, Settings, mask_secret
+from incidentctl.db.engine import database_url, describe_url, is_sqlite, short_error
+from incidentctl.durations import format_duration
+from incidentctl.db.migrations import schema_status
+from incidentctl.notify.delivery import CLAIM_LEASE
+from incidentctl.db.schema import deliveries, grafana_alerts, notifications, silences
+
+LEVELS = ("ok", "warn", "error")
+EXIT_CODES = {"ok": 0, "warn": 1, "error": 2}
+EXIT_UNREACHABLE = 3
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    level: str  # ok | warn | error
+    message: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When a waiting row or notification becomes a warning, then an error."""
+
+    backlog_warn: timedelta = timedelta(minutes=5)
+    backlog_error: timedelta = timedelta(hours=1)
+    pending_warn: timedelta = timedelta(minutes=15)
+    pending_error: timedelta = timedelta(hours=1)
+    recent: timedelta = timedelta(hours=24)  # window for bad rows and failed notifications
+    silence_soon: timedelta = timedelta(hours=24)
+    unknown_warn: int = 3  # digests with an unknown outcome within `recent` that warn
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> "Thresholds":
+        """Defaults, stretched so a slow schedule (process/notify interval) is not a warning."""
+        return cls(
+            backlog_warn=max(cls.backlog_warn, timedelta(seconds=4 * settings.process_interval)),
+            pending_warn=max(cls.pending_warn, timedelta(seconds=4 * settings.notify_interval)),
+        )
+
+
+@dataclass(frozen=True)
+class Report:
+    checks: tuple[Check, ...]
+
+    @property
+    def level(self) -> str:
+        return max((c.level for c in self.checks), key=LEVELS.index, default="ok")
+
+    @property
+    def exit_code(self) -> int:
+        if any(c.name == "database" and c.level == "error" for c in self.checks):
+            return EXIT_UNREACHABLE
+        return EXIT_CODES[self.level]
+
+
+def level_for_age(age: timedelta | None, warn: timedelta, error: timedelta) -> str:
+    """ok while younger than `warn`, warn until `error`, then error; no age is ok."""
+    if age is None or age < warn:
+        return "ok"
+    return "warn" if age < error else "error"
+
+
+def doctor(settings: Settings, engine: Engine, now: datetime, thresholds: Thresholds | None = None) -> Report:
+    """Runs every check, in order; database checks stop at the first one that cannot go on."""
+    limits = thresholds or Thresholds.for_settings(settings)
+    checks = [check_configuration(settings)]
+    if is_sqlite(engine):
+        engine = engine.execution_options(sqlite_begin="DEFERRED")
+    reachable = check_database(engine)
+    checks.append(reachable)
+    if reachable.level == "ok":
+        checks.append(check_body_limit(engine, settings))
+        schema = check_schema(engine)
+        checks.append(schema)
+        if schema.level == "ok":
+            with engine.connect() as conn:
+                checks += [
+                    check_backlog(conn, now, limits),
+                    check_bad_rows(conn, now, limits),
+                    check_notifications(conn, now, limits),
+                    check_deliveries(conn, now, limits),
+                    check_silences(conn, now, limits),
+                ]
+    return Report(tuple(checks))
+
+
+def check_configuration(settings: Settings) -> Check:
+    routes = settings.extra.get("routes") or []
+    auth = [name for name, on in (
+        ("bearer", settings.auth_bearer_token),
+        ("basic", settings.auth_basic_user and settings.auth_basic_password),
+        ("hmac", settings.hmac_secret),
+    ) if on]
+    detail = {
+        "database": describe_url(database_url(settings)),
+        "config_file": settings.config_file,
+        "slack_webhook_url": mask_secret(settings.slack_webhook_url),
+        "routes": len(routes),
+        "receiver": f"{settings.host}:{settings.port}",
+        "receiver_auth": auth,
+        "secrets_set": sorted(name for name, value in settings.masked().items()
+                              if value and name in _secret_names()),
+    }
+    slack = "Slack configured" if settings.slack_webhook_url or routes else "Slack not configured (notifications stay pending)"
+    message = f"database {detail['database']}; {slack}; receiver auth: {', '.join(auth) or 'none'}"
+    if settings.host not in LOOPBACK and not auth:
+        return Check("configuration", "warn",
+                     f"the receiver listens on {settings.host} without authentication; set "
+                     "INCIDENTCTL_AUTH_BEARER_TOKEN, basic auth or INCIDENTCTL_HMAC_SECRET. " + message, detail)
+    return Check("configuration", "ok", message, detail)
+
+
+def _secret_names() -> set[str]:
+    return {s.name for s in SETTINGS if s.secret}
+
+
+def check_database(engine: Engine) -> Check:
+    path = engine.url.database
+    if is_sqlite(engine) and path and path != ":memory:" and not Path(path).exists():
+        # Connecting would create an empty file; say where the database was expected instead.
+        return Check("database", "error", f"no SQLite database at {path}: run `incidentctl db upgrade` or set "
+                     "INCIDENTCTL_DATABASE_URL / DB_HOST", {"database": describe_url(engine.url)})
+    started = time.perf_counter()
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # any failure to connect is what this check reports
+        return Check("database", "error", f"cannot reach {describe_url(engine.url)}: {short_error(exc)}",
+                     {"database": describe_url(engine.url)})
+    elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
+    return Check("database", "ok", f"reachable ({elapsed_ms} ms)", {"database": describe_url(engine.url),
+                                                                    "connect_ms": elapsed_ms})
+
+
+def check_body_limit(engine: Engine, settings: Settings) -> Check:
+    """Whether the database can store every body the receiver admits (max_body_bytes)."""
+    with engine.connect() as conn:
+        room = body_room(conn)
+    detail = {"max_body_bytes": settings.max_body_bytes, "largest_storable": room.largest,
+              "max_allowed_packet": room.packet}
+    if room.largest is None:
+        return Check("body_limit", "ok", f"bodies up to max_body_bytes ({settings.max_body_bytes} bytes) fit "
+                     "(SQLite has no packet limit)", detail)
+    problem = room.problem(settings.max_body_bytes)
+    if problem:
+        return Check("body_limit", "warn", f"{problem}; `serve` refuses larger bodies with 413", detail)
+    return Check("body_limit", "ok", f"bodies up to max_body_bytes ({settings.max_body_bytes} bytes) fit "
+                 f"max_allowed_packet ({room.packet} bytes; up to {room.largest} would)", detail)
+
+
+def check_schema(engine: Engine) -> Check:
+    status = schema_status(engine)
+    detail = {"version": status.current, "latest": status.latest}
+    if status.current > status.latest:
+        return Check("schema", "error", f"schema version {status.current} is newer than this incidentctl knows "
+                     f"({status.latest}): upgrade incidentctl", detail)
+    if status.pending:
+        return Check("schema", "error", f"schema version {status.current}, needs {status.latest}: "
+                     "run `incidentctl db upgrade`", detail)
+    return Check("schema", "ok", f"schema version {status.current} (latest)", detail)
+
+
+def check_backlog(conn, now: datetime, limits: Thresholds) -> Check:
+    count, oldest = conn.execute(
+        select(func.count(), func.min(grafana_alerts.c.received_at)).where(grafana_alerts.c.processed_at.is_(None))
+    ).one()
+    age = now - oldest if oldest is not None else None
+    level = level_for_age(age, limits.backlog_warn, limits.backlog_error)
+    detail = {"unprocessed": count, "oldest_received_at": oldest,
+              "oldest_age_seconds": round(age.total_seconds()) if age else 0}
+    if not count:
+        return Check("backlog", "ok", "no unprocessed rows", detail)
+    message = f"{count} unprocessed rows, oldest waiting {format_duration(age)}"
+    if level != "ok":
+        message += " — is `incidentctl process` (or `run`) running? See its log for errors"
+    return Check("backlog", level, message, detail)
+
+
+def check_bad_rows(conn, now: datetime, limits: Thresholds) -> Check:
+    since = now - limits.recent
+    parse, process = conn.execute(
+        select(
+            func.count(grafana_alerts.c.parse_error),
+            func.count(grafana_alerts.c.process_error),
+        ).where(grafana_alerts.c.received_at >= since,
+                or_(grafana_alerts.c.parse_error.is_not(None), grafana_alerts.c.process_error.is_not(None)))
+    ).one()
+    latest = conn.execute(
+        select(grafana_alerts.c.id, grafana_alerts.c.parse_error, grafana_alerts.c.process_error)
+        .where(grafana_alerts.c.received_at >= since,
+               or_(grafana_alerts.c.parse_error.is_not(None), grafana_alerts.c.process_error.is_not(None)))
+        .order_by(grafana_alerts.c.id.desc()).limit(3)
+    ).all()
+    detail = {"parse_errors": parse, "process_errors": process, "window_hours": limits.recent.total_seconds() / 3600,
+              "latest": [{"id": r.id, "error": r.process_error or r.parse_error} for r in latest]}
+    window = format_duration(limits.recent)
+    if not parse and not process:
+        return Check("bad_rows", "ok", f"no parse or process errors in the last {window}", detail)
+    examples = "; ".join(f"#{r.id}: {(r.process_error or r.parse_error)[:80]}" for r in latest)
+    return Check("bad_rows", "warn", f"{parse} rows with parse errors and {process} with process errors in the "
+                 f"last {window} (kept; latest {examples})", detail)
+
+
+def check_notifications(conn, now: datetime, limits: Thresholds) -> Check:
+    n = notifications.c
+    failed = conn.execute(
+        select(func.count()).where(n.state == "failed", n.created_at >= now - limits.recent)
+    ).scalar_one()
+    pending, retrying, oldest = conn.execute(
+        select(func.count(), func.count(n.last_error), func.min(n.created_at)).where(n.state == "pending")
+    ).one()
+    last_error = conn.execute(
+        select(n.last_error).where(or_(n.state == "failed", and_(n.state == "pending", n.last_error.is_not(None))))
+        .order_by(n.id.desc()).limit(1)
+    ).scalar()
+    age = now - oldest if oldest is not None else None
+    stuck_level = level_for_age(age, limits.pending_warn, limits.pending_error)
+    level = max(stuck_level, "warn" if failed else "ok", key=LEVELS.index)
+    detail = {"failed_recent": failed, "pending": pending, "retrying": retrying,
+              "oldest_pending_age_seconds": round(age.total_seconds()) if age else 0, "last_error": last_error}
+    parts = []
+    if failed:
+        parts.append(f"{failed} failed for good in the last {format_duration(limits.recent)}")
+    if pending:
+        parts.append(f"{pending} pending ({retrying} after an error), oldest {format_duration(age)}")
+    if not parts:
+        return Check("notifications", "ok", "nothing pending or failed", detail)
+    message = "; ".join(parts)
+    if stuck_level != "ok":
+        message += " — is `incidentctl notify` (or `run`) running, and is Slack configured?"
+    if last_error:
+        message += f"; last error: {last_error[:120]}"
+    return Check("notifications", level, message, detail)
+
+
+def check_deliveries(conn, now: datetime, limits: Thresholds) -> Check:
+    """Digests whose outcome nobody knows: Slack's answer came too late (or not at all), or the
+    run died before recording it (still `sending` after the claim ran out). Their changes are
+    sent again, so each may be a duplicate message."""
+    d = deliveries.c
+    since = now - limits.recent
+    unknown = or_(d.outcome == "unknown", and_(d.outcome == "sending", d.attempted_at < now - CLAIM_LEASE))
+    count, changes, latest = conn.execute(
+        select(func.count(), func.coalesce(func.sum(d.changes), 0), func.max(d.attempted_at))
+        .where(d.attempted_at >= since, unknown)
+    ).one()
+    window = format_duration(limits.recent)
+    detail = {"outcome_unknown": count, "changes": int(changes), "latest_at": latest,
+              "window_hours": limits.recent.total_seconds() / 3600}
+    if not count:
+        return Check("deliveries", "ok", f"no digest sent with outcome unknown in the last {window}", detail)
+    message = (f"{count} digest{'s' if count != 1 else ''} sent with outcome unknown (possible duplicates) "
+               f"in the last {window}, {int(changes)} change(s), latest {format_duration(now - latest)} ago")
+    if count < limits.unknown_warn:
+        return Check("deliveries", "ok", message, detail)
+    return Check("deliveries", "warn", message + " — Slack answers slower than INCIDENTCTL_SLACK_TIMEOUT, "
+                 "or notify runs are killed mid-send", detail)
+
+
+def check_silences(conn, now: datetime, limits: Thresholds) -> Check:
+    s = silences.c
+    active = conn.execute(
+        select(s.id, s.ends_at, s.created_by, s.comment)
+        .where(s.starts_at <= now, s.ends_at > now, s.expired_at.is_(None)).order_by(s.ends_at)
+    ).all()
+    soon = [r for r in active if r.ends_at - now <= limits.silence_soon]
+    detail = {"active": len(active), "ending_soon": [{"id": r.id, "ends_at": r.ends_at, "created_by": r.created_by,
+                                                      "comment": r.comment} for r in soon]}
+    if not soon:
+        return Check("silences", "ok", f"{len(active)} active silences, none ending in the next "
+                     f"{format_duration(limits.silence_soon)}", detail)
+    listed = ", ".join(f"#{r.id} in {format_duration(r.ends_at - now)} ({r.created_by})" for r in soon)
+    return Check("silences", "ok", f"{len(soon)} of {len(active)} active silences end soon: {listed}", detail)
