@@ -13,9 +13,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).parent.parent))
 from common import drop_database, machine, scratch_database  # noqa: E402
-from grafana_mysql import expand, variable_values  # noqa: E402
+from tests.support.grafana_mysql import expand, variable_values  # noqa: E402
 
 from incidentctl.ops import grafana
 from incidentctl.db.engine import make_engine  # noqa: E402

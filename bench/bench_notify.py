@@ -23,8 +23,8 @@ from incidentctl.notify.digest import Change, World, build_digest  # noqa: E402
 from incidentctl.db.migrations import upgrade  # noqa: E402
 from incidentctl.notify.delivery import notify_pending  # noqa: E402
 from incidentctl.db.schema import incident_alerts, incidents, notifications  # noqa: E402
-from tests.factories import T0  # noqa: E402
-from tests.slack_fake import FakeSlack  # noqa: E402
+from tests.support.factories import T0  # noqa: E402
+from tests.support.slack_fake import FakeSlack  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_NOTIFY_ROWS", "2000"))
 DB = "incidentctl_bench_notify"

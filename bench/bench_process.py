@@ -1,6 +1,6 @@
 """Benchmark of `incidentctl process` and `incidentctl list` on MariaDB/MySQL.
 
-1. Generates a realistic Alertmanager history (tests/history.py: ≥ 2,000 series over
+1. Generates a realistic Alertmanager history (tests/support/synthetic_history.py: ≥ 2,000 series over
    clusters/namespaces/services, repeats every 5 min, flapping series, resolves) straight into
    `grafana_alerts`, twice (a small and a large backlog), and runs the real `incidentctl process`
    on each: alerts/s and the child's peak RSS (flat = the same at both sizes).
@@ -29,11 +29,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from history import history  # noqa: E402
+from tests.support.synthetic_history import history  # noqa: E402
 from incidentctl.ingest.archive import raw_alert  # noqa: E402
 from incidentctl.db.engine import make_engine  # noqa: E402
 from incidentctl.incidents.listing import IncidentFilter, list_incidents  # noqa: E402

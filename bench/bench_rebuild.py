@@ -1,6 +1,6 @@
 """Benchmark of `incidentctl rebuild` on MariaDB/MySQL.
 
-Fills `grafana_alerts` with a realistic Alertmanager history (tests/history.py, as
+Fills `grafana_alerts` with a realistic Alertmanager history (tests/support/synthetic_history.py, as
 bench_process.py does), processes it with the real `incidentctl process`, acknowledges a
 thousand incidents, then times the real `incidentctl rebuild` as a child process (wall time,
 alerts/s, peak RSS from os.wait4): once under the configured rules (every row rewritten as it

@@ -20,8 +20,8 @@ from sqlalchemy.engine import make_url
 from incidentctl.db.engine import make_engine
 from incidentctl.db.migrations import upgrade
 from incidentctl.db.schema import metadata
+from tests.support import FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures"
 MYSQL_SERVER_URL = os.environ.get("INCIDENTCTL_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
 REQUIRE_MYSQL = os.environ.get("INCIDENTCTL_TEST_REQUIRE_MYSQL") == "1"
 RUN_ID = f"ict_{os.getpid()}_{secrets.token_hex(3)}"

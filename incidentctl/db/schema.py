@@ -1,6 +1,6 @@
 """The schema: SQLAlchemy Core tables, the single source for both databases.
 
-`sql/` holds the same schema as MySQL DDL for DBAs; tests/test_schema.py proves they agree.
+`sql/` holds the same schema as MySQL DDL for DBAs; tests/db/test_schema.py proves they agree.
 Times are stored as naive UTC (DATETIME(6) on MySQL) and read back as aware UTC datetimes.
 """
 

@@ -1,0 +1,124 @@
+"""The schema: migrations are idempotent, and sql/schema.sql describes what the code creates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, text
+
+from incidentctl.db.engine import make_engine
+from incidentctl.db.migrations import LATEST_VERSION, MIGRATIONS, mysql_ddl, schema_status, upgrade
+from tests.support import ROOT
+
+SQL_SCHEMA = ROOT / "sql" / "schema.sql"
+
+
+def _shape(engine) -> dict:
+    """Tables, columns, indexes and foreign keys as the database reports them."""
+    insp = inspect(engine)
+    shape = {}
+    for table in sorted(insp.get_table_names()):
+        shape[table] = {
+            "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(table)],
+            "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in insp.get_indexes(table)),
+            "unique": sorted((u["name"], tuple(u["column_names"])) for u in insp.get_unique_constraints(table)),
+            "pk": tuple(insp.get_pk_constraint(table)["constrained_columns"]),
+            "fks": sorted((tuple(f["constrained_columns"]), f["referred_table"]) for f in insp.get_foreign_keys(table)),
+        }
+    return shape
+
+
+def test_upgrade_creates_schema_and_is_idempotent(empty_database_url):
+    engine = make_engine(empty_database_url())
+    assert schema_status(engine).current == 0
+    first = upgrade(engine)
+    assert [m.version for m in first] == [m.version for m in MIGRATIONS]
+    assert [m.version for m in MIGRATIONS] == sorted({m.version for m in MIGRATIONS})  # in order, each once
+    assert upgrade(engine) == []  # second run applies nothing
+    status = schema_status(engine)
+    assert (status.current, status.pending) == (LATEST_VERSION, ())
+    assert "grafana_alerts" in inspect(engine).get_table_names()
+    engine.dispose()
+
+
+def test_sql_schema_file_is_the_generated_ddl():
+    # sql/schema.sql must be regenerated (`incidentctl db ddl > sql/schema.sql`) when schema.py changes.
+    assert SQL_SCHEMA.read_text() == mysql_ddl()
+
+
+@pytest.mark.backends("mysql")
+def test_sql_schema_applied_by_a_dba_equals_db_upgrade(empty_database_url):
+    from_code = make_engine(empty_database_url("code"))
+    upgrade(from_code)
+    from_sql = make_engine(empty_database_url("sql"))
+    with from_sql.begin() as conn:
+        for statement in SQL_SCHEMA.read_text().split(";\n"):
+            lines = [l for l in statement.splitlines() if not l.startswith("--")]
+            if "".join(lines).strip():
+                conn.execute(text("\n".join(lines)))
+    assert _shape(from_sql) == _shape(from_code)
+    assert schema_status(from_sql).current == LATEST_VERSION
+    from_code.dispose()
+    from_sql.dispose()
+
+
+def test_upgrade_from_version_1_indexes_the_labels_of_existing_incidents(empty_database_url):
+    # A version-1 database (no incident_labels) with incidents, as a deployment of that version has.
+    from datetime import datetime, timezone
+
+    from sqlalchemy import select
+
+    from incidentctl.incidents.listing import IncidentFilter, list_incidents
+    from incidentctl.db.schema import incident_labels, incidents, metadata, schema_migrations, seen_signatures
+
+    engine = make_engine(empty_database_url())
+    t0 = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    with engine.begin() as conn:
+        metadata.create_all(conn, tables=[t for t in metadata.sorted_tables
+                                          if t.name not in (incident_labels.name, seen_signatures.name)])
+        conn.execute(schema_migrations.insert().values(version=1, description="initial", applied_at=t0))
+        conn.execute(incidents.insert(), [
+            {"fingerprint": f"fp{i}", "status": "resolved", "title": f"T{i}", "severity": "info", "opened_at": t0,
+             "last_alert_at": t0, "common_labels": {"alertname": f"A{i}", "team": "db" if i == 3 else "web"},
+             "alert_count": 1, "series_count": 1, "series_firing": 0, "reopen_count": 0}
+            for i in range(2500)])  # more than one backfill page
+    assert [m.version for m in upgrade(engine)] == [m.version for m in MIGRATIONS if m.version >= 2]
+    with engine.connect() as conn:
+        assert conn.scalar(select(seen_signatures.c.signature_hash).limit(1)) is None  # created, empty
+        assert conn.scalar(select(incident_labels.c.id).order_by(incident_labels.c.id.desc()).limit(1)) == 5000
+    found = list_incidents(engine, IncidentFilter(status="all", labels=(("team", "db"),)))
+    assert [r["title"] for r in found] == ["T3"]
+    engine.dispose()
+
+
+def test_upgrade_adds_the_delivery_log_and_notify_uses_it(empty_database_url):
+    # A database without the deliveries migration (no deliveries table) with a pending change, as deployed.
+    from datetime import datetime, timezone
+
+    import requests
+    from sqlalchemy import select
+
+    from incidentctl.config import load_settings
+    from incidentctl.notify.delivery import notify_pending
+    from incidentctl.db.schema import deliveries, metadata, schema_migrations
+
+    DELIVERIES = next(m for m in MIGRATIONS if m.description.startswith("deliveries:"))
+    from tests.support.factories import add_incidents_with_changes
+    from tests.support.slack_fake import FakeSlack
+
+    engine = make_engine(empty_database_url())
+    t0 = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    with engine.begin() as conn:
+        metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t is not deliveries])
+        conn.execute(schema_migrations.insert(), [{"version": m.version, "description": m.description,
+                                                   "applied_at": t0} for m in MIGRATIONS if m is not DELIVERIES])
+    add_incidents_with_changes(engine, 1)
+    assert upgrade(engine) == [DELIVERIES]
+    with FakeSlack() as slack, requests.Session() as session:
+        summary = notify_pending(engine, load_settings({"SLACK_WEBHOOK_URL": slack.url("ok")}), session,
+                                 clock=lambda: t0)
+    assert summary.sent == 1
+    with engine.connect() as conn:
+        assert conn.execute(select(deliveries.c.outcome, deliveries.c.changes)).all() == [("ok", 1)]
+    engine.dispose()

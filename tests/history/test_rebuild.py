@@ -1,0 +1,284 @@
+"""rebuild: incidents recomputed from the raw archive, people's actions carried over, all or nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import delete, func, select, text
+
+import incidentctl.history.rebuild as rebuild_module
+from tests.support.synthetic_history import history
+from incidentctl.config import load_settings
+from incidentctl.incidents.listing import add_note, transition
+from incidentctl.incidents.processor import LOCK_NAME, ProcessingBusy, backlog, process_pending
+from incidentctl.history.rebuild import RebuildRefused, rebuild
+from incidentctl.db.schema import grafana_alerts, incident_alerts, incident_events, incidents
+from incidentctl.history.simulate import Rules
+from tests.support.processing import checksums, database_incidents, expected_incidents, snapshot, store
+
+SETTINGS = load_settings({})
+DEFAULT = Rules(tuple(SETTINGS.group_by), timedelta(seconds=SETTINGS.reopen_window))
+COARSE = Rules(("alertname", "cluster"), DEFAULT.reopen_window)
+PER_SERIES = Rules(("fingerprint",), DEFAULT.reopen_window)
+
+
+def _settings(rules: Rules):
+    return load_settings({"INCIDENTCTL_GROUP_BY": ",".join(rules.group_by),
+                          "INCIDENTCTL_REOPEN_WINDOW": str(rules.reopen_window.total_seconds())})
+
+
+def _rows(seed: int = 7):
+    return list(history(series=60, minutes=240, seed=seed))
+
+
+def _ids(engine) -> list[tuple[int, str, str]]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(select(incidents.c.id, incidents.c.fingerprint,
+                                                      incidents.c.opened_at).order_by(incidents.c.id))]
+
+
+def _open_ids(engine, status: str = "open", series_at_least: int = 1) -> list[int]:
+    with engine.connect() as conn:
+        return list(conn.scalars(select(incidents.c.id).where(incidents.c.status == status,
+                                                               incidents.c.series_count >= series_at_least)
+                                 .order_by(incidents.c.id)))
+
+
+def _people_act(engine) -> dict:
+    """An ack, a manual resolve with a note, a note on an incident a newer one replaced, and a
+    reopen, at the real time (the order rebuild replays them in is the processing order)."""
+    now = datetime.now(timezone.utc)
+    open_ids = _open_ids(engine)
+    assert len(open_ids) >= 2
+    transition(engine, "ack", open_ids[0], by="alice", note=None, now=now)
+    transition(engine, "resolve", open_ids[1], by="bob", note="restarted the pod", now=now)
+    with engine.connect() as conn:
+        replaced = conn.scalar(select(func.min(incidents.c.id)).group_by(incidents.c.fingerprint)
+                               .having(func.count() > 1).limit(1))
+        reopenable = conn.scalar(select(func.max(incidents.c.id)).where(incidents.c.status == "resolved",
+                                                                        incidents.c.resolution == "auto")
+                                 .group_by(incidents.c.fingerprint)
+                                 .having(func.max(incidents.c.active_key).is_(None)).limit(1))
+    assert replaced and reopenable
+    add_note(engine, replaced, "post-mortem: same root cause as last week", by="carol", now=now)
+    transition(engine, "reopen", reopenable, by="dave", note=None, now=now)
+    return {"acked": open_ids[0], "resolved": open_ids[1], "noted": replaced, "reopened": reopenable}
+
+
+def _processed_with_people(engine, rules: Rules = DEFAULT, seed: int = 7):
+    rows = _rows(seed)
+    half = len(rows) // 2
+    store(engine, rows[:half])
+    process_pending(engine, _settings(rules))
+    acted = _people_act(engine)
+    store(engine, rows[half:])
+    process_pending(engine, _settings(rules))
+    return rows, acted
+
+
+def test_default_rules_change_nothing(engine):
+    _processed_with_people(engine)
+    before, ids = snapshot(engine), _ids(engine)
+    summary = rebuild(engine, DEFAULT)
+    assert snapshot(engine) == before  # incidents, series, timelines (people's events in place), outbox
+    assert _ids(engine) == ids
+    assert summary.incidents_before == summary.incidents_after == summary.ids_kept == len(ids)
+    assert (summary.actions, summary.actions_carried, summary.not_carried_count) == (4, 4, 0)
+    assert summary.incidents_dropped == 0 and summary.rows > 400
+
+
+def test_acks_and_resolves_stay_on_their_incident(engine):
+    _, acted = _processed_with_people(engine)
+    rebuild(engine, DEFAULT)
+    with engine.connect() as conn:
+        status = dict(conn.execute(select(incidents.c.id, incidents.c.acknowledged_by)
+                                   .where(incidents.c.id == acted["acked"])).all())
+        resolved = conn.execute(select(incidents.c.resolution, incidents.c.resolved_by)
+                                .where(incidents.c.id == acted["resolved"])).one()
+        notes = conn.execute(select(incident_events.c.incident_id, incident_events.c.actor)
+                             .where(incident_events.c.kind == "note")).all()
+    assert status == {acted["acked"]: "alice"}
+    assert tuple(resolved) == ("manual", "bob")
+    assert [tuple(n) for n in notes] == [(acted["noted"], "carol")]
+
+
+def test_rebuild_equals_processing_under_the_new_rules(engine, second_engine):
+    rows = _rows()
+    store(engine, rows)
+    process_pending(engine, SETTINGS)
+    summary = rebuild(engine, COARSE)
+    reference = second_engine("coarse")
+    store(reference, rows)
+    process_pending(reference, _settings(COARSE))
+    assert database_incidents(engine) == database_incidents(reference)
+    mine, theirs = snapshot(engine), snapshot(reference)
+    assert mine["series"] == theirs["series"] and mine["events"] == theirs["events"]
+    assert summary.incidents_after == len(database_incidents(reference)) < summary.incidents_before
+    assert summary.incidents_dropped == summary.incidents_before - summary.ids_kept
+
+
+def test_group_by_fingerprint_gives_one_incident_per_series_and_the_ack_follows(engine):
+    rows = _rows()
+    half = len(rows) // 2
+    store(engine, rows[:half])
+    process_pending(engine, _settings(COARSE))
+    wide = _open_ids(engine, series_at_least=2)[0]
+    transition(engine, "ack", wide, by="alice", note="on it", now=datetime.now(timezone.utc))
+    with engine.connect() as conn:
+        wide_series = set(conn.scalars(select(incident_alerts.c.alert_fingerprint)
+                                       .where(incident_alerts.c.incident_id == wide)))
+    store(engine, rows[half:])
+    process_pending(engine, _settings(COARSE))
+
+    summary = rebuild(engine, PER_SERIES)
+    with engine.connect() as conn:
+        counts = conn.execute(select(func.count(), func.count(func.distinct(incidents.c.fingerprint)),
+                                     func.max(incidents.c.series_count))).one()
+        series = conn.scalar(select(func.count(func.distinct(incident_alerts.c.alert_fingerprint))))
+        acked = conn.execute(select(incidents.c.id, incident_alerts.c.alert_fingerprint)
+                             .join(incident_alerts, incident_alerts.c.incident_id == incidents.c.id)
+                             .where(incidents.c.acknowledged_by == "alice")).all()
+        ack_events = conn.scalar(select(func.count()).select_from(incident_events)
+                                 .where(incident_events.c.kind == "acknowledged"))
+    total, fingerprints, widest = counts
+    assert widest == 1 and fingerprints == series  # one series per incident, one fingerprint per series
+    assert total >= fingerprints
+    # The ack of the wide incident is on each of its series' incidents that were open then.
+    assert len(acked) >= 2 and {fp for _, fp in acked} <= wide_series
+    assert wide in {incident_id for incident_id, _ in acked}  # one of them continues the old id
+    assert ack_events == len(acked)
+    assert (summary.actions, summary.actions_carried, summary.not_carried_count) == (1, 1, 0)
+
+
+def test_dry_run_writes_nothing_and_reports_what_the_rebuild_does(engine):
+    _processed_with_people(engine)
+    before = checksums(engine)
+    preview = rebuild(engine, COARSE, dry_run=True)
+    assert checksums(engine) == before
+    done = rebuild(engine, COARSE)
+    assert {**preview.as_dict(), "dry_run": False} == done.as_dict()
+    assert preview.incidents_after < preview.incidents_before
+
+
+def test_all_or_nothing(engine, monkeypatch):
+    _processed_with_people(engine)
+    before, ids = snapshot(engine), _ids(engine)
+    monkeypatch.setattr(rebuild_module, "ROWS_PER_CHUNK", 50)
+    calls = []
+    real_write = rebuild_module.write
+
+    def failing_write(conn, changes):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("disk full (injected)")
+        real_write(conn, changes)
+
+    monkeypatch.setattr(rebuild_module, "write", failing_write)
+    with pytest.raises(RuntimeError, match="injected"):
+        rebuild(engine, COARSE)
+    assert snapshot(engine) == before and _ids(engine) == ids
+    monkeypatch.setattr(rebuild_module, "write", real_write)
+    assert rebuild(engine, COARSE).incidents_after < len(ids)
+
+
+def _purge_alerts_of(engine, incident_id: int) -> None:
+    """Deletes every raw row carrying one of the incident's series, as retention would have."""
+    with engine.begin() as conn:
+        series = [fp.encode() for fp in conn.scalars(select(incident_alerts.c.alert_fingerprint)
+                                                      .where(incident_alerts.c.incident_id == incident_id))]
+        doomed = [row.id for row in conn.execute(select(grafana_alerts.c.id, grafana_alerts.c.body))
+                  if any(fp in row.body for fp in series)]
+        assert doomed
+        conn.execute(delete(grafana_alerts).where(grafana_alerts.c.id.in_(doomed)))
+
+
+def test_purged_raw_alerts_refuse_the_rebuild_unless_forced(engine):
+    _, acted = _processed_with_people(engine)
+    _purge_alerts_of(engine, acted["acked"])
+    before = snapshot(engine)
+    with pytest.raises(RebuildRefused, match="--force"):
+        rebuild(engine, DEFAULT)
+    assert snapshot(engine) == before
+    summary = rebuild(engine, DEFAULT, force=True)
+    assert summary.purged_incidents >= 1
+    assert {"incident_id": acted["acked"], "kind": "acknowledged", "actor": "alice"}.items() <= \
+        summary.not_carried[0].items()
+    assert summary.not_carried_count == 1 and summary.actions_carried == 3
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(incidents).where(incidents.c.id == acted["acked"])) == 0
+
+
+def test_unprocessed_rows_are_left_for_process(engine):
+    rows = _rows()
+    store(engine, rows)
+    process_pending(engine, SETTINGS, limit=len(rows) // 3)
+    waiting = backlog(engine)
+    rebuild(engine, DEFAULT)
+    assert backlog(engine) == waiting > 0
+    process_pending(engine, SETTINGS)
+    assert database_incidents(engine) == expected_incidents(rows, SETTINGS.group_by, SETTINGS.reopen_window)
+
+
+@pytest.mark.backends("mysql")
+def test_rebuild_waits_for_a_running_process_and_gives_up(engine, monkeypatch):
+    store(engine, _rows()[:200])
+    process_pending(engine, SETTINGS)
+    before = snapshot(engine)
+    monkeypatch.setattr("incidentctl.incidents.processor.LOCK_WAIT_SECONDS", 1)
+    with engine.connect() as holder:
+        assert holder.scalar(text("SELECT GET_LOCK(CONCAT(:n, DATABASE()), 0)"), {"n": LOCK_NAME}) == 1
+        with pytest.raises(ProcessingBusy, match="rebuild"):
+            rebuild(engine, COARSE)
+        holder.scalar(text("SELECT RELEASE_LOCK(CONCAT(:n, DATABASE()))"), {"n": LOCK_NAME})
+    assert snapshot(engine) == before
+
+
+def _cli(incidentctl_bin, cli_env, *args):
+    return subprocess.run([incidentctl_bin, *args], env=cli_env, capture_output=True, text=True, timeout=120)
+
+
+def test_cli_end_to_end(engine, cli_env, incidentctl_bin):
+    _processed_with_people(engine)
+    count = len(_ids(engine))
+    preview = _cli(incidentctl_bin, cli_env, "rebuild", "--group-by", "alertname,cluster", "--dry-run")
+    assert preview.returncode == 0, preview.stderr
+    assert preview.stdout.startswith(f"would rebuild {count} → ") and "carried over 4" in preview.stdout
+    assert len(_ids(engine)) == count
+    done = _cli(incidentctl_bin, cli_env, "rebuild", "--group-by", "alertname,cluster", "-o", "json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["dry_run"] is False and data["group_by"] == ["alertname", "cluster"]
+    assert data["incidents_after"] == len(_ids(engine)) < count
+    assert "differ from the configured ones" in done.stderr  # process would group new alerts the old way
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--reopen-window", "soon"], "--reopen-window"),
+    (["--group-by", " , "], "--group-by"),
+    (["--output", "xml"], "--output"),
+])
+def test_cli_bad_options_are_usage_errors(engine, cli_env, incidentctl_bin, args, message):
+    result = _cli(incidentctl_bin, cli_env, "rebuild", *args)
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_cli_refusal_names_the_way_out(engine, cli_env, incidentctl_bin):
+    _, acted = _processed_with_people(engine)
+    _purge_alerts_of(engine, acted["acked"])
+    result = _cli(incidentctl_bin, cli_env, "rebuild")
+    assert result.returncode == 1 and "--force" in result.stderr
+    forced = _cli(incidentctl_bin, cli_env, "rebuild", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "not carried: acknowledged by alice" in forced.stderr and "not carried over 1" in forced.stdout
+
+
+
+def test_cli_database_down_exits_3_and_says_so(tmp_path, incidentctl_bin):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+           "INCIDENTCTL_DATABASE_URL": "mysql+pymysql://root@127.0.0.1:1/incidentctl"}
+    result = subprocess.run([incidentctl_bin, "rebuild", "--yes"], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 3 and "unavailable" in result.stderr
