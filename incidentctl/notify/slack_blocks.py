@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Mapping, Sequence
 
 from incidentctl.durations import format_duration, parse_duration
@@ -163,7 +163,7 @@ def actor(by: str | None) -> str:
 
 def slack_time(moment: datetime) -> str:
     """A time every reader sees in their own time zone (Slack's date token), UTC as fallback."""
-    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
+    fallback = moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 

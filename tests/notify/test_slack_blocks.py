@@ -4,7 +4,7 @@ replies; every message checked against Slack's limits (tests/support/slack_block
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
@@ -15,8 +15,8 @@ from incidentctl.notify.digest import Change, World, build_digest, entries
 from incidentctl.notify.slack_api import SlackApi
 from incidentctl.notify.slack_blocks import (ACK, REOPEN, RESOLVE, SILENCE, IncidentAction, IncidentState,
                                              action_buttons, action_from_payload, actions_for, decode_action,
-                                             incident_message, lasted, overflow_menu, refusal, thread_reply,
-                                             with_actions)
+                                             incident_message, lasted, overflow_menu, refusal, slack_time,
+                                             thread_reply, with_actions)
 from tests.support.factories import T0
 from tests.support.slack_blockkit import MAX_ACTION_ID, MAX_BUTTON_VALUE, MAX_OPTION_VALUE, problems
 from tests.support.slack_interactions import SlackInteractions
@@ -280,6 +280,11 @@ def test_thread_reply(kwargs, text):
         assert "until <!date^" in reply
     if "javascript" in str(kwargs.get("permalink")):
         assert "javascript" not in reply
+
+
+def test_times_show_in_each_readers_zone_with_utc_as_fallback():
+    moment = datetime(2026, 3, 1, 13, 5, tzinfo=timezone(timedelta(hours=1)))  # 12:05 UTC
+    assert slack_time(moment) == f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|2026-03-01 12:05 UTC>"
 
 
 def test_lasted():
