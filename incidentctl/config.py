@@ -9,6 +9,7 @@ os.environ for configuration.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,39 @@ def _optional_seconds(raw: str) -> float:
     if raw.strip().lower() in ("", "off", "0"):
         return 0.0
     return _seconds(raw)
+
+
+# Slack conversation IDs: public (C…), private (G… for older ones), direct message (D…).
+SLACK_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,20}")
+
+
+def slack_channel_id(raw: str) -> str:
+    """A Slack channel ID (`C0123ABCD`); empty means none. Names are refused: a channel can be
+    renamed, and chat.update needs the ID."""
+    value = raw.strip()
+    if value and not SLACK_CHANNEL_ID.fullmatch(value):
+        raise ValueError(f"{value[:40]!r} is not a Slack channel ID like C0123ABCD (channel name → "
+                         "View channel details → the ID at the bottom)")
+    return value
+
+
+def _slack_bot_token(raw: str) -> str:
+    """A bot token (`xoxb-…`), surrounding whitespace dropped; empty means none. The error
+    never repeats the value."""
+    token = raw.strip()
+    if token and (not token.startswith("xoxb-") or any(c.isspace() for c in token)):
+        raise ValueError("not a bot token: it starts with xoxb- (Slack app → OAuth & Permissions → "
+                         "Bot User OAuth Token)")
+    return token
+
+
+def _slack_signing_secret(raw: str) -> str:
+    """The app's signing secret, surrounding whitespace dropped (a copied newline would break
+    every signature check)."""
+    secret = raw.strip()
+    if any(c.isspace() for c in secret):
+        raise ValueError("a signing secret has no spaces (Slack app → Basic Information → Signing Secret)")
+    return secret
 
 
 def _size(raw: str) -> int:
@@ -117,6 +151,15 @@ SETTINGS: tuple[Setting, ...] = (
             "Slack incoming webhook of the default route.", secret=True),
     Setting("slack_timeout", "INCIDENTCTL_SLACK_TIMEOUT", 10.0, _seconds,
             "Timeout of one request to Slack."),
+    Setting("slack_bot_token", "SLACK_BOT_TOKEN", "", _slack_bot_token,
+            "Bot User OAuth Token (`xoxb-…`) of the incidentctl Slack app (docs/SLACK.md, Slack app).",
+            secret=True),
+    Setting("slack_signing_secret", "SLACK_SIGNING_SECRET", "", _slack_signing_secret,
+            "Signing Secret of the incidentctl Slack app, to verify that button clicks come from Slack.",
+            secret=True),
+    Setting("slack_channel", "SLACK_CHANNEL", "", slack_channel_id,
+            "Slack channel ID (`C…`) of the default route, for the Slack app's bot; routes set their own "
+            "`channel`."),
     # Scheduler
     Setting("process_interval", "INCIDENTCTL_PROCESS_INTERVAL", 15.0, _seconds,
             "How often `run` processes new alerts."),

@@ -8,6 +8,9 @@ first whose conditions all hold takes the change, else the default route does:
     webhook_url = "https://hooks.slack.com/services/T000/B000/XXXX"
     severity = ["critical"]             # optional: any of these severities
     match = { cluster = "prod-eu" }     # optional: every label equal
+    channel = "C0123ABCD"               # optional: the channel ID the Slack app's bot posts to
+
+`SLACK_CHANNEL` is the default route's channel.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from incidentctl.config import ConfigError, Settings
+from incidentctl.config import ConfigError, Settings, slack_channel_id
 from incidentctl.notify.slack import mask_url
 
 DEFAULT_ROUTE = "default"
@@ -29,6 +32,7 @@ class Route:
     webhook_url: str = field(repr=False)
     severities: frozenset[str] = frozenset()  # empty: any
     match: Mapping[str, str] = field(default_factory=dict)  # empty: any
+    channel: str = ""  # Slack channel ID for the app's bot; empty: none
 
     def accepts(self, severity: str, labels: Mapping[str, Any]) -> bool:
         if self.severities and severity not in self.severities:
@@ -51,7 +55,7 @@ def load_routes(settings: Settings) -> list[Route]:
     if len(set(names)) != len(names) or DEFAULT_ROUTE in names:
         raise ConfigError(f"config file: route names must be unique and not {DEFAULT_ROUTE!r}: {names}")
     if settings.slack_webhook_url:
-        routes.append(Route(DEFAULT_ROUTE, settings.slack_webhook_url))
+        routes.append(Route(DEFAULT_ROUTE, settings.slack_webhook_url, channel=settings.slack_channel))
     return routes
 
 
@@ -59,7 +63,7 @@ def _route(i: int, raw: Any) -> Route:
     where = f"config file: routes[{i}]"
     if not isinstance(raw, dict):
         raise ConfigError(f"{where} must be a table")
-    unknown = set(raw) - {"name", "webhook_url", "severity", "match"}
+    unknown = set(raw) - {"name", "webhook_url", "severity", "match", "channel"}
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
     name, url = raw.get("name", ""), raw.get("webhook_url", "")
@@ -73,7 +77,14 @@ def _route(i: int, raw: Any) -> Route:
     match = raw.get("match", {})
     if not isinstance(severity, list) or not isinstance(match, dict):
         raise ConfigError(f"{where} ({name}): `severity` is a list, `match` a table")
-    return Route(name, url, frozenset(str(s) for s in severity), {str(k): str(v) for k, v in match.items()})
+    channel = raw.get("channel", "")
+    try:
+        channel = slack_channel_id(channel) if isinstance(channel, str) else None
+    except ValueError as exc:
+        raise ConfigError(f"{where} ({name}): `channel`: {exc}") from None
+    if channel is None:
+        raise ConfigError(f"{where} ({name}): `channel` must be a string, a Slack channel ID like C0123ABCD")
+    return Route(name, url, frozenset(str(s) for s in severity), {str(k): str(v) for k, v in match.items()}, channel)
 
 
 def route_for(routes: Sequence[Route], severity: str, labels: Mapping[str, Any]) -> Route | None:

@@ -16,6 +16,8 @@ SECRETS = {  # values that share no 4 characters with anything else `config` pri
     "INCIDENTCTL_HMAC_SECRET": "Hm4cXy8ZuQ1oPfLz",
     "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0001/B0002/Xk3Vn8Qr2Wz6Mb9",
     "DB_PASSWORD": "Db5Pw",
+    "SLACK_BOT_TOKEN": "xoxb-Tk7Gq2Nd9Lw4Ps",
+    "SLACK_SIGNING_SECRET": "Sg6Fe1Vh8Rc3Ua0Ei2",
 }
 
 
@@ -48,3 +50,22 @@ def test_config_shows_no_character_of_a_secret(tmp_path, output):
         assert {env: shown[env] for env in SECRETS} == {env: f"set ({len(v)} chars)" for env, v in SECRETS.items()}
         assert shown["INCIDENTCTL_DATABASE_URL"] == ""  # unset
         assert json.loads(result.stdout)["database"] == "mysql+pymysql://incidentctl:***@db.internal:3306/incidentctl?charset=utf8mb4"
+
+
+@pytest.mark.parametrize("name, value, says", [
+    ("SLACK_BOT_TOKEN", "xoxp-Us3rT0kenNotABot", "starts with xoxb-"),  # a user token, not the bot's
+    ("SLACK_BOT_TOKEN", "xoxb-Tk7Gq2 Nd9Lw4Ps", "starts with xoxb-"),  # pasted with a space inside
+    ("SLACK_SIGNING_SECRET", "Sg6Fe1 Vh8Rc3", "no spaces"),  # a broken copy
+])
+def test_a_bad_slack_secret_is_refused_without_repeating_it(tmp_path, name, value, says):
+    result = CliRunner().invoke(app, ["config"], env={"HOME": str(tmp_path), name: value})
+    assert result.exit_code == 2 and says in result.output and name in result.output
+    for piece in _pieces(value[5:]):
+        assert piece not in result.output, piece
+
+
+def test_slack_secrets_lose_the_whitespace_a_copy_brings(tmp_path):
+    env = {"HOME": str(tmp_path), "SLACK_BOT_TOKEN": " xoxb-Tk7Gq2Nd9Lw4Ps\n", "SLACK_SIGNING_SECRET": "Sg6Fe1Vh8Rc3\n"}
+    shown = {s["env"]: s["value"] for s in json.loads(
+        CliRunner().invoke(app, ["config", "-o", "json"], env=env).stdout)["settings"]}
+    assert (shown["SLACK_BOT_TOKEN"], shown["SLACK_SIGNING_SECRET"]) == ("set (19 chars)", "set (12 chars)")

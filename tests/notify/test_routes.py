@@ -57,8 +57,31 @@ def test_no_slack_at_all(tmp_path):
     ('[[routes]]\nname = "x"\n', "webhook_url"),                                 # URL missing
     (f'[[routes]]\nname = "bad name!"\nwebhook_url = "{URL}"\n', "name"),         # bad name
     (f'[[routes]]\nname = "default"\nwebhook_url = "{URL}"\n', "unique"),         # reserved name
-    (f'[[routes]]\nname = "x"\nwebhook_url = "{URL}"\nchannel = "#a"\n', "unknown key"),  # typo'd key
+    (f'[[routes]]\nname = "x"\nwebhook_url = "{URL}"\nchanel = "C0A"\n', "unknown key"),  # typo'd key
+    (f'[[routes]]\nname = "x"\nwebhook_url = "{URL}"\nchannel = "#alerts"\n', "not a Slack channel ID"),  # a name
+    (f'[[routes]]\nname = "x"\nwebhook_url = "{URL}"\nchannel = "c0alerts"\n', "channel ID like C0123ABCD"),  # lower
+    (f'[[routes]]\nname = "x"\nwebhook_url = "{URL}"\nchannel = 12\n', "must be a string"),  # not text
 ])
 def test_bad_routes(tmp_path, toml, message):
     with pytest.raises(ConfigError, match=message):
         load_routes(settings(tmp_path, toml))
+
+
+def test_a_route_names_its_channel_and_slack_channel_is_the_defaults(tmp_path):
+    s = settings(tmp_path, f'''
+[[routes]]
+name = "oncall"
+webhook_url = "{URL}1"
+channel = " C0ONCALL "
+''', {"SLACK_WEBHOOK_URL": URL, "SLACK_CHANNEL": "C0ALERTS"})
+    assert [(r.name, r.channel) for r in load_routes(s)] == [("oncall", "C0ONCALL"), ("default", "C0ALERTS")]
+
+
+def test_a_route_without_channel_has_none(tmp_path):
+    s = settings(tmp_path, f'[[routes]]\nname = "x"\nwebhook_url = "{URL}"\n')
+    assert load_routes(s)[0].channel == ""
+
+
+def test_slack_channel_setting_is_checked():
+    with pytest.raises(ConfigError, match="SLACK_CHANNEL.*not a Slack channel ID"):
+        load_settings(environ={"SLACK_CHANNEL": "#alerts"})
