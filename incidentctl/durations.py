@@ -1,4 +1,4 @@
-"""Time helpers: the clock, and durations and times as people type them (`90s`, `30m`, `2h`, `7d`, `1h30m`, ISO 8601)."""
+"""Time helpers: the clock, and durations and times as people type them (`90s`, `2h`, `1h30m`, ISO 8601)."""
 
 from __future__ import annotations
 

@@ -126,7 +126,8 @@ CASES = [
     # the CLI may import the composition root, and `python -m` is the CLI
     ("incidentctl.__main__", "from incidentctl.cli import main\nfrom incidentctl.wiring import Context\n", []),
     # a new top-level module must be placed
-    ("incidentctl.helpers", "", ["incidentctl.helpers: in no layer (add it to LAYERS or BASE in tests/test_layers.py)"]),
+    ("incidentctl.helpers", "",
+     ["incidentctl.helpers: in no layer (add it to LAYERS or BASE in tests/test_layers.py)"]),
 ]
 
 
