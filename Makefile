@@ -5,11 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help venv test demo bench ddl clean galera-up galera-down galera-status
+.PHONY: help venv test lint demo bench ddl clean galera-up galera-down galera-status
 
 help:
 	@echo "make demo   - receive the bundled sample alerts on the embedded SQLite default and show the result"
 	@echo "make test   - run the test suite (SQLite, plus MariaDB/MySQL when reachable)"
+	@echo "make lint   - ruff and mypy, as configured in pyproject.toml"
 	@echo "make bench  - run the benchmarks in bench/ (needs MariaDB; installs wrk when missing)"
 	@echo "make ddl    - regenerate sql/schema.sql from incidentctl/db/schema.py"
 	@echo "make galera-up / galera-down / galera-status - a local 3-node MariaDB Galera cluster (bench/galera)"
@@ -23,6 +24,10 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Both run, and either failing fails the target.
+lint: $(STAMP)
+	@status=0; $(BIN)/ruff check . || status=1; $(BIN)/mypy || status=1; exit $$status
 
 demo: $(STAMP)
 	$(BIN)/incidentctl demo

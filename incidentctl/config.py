@@ -1,7 +1,8 @@
 """Settings: one declarative table, read once into a frozen object.
 
-Every setting is declared once in SETTINGS (name, environment variable, default, parser, help).
-That table drives loading, validation, `incidentctl config` and docs/CONFIGURATION.md.
+Every setting is declared once, as a typed field of Settings with its environment variable,
+default, parser and help; SETTINGS is that table, and it drives loading, validation,
+`incidentctl config` and docs/CONFIGURATION.md.
 Precedence: environment variable > config file (TOML) > default. Nothing else in the code reads
 os.environ for configuration.
 """
@@ -11,12 +12,15 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, TypeVar
 
 from incidentctl.durations import parse_duration
 from incidentctl.errors import IncidentctlError
+
+T = TypeVar("T")
 
 
 class ConfigError(IncidentctlError):
@@ -92,6 +96,8 @@ def _size(raw: str) -> int:
 
 @dataclass(frozen=True)
 class Setting:
+    """A row of the settings table, read from the declaration of a Settings field."""
+
     name: str
     env: str
     default: Any
@@ -100,108 +106,144 @@ class Setting:
     secret: bool = False
 
 
-SETTINGS: tuple[Setting, ...] = (
-    # Database
-    Setting("database_url", "INCIDENTCTL_DATABASE_URL", "", str,
-            "SQLAlchemy URL of the database; overrides DB_* (e.g. mysql+pymysql://user:pw@host/db).",
-            secret=True),
-    Setting("db_host", "DB_HOST", "", str, "MySQL/MariaDB host; setting it selects MySQL."),
-    Setting("db_port", "DB_PORT", 3306, int, "MySQL/MariaDB port."),
-    Setting("db_user", "DB_USER", "root", str, "MySQL/MariaDB user."),
-    Setting("db_password", "DB_PASSWORD", "", str, "MySQL/MariaDB password.", secret=True),
-    Setting("db_name", "DB_NAME", "incidentctl", str, "MySQL/MariaDB database name."),
-    Setting("sqlite_path", "INCIDENTCTL_SQLITE_PATH", "", str,
-            "SQLite file used when no MySQL is configured "
-            "(default: $XDG_DATA_HOME/incidentctl/incidentctl.db, i.e. ~/.local/share/incidentctl/incidentctl.db)."),
-    Setting("db_connect_timeout", "INCIDENTCTL_DB_CONNECT_TIMEOUT", 3.0, _seconds,
-            "Seconds to wait for a database connection before giving up (the receiver then answers 503)."),
-    # Receiver
-    Setting("host", "INCIDENTCTL_HOST", "127.0.0.1", str, "Address `serve` listens on (0.0.0.0 for all)."),
-    Setting("port", "INCIDENTCTL_PORT", 9080, int, "Port `serve` listens on."),
-    Setting("max_body_bytes", "INCIDENTCTL_MAX_BODY_BYTES", 10 << 20, _size,
-            "Largest webhook body accepted; larger ones get 413 (accepts 10MiB, 512KiB, bytes). `serve` lowers "
-            "it, with a warning, to what the database can store (MySQL/MariaDB: `max_allowed_packet`)."),
-    Setting("write_timeout", "INCIDENTCTL_WRITE_TIMEOUT", 5.0, _seconds,
-            "Longest a webhook waits in the write queue; past it the receiver answers 503 without storing it."),
-    Setting("auth_bearer_token", "INCIDENTCTL_AUTH_BEARER_TOKEN", "", str,
-            "When set, webhooks must send `Authorization: Bearer <token>`.", secret=True),
-    Setting("auth_basic_user", "INCIDENTCTL_AUTH_BASIC_USER", "", str,
-            "When set (with the password), webhooks must send HTTP basic auth."),
-    Setting("auth_basic_password", "INCIDENTCTL_AUTH_BASIC_PASSWORD", "", str,
-            "Password for HTTP basic auth.", secret=True),
-    Setting("hmac_secret", "INCIDENTCTL_HMAC_SECRET", "", str,
-            "When set, webhooks must carry Grafana's HMAC-SHA256 signature of the body.", secret=True),
-    Setting("hmac_signature_header", "INCIDENTCTL_HMAC_SIGNATURE_HEADER", "X-Grafana-Alerting-Signature", str,
-            "Header holding the HMAC signature (Grafana's default name)."),
-    Setting("hmac_timestamp_header", "INCIDENTCTL_HMAC_TIMESTAMP_HEADER", "", str,
-            "Header holding the signing timestamp, when Grafana is configured to send one "
-            "(then `<ts>:<body>` is signed)."),
-    Setting("hmac_max_skew", "INCIDENTCTL_HMAC_MAX_SKEW", 300.0, _seconds,
-            "Oldest (or furthest in the future) a signed timestamp may be."),
-    # Processing
-    Setting("group_by", "INCIDENTCTL_GROUP_BY", ("alertname", "cluster", "namespace", "service"), _csv,
-            "Labels whose values form the incident fingerprint; `fingerprint` alone means one incident "
-            "per alert series."),
-    Setting("reopen_window", "INCIDENTCTL_REOPEN_WINDOW", 1800.0, _seconds,
-            "A firing alert within this long after its incident resolved reopens it (a flap)."),
-    Setting("batch_size", "INCIDENTCTL_BATCH_SIZE", 1000, int,
-            "Raw rows claimed and applied per transaction by `process`."),
-    # Slack
-    Setting("slack_webhook_url", "SLACK_WEBHOOK_URL", "", str,
-            "Slack incoming webhook of the default route.", secret=True),
-    Setting("slack_timeout", "INCIDENTCTL_SLACK_TIMEOUT", 10.0, _seconds,
-            "Timeout of one request to Slack."),
-    Setting("slack_bot_token", "SLACK_BOT_TOKEN", "", _slack_bot_token,
-            "Bot User OAuth Token (`xoxb-…`) of the incidentctl Slack app (docs/SLACK.md, Slack app).",
-            secret=True),
-    Setting("slack_signing_secret", "SLACK_SIGNING_SECRET", "", _slack_signing_secret,
-            "Signing Secret of the incidentctl Slack app, to verify that button clicks come from Slack.",
-            secret=True),
-    Setting("slack_channel", "SLACK_CHANNEL", "", slack_channel_id,
-            "Slack channel ID (`C…`) of the default route, for the Slack app's bot; routes set their own "
-            "`channel`."),
-    # Scheduler
-    Setting("process_interval", "INCIDENTCTL_PROCESS_INTERVAL", 15.0, _seconds,
-            "How often `run` processes new alerts."),
-    Setting("notify_interval", "INCIDENTCTL_NOTIFY_INTERVAL", 30.0, _seconds,
-            "How often `run` sends the Slack digest."),
-    # Retention
-    Setting("purge_older_than", "INCIDENTCTL_PURGE_OLDER_THAN", 0.0, _optional_seconds,
-            "When set (e.g. 90d), `run` deletes processed raw webhook rows older than this once a day, and "
-            "`purge` uses it when --older-than is not given; empty or 0 keeps everything."),
-    Setting("log_level", "INCIDENTCTL_LOG_LEVEL", "INFO", str, "Log level (DEBUG, INFO, WARNING, ERROR)."),
-)
-
-SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
-CONFIG_FILE_ENV = "INCIDENTCTL_CONFIG"
+def setting(env: str, default: T, parse: Callable[[str], T], help: str, *, secret: bool = False) -> T:
+    """Declares a field of Settings: its environment variable, default, parser and help text
+    (SETTINGS is read from these). A secret is left out of the repr."""
+    return field(default=default, repr=not secret,
+                 metadata={"setting": {"env": env, "parse": parse, "help": help, "secret": secret}})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Settings:
-    """The loaded configuration; attribute names are SETTINGS names."""
+    """The loaded configuration: one typed field per setting, so a misspelt name fails the type
+    check. Each field is declared once, here, with its environment variable, default, parser and
+    help: the table (SETTINGS) that loading, `incidentctl config` and the docs read."""
 
-    values: Mapping[str, Any]
-    sources: Mapping[str, str] = field(default_factory=dict)
+    # Database
+    database_url: str = setting(
+        "INCIDENTCTL_DATABASE_URL", "", str,
+        "SQLAlchemy URL of the database; overrides DB_* (e.g. mysql+pymysql://user:pw@host/db).",
+        secret=True)
+    db_host: str = setting("DB_HOST", "", str, "MySQL/MariaDB host; setting it selects MySQL.")
+    db_port: int = setting("DB_PORT", 3306, int, "MySQL/MariaDB port.")
+    db_user: str = setting("DB_USER", "root", str, "MySQL/MariaDB user.")
+    db_password: str = setting("DB_PASSWORD", "", str, "MySQL/MariaDB password.", secret=True)
+    db_name: str = setting("DB_NAME", "incidentctl", str, "MySQL/MariaDB database name.")
+    sqlite_path: str = setting(
+        "INCIDENTCTL_SQLITE_PATH", "", str,
+        "SQLite file used when no MySQL is configured "
+        "(default: $XDG_DATA_HOME/incidentctl/incidentctl.db, i.e. ~/.local/share/incidentctl/incidentctl.db).")
+    db_connect_timeout: float = setting(
+        "INCIDENTCTL_DB_CONNECT_TIMEOUT", 3.0, _seconds,
+        "Seconds to wait for a database connection before giving up (the receiver then answers 503).")
+    # Receiver
+    host: str = setting("INCIDENTCTL_HOST", "127.0.0.1", str, "Address `serve` listens on (0.0.0.0 for all).")
+    port: int = setting("INCIDENTCTL_PORT", 9080, int, "Port `serve` listens on.")
+    max_body_bytes: int = setting(
+        "INCIDENTCTL_MAX_BODY_BYTES", 10 << 20, _size,
+        "Largest webhook body accepted; larger ones get 413 (accepts 10MiB, 512KiB, bytes). `serve` lowers "
+        "it, with a warning, to what the database can store (MySQL/MariaDB: `max_allowed_packet`).")
+    write_timeout: float = setting(
+        "INCIDENTCTL_WRITE_TIMEOUT", 5.0, _seconds,
+        "Longest a webhook waits in the write queue; past it the receiver answers 503 without storing it.")
+    auth_bearer_token: str = setting(
+        "INCIDENTCTL_AUTH_BEARER_TOKEN", "", str,
+        "When set, webhooks must send `Authorization: Bearer <token>`.", secret=True)
+    auth_basic_user: str = setting(
+        "INCIDENTCTL_AUTH_BASIC_USER", "", str,
+        "When set (with the password), webhooks must send HTTP basic auth.")
+    auth_basic_password: str = setting(
+        "INCIDENTCTL_AUTH_BASIC_PASSWORD", "", str,
+        "Password for HTTP basic auth.", secret=True)
+    hmac_secret: str = setting(
+        "INCIDENTCTL_HMAC_SECRET", "", str,
+        "When set, webhooks must carry Grafana's HMAC-SHA256 signature of the body.", secret=True)
+    hmac_signature_header: str = setting(
+        "INCIDENTCTL_HMAC_SIGNATURE_HEADER", "X-Grafana-Alerting-Signature", str,
+        "Header holding the HMAC signature (Grafana's default name).")
+    hmac_timestamp_header: str = setting(
+        "INCIDENTCTL_HMAC_TIMESTAMP_HEADER", "", str,
+        "Header holding the signing timestamp, when Grafana is configured to send one "
+        "(then `<ts>:<body>` is signed).")
+    hmac_max_skew: float = setting(
+        "INCIDENTCTL_HMAC_MAX_SKEW", 300.0, _seconds,
+        "Oldest (or furthest in the future) a signed timestamp may be.")
+    # Processing
+    group_by: tuple[str, ...] = setting(
+        "INCIDENTCTL_GROUP_BY", ("alertname", "cluster", "namespace", "service"), _csv,
+        "Labels whose values form the incident fingerprint; `fingerprint` alone means one incident "
+        "per alert series.")
+    reopen_window: float = setting(
+        "INCIDENTCTL_REOPEN_WINDOW", 1800.0, _seconds,
+        "A firing alert within this long after its incident resolved reopens it (a flap).")
+    batch_size: int = setting(
+        "INCIDENTCTL_BATCH_SIZE", 1000, int,
+        "Raw rows claimed and applied per transaction by `process`.")
+    # Slack
+    slack_webhook_url: str = setting(
+        "SLACK_WEBHOOK_URL", "", str,
+        "Slack incoming webhook of the default route.", secret=True)
+    slack_timeout: float = setting("INCIDENTCTL_SLACK_TIMEOUT", 10.0, _seconds, "Timeout of one request to Slack.")
+    slack_bot_token: str = setting(
+        "SLACK_BOT_TOKEN", "", _slack_bot_token,
+        "Bot User OAuth Token (`xoxb-…`) of the incidentctl Slack app (docs/SLACK.md, Slack app).", secret=True)
+    slack_signing_secret: str = setting(
+        "SLACK_SIGNING_SECRET", "", _slack_signing_secret,
+        "Signing Secret of the incidentctl Slack app, to verify that button clicks come from Slack.", secret=True)
+    slack_channel: str = setting(
+        "SLACK_CHANNEL", "", slack_channel_id,
+        "Slack channel ID (`C…`) of the default route, for the Slack app's bot; routes set their own `channel`.")
+    # Scheduler
+    process_interval: float = setting(
+        "INCIDENTCTL_PROCESS_INTERVAL", 15.0, _seconds,
+        "How often `run` processes new alerts.")
+    notify_interval: float = setting(
+        "INCIDENTCTL_NOTIFY_INTERVAL", 30.0, _seconds,
+        "How often `run` sends the Slack digest.")
+    # Retention
+    purge_older_than: float = setting(
+        "INCIDENTCTL_PURGE_OLDER_THAN", 0.0, _optional_seconds,
+        "When set (e.g. 90d), `run` deletes processed raw webhook rows older than this once a day, and "
+        "`purge` uses it when --older-than is not given; empty or 0 keeps everything.")
+    log_level: str = setting("INCIDENTCTL_LOG_LEVEL", "INFO", str, "Log level (DEBUG, INFO, WARNING, ERROR).")
+
+    sources: Mapping[str, str] = field(default_factory=dict, repr=False)  # setting name → where its value came from
     extra: Mapping[str, Any] = field(default_factory=dict)  # non-scalar file sections, e.g. [[routes]]
     config_file: str | None = None
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.values[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def replace(self, **changes: Any) -> "Settings":
-        unknown = set(changes) - set(SETTINGS_BY_NAME)
+    def __init__(self, values: Mapping[str, Any], sources: Mapping[str, str] | None = None,
+                 extra: Mapping[str, Any] | None = None, config_file: str | None = None) -> None:
+        """Settings from {name: value}, a name left out having its default; raises ConfigError
+        for a name that is no setting."""
+        unknown = set(values) - set(SETTINGS_BY_NAME)
         if unknown:
             raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-        values = {**self.values, **changes}
+        for s in SETTINGS:
+            object.__setattr__(self, s.name, values.get(s.name, s.default))
+        object.__setattr__(self, "sources", dict(sources or {}))
+        object.__setattr__(self, "extra", dict(extra or {}))
+        object.__setattr__(self, "config_file", config_file)
+
+    @property
+    def values(self) -> dict[str, Any]:
+        """{name: value} of every setting."""
+        return {s.name: getattr(self, s.name) for s in SETTINGS}
+
+    def replace(self, **changes: Any) -> Settings:
+        """These settings with some values changed (their source: "override"); raises ConfigError."""
         sources = {**self.sources, **{k: "override" for k in changes}}
-        return Settings(values, sources, self.extra, self.config_file)
+        return Settings({**self.values, **changes}, sources, self.extra, self.config_file)
 
     def masked(self) -> dict[str, Any]:
         """Settings for display, secrets masked."""
-        return {s.name: mask_secret(self.values[s.name]) if s.secret else self.values[s.name] for s in SETTINGS}
+        values = self.values
+        return {s.name: mask_secret(values[s.name]) if s.secret else values[s.name] for s in SETTINGS}
+
+
+SETTINGS: tuple[Setting, ...] = tuple(Setting(f.name, default=f.default, **f.metadata["setting"])
+                                      for f in fields(Settings) if "setting" in f.metadata)
+SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+CONFIG_FILE_ENV = "INCIDENTCTL_CONFIG"
 
 
 def mask_secret(value: Any) -> str:

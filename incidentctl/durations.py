@@ -1,4 +1,4 @@
-"""Durations and times as people type them: `90s`, `30m`, `2h`, `7d`, `1h30m`, ISO 8601."""
+"""Time helpers: the clock, and durations and times as people type them (`90s`, `2h`, `1h30m`, ISO 8601)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,11 @@ from datetime import datetime, timedelta, timezone
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+
+
+def utc_now() -> datetime:
+    """The clock: now, aware UTC. Injected where time is read (Context.clock, the receiver)."""
+    return datetime.now(timezone.utc)
 
 
 def parse_duration(text: str) -> timedelta:

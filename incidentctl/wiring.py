@@ -1,19 +1,20 @@
-"""Wiring in one place: settings → engine, clock. The CLI and the server build one Context."""
+"""Wiring in one place: settings → engine, clock. The CLI builds one Context per command.
+
+The composition root: it may import every layer below the CLI, and only the CLI imports it
+(tests/test_layers.py). The receiver's server builds its own engine (other timeouts and pool).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Callable
 
 from sqlalchemy import Engine
 
 from incidentctl.config import Settings
 from incidentctl.db.engine import engine_from_settings, ensure_schema
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+from incidentctl.durations import utc_now
 
 
 @dataclass

@@ -9,7 +9,7 @@ import requests
 import typer
 
 from incidentctl.config import load_settings
-from incidentctl.wiring import utc_now
+from incidentctl.durations import utc_now
 from incidentctl.db.engine import make_engine
 from incidentctl.ops.demo import DemoReceiver, archived_rows, demo_database_path, demo_story
 from incidentctl.incidents.listing import IncidentFilter, list_incidents

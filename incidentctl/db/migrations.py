@@ -15,8 +15,8 @@ from sqlalchemy import Connection, Engine, inspect, select
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from incidentctl.db.schema import (deliveries, incident_alerts, incident_labels, incidents, metadata, schema_migrations,
-                     seen_signatures, series_labels)
+from incidentctl.db.schema import (LABEL_TEXT_MAX, deliveries, incident_alerts, incident_labels, incidents, metadata,
+                                   schema_migrations, seen_signatures, series_labels)
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,6 @@ def _initial(conn: Connection) -> None:
 
 def _incident_labels(conn: Connection) -> None:
     """The label index of `list --label`, filled from every incident's common labels."""
-    from incidentctl.incidents.store import label_rows
-
     incident_labels.create(conn, checkfirst=True)
     c = incidents.c
     last = 0
@@ -42,10 +40,17 @@ def _incident_labels(conn: Connection) -> None:
                             .order_by(c.id).limit(BACKFILL_PAGE)).all()
         if not page:
             return
-        rows = [row for r in page for row in label_rows(r.id, r.opened_at, r.common_labels or {})]
+        rows = [row for r in page for row in _label_rows(r.id, r.opened_at, r.common_labels or {})]
         if rows:
             conn.execute(incident_labels.insert(), rows)
         last = page[-1].id
+
+
+def _label_rows(incident_id: int, opened_at: datetime, labels: dict[str, str]) -> list[dict]:
+    # A copy of incidents.store.label_rows as it was when this migration was written: a migration
+    # must not change when live code does.
+    return [{"incident_id": incident_id, "name": name[:LABEL_TEXT_MAX], "value": str(value)[:LABEL_TEXT_MAX],
+             "opened_at": opened_at} for name, value in labels.items()]
 
 
 def _series_labels(conn: Connection) -> None:

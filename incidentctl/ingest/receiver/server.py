@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from incidentctl.ingest.archive import body_room
 from incidentctl.config import Settings
-from incidentctl.wiring import utc_now
+from incidentctl.durations import utc_now
 from incidentctl.db.engine import database_url, describe_url, ensure_schema, make_engine, short_error
 from incidentctl.errors import DatabaseUnavailable
 from incidentctl.ingest.receiver.app import Receiver
