@@ -13,6 +13,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from incidentctl.durations import parse_duration
 from incidentctl.errors import IncidentctlError
@@ -54,6 +55,21 @@ def _size(raw: str) -> int:
         if text.endswith(suffix):
             return int(float(text[: -len(suffix)]) * factor)
     return int(text)
+
+
+def zone_name(raw: str) -> str:
+    """An IANA time zone name as the system's time zone database spells it (`europe/berlin` →
+    `Europe/Berlin`); raises ValueError for a name it does not know."""
+    name = raw.strip()
+    try:
+        ZoneInfo(name)
+        return name
+    except (ZoneInfoNotFoundError, ValueError):
+        pass
+    for known in available_timezones():  # only when the name is not spelled exactly
+        if known.lower() == name.lower():
+            return known
+    raise ValueError(f"unknown time zone {raw!r} (use an IANA name such as UTC or Europe/Berlin)")
 
 
 @dataclass(frozen=True)
@@ -127,6 +143,10 @@ SETTINGS: tuple[Setting, ...] = (
             "When set (e.g. 90d), `run` deletes processed raw webhook rows older than this once a day, and "
             "`purge` uses it when --older-than is not given; empty or 0 keeps everything."),
     Setting("log_level", "INCIDENTCTL_LOG_LEVEL", "INFO", str, "Log level (DEBUG, INFO, WARNING, ERROR)."),
+    # People
+    Setting("display_timezone", "INCIDENTCTL_DISPLAY_TIMEZONE", "UTC", zone_name,
+            "Time zone (IANA name, e.g. Europe/Berlin) of the times tables show, and of an ISO time typed "
+            "without an offset; `--tz` overrides it per command. Storage and JSON/CSV output stay UTC."),
 )
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

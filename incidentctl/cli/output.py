@@ -1,4 +1,8 @@
-"""One renderer for every listing: a rich table, JSON or CSV."""
+"""One renderer for every listing: a rich table, JSON or CSV.
+
+Times: JSON and CSV are for programs and always say UTC (ISO 8601, `Z`); tables and messages are
+for people and show times in the display zone (`local_time`), which the root command sets from
+the `display_timezone` setting and `--tz` overrides."""
 
 from __future__ import annotations
 
@@ -8,10 +12,12 @@ import json
 import os
 import re
 import sys
+from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone, tzinfo
 from enum import Enum
 from typing import Any, Callable, Iterable, Sequence
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.table import Table
@@ -28,6 +34,40 @@ def stdout_console() -> Console:
     if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit():
         return Console()
     return Console(width=UNLIMITED_WIDTH)
+
+
+_zone: ContextVar[tzinfo] = ContextVar("display_zone", default=timezone.utc)
+
+
+def set_display_zone(name: str) -> tzinfo:
+    """Makes `name` (an IANA name, checked by config.zone_name) the zone people see times in."""
+    zone = ZoneInfo(name)
+    _zone.set(zone)
+    return zone
+
+
+def display_zone() -> tzinfo:
+    return _zone.get()
+
+
+def local_time(value: datetime | None, *, short: bool = False, now: datetime | None = None) -> str:
+    """A time for people, in the display zone, its zone named: `2026-03-01 13:00:00 CET`; `-` for
+    none. `short` gives `13:00` on the day of `now` (in that zone), else `03-01 13:00`, for
+    tables whose title names the zone."""
+    if value is None:
+        return "-"
+    moment = value.astimezone(display_zone())
+    if not short:
+        return moment.strftime("%Y-%m-%d %H:%M:%S %Z")
+    if now is not None and now.astimezone(display_zone()).date() == moment.date():
+        return moment.strftime("%H:%M")
+    return moment.strftime("%m-%d %H:%M") if now is None or now.year == moment.year else moment.strftime("%Y-%m-%d %H:%M")
+
+
+def zone_label() -> str:
+    """The display zone's name for a table title: `UTC`, `Europe/Berlin`."""
+    zone = display_zone()
+    return getattr(zone, "key", None) or zone.tzname(None) or "UTC"
 
 
 class OutputFormat(str, Enum):
@@ -97,6 +137,8 @@ def _cell(col: Col, row: dict) -> str:
         return col.render(value, row)
     if value is None:
         return "-"
+    if isinstance(value, datetime):
+        return local_time(value)
     return str(to_jsonable(value))
 
 
