@@ -128,6 +128,18 @@ SETTINGS: tuple[Setting, ...] = (
             "A firing alert within this long after its incident resolved reopens it (a flap)."),
     Setting("batch_size", "INCIDENTCTL_BATCH_SIZE", 1000, int,
             "Raw rows claimed and applied per transaction by `process`."),
+    # Related incidents (docs/REPORTS.md)
+    Setting("related_window", "INCIDENTCTL_RELATED_WINDOW", 300.0, _seconds,
+            "Incidents that open at most this far apart may be related (`related`, `show`), and new ones "
+            "that open within it in one place form a burst in the digest."),
+    Setting("related_labels", "INCIDENTCTL_RELATED_LABELS", ("cluster", "namespace", "service"), _csv,
+            "Topology labels, widest first: incidents sharing their values are in the same place."),
+    Setting("related_history", "INCIDENTCTL_RELATED_HISTORY", 2592000.0, _seconds,
+            "How far back `related` counts how often two alertnames opened together, and the digest how "
+            "often an alertname fired first in a burst."),
+    Setting("burst_min_incidents", "INCIDENTCTL_BURST_MIN_INCIDENTS", 5, int,
+            "New incidents in one place within `related_window` that the digest groups as a burst; 0 turns "
+            "grouping off."),
     # Slack
     Setting("slack_webhook_url", "SLACK_WEBHOOK_URL", "", str,
             "Slack incoming webhook of the default route.", secret=True),

@@ -24,6 +24,7 @@ from incidentctl.cli import history
 from incidentctl.cli import report
 from incidentctl.cli import simulate
 from incidentctl.cli import rebuild
+from incidentctl.cli import related
 
 
 def main() -> None:

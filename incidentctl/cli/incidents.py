@@ -21,6 +21,8 @@ from incidentctl.cli.output import (Col, OutputFormat, dumps, local_time, printa
                                     zone_label)
 from incidentctl.notify.silences import mark_silenced
 from incidentctl.cli.app import OutputOption, TzOption, app, context, err_console, time_value
+from incidentctl.cli.related import link_rows, print_related
+from incidentctl.history.related import RelatedRules, related_incidents
 
 SEVERITY_STYLE = {"critical": "bold red", "error": "red", "warning": "yellow", "info": "cyan", "none": "dim"}
 STATUS_STYLE = {"open": "bold", "acknowledged": "blue", "resolved": "green"}
@@ -123,7 +125,8 @@ def show_cmd(ctx: typer.Context, incident_id: int = typer.Argument(..., metavar=
              raw: bool = typer.Option(False, "--raw", help="Print the raw webhook requests the incident was "
                                       "made from, bodies as stored, instead of the incident."),
              output: OutputFormat = OutputOption, tz: Optional[str] = TzOption) -> None:
-    """Show one incident: its alert series (labels, annotations, links) and its timeline.
+    """Show one incident: its alert series (labels, annotations, links), its timeline and the
+    incidents probably related to it (as `incidentctl related ID`).
 
     CSV output is the timeline, one event per row. With --raw: the archived requests that
     touched it (id, received time, sender, body), in the export format for JSON and CSV.
@@ -133,12 +136,15 @@ def show_cmd(ctx: typer.Context, incident_id: int = typer.Argument(..., metavar=
         _print_raw(incident_rows(c.engine, incident_id), output)
         return
     (incident,) = mark_silenced(c.engine, [show_incident(c.engine, incident_id)], c.clock())
-    if output is OutputFormat.json:
-        typer.echo(dumps(incident))
-    elif output is OutputFormat.csv:
+    if output is OutputFormat.csv:
         render_rows(incident["events"], TIMELINE_COLUMNS, output)
+        return
+    related = related_incidents(c.engine, incident_id, RelatedRules.configured(c.settings))
+    if output is OutputFormat.json:
+        typer.echo(dumps({**incident, "related": link_rows(related)}))
     else:
         _print_incident(incident, c.clock())
+        print_related(related, console=stdout_console())
 
 
 TIMELINE_COLUMNS = [Col(key, key) for key in ("id", "at", "kind", "actor", "alert_fingerprint", "raw_alert_id",

@@ -23,7 +23,7 @@ runner = CliRunner()
 # command must be put in one of the two: one that shows times takes --tz, one that does not
 # does not take it (an option that changes nothing misleads).
 SHOWS_TIMES = {
-    "list", "show", "report", "notify", "purge", "rebuild", "demo",
+    "list", "show", "related", "report", "notify", "purge", "rebuild", "demo",
     "outbox list", "silence add", "silence list",
 }
 NO_TIMES = {
