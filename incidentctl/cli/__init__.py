@@ -25,6 +25,7 @@ from incidentctl.cli import report
 from incidentctl.cli import simulate
 from incidentctl.cli import rebuild
 from incidentctl.cli import related
+from incidentctl.cli import watch
 
 
 def main() -> None:

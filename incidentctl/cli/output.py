@@ -28,7 +28,7 @@ UNLIMITED_WIDTH = 1_000_000
 
 
 def stdout_console() -> Console:
-    """Where tables print. On a terminal, its width; wherever COLUMNS is set (`watch` sets it),
+    """Where tables print. On a terminal, its width; wherever COLUMNS is set (`watch(1)` sets it),
     that width. Otherwise (a pipe, a file, cron mail) cells are never cut or wrapped, so
     `incidentctl list | grep payments` finds the whole row and a title is never truncated."""
     if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit():
@@ -122,13 +122,19 @@ def render_rows(
     if not rows:
         console.print(f"[dim]{empty}[/dim]")
         return
+    console.print(table_of(rows, columns, title=title))
+
+
+def table_of(rows: Sequence[dict], columns: Sequence[Col], *, title: str | None = None,
+             row_style: Callable[[dict], str | None] | None = None) -> Table:
+    """The rich table of `rows` (`row_style` may set a whole row's style, e.g. to highlight it)."""
     table = Table(title=title, header_style="bold")
     for col in columns:
         # fold: a word longer than its column goes on over the next lines, never cut with "…"
         table.add_column(col.header, style=col.style, no_wrap=col.no_wrap, overflow="fold")
     for row in rows:
-        table.add_row(*(_cell(col, row) for col in columns))
-    console.print(table)
+        table.add_row(*(_cell(col, row) for col in columns), style=row_style(row) if row_style else None)
+    return table
 
 
 def _cell(col: Col, row: dict) -> str:

@@ -23,7 +23,7 @@ runner = CliRunner()
 # command must be put in one of the two: one that shows times takes --tz, one that does not
 # does not take it (an option that changes nothing misleads).
 SHOWS_TIMES = {
-    "list", "show", "related", "report", "notify", "purge", "rebuild", "demo",
+    "list", "show", "related", "watch", "report", "notify", "purge", "rebuild", "demo",
     "outbox list", "silence add", "silence list",
 }
 NO_TIMES = {
@@ -48,6 +48,7 @@ def test_every_command_that_shows_times_takes_tz():
             assert has_tz, f"incidentctl {name} shows times but takes no --tz"
         else:
             assert not has_tz, f"incidentctl {name} shows no time: --tz would change nothing"
+    assert {"watch", "related"} <= set(leaves)  # the new commands are classified, not just listed
 
 
 # (stored UTC time, zone, what a table shows)
