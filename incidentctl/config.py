@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from incidentctl.durations import parse_duration
 from incidentctl.errors import IncidentctlError
@@ -92,6 +93,21 @@ def _size(raw: str) -> int:
         if text.endswith(suffix):
             return int(float(text[: -len(suffix)]) * factor)
     return int(text)
+
+
+def zone_name(raw: str) -> str:
+    """An IANA time zone name as the system's time zone database spells it (`europe/berlin` →
+    `Europe/Berlin`); raises ValueError for a name it does not know."""
+    name = raw.strip()
+    try:
+        ZoneInfo(name)
+        return name
+    except (ZoneInfoNotFoundError, ValueError):
+        pass
+    for known in available_timezones():  # only when the name is not spelled exactly
+        if known.lower() == name.lower():
+            return known
+    raise ValueError(f"unknown time zone {raw!r} (use an IANA name such as UTC or Europe/Berlin)")
 
 
 @dataclass(frozen=True)
@@ -179,6 +195,22 @@ class Settings:
     batch_size: int = setting(
         "INCIDENTCTL_BATCH_SIZE", 1000, int,
         "Raw rows claimed and applied per transaction by `process`.")
+    # Related incidents (docs/REPORTS.md)
+    related_window: float = setting(
+        "INCIDENTCTL_RELATED_WINDOW", 300.0, _seconds,
+        "Incidents that open at most this far apart may be related (`related`, `show`), and new ones "
+        "that open within it in one place form a burst in the digest.")
+    related_labels: tuple[str, ...] = setting(
+        "INCIDENTCTL_RELATED_LABELS", ("cluster", "namespace", "service"), _csv,
+        "Topology labels, widest first: incidents sharing their values are in the same place.")
+    related_history: float = setting(
+        "INCIDENTCTL_RELATED_HISTORY", 2592000.0, _seconds,
+        "How far back `related` counts how often two alertnames opened together, and the digest how "
+        "often an alertname fired first in a burst.")
+    burst_min_incidents: int = setting(
+        "INCIDENTCTL_BURST_MIN_INCIDENTS", 5, int,
+        "New incidents in one place within `related_window` that the digest groups as a burst; 0 turns "
+        "grouping off.")
     # Slack
     slack_webhook_url: str = setting(
         "SLACK_WEBHOOK_URL", "", str,
@@ -206,6 +238,11 @@ class Settings:
         "When set (e.g. 90d), `run` deletes processed raw webhook rows older than this once a day, and "
         "`purge` uses it when --older-than is not given; empty or 0 keeps everything.")
     log_level: str = setting("INCIDENTCTL_LOG_LEVEL", "INFO", str, "Log level (DEBUG, INFO, WARNING, ERROR).")
+    # People
+    display_timezone: str = setting(
+        "INCIDENTCTL_DISPLAY_TIMEZONE", "UTC", zone_name,
+        "Time zone (IANA name, e.g. Europe/Berlin) of the times tables show, and of an ISO time typed "
+        "without an offset; `--tz` overrides it per command. Storage and JSON/CSV output stay UTC.")
 
     sources: Mapping[str, str] = field(default_factory=dict, repr=False)  # setting name → where its value came from
     extra: Mapping[str, Any] = field(default_factory=dict)  # non-scalar file sections, e.g. [[routes]]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -34,8 +34,9 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=total)
 
 
-def parse_since(text: str, now: datetime) -> datetime:
-    """`2h`/`7d` (ago, from now) or an ISO 8601 time → aware UTC datetime. Raises ValueError."""
+def parse_since(text: str, now: datetime, zone: tzinfo = timezone.utc) -> datetime:
+    """`2h`/`7d` (ago, from now) or an ISO 8601 time (in `zone` when it has no offset) → aware
+    UTC datetime. Raises ValueError."""
     try:
         return now - parse_duration(text)
     except ValueError:
@@ -45,7 +46,7 @@ def parse_since(text: str, now: datetime) -> datetime:
     except ValueError:
         raise ValueError(f"not a duration or ISO time: {text!r} (use e.g. 2h, 7d or 2026-01-31T12:00:00Z)") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=zone)
     return moment.astimezone(timezone.utc)
 
 

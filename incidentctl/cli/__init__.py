@@ -25,6 +25,8 @@ from incidentctl.cli import report
 from incidentctl.cli import simulate
 from incidentctl.cli import rebuild
 from incidentctl.cli import slack
+from incidentctl.cli import related
+from incidentctl.cli import watch
 
 
 def main() -> None:

@@ -12,10 +12,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from incidentctl import __version__
-from incidentctl.config import ConfigError, load_settings
+from incidentctl.config import ConfigError, load_settings, zone_name
 from incidentctl.wiring import Context
 from incidentctl.durations import parse_since
-from incidentctl.cli.output import OutputFormat
+from incidentctl.cli.output import OutputFormat, display_zone, set_display_zone
 
 T = TypeVar("T")
 
@@ -66,8 +66,20 @@ def option_value(option: str, parse: Callable[[str], T], text: str) -> T:
 
 
 def time_value(option: str, text: Optional[str], now: datetime) -> Optional[datetime]:
-    """A `--since`/`--until` value (a duration ago or an ISO 8601 time) as of `now`; None stays None."""
-    return None if text is None else option_value(option, lambda t: parse_since(t, now), text)
+    """A `--since`/`--until` value (a duration ago or an ISO 8601 time, in the display zone when
+    it has no offset) as of `now`; None stays None."""
+    return None if text is None else option_value(option, lambda t: parse_since(t, now, display_zone()), text)
+
+
+def _tz(value: Optional[str]) -> Optional[str]:
+    if value is not None:
+        set_display_zone(option_value("--tz", zone_name, value))
+    return value
+
+
+# Every command that prints times takes it (tests/cli/test_cli_conventions.py checks which).
+TzOption = typer.Option(None, "--tz", metavar="ZONE", callback=_tz, show_default="display_timezone setting",
+                        help="Show times in this time zone (IANA name, e.g. Europe/Berlin); JSON and CSV stay UTC.")
 
 
 def _version(value: bool) -> None:
@@ -90,6 +102,7 @@ def root(
     except ConfigError as exc:
         err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2)
+    set_display_zone(settings.display_timezone)
     ctx.obj = Context(settings)
     ctx.call_on_close(ctx.obj.close)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timezone
+from typing import Optional
 
 import requests
 import typer
@@ -17,12 +18,12 @@ from incidentctl.db.migrations import upgrade
 from incidentctl.notify.delivery import notify_pending, preview_digests
 from incidentctl.cli.output import Col, OutputFormat, dumps, render_rows
 from incidentctl.incidents.processor import process_pending
-from incidentctl.cli.app import app
+from incidentctl.cli.app import TzOption, app
 from incidentctl.cli.incidents import render_incident_table
 
 
 @app.command("demo")
-def demo() -> None:
+def demo(tz: Optional[str] = TzOption) -> None:
     """Receive sample alerts over HTTP into .demo/incidentctl.db and show the result."""
     path = demo_database_path()
     for leftover in path.parent.glob(path.name + "*"):

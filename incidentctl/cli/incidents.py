@@ -13,13 +13,16 @@ from rich.console import Console
 from rich.table import Table
 
 from incidentctl.durations import format_age
-from incidentctl.history.export import RECORD_KEYS, IncidentRows, format_time, incident_rows, to_record
+from incidentctl.history.export import RECORD_KEYS, IncidentRows, incident_rows, to_record
 from incidentctl.incidents.decide import SEVERITIES, SEVERITY_NAMES, normalize_severity
 from incidentctl.incidents.listing import (IncidentFilter, add_note, list_incidents, parse_label_filter, show_incident,
                          transition_many)
-from incidentctl.cli.output import Col, OutputFormat, dumps, printable_body, render_rows, stdout_console, to_jsonable
+from incidentctl.cli.output import (Col, OutputFormat, dumps, local_time, printable_body, render_rows, stdout_console,
+                                    zone_label)
 from incidentctl.notify.silences import mark_silenced
-from incidentctl.cli.app import OutputOption, app, context, err_console, time_value
+from incidentctl.cli.app import OutputOption, TzOption, app, context, err_console, time_value
+from incidentctl.cli.related import link_rows, print_related
+from incidentctl.history.related import RelatedRules, related_incidents
 
 SEVERITY_STYLE = {"critical": "bold red", "error": "red", "warning": "yellow", "info": "cyan", "none": "dim"}
 STATUS_STYLE = {"open": "bold", "acknowledged": "blue", "resolved": "green"}
@@ -52,7 +55,7 @@ def incident_columns(now: datetime) -> list[Col]:
         Col("title", "title"),
         Col("place", "cluster/namespace/service",
             render=lambda v, r: "/".join(r.get(k) or "-" for k in ("cluster", "namespace", "service"))),
-        Col("opened_at", "age", render=lambda v, r: format_age(v, now), no_wrap=True),
+        Col("opened_at", "opened", render=lambda v, r: f"{local_time(v, short=True, now=now)}, {format_age(v, now)}"),
         Col("series_firing", "alerts", render=lambda v, r: f"{v}/{r['series_count']}", no_wrap=True),
         Col("acknowledged_by", "acked by", render=lambda v, r: v or "-"),
     ]
@@ -65,9 +68,10 @@ def _status_cell(status: str, row: dict) -> str:
 
 def render_incident_table(rows: list[dict], now: datetime, *, console: Console | None = None,
                           title: str | None = "incidents") -> None:
-    """The rich incident table (coloured severity, "12m ago", firing/total, acked by)."""
-    render_rows(rows, incident_columns(now), OutputFormat.table, title=title, console=console,
-                empty="no incidents match")
+    """The rich incident table (coloured severity, "09:48, 12m ago", firing/total, acked by); the
+    title names the zone of the times."""
+    render_rows(rows, incident_columns(now), OutputFormat.table, title=title and f"{title} (times {zone_label()})",
+                console=console, empty="no incidents match")
 
 
 @app.command("list")
@@ -87,6 +91,7 @@ def list_cmd(
     since: Optional[str] = typer.Option(None, "--since", help="Opened since: 2h, 7d or an ISO 8601 time."),
     limit: int = typer.Option(50, "--limit", min=1, help="At most this many incidents."),
     output: OutputFormat = OutputOption,
+    tz: Optional[str] = TzOption,
 ) -> None:
     """List incidents, newest first (default: the unresolved ones)."""
     c = context(ctx)
@@ -119,8 +124,9 @@ def list_cmd(
 def show_cmd(ctx: typer.Context, incident_id: int = typer.Argument(..., metavar="ID", help="Incident id."),
              raw: bool = typer.Option(False, "--raw", help="Print the raw webhook requests the incident was "
                                       "made from, bodies as stored, instead of the incident."),
-             output: OutputFormat = OutputOption) -> None:
-    """Show one incident: its alert series (labels, annotations, links) and its timeline.
+             output: OutputFormat = OutputOption, tz: Optional[str] = TzOption) -> None:
+    """Show one incident: its alert series (labels, annotations, links), its timeline and the
+    incidents probably related to it (as `incidentctl related ID`).
 
     CSV output is the timeline, one event per row. With --raw: the archived requests that
     touched it (id, received time, sender, body), in the export format for JSON and CSV.
@@ -130,12 +136,15 @@ def show_cmd(ctx: typer.Context, incident_id: int = typer.Argument(..., metavar=
         _print_raw(incident_rows(c.engine, incident_id), output)
         return
     (incident,) = mark_silenced(c.engine, [show_incident(c.engine, incident_id)], c.clock())
-    if output is OutputFormat.json:
-        typer.echo(dumps(incident))
-    elif output is OutputFormat.csv:
+    if output is OutputFormat.csv:
         render_rows(incident["events"], TIMELINE_COLUMNS, output)
+        return
+    related = related_incidents(c.engine, incident_id, RelatedRules.configured(c.settings))
+    if output is OutputFormat.json:
+        typer.echo(dumps({**incident, "related": link_rows(related)}))
     else:
         _print_incident(incident, c.clock())
+        print_related(related, console=stdout_console())
 
 
 TIMELINE_COLUMNS = [Col(key, key) for key in ("id", "at", "kind", "actor", "alert_fingerprint", "raw_alert_id",
@@ -149,8 +158,8 @@ def _print_incident(incident: dict, now: datetime) -> None:
                   f"[{STATUS_STYLE.get(incident['status'], '')}]{incident['status']}[/]  "
                   f"[{SEVERITY_STYLE.get(sev, '')}]{sev}[/]", highlight=False)
     facts = [("fingerprint", incident["fingerprint"]),
-             ("opened", f"{to_jsonable(incident['opened_at'])} ({format_age(incident['opened_at'], now)})"),
-             ("last alert", to_jsonable(incident["last_alert_at"])),
+             ("opened", f"{local_time(incident['opened_at'])} ({format_age(incident['opened_at'], now)})"),
+             ("last alert", local_time(incident["last_alert_at"])),
              ("acknowledged", _who(incident["acknowledged_at"], incident["acknowledged_by"])),
              ("resolved", _who(incident["resolved_at"], incident["resolved_by"], incident["resolution"])),
              ("silenced", f"yes, by silence #{incident['silenced_by']} (incidentctl silence list)"
@@ -178,7 +187,7 @@ def _print_incident(incident: dict, now: datetime) -> None:
         detail = e["detail"] or {}
         text = ", ".join(f"{k}={v}" for k, v in detail.items() if k != "labels")
         # An ignored alert changed nothing: listed (with why) but set apart from what did.
-        timeline.add_row(to_jsonable(e["at"]), e["kind"], e["actor"], e["alert_fingerprint"] or "", text,
+        timeline.add_row(local_time(e["at"]), e["kind"], e["actor"], e["alert_fingerprint"] or "", text,
                          style="dim" if e["kind"] == "ignored" else None)
     console.print(timeline)
 
@@ -191,7 +200,7 @@ def _print_raw(selected: IncidentRows, output: OutputFormat) -> None:
         for row in selected.rows:
             sender = ", ".join(f"{name} {row[key]}" for name, key in (("from", "remote_addr"),
                                ("user agent", "user_agent"), ("content type", "content_type")) if row[key])
-            sys.stdout.write(f"--- raw alert {row['id']}, received {format_time(row['received_at'])}, source "
+            sys.stdout.write(f"--- raw alert {row['id']}, received {local_time(row['received_at'])}, source "
                              f"{row['source']}{', ' + sender if sender else ''}, {len(row['body'])} bytes\n")
             body = printable_body(bytes(row["body"]))
             sys.stdout.write(body + ("" if body.endswith("\n") else "\n") + "\n")
@@ -207,7 +216,7 @@ def _print_raw(selected: IncidentRows, output: OutputFormat) -> None:
 def _who(at, by, how=None) -> str:
     if at is None:
         return "-"
-    return f"{to_jsonable(at)} by {by or '?'}" + (f" ({how})" if how else "")
+    return f"{local_time(at)} by {by or '?'}" + (f" ({how})" if how else "")
 
 
 def _transition(ctx: typer.Context, action: str, ids: list[int], by: Optional[str], note: Optional[str],

@@ -14,9 +14,9 @@ from incidentctl.db.engine import database_errors
 from incidentctl.durations import format_duration
 from incidentctl.errors import IncidentctlError
 from incidentctl.notify.delivery import NotifySummary, notify_pending
-from incidentctl.cli.output import Col, OutputFormat, dumps, render_rows
+from incidentctl.cli.output import Col, OutputFormat, dumps, local_time, render_rows
 from incidentctl.notify.slack import make_session
-from incidentctl.cli.app import OutputOption, app, context, err_console, output_option
+from incidentctl.cli.app import OutputOption, TzOption, app, context, err_console, output_option
 
 
 class SlackNotConfigured(IncidentctlError):
@@ -28,6 +28,7 @@ def notify(
     ctx: typer.Context,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the message(s) as JSON; send and mark nothing."),
     output: OutputFormat = output_option(OutputFormat.table, OutputFormat.json),
+    tz: Optional[str] = TzOption,
 ) -> None:
     """Send one Slack digest per route for the pending outbox, and mark what was sent.
 
@@ -84,13 +85,13 @@ def _print(s: NotifySummary, now: datetime) -> None:
 
 
 def _waiting(s: NotifySummary, now: datetime) -> str:
-    """`3 change(s) pending retry, next attempt at 2026-03-01T12:05:00Z (in 4m)`."""
+    """`3 change(s) pending retry, next attempt at 2026-03-01 12:05:00 UTC (in 4m)`."""
     return (f"{s.waiting} change(s) pending retry, next attempt at {_time(s.next_attempt_at)} "
             f"(in {format_duration(s.next_attempt_at - now)})")
 
 
 def _time(moment: datetime | None) -> str:
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z") if moment else "the next run"
+    return local_time(moment) if moment else "the next run"
 
 
 outbox_app = typer.Typer(help="Inspect the Slack outbox; put failed notifications back in the queue.",
@@ -105,6 +106,7 @@ def outbox_list(
                                               help="Only these states (pending, sent, failed, suppressed); repeatable."),
     limit: int = typer.Option(50, "--limit", "-n", min=1, help="At most this many rows, newest first."),
     output: OutputFormat = OutputOption,
+    tz: Optional[str] = TzOption,
 ) -> None:
     """List outbox rows with their delivery state, attempts, next attempt (pending rows) and Slack's last error."""
     c = context(ctx)

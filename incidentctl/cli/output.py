@@ -1,4 +1,8 @@
-"""One renderer for every listing: a rich table, JSON or CSV."""
+"""One renderer for every listing: a rich table, JSON or CSV.
+
+Times: JSON and CSV are for programs and always say UTC (ISO 8601, `Z`); tables and messages are
+for people and show times in the display zone (`local_time`), which the root command sets from
+the `display_timezone` setting and `--tz` overrides."""
 
 from __future__ import annotations
 
@@ -8,10 +12,12 @@ import json
 import os
 import re
 import sys
+from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone, tzinfo
 from enum import Enum
 from typing import Any, Callable, Iterable, Sequence
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.table import Table
@@ -22,12 +28,46 @@ UNLIMITED_WIDTH = 1_000_000
 
 
 def stdout_console() -> Console:
-    """Where tables print. On a terminal, its width; wherever COLUMNS is set (`watch` sets it),
+    """Where tables print. On a terminal, its width; wherever COLUMNS is set (`watch(1)` sets it),
     that width. Otherwise (a pipe, a file, cron mail) cells are never cut or wrapped, so
     `incidentctl list | grep payments` finds the whole row and a title is never truncated."""
     if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit():
         return Console()
     return Console(width=UNLIMITED_WIDTH)
+
+
+_zone: ContextVar[tzinfo] = ContextVar("display_zone", default=timezone.utc)
+
+
+def set_display_zone(name: str) -> tzinfo:
+    """Makes `name` (an IANA name, checked by config.zone_name) the zone people see times in."""
+    zone = ZoneInfo(name)
+    _zone.set(zone)
+    return zone
+
+
+def display_zone() -> tzinfo:
+    return _zone.get()
+
+
+def local_time(value: datetime | None, *, short: bool = False, now: datetime | None = None) -> str:
+    """A time for people, in the display zone, its zone named: `2026-03-01 13:00:00 CET`; `-` for
+    none. `short` gives `13:00` on the day of `now` (in that zone), else `03-01 13:00`, for
+    tables whose title names the zone."""
+    if value is None:
+        return "-"
+    moment = value.astimezone(display_zone())
+    if not short:
+        return moment.strftime("%Y-%m-%d %H:%M:%S %Z")
+    if now is not None and now.astimezone(display_zone()).date() == moment.date():
+        return moment.strftime("%H:%M")
+    return moment.strftime("%m-%d %H:%M") if now is None or now.year == moment.year else moment.strftime("%Y-%m-%d %H:%M")
+
+
+def zone_label() -> str:
+    """The display zone's name for a table title: `UTC`, `Europe/Berlin`."""
+    zone = display_zone()
+    return getattr(zone, "key", None) or zone.tzname(None) or "UTC"
 
 
 class OutputFormat(str, Enum):
@@ -82,13 +122,19 @@ def render_rows(
     if not rows:
         console.print(f"[dim]{empty}[/dim]")
         return
+    console.print(table_of(rows, columns, title=title))
+
+
+def table_of(rows: Sequence[dict], columns: Sequence[Col], *, title: str | None = None,
+             row_style: Callable[[dict], str | None] | None = None) -> Table:
+    """The rich table of `rows` (`row_style` may set a whole row's style, e.g. to highlight it)."""
     table = Table(title=title, header_style="bold")
     for col in columns:
         # fold: a word longer than its column goes on over the next lines, never cut with "…"
         table.add_column(col.header, style=col.style, no_wrap=col.no_wrap, overflow="fold")
     for row in rows:
-        table.add_row(*(_cell(col, row) for col in columns))
-    console.print(table)
+        table.add_row(*(_cell(col, row) for col in columns), style=row_style(row) if row_style else None)
+    return table
 
 
 def _cell(col: Col, row: dict) -> str:
@@ -97,6 +143,8 @@ def _cell(col: Col, row: dict) -> str:
         return col.render(value, row)
     if value is None:
         return "-"
+    if isinstance(value, datetime):
+        return local_time(value)
     return str(to_jsonable(value))
 
 

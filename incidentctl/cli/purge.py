@@ -8,9 +8,9 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from incidentctl.durations import format_duration, parse_duration
-from incidentctl.cli.output import OutputFormat, dumps, to_csv
+from incidentctl.cli.output import OutputFormat, dumps, local_time, to_csv
 from incidentctl.ops.retention import DEFAULT_BATCH, purge
-from incidentctl.cli.app import OutputOption, app, context, err_console, option_value
+from incidentctl.cli.app import OutputOption, TzOption, app, context, err_console, option_value
 
 
 @app.command("purge")
@@ -22,6 +22,7 @@ def purge_command(
     dry_run: bool = typer.Option(False, "--dry-run", help="Count what would be deleted; delete nothing."),
     batch_size: int = typer.Option(DEFAULT_BATCH, "--batch-size", min=1, help="Rows deleted per transaction."),
     output: OutputFormat = OutputOption,
+    tz: Optional[str] = TzOption,
 ) -> None:
     """Delete processed raw webhook rows older than a cut-off, in small transactions.
 
@@ -50,6 +51,6 @@ def purge_command(
         return
     verb = "would delete" if dry_run else "deleted"
     typer.echo(f"{verb} {summary.deleted} raw rows ({summary.bytes} body bytes) received before "
-               f"{summary.cutoff:%Y-%m-%d %H:%M:%S}Z ({format_duration(c.clock() - summary.cutoff)} ago) "
+               f"{local_time(summary.cutoff)} ({format_duration(c.clock() - summary.cutoff)} ago) "
                f"in {summary.batches} batches")
     typer.echo(f"kept {summary.kept_unprocessed} unprocessed and {summary.kept_open} of unresolved incidents")

@@ -11,10 +11,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from incidentctl.ops.gc_tuning import batch_collection
 from incidentctl.durations import format_duration
-from incidentctl.cli.output import OutputFormat, dumps
+from incidentctl.cli.output import OutputFormat, dumps, local_time
 from incidentctl.history.rebuild import rebuild
 from incidentctl.history.simulate import Rules
-from incidentctl.cli.app import app, context, err_console, output_option
+from incidentctl.cli.app import TzOption, app, context, err_console, output_option
 from incidentctl.cli.simulate import rules_from_options
 
 
@@ -31,6 +31,7 @@ def rebuild_cmd(
                                "incidents were built from (those incidents are deleted)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation on a terminal."),
     output: OutputFormat = output_option(OutputFormat.table, OutputFormat.json),
+    tz: Optional[str] = TzOption,
 ) -> None:
     """Recompute every incident from the raw archive under the given (or configured) rules.
 
@@ -64,7 +65,7 @@ def rebuild_cmd(
                    f"not carried over {s.not_carried_count}")
         for item in s.not_carried:
             err_console.print(f"  not carried: {escape(item['kind'])} by {escape(item['actor'])} at "
-                              f"{item['at']:%Y-%m-%d %H:%M:%S} on old incident {item['incident_id']}", highlight=False)
+                              f"{local_time(item['at'])} on old incident {item['incident_id']}", highlight=False)
         if s.purged_incidents:
             err_console.print(f"[yellow]note:[/yellow] {s.purged_incidents} incident(s) were built from raw alerts "
                               f"retention has purged; they {'would be' if dry_run else 'were'} dropped",

@@ -10,10 +10,10 @@ from typing import Optional
 import typer
 
 from incidentctl.durations import format_duration
-from incidentctl.cli.output import Col, OutputFormat, dumps, render_rows, stdout_console, to_csv
+from incidentctl.cli.output import Col, OutputFormat, dumps, local_time, render_rows, stdout_console, to_csv
 from incidentctl.history.reports import Report, build_report, metric_rows, report_dict
 from incidentctl.history.stats import bar, sparkline
-from incidentctl.cli.app import OutputOption, app, context, time_value
+from incidentctl.cli.app import OutputOption, TzOption, app, context, time_value
 
 
 MAX_BAR_DAYS = 62
@@ -98,6 +98,7 @@ def report_cmd(
                                     help="One row of figures per value of this incident field."),
     top: int = typer.Option(10, "--top", min=1, help="How many noisy fingerprints to list."),
     output: OutputFormat = OutputOption,
+    tz: Optional[str] = TzOption,
 ) -> None:
     """SRE report over a window: MTTA, MTTR, resolves, noise, alert volume per day.
 
@@ -125,7 +126,7 @@ def report_cmd(
 
 def _print_table(report: Report) -> None:
     console = stdout_console()
-    window = f"{report.since:%Y-%m-%d %H:%M} → {report.until:%Y-%m-%d %H:%M} UTC"
+    window = f"{local_time(report.since)} → {local_time(report.until)}"
     rows = metric_rows(report)
     total = rows[-1]
     lines = [{"figure": label, "value": render(total)} for label, render in TOTAL_LINES]
@@ -138,7 +139,7 @@ def _print_table(report: Report) -> None:
                 empty="no fingerprint paged more than once")
     volume = report.volume
     alerts = [v.alerts for v in volume]
-    console.print(f"\n[bold]Alerts per day[/bold] {sparkline(alerts)}  (total {sum(alerts)} alerts in "
+    console.print(f"\n[bold]Alerts per UTC day[/bold] {sparkline(alerts)}  (total {sum(alerts)} alerts in "
                   f"{sum(v.requests for v in volume)} requests)")
     if len(volume) > MAX_BAR_DAYS:
         return  # a bar per day would scroll away; the sparkline and JSON carry every day

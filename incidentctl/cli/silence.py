@@ -9,9 +9,9 @@ from typing import List, Optional
 import typer
 
 from incidentctl.durations import parse_duration
-from incidentctl.cli.output import Col, OutputFormat, dumps, render_rows
+from incidentctl.cli.output import Col, OutputFormat, display_zone, dumps, local_time, render_rows
 from incidentctl.notify.silences import InvalidSilence, add_silence, expire_silence, list_silences, parse_matcher
-from incidentctl.cli.app import OutputOption, app, context
+from incidentctl.cli.app import OutputOption, TzOption, app, context
 
 silence_app = typer.Typer(help="Silence Slack notifications for matching alerts during a time window.",
                           no_args_is_help=True)
@@ -33,7 +33,7 @@ def _until(text: str) -> datetime:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise InvalidSilence(f"--until {text!r} is not an ISO 8601 time (e.g. 2026-01-31T18:00:00Z)") from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=display_zone())).astimezone(timezone.utc)
 
 
 @silence_app.command("add")
@@ -42,10 +42,12 @@ def silence_add(
     match: List[str] = typer.Option(..., "--match", "-m",
                                     help="Label matcher name=value (also !=, =~regex, !~regex); repeat: all must hold."),
     duration: Optional[str] = typer.Option(None, "--duration", "-d", help="How long from now, e.g. 2h, 30m."),
-    until: Optional[str] = typer.Option(None, "--until", help="End time, ISO 8601 (UTC when no offset)."),
+    until: Optional[str] = typer.Option(None, "--until", help="End time, ISO 8601 (in the display zone when no "
+                                        "offset)."),
     comment: str = typer.Option(..., "--comment", help="Why (shown in `silence list`)."),
     by: Optional[str] = typer.Option(None, "--by", help="Who.", show_default="the current user"),
     output: OutputFormat = OutputOption,
+    tz: Optional[str] = TzOption,
 ) -> None:
     """Silence matching alerts from now for --duration or --until: their incidents still update,
     their Slack notifications are suppressed."""
@@ -68,8 +70,7 @@ def silence_add(
     elif output is OutputFormat.csv:
         render_rows([row], COLUMNS, output)
     else:
-        typer.echo(f"silence {row['id']} added: {row['matchers']} until "
-                   f"{row['ends_at'].isoformat().replace('+00:00', 'Z')}")
+        typer.echo(f"silence {row['id']} added: {row['matchers']} until {local_time(row['ends_at'])}")
 
 
 @silence_app.command("list")
@@ -77,6 +78,7 @@ def silence_list(
     ctx: typer.Context,
     all_: bool = typer.Option(False, "--all", "-a", help="Include expired silences."),
     output: OutputFormat = OutputOption,
+    tz: Optional[str] = TzOption,
 ) -> None:
     """List active and upcoming silences (newest first)."""
     c = context(ctx)

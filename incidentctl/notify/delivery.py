@@ -26,7 +26,9 @@ from sqlalchemy import Engine
 from incidentctl.notify import outbox
 from incidentctl.config import Settings
 from incidentctl.db.engine import database_errors
+from incidentctl.notify.bursts import BurstRules, Member, burst_context
 from incidentctl.notify.digest import build_digest
+from incidentctl.incidents.topology import place_of
 from incidentctl.notify.routes import DEFAULT_ROUTE, Route, load_routes, route_for
 from incidentctl.notify.silences import incident_labels, silence_for, silences_active_between
 from incidentctl.notify.slack import OK, PERMANENT, UNKNOWN, SendResult, mask_url, send
@@ -124,12 +126,13 @@ def _send_due(engine: Engine, settings: Settings, session: requests.Session | No
         return
     world = outbox.world_state(engine)
     links = outbox.links_for(engine, sorted({r["incident_id"] for rs in by_route.values() for r in rs}))
+    bursts = _bursts(engine, settings, [r for rs in by_route.values() for r in rs])
     for route in routes:
         route_rows = by_route.get(route.name)
         if not route_rows:
             continue
         changes = [outbox.to_change(r, links.get(r["incident_id"], {})) for r in route_rows]
-        message = build_digest(changes, world, now, route=route.name)
+        message = build_digest(changes, world, now, route=route.name, bursts=bursts)
         ids = [r["id"] for r in route_rows]
         attempts = max(r["attempts"] for r in route_rows)
         if dry_run:
@@ -142,6 +145,15 @@ def _send_due(engine: Engine, settings: Settings, session: requests.Session | No
         summary.routes.append(_apply(engine, route, delivery, ids, attempts, result, now, summary))
     if not dry_run:
         outbox.prune_deliveries(engine, now - DELIVERY_LOG_KEEP)
+
+
+def _bursts(engine: Engine, settings: Settings, rows: list[dict]):
+    """What the digests need to group bursts: the incidents they announce as opened, read with
+    their neighbours and history (bursts.burst_context)."""
+    rules = BurstRules.configured(settings)
+    opened = {r["incident_id"]: Member(r["incident_id"], r["alertname"] or "", r["opened_at"],
+                                       place_of(r, rules.labels)) for r in rows if r["change"] == "opened"}
+    return burst_context(engine, rules, list(opened.values()))
 
 
 def preview_digests(engine: Engine, settings: Settings, *, clock: Callable[[], datetime]) -> list[dict]:

@@ -4,7 +4,9 @@ Pure: no database, no clock (`now` is passed in), no network. The message always
 documented limits (≤ 50 blocks, section text ≤ 3000 chars, ≤ 10 fields, header ≤ 150 chars,
 `text` ≤ 4000 chars); what does not fit is counted in an "and N more" line. An incident that
 changed several times since the last digest appears once, in the section of where it stands
-now, with the trail of its changes (`opened → resolved → reopened`). Every piece of alert
+now, with the trail of its changes (`opened → resolved → reopened`). New incidents of a burst
+(notify/bursts.py: many opening within minutes in one place) are listed together under the
+burst's line, which names the likely cause, first. Every piece of alert
 data is escaped (`&`, `<`, `>`) before it is put into mrkdwn, so a label value cannot inject a
 mention (`<!channel>`) or a link.
 """
@@ -16,6 +18,9 @@ from datetime import datetime
 from typing import Any, Sequence
 
 from incidentctl.durations import format_duration
+from incidentctl.notify.bursts import Burst, BurstContext, Member, find_bursts, likely_cause
+from incidentctl.notify.bursts import summary as burst_line
+from incidentctl.incidents.topology import place_of
 
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
@@ -70,6 +75,7 @@ class Change:
     links: dict[str, str] = field(default_factory=dict)  # rule | dashboard | panel | silence → URL
     labels: dict[str, str] = field(default_factory=dict)  # the incident's common labels
     group_labels: dict[str, str] = field(default_factory=dict)  # its group_by values
+    alertname: str | None = None
 
 
 @dataclass(frozen=True)
@@ -221,11 +227,15 @@ def order_entries(items: Sequence[Entry]) -> list[Entry]:
                                         e.latest.created_at, e.latest.notification_id))
 
 
-def build_digest(changes: Sequence[Change], world: World, now: datetime, *, route: str = "default") -> dict | None:
-    """The Slack message for `changes`, or None when there is nothing to say."""
+def build_digest(changes: Sequence[Change], world: World, now: datetime, *, route: str = "default",
+                 bursts: BurstContext | None = None) -> dict | None:
+    """The Slack message for `changes`, or None when there is nothing to say. With `bursts`, the
+    new incidents of each burst come first in New, under the burst's line."""
     if not changes:
         return None
     ordered = order_entries(entries(changes))
+    found = new_bursts(ordered, bursts) if bursts is not None else []
+    ordered, heads = _group_bursts(ordered, found, bursts)
     summary = counts_line(ordered)
     blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": clip(f"incidentctl: {summary}", MAX_HEADER_TEXT), "emoji": True}}]
     # Reserve the tail: an "and N more" section, a divider and the footer.
@@ -233,13 +243,17 @@ def build_digest(changes: Sequence[Change], world: World, now: datetime, *, rout
     shown = 0
     current = None
     for e in ordered:
-        need = 2 if e.section != current else 1
+        head = heads.get(e.latest.incident_id)
+        need = (2 if e.section != current else 1) + (1 if head else 0)
         if need > budget:
             break
         if e.section != current:
             current = e.section
             n = sum(1 for x in ordered if x.section == current)
             blocks.append(_section(f"*{SECTION_TITLE[current]} ({n})*"))
+            budget -= 1
+        if head:
+            blocks.append(_section(f":boom: *Burst:* {escape(head)}"))
             budget -= 1
         blocks.append(_section(change_line(e, now)))
         budget -= 1
@@ -252,13 +266,47 @@ def build_digest(changes: Sequence[Change], world: World, now: datetime, *, rout
         {"type": "mrkdwn", "text": footer_line(world, now)},
         {"type": "mrkdwn", "text": f"route `{escape(clip(route, 64))}` · {now.strftime('%Y-%m-%d %H:%M UTC')}"},
     ]})
-    return {"text": fallback_text(ordered, world, now, summary), "blocks": blocks}
+    return {"text": fallback_text(ordered, world, now, summary, list(heads.values())), "blocks": blocks}
 
 
-def fallback_text(ordered: Sequence[Entry], world: World, now: datetime, summary: str) -> str:
+def new_bursts(ordered: Sequence[Entry], context: BurstContext) -> list[Burst]:
+    """The bursts that hold at least one incident listed under New here."""
+    rules = context.rules
+    members = [Member(e.latest.incident_id, e.latest.alertname or "", e.latest.opened_at or e.latest.created_at,
+                      place_of(_labels_of(e.latest), rules.labels)) for e in ordered if e.section == "opened"]
+    return [b for b in find_bursts([*members, *context.earlier], rules) if b.new]
+
+
+def _labels_of(c: Change) -> dict:
+    return {"cluster": c.cluster, "namespace": c.namespace, "service": c.service, "labels": c.labels}
+
+
+def _group_bursts(ordered: list[Entry], found: Sequence[Burst],
+                  context: BurstContext | None) -> tuple[list[Entry], dict[int, str]]:
+    """New entries regrouped: each burst's (its likely cause first, then the rest as they were),
+    then the others; and {id of the burst's first entry: the burst's line}."""
+    if not found:
+        return list(ordered), {}
+    by_id = {e.latest.incident_id: e for e in ordered if e.section == "opened"}
+    position = {e.latest.incident_id: n for n, e in enumerate(ordered)}
+    grouped: list[Entry] = []
+    heads: dict[int, str] = {}
+    for burst in found:
+        cause = likely_cause(burst, context.history)
+        ids = sorted((m.incident_id for m in burst.members if m.new),
+                     key=lambda i: (i != cause.member.incident_id, position[i]))
+        heads[ids[0]] = burst_line(burst, cause)
+        grouped.extend(by_id[i] for i in ids)
+    taken = {e.latest.incident_id for e in grouped}
+    rest = [e for e in ordered if e.section == "opened" and e.latest.incident_id not in taken]
+    return grouped + rest + [e for e in ordered if e.section != "opened"], heads
+
+
+def fallback_text(ordered: Sequence[Entry], world: World, now: datetime, summary: str,
+                  bursts: Sequence[str] = ()) -> str:
     """The plain `text` Slack shows in notifications and screen readers; ≤ MAX_TEXT chars."""
-    lines = [f"incidentctl: {summary}"]
-    size = len(lines[0])
+    lines = [f"incidentctl: {summary}"] + [clip(f"burst: {escape(b)}", 600) for b in bursts]
+    size = sum(len(line) + 1 for line in lines) - 1
     tail = footer_line(world, now)
     for i, e in enumerate(ordered):
         c = e.latest

@@ -97,7 +97,7 @@ def to_change(row: dict, links: dict[str, str]) -> Change:
         opened_at=row["opened_at"], resolved_at=row["resolved_at"], alert_count=row["alert_count"] or 0,
         series_count=row["series_count"] or 0, series_firing=row["series_firing"] or 0,
         reopen_count=row["reopen_count"] or 0, links=links, labels=row["common_labels"] or {},
-        group_labels=row["group_labels"] or {},
+        group_labels=row["group_labels"] or {}, alertname=row.get("alertname"),
     )
 
 

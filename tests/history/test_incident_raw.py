@@ -119,7 +119,7 @@ def test_show_raw_table_through_the_console_script(incident, cli_env, incidentct
     lines = run.stdout.splitlines()
     headers = [line for line in lines if line.startswith("--- raw alert ")]
     assert len(headers) == 5 and run.stderr.strip() == f"incident {incident_id}: 5 raw alert(s)"
-    assert headers[0] == f"--- raw alert {raw['opens']}, received 2026-01-05T09:00:00.000000Z, source alertmanager, " \
+    assert headers[0] == f"--- raw alert {raw['opens']}, received 2026-01-05 09:00:00 UTC, source alertmanager, " \
                          f"{len(story()[0][1])} bytes"
     assert lines[1] == story()[0][1].decode()  # the body as stored
     assert lines[lines.index(headers[3]) + 1].startswith("\\xff\\xfe{\\x00")  # not UTF-8: escaped bytes
