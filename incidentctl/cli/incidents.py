@@ -14,9 +14,9 @@ from rich.table import Table
 
 from incidentctl.durations import format_age
 from incidentctl.history.export import RECORD_KEYS, IncidentRows, format_time, incident_rows, to_record
-from incidentctl.incidents.decide import SEVERITIES, SEVERITY_NAMES, normalize_severity
-from incidentctl.incidents.listing import (IncidentFilter, add_note, list_incidents, parse_label_filter, show_incident,
-                         transition_many)
+from incidentctl.incidents.model import SEVERITIES, SEVERITY_NAMES, normalize_severity
+from incidentctl.incidents.actions import add_note, transition_many
+from incidentctl.incidents.listing import IncidentFilter, list_incidents, parse_label_filter, show_incident
 from incidentctl.cli.output import Col, OutputFormat, dumps, printable_body, render_rows, stdout_console, to_jsonable
 from incidentctl.notify.silences import mark_silenced
 from incidentctl.cli.app import OutputOption, app, context, err_console, time_value

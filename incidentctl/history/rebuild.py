@@ -1,7 +1,7 @@
 """`incidentctl rebuild`: recompute every incident from the raw archive under (new) grouping rules.
 
 The processed raw rows are run again, in id order (the order `process` took them), through the
-same pure decision `process` applies (`grouping.decide`), with the incidents held in memory
+same pure decision `process` applies (`decide.decide`), with the incidents held in memory
 (one per incident fingerprint, as `simulate` does) and written in chunks.
 
 What people did is replayed where it happened: each ack, manual resolve, reopen and note is
@@ -29,13 +29,13 @@ from sqlalchemy import Connection, Engine, func, select, update
 
 from incidentctl.db.engine import database_errors
 from incidentctl.errors import IncidentctlError
-from incidentctl.incidents.decide import (ACKNOWLEDGED, OPEN, STATUS_RESOLVED, SYSTEM_ACTOR, Action, IncidentState, TimelineEntry,
-                       decide_row)
+from incidentctl.incidents.decide import decide_row
+from incidentctl.incidents.model import (ACKNOWLEDGED, OPEN, STATUS_RESOLVED, SYSTEM_ACTOR, Action, IncidentState, Rules,
+                                         TimelineEntry)
 from incidentctl.incidents.parsing import parse_body
 from incidentctl.incidents.processor import processing_connection
 from incidentctl.db.schema import (grafana_alerts, incident_alerts, incident_events, incident_labels, incidents, notifications,
                      series_labels)
-from incidentctl.history.simulate import Rules
 from incidentctl.incidents.store import Changes, write
 
 ROWS_PER_CHUNK = 1000  # raw rows read and incident changes written per round trip

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select
 
 from incidentctl.db.engine import database_errors
-from incidentctl.incidents.decide import SYSTEM_ACTOR
+from incidentctl.incidents.model import SYSTEM_ACTOR
 from incidentctl.db.schema import UtcDateTime, grafana_alerts, incident_events, incidents
 from incidentctl.history.stats import (
     SHORT_LIVED, IncidentFacts, Metrics, Noise, days_between, metrics, noisy_fingerprints,

@@ -1,7 +1,7 @@
 """`incidentctl simulate`: what history would have looked like under other grouping rules.
 
 Reads the raw archive (never writes), parses each body once and runs its alert events through
-the grouping decision (`grouping.decide`, the same pure function `process` applies) twice, in
+the grouping decision (`decide.decide`, the same pure function `process` applies) twice, in
 memory: under the current rules and under the proposed ones. Memory holds one incident state
 per incident fingerprint, not the history.
 """
@@ -15,22 +15,11 @@ from typing import Callable, Sequence
 
 from sqlalchemy import Engine
 
-from incidentctl.config import Settings
 from incidentctl.history.export import iter_rows
-from incidentctl.incidents.decide import Action, Decision, IncidentState, decide_row
+from incidentctl.incidents.decide import decide_row
+from incidentctl.incidents.model import Action, Decision, IncidentState, Rules
 from incidentctl.incidents.parsing import parse_body
 from incidentctl.history.stats import days_between
-
-
-@dataclass(frozen=True)
-class Rules:
-    group_by: tuple[str, ...]
-    reopen_window: timedelta
-
-    @classmethod
-    def configured(cls, settings: Settings) -> "Rules":
-        """The rules `process` applies."""
-        return cls(tuple(settings.group_by), timedelta(seconds=settings.reopen_window))
 
 
 @dataclass

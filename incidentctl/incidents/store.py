@@ -16,7 +16,7 @@ from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from incidentctl.db import mariadb_insert as bulk
-from incidentctl.incidents.decide import STATUS_RESOLVED, IncidentState, Message, SeriesState, TimelineEntry
+from incidentctl.incidents.model import STATUS_RESOLVED, IncidentState, Message, SeriesState, TimelineEntry
 from incidentctl.db.schema import (LABEL_TEXT_MAX, incident_alerts, incident_events, incident_labels, incidents, notifications,
                      series_labels)
 

@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from tests.support.synthetic_history import history
 from incidentctl.config import load_settings
-from incidentctl.incidents.listing import show_incident, transition
+from incidentctl.incidents.actions import transition
+from incidentctl.incidents.listing import show_incident
 from incidentctl.incidents.processor import backlog, process_pending
 from incidentctl.db.schema import grafana_alerts, incidents, notifications
 from tests.support.processing import T0, snapshot, store, store_spaced
