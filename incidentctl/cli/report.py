@@ -11,7 +11,7 @@ import typer
 
 from incidentctl.durations import format_duration
 from incidentctl.cli.output import Col, OutputFormat, dumps, render_rows, stdout_console, to_csv
-from incidentctl.history.reports import Report, build_report, metric_rows, report_dict
+from incidentctl.history.reports import SreReport, build_report, metric_rows, report_dict
 from incidentctl.history.stats import bar, sparkline
 from incidentctl.cli.app import OutputOption, app, context, time_value
 
@@ -123,7 +123,7 @@ def report_cmd(
         _print_table(report)
 
 
-def _print_table(report: Report) -> None:
+def _print_table(report: SreReport) -> None:
     console = stdout_console()
     window = f"{report.since:%Y-%m-%d %H:%M} → {report.until:%Y-%m-%d %H:%M} UTC"
     rows = metric_rows(report)

@@ -30,8 +30,8 @@ from sqlalchemy import Connection, Engine, func, select, update
 from incidentctl.db.engine import database_errors
 from incidentctl.errors import IncidentctlError
 from incidentctl.incidents.decide import decide_row
-from incidentctl.incidents.model import (ACKNOWLEDGED, OPEN, STATUS_RESOLVED, SYSTEM_ACTOR, Action, IncidentState, Rules,
-                                         TimelineEntry)
+from incidentctl.incidents.model import (SYSTEM_ACTOR, Action, IncidentState, IncidentStatus, Resolution, Rules,
+                                         TimelineEntry, TimelineKind)
 from incidentctl.incidents.parsing import parse_body
 from incidentctl.incidents.processor import processing_connection
 from incidentctl.db.schema import (grafana_alerts, incident_alerts, incident_events, incident_labels, incidents, notifications,
@@ -244,7 +244,7 @@ class _Rebuild:
                 current = self.states.get(fp)
                 if current is not None and _overlaps(current.opened_at, current.resolved_at, old):
                     applied += self._apply_to_current(fp, current, action)
-                elif action.kind == "note":
+                elif action.kind == TimelineKind.NOTE:
                     applied += self._note_on_past(fp, old, action)
         if applied:
             self.summary.actions_carried += 1
@@ -258,19 +258,20 @@ class _Rebuild:
     def _apply_to_current(self, fp: str, current: IncidentState, action: PersonAction) -> int:
         state = current.copy()
         at, by = action.at, action.actor
-        if action.kind == "acknowledged":
-            if state.status == STATUS_RESOLVED:
+        if action.kind == TimelineKind.ACKNOWLEDGED:
+            if state.status == IncidentStatus.RESOLVED:
                 return 0
-            if state.status == OPEN:
-                state.status, state.acknowledged_at, state.acknowledged_by = ACKNOWLEDGED, at, by
-        elif action.kind == "resolved":
-            if state.status == STATUS_RESOLVED:
+            if state.status == IncidentStatus.OPEN:
+                state.status, state.acknowledged_at, state.acknowledged_by = IncidentStatus.ACKNOWLEDGED, at, by
+        elif action.kind == TimelineKind.RESOLVED:
+            if state.status == IncidentStatus.RESOLVED:
                 return 0
-            state.status, state.resolution, state.resolved_at, state.resolved_by = STATUS_RESOLVED, "manual", at, by
-        elif action.kind == "reopened":
-            if state.status != STATUS_RESOLVED:
+            state.status, state.resolution, state.resolved_at, state.resolved_by = (IncidentStatus.RESOLVED,
+                                                                                    Resolution.MANUAL, at, by)
+        elif action.kind == TimelineKind.REOPENED:
+            if state.status != IncidentStatus.RESOLVED:
                 return 0
-            state.status, state.resolution, state.resolved_at, state.resolved_by = OPEN, None, None, None
+            state.status, state.resolution, state.resolved_at, state.resolved_by = IncidentStatus.OPEN, None, None, None
             state.acknowledged_at = state.acknowledged_by = None
             state.reopen_count += 1
         self.states[fp] = state

@@ -23,7 +23,7 @@ from incidentctl.history.stats import days_between
 
 
 @dataclass
-class Outcome:
+class RuleOutcome:
     """What one set of rules makes of the history."""
 
     rules: Rules
@@ -65,14 +65,14 @@ class Simulation:
     rows: int = 0
     alerts: int = 0
     unparsable: int = 0  # raw rows that are not a known payload (skipped, as `process` skips them)
-    outcomes: list[Outcome] = field(default_factory=list)  # current, proposed
+    outcomes: list[RuleOutcome] = field(default_factory=list)  # current, proposed
 
 
 def simulate(engine: Engine, rules: Sequence[Rules], *, since: datetime | None = None,
              until: datetime | None = None, progress: Callable[[int], None] | None = None) -> Simulation:
     """Runs the raw rows received in [since, until), in id order (the order `process` takes),
     through the grouping under each set of `rules`. Reads only."""
-    result = Simulation(since, until, outcomes=[Outcome(r) for r in rules])
+    result = Simulation(since, until, outcomes=[RuleOutcome(r) for r in rules])
     states: list[dict[str, IncidentState]] = [{} for _ in rules]
     for row in iter_rows(engine, since, until):
         result.rows += 1

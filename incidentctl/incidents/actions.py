@@ -16,10 +16,11 @@ from sqlalchemy.exc import IntegrityError
 from incidentctl.db.engine import database_errors, is_sqlite
 from incidentctl.db.schema import incident_events, incidents, notifications
 from incidentctl.errors import InvalidTransition, NotFound
+from incidentctl.incidents.model import ChangeKind, IncidentStatus, OutboxState, Resolution, TimelineKind
 
 
 @dataclass(frozen=True)
-class Outcome:
+class TransitionResult:
     """What one id of a bulk transition came to."""
 
     id: int
@@ -29,21 +30,24 @@ class Outcome:
 
 
 def transition_many(engine: Engine, action: str, ids: Sequence[int], *, by: str, note: str | None,
-                    now: datetime) -> list[Outcome]:
+                    now: datetime) -> list[TransitionResult]:
     """Applies `action` (ack | resolve | reopen) to each id in its own transaction; one
     failure does not stop the others."""
     outcomes = []
     for incident_id in ids:
         try:
             status = transition(engine, action, incident_id, by=by, note=note, now=now)
-            outcomes.append(Outcome(incident_id, True, status, f"incident {incident_id}: {status}"))
+            outcomes.append(TransitionResult(incident_id, True, status, f"incident {incident_id}: {status}"))
         except (NotFound, InvalidTransition) as exc:
-            outcomes.append(Outcome(incident_id, False, getattr(exc, "status", None), str(exc)))
+            outcomes.append(TransitionResult(incident_id, False, getattr(exc, "status", None), str(exc)))
     return outcomes
 
 
-_ALLOWED = {"ack": ("open",), "resolve": ("open", "acknowledged"), "reopen": ("resolved",)}
-_PAST = {"ack": "acknowledged", "resolve": "resolved", "reopen": "reopened"}
+_ALLOWED = {"ack": (IncidentStatus.OPEN,), "resolve": (IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED),
+            "reopen": (IncidentStatus.RESOLVED,)}
+_PAST = {"ack": (TimelineKind.ACKNOWLEDGED, ChangeKind.ACKNOWLEDGED),
+         "resolve": (TimelineKind.RESOLVED, ChangeKind.RESOLVED),
+         "reopen": (TimelineKind.REOPENED, ChangeKind.REOPENED)}
 
 
 def transition(engine: Engine, action: str, incident_id: int, *, by: str, note: str | None, now: datetime) -> str:
@@ -68,20 +72,22 @@ def transition(engine: Engine, action: str, incident_id: int, *, by: str, note: 
             raise exc from None
         if note:
             reason += f": {note}"
-        _event(conn, incident_id, _PAST[action], now, by, {"note": note} if note else None)
+        kind, change = _PAST[action]
+        _event(conn, incident_id, kind, now, by, {"note": note} if note else None)
         conn.execute(notifications.insert().values(
-            incident_id=incident_id, change=_PAST[action], reason=reason[:255], severity=row.severity,
-            created_at=now, state="pending", attempts=0))
+            incident_id=incident_id, change=change, reason=reason[:255], severity=row.severity,
+            created_at=now, state=OutboxState.PENDING, attempts=0))
         return values["status"]
 
 
 def _transition_values(action: str, row, by: str, now: datetime) -> tuple[dict, str]:
     if action == "ack":
-        return {"status": "acknowledged", "acknowledged_at": now, "acknowledged_by": by}, f"acknowledged by {by}"
+        return ({"status": IncidentStatus.ACKNOWLEDGED, "acknowledged_at": now, "acknowledged_by": by},
+                f"acknowledged by {by}")
     if action == "resolve":
-        return ({"status": "resolved", "active_key": None, "resolution": "manual", "resolved_at": now,
-                 "resolved_by": by}, f"manual by {by}")
-    return ({"status": "open", "active_key": row.fingerprint, "resolution": None, "resolved_at": None,
+        return ({"status": IncidentStatus.RESOLVED, "active_key": None, "resolution": Resolution.MANUAL,
+                 "resolved_at": now, "resolved_by": by}, f"manual by {by}")
+    return ({"status": IncidentStatus.OPEN, "active_key": row.fingerprint, "resolution": None, "resolved_at": None,
              "resolved_by": None, "acknowledged_at": None, "acknowledged_by": None,
              "reopen_count": row.reopen_count + 1}, f"reopened by {by}")
 
@@ -90,7 +96,7 @@ def add_note(engine: Engine, incident_id: int, text: str, *, by: str, now: datet
     """Adds a note to the timeline of any incident; raises NotFound."""
     with database_errors(engine), engine.connect() as conn, conn.begin():
         _locked(conn, incident_id)
-        _event(conn, incident_id, "note", now, by, {"text": text})
+        _event(conn, incident_id, TimelineKind.NOTE, now, by, {"text": text})
 
 
 def _locked(conn: Connection, incident_id: int):
@@ -101,6 +107,7 @@ def _locked(conn: Connection, incident_id: int):
     return row
 
 
-def _event(conn: Connection, incident_id: int, kind: str, at: datetime, actor: str, detail: dict | None) -> None:
+def _event(conn: Connection, incident_id: int, kind: TimelineKind, at: datetime, actor: str,
+           detail: dict | None) -> None:
     conn.execute(incident_events.insert().values(incident_id=incident_id, kind=kind, at=at, actor=actor,
                                                  detail=detail))

@@ -13,11 +13,16 @@ from typing import Iterable, Mapping, Sequence
 
 from incidentctl.durations import format_duration
 from incidentctl.incidents.fingerprint import group_values, incident_fingerprint
-from incidentctl.incidents.model import (OPEN, STATUS_RESOLVED, SYSTEM_ACTOR, Action, Decision, IncidentState, Message,
-                                         SeriesState, TimelineEntry, normalize_severity, severity_rank)
-from incidentctl.incidents.parsing import FIRING, RESOLVED, AlertEvent
+from incidentctl.incidents.model import (SYSTEM_ACTOR, Action, AlertStatus, ChangeKind, Decision, IncidentState,
+                                         IncidentStatus, Message, Resolution, SeriesState, Severity, TimelineEntry,
+                                         TimelineKind, normalize_severity, severity_rank)
+from incidentctl.incidents.parsing import AlertEvent
 
 CLOCK_PRECISION = timedelta(seconds=1)
+# Compared on every event, so bound to globals once: on Python 3.11 reading a member from its
+# enum class passes through EnumType.__getattr__, several times the cost of a global.
+_FIRING, _RESOLVED, _INCIDENT_RESOLVED = AlertStatus.FIRING, AlertStatus.RESOLVED, IncidentStatus.RESOLVED
+_IGNORE, _REPEAT = Action.IGNORE, Action.REPEAT
 
 
 def decide(
@@ -31,21 +36,21 @@ def decide(
     or None). Never mutates `current`. An event ignored against an incident carries an
     `ignored` timeline entry with its reason, except test notifications (not about it)."""
     if event.test:
-        return Decision(Action.IGNORE, "test notification", current)
+        return Decision(_IGNORE, "test notification", current)
     if current is None or _too_old_to_reopen(current, event, reopen_window):
-        if event.status == RESOLVED:
-            return Decision(Action.IGNORE, "resolved alert without an incident", current)
+        if event.status == _RESOLVED:
+            return Decision(_IGNORE, "resolved alert without an incident", current)
         return _open(event, group_by)
     state = current.copy()
     series = state.series.get(event.fingerprint)
     if series is not None:
         series = state.series[event.fingerprint] = series.copy()
-    decision = _firing(state, series, event, reopen_window) if event.status == FIRING else \
+    decision = _firing(state, series, event, reopen_window) if event.status == _FIRING else \
         _resolved(state, series, event)
-    if decision.action == Action.IGNORE:
+    if decision.action == _IGNORE:
         detail = {"status": event.status, "reason": decision.reason}
-        return Decision(Action.IGNORE, decision.reason, current,
-                        (TimelineEntry("ignored", event.at, event.fingerprint, detail),))
+        return Decision(_IGNORE, decision.reason, current,
+                        (TimelineEntry(TimelineKind.IGNORED, event.at, event.fingerprint, detail),))
     return decision
 
 
@@ -73,7 +78,7 @@ def decide_row(
 
 
 def _too_old_to_reopen(current: IncidentState, event: AlertEvent, window: timedelta) -> bool:
-    if current.status != STATUS_RESOLVED or event.status != FIRING:
+    if current.status != _INCIDENT_RESOLVED or event.status != _FIRING:
         return False
     series = current.series.get(event.fingerprint)
     if series is not None and _same_episode(series, event):
@@ -85,7 +90,7 @@ def _same_episode(series: SeriesState, event: AlertEvent) -> bool:
     """A firing event belongs to the episode the series already knows: the series still fires
     and the event does not carry a later startsAt (a missed resolve), or the series resolved
     after the event started (a late copy)."""
-    if series.status == FIRING:
+    if series.status == _FIRING:
         return not (event.starts_at and series.starts_at and event.starts_at > series.starts_at)
     return series.ends_at is not None and event.start <= series.ends_at
 
@@ -98,7 +103,7 @@ def _open(event: AlertEvent, group_by: Sequence[str]) -> Decision:
     title = (alertname or "(no alertname)") + (f" ({place})" if place else "")
     state = IncidentState(
         fingerprint=incident_fingerprint(group_by, labels, event.fingerprint),
-        status=OPEN,
+        status=IncidentStatus.OPEN,
         title=title,
         severity=severity,
         alertname=alertname,
@@ -114,9 +119,9 @@ def _open(event: AlertEvent, group_by: Sequence[str]) -> Decision:
     state.series[event.fingerprint] = _new_series(event, severity)
     return Decision(
         Action.OPEN, "first firing alert", state,
-        (TimelineEntry("opened", event.start, event.fingerprint, {"severity": severity, "title": title}),
-         TimelineEntry("alert_firing", event.start, event.fingerprint)),
-        (Message("opened", f"opened: {title} firing", severity, event.start),),
+        (TimelineEntry(TimelineKind.OPENED, event.start, event.fingerprint, {"severity": severity, "title": title}),
+         TimelineEntry(TimelineKind.ALERT_FIRING, event.start, event.fingerprint)),
+        (Message(ChangeKind.OPENED, f"opened: {title} firing", severity, event.start),),
     )
 
 
@@ -126,13 +131,13 @@ def _firing(state: IncidentState, series: SeriesState | None, event: AlertEvent,
     state.alert_count += 1
     state.last_alert_at = max(state.last_alert_at, event.received_at)
     if series is not None and _same_episode(series, event):
-        if series.status == RESOLVED:
-            return Decision(Action.IGNORE, f"late firing: the series resolved at {_when(series.ends_at)}, after this "
+        if series.status == _RESOLVED:
+            return Decision(_IGNORE, f"late firing: the series resolved at {_when(series.ends_at)}, after this "
                                            f"episode started at {_when(event.start)}", None)
         series.times_seen += 1
         series.last_seen_at = max(series.last_seen_at, event.received_at)
         series.last_event_at = max(series.last_event_at, event.received_at)
-        action, reason = Action.REPEAT, "repeat of a firing alert"
+        action, reason = _REPEAT, "repeat of a firing alert"
     else:
         severity = normalize_severity(event.labels.get("severity"))
         if series is None:
@@ -141,23 +146,24 @@ def _firing(state: IncidentState, series: SeriesState | None, event: AlertEvent,
             action, reason = Action.ADD_SERIES, f"new series ({len(state.series)} in incident)"
         else:
             _refresh(series, event, severity)
-            series.status, series.starts_at, series.ends_at = FIRING, event.starts_at, None
+            series.status, series.starts_at, series.ends_at = _FIRING, event.starts_at, None
             series.last_event_at = event.start
             action, reason = Action.REFIRE, "series fires again"
-        timeline.append(TimelineEntry("alert_firing", event.start, event.fingerprint))
-    if state.status == STATUS_RESOLVED:
-        if action == Action.REPEAT:
+        timeline.append(TimelineEntry(TimelineKind.ALERT_FIRING, event.start, event.fingerprint))
+    if state.status == _INCIDENT_RESOLVED:
+        if action == _REPEAT:
             # The series kept firing after a person resolved the incident: record the repeat,
             # do not overrule the person (a new episode or a new series reopens it).
-            return Decision(Action.REPEAT, "repeat of an alert still firing when the incident was resolved", state)
+            return Decision(_REPEAT, "repeat of an alert still firing when the incident was resolved", state)
         state.reopen_count += 1
         gap = event.start - state.resolved_at
-        state.status, state.resolution, state.resolved_at, state.resolved_by = OPEN, None, None, None
+        state.status, state.resolution, state.resolved_at, state.resolved_by = IncidentStatus.OPEN, None, None, None
         state.acknowledged_at = state.acknowledged_by = None
-        reason = f"fired again {_short(gap)} after resolution (within {_short(window)}; flap {state.reopen_count})"
-        timeline.append(TimelineEntry("reopened", event.start, event.fingerprint,
+        reason = (f"fired again {format_duration(gap)} after resolution (within {format_duration(window)}; "
+                  f"flap {state.reopen_count})")
+        timeline.append(TimelineEntry(TimelineKind.REOPENED, event.start, event.fingerprint,
                                       {"reason": reason, "reopen_count": state.reopen_count}))
-        messages.append(Message("reopened", reason, state.severity, event.start))
+        messages.append(Message(ChangeKind.REOPENED, reason, state.severity, event.start))
         action = Action.REOPEN
     _escalate(state, event, timeline, messages)
     return Decision(action, reason, state, tuple(timeline), tuple(messages))
@@ -165,16 +171,16 @@ def _firing(state: IncidentState, series: SeriesState | None, event: AlertEvent,
 
 def _resolved(state: IncidentState, series: SeriesState | None, event: AlertEvent) -> Decision:
     if series is None:
-        return Decision(Action.IGNORE, "resolved alert for a series the incident does not have", None)
+        return Decision(_IGNORE, "resolved alert for a series the incident does not have", None)
     state.alert_count += 1
     state.last_alert_at = max(state.last_alert_at, event.received_at)
     series.last_seen_at = max(series.last_seen_at, event.received_at)
     series.times_seen += 1
-    if series.status == RESOLVED:
+    if series.status == _RESOLVED:
         if series.ends_at is not None and abs(event.end - series.ends_at) <= CLOCK_PRECISION:
             # The sender says again what it said (a retry, an HA peer): a repeat, like a firing one.
-            return Decision(Action.REPEAT, "repeat of a resolve", state)
-        return Decision(Action.IGNORE, f"series already resolved at {_when(series.ends_at)}", None)
+            return Decision(_REPEAT, "repeat of a resolve", state)
+        return Decision(_IGNORE, f"series already resolved at {_when(series.ends_at)}", None)
     start = series.starts_at or series.first_seen_at
     # Senders round times differently (amtool and Prometheus to the second, Grafana to the
     # nanosecond), so a resolve in the same second as the start is the same episode.
@@ -183,14 +189,15 @@ def _resolved(state: IncidentState, series: SeriesState | None, event: AlertEven
     if event.end < earliest or (event.ends_at is None and event.starts_at is not None
                                 and series.starts_at is not None and event.starts_at < earliest):
         if _ends_an_earlier_episode(series, event, earliest):
-            return Decision(Action.IGNORE, f"late resolve of an earlier episode: it ended at {_when(event.end)}, the "
+            return Decision(_IGNORE, f"late resolve of an earlier episode: it ended at {_when(event.end)}, the "
                                            f"series fired again at {_when(start)}", None)
         note = (f"the sender resolved the firing episode (started {_when(start)}) with an earlier end "
                 f"({_when(event.end)}); applied: it will not send it again")
-    series.status, series.ends_at = RESOLVED, event.end
+    series.status, series.ends_at = _RESOLVED, event.end
     series.last_event_at = max(series.last_event_at, event.end)
-    timeline = [TimelineEntry("alert_resolved", event.end, event.fingerprint, {"reason": note} if note else None)]
-    if state.series_firing or state.status == STATUS_RESOLVED:
+    timeline = [TimelineEntry(TimelineKind.ALERT_RESOLVED, event.end, event.fingerprint,
+                              {"reason": note} if note else None)]
+    if state.series_firing or state.status == _INCIDENT_RESOLVED:
         left = state.series_firing
         reason = f"series resolved ({left} of {len(state.series)} still firing)" if left else \
             "series resolved (incident already resolved by a person)"
@@ -200,10 +207,12 @@ def _resolved(state: IncidentState, series: SeriesState | None, event: AlertEven
         # Its end is before the episode it ends: the incident was open until the resolve came.
         resolved_at = max(resolved_at, event.received_at)
     reason = f"auto-resolved: all {len(state.series)} series resolved"
-    state.status, state.resolution, state.resolved_at, state.resolved_by = STATUS_RESOLVED, "auto", resolved_at, SYSTEM_ACTOR
-    timeline.append(TimelineEntry("resolved", resolved_at, None, {"resolution": "auto", "reason": reason}))
+    state.status, state.resolution, state.resolved_at, state.resolved_by = (_INCIDENT_RESOLVED, Resolution.AUTO,
+                                                                            resolved_at, SYSTEM_ACTOR)
+    timeline.append(TimelineEntry(TimelineKind.RESOLVED, resolved_at, None,
+                                  {"resolution": Resolution.AUTO, "reason": reason}))
     return Decision(Action.AUTO_RESOLVE, reason, state, tuple(timeline),
-                    (Message("resolved", reason, state.severity, resolved_at),))
+                    (Message(ChangeKind.RESOLVED, reason, state.severity, resolved_at),))
 
 
 def _ends_an_earlier_episode(series: SeriesState, event: AlertEvent, earliest: datetime) -> bool:
@@ -225,29 +234,25 @@ def _escalate(state: IncidentState, event: AlertEvent, timeline: list, messages:
     severity = normalize_severity(event.labels.get("severity"))
     if severity_rank(severity) > severity_rank(state.severity):
         reason = f"severity {state.severity} → {severity}"
-        timeline.append(TimelineEntry("severity_changed", event.start, event.fingerprint,
+        timeline.append(TimelineEntry(TimelineKind.SEVERITY_CHANGED, event.start, event.fingerprint,
                                       {"from": state.severity, "to": severity}))
         state.severity = severity
-        messages.append(Message("escalated", reason, severity, event.start))
+        messages.append(Message(ChangeKind.ESCALATED, reason, severity, event.start))
 
 
-def _new_series(event: AlertEvent, severity: str) -> SeriesState:
+def _new_series(event: AlertEvent, severity: Severity) -> SeriesState:
     return SeriesState(
-        fingerprint=event.fingerprint, status=FIRING, severity=severity, labels=dict(event.labels),
+        fingerprint=event.fingerprint, status=_FIRING, severity=severity, labels=dict(event.labels),
         annotations=dict(event.annotations), links=dict(event.links), starts_at=event.starts_at, ends_at=None,
         last_event_at=event.start, first_seen_at=event.received_at, last_seen_at=event.received_at, times_seen=1,
     )
 
 
-def _refresh(series: SeriesState, event: AlertEvent, severity: str) -> None:
+def _refresh(series: SeriesState, event: AlertEvent, severity: Severity) -> None:
     series.severity = severity
     series.labels, series.annotations, series.links = dict(event.labels), dict(event.annotations), dict(event.links)
     series.times_seen += 1
     series.last_seen_at = max(series.last_seen_at, event.received_at)
-
-
-def _short(delta: timedelta) -> str:
-    return format_duration(delta)
 
 
 def _when(moment: datetime | None) -> str:

@@ -14,10 +14,10 @@ from sqlalchemy.sql.operators import custom_op
 
 from incidentctl.db.engine import database_errors, is_sqlite
 from incidentctl.errors import NotFound
+from incidentctl.incidents.model import UNRESOLVED, IncidentStatus
 from incidentctl.db.schema import (LABEL_TEXT_MAX, incident_alerts, incident_events, incident_labels, incidents,
                                    series_labels)
 
-STATUSES = ("open", "acknowledged", "resolved")
 LIST_FIELDS = (
     "id", "status", "severity", "title", "fingerprint", "alertname", "cluster", "namespace", "service",
     "opened_at", "last_alert_at", "acknowledged_at", "acknowledged_by", "resolved_at", "resolved_by",
@@ -28,7 +28,7 @@ LINKS = ("generator", "dashboard", "panel", "silence", "image")
 
 @dataclass(frozen=True)
 class IncidentFilter:
-    """What `list` shows. status: open | acknowledged | resolved | all | None (= unresolved)."""
+    """What `list` shows. status: an IncidentStatus, `all`, or `unresolved` / None (open and acknowledged)."""
 
     status: str | None = None
     severity: str | None = None
@@ -55,7 +55,7 @@ def list_query(flt: IncidentFilter):
     c = incidents.c
     query = select(*(c[name] for name in LIST_FIELDS))
     if flt.status in (None, "unresolved"):
-        query = query.where(c.status.in_(("open", "acknowledged")))
+        query = query.where(c.status.in_(UNRESOLVED))
     elif flt.status != "all":
         query = query.where(c.status == flt.status)
     if flt.since is not None:
@@ -91,7 +91,7 @@ def _with_labels(query, flt: IncidentFilter, columns: list[tuple[str, str]]):
     if flt.since is not None:
         query = query.where(first.c.opened_at >= flt.since)
     query = query.order_by(first.c.opened_at.desc(), first.c.incident_id.desc())
-    if flt.status not in ("all", "resolved"):
+    if flt.status not in ("all", IncidentStatus.RESOLVED):
         # Unresolved incidents are few: MariaDB reads them first by (status, opened_at) and
         # checks their labels, fast whatever the labels (reading the labels first would walk
         # every entry of the first one to find the few unresolved).

@@ -1,6 +1,11 @@
-"""The incident model: statuses and severities, an incident and its alert series as plain
-dataclasses, the timeline entries and outbox messages a decision writes, the decision itself
-(`Action`, `Decision`) and the grouping rules (`Rules`).
+"""The incident model: its vocabulary as `StrEnum`s (statuses, severities, timeline and outbox
+kinds, the decision's actions), an incident and its alert series as plain dataclasses, the
+timeline entries and outbox messages a decision writes, the decision itself (`Decision`) and
+the grouping rules (`Rules`).
+
+A StrEnum member equals, hashes and serialises (json, orjson, csv, SQL parameters) as its
+value, so the database keeps the plain strings. Values read back from the database are those
+plain strings and are not converted: they compare equal to the members.
 
 `decide` computes decisions over these; `store` loads and writes them; `simulate` and `rebuild`
 run them in memory.
@@ -10,36 +15,102 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Mapping
 
 from incidentctl.config import Settings
-from incidentctl.incidents.parsing import FIRING
 
-OPEN, ACKNOWLEDGED, STATUS_RESOLVED = "open", "acknowledged", "resolved"
 SYSTEM_ACTOR = "incidentctl"
 
-SEVERITIES = ("none", "info", "warning", "error", "critical")  # lowest → highest
+
+class IncidentStatus(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+UNRESOLVED = (IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED)
+
+
+class AlertStatus(StrEnum):
+    """Of an alert event and of a series."""
+
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class Severity(StrEnum):
+    """Lowest first: the order of the members is the order of severities (`severity_rank`)."""
+
+    NONE = "none"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+
+class Resolution(StrEnum):
+    AUTO = "auto"  # all series resolved
+    MANUAL = "manual"  # a person resolved it
+
+
+class TimelineKind(StrEnum):
+    """Of an incident_events row."""
+
+    OPENED = "opened"
+    ALERT_FIRING = "alert_firing"
+    ALERT_RESOLVED = "alert_resolved"
+    SEVERITY_CHANGED = "severity_changed"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+    REOPENED = "reopened"
+    NOTE = "note"
+    IGNORED = "ignored"  # an event that changed nothing, with why
+
+
+class ChangeKind(StrEnum):
+    """What an outbox row announces (`notifications.change`)."""
+
+    OPENED = "opened"
+    REOPENED = "reopened"
+    ESCALATED = "escalated"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class OutboxState(StrEnum):
+    """Of an outbox row: pending until sent, failed for good, or suppressed by a silence."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"
+
+
+_SEVERITY_RANK = {severity: rank for rank, severity in enumerate(Severity)}
 _SEVERITY_ALIASES = {
-    "critical": "critical", "crit": "critical", "fatal": "critical", "emergency": "critical", "page": "critical",
-    "error": "error", "err": "error", "high": "error", "major": "error",
-    "warning": "warning", "warn": "warning", "medium": "warning", "minor": "warning",
-    "info": "info", "informational": "info", "low": "info", "notice": "info",
-    "none": "none", "": "none",
+    "critical": Severity.CRITICAL, "crit": Severity.CRITICAL, "fatal": Severity.CRITICAL,
+    "emergency": Severity.CRITICAL, "page": Severity.CRITICAL,
+    "error": Severity.ERROR, "err": Severity.ERROR, "high": Severity.ERROR, "major": Severity.ERROR,
+    "warning": Severity.WARNING, "warn": Severity.WARNING, "medium": Severity.WARNING, "minor": Severity.WARNING,
+    "info": Severity.INFO, "informational": Severity.INFO, "low": Severity.INFO, "notice": Severity.INFO,
+    "none": Severity.NONE, "": Severity.NONE,
 }
 SEVERITY_NAMES = frozenset(name for name in _SEVERITY_ALIASES if name)
-UNKNOWN_SEVERITY = "warning"  # a severity we cannot read is worth a look, never a page
+UNKNOWN_SEVERITY = Severity.WARNING  # a severity we cannot read is worth a look, never a page
 
 
-def normalize_severity(value: str | None) -> str:
+def normalize_severity(value: str | None) -> Severity:
     """The `severity` label → critical | error | warning | info | none (case-insensitive);
     absent → none; an unknown value → warning (documented in ARCHITECTURE.md)."""
     if value is None:
-        return "none"
+        return Severity.NONE
     return _SEVERITY_ALIASES.get(value.strip().lower(), UNKNOWN_SEVERITY)
 
 
-def severity_rank(severity: str) -> int:
-    return SEVERITIES.index(severity) if severity in SEVERITIES else 0
+def severity_rank(severity: str, unknown: int = 0) -> int:
+    """A severity's place in the order, `none` = 0 up to `critical`; `unknown` for any other text."""
+    return _SEVERITY_RANK.get(severity, unknown)
 
 
 @dataclass
@@ -47,8 +118,8 @@ class SeriesState:
     """One alert series (alert fingerprint) inside an incident."""
 
     fingerprint: str
-    status: str  # firing | resolved
-    severity: str
+    status: AlertStatus
+    severity: Severity
     # None when loaded without them (the processor does not read what it will not change);
     # set again whenever an event refreshes the series.
     labels: dict[str, str] | None
@@ -70,9 +141,9 @@ class IncidentState:
     """An incident and its series. `id` is None until the database gives it one."""
 
     fingerprint: str
-    status: str
+    status: IncidentStatus
     title: str
-    severity: str
+    severity: Severity
     alertname: str
     cluster: str
     namespace: str
@@ -82,7 +153,7 @@ class IncidentState:
     opened_at: datetime
     last_alert_at: datetime
     id: int | None = None
-    resolution: str | None = None
+    resolution: Resolution | None = None
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = None
     resolved_at: datetime | None = None
@@ -93,7 +164,7 @@ class IncidentState:
 
     @property
     def series_firing(self) -> int:
-        return sum(1 for s in self.series.values() if s.status == FIRING)
+        return sum(1 for s in self.series.values() if s.status == _FIRING)
 
     def copy(self) -> "IncidentState":
         """A copy whose series dict is new; series themselves are shared (copy one before changing it)."""
@@ -104,7 +175,7 @@ class IncidentState:
 class TimelineEntry:
     """An incident_events row to write."""
 
-    kind: str  # opened | alert_firing | alert_resolved | severity_changed | resolved | reopened | ignored
+    kind: TimelineKind
     at: datetime
     alert_fingerprint: str | None = None
     detail: Mapping | None = None
@@ -115,13 +186,15 @@ class TimelineEntry:
 class Message:
     """A notifications (outbox) row to write."""
 
-    change: str  # opened | reopened | escalated | resolved
+    change: ChangeKind
     reason: str
-    severity: str
+    severity: Severity
     at: datetime
 
 
-class Action:
+class Action(StrEnum):
+    """What a decision does to the incident."""
+
     OPEN = "open"
     REOPEN = "reopen"
     REPEAT = "repeat"
@@ -134,7 +207,7 @@ class Action:
 
 @dataclass(frozen=True)
 class Decision:
-    action: str
+    action: Action
     reason: str
     # The incident after the event; when ignored, the incident as it was (None when there is none).
     state: IncidentState | None
@@ -143,12 +216,12 @@ class Decision:
 
     @property
     def changed(self) -> bool:
-        return self.action != Action.IGNORE
+        return self.action != _IGNORE
 
     @property
     def labels_changed(self) -> bool:
         """The incident's common labels are new or fewer (they change only on these two)."""
-        return self.action in (Action.OPEN, Action.ADD_SERIES)
+        return self.action in _LABELS_CHANGE
 
 
 @dataclass(frozen=True)
@@ -163,6 +236,11 @@ class Rules:
     def configured(cls, settings: Settings) -> "Rules":
         """The rules `process` applies."""
         return cls(tuple(settings.group_by), timedelta(seconds=settings.reopen_window))
+
+
+# Read per event (see decide.py: a member read from its class is slow on Python 3.11).
+_FIRING, _IGNORE = AlertStatus.FIRING, Action.IGNORE
+_LABELS_CHANGE = frozenset((Action.OPEN, Action.ADD_SERIES))
 
 
 def _shallow(obj, **changes):
