@@ -1,6 +1,8 @@
 """What people do to incidents: ack, resolve, reopen (one or many ids) and notes.
 
-Each takes `now` from the caller and writes an incident_events row with the actor in the same
+A transition loads the incident as the model's IncidentState, applies the model's transition
+(which says what is allowed and what changes) and writes back the columns that changed. Each
+takes `now` from the caller and writes an incident_events row with the actor in the same
 transaction; ack/resolve/reopen also write an outbox row for Slack.
 """
 
@@ -16,7 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from incidentctl.db.engine import database_errors, is_sqlite
 from incidentctl.db.schema import incident_events, incidents, notifications
 from incidentctl.errors import InvalidTransition, NotFound
-from incidentctl.incidents.model import ChangeKind, IncidentStatus, OutboxState, Resolution, TimelineKind
+from incidentctl.incidents.model import ChangeKind, IncidentState, IncidentStatus, OutboxState, Resolution, TimelineKind
+from incidentctl.incidents.store import incident_row, incident_state
 
 
 @dataclass(frozen=True)
@@ -38,58 +41,56 @@ def transition_many(engine: Engine, action: str, ids: Sequence[int], *, by: str,
         try:
             status = transition(engine, action, incident_id, by=by, note=note, now=now)
             outcomes.append(TransitionResult(incident_id, True, status, f"incident {incident_id}: {status}"))
-        except (NotFound, InvalidTransition) as exc:
-            outcomes.append(TransitionResult(incident_id, False, getattr(exc, "status", None), str(exc)))
+        except NotFound as exc:
+            outcomes.append(TransitionResult(incident_id, False, None, str(exc)))
+        except InvalidTransition as exc:
+            outcomes.append(TransitionResult(incident_id, False, exc.status, str(exc)))
     return outcomes
 
 
-_ALLOWED = {"ack": (IncidentStatus.OPEN,), "resolve": (IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED),
-            "reopen": (IncidentStatus.RESOLVED,)}
-_PAST = {"ack": (TimelineKind.ACKNOWLEDGED, ChangeKind.ACKNOWLEDGED),
-         "resolve": (TimelineKind.RESOLVED, ChangeKind.RESOLVED),
-         "reopen": (TimelineKind.REOPENED, ChangeKind.REOPENED)}
+# What each transition writes on the timeline and announces in the outbox.
+_RECORDED = {"ack": (TimelineKind.ACKNOWLEDGED, ChangeKind.ACKNOWLEDGED),
+             "resolve": (TimelineKind.RESOLVED, ChangeKind.RESOLVED),
+             "reopen": (TimelineKind.REOPENED, ChangeKind.REOPENED)}
 
 
-def transition(engine: Engine, action: str, incident_id: int, *, by: str, note: str | None, now: datetime) -> str:
+def transition(engine: Engine, action: str, incident_id: int, *, by: str, note: str | None,
+               now: datetime) -> IncidentStatus:
     """ack: open → acknowledged; resolve: open|acknowledged → resolved (manual); reopen:
     resolved → open. Returns the new status; raises NotFound, InvalidTransition."""
-    if action not in _ALLOWED:
+    if action not in _RECORDED:
         raise ValueError(f"unknown transition {action!r}")
     with database_errors(engine), engine.connect() as conn, conn.begin():
-        row = _locked(conn, incident_id)
-        if row.status not in _ALLOWED[action]:
-            exc = InvalidTransition(f"incident {incident_id} is {row.status}: cannot {action} it")
-            exc.status = row.status
-            raise exc
-        values, reason = _transition_values(action, row, by, now)
+        state = incident_state(_locked(conn, incident_id)._mapping)
+        before = incident_row(state)
+        reason = _apply(state, action, by, now)
+        changed = {name: value for name, value in incident_row(state).items() if value != before[name]}
         try:
-            conn.execute(update(incidents).where(incidents.c.id == incident_id).values(**values))
-        except IntegrityError:
-            other = conn.scalar(select(incidents.c.id).where(incidents.c.active_key == row.fingerprint))
-            exc = InvalidTransition(f"incident {incident_id} cannot be reopened: incident {other} with the same "
-                                    f"fingerprint is unresolved")
-            exc.status = row.status
-            raise exc from None
+            conn.execute(update(incidents).where(incidents.c.id == incident_id).values(changed))
+        except IntegrityError:  # reopening: the unique active_key is taken
+            other = conn.scalar(select(incidents.c.id).where(incidents.c.active_key == state.fingerprint))
+            raise InvalidTransition(f"incident {incident_id} cannot be reopened: incident {other} with the same "
+                                    f"fingerprint is unresolved", status=before["status"]) from None
         if note:
             reason += f": {note}"
-        kind, change = _PAST[action]
+        kind, change = _RECORDED[action]
         _event(conn, incident_id, kind, now, by, {"note": note} if note else None)
         conn.execute(notifications.insert().values(
-            incident_id=incident_id, change=change, reason=reason[:255], severity=row.severity,
+            incident_id=incident_id, change=change, reason=reason[:255], severity=state.severity,
             created_at=now, state=OutboxState.PENDING, attempts=0))
-        return values["status"]
+        return state.status
 
 
-def _transition_values(action: str, row, by: str, now: datetime) -> tuple[dict, str]:
+def _apply(state: IncidentState, action: str, by: str, now: datetime) -> str:
+    """Applies a person's `action` to `state`; returns the reason its outbox row gives."""
     if action == "ack":
-        return ({"status": IncidentStatus.ACKNOWLEDGED, "acknowledged_at": now, "acknowledged_by": by},
-                f"acknowledged by {by}")
+        state.ack(by, now)
+        return f"acknowledged by {by}"
     if action == "resolve":
-        return ({"status": IncidentStatus.RESOLVED, "active_key": None, "resolution": Resolution.MANUAL,
-                 "resolved_at": now, "resolved_by": by}, f"manual by {by}")
-    return ({"status": IncidentStatus.OPEN, "active_key": row.fingerprint, "resolution": None, "resolved_at": None,
-             "resolved_by": None, "acknowledged_at": None, "acknowledged_by": None,
-             "reopen_count": row.reopen_count + 1}, f"reopened by {by}")
+        state.resolve(by, now, Resolution.MANUAL)
+        return f"manual by {by}"
+    state.reopen()
+    return f"reopened by {by}"
 
 
 def add_note(engine: Engine, incident_id: int, text: str, *, by: str, now: datetime) -> None:

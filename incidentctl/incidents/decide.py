@@ -155,10 +155,8 @@ def _firing(state: IncidentState, series: SeriesState | None, event: AlertEvent,
             # The series kept firing after a person resolved the incident: record the repeat,
             # do not overrule the person (a new episode or a new series reopens it).
             return Decision(_REPEAT, "repeat of an alert still firing when the incident was resolved", state)
-        state.reopen_count += 1
         gap = event.start - state.resolved_at
-        state.status, state.resolution, state.resolved_at, state.resolved_by = IncidentStatus.OPEN, None, None, None
-        state.acknowledged_at = state.acknowledged_by = None
+        state.reopen()
         reason = (f"fired again {format_duration(gap)} after resolution (within {format_duration(window)}; "
                   f"flap {state.reopen_count})")
         timeline.append(TimelineEntry(TimelineKind.REOPENED, event.start, event.fingerprint,
@@ -207,8 +205,7 @@ def _resolved(state: IncidentState, series: SeriesState | None, event: AlertEven
         # Its end is before the episode it ends: the incident was open until the resolve came.
         resolved_at = max(resolved_at, event.received_at)
     reason = f"auto-resolved: all {len(state.series)} series resolved"
-    state.status, state.resolution, state.resolved_at, state.resolved_by = (_INCIDENT_RESOLVED, Resolution.AUTO,
-                                                                            resolved_at, SYSTEM_ACTOR)
+    state.resolve(SYSTEM_ACTOR, resolved_at, Resolution.AUTO)
     timeline.append(TimelineEntry(TimelineKind.RESOLVED, resolved_at, None,
                                   {"resolution": Resolution.AUTO, "reason": reason}))
     return Decision(Action.AUTO_RESOLVE, reason, state, tuple(timeline),

@@ -1,7 +1,9 @@
 """The incident model: its vocabulary as `StrEnum`s (statuses, severities, timeline and outbox
 kinds, the decision's actions), an incident and its alert series as plain dataclasses, the
-timeline entries and outbox messages a decision writes, the decision itself (`Decision`) and
-the grouping rules (`Rules`).
+incident's transitions (`IncidentState.ack`, `resolve`, `reopen`: what each allows and changes,
+written once for the decision, people's commands and `rebuild`), the timeline entries and
+outbox messages a decision writes, the decision itself (`Decision`) and the grouping rules
+(`Rules`).
 
 A StrEnum member equals, hashes and serialises (json, orjson, csv, SQL parameters) as its
 value, so the database keeps the plain strings. Values read back from the database are those
@@ -19,6 +21,7 @@ from enum import StrEnum
 from typing import Mapping
 
 from incidentctl.config import Settings
+from incidentctl.errors import InvalidTransition
 
 SYSTEM_ACTOR = "incidentctl"
 
@@ -169,6 +172,37 @@ class IncidentState:
     def copy(self) -> "IncidentState":
         """A copy whose series dict is new; series themselves are shared (copy one before changing it)."""
         return _shallow(self, series=dict(self.series))
+
+    # The transitions: by people (ack, resolve, reopen) and by the decision (resolve when every
+    # series resolved, reopen when one fires again). Each raises InvalidTransition, carrying
+    # the status, where it does not apply.
+
+    def ack(self, by: str, at: datetime) -> None:
+        """open → acknowledged."""
+        self._check("ack", IncidentStatus.OPEN)
+        self.status, self.acknowledged_at, self.acknowledged_by = IncidentStatus.ACKNOWLEDGED, at, by
+
+    def resolve(self, by: str, at: datetime, resolution: Resolution) -> None:
+        """open | acknowledged → resolved."""
+        self._check("resolve", IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED)
+        self.status, self.resolution, self.resolved_at, self.resolved_by = IncidentStatus.RESOLVED, resolution, at, by
+
+    def reopen(self) -> None:
+        """resolved → open: forgets what resolving and acknowledging set (REOPEN_CLEARS) and counts
+        the reopen. It stamps no time: the timeline entry says when."""
+        self._check("reopen", IncidentStatus.RESOLVED)
+        self.status = IncidentStatus.OPEN
+        for name in REOPEN_CLEARS:
+            setattr(self, name, None)
+        self.reopen_count += 1
+
+    def _check(self, verb: str, *allowed: IncidentStatus) -> None:
+        if self.status not in allowed:
+            raise InvalidTransition(f"incident {self.id} is {self.status}: cannot {verb} it", status=self.status)
+
+
+# What a reopened incident forgets: every field acknowledging or resolving set, but the status.
+REOPEN_CLEARS = ("resolution", "resolved_at", "resolved_by", "acknowledged_at", "acknowledged_by")
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ def load_states(conn: Connection, fingerprints: Iterable[str], cache: "SeriesCac
     for chunk in _chunks(newest):
         for row in conn.execute(by_id_query, {"ids": list(chunk)}):
             rows[row.id] = dict(row._mapping)
-    states = {row["id"]: _incident_state(row) for row in rows.values()}
+    states = {row["id"]: incident_state(row) for row in rows.values()}
     missing = sorted(states)
     if cache is not None:
         missing = [i for i in missing if not cache.fill(states[i], rows[i]["series_count"])]
@@ -151,7 +151,8 @@ class SeriesCache:
             self._size -= len(self._entries.pop(oldest)[1])
 
 
-def _incident_state(row: dict) -> IncidentState:
+def incident_state(row) -> IncidentState:
+    """An incidents row (a mapping) as the model's IncidentState, without its series."""
     return IncidentState(
         id=row["id"], fingerprint=row["fingerprint"], status=row["status"], title=row["title"],
         severity=row["severity"], alertname=row["alertname"] or "", cluster=row["cluster"] or "",
