@@ -133,7 +133,7 @@ def _firing(state: IncidentState, series: SeriesState | None, event: AlertEvent,
     if series is not None and _same_episode(series, event):
         if series.status == _RESOLVED:
             return Decision(_IGNORE, f"late firing: the series resolved at {_when(series.ends_at)}, after this "
-                                           f"episode started at {_when(event.start)}", None)
+                                     f"episode started at {_when(event.start)}", None)
         series.times_seen += 1
         series.last_seen_at = max(series.last_seen_at, event.received_at)
         series.last_event_at = max(series.last_event_at, event.received_at)
@@ -188,7 +188,7 @@ def _resolved(state: IncidentState, series: SeriesState | None, event: AlertEven
                                 and series.starts_at is not None and event.starts_at < earliest):
         if _ends_an_earlier_episode(series, event, earliest):
             return Decision(_IGNORE, f"late resolve of an earlier episode: it ended at {_when(event.end)}, the "
-                                           f"series fired again at {_when(start)}", None)
+                                     f"series fired again at {_when(start)}", None)
         note = (f"the sender resolved the firing episode (started {_when(start)}) with an earlier end "
                 f"({_when(event.end)}); applied: it will not send it again")
     series.status, series.ends_at = _RESOLVED, event.end
