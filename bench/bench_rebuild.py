@@ -28,7 +28,7 @@ from common import INCIDENTCTL, machine  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from incidentctl.db.engine import make_engine  # noqa: E402
-from incidentctl.incidents.listing import transition  # noqa: E402
+from incidentctl.incidents.actions import transition  # noqa: E402
 from incidentctl.db.schema import incidents  # noqa: E402
 
 

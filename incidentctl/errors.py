@@ -25,3 +25,7 @@ class NotFound(IncidentctlError):
 
 class InvalidTransition(IncidentctlError):
     """The requested change does not apply to the object's current state."""
+
+    def __init__(self, message: str, status: str | None = None):
+        super().__init__(message)
+        self.status = status  # the object's status as it is

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from incidentctl.ops.gc_tuning import batch_collection
-from incidentctl.history.export import count_rows, export_archive, export_to_file, parse_time
+from incidentctl.history.export import count_rows, export_archive, export_to_file, parse_utc
 from incidentctl.cli.output import OutputFormat, dumps
 from incidentctl.incidents.processor import process_pending
 from incidentctl.history.replay import BATCH_SIZE, replay
@@ -87,7 +87,7 @@ def export_cmd(
 
 def _iso_time(text: str):
     try:
-        return parse_time(text)
+        return parse_utc(text)
     except ValueError:
         raise ValueError(f"not an ISO 8601 time: {text!r}") from None
 

@@ -14,9 +14,9 @@ from rich.table import Table
 
 from incidentctl.durations import format_age
 from incidentctl.history.export import RECORD_KEYS, IncidentRows, incident_rows, to_record
-from incidentctl.incidents.decide import SEVERITIES, SEVERITY_NAMES, normalize_severity
-from incidentctl.incidents.listing import (IncidentFilter, add_note, list_incidents, parse_label_filter, show_incident,
-                         transition_many)
+from incidentctl.incidents.model import SEVERITY_NAMES, IncidentStatus, Severity, TimelineKind, normalize_severity
+from incidentctl.incidents.actions import add_note, transition_many
+from incidentctl.incidents.listing import IncidentFilter, list_incidents, parse_label_filter, show_incident
 from incidentctl.cli.output import (Col, OutputFormat, dumps, local_time, printable_body, render_rows, stdout_console,
                                     zone_label)
 from incidentctl.notify.silences import mark_silenced
@@ -24,15 +24,13 @@ from incidentctl.cli.app import OutputOption, TzOption, app, context, err_consol
 from incidentctl.cli.related import link_rows, print_related
 from incidentctl.history.related import RelatedRules, related_incidents
 
-SEVERITY_STYLE = {"critical": "bold red", "error": "red", "warning": "yellow", "info": "cyan", "none": "dim"}
-STATUS_STYLE = {"open": "bold", "acknowledged": "blue", "resolved": "green"}
-
-
-class StatusChoice(str, Enum):
-    open = "open"
-    acknowledged = "acknowledged"
-    resolved = "resolved"
-    all = "all"
+SEVERITY_STYLE = {Severity.CRITICAL: "bold red", Severity.ERROR: "red", Severity.WARNING: "yellow",
+                  Severity.INFO: "cyan", Severity.NONE: "dim"}
+STATUS_STYLE = {IncidentStatus.OPEN: "bold", IncidentStatus.ACKNOWLEDGED: "blue", IncidentStatus.RESOLVED: "green"}
+SEVERITY_CHOICES = ", ".join(reversed(Severity))  # most severe first
+# The statuses, and `all`.
+StatusChoice = Enum("StatusChoice", [(status.value, status.value) for status in IncidentStatus] + [("all", "all")],
+                    type=str)
 
 
 def _os_user() -> str:
@@ -79,7 +77,7 @@ def list_cmd(
     ctx: typer.Context,
     status: Optional[StatusChoice] = typer.Option(None, "--status", help="Only incidents in this status.",
                                                   case_sensitive=False, show_default="open + acknowledged"),
-    severity: Optional[str] = typer.Option(None, "--severity", help=f"One of {', '.join(reversed(SEVERITIES))}."),
+    severity: Optional[str] = typer.Option(None, "--severity", help=f"One of {SEVERITY_CHOICES}."),
     cluster: Optional[str] = typer.Option(None, "--cluster", help="Only this cluster."),
     namespace: Optional[str] = typer.Option(None, "--namespace", help="Only this namespace."),
     service: Optional[str] = typer.Option(None, "--service", help="Only this service."),
@@ -98,7 +96,7 @@ def list_cmd(
     now = c.clock()
     if severity is not None:
         if severity.strip().lower() not in SEVERITY_NAMES:
-            raise typer.BadParameter(f"{severity!r} is not one of {', '.join(reversed(SEVERITIES))}",
+            raise typer.BadParameter(f"{severity!r} is not one of {SEVERITY_CHOICES}",
                                      param_hint="'--severity'")
         severity = normalize_severity(severity)  # `high` → error, as the processor reads labels
     try:
@@ -188,7 +186,7 @@ def _print_incident(incident: dict, now: datetime) -> None:
         text = ", ".join(f"{k}={v}" for k, v in detail.items() if k != "labels")
         # An ignored alert changed nothing: listed (with why) but set apart from what did.
         timeline.add_row(local_time(e["at"]), e["kind"], e["actor"], e["alert_fingerprint"] or "", text,
-                         style="dim" if e["kind"] == "ignored" else None)
+                         style="dim" if e["kind"] == TimelineKind.IGNORED else None)
     console.print(timeline)
 
 

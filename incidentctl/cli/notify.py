@@ -13,6 +13,7 @@ from incidentctl.config import ConfigError
 from incidentctl.db.engine import database_errors
 from incidentctl.durations import format_duration
 from incidentctl.errors import IncidentctlError
+from incidentctl.incidents.model import OutboxState
 from incidentctl.notify.delivery import NotifySummary, notify_pending
 from incidentctl.cli.output import Col, OutputFormat, dumps, local_time, render_rows
 from incidentctl.notify.slack import make_session
@@ -103,18 +104,18 @@ app.add_typer(outbox_app, name="outbox")
 def outbox_list(
     ctx: typer.Context,
     state: Optional[List[str]] = typer.Option(None, "--state", "-s",
-                                              help="Only these states (pending, sent, failed, suppressed); repeatable."),
+                                              help=f"Only these states ({', '.join(OutboxState)}); repeatable."),
     limit: int = typer.Option(50, "--limit", "-n", min=1, help="At most this many rows, newest first."),
     output: OutputFormat = OutputOption,
     tz: Optional[str] = TzOption,
 ) -> None:
     """List outbox rows with their delivery state, attempts, next attempt (pending rows) and Slack's last error."""
     c = context(ctx)
-    states = tuple(state or outbox.STATES)
-    bad = set(states) - set(outbox.STATES)
+    states = tuple(state or OutboxState)
+    bad = set(states) - set(OutboxState)
     if bad:
         err_console.print(f"[red]error:[/red] unknown state(s) {', '.join(sorted(bad))}; "
-                          f"use {', '.join(outbox.STATES)}")
+                          f"use {', '.join(OutboxState)}")
         raise typer.Exit(2)
     with database_errors(c.engine):
         rows = outbox.list_outbox(c.engine, states=states, limit=limit)
@@ -126,7 +127,7 @@ def outbox_list(
 
 
 def _next_attempt(value: datetime | None, row: dict) -> str:
-    if row["state"] != outbox.PENDING:
+    if row["state"] != OutboxState.PENDING:
         return "-"
     return _time(value) if value else "next run"
 

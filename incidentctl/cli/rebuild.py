@@ -13,7 +13,7 @@ from incidentctl.ops.gc_tuning import batch_collection
 from incidentctl.durations import format_duration
 from incidentctl.cli.output import OutputFormat, dumps, local_time
 from incidentctl.history.rebuild import rebuild
-from incidentctl.history.simulate import Rules
+from incidentctl.incidents.model import Rules
 from incidentctl.cli.app import TzOption, app, context, err_console, output_option
 from incidentctl.cli.simulate import rules_from_options
 

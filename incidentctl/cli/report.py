@@ -11,7 +11,7 @@ import typer
 
 from incidentctl.durations import format_duration
 from incidentctl.cli.output import Col, OutputFormat, dumps, local_time, render_rows, stdout_console, to_csv
-from incidentctl.history.reports import Report, build_report, metric_rows, report_dict
+from incidentctl.history.reports import SreReport, build_report, metric_rows, report_dict
 from incidentctl.history.stats import bar, sparkline
 from incidentctl.cli.app import OutputOption, TzOption, app, context, time_value
 
@@ -124,7 +124,7 @@ def report_cmd(
         _print_table(report)
 
 
-def _print_table(report: Report) -> None:
+def _print_table(report: SreReport) -> None:
     console = stdout_console()
     window = f"{local_time(report.since)} → {local_time(report.until)}"
     rows = metric_rows(report)

@@ -13,7 +13,8 @@ from incidentctl.ops.gc_tuning import batch_collection
 from incidentctl.config import Settings
 from incidentctl.durations import format_duration, parse_duration
 from incidentctl.cli.output import Col, OutputFormat, dumps, render_rows, stdout_console
-from incidentctl.history.simulate import Rules, days, simulate, simulation_dict
+from incidentctl.history.simulate import days, simulate, simulation_dict
+from incidentctl.incidents.model import Rules
 from incidentctl.history.stats import sparkline
 from incidentctl.cli.app import app, context, err_console, option_value, output_option, time_value
 

@@ -22,7 +22,7 @@ from incidentctl.cli.incidents import SEVERITY_STYLE, incident_columns
 from incidentctl.cli.output import Col, local_time, stdout_console, table_of, zone_label
 from incidentctl.durations import format_duration, parse_duration
 from incidentctl.errors import DatabaseUnavailable
-from incidentctl.incidents.decide import SEVERITIES, SEVERITY_NAMES, normalize_severity
+from incidentctl.incidents.model import SEVERITY_NAMES, Severity, normalize_severity
 from incidentctl.incidents.listing import IncidentFilter, parse_label_filter
 from incidentctl.incidents.overview import Overview, overview
 
@@ -58,7 +58,7 @@ def header(ov: Overview | None, now: datetime, interval: timedelta, error: str |
     text = Text.from_markup(f"[bold]incidentctl watch[/] · {local_time(now)} · every {every}")
     if ov is not None:
         counts = ", ".join(f"[{SEVERITY_STYLE.get(sev, '')}]{ov.by_severity[sev]} {sev}[/]"
-                           for sev in reversed(SEVERITIES) if ov.by_severity.get(sev))
+                           for sev in reversed(Severity) if ov.by_severity.get(sev))
         text.append_text(Text.from_markup(f" · [bold]{ov.total} unresolved[/]" + (f": {counts}" if counts else "")))
         oldest = ov.oldest_unacked_critical
         text.append(" · oldest unacknowledged critical: ")
@@ -103,7 +103,7 @@ def watch_cmd(
                                         show_default="until Ctrl-C"),
     status: Optional[str] = typer.Option(None, "--status", metavar="<open|acknowledged>",
                                          help="Only incidents in this status.", show_default="open + acknowledged"),
-    severity: Optional[str] = typer.Option(None, "--severity", help=f"One of {', '.join(reversed(SEVERITIES))}."),
+    severity: Optional[str] = typer.Option(None, "--severity", help=f"One of {', '.join(reversed(Severity))}."),
     cluster: Optional[str] = typer.Option(None, "--cluster", help="Only this cluster."),
     namespace: Optional[str] = typer.Option(None, "--namespace", help="Only this namespace."),
     service: Optional[str] = typer.Option(None, "--service", help="Only this service."),
@@ -129,7 +129,7 @@ def watch_cmd(
                                  param_hint="'--status'")
     if severity is not None:
         if severity.strip().lower() not in SEVERITY_NAMES:
-            raise typer.BadParameter(f"{severity!r} is not one of {', '.join(reversed(SEVERITIES))}",
+            raise typer.BadParameter(f"{severity!r} is not one of {', '.join(reversed(Severity))}",
                                      param_hint="'--severity'")
         severity = normalize_severity(severity)
     labels = tuple(option_value("--label", parse_label_filter, text) for text in label)

@@ -72,7 +72,7 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def parse_time(text: str) -> datetime:
+def parse_utc(text: str) -> datetime:
     """An ISO 8601 time → aware UTC datetime; a time without offset is UTC. Raises ValueError."""
     moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     if moment.tzinfo is None:
@@ -119,7 +119,7 @@ def from_record(obj: dict) -> Record:
     if not isinstance(obj["received_at"], str):
         raise BadRecord("`received_at` is not a string")
     try:
-        received_at = parse_time(obj["received_at"])
+        received_at = parse_utc(obj["received_at"])
     except ValueError:
         raise BadRecord(f"`received_at` is not an ISO 8601 time: {obj['received_at']!r}") from None
     texts = {}

@@ -1,7 +1,7 @@
 """`incidentctl rebuild`: recompute every incident from the raw archive under (new) grouping rules.
 
 The processed raw rows are run again, in id order (the order `process` took them), through the
-same pure decision `process` applies (`grouping.decide`), with the incidents held in memory
+same pure decision `process` applies (`decide.decide`), with the incidents held in memory
 (one per incident fingerprint, as `simulate` does) and written in chunks.
 
 What people did is replayed where it happened: each ack, manual resolve, reopen and note is
@@ -28,14 +28,14 @@ from typing import Callable, Iterator
 from sqlalchemy import Connection, Engine, func, select, update
 
 from incidentctl.db.engine import database_errors
-from incidentctl.errors import IncidentctlError
-from incidentctl.incidents.decide import (ACKNOWLEDGED, OPEN, STATUS_RESOLVED, SYSTEM_ACTOR, Action, IncidentState, TimelineEntry,
-                       decide_row)
+from incidentctl.errors import IncidentctlError, InvalidTransition
+from incidentctl.incidents.decide import decide_row
+from incidentctl.incidents.model import (SYSTEM_ACTOR, Action, IncidentState, IncidentStatus, Resolution, Rules,
+                                         TimelineEntry, TimelineKind)
 from incidentctl.incidents.parsing import parse_body
 from incidentctl.incidents.processor import processing_connection
 from incidentctl.db.schema import (grafana_alerts, incident_alerts, incident_events, incident_labels, incidents, notifications,
                      series_labels)
-from incidentctl.history.simulate import Rules
 from incidentctl.incidents.store import Changes, write
 
 ROWS_PER_CHUNK = 1000  # raw rows read and incident changes written per round trip
@@ -55,6 +55,17 @@ class OldIncident:
     opened_at: datetime
     resolved_at: datetime | None  # None: unresolved
     series: tuple[str, ...]  # alert fingerprints
+
+
+@dataclass
+class PastIncident:
+    """A rebuilt incident a newer one of its fingerprint replaced, kept for notes made on it later."""
+
+    state: IncidentState | None  # until written; then the id is enough: its series and labels go
+    id: int | None  # None until written
+    opened_at: datetime
+    resolved_at: datetime | None
+    key: int  # its key in `changes` until written
 
 
 @dataclass(frozen=True)
@@ -121,10 +132,8 @@ class _Rebuild:
         self.states: dict[str, IncidentState] = {}  # incident fingerprint → newest rebuilt incident
         self.keys: dict[str, int] = {}  # incident fingerprint → key of that incident in `changes`
         self.series_fp: dict[str, str] = {}  # alert fingerprint → incident fingerprint (new rules)
-        # Incidents a newer one of their fingerprint replaced, for notes made on them later:
-        # fingerprint → [[state until written, id, opened_at, resolved_at, provisional key]].
-        self.past: dict[str, list[list]] = defaultdict(list)
-        self.new_past: list[list] = []
+        self.past: dict[str, list[PastIncident]] = defaultdict(list)  # by incident fingerprint, oldest first
+        self.new_past: list[PastIncident] = []  # not written yet
         self.claimed: set[int] = set()
         self.changes = Changes()
 
@@ -201,9 +210,9 @@ class _Rebuild:
         self.summary.incidents_after += 1
         previous = self.states.get(fp)
         if previous is not None:
-            entry = [previous, previous.id, previous.opened_at, previous.resolved_at, self.keys[fp]]
-            self.past[fp].append(entry)
-            self.new_past.append(entry)
+            past = PastIncident(previous, previous.id, previous.opened_at, previous.resolved_at, self.keys[fp])
+            self.past[fp].append(past)
+            self.new_past.append(past)
         old_id = self._claim(series, fp, state.opened_at)
         if old_id is not None:
             state.id = self.keys[fp] = old_id
@@ -244,7 +253,7 @@ class _Rebuild:
                 current = self.states.get(fp)
                 if current is not None and _overlaps(current.opened_at, current.resolved_at, old):
                     applied += self._apply_to_current(fp, current, action)
-                elif action.kind == "note":
+                elif action.kind == TimelineKind.NOTE:
                     applied += self._note_on_past(fp, old, action)
         if applied:
             self.summary.actions_carried += 1
@@ -257,22 +266,16 @@ class _Rebuild:
 
     def _apply_to_current(self, fp: str, current: IncidentState, action: PersonAction) -> int:
         state = current.copy()
-        at, by = action.at, action.actor
-        if action.kind == "acknowledged":
-            if state.status == STATUS_RESOLVED:
-                return 0
-            if state.status == OPEN:
-                state.status, state.acknowledged_at, state.acknowledged_by = ACKNOWLEDGED, at, by
-        elif action.kind == "resolved":
-            if state.status == STATUS_RESOLVED:
-                return 0
-            state.status, state.resolution, state.resolved_at, state.resolved_by = STATUS_RESOLVED, "manual", at, by
-        elif action.kind == "reopened":
-            if state.status != STATUS_RESOLVED:
-                return 0
-            state.status, state.resolution, state.resolved_at, state.resolved_by = OPEN, None, None, None
-            state.acknowledged_at = state.acknowledged_by = None
-            state.reopen_count += 1
+        try:
+            if action.kind == TimelineKind.ACKNOWLEDGED:
+                if state.status != IncidentStatus.ACKNOWLEDGED:  # acknowledged already: the first ack stands
+                    state.ack(action.actor, action.at)
+            elif action.kind == TimelineKind.RESOLVED:
+                state.resolve(action.actor, action.at, Resolution.MANUAL)
+            elif action.kind == TimelineKind.REOPENED:
+                state.reopen()
+        except InvalidTransition:
+            return 0  # not valid on the rebuilt incident at that time
         self.states[fp] = state
         key = self.keys[fp]
         self.changes.incidents[key] = state
@@ -280,11 +283,10 @@ class _Rebuild:
         return 1
 
     def _note_on_past(self, fp: str, old: OldIncident, action: PersonAction) -> int:
-        for entry in reversed(self.past.get(fp, ())):
-            _, incident_id, opened_at, resolved_at, key = entry
-            if _overlaps(opened_at, resolved_at, old):
+        for past in reversed(self.past.get(fp, ())):
+            if _overlaps(past.opened_at, past.resolved_at, old):
                 # Not written yet: its provisional key; else its id (`write` takes either).
-                self.changes.events.append((key if incident_id is None else incident_id, _entry(action), None))
+                self.changes.events.append((past.key if past.id is None else past.id, _entry(action), None))
                 return 1
         return 0
 
@@ -297,10 +299,10 @@ class _Rebuild:
             for state in self.changes.incidents.values():  # stand-in ids, so the next chunks see them as written
                 if state.id is None:
                     state.id = -1
-        for entry in self.new_past:
-            if entry[1] is None:
-                entry[1] = entry[0].id
-            entry[0] = None  # the id is enough from now on: let the series and labels go
+        for past in self.new_past:
+            if past.id is None:
+                past.id = past.state.id
+            past.state = None
         for fp, key in list(self.keys.items()):
             if key < 0:
                 self.keys[fp] = self.states[fp].id

@@ -15,15 +15,13 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select
 
 from incidentctl.db.engine import database_errors
-from incidentctl.incidents.decide import SYSTEM_ACTOR
+from incidentctl.incidents.model import SYSTEM_ACTOR, TimelineKind
 from incidentctl.db.schema import UtcDateTime, grafana_alerts, incident_events, incidents
 from incidentctl.history.stats import (
     SHORT_LIVED, IncidentFacts, Metrics, Noise, days_between, metrics, noisy_fingerprints,
 )
 
 BY_COLUMNS = ("service", "severity", "cluster", "alertname")
-ACK_EVENT = "acknowledged"
-REOPEN_EVENT = "reopened"
 NO_VALUE = "(none)"  # the group of incidents without a value in the --by column
 
 
@@ -35,7 +33,7 @@ class DayVolume:
 
 
 @dataclass(frozen=True)
-class Report:
+class SreReport:
     since: datetime
     until: datetime
     by: str | None
@@ -46,7 +44,7 @@ class Report:
 
 
 def build_report(engine: Engine, *, since: datetime, until: datetime, by: str | None = None, top: int = 10,
-                 short_lived: timedelta = SHORT_LIVED) -> Report:
+                 short_lived: timedelta = SHORT_LIVED) -> SreReport:
     """The report over incidents opened in [since, until) and alerts received in it."""
     if by is not None and by not in BY_COLUMNS:
         raise ValueError(f"--by must be one of {', '.join(BY_COLUMNS)}")
@@ -58,7 +56,7 @@ def build_report(engine: Engine, *, since: datetime, until: datetime, by: str | 
         for incident in facts:
             groups.setdefault(incident.group or NO_VALUE, []).append(incident)
     ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
-    return Report(
+    return SreReport(
         since=since,
         until=until,
         by=by,
@@ -80,13 +78,13 @@ def load_incidents(conn: Connection, since: datetime, until: datetime, by: str |
     e = incident_events.c
     first_ack = (
         select(e.incident_id, func.min(e.at).label("first_at"))
-        .where(e.kind == ACK_EVENT, e.at >= since)
+        .where(e.kind == TimelineKind.ACKNOWLEDGED, e.at >= since)
         .group_by(e.incident_id)
         .subquery()
     )
     people_reopens = (
         select(e.incident_id, func.count().label("reopens"))
-        .where(e.kind == REOPEN_EVENT, e.at >= since, e.actor != SYSTEM_ACTOR)
+        .where(e.kind == TimelineKind.REOPENED, e.at >= since, e.actor != SYSTEM_ACTOR)
         .group_by(e.incident_id)
         .subquery()
     )
@@ -134,7 +132,7 @@ def metrics_dict(m: Metrics) -> dict:
     return asdict(m)
 
 
-def report_dict(report: Report) -> dict:
+def report_dict(report: SreReport) -> dict:
     """The whole report as JSON-ready data (durations in seconds)."""
     return {
         "since": report.since,
@@ -148,7 +146,7 @@ def report_dict(report: Report) -> dict:
     }
 
 
-def metric_rows(report: Report) -> list[dict]:
+def metric_rows(report: SreReport) -> list[dict]:
     """Flat rows, one per group plus `all` (only `all` without --by): the table and CSV form."""
     pairs = [*report.groups, ("all", report.total)] if report.by else [("all", report.total)]
     rows = []

@@ -1,7 +1,7 @@
 """`incidentctl simulate`: what history would have looked like under other grouping rules.
 
 Reads the raw archive (never writes), parses each body once and runs its alert events through
-the grouping decision (`grouping.decide`, the same pure function `process` applies) twice, in
+the grouping decision (`decide.decide`, the same pure function `process` applies) twice, in
 memory: under the current rules and under the proposed ones. Memory holds one incident state
 per incident fingerprint, not the history.
 """
@@ -15,26 +15,15 @@ from typing import Callable, Sequence
 
 from sqlalchemy import Engine
 
-from incidentctl.config import Settings
 from incidentctl.history.export import iter_rows
-from incidentctl.incidents.decide import Action, Decision, IncidentState, decide_row
+from incidentctl.incidents.decide import decide_row
+from incidentctl.incidents.model import Action, Decision, IncidentState, Rules
 from incidentctl.incidents.parsing import parse_body
 from incidentctl.history.stats import days_between
 
 
-@dataclass(frozen=True)
-class Rules:
-    group_by: tuple[str, ...]
-    reopen_window: timedelta
-
-    @classmethod
-    def configured(cls, settings: Settings) -> "Rules":
-        """The rules `process` applies."""
-        return cls(tuple(settings.group_by), timedelta(seconds=settings.reopen_window))
-
-
 @dataclass
-class Outcome:
+class RuleOutcome:
     """What one set of rules makes of the history."""
 
     rules: Rules
@@ -76,14 +65,14 @@ class Simulation:
     rows: int = 0
     alerts: int = 0
     unparsable: int = 0  # raw rows that are not a known payload (skipped, as `process` skips them)
-    outcomes: list[Outcome] = field(default_factory=list)  # current, proposed
+    outcomes: list[RuleOutcome] = field(default_factory=list)  # current, proposed
 
 
 def simulate(engine: Engine, rules: Sequence[Rules], *, since: datetime | None = None,
              until: datetime | None = None, progress: Callable[[int], None] | None = None) -> Simulation:
     """Runs the raw rows received in [since, until), in id order (the order `process` takes),
     through the grouping under each set of `rules`. Reads only."""
-    result = Simulation(since, until, outcomes=[Outcome(r) for r in rules])
+    result = Simulation(since, until, outcomes=[RuleOutcome(r) for r in rules])
     states: list[dict[str, IncidentState]] = [{} for _ in rules]
     for row in iter_rows(engine, since, until):
         result.rows += 1

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Iterable, Sequence
 
+from incidentctl.incidents.model import Resolution
+
 SHORT_LIVED = timedelta(minutes=5)
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -37,7 +39,7 @@ class IncidentFacts:
     opened_at: datetime
     first_ack_at: datetime | None
     resolved_at: datetime | None
-    resolution: str | None  # auto | manual, for resolved incidents
+    resolution: Resolution | None  # for resolved incidents
     alert_count: int
     flaps: int  # reopens made by alerts (a person's reopen is not a flap)
     group: str | None = None  # the value of the --by column
@@ -129,8 +131,8 @@ def metrics(incidents: Sequence[IncidentFacts], short_lived: timedelta = SHORT_L
         opened=len(incidents),
         resolved=len(resolved),
         unresolved=len(incidents) - len(resolved),
-        auto_resolved=sum(1 for i in resolved if i.resolution == "auto"),
-        manual_resolved=sum(1 for i in resolved if i.resolution == "manual"),
+        auto_resolved=sum(1 for i in resolved if i.resolution == Resolution.AUTO),
+        manual_resolved=sum(1 for i in resolved if i.resolution == Resolution.MANUAL),
         acknowledged=len(acked),
         never_acked=len(incidents) - len(acked),
         flapping=sum(1 for i in incidents if i.flaps > 0),

@@ -1,152 +1,28 @@
 """The grouping decision: what one alert event does to the incident of its fingerprint.
 
-Pure: `decide(state, event, …)` takes plain dataclasses and returns a Decision (action, reason,
-the new state, the timeline entries and outbox messages to write). The processor applies it to
-the database; `simulate`/`rebuild` can run it over history in memory. Times are event times.
+Pure: `decide(state, event, …)` takes the model's plain dataclasses (model.py) and returns a
+Decision (action, reason, the new state, the timeline entries and outbox messages to write).
+The processor applies it to the database; `simulate`/`rebuild` run it over history in memory.
+Times are event times.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Iterable, Mapping, Sequence
 
 from incidentctl.durations import format_duration
 from incidentctl.incidents.fingerprint import group_values, incident_fingerprint
-from incidentctl.incidents.parsing import FIRING, RESOLVED, AlertEvent
+from incidentctl.incidents.model import (SYSTEM_ACTOR, Action, AlertStatus, ChangeKind, Decision, IncidentState,
+                                         IncidentStatus, Message, Resolution, SeriesState, Severity, TimelineEntry,
+                                         TimelineKind, normalize_severity, severity_rank)
+from incidentctl.incidents.parsing import AlertEvent
 
-OPEN, ACKNOWLEDGED, STATUS_RESOLVED = "open", "acknowledged", "resolved"
 CLOCK_PRECISION = timedelta(seconds=1)
-SYSTEM_ACTOR = "incidentctl"
-
-SEVERITIES = ("none", "info", "warning", "error", "critical")  # lowest → highest
-_SEVERITY_ALIASES = {
-    "critical": "critical", "crit": "critical", "fatal": "critical", "emergency": "critical", "page": "critical",
-    "error": "error", "err": "error", "high": "error", "major": "error",
-    "warning": "warning", "warn": "warning", "medium": "warning", "minor": "warning",
-    "info": "info", "informational": "info", "low": "info", "notice": "info",
-    "none": "none", "": "none",
-}
-SEVERITY_NAMES = frozenset(name for name in _SEVERITY_ALIASES if name)
-UNKNOWN_SEVERITY = "warning"  # a severity we cannot read is worth a look, never a page
-
-
-def normalize_severity(value: str | None) -> str:
-    """The `severity` label → critical | error | warning | info | none (case-insensitive);
-    absent → none; an unknown value → warning (documented in ARCHITECTURE.md)."""
-    if value is None:
-        return "none"
-    return _SEVERITY_ALIASES.get(value.strip().lower(), UNKNOWN_SEVERITY)
-
-
-def severity_rank(severity: str) -> int:
-    return SEVERITIES.index(severity) if severity in SEVERITIES else 0
-
-
-@dataclass
-class SeriesState:
-    """One alert series (alert fingerprint) inside an incident."""
-
-    fingerprint: str
-    status: str  # firing | resolved
-    severity: str
-    # None when loaded without them (the processor does not read what it will not change);
-    # set again whenever an event refreshes the series.
-    labels: dict[str, str] | None
-    annotations: dict[str, str] | None
-    links: dict[str, str] | None
-    starts_at: datetime | None
-    ends_at: datetime | None
-    last_event_at: datetime  # time of the newest event applied; older events never undo it
-    first_seen_at: datetime
-    last_seen_at: datetime
-    times_seen: int = 1
-
-
-@dataclass
-class IncidentState:
-    """An incident and its series. `id` is None until the database gives it one."""
-
-    fingerprint: str
-    status: str
-    title: str
-    severity: str
-    alertname: str
-    cluster: str
-    namespace: str
-    service: str
-    group_labels: dict[str, str]
-    common_labels: dict[str, str]
-    opened_at: datetime
-    last_alert_at: datetime
-    id: int | None = None
-    resolution: str | None = None
-    acknowledged_at: datetime | None = None
-    acknowledged_by: str | None = None
-    resolved_at: datetime | None = None
-    resolved_by: str | None = None
-    alert_count: int = 0
-    reopen_count: int = 0
-    series: dict[str, SeriesState] = field(default_factory=dict)
-
-    @property
-    def series_firing(self) -> int:
-        return sum(1 for s in self.series.values() if s.status == FIRING)
-
-    def copy(self) -> "IncidentState":
-        """A copy whose series dict is new; series themselves are shared (copy one before changing it)."""
-        return _shallow(self, series=dict(self.series))
-
-
-@dataclass(frozen=True)
-class TimelineEntry:
-    """An incident_events row to write."""
-
-    kind: str  # opened | alert_firing | alert_resolved | severity_changed | resolved | reopened | ignored
-    at: datetime
-    alert_fingerprint: str | None = None
-    detail: Mapping | None = None
-    actor: str = SYSTEM_ACTOR  # a person's name for their own actions (carried over by `rebuild`)
-
-
-@dataclass(frozen=True)
-class Message:
-    """A notifications (outbox) row to write."""
-
-    change: str  # opened | reopened | escalated | resolved
-    reason: str
-    severity: str
-    at: datetime
-
-
-class Action:
-    OPEN = "open"
-    REOPEN = "reopen"
-    REPEAT = "repeat"
-    ADD_SERIES = "add-series"
-    REFIRE = "refire"  # a known series fires again (new episode) in an unresolved incident
-    SERIES_RESOLVED = "series-resolved"
-    AUTO_RESOLVE = "auto-resolve"
-    IGNORE = "ignore"
-
-
-@dataclass(frozen=True)
-class Decision:
-    action: str
-    reason: str
-    # The incident after the event; when ignored, the incident as it was (None when there is none).
-    state: IncidentState | None
-    timeline: tuple[TimelineEntry, ...] = ()  # when ignored: its `ignored` entry, if it has an incident
-    messages: tuple[Message, ...] = ()
-
-    @property
-    def changed(self) -> bool:
-        return self.action != Action.IGNORE
-
-    @property
-    def labels_changed(self) -> bool:
-        """The incident's common labels are new or fewer (they change only on these two)."""
-        return self.action in (Action.OPEN, Action.ADD_SERIES)
+# Compared on every event, so bound to globals once: on Python 3.11 reading a member from its
+# enum class passes through EnumType.__getattr__, several times the cost of a global.
+_FIRING, _RESOLVED, _INCIDENT_RESOLVED = AlertStatus.FIRING, AlertStatus.RESOLVED, IncidentStatus.RESOLVED
+_IGNORE, _REPEAT = Action.IGNORE, Action.REPEAT
 
 
 def decide(
@@ -160,21 +36,21 @@ def decide(
     or None). Never mutates `current`. An event ignored against an incident carries an
     `ignored` timeline entry with its reason, except test notifications (not about it)."""
     if event.test:
-        return Decision(Action.IGNORE, "test notification", current)
+        return Decision(_IGNORE, "test notification", current)
     if current is None or _too_old_to_reopen(current, event, reopen_window):
-        if event.status == RESOLVED:
-            return Decision(Action.IGNORE, "resolved alert without an incident", current)
+        if event.status == _RESOLVED:
+            return Decision(_IGNORE, "resolved alert without an incident", current)
         return _open(event, group_by)
     state = current.copy()
     series = state.series.get(event.fingerprint)
     if series is not None:
-        series = state.series[event.fingerprint] = _shallow(series)
-    decision = _firing(state, series, event, reopen_window) if event.status == FIRING else \
+        series = state.series[event.fingerprint] = series.copy()
+    decision = _firing(state, series, event, reopen_window) if event.status == _FIRING else \
         _resolved(state, series, event)
-    if decision.action == Action.IGNORE:
+    if decision.action == _IGNORE:
         detail = {"status": event.status, "reason": decision.reason}
-        return Decision(Action.IGNORE, decision.reason, current,
-                        (TimelineEntry("ignored", event.at, event.fingerprint, detail),))
+        return Decision(_IGNORE, decision.reason, current,
+                        (TimelineEntry(TimelineKind.IGNORED, event.at, event.fingerprint, detail),))
     return decision
 
 
@@ -202,7 +78,7 @@ def decide_row(
 
 
 def _too_old_to_reopen(current: IncidentState, event: AlertEvent, window: timedelta) -> bool:
-    if current.status != STATUS_RESOLVED or event.status != FIRING:
+    if current.status != _INCIDENT_RESOLVED or event.status != _FIRING:
         return False
     series = current.series.get(event.fingerprint)
     if series is not None and _same_episode(series, event):
@@ -214,7 +90,7 @@ def _same_episode(series: SeriesState, event: AlertEvent) -> bool:
     """A firing event belongs to the episode the series already knows: the series still fires
     and the event does not carry a later startsAt (a missed resolve), or the series resolved
     after the event started (a late copy)."""
-    if series.status == FIRING:
+    if series.status == _FIRING:
         return not (event.starts_at and series.starts_at and event.starts_at > series.starts_at)
     return series.ends_at is not None and event.start <= series.ends_at
 
@@ -227,7 +103,7 @@ def _open(event: AlertEvent, group_by: Sequence[str]) -> Decision:
     title = (alertname or "(no alertname)") + (f" ({place})" if place else "")
     state = IncidentState(
         fingerprint=incident_fingerprint(group_by, labels, event.fingerprint),
-        status=OPEN,
+        status=IncidentStatus.OPEN,
         title=title,
         severity=severity,
         alertname=alertname,
@@ -243,9 +119,9 @@ def _open(event: AlertEvent, group_by: Sequence[str]) -> Decision:
     state.series[event.fingerprint] = _new_series(event, severity)
     return Decision(
         Action.OPEN, "first firing alert", state,
-        (TimelineEntry("opened", event.start, event.fingerprint, {"severity": severity, "title": title}),
-         TimelineEntry("alert_firing", event.start, event.fingerprint)),
-        (Message("opened", f"opened: {title} firing", severity, event.start),),
+        (TimelineEntry(TimelineKind.OPENED, event.start, event.fingerprint, {"severity": severity, "title": title}),
+         TimelineEntry(TimelineKind.ALERT_FIRING, event.start, event.fingerprint)),
+        (Message(ChangeKind.OPENED, f"opened: {title} firing", severity, event.start),),
     )
 
 
@@ -255,13 +131,13 @@ def _firing(state: IncidentState, series: SeriesState | None, event: AlertEvent,
     state.alert_count += 1
     state.last_alert_at = max(state.last_alert_at, event.received_at)
     if series is not None and _same_episode(series, event):
-        if series.status == RESOLVED:
-            return Decision(Action.IGNORE, f"late firing: the series resolved at {_when(series.ends_at)}, after this "
-                                           f"episode started at {_when(event.start)}", None)
+        if series.status == _RESOLVED:
+            return Decision(_IGNORE, f"late firing: the series resolved at {_when(series.ends_at)}, after this "
+                                     f"episode started at {_when(event.start)}", None)
         series.times_seen += 1
         series.last_seen_at = max(series.last_seen_at, event.received_at)
         series.last_event_at = max(series.last_event_at, event.received_at)
-        action, reason = Action.REPEAT, "repeat of a firing alert"
+        action, reason = _REPEAT, "repeat of a firing alert"
     else:
         severity = normalize_severity(event.labels.get("severity"))
         if series is None:
@@ -270,23 +146,22 @@ def _firing(state: IncidentState, series: SeriesState | None, event: AlertEvent,
             action, reason = Action.ADD_SERIES, f"new series ({len(state.series)} in incident)"
         else:
             _refresh(series, event, severity)
-            series.status, series.starts_at, series.ends_at = FIRING, event.starts_at, None
+            series.status, series.starts_at, series.ends_at = _FIRING, event.starts_at, None
             series.last_event_at = event.start
             action, reason = Action.REFIRE, "series fires again"
-        timeline.append(TimelineEntry("alert_firing", event.start, event.fingerprint))
-    if state.status == STATUS_RESOLVED:
-        if action == Action.REPEAT:
+        timeline.append(TimelineEntry(TimelineKind.ALERT_FIRING, event.start, event.fingerprint))
+    if state.status == _INCIDENT_RESOLVED:
+        if action == _REPEAT:
             # The series kept firing after a person resolved the incident: record the repeat,
             # do not overrule the person (a new episode or a new series reopens it).
-            return Decision(Action.REPEAT, "repeat of an alert still firing when the incident was resolved", state)
-        state.reopen_count += 1
+            return Decision(_REPEAT, "repeat of an alert still firing when the incident was resolved", state)
         gap = event.start - state.resolved_at
-        state.status, state.resolution, state.resolved_at, state.resolved_by = OPEN, None, None, None
-        state.acknowledged_at = state.acknowledged_by = None
-        reason = f"fired again {_short(gap)} after resolution (within {_short(window)}; flap {state.reopen_count})"
-        timeline.append(TimelineEntry("reopened", event.start, event.fingerprint,
+        state.reopen()
+        reason = (f"fired again {format_duration(gap)} after resolution (within {format_duration(window)}; "
+                  f"flap {state.reopen_count})")
+        timeline.append(TimelineEntry(TimelineKind.REOPENED, event.start, event.fingerprint,
                                       {"reason": reason, "reopen_count": state.reopen_count}))
-        messages.append(Message("reopened", reason, state.severity, event.start))
+        messages.append(Message(ChangeKind.REOPENED, reason, state.severity, event.start))
         action = Action.REOPEN
     _escalate(state, event, timeline, messages)
     return Decision(action, reason, state, tuple(timeline), tuple(messages))
@@ -294,16 +169,16 @@ def _firing(state: IncidentState, series: SeriesState | None, event: AlertEvent,
 
 def _resolved(state: IncidentState, series: SeriesState | None, event: AlertEvent) -> Decision:
     if series is None:
-        return Decision(Action.IGNORE, "resolved alert for a series the incident does not have", None)
+        return Decision(_IGNORE, "resolved alert for a series the incident does not have", None)
     state.alert_count += 1
     state.last_alert_at = max(state.last_alert_at, event.received_at)
     series.last_seen_at = max(series.last_seen_at, event.received_at)
     series.times_seen += 1
-    if series.status == RESOLVED:
+    if series.status == _RESOLVED:
         if series.ends_at is not None and abs(event.end - series.ends_at) <= CLOCK_PRECISION:
             # The sender says again what it said (a retry, an HA peer): a repeat, like a firing one.
-            return Decision(Action.REPEAT, "repeat of a resolve", state)
-        return Decision(Action.IGNORE, f"series already resolved at {_when(series.ends_at)}", None)
+            return Decision(_REPEAT, "repeat of a resolve", state)
+        return Decision(_IGNORE, f"series already resolved at {_when(series.ends_at)}", None)
     start = series.starts_at or series.first_seen_at
     # Senders round times differently (amtool and Prometheus to the second, Grafana to the
     # nanosecond), so a resolve in the same second as the start is the same episode.
@@ -312,14 +187,15 @@ def _resolved(state: IncidentState, series: SeriesState | None, event: AlertEven
     if event.end < earliest or (event.ends_at is None and event.starts_at is not None
                                 and series.starts_at is not None and event.starts_at < earliest):
         if _ends_an_earlier_episode(series, event, earliest):
-            return Decision(Action.IGNORE, f"late resolve of an earlier episode: it ended at {_when(event.end)}, the "
-                                           f"series fired again at {_when(start)}", None)
+            return Decision(_IGNORE, f"late resolve of an earlier episode: it ended at {_when(event.end)}, the "
+                                     f"series fired again at {_when(start)}", None)
         note = (f"the sender resolved the firing episode (started {_when(start)}) with an earlier end "
                 f"({_when(event.end)}); applied: it will not send it again")
-    series.status, series.ends_at = RESOLVED, event.end
+    series.status, series.ends_at = _RESOLVED, event.end
     series.last_event_at = max(series.last_event_at, event.end)
-    timeline = [TimelineEntry("alert_resolved", event.end, event.fingerprint, {"reason": note} if note else None)]
-    if state.series_firing or state.status == STATUS_RESOLVED:
+    timeline = [TimelineEntry(TimelineKind.ALERT_RESOLVED, event.end, event.fingerprint,
+                              {"reason": note} if note else None)]
+    if state.series_firing or state.status == _INCIDENT_RESOLVED:
         left = state.series_firing
         reason = f"series resolved ({left} of {len(state.series)} still firing)" if left else \
             "series resolved (incident already resolved by a person)"
@@ -329,10 +205,11 @@ def _resolved(state: IncidentState, series: SeriesState | None, event: AlertEven
         # Its end is before the episode it ends: the incident was open until the resolve came.
         resolved_at = max(resolved_at, event.received_at)
     reason = f"auto-resolved: all {len(state.series)} series resolved"
-    state.status, state.resolution, state.resolved_at, state.resolved_by = STATUS_RESOLVED, "auto", resolved_at, SYSTEM_ACTOR
-    timeline.append(TimelineEntry("resolved", resolved_at, None, {"resolution": "auto", "reason": reason}))
+    state.resolve(SYSTEM_ACTOR, resolved_at, Resolution.AUTO)
+    timeline.append(TimelineEntry(TimelineKind.RESOLVED, resolved_at, None,
+                                  {"resolution": Resolution.AUTO, "reason": reason}))
     return Decision(Action.AUTO_RESOLVE, reason, state, tuple(timeline),
-                    (Message("resolved", reason, state.severity, resolved_at),))
+                    (Message(ChangeKind.RESOLVED, reason, state.severity, resolved_at),))
 
 
 def _ends_an_earlier_episode(series: SeriesState, event: AlertEvent, earliest: datetime) -> bool:
@@ -354,36 +231,25 @@ def _escalate(state: IncidentState, event: AlertEvent, timeline: list, messages:
     severity = normalize_severity(event.labels.get("severity"))
     if severity_rank(severity) > severity_rank(state.severity):
         reason = f"severity {state.severity} → {severity}"
-        timeline.append(TimelineEntry("severity_changed", event.start, event.fingerprint,
+        timeline.append(TimelineEntry(TimelineKind.SEVERITY_CHANGED, event.start, event.fingerprint,
                                       {"from": state.severity, "to": severity}))
         state.severity = severity
-        messages.append(Message("escalated", reason, severity, event.start))
+        messages.append(Message(ChangeKind.ESCALATED, reason, severity, event.start))
 
 
-def _new_series(event: AlertEvent, severity: str) -> SeriesState:
+def _new_series(event: AlertEvent, severity: Severity) -> SeriesState:
     return SeriesState(
-        fingerprint=event.fingerprint, status=FIRING, severity=severity, labels=dict(event.labels),
+        fingerprint=event.fingerprint, status=_FIRING, severity=severity, labels=dict(event.labels),
         annotations=dict(event.annotations), links=dict(event.links), starts_at=event.starts_at, ends_at=None,
         last_event_at=event.start, first_seen_at=event.received_at, last_seen_at=event.received_at, times_seen=1,
     )
 
 
-def _refresh(series: SeriesState, event: AlertEvent, severity: str) -> None:
+def _refresh(series: SeriesState, event: AlertEvent, severity: Severity) -> None:
     series.severity = severity
     series.labels, series.annotations, series.links = dict(event.labels), dict(event.annotations), dict(event.links)
     series.times_seen += 1
     series.last_seen_at = max(series.last_seen_at, event.received_at)
-
-
-def _shallow(obj, **changes):
-    # dataclasses.replace re-runs __init__; this plain copy is what the hot path can afford.
-    new = object.__new__(type(obj))
-    new.__dict__.update(obj.__dict__, **changes)
-    return new
-
-
-def _short(delta: timedelta) -> str:
-    return format_duration(delta)
 
 
 def _when(moment: datetime | None) -> str:

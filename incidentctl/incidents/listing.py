@@ -1,28 +1,23 @@
-"""Incidents for people: list with filters, show one, and the human transitions.
-
-Human transitions (ack, resolve, reopen, note) take `now` from the caller and write an
-incident_events row with the actor; ack/resolve/reopen also write an outbox row for Slack.
-"""
+"""Incidents for people to read: `list` with filters (and the query planner behind its label
+filters) and `show` one. What people do to incidents is in actions.py."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Sequence
 
-from sqlalchemy import ColumnElement, Connection, Engine, Join, Text, select, type_coerce, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import ColumnElement, Engine, Join, Text, select, type_coerce
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 
 from incidentctl.db.engine import database_errors, is_sqlite
-from incidentctl.errors import InvalidTransition, NotFound
-from incidentctl.db.schema import (LABEL_TEXT_MAX, incident_alerts, incident_events, incident_labels, incidents, notifications,
-                     series_labels)
+from incidentctl.errors import NotFound
+from incidentctl.incidents.model import UNRESOLVED, IncidentStatus
+from incidentctl.db.schema import (LABEL_TEXT_MAX, incident_alerts, incident_events, incident_labels, incidents,
+                                   series_labels)
 
-STATUSES = ("open", "acknowledged", "resolved")
 LIST_FIELDS = (
     "id", "status", "severity", "title", "fingerprint", "alertname", "cluster", "namespace", "service",
     "opened_at", "last_alert_at", "acknowledged_at", "acknowledged_by", "resolved_at", "resolved_by",
@@ -33,7 +28,7 @@ LINKS = ("generator", "dashboard", "panel", "silence", "image")
 
 @dataclass(frozen=True)
 class IncidentFilter:
-    """What `list` shows. status: open | acknowledged | resolved | all | None (= unresolved)."""
+    """What `list` shows. status: an IncidentStatus, `all`, or `unresolved` / None (open and acknowledged)."""
 
     status: str | None = None
     severity: str | None = None
@@ -60,7 +55,7 @@ def list_query(flt: IncidentFilter):
     c = incidents.c
     query = select(*(c[name] for name in LIST_FIELDS))
     if flt.status in (None, "unresolved"):
-        query = query.where(c.status.in_(("open", "acknowledged")))
+        query = query.where(c.status.in_(UNRESOLVED))
     elif flt.status != "all":
         query = query.where(c.status == flt.status)
     if flt.since is not None:
@@ -96,7 +91,7 @@ def _with_labels(query, flt: IncidentFilter, columns: list[tuple[str, str]]):
     if flt.since is not None:
         query = query.where(first.c.opened_at >= flt.since)
     query = query.order_by(first.c.opened_at.desc(), first.c.incident_id.desc())
-    if flt.status not in ("all", "resolved"):
+    if flt.status not in ("all", IncidentStatus.RESOLVED):
         # Unresolved incidents are few: MariaDB reads them first by (status, opened_at) and
         # checks their labels, fast whatever the labels (reading the labels first would walk
         # every entry of the first one to find the few unresolved).
@@ -210,91 +205,3 @@ def _series(row) -> dict:
         "starts_at": row["starts_at"], "ends_at": row["ends_at"], "first_seen_at": row["first_seen_at"],
         "last_seen_at": row["last_seen_at"], "times_seen": row["times_seen"],
     }
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one id of a bulk transition came to."""
-
-    id: int
-    ok: bool
-    status: str | None  # the incident's status after (or, on failure, as it is)
-    message: str
-
-
-def transition_many(engine: Engine, action: str, ids: Sequence[int], *, by: str, note: str | None,
-                    now: datetime) -> list[Outcome]:
-    """Applies `action` (ack | resolve | reopen) to each id in its own transaction; one
-    failure does not stop the others."""
-    outcomes = []
-    for incident_id in ids:
-        try:
-            status = transition(engine, action, incident_id, by=by, note=note, now=now)
-            outcomes.append(Outcome(incident_id, True, status, f"incident {incident_id}: {status}"))
-        except (NotFound, InvalidTransition) as exc:
-            outcomes.append(Outcome(incident_id, False, getattr(exc, "status", None), str(exc)))
-    return outcomes
-
-
-_ALLOWED = {"ack": ("open",), "resolve": ("open", "acknowledged"), "reopen": ("resolved",)}
-_PAST = {"ack": "acknowledged", "resolve": "resolved", "reopen": "reopened"}
-
-
-def transition(engine: Engine, action: str, incident_id: int, *, by: str, note: str | None, now: datetime) -> str:
-    """ack: open → acknowledged; resolve: open|acknowledged → resolved (manual); reopen:
-    resolved → open. Returns the new status; raises NotFound, InvalidTransition."""
-    if action not in _ALLOWED:
-        raise ValueError(f"unknown transition {action!r}")
-    with database_errors(engine), engine.connect() as conn, conn.begin():
-        row = _locked(conn, incident_id)
-        if row.status not in _ALLOWED[action]:
-            exc = InvalidTransition(f"incident {incident_id} is {row.status}: cannot {action} it")
-            exc.status = row.status
-            raise exc
-        values, reason = _transition_values(action, row, by, now)
-        try:
-            conn.execute(update(incidents).where(incidents.c.id == incident_id).values(**values))
-        except IntegrityError:
-            other = conn.scalar(select(incidents.c.id).where(incidents.c.active_key == row.fingerprint))
-            exc = InvalidTransition(f"incident {incident_id} cannot be reopened: incident {other} with the same "
-                                    f"fingerprint is unresolved")
-            exc.status = row.status
-            raise exc from None
-        if note:
-            reason += f": {note}"
-        _event(conn, incident_id, _PAST[action], now, by, {"note": note} if note else None)
-        conn.execute(notifications.insert().values(
-            incident_id=incident_id, change=_PAST[action], reason=reason[:255], severity=row.severity,
-            created_at=now, state="pending", attempts=0))
-        return values["status"]
-
-
-def _transition_values(action: str, row, by: str, now: datetime) -> tuple[dict, str]:
-    if action == "ack":
-        return {"status": "acknowledged", "acknowledged_at": now, "acknowledged_by": by}, f"acknowledged by {by}"
-    if action == "resolve":
-        return ({"status": "resolved", "active_key": None, "resolution": "manual", "resolved_at": now,
-                 "resolved_by": by}, f"manual by {by}")
-    return ({"status": "open", "active_key": row.fingerprint, "resolution": None, "resolved_at": None,
-             "resolved_by": None, "acknowledged_at": None, "acknowledged_by": None,
-             "reopen_count": row.reopen_count + 1}, f"reopened by {by}")
-
-
-def add_note(engine: Engine, incident_id: int, text: str, *, by: str, now: datetime) -> None:
-    """Adds a note to the timeline of any incident; raises NotFound."""
-    with database_errors(engine), engine.connect() as conn, conn.begin():
-        _locked(conn, incident_id)
-        _event(conn, incident_id, "note", now, by, {"text": text})
-
-
-def _locked(conn: Connection, incident_id: int):
-    query = select(incidents).where(incidents.c.id == incident_id)
-    row = conn.execute(query if is_sqlite(conn.engine) else query.with_for_update()).first()
-    if row is None:
-        raise NotFound(f"incident {incident_id} not found")
-    return row
-
-
-def _event(conn: Connection, incident_id: int, kind: str, at: datetime, actor: str, detail: dict | None) -> None:
-    conn.execute(incident_events.insert().values(incident_id=incident_id, kind=kind, at=at, actor=actor,
-                                                 detail=detail))

@@ -15,14 +15,12 @@ from sys import intern
 from typing import Any
 
 from incidentctl.incidents.fingerprint import FINGERPRINT_MAX, alert_fingerprint
+from incidentctl.incidents.model import AlertStatus
 from incidentctl.ingest.sniff import BodyLabel, Verdict, decode_body
-
-FIRING = "firing"
-RESOLVED = "resolved"
 
 # Grafana legacy states: which become a firing or a resolved event. `pending` and `paused` are
 # not alert state changes a person needs (pending is not yet firing; paused is an edit).
-_LEGACY_STATES = {"alerting": FIRING, "no_data": FIRING, "ok": RESOLVED}
+_LEGACY_STATES = {"alerting": AlertStatus.FIRING, "no_data": AlertStatus.FIRING, "ok": AlertStatus.RESOLVED}
 
 _FRACTION = re.compile(r"\.(\d+)")
 
@@ -36,7 +34,7 @@ class AlertEvent:
     """One alert as one notification reported it. `received_at` is the raw row's arrival."""
 
     fingerprint: str
-    status: str  # firing | resolved
+    status: str  # an AlertStatus value: the payload's own string (sniff checked it), not converted
     labels: dict[str, str]
     annotations: dict[str, str]
     received_at: datetime
@@ -59,7 +57,7 @@ class AlertEvent:
     @property
     def at(self) -> datetime:
         """The event's own time: episode start for firing, end for resolved."""
-        return self.start if self.status == FIRING else self.end
+        return self.start if self.status == AlertStatus.FIRING else self.end
 
 
 def parse_body(body: bytes, received_at: datetime, user_agent: str | None = None) -> list[AlertEvent]:
@@ -87,8 +85,8 @@ def parse_alert_list(doc: dict[str, Any], received_at: datetime, source: str) ->
         labels = {intern(k): intern(v) for k, v in alert["labels"].items()}
         annotations = {intern(k): intern(v if type(v) is str else _text(v)) for k, v in (get("annotations") or {}).items()}
         try:
-            starts_at = parse_time(get("startsAt"))
-            ends_at = parse_time(get("endsAt"))
+            starts_at = parse_go_time(get("startsAt"))
+            ends_at = parse_go_time(get("endsAt"))
         except ValueError as exc:
             raise PayloadError(f"alerts[{i}]: {exc}") from None
         status = alert["status"]
@@ -111,7 +109,7 @@ def parse_alert_list(doc: dict[str, Any], received_at: datetime, source: str) ->
             annotations=annotations,
             received_at=received_at,
             starts_at=starts_at,
-            ends_at=ends_at if status == RESOLVED else None,
+            ends_at=ends_at if status == AlertStatus.RESOLVED else None,
             links=links,
             source=source,
             test=_is_grafana_test(doc, labels, annotations),
@@ -162,8 +160,8 @@ def parse_legacy(doc: dict[str, Any], received_at: datetime) -> list[AlertEvent]
         labels=labels,
         annotations=annotations,
         received_at=received_at,
-        starts_at=received_at if status == FIRING else None,
-        ends_at=received_at if status == RESOLVED else None,
+        starts_at=received_at if status == AlertStatus.FIRING else None,
+        ends_at=received_at if status == AlertStatus.RESOLVED else None,
         links=links,
         source="grafana-legacy",
         test=test,
@@ -203,7 +201,7 @@ def _is_grafana_test(doc: dict[str, Any], labels: dict[str, str], annotations: d
     )
 
 
-def parse_time(value: Any) -> datetime | None:
+def parse_go_time(value: Any) -> datetime | None:
     """RFC 3339 as Go writes it (offsets, up to nanoseconds) → aware UTC; zero time/empty → None."""
     if value is None or value == "":
         return None

@@ -24,7 +24,8 @@ from incidentctl.config import Settings
 from incidentctl.db.engine import database_errors, is_sqlite
 from incidentctl.errors import IncidentctlError
 from incidentctl.incidents.fingerprint import incident_fingerprint
-from incidentctl.incidents.decide import Action, decide_row
+from incidentctl.incidents.decide import decide_row
+from incidentctl.incidents.model import Action
 from incidentctl.incidents.parsing import AlertEvent, PayloadError, parse_body
 from incidentctl.db.schema import grafana_alerts
 from incidentctl.incidents.store import Changes, SeriesCache, load_states, write

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from incidentctl.db import mariadb_insert as bulk
-from incidentctl.incidents.decide import STATUS_RESOLVED, IncidentState, Message, SeriesState, TimelineEntry
+from incidentctl.incidents.model import IncidentState, IncidentStatus, Message, OutboxState, SeriesState, TimelineEntry
 from incidentctl.db.schema import (LABEL_TEXT_MAX, incident_alerts, incident_events, incident_labels, incidents, notifications,
                      series_labels)
 
@@ -68,7 +68,7 @@ def load_states(conn: Connection, fingerprints: Iterable[str], cache: "SeriesCac
     for chunk in _chunks(newest):
         for row in conn.execute(by_id_query, {"ids": list(chunk)}):
             rows[row.id] = dict(row._mapping)
-    states = {row["id"]: _incident_state(row) for row in rows.values()}
+    states = {row["id"]: incident_state(row) for row in rows.values()}
     missing = sorted(states)
     if cache is not None:
         missing = [i for i in missing if not cache.fill(states[i], rows[i]["series_count"])]
@@ -151,7 +151,8 @@ class SeriesCache:
             self._size -= len(self._entries.pop(oldest)[1])
 
 
-def _incident_state(row: dict) -> IncidentState:
+def incident_state(row) -> IncidentState:
+    """An incidents row (a mapping) as the model's IncidentState, without its series."""
     return IncidentState(
         id=row["id"], fingerprint=row["fingerprint"], status=row["status"], title=row["title"],
         severity=row["severity"], alertname=row["alertname"] or "", cluster=row["cluster"] or "",
@@ -170,7 +171,7 @@ def _clip(value: str | None, limit: int) -> str | None:
 def incident_row(state: IncidentState) -> dict:
     return {
         "fingerprint": state.fingerprint,
-        "active_key": None if state.status == STATUS_RESOLVED else state.fingerprint,
+        "active_key": None if state.status == IncidentStatus.RESOLVED else state.fingerprint,
         "status": state.status, "resolution": state.resolution, "title": _clip(state.title, 512),
         "severity": state.severity, "alertname": _clip(state.alertname, 255), "cluster": _clip(state.cluster, 255),
         "namespace": _clip(state.namespace, 255), "service": _clip(state.service, 255),
@@ -276,7 +277,7 @@ def write(conn: Connection, changes: Changes) -> None:
     if changes.messages:
         _insert(conn, notifications, [
             {"incident_id": ids[key], "change": m.change, "reason": _clip(m.reason, 255), "severity": m.severity,
-             "created_at": m.at, "state": "pending", "attempts": 0}
+             "created_at": m.at, "state": OutboxState.PENDING, "attempts": 0}
             for key, m in changes.messages])
 
 

@@ -11,7 +11,6 @@ from typing import Any
 
 from incidentctl.ingest import jsondoc
 
-SOURCES = ("grafana", "grafana-legacy", "alertmanager", "replay", "unknown")
 MAX_ERROR = 1000
 
 

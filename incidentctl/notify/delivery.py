@@ -27,6 +27,7 @@ from incidentctl.notify import outbox
 from incidentctl.config import Settings
 from incidentctl.db.engine import database_errors
 from incidentctl.notify.bursts import BurstRules, Member, burst_context
+from incidentctl.incidents.model import OutboxState
 from incidentctl.notify.digest import build_digest
 from incidentctl.incidents.topology import place_of
 from incidentctl.notify.routes import DEFAULT_ROUTE, Route, load_routes, route_for
@@ -121,7 +122,7 @@ def _send_due(engine: Engine, settings: Settings, session: requests.Session | No
     summary.suppressed, summary.unroutable = len(silenced), len(unroutable)
     if not dry_run:
         for silence_id, ids in _group(silenced).items():
-            outbox.mark(engine, ids, state=outbox.SUPPRESSED, silence_id=silence_id, next_attempt_at=None)
+            outbox.mark(engine, ids, state=OutboxState.SUPPRESSED, silence_id=silence_id, next_attempt_at=None)
     if not by_route:
         return
     world = outbox.world_state(engine)
@@ -202,9 +203,9 @@ def _apply(engine: Engine, route: Route, delivery: int, ids: list[int], attempts
                                       ids=ids, route=route.name, **values)
 
     if result.outcome == OK:
-        summary.sent += settle(state=outbox.SENT, sent_at=now, last_error=None, next_attempt_at=None)
+        summary.sent += settle(state=OutboxState.SENT, sent_at=now, last_error=None, next_attempt_at=None)
     elif result.outcome == PERMANENT:
-        summary.failed += settle(state=outbox.FAILED, last_error=error, next_attempt_at=None)
+        summary.failed += settle(state=OutboxState.FAILED, last_error=error, next_attempt_at=None)
     else:
         # Rows of one route share a digest, so the backoff follows the most-tried row among them.
         wait = backoff_seconds(attempts + 1, result.retry_after)

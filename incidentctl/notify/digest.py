@@ -21,6 +21,7 @@ from incidentctl.durations import format_duration
 from incidentctl.notify.bursts import Burst, BurstContext, Member, find_bursts, likely_cause
 from incidentctl.notify.bursts import summary as burst_line
 from incidentctl.incidents.topology import place_of
+from incidentctl.incidents.model import ChangeKind, IncidentStatus, Severity, severity_rank
 
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
@@ -31,17 +32,16 @@ MAX_TEXT = 4000
 MAX_CONTEXT_ELEMENTS = 10
 
 # Sections in the order a reader wants them: what needs attention first.
-SECTIONS: tuple[tuple[str, str], ...] = (
-    ("opened", "New"),
-    ("reopened", "Reopened"),
-    ("escalated", "Escalated"),
-    ("acknowledged", "Acknowledged"),
-    ("resolved", "Resolved"),
+SECTIONS: tuple[tuple[ChangeKind, str], ...] = (
+    (ChangeKind.OPENED, "New"),
+    (ChangeKind.REOPENED, "Reopened"),
+    (ChangeKind.ESCALATED, "Escalated"),
+    (ChangeKind.ACKNOWLEDGED, "Acknowledged"),
+    (ChangeKind.RESOLVED, "Resolved"),
 )
 SECTION_TITLE = dict(SECTIONS)
-SEVERITY_ORDER = ("critical", "error", "warning", "info", "none")
-SEVERITY_EMOJI = {"critical": ":red_circle:", "error": ":large_orange_circle:", "warning": ":large_yellow_circle:",
-                  "info": ":large_blue_circle:"}
+SEVERITY_EMOJI = {Severity.CRITICAL: ":red_circle:", Severity.ERROR: ":large_orange_circle:",
+                  Severity.WARNING: ":large_yellow_circle:", Severity.INFO: ":large_blue_circle:"}
 MORE_HINT = "run `incidentctl list` for the rest"
 NO_SEVERITY = "no severity"
 # Where an incident has no cluster/namespace/service, these labels say which one it is.
@@ -57,11 +57,11 @@ class Change:
 
     notification_id: int
     incident_id: int
-    change: str  # opened | reopened | escalated | acknowledged | resolved
-    severity: str  # the incident's severity at the change
+    change: ChangeKind
+    severity: Severity  # the incident's severity at the change
     created_at: datetime
     title: str
-    status: str = "open"
+    status: IncidentStatus = IncidentStatus.OPEN
     reason: str | None = None
     cluster: str | None = None
     namespace: str | None = None
@@ -83,9 +83,9 @@ class Entry:
     """One incident in a digest: its latest change, the section it is listed in, and the kinds
     of all its changes in this digest, oldest first."""
 
-    section: str
+    section: ChangeKind
     latest: Change
-    trail: tuple[str, ...]
+    trail: tuple[ChangeKind, ...]
 
 
 @dataclass(frozen=True)
@@ -128,20 +128,20 @@ def entries(changes: Sequence[Change]) -> list[Entry]:
     for seq in by_incident.values():
         latest = seq[-1]
         trail = tuple(c.change for c in seq)
-        section = latest.change if latest.change in SECTION_TITLE else "opened"
-        if "opened" in trail:
+        section = latest.change if latest.change in SECTION_TITLE else ChangeKind.OPENED
+        if ChangeKind.OPENED in trail:
             section = _standing(latest)
         result.append(Entry(section, latest, trail))
     return result
 
 
-def _standing(latest: Change) -> str:
+def _standing(latest: Change) -> ChangeKind:
     """The section of an incident opened in this digest."""
-    if "resolved" in (latest.change, latest.status):
-        return "resolved"
-    if "acknowledged" in (latest.change, latest.status):
-        return "acknowledged"
-    return "opened"
+    if ChangeKind.RESOLVED in (latest.change, latest.status):
+        return ChangeKind.RESOLVED
+    if ChangeKind.ACKNOWLEDGED in (latest.change, latest.status):
+        return ChangeKind.ACKNOWLEDGED
+    return ChangeKind.OPENED
 
 
 def counts_line(items: Sequence[Entry]) -> str:
@@ -154,7 +154,7 @@ def counts_line(items: Sequence[Entry]) -> str:
 
 def severity_text(severity: str | None) -> str:
     """`CRITICAL`, …; an incident whose alerts carry no severity says so."""
-    return escape(severity.upper()) if severity and severity != "none" else NO_SEVERITY
+    return escape(severity.upper()) if severity and severity != Severity.NONE else NO_SEVERITY
 
 
 def identity(c: Change) -> str:
@@ -179,14 +179,14 @@ def change_line(entry: Entry, now: datetime) -> str:
     alerts, what happened (the trail when more than one change; the reason, but for an
     opening, whose reason only restates the title), links."""
     c = entry.latest
-    sev = c.severity or "none"
+    sev = c.severity or Severity.NONE
     head = (f"{SEVERITY_EMOJI.get(sev, ':white_circle:')} *{severity_text(sev)}* · *{escape(clip(c.title, 300))}* "
             f"· #{c.incident_id}")
     where = identity(c)
     facts = [where] if where else []
     if c.opened_at is not None:
-        end = c.resolved_at if c.change == "resolved" and c.resolved_at else now
-        facts.append(("lasted " if c.change == "resolved" else "open ") + format_duration(end - c.opened_at))
+        end = c.resolved_at if c.change == ChangeKind.RESOLVED and c.resolved_at else now
+        facts.append(("lasted " if c.change == ChangeKind.RESOLVED else "open ") + format_duration(end - c.opened_at))
     if len(entry.trail) > 1:
         facts.append(" → ".join(entry.trail))
     facts.append(f"{c.alert_count} alert{'s' if c.alert_count != 1 else ''}")
@@ -194,7 +194,7 @@ def change_line(entry: Entry, now: datetime) -> str:
         facts.append(f"{c.series_firing}/{c.series_count} series firing")
     if c.reopen_count:
         facts.append(f"reopened {c.reopen_count}×")
-    if c.reason and c.change != "opened":
+    if c.reason and c.change != ChangeKind.OPENED:
         facts.append(escape(clip(c.reason, 200)))
     links = [link(c.links.get(k), k) for k in ("rule", "dashboard", "panel", "silence")]
     lines = [head, " · ".join(facts)]
@@ -206,7 +206,7 @@ def change_line(entry: Entry, now: datetime) -> str:
 
 def footer_line(world: World, now: datetime) -> str:
     """Open incidents by severity and the oldest unacknowledged critical."""
-    parts = [f"{n} {escape(sev) if sev != 'none' else 'without severity'}"
+    parts = [f"{n} {escape(sev) if sev != Severity.NONE else 'without severity'}"
              for sev, n in sorted(world.open_by_severity.items(), key=_sev_key) if n]
     text = "Open now: " + (", ".join(parts) if parts else "none")
     if world.oldest_unacked_critical is not None:
@@ -217,7 +217,8 @@ def footer_line(world: World, now: datetime) -> str:
 
 
 def _sev_key(item: tuple[str, int]) -> int:
-    return SEVERITY_ORDER.index(item[0]) if item[0] in SEVERITY_ORDER else len(SEVERITY_ORDER)
+    """Most severe first; a value that is no severity last."""
+    return -severity_rank(item[0], unknown=-1)
 
 
 def order_entries(items: Sequence[Entry]) -> list[Entry]:

@@ -15,14 +15,13 @@ from sqlalchemy import Connection, Engine, and_, func, or_, select
 from incidentctl.db.engine import is_sqlite
 from incidentctl.notify.digest import Change, World
 from incidentctl.db.schema import deliveries, incident_alerts, incidents, notifications
+from incidentctl.incidents.model import IncidentStatus, OutboxState, Severity
 
-PENDING, SENT, FAILED, SUPPRESSED = "pending", "sent", "failed", "suppressed"
-STATES = (PENDING, SENT, FAILED, SUPPRESSED)
 SENDING = "sending"  # a delivery whose answer is not recorded (yet, or ever: the run died)
 
 
 def _due(now: datetime):
-    return and_(notifications.c.state == PENDING,
+    return and_(notifications.c.state == OutboxState.PENDING,
                 or_(notifications.c.next_attempt_at.is_(None), notifications.c.next_attempt_at <= now))
 
 
@@ -81,9 +80,11 @@ def world_state(engine: Engine) -> World:
     ro = engine.execution_options(sqlite_begin="DEFERRED")
     with ro.connect() as conn:
         counts = conn.execute(select(incidents.c.severity, func.count())
-                              .where(incidents.c.status != "resolved").group_by(incidents.c.severity)).all()
+                              .where(incidents.c.status != IncidentStatus.RESOLVED)
+                              .group_by(incidents.c.severity)).all()
         oldest = conn.execute(select(incidents.c.id, incidents.c.title, incidents.c.opened_at)
-                              .where(incidents.c.status == "open", incidents.c.severity == "critical")
+                              .where(incidents.c.status == IncidentStatus.OPEN,
+                                     incidents.c.severity == Severity.CRITICAL)
                               .order_by(incidents.c.opened_at, incidents.c.id).limit(1)).first()
     return World({sev: n for sev, n in counts},
                  (oldest.id, oldest.title, oldest.opened_at) if oldest else None)
@@ -107,7 +108,7 @@ def _update(conn: Connection, ids: Sequence[int], **values: Any) -> int:
     for start in range(0, len(ids), 500):
         chunk = list(ids)[start:start + 500]
         done += conn.execute(notifications.update()
-                             .where(notifications.c.id.in_(chunk), notifications.c.state == PENDING)
+                             .where(notifications.c.id.in_(chunk), notifications.c.state == OutboxState.PENDING)
                              .values(**values)).rowcount
     return done
 
@@ -141,7 +142,7 @@ def prune_deliveries(engine: Engine, before: datetime) -> int:
         return conn.execute(deliveries.delete().where(deliveries.c.attempted_at < before)).rowcount
 
 
-def list_outbox(engine: Engine, *, states: Sequence[str] = STATES, limit: int = 100) -> list[dict]:
+def list_outbox(engine: Engine, *, states: Sequence[str] = tuple(OutboxState), limit: int = 100) -> list[dict]:
     """Outbox rows, newest first, with their incident's title. `next_attempt_at` is kept for
     pending rows only (on others it is a leftover claim); NULL there means due now."""
     query = (select(notifications, incidents.c.title)
@@ -151,7 +152,7 @@ def list_outbox(engine: Engine, *, states: Sequence[str] = STATES, limit: int = 
     with engine.execution_options(sqlite_begin="DEFERRED").connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(query)]
     for row in rows:
-        if row["state"] != PENDING:
+        if row["state"] != OutboxState.PENDING:
             row["next_attempt_at"] = None
     return rows
 
@@ -167,7 +168,7 @@ def waiting(engine: Engine, now: datetime) -> tuple[int, datetime | None]:
     n = notifications.c
     with engine.execution_options(sqlite_begin="DEFERRED").connect() as conn:
         count, first = conn.execute(select(func.count(), func.min(n.next_attempt_at))
-                                    .where(n.state == PENDING, n.next_attempt_at > now)).one()
+                                    .where(n.state == OutboxState.PENDING, n.next_attempt_at > now)).one()
     return count, first
 
 
@@ -179,8 +180,8 @@ def count_by_state(engine: Engine) -> dict[str, int]:
 
 def retry_failed(engine: Engine, ids: Sequence[int] | None) -> int:
     """Puts failed rows (all, or these ids) back to pending, e.g. after fixing a webhook."""
-    query = notifications.update().where(notifications.c.state == FAILED)
+    query = notifications.update().where(notifications.c.state == OutboxState.FAILED)
     if ids:
         query = query.where(notifications.c.id.in_(list(ids)))
     with engine.begin() as conn:
-        return conn.execute(query.values(state=PENDING, next_attempt_at=None)).rowcount
+        return conn.execute(query.values(state=OutboxState.PENDING, next_attempt_at=None)).rowcount

@@ -20,6 +20,7 @@ from incidentctl.config import SETTINGS, Settings, mask_secret
 from incidentctl.db.engine import database_url, describe_url, is_sqlite, short_error
 from incidentctl.durations import format_duration
 from incidentctl.db.migrations import schema_status
+from incidentctl.incidents.model import OutboxState
 from incidentctl.notify.delivery import CLAIM_LEASE
 from incidentctl.db.schema import deliveries, grafana_alerts, notifications, silences
 
@@ -59,7 +60,7 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
-class Report:
+class DoctorReport:
     checks: tuple[Check, ...]
 
     @property
@@ -80,7 +81,7 @@ def level_for_age(age: timedelta | None, warn: timedelta, error: timedelta) -> s
     return "warn" if age < error else "error"
 
 
-def doctor(settings: Settings, engine: Engine, now: datetime, thresholds: Thresholds | None = None) -> Report:
+def doctor(settings: Settings, engine: Engine, now: datetime, thresholds: Thresholds | None = None) -> DoctorReport:
     """Runs every check, in order; database checks stop at the first one that cannot go on."""
     limits = thresholds or Thresholds.for_settings(settings)
     checks = [check_configuration(settings)]
@@ -101,7 +102,7 @@ def doctor(settings: Settings, engine: Engine, now: datetime, thresholds: Thresh
                     check_deliveries(conn, now, limits),
                     check_silences(conn, now, limits),
                 ]
-    return Report(tuple(checks))
+    return DoctorReport(tuple(checks))
 
 
 def check_configuration(settings: Settings) -> Check:
@@ -224,13 +225,14 @@ def check_bad_rows(conn, now: datetime, limits: Thresholds) -> Check:
 def check_notifications(conn, now: datetime, limits: Thresholds) -> Check:
     n = notifications.c
     failed = conn.execute(
-        select(func.count()).where(n.state == "failed", n.created_at >= now - limits.recent)
+        select(func.count()).where(n.state == OutboxState.FAILED, n.created_at >= now - limits.recent)
     ).scalar_one()
     pending, retrying, oldest = conn.execute(
-        select(func.count(), func.count(n.last_error), func.min(n.created_at)).where(n.state == "pending")
+        select(func.count(), func.count(n.last_error), func.min(n.created_at)).where(n.state == OutboxState.PENDING)
     ).one()
     last_error = conn.execute(
-        select(n.last_error).where(or_(n.state == "failed", and_(n.state == "pending", n.last_error.is_not(None))))
+        select(n.last_error).where(or_(n.state == OutboxState.FAILED,
+                                       and_(n.state == OutboxState.PENDING, n.last_error.is_not(None))))
         .order_by(n.id.desc()).limit(1)
     ).scalar()
     age = now - oldest if oldest is not None else None

@@ -20,9 +20,9 @@ from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, true
 
 from incidentctl.db.engine import database_errors, is_sqlite
 from incidentctl.db.schema import grafana_alerts, incident_events, incidents
+from incidentctl.incidents.model import UNRESOLVED
 
 DEFAULT_BATCH = 1000
-UNRESOLVED = ("open", "acknowledged")
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,26 @@ def test_bulk_ack_reports_each_id_and_fails_if_any_failed(seeded):
     assert outcomes[999999999]["message"] == "incident 999999999 not found"
 
 
+def test_a_transition_cycle_prints_alike_in_every_format_and_reopen_leaves_the_row_as_before(seeded, engine):
+    from incidentctl.db.schema import incidents
+    from sqlalchemy import select
+    iid = json.loads(cli(seeded, "list", "--alertname", "HighLatency", "-o", "json").output)[0]["id"]
+
+    def row():
+        with engine.connect() as conn:
+            return dict(conn.execute(select(incidents).where(incidents.c.id == iid)).one()._mapping)
+
+    before = row()
+    assert cli(seeded, "ack", str(iid), "--by", "alice").output == f"incident {iid}: acknowledged\n"
+    assert json.loads(cli(seeded, "resolve", str(iid), "--by", "bob", "-o", "json").output) == [
+        {"id": iid, "ok": True, "status": "resolved", "message": f"incident {iid}: resolved"}]
+    assert row()["active_key"] is None and row()["acknowledged_by"] == "alice"
+    assert cli(seeded, "reopen", str(iid), "--by", "carol", "-o", "csv").output.splitlines() == [
+        "id,ok,status,message", f"{iid},True,open,incident {iid}: open"]
+    # Open again as it was before the ack: resolution and acknowledgement forgotten, one reopen more.
+    assert row() == {**before, "reopen_count": before["reopen_count"] + 1}
+
+
 @pytest.mark.parametrize("args, message", [
     (["list", "--since", "yesterday"], "not a duration or ISO time"),
     (["list", "--label", "team"], "not a label filter"),

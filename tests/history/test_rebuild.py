@@ -12,11 +12,11 @@ from sqlalchemy import delete, func, select, text
 import incidentctl.history.rebuild as rebuild_module
 from tests.support.synthetic_history import history
 from incidentctl.config import load_settings
-from incidentctl.incidents.listing import add_note, transition
+from incidentctl.incidents.actions import add_note, transition
 from incidentctl.incidents.processor import LOCK_NAME, ProcessingBusy, backlog, process_pending
 from incidentctl.history.rebuild import RebuildRefused, rebuild
 from incidentctl.db.schema import grafana_alerts, incident_alerts, incident_events, incidents
-from incidentctl.history.simulate import Rules
+from incidentctl.incidents.model import Rules
 from tests.support.processing import checksums, database_incidents, expected_incidents, snapshot, store
 
 SETTINGS = load_settings({})

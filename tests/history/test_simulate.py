@@ -15,7 +15,8 @@ from incidentctl.cli import app
 from incidentctl.config import load_settings
 from incidentctl.incidents.processor import process_pending
 from incidentctl.db.schema import incidents
-from incidentctl.history.simulate import Rules, simulate
+from incidentctl.history.simulate import simulate
+from incidentctl.incidents.model import Rules
 
 SETTINGS = load_settings({})
 CURRENT = Rules(tuple(SETTINGS.group_by), timedelta(seconds=SETTINGS.reopen_window))

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from incidentctl.incidents.decide import Action, decide, normalize_severity
+from incidentctl.incidents.decide import decide
+from incidentctl.incidents.model import Action, normalize_severity
 from incidentctl.incidents.parsing import AlertEvent
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from hypothesis import given, strategies as st
 
-from incidentctl.incidents.parsing import AlertEvent, PayloadError, parse_body, parse_time
+from incidentctl.incidents.parsing import AlertEvent, PayloadError, parse_body, parse_go_time
 
 RECEIVED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
@@ -164,13 +164,13 @@ def test_bad_bodies_raise_payload_error_saying_why(body, message):
     ("2024-03-01T02:09:00", utc(2024, 3, 1, 2, 9)),  # no offset: UTC
 ])
 def test_parse_time(text, expected):
-    assert parse_time(text) == expected
+    assert parse_go_time(text) == expected
 
 
 @pytest.mark.parametrize("text", ["yesterday", "2024-03-01T25:00:00Z", "2024-02-30T00:00:00Z", "2024-03-01Tnoon"])
 def test_parse_time_rejects_what_is_not_rfc_3339(text):
     with pytest.raises(ValueError, match="not RFC 3339"):
-        parse_time(text)
+        parse_go_time(text)
 
 
 @given(moment=st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(timezone.utc)),
@@ -187,7 +187,7 @@ def test_parse_time_reads_every_rfc_3339_form_go_writes(moment, nanos, digits, o
         sign, minutes = ("-", -offset_minutes) if offset_minutes < 0 else ("+", offset_minutes)
         text += f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
     kept = int((fraction + "000000")[:6]) if digits else 0
-    assert parse_time(text) == moment.replace(microsecond=kept)
+    assert parse_go_time(text) == moment.replace(microsecond=kept)
 
 
 def test_fingerprint_limit_is_the_column_width():

@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from tests.support.synthetic_history import history
 from incidentctl.config import load_settings
-from incidentctl.incidents.listing import show_incident, transition
+from incidentctl.incidents.actions import transition
+from incidentctl.incidents.listing import show_incident
 from incidentctl.incidents.processor import backlog, process_pending
 from incidentctl.db.schema import grafana_alerts, incidents, notifications
 from tests.support.processing import T0, snapshot, store, store_spaced
@@ -171,5 +172,7 @@ def test_reopen_refused_while_a_newer_incident_of_the_fingerprint_is_open(engine
     # a new episode 2 h later (outside the reopen window) opens a second incident
     store(engine, [(T0 + timedelta(hours=2), firing.replace(b"2022-06-17T00:41:00", b"2022-06-17T02:41:00"))])
     assert process_pending(engine, SETTINGS).opened == 1
-    with pytest.raises(InvalidTransition, match="same fingerprint is unresolved"):
+    with pytest.raises(InvalidTransition, match="same fingerprint is unresolved") as refused:
         transition(engine, "reopen", first, by="a", note=None, now=T0)
+    assert refused.value.status == "resolved"
+    assert _rows(engine, incidents, "status", "reopen_count")[0] == ("resolved", 0)  # rolled back

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from incidentctl.incidents.decide import IncidentState, SeriesState
+from incidentctl.incidents.model import IncidentState, SeriesState
 from incidentctl.incidents.store import SeriesCache
 
 T = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)

@@ -16,7 +16,8 @@ from incidentctl.cli.app import app
 from incidentctl.config import load_settings
 from incidentctl.db.migrations import upgrade
 from incidentctl.incidents.processor import process_pending
-from incidentctl.history.rebuild import Rules, rebuild
+from incidentctl.history.rebuild import rebuild
+from incidentctl.incidents.model import Rules
 from incidentctl.db.schema import incident_alerts, incidents, metadata, schema_migrations, series_labels
 from tests.support.processing import T0, series_label_index, store, store_spaced
 

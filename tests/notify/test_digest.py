@@ -265,3 +265,12 @@ def test_an_incident_without_severity_says_so():
     assert "opened: [no severity] Quiet" in message["text"]
     assert "Open now: 1 warning, 2 without severity" in message["text"]
     assert "NONE" not in all_text(message) and " none" not in all_text(message)
+
+
+def test_within_a_section_the_most_severe_come_first():
+    severities = ["info", "critical", "none", "P2", "warning", "error"]
+    message = build_digest([change(i, severity=s, title=f"T{s}") for i, s in enumerate(severities)],
+                           World({"info": 1, "none": 1, "critical": 2, "error": 1}), NOW)
+    order = [s for line in message["text"].splitlines() for s in severities if f"] T{s} " in line]
+    assert order == ["critical", "error", "warning", "info", "none", "P2"]  # a value that is no severity last
+    assert "Open now: 2 critical, 1 error, 1 info, 1 without severity" in message["text"]

@@ -1,0 +1,114 @@
+"""What people do to incidents: ack, resolve, reopen (one or many ids) and notes.
+
+A transition loads the incident as the model's IncidentState, applies the model's transition
+(which says what is allowed and what changes) and writes back the columns that changed. Each
+takes `now` from the caller and writes an incident_events row with the actor in the same
+transaction; ack/resolve/reopen also write an outbox row for Slack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Sequence
+
+from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy.exc import IntegrityError
+
+from incidentctl.db.engine import database_errors, is_sqlite
+from incidentctl.db.schema import incident_events, incidents, notifications
+from incidentctl.errors import InvalidTransition, NotFound
+from incidentctl.incidents.model import ChangeKind, IncidentState, IncidentStatus, OutboxState, Resolution, TimelineKind
+from incidentctl.incidents.store import incident_row, incident_state
+
+
+@dataclass(frozen=True)
+class TransitionResult:
+    """What one id of a bulk transition came to."""
+
+    id: int
+    ok: bool
+    status: str | None  # the incident's status after (or, on failure, as it is)
+    message: str
+
+
+def transition_many(engine: Engine, action: str, ids: Sequence[int], *, by: str, note: str | None,
+                    now: datetime) -> list[TransitionResult]:
+    """Applies `action` (ack | resolve | reopen) to each id in its own transaction; one
+    failure does not stop the others."""
+    outcomes = []
+    for incident_id in ids:
+        try:
+            status = transition(engine, action, incident_id, by=by, note=note, now=now)
+            outcomes.append(TransitionResult(incident_id, True, status, f"incident {incident_id}: {status}"))
+        except NotFound as exc:
+            outcomes.append(TransitionResult(incident_id, False, None, str(exc)))
+        except InvalidTransition as exc:
+            outcomes.append(TransitionResult(incident_id, False, exc.status, str(exc)))
+    return outcomes
+
+
+# What each transition writes on the timeline and announces in the outbox.
+_RECORDED = {"ack": (TimelineKind.ACKNOWLEDGED, ChangeKind.ACKNOWLEDGED),
+             "resolve": (TimelineKind.RESOLVED, ChangeKind.RESOLVED),
+             "reopen": (TimelineKind.REOPENED, ChangeKind.REOPENED)}
+
+
+def transition(engine: Engine, action: str, incident_id: int, *, by: str, note: str | None,
+               now: datetime) -> IncidentStatus:
+    """ack: open → acknowledged; resolve: open|acknowledged → resolved (manual); reopen:
+    resolved → open. Returns the new status; raises NotFound, InvalidTransition."""
+    if action not in _RECORDED:
+        raise ValueError(f"unknown transition {action!r}")
+    with database_errors(engine), engine.connect() as conn, conn.begin():
+        state = incident_state(_locked(conn, incident_id)._mapping)
+        before = incident_row(state)
+        reason = _apply(state, action, by, now)
+        changed = {name: value for name, value in incident_row(state).items() if value != before[name]}
+        try:
+            conn.execute(update(incidents).where(incidents.c.id == incident_id).values(changed))
+        except IntegrityError:  # reopening: the unique active_key is taken
+            other = conn.scalar(select(incidents.c.id).where(incidents.c.active_key == state.fingerprint))
+            raise InvalidTransition(f"incident {incident_id} cannot be reopened: incident {other} with the same "
+                                    f"fingerprint is unresolved", status=before["status"]) from None
+        if note:
+            reason += f": {note}"
+        kind, change = _RECORDED[action]
+        _event(conn, incident_id, kind, now, by, {"note": note} if note else None)
+        conn.execute(notifications.insert().values(
+            incident_id=incident_id, change=change, reason=reason[:255], severity=state.severity,
+            created_at=now, state=OutboxState.PENDING, attempts=0))
+        return state.status
+
+
+def _apply(state: IncidentState, action: str, by: str, now: datetime) -> str:
+    """Applies a person's `action` to `state`; returns the reason its outbox row gives."""
+    if action == "ack":
+        state.ack(by, now)
+        return f"acknowledged by {by}"
+    if action == "resolve":
+        state.resolve(by, now, Resolution.MANUAL)
+        return f"manual by {by}"
+    state.reopen()
+    return f"reopened by {by}"
+
+
+def add_note(engine: Engine, incident_id: int, text: str, *, by: str, now: datetime) -> None:
+    """Adds a note to the timeline of any incident; raises NotFound."""
+    with database_errors(engine), engine.connect() as conn, conn.begin():
+        _locked(conn, incident_id)
+        _event(conn, incident_id, TimelineKind.NOTE, now, by, {"text": text})
+
+
+def _locked(conn: Connection, incident_id: int):
+    query = select(incidents).where(incidents.c.id == incident_id)
+    row = conn.execute(query if is_sqlite(conn.engine) else query.with_for_update()).first()
+    if row is None:
+        raise NotFound(f"incident {incident_id} not found")
+    return row
+
+
+def _event(conn: Connection, incident_id: int, kind: TimelineKind, at: datetime, actor: str,
+           detail: dict | None) -> None:
+    conn.execute(incident_events.insert().values(incident_id=incident_id, kind=kind, at=at, actor=actor,
+                                                 detail=detail))
