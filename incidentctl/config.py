@@ -15,13 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from incidentctl.durations import parse_duration
-from incidentctl.errors import IncidentctlError
-
-
-class ConfigError(IncidentctlError):
-    """A setting has a value that cannot be used."""
-
-    exit_code = 2
+from incidentctl.errors import ConfigError
 
 
 def _bool(raw: str) -> bool:

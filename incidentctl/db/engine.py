@@ -10,8 +10,8 @@ from typing import Iterator
 from sqlalchemy import Engine, URL, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 
-from incidentctl.config import ConfigError, Settings
-from incidentctl.errors import DatabaseUnavailable, SchemaNotReady
+from incidentctl.config import Settings
+from incidentctl.errors import DatabaseUnavailable, SchemaNotReady, UnsupportedDatabase
 from incidentctl.db.migrations import schema_status, upgrade
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -19,10 +19,6 @@ SUPPORTED_URLS = "sqlite:///PATH or mysql+pymysql://USER:PASSWORD@HOST:PORT/DATA
 # backend → the drivers incidentctl runs on (bulk.py escapes by PyMySQL's rules); the first is
 # the one a URL without a driver gets.
 DRIVERS = {"sqlite": ("pysqlite",), "mysql": ("pymysql",), "mariadb": ("pymysql",)}
-
-
-class UnsupportedDatabase(ConfigError):
-    """The database URL names a database or driver incidentctl does not run on."""
 
 
 def default_sqlite_path() -> Path:

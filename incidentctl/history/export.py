@@ -23,9 +23,10 @@ from typing import Any, BinaryIO, Callable, Iterator
 from sqlalchemy import Engine, func, select
 
 from incidentctl.db.engine import database_errors
-from incidentctl.errors import IncidentctlError, NotFound
+from incidentctl.errors import ExportFileError, NotFound
 from incidentctl.incidents.parsing import PayloadError, parse_body
 from incidentctl.db.schema import grafana_alerts, incident_alerts, incident_events, incidents
+from incidentctl.slicing import chunks
 
 PAGE_SIZE = 1000
 RECORD_KEYS = ("id", "received_at", "source", "remote_addr", "user_agent", "content_type", "body_sha256")
@@ -176,8 +177,8 @@ def incident_rows(engine: Engine, incident_id: int) -> IncidentRows:
         candidates = sorted(named.union(conn.execute(alive).scalars()))
     columns = [g[key] for key in RECORD_KEYS] + [g.body, g.processed_at, g.process_error]
     found = {}
-    for start in range(0, len(candidates), PAGE_SIZE):
-        query = select(*columns).where(g.id.in_(candidates[start:start + PAGE_SIZE]))
+    for page in chunks(candidates, PAGE_SIZE):
+        query = select(*columns).where(g.id.in_(page))
         with database_errors(engine), readonly.connect() as conn:
             for row in conn.execute(query):
                 row = row._mapping
@@ -229,10 +230,6 @@ def count_rows(engine: Engine, since: datetime | None, until: datetime | None) -
         query = query.where(grafana_alerts.c.received_at < until)
     with database_errors(engine), engine.execution_options(sqlite_begin="DEFERRED").connect() as conn:
         return conn.execute(query).scalar_one()
-
-
-class ExportFileError(IncidentctlError):
-    """The export file cannot be written."""
 
 
 def export_to_file(engine: Engine, path: Path, **kwargs) -> ExportSummary:

@@ -28,7 +28,7 @@ from typing import Callable, Iterator
 from sqlalchemy import Connection, Engine, func, select, update
 
 from incidentctl.db.engine import database_errors
-from incidentctl.errors import IncidentctlError
+from incidentctl.errors import RebuildRefused
 from incidentctl.incidents.decide import (ACKNOWLEDGED, OPEN, STATUS_RESOLVED, SYSTEM_ACTOR, Action, IncidentState, TimelineEntry,
                        decide_row)
 from incidentctl.incidents.parsing import parse_body
@@ -37,15 +37,12 @@ from incidentctl.db.schema import (grafana_alerts, incident_alerts, incident_eve
                      series_labels)
 from incidentctl.history.simulate import Rules
 from incidentctl.incidents.store import Changes, write
+from incidentctl.slicing import chunks
 
 ROWS_PER_CHUNK = 1000  # raw rows read and incident changes written per round trip
 DELETE_CHUNK = 500
 NOT_CARRIED_KEPT = 50  # the count is exact; only the first ones are listed
 CLAIM_LOOKBACK = 50  # old incidents of one series searched for the one a new incident continues
-
-
-class RebuildRefused(IncidentctlError):
-    """Rebuilding would lose incidents whose raw alerts are gone (retention purged them)."""
 
 
 @dataclass(frozen=True)
@@ -162,8 +159,7 @@ class _Rebuild:
         dropped = sorted(set(self.old) - self.claimed)
         s.incidents_dropped = len(dropped)
         if not self.dry_run:
-            for i in range(0, len(dropped), DELETE_CHUNK):
-                ids = dropped[i:i + DELETE_CHUNK]
+            for ids in chunks(dropped, DELETE_CHUNK):
                 self.conn.execute(notifications.delete().where(notifications.c.incident_id.in_(ids)))
                 self.conn.execute(incidents.delete().where(incidents.c.id.in_(ids)))
         return s

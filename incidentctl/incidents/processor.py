@@ -22,21 +22,17 @@ from sqlalchemy.exc import IntegrityError
 
 from incidentctl.config import Settings
 from incidentctl.db.engine import database_errors, is_sqlite
-from incidentctl.errors import IncidentctlError
+from incidentctl.errors import ProcessingBusy
 from incidentctl.incidents.fingerprint import incident_fingerprint
 from incidentctl.incidents.decide import Action, decide_row
 from incidentctl.incidents.parsing import AlertEvent, PayloadError, parse_body
-from incidentctl.db.schema import grafana_alerts
+from incidentctl.db.schema import ERROR_TEXT_MAX, grafana_alerts
 from incidentctl.incidents.store import Changes, SeriesCache, load_states, write
+from incidentctl.slicing import chunks, clip
 
 LOCK_NAME = "incidentctl.process:"
 LOCK_WAIT_SECONDS = 60
-MAX_ERROR = 1000
 BATCH_RETRIES = 3
-
-
-class ProcessingBusy(IncidentctlError):
-    """Another `process` held the processing lock for longer than we waited."""
 
 
 @dataclass
@@ -244,8 +240,8 @@ def _apply_batch(conn: Connection, size: int, group_by: tuple[str, ...], window:
     summary.rows, summary.errors = len(rows), len(failed)
     now = datetime.now(timezone.utc)  # a processing mark, not an incident time
     ok_ids = [raw_id for raw_id, _ in parsed if raw_id not in failed]
-    for i in range(0, len(ok_ids), 500):
-        conn.execute(_MARK_PROCESSED, {"ids": ok_ids[i:i + 500], "now": now})
+    for chunk in chunks(ok_ids, 500):
+        conn.execute(_MARK_PROCESSED, {"ids": chunk, "now": now})
     if failed:
         conn.execute(_MARK_FAILED, [{"_id": raw_id, "now": now, "error": error} for raw_id, error in failed.items()])
     return summary
@@ -346,4 +342,4 @@ def error_text(exc: Exception) -> str:
     text_ = str(exc) if isinstance(exc, PayloadError) else f"{type(exc).__name__}: {exc}"
     # A lone surrogate in the message would fail the very UPDATE that marks the row.
     text_ = text_.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text_ if len(text_) <= MAX_ERROR else text_[: MAX_ERROR - 1] + "…"
+    return clip(text_, ERROR_TEXT_MAX)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from datetime import datetime
-from typing import Iterable, Sequence
+from typing import Iterable
 
 from sqlalchemy import Connection, bindparam, func, null, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
@@ -17,15 +17,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from incidentctl.db import mariadb_insert as bulk
 from incidentctl.incidents.decide import STATUS_RESOLVED, IncidentState, Message, SeriesState, TimelineEntry
+from incidentctl.slicing import chunks, clip
 from incidentctl.db.schema import (LABEL_TEXT_MAX, incident_alerts, incident_events, incident_labels, incidents, notifications,
                      series_labels)
 
 CHUNK = 500
-
-
-def _chunks(items: Sequence, size: int = CHUNK) -> Iterable[Sequence]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
 
 
 def _is_mysql(conn: Connection) -> bool:
@@ -57,15 +53,15 @@ def load_states(conn: Connection, fingerprints: Iterable[str], cache: "SeriesCac
     lock = _is_mysql(conn)
     active_query, by_id_query = (_ACTIVE.with_for_update(), _BY_ID.with_for_update()) if lock else (_ACTIVE, _BY_ID)
     rows: dict[int, dict] = {}
-    for chunk in _chunks(fps):
+    for chunk in chunks(fps, CHUNK):
         for row in conn.execute(active_query, {"keys": list(chunk)}):
             rows[row.id] = dict(row._mapping)
     active = {r["fingerprint"] for r in rows.values()}
     rest = [fp for fp in fps if fp not in active]
     newest: list[int] = []
-    for chunk in _chunks(rest):
+    for chunk in chunks(rest, CHUNK):
         newest.extend(conn.scalars(_NEWEST_IDS, {"fps": list(chunk)}))
-    for chunk in _chunks(newest):
+    for chunk in chunks(newest, CHUNK):
         for row in conn.execute(by_id_query, {"ids": list(chunk)}):
             rows[row.id] = dict(row._mapping)
     states = {row["id"]: _incident_state(row) for row in rows.values()}
@@ -73,7 +69,7 @@ def load_states(conn: Connection, fingerprints: Iterable[str], cache: "SeriesCac
     if cache is not None:
         missing = [i for i in missing if not cache.fill(states[i], rows[i]["series_count"])]
     # Labels, annotations and links are not read: an event that changes them rewrites them all.
-    for chunk in _chunks(missing):
+    for chunk in chunks(missing, CHUNK):
         for row in conn.execute(_SERIES, {"ids": list(chunk)}):
             states[row.incident_id].series[row.alert_fingerprint] = SeriesState(
                 fingerprint=row.alert_fingerprint, status=row.status, severity=row.severity, labels=None,
@@ -163,17 +159,13 @@ def _incident_state(row: dict) -> IncidentState:
     )
 
 
-def _clip(value: str | None, limit: int) -> str | None:
-    return value if value is None or len(value) <= limit else value[: limit - 1] + "…"
-
-
 def incident_row(state: IncidentState) -> dict:
     return {
         "fingerprint": state.fingerprint,
         "active_key": None if state.status == STATUS_RESOLVED else state.fingerprint,
-        "status": state.status, "resolution": state.resolution, "title": _clip(state.title, 512),
-        "severity": state.severity, "alertname": _clip(state.alertname, 255), "cluster": _clip(state.cluster, 255),
-        "namespace": _clip(state.namespace, 255), "service": _clip(state.service, 255),
+        "status": state.status, "resolution": state.resolution, "title": clip(state.title, 512),
+        "severity": state.severity, "alertname": clip(state.alertname, 255), "cluster": clip(state.cluster, 255),
+        "namespace": clip(state.namespace, 255), "service": clip(state.service, 255),
         "group_labels": state.group_labels, "common_labels": state.common_labels,
         "opened_at": state.opened_at, "last_alert_at": state.last_alert_at,
         "acknowledged_at": state.acknowledged_at, "acknowledged_by": state.acknowledged_by,
@@ -197,7 +189,7 @@ def series_row(incident_id: int, s: SeriesState) -> dict:
            "annotations": s.annotations if s.annotations is not None else {}}
     links = s.links or {}
     for key in ("generator", "dashboard", "panel", "silence", "image"):
-        row[f"{key}_url"] = _clip(links.get(key), 2048)
+        row[f"{key}_url"] = clip(links.get(key), 2048)
     return row
 
 
@@ -275,7 +267,7 @@ def write(conn: Connection, changes: Changes) -> None:
             for key, e, raw_id in changes.events])
     if changes.messages:
         _insert(conn, notifications, [
-            {"incident_id": ids[key], "change": m.change, "reason": _clip(m.reason, 255), "severity": m.severity,
+            {"incident_id": ids[key], "change": m.change, "reason": clip(m.reason, 255), "severity": m.severity,
              "created_at": m.at, "state": "pending", "attempts": 0}
             for key, m in changes.messages])
 
@@ -359,7 +351,7 @@ def label_rows(incident_id: int, opened_at: datetime, labels: dict[str, str]) ->
 
 def _write_labels(conn: Connection, relabelled: list[tuple[int, IncidentState]], existing: list[int]) -> None:
     """Replaces the label rows of `existing` incident ids and writes those of the new ones."""
-    for chunk in _chunks(existing):
+    for chunk in chunks(existing, CHUNK):
         conn.execute(_DELETE_LABELS, {"ids": list(chunk)})
     rows = [row for incident_id, state in relabelled
             for row in label_rows(incident_id, state.opened_at, state.common_labels)]

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, insert, text
 from incidentctl.db import mariadb_insert as bulk
 from incidentctl.db.schema import grafana_alerts
 from incidentctl.ingest.sniff import BodyLabel, label_body
+from incidentctl.slicing import clip
 
 
 @dataclass(frozen=True)
@@ -29,15 +30,15 @@ class RawAlert:
 
     @property
     def stored_user_agent(self) -> str | None:
-        return _clip(self.user_agent, 255)
+        return clip(self.user_agent, 255, ellipsis=False)
 
     def row(self) -> dict:
         return {
             "received_at": self.received_at,
             "source": self.source or self.label.source,
-            "remote_addr": _clip(self.remote_addr, 64),
+            "remote_addr": clip(self.remote_addr, 64, ellipsis=False),
             "user_agent": self.stored_user_agent,
-            "content_type": _clip(self.content_type, 255),
+            "content_type": clip(self.content_type, 255, ellipsis=False),
             "body": self.body,
             "body_sha256": self.body_sha256 or hashlib.sha256(self.body).hexdigest(),
             "body_size": len(self.body),
@@ -140,7 +141,3 @@ def _chunks_by_size(rows: list[dict]) -> list[list[dict]]:
         chunks[-1].append(row)
         size += row["body_size"]
     return chunks
-
-
-def _clip(value: str | None, limit: int) -> str | None:
-    return value if value is None or len(value) <= limit else value[:limit]

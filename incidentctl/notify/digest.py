@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Sequence
 
 from incidentctl.durations import format_duration
+from incidentctl.slicing import clip
 
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
@@ -93,11 +94,6 @@ class World:
 def escape(text: Any) -> str:
     """Slack's escaping of its three control characters, and only those."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def clip(text: str, limit: int) -> str:
-    """`text` cut to `limit` characters, marked with an ellipsis when cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def link(url: str | None, label: str) -> str | None:

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, and_, func, or_, select
 from incidentctl.db.engine import is_sqlite
 from incidentctl.notify.digest import Change, World
 from incidentctl.db.schema import deliveries, incident_alerts, incidents, notifications
+from incidentctl.slicing import chunks
 
 PENDING, SENT, FAILED, SUPPRESSED = "pending", "sent", "failed", "suppressed"
 STATES = (PENDING, SENT, FAILED, SUPPRESSED)
@@ -63,8 +64,7 @@ def links_for(engine: Engine, incident_ids: Sequence[int]) -> dict[int, dict[str
     result: dict[int, dict[str, str]] = {i: {} for i in incident_ids}
     ro = engine.execution_options(sqlite_begin="DEFERRED")
     with ro.connect() as conn:
-        for start in range(0, len(incident_ids), 500):
-            chunk = list(incident_ids)[start:start + 500]
+        for chunk in chunks(list(incident_ids), 500):
             query = (select(incident_alerts.c.incident_id, *columns.values())
                      .where(incident_alerts.c.incident_id.in_(chunk)).order_by(incident_alerts.c.id))
             for row in conn.execute(query):
@@ -104,8 +104,7 @@ def to_change(row: dict, links: dict[str, str]) -> Change:
 def _update(conn: Connection, ids: Sequence[int], **values: Any) -> int:
     """Updates pending rows only, so a row already marked by another run is never changed back."""
     done = 0
-    for start in range(0, len(ids), 500):
-        chunk = list(ids)[start:start + 500]
+    for chunk in chunks(list(ids), 500):
         done += conn.execute(notifications.update()
                              .where(notifications.c.id.in_(chunk), notifications.c.state == PENDING)
                              .values(**values)).rowcount

@@ -16,7 +16,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from incidentctl.config import ConfigError, Settings
+from incidentctl.config import Settings
+from incidentctl.errors import ConfigError
 from incidentctl.notify.slack import mask_url
 
 DEFAULT_ROUTE = "default"

@@ -8,7 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from incidentctl.cli import app
-from incidentctl.db.engine import UnsupportedDatabase, supported_url
+from incidentctl.db.engine import supported_url
+from incidentctl.errors import UnsupportedDatabase
 
 SUPPORTED = [
     ("sqlite:////var/lib/incidentctl.db", "sqlite+pysqlite:////var/lib/incidentctl.db"),  # sqlite's default driver

@@ -13,8 +13,9 @@ import incidentctl.history.rebuild as rebuild_module
 from tests.support.synthetic_history import history
 from incidentctl.config import load_settings
 from incidentctl.incidents.listing import add_note, transition
-from incidentctl.incidents.processor import LOCK_NAME, ProcessingBusy, backlog, process_pending
-from incidentctl.history.rebuild import RebuildRefused, rebuild
+from incidentctl.errors import ProcessingBusy, RebuildRefused
+from incidentctl.incidents.processor import LOCK_NAME, backlog, process_pending
+from incidentctl.history.rebuild import rebuild
 from incidentctl.db.schema import grafana_alerts, incident_alerts, incident_events, incidents
 from incidentctl.history.simulate import Rules
 from tests.support.processing import checksums, database_incidents, expected_incidents, snapshot, store

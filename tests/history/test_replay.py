@@ -218,7 +218,7 @@ def test_console_script_export_pipe_replay(cli_env, incidentctl_bin, db_url, tmp
 
 
 def test_export_to_an_unwritable_place_is_a_clear_error_and_leaves_no_file(engine, tmp_path, fixture_bodies):
-    from incidentctl.history.export import ExportFileError
+    from incidentctl.errors import ExportFileError
 
     _seed(engine, fixture_bodies)
     with pytest.raises(ExportFileError, match="cannot write .*missing"):

@@ -8,9 +8,9 @@ import pytest
 import requests
 
 from incidentctl.config import load_settings
-from incidentctl.errors import InvalidTransition, NotFound
+from incidentctl.errors import InvalidSilence, InvalidTransition, NotFound
 from incidentctl.notify.delivery import notify_pending
-from incidentctl.notify.silences import (InvalidSilence, Matcher, add_silence, expire_silence, list_silences,
+from incidentctl.notify.silences import (Matcher, add_silence, expire_silence, list_silences,
                                   matches_all, parse_matcher, silenced_incidents, state_of)
 from tests.support.factories import T0, add_change, add_incident, outbox_rows
 from tests.support.slack_fake import FakeSlack
