@@ -27,7 +27,7 @@ from typing import Callable, Iterator
 
 from sqlalchemy import Connection, Engine, func, select, update
 
-from incidentctl.db.engine import database_errors
+from incidentctl.db.engine import database_errors, reader
 from incidentctl.errors import RebuildRefused
 from incidentctl.incidents.decide import (ACKNOWLEDGED, OPEN, STATUS_RESOLVED, SYSTEM_ACTOR, Action, IncidentState, TimelineEntry,
                        decide_row)
@@ -104,7 +104,7 @@ def rebuild(engine: Engine, rules: Rules, *, dry_run: bool = False, force: bool 
     Raises RebuildRefused when retention purged raw rows that incidents were built from, unless
     `force`; ProcessingBusy when a `process` run holds the lock; DatabaseUnavailable."""
     if dry_run:  # a reader: no lock, no write transaction
-        connection = engine.connect().execution_options(sqlite_begin="DEFERRED")
+        connection = reader(engine).connect()
     else:
         connection = processing_connection(engine)
     with database_errors(engine), connection as conn, conn.begin():

@@ -17,7 +17,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 
-from incidentctl.db.engine import database_errors, is_sqlite
+from incidentctl.db.engine import database_errors, is_sqlite, reader
 from incidentctl.errors import InvalidTransition, NotFound
 from incidentctl.db.schema import (LABEL_TEXT_MAX, incident_alerts, incident_events, incident_labels, incidents, notifications,
                      series_labels)
@@ -183,7 +183,7 @@ def _escape_like(text: str) -> str:
 
 
 def _reader(engine: Engine):
-    return engine.connect().execution_options(sqlite_begin="DEFERRED") if is_sqlite(engine) else engine.connect()
+    return reader(engine).connect()
 
 
 def show_incident(engine: Engine, incident_id: int) -> dict:

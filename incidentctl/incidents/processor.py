@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from incidentctl.config import Settings
-from incidentctl.db.engine import database_errors, is_sqlite
+from incidentctl.db.engine import database_errors, is_sqlite, reader
 from incidentctl.errors import ProcessingBusy
 from incidentctl.incidents.fingerprint import incident_fingerprint
 from incidentctl.incidents.decide import Action, decide_row
@@ -63,7 +63,7 @@ _COUNTER = {Action.OPEN: "opened", Action.REOPEN: "reopened", Action.AUTO_RESOLV
 
 def backlog(engine: Engine) -> int:
     """Rows waiting to be processed."""
-    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+    with reader(engine).connect() as conn:
         return conn.scalar(select(func.count()).select_from(grafana_alerts)
                            .where(grafana_alerts.c.processed_at.is_(None)))
 

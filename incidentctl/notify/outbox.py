@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from sqlalchemy import Connection, Engine, and_, func, or_, select
 
-from incidentctl.db.engine import is_sqlite
+from incidentctl.db.engine import is_sqlite, reader
 from incidentctl.notify.digest import Change, World
 from incidentctl.db.schema import deliveries, incident_alerts, incidents, notifications
 from incidentctl.slicing import chunks
@@ -47,7 +47,7 @@ def claim_due(engine: Engine, now: datetime, lease: timedelta, *, claim: bool = 
     if claim and not is_sqlite(engine):
         # SQLite's BEGIN IMMEDIATE already makes this transaction the only writer.
         query = query.with_for_update(skip_locked=True, of=notifications)
-    conn_engine = engine if claim else engine.execution_options(sqlite_begin="DEFERRED")
+    conn_engine = engine if claim else reader(engine)
     with conn_engine.begin() as conn:
         rows = [dict(r._mapping) for r in conn.execute(query)]
         if claim and rows:
@@ -62,8 +62,7 @@ def links_for(engine: Engine, incident_ids: Sequence[int]) -> dict[int, dict[str
     columns = {"rule": incident_alerts.c.generator_url, "dashboard": incident_alerts.c.dashboard_url,
                "panel": incident_alerts.c.panel_url, "silence": incident_alerts.c.silence_url}
     result: dict[int, dict[str, str]] = {i: {} for i in incident_ids}
-    ro = engine.execution_options(sqlite_begin="DEFERRED")
-    with ro.connect() as conn:
+    with reader(engine).connect() as conn:
         for chunk in chunks(list(incident_ids), 500):
             query = (select(incident_alerts.c.incident_id, *columns.values())
                      .where(incident_alerts.c.incident_id.in_(chunk)).order_by(incident_alerts.c.id))
@@ -78,8 +77,7 @@ def links_for(engine: Engine, incident_ids: Sequence[int]) -> dict[int, dict[str
 
 def world_state(engine: Engine) -> World:
     """Open incidents by severity and the oldest unacknowledged critical one."""
-    ro = engine.execution_options(sqlite_begin="DEFERRED")
-    with ro.connect() as conn:
+    with reader(engine).connect() as conn:
         counts = conn.execute(select(incidents.c.severity, func.count())
                               .where(incidents.c.status != "resolved").group_by(incidents.c.severity)).all()
         oldest = conn.execute(select(incidents.c.id, incidents.c.title, incidents.c.opened_at)
@@ -147,7 +145,7 @@ def list_outbox(engine: Engine, *, states: Sequence[str] = STATES, limit: int = 
              .join(incidents, incidents.c.id == notifications.c.incident_id)
              .where(notifications.c.state.in_(list(states)))
              .order_by(notifications.c.id.desc()).limit(limit))
-    with engine.execution_options(sqlite_begin="DEFERRED").connect() as conn:
+    with reader(engine).connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(query)]
     for row in rows:
         if row["state"] != PENDING:
@@ -156,7 +154,7 @@ def list_outbox(engine: Engine, *, states: Sequence[str] = STATES, limit: int = 
 
 
 def count_due(engine: Engine, now: datetime) -> int:
-    with engine.execution_options(sqlite_begin="DEFERRED").connect() as conn:
+    with reader(engine).connect() as conn:
         return conn.execute(select(func.count()).select_from(notifications).where(_due(now))).scalar_one()
 
 
@@ -164,14 +162,14 @@ def waiting(engine: Engine, now: datetime) -> tuple[int, datetime | None]:
     """Pending rows not due at `now` (backing off after a failed send, or claimed by a run), and
     the earliest time one of them is due again."""
     n = notifications.c
-    with engine.execution_options(sqlite_begin="DEFERRED").connect() as conn:
+    with reader(engine).connect() as conn:
         count, first = conn.execute(select(func.count(), func.min(n.next_attempt_at))
                                     .where(n.state == PENDING, n.next_attempt_at > now)).one()
     return count, first
 
 
 def count_by_state(engine: Engine) -> dict[str, int]:
-    with engine.execution_options(sqlite_begin="DEFERRED").connect() as conn:
+    with reader(engine).connect() as conn:
         rows = conn.execute(select(notifications.c.state, func.count()).group_by(notifications.c.state)).all()
     return {state: n for state, n in rows}
 
