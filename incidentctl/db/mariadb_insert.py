@@ -8,7 +8,8 @@ NO_BACKSLASH_ESCAPES handling. Statements are split at STATEMENT_CHARS of text, 
 (a body's hex is twice its size), far under MariaDB's 16 MiB `max_allowed_packet`; a value too
 long for that (a webhook body of megabytes) is sent ahead in pieces into a session variable that
 the INSERT names, so no statement outgrows the packet whatever the value. Other databases
-(SQLite, MySQL 8) take the ordinary SQLAlchemy path; the callers choose with `available`.
+(SQLite, MySQL 8) take the ordinary SQLAlchemy path: `db.rows.insert_rows` chooses, by
+`capabilities(conn).bulk_insert`.
 """
 
 from __future__ import annotations
@@ -37,11 +38,6 @@ CONSECUTIVE_MIN_ROWS = 500
 
 class ValueTooLong(SQLAlchemyError):
     """A value is longer than the server will hold (its max_allowed_packet); nothing was stored."""
-
-
-def available(conn: Connection) -> bool:
-    """Whether `conn` is MariaDB through PyMySQL (RETURNING and VALUES() in ON DUPLICATE KEY UPDATE)."""
-    return conn.dialect.driver == "pymysql" and bool(getattr(conn.dialect, "is_mariadb", False))
 
 
 def insert(conn: Connection, table: Table, rows: Sequence[dict], *, update: Sequence[str] = (),

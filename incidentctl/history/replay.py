@@ -24,9 +24,9 @@ from typing import BinaryIO, Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy import Connection, Engine, bindparam, select
 
-from incidentctl.db import mariadb_insert as bulk
+from incidentctl.db.rows import insert_rows
 from incidentctl.ingest import jsondoc
-from incidentctl.ingest.archive import RawAlert, insert_rows
+from incidentctl.ingest.archive import RawAlert
 from incidentctl.config import Settings
 from incidentctl.db.engine import database_errors
 from incidentctl.history.export import BadRecord, from_record, is_record
@@ -225,10 +225,7 @@ def store_batch(conn: Connection, alerts: Sequence[RawAlert]) -> list[dict]:
     executemany; returns the rows it stored."""
     rows = [alert.row() for alert in alerts]
     fresh = [rows[i] for i in _fresh(conn, rows)]
-    if fresh and bulk.available(conn):
-        bulk.insert(conn, grafana_alerts, fresh)
-    elif fresh:
-        conn.execute(grafana_alerts.insert(), fresh)
+    insert_rows(conn, grafana_alerts, fresh)
     return fresh
 
 
@@ -245,7 +242,7 @@ def store_processed(conn: Connection, items: Sequence[Item], now: datetime
     fresh = _fresh(conn, rows)
     kept = [rows[i] for i in fresh]
     parsed = [(n, items[i].events) for n, i in enumerate(fresh) if items[i].error is None]
-    return kept, parsed, lambda connection: insert_rows(connection, kept) if kept else []
+    return kept, parsed, lambda connection: insert_rows(connection, grafana_alerts, kept, returning="id")
 
 
 def replay(engine: Engine, paths: Sequence[str], *, now: datetime, received_at: datetime | None = None,

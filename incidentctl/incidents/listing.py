@@ -17,7 +17,8 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 
-from incidentctl.db.engine import database_errors, is_sqlite, reader
+from incidentctl.db.capabilities import capabilities
+from incidentctl.db.engine import database_errors, reader
 from incidentctl.errors import InvalidTransition, NotFound
 from incidentctl.db.schema import (LABEL_TEXT_MAX, incident_alerts, incident_events, incident_labels, incidents, notifications,
                      series_labels)
@@ -289,7 +290,7 @@ def add_note(engine: Engine, incident_id: int, text: str, *, by: str, now: datet
 
 def _locked(conn: Connection, incident_id: int):
     query = select(incidents).where(incidents.c.id == incident_id)
-    row = conn.execute(query if is_sqlite(conn.engine) else query.with_for_update()).first()
+    row = conn.execute(query.with_for_update() if capabilities(conn).row_locks else query).first()
     if row is None:
         raise NotFound(f"incident {incident_id} not found")
     return row

@@ -21,7 +21,8 @@ from sqlalchemy import Connection, Engine, bindparam, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from incidentctl.config import Settings
-from incidentctl.db.engine import database_errors, is_sqlite, reader
+from incidentctl.db.capabilities import capabilities
+from incidentctl.db.engine import database_errors, reader
 from incidentctl.errors import ProcessingBusy
 from incidentctl.incidents.fingerprint import incident_fingerprint
 from incidentctl.incidents.decide import Action, decide_row
@@ -106,7 +107,7 @@ def processing_connection(engine: Engine) -> Iterator[Connection]:
     gap locks, so the receiver's INSERTs into the queue never wait for a batch (the named lock
     already orders the batches), and holding the processing lock."""
     with engine.connect() as conn:
-        if not is_sqlite(engine):
+        if capabilities(conn).row_locks:
             conn.execution_options(isolation_level="READ COMMITTED")
         with ProcessingLock(conn):
             yield conn
@@ -192,10 +193,10 @@ class ProcessingLock:
 
     def __init__(self, conn: Connection):
         self.conn = conn
-        self.mysql = not is_sqlite(conn.engine)
+        self.named = capabilities(conn).named_locks
 
     def __enter__(self):
-        if self.mysql:
+        if self.named:
             # Named locks are server-wide: the database name keeps two databases apart.
             got = self.conn.scalar(text("SELECT GET_LOCK(CONCAT(:name, DATABASE()), :wait)"),
                                    {"name": LOCK_NAME, "wait": LOCK_WAIT_SECONDS})
@@ -206,7 +207,7 @@ class ProcessingLock:
         return self
 
     def __exit__(self, *exc):
-        if self.mysql:
+        if self.named:
             if self.conn.in_transaction():
                 self.conn.rollback()
             self.conn.scalar(text("SELECT RELEASE_LOCK(CONCAT(:name, DATABASE()))"), {"name": LOCK_NAME})
@@ -218,7 +219,7 @@ def _claim(conn: Connection, size: int) -> list:
     query = (select(grafana_alerts.c.id, grafana_alerts.c.received_at, grafana_alerts.c.body,
                     grafana_alerts.c.user_agent)
              .where(grafana_alerts.c.processed_at.is_(None)).order_by(grafana_alerts.c.id).limit(size))
-    if not is_sqlite(conn.engine):
+    if capabilities(conn).skip_locked:
         query = query.with_for_update(skip_locked=True)
     return list(conn.execute(query))
 
@@ -309,7 +310,7 @@ def apply_events(conn: Connection, parsed: Sequence[tuple[int, list[AlertEvent]]
                     continue
                 decided.append((keys[fp], decision, event.fingerprint, raw_key))
 
-    if insert is None or is_sqlite(conn.engine):
+    if insert is None or not capabilities(conn).server_process:
         raw_ids = insert(conn) if insert is not None else None
         decide_all()
     else:

@@ -7,25 +7,19 @@ The processor owns the transaction; these functions run inside it. MySQL reads t
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 from datetime import datetime
 from typing import Iterable
 
-from sqlalchemy import Connection, bindparam, func, null, select, update
-from sqlalchemy.dialects.mysql import insert as mysql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, bindparam, func, select
 
-from incidentctl.db import mariadb_insert as bulk
+from incidentctl.db.capabilities import capabilities
+from incidentctl.db.rows import insert_rows, update_rows
 from incidentctl.incidents.decide import STATUS_RESOLVED, IncidentState, Message, SeriesState, TimelineEntry
 from incidentctl.slicing import chunks, clip
 from incidentctl.db.schema import (LABEL_TEXT_MAX, incident_alerts, incident_events, incident_labels, incidents, notifications,
                      series_labels)
 
 CHUNK = 500
-
-
-def _is_mysql(conn: Connection) -> bool:
-    return conn.dialect.name in ("mysql", "mariadb")
 
 
 # Statements built once: an IN list built per call leaves SQLAlchemy objects in reference
@@ -50,7 +44,7 @@ def load_states(conn: Connection, fingerprints: Iterable[str], cache: "SeriesCac
     Incident rows are always read (people change them); series come from `cache` when it holds
     them as they are."""
     fps = sorted(set(fingerprints))
-    lock = _is_mysql(conn)
+    lock = capabilities(conn).row_locks
     active_query, by_id_query = (_ACTIVE.with_for_update(), _BY_ID.with_for_update()) if lock else (_ACTIVE, _BY_ID)
     rows: dict[int, dict] = {}
     for chunk in chunks(fps, CHUNK):
@@ -238,11 +232,12 @@ def write(conn: Connection, changes: Changes) -> None:
     # incident of the same fingerprint opened later in the batch.
     updates = [{"id": key, **incident_row(state)} for key, state in changes.incidents.items() if key > 0]
     if updates:
-        _update_incidents(conn, updates)
+        update_rows(conn, incidents, updates)
         ids.update((u["id"], u["id"]) for u in updates)
     new = [(key, state) for key, state in changes.incidents.items() if key < 0]
     if new:
-        for (key, state), new_id in zip(new, _insert_incidents(conn, [incident_row(s) for _, s in new])):
+        for (key, state), new_id in zip(new, insert_rows(conn, incidents, [incident_row(s) for _, s in new],
+                                                          returning="id")):
             ids[key] = state.id = new_id
     full, counters = [], []
     for key, fps in changes.series.items():
@@ -260,87 +255,20 @@ def write(conn: Connection, changes: Changes) -> None:
         _write_labels(conn, [(ids[key], changes.incidents[key]) for key in sorted(changes.relabel)],
                       existing=[key for key in sorted(changes.relabel) if key > 0])
     if changes.events:
-        _insert(conn, incident_events, [
+        insert_rows(conn, incident_events, [
             {"incident_id": ids.get(key, key), "kind": e.kind, "at": e.at, "actor": e.actor,
              "alert_fingerprint": e.alert_fingerprint, "raw_alert_id": raw_id,
              "detail": dict(e.detail) if e.detail is not None else None}
             for key, e, raw_id in changes.events])
     if changes.messages:
-        _insert(conn, notifications, [
+        insert_rows(conn, notifications, [
             {"incident_id": ids[key], "change": m.change, "reason": clip(m.reason, 255), "severity": m.severity,
              "created_at": m.at, "state": "pending", "attempts": 0}
             for key, m in changes.messages])
 
 
-def _insert(conn: Connection, table, rows: list[dict]) -> None:
-    if bulk.available(conn):
-        bulk.insert(conn, table, rows)
-    else:
-        conn.execute(table.insert(), rows)
-
-
-def _update_incidents(conn: Connection, rows: list[dict]) -> None:
-    columns = tuple(k for k in rows[0] if k != "id")
-    if not _is_mysql(conn):
-        conn.execute(_incident_update(columns), [{**row, "_id": row["id"]} for row in rows])
-        return
-    # MySQL: one multi-row INSERT … ON DUPLICATE KEY UPDATE instead of a round trip per row.
-    # Every id exists, so InnoDB meets the primary key first; should another row ever hold the
-    # active_key instead, `id = NULL` makes the statement fail rather than update that row.
-    if bulk.available(conn):
-        bulk.insert(conn, incidents, rows, update_sql="id = IF(incidents.id = VALUES(id), incidents.id, NULL)",
-                    update=columns)
-        return
-    conn.execute(_incident_upsert(columns), rows)
-
-
-# The statements below are built once per set of columns: each build makes an alias of the
-# table (`inserted`, `excluded`) whose objects sit in reference cycles, garbage that batch jobs
-# would otherwise leave for the cyclic collector batch after batch (collector.py).
-@lru_cache(maxsize=None)
-def _incident_update(columns: tuple[str, ...]):
-    return update(incidents).where(incidents.c.id == bindparam("_id")).values({c: bindparam(c) for c in columns})
-
-
-@lru_cache(maxsize=None)
-def _incident_upsert(columns: tuple[str, ...]):
-    stmt = mysql_insert(incidents)
-    guard = func.if_(incidents.c.id == stmt.inserted.id, incidents.c.id, null())
-    return stmt.on_duplicate_key_update([("id", guard)] + [(k, stmt.inserted[k]) for k in columns])
-
-
-@lru_cache(maxsize=None)
-def _series_labels_insert(mysql: bool):
-    if mysql:
-        stmt = mysql_insert(series_labels)
-        return stmt.on_duplicate_key_update(incident_id=stmt.inserted.incident_id)  # keeps the row as it is
-    return sqlite_insert(series_labels).on_conflict_do_nothing()
-
-
-@lru_cache(maxsize=None)
-def _series_upsert(mysql: bool, keys: tuple[str, ...]):
-    if mysql:
-        stmt = mysql_insert(incident_alerts)
-        return stmt.on_duplicate_key_update({k: stmt.inserted[k] for k in keys})
-    stmt = sqlite_insert(incident_alerts)
-    return stmt.on_conflict_do_update(index_elements=["incident_id", "alert_fingerprint"],
-                                      set_={k: stmt.excluded[k] for k in keys})
-
-
-def _insert_incidents(conn: Connection, rows: list[dict]) -> list[int]:
-    if bulk.available(conn):
-        return bulk.insert(conn, incidents, rows, returning="id")
-    if conn.dialect.insert_executemany_returning_sort_by_parameter_order:
-        stmt = incidents.insert().returning(incidents.c.id, sort_by_parameter_order=True)
-        return list(conn.execute(stmt, rows).scalars())
-    return [conn.execute(incidents.insert(), row).inserted_primary_key[0] for row in rows]
-
-
 def _upsert_series(conn: Connection, rows: list[dict], keys: tuple[str, ...]) -> None:
-    if bulk.available(conn):
-        bulk.insert(conn, incident_alerts, rows, update=keys)
-    else:
-        conn.execute(_series_upsert(_is_mysql(conn), keys), rows)
+    insert_rows(conn, incident_alerts, rows, on_conflict=("incident_id", "alert_fingerprint"), update=keys)
 
 
 def label_rows(incident_id: int, opened_at: datetime, labels: dict[str, str]) -> list[dict]:
@@ -355,8 +283,7 @@ def _write_labels(conn: Connection, relabelled: list[tuple[int, IncidentState]],
         conn.execute(_DELETE_LABELS, {"ids": list(chunk)})
     rows = [row for incident_id, state in relabelled
             for row in label_rows(incident_id, state.opened_at, state.common_labels)]
-    if rows:
-        _insert(conn, incident_labels, rows)
+    insert_rows(conn, incident_labels, rows)
 
 
 def series_label_rows(incident_id: int, opened_at: datetime, label_sets: Iterable[dict[str, str]],
@@ -379,10 +306,6 @@ def _added_label_rows(incident_id: int, state: IncidentState, added: set[str]) -
 
 
 def _add_series_labels(conn: Connection, rows: list[dict]) -> None:
-    """Inserts the pairs an incident does not have yet; the ones it has stay as they are."""
-    if not rows:  # every label of the added series is common, indexed already
-        return
-    if bulk.available(conn):
-        bulk.insert(conn, series_labels, rows, update_sql="incident_id = incident_id")
-    else:
-        conn.execute(_series_labels_insert(_is_mysql(conn)), rows)
+    """Inserts the pairs an incident does not have yet; the ones it has stay as they are. (No
+    rows: every label of the added series is common, indexed already.)"""
+    insert_rows(conn, series_labels, rows, on_conflict=("incident_id", "name", "value"))

@@ -12,7 +12,8 @@ from typing import Any, Sequence
 
 from sqlalchemy import Connection, Engine, and_, func, or_, select
 
-from incidentctl.db.engine import is_sqlite, reader
+from incidentctl.db.capabilities import capabilities
+from incidentctl.db.engine import reader
 from incidentctl.notify.digest import Change, World
 from incidentctl.db.schema import deliveries, incident_alerts, incidents, notifications
 from incidentctl.slicing import chunks
@@ -44,11 +45,10 @@ def claim_due(engine: Engine, now: datetime, lease: timedelta, *, claim: bool = 
                     incidents.c.severity.label("incident_severity"))
              .join(incidents, incidents.c.id == notifications.c.incident_id)
              .where(_due(now)).order_by(notifications.c.id).limit(limit))
-    if claim and not is_sqlite(engine):
-        # SQLite's BEGIN IMMEDIATE already makes this transaction the only writer.
-        query = query.with_for_update(skip_locked=True, of=notifications)
-    conn_engine = engine if claim else reader(engine)
-    with conn_engine.begin() as conn:
+    with (engine if claim else reader(engine)).begin() as conn:
+        if claim and capabilities(conn).skip_locked:
+            # SQLite's BEGIN IMMEDIATE already makes this transaction the only writer.
+            query = query.with_for_update(skip_locked=True, of=notifications)
         rows = [dict(r._mapping) for r in conn.execute(query)]
         if claim and rows:
             _update(conn, [r["id"] for r in rows], next_attempt_at=now + lease)

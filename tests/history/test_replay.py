@@ -334,7 +334,7 @@ def test_a_processed_batch_whose_insert_fails_leaves_nothing_behind(engine, tmp_
     from incidentctl.config import load_settings
     from incidentctl.db.schema import incidents, notifications
 
-    def failing_insert(conn, rows):
+    def failing_insert(conn, table, rows, **kwargs):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(replay_module, "insert_rows", failing_insert)
