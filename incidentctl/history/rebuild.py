@@ -32,7 +32,7 @@ from incidentctl.errors import RebuildRefused
 from incidentctl.incidents.decide import (ACKNOWLEDGED, OPEN, STATUS_RESOLVED, SYSTEM_ACTOR, Action, IncidentState, TimelineEntry,
                        decide_row)
 from incidentctl.incidents.parsing import parse_body
-from incidentctl.incidents.processor import processing_connection
+from incidentctl.incidents.lock import processing_connection
 from incidentctl.db.schema import (grafana_alerts, incident_alerts, incident_events, incident_labels, incidents, notifications,
                      series_labels)
 from incidentctl.history.simulate import Rules

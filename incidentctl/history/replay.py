@@ -32,7 +32,7 @@ from incidentctl.db.engine import database_errors
 from incidentctl.history.export import BadRecord, from_record, is_record
 from incidentctl.incidents.parsing import AlertEvent, parse_document
 from incidentctl.incidents.processor import ProcessSummary, Stored, error_text, process_as_stored
-from incidentctl.incidents.store import SeriesCache
+from incidentctl.incidents.series_cache import SeriesCache
 from incidentctl.db.schema import grafana_alerts
 from incidentctl.ingest.sniff import decode_body
 

@@ -17,22 +17,21 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterator, Sequence
 
-from sqlalchemy import Connection, Engine, bindparam, func, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from incidentctl.config import Settings
 from incidentctl.db.capabilities import capabilities
 from incidentctl.db.engine import database_errors, reader
-from incidentctl.errors import ProcessingBusy
 from incidentctl.incidents.fingerprint import incident_fingerprint
 from incidentctl.incidents.decide import Action, decide_row
 from incidentctl.incidents.parsing import AlertEvent, PayloadError, parse_body
 from incidentctl.db.schema import ERROR_TEXT_MAX, grafana_alerts
-from incidentctl.incidents.store import Changes, SeriesCache, load_states, write
+from incidentctl.incidents.lock import processing_connection
+from incidentctl.incidents.series_cache import SeriesCache
+from incidentctl.incidents.store import Changes, load_states, write
 from incidentctl.slicing import chunks, clip
 
-LOCK_NAME = "incidentctl.process:"
-LOCK_WAIT_SECONDS = 60
 BATCH_RETRIES = 3
 
 
@@ -99,18 +98,6 @@ def process_pending(
             if progress:
                 progress(summary.rows, max(total, summary.rows))
     return summary
-
-
-@contextmanager
-def processing_connection(engine: Engine) -> Iterator[Connection]:
-    """A connection that applies changes to incidents: READ COMMITTED on MySQL, which takes no
-    gap locks, so the receiver's INSERTs into the queue never wait for a batch (the named lock
-    already orders the batches), and holding the processing lock."""
-    with engine.connect() as conn:
-        if capabilities(conn).row_locks:
-            conn.execution_options(isolation_level="READ COMMITTED")
-        with ProcessingLock(conn):
-            yield conn
 
 
 @contextmanager
@@ -185,34 +172,6 @@ def process_as_stored(engine: Engine, settings: Settings, store: Callable[[Conne
                 if attempt == BATCH_RETRIES - 1:
                     raise
     raise AssertionError("unreachable")
-
-
-class ProcessingLock:
-    """MySQL: a named lock around one batch (or a whole `rebuild`), so overlapping runs apply
-    batches one after another in queue order. SQLite needs none: it has one writer anyway."""
-
-    def __init__(self, conn: Connection):
-        self.conn = conn
-        self.named = capabilities(conn).named_locks
-
-    def __enter__(self):
-        if self.named:
-            # Named locks are server-wide: the database name keeps two databases apart.
-            got = self.conn.scalar(text("SELECT GET_LOCK(CONCAT(:name, DATABASE()), :wait)"),
-                                   {"name": LOCK_NAME, "wait": LOCK_WAIT_SECONDS})
-            self.conn.commit()
-            if got != 1:
-                raise ProcessingBusy(f"another `incidentctl process` or `rebuild` held the processing lock for "
-                                     f"{LOCK_WAIT_SECONDS}s")
-        return self
-
-    def __exit__(self, *exc):
-        if self.named:
-            if self.conn.in_transaction():
-                self.conn.rollback()
-            self.conn.scalar(text("SELECT RELEASE_LOCK(CONCAT(:name, DATABASE()))"), {"name": LOCK_NAME})
-            self.conn.commit()
-        return False
 
 
 def _claim(conn: Connection, size: int) -> list:

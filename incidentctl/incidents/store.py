@@ -6,7 +6,7 @@ The processor owns the transaction; these functions run inside it. MySQL reads t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterable
 
@@ -14,6 +14,7 @@ from sqlalchemy import Connection, bindparam, func, select
 
 from incidentctl.db.capabilities import capabilities
 from incidentctl.db.rows import insert_rows, update_rows
+from incidentctl.incidents.series_cache import SeriesCache
 from incidentctl.incidents.decide import STATUS_RESOLVED, IncidentState, Message, SeriesState, TimelineEntry
 from incidentctl.slicing import chunks, clip
 from incidentctl.db.schema import (LABEL_TEXT_MAX, incident_alerts, incident_events, incident_labels, incidents, notifications,
@@ -38,7 +39,7 @@ _SERIES = (select(incident_alerts.c.incident_id, incident_alerts.c.alert_fingerp
            .order_by(incident_alerts.c.id))
 
 
-def load_states(conn: Connection, fingerprints: Iterable[str], cache: "SeriesCache | None" = None
+def load_states(conn: Connection, fingerprints: Iterable[str], cache: SeriesCache | None = None
                 ) -> dict[str, IncidentState]:
     """The incident each fingerprint's next alert applies to: the unresolved one, else the newest.
     Incident rows are always read (people change them); series come from `cache` when it holds
@@ -73,72 +74,6 @@ def load_states(conn: Connection, fingerprints: Iterable[str], cache: "SeriesCac
     if cache is not None:
         cache.stage(states[i] for i in missing)
     return {s.fingerprint: s for s in states.values()}
-
-
-class SeriesCache:
-    """The series of incidents as a run last read or wrote them, so that its next batch need
-    not read them back (`process` and `replay --process` touch the same incidents batch after
-    batch).
-
-    An entry is used only while the incident row still shows the version it was kept at
-    (alert_count, last_alert_at, series count): every change a processor makes to an incident's
-    series also counts an alert on the incident, in the same transaction, and people never
-    change series. `rebuild` rewrites series without counting; an entry kept before a rebuild
-    that ran between two batches of a run is used only if the rebuilt incident kept its id and
-    all three numbers, which in practice means it was recomputed from the same alerts. What a
-    transaction reads or writes is staged and kept only once it commits
-    (`commit`), so a rolled-back batch leaves nothing behind. At most `limit` series are kept,
-    the least recently used go first."""
-
-    def __init__(self, limit: int = 20_000):
-        self.limit = limit
-        self._entries: dict[int, tuple[tuple, dict[str, SeriesState]]] = {}
-        self._size = 0
-        self._staged: list[IncidentState] = []
-        self.hits = 0  # incidents whose series came from here
-
-    @staticmethod
-    def _version(state: IncidentState, series_count: int) -> tuple:
-        return state.alert_count, state.last_alert_at, series_count
-
-    def fill(self, state: IncidentState, series_count: int) -> bool:
-        """Gives `state` (an incident row just read) its cached series; False when not cached
-        or cached at another version."""
-        entry = self._entries.pop(state.id, None)
-        if entry is None:
-            return False
-        self._size -= len(entry[1])
-        if entry[0] != self._version(state, series_count):
-            return False
-        self._put(state.id, entry)
-        state.series = dict(entry[1])
-        self.hits += 1
-        return True
-
-    def stage(self, states: Iterable[IncidentState]) -> None:
-        self._staged.extend(states)
-
-    def commit(self) -> None:
-        for state in self._staged:
-            if state.id is None:
-                continue
-            old = self._entries.pop(state.id, None)
-            if old is not None:
-                self._size -= len(old[1])
-            # As load_states reads them: without labels, annotations and links.
-            series = {fp: replace(s, labels=None, annotations=None, links=None) for fp, s in state.series.items()}
-            self._put(state.id, (self._version(state, len(state.series)), series))
-        self._staged.clear()
-
-    def rollback(self) -> None:
-        self._staged.clear()
-
-    def _put(self, incident_id: int, entry: tuple[tuple, dict[str, SeriesState]]) -> None:
-        self._entries[incident_id] = entry
-        self._size += len(entry[1])
-        while self._size > self.limit and self._entries:
-            oldest = next(iter(self._entries))
-            self._size -= len(self._entries.pop(oldest)[1])
 
 
 def _incident_state(row: dict) -> IncidentState:

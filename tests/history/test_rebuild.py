@@ -14,7 +14,8 @@ from tests.support.synthetic_history import history
 from incidentctl.config import load_settings
 from incidentctl.incidents.listing import add_note, transition
 from incidentctl.errors import ProcessingBusy, RebuildRefused
-from incidentctl.incidents.processor import LOCK_NAME, backlog, process_pending
+from incidentctl.incidents.lock import LOCK_NAME
+from incidentctl.incidents.processor import backlog, process_pending
 from incidentctl.history.rebuild import rebuild
 from incidentctl.db.schema import grafana_alerts, incident_alerts, incident_events, incidents
 from incidentctl.history.simulate import Rules
@@ -228,7 +229,7 @@ def test_rebuild_waits_for_a_running_process_and_gives_up(engine, monkeypatch):
     store(engine, _rows()[:200])
     process_pending(engine, SETTINGS)
     before = snapshot(engine)
-    monkeypatch.setattr("incidentctl.incidents.processor.LOCK_WAIT_SECONDS", 1)
+    monkeypatch.setattr("incidentctl.incidents.lock.LOCK_WAIT_SECONDS", 1)
     with engine.connect() as holder:
         assert holder.scalar(text("SELECT GET_LOCK(CONCAT(:n, DATABASE()), 0)"), {"n": LOCK_NAME}) == 1
         with pytest.raises(ProcessingBusy, match="rebuild"):

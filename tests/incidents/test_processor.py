@@ -100,7 +100,7 @@ def test_series_kept_between_batches_never_hide_another_runs_changes(engine, sec
     from datetime import timedelta
 
     from incidentctl.incidents.processor import _run_batch
-    from incidentctl.incidents.store import SeriesCache
+    from incidentctl.incidents.series_cache import SeriesCache
 
     rows = list(history(series=30, minutes=180, seed=11))
     plain = second_engine("plain")
@@ -173,3 +173,27 @@ def test_reopen_refused_while_a_newer_incident_of_the_fingerprint_is_open(engine
     assert process_pending(engine, SETTINGS).opened == 1
     with pytest.raises(InvalidTransition, match="same fingerprint is unresolved"):
         transition(engine, "reopen", first, by="a", note=None, now=T0)
+
+
+def test_what_people_do_never_changes_series_nor_the_cache_version(engine, db_url, fixture_bodies):
+    # The other half of SeriesCache's invariant (series_cache.py): ack, resolve, reopen and note
+    # leave every series and the version its kept series are checked against as they were.
+    from typer.testing import CliRunner
+
+    from incidentctl.cli import app
+    from incidentctl.db.schema import incident_alerts
+
+    store_spaced(engine, [fixture_bodies["alertmanager/am_v4_oncall-example_firing_3alerts_numFiring-added-by-oncall.json"]])
+    process_pending(engine, SETTINGS)
+    (iid,) = [r[0] for r in _rows(engine, incidents, "id")]
+
+    def observed():
+        return (_rows(engine, incident_alerts, *incident_alerts.c.keys()),
+                _rows(engine, incidents, "alert_count", "last_alert_at", "series_count"))
+
+    before = observed()
+    for args in (["ack", str(iid)], ["resolve", str(iid)], ["reopen", str(iid)], ["note", str(iid), "looked"]):
+        result = CliRunner().invoke(app, [*args, "--by", "alice"], env={"INCIDENTCTL_DATABASE_URL": db_url})
+        assert result.exit_code == 0, result.output
+    assert observed() == before
+    assert _rows(engine, incidents, "status") == [("open",)]  # the commands did apply
