@@ -36,7 +36,7 @@ from incidentctl.incidents.lock import processing_connection
 from incidentctl.db.schema import (grafana_alerts, incident_alerts, incident_events, incident_labels, incidents, notifications,
                      series_labels)
 from incidentctl.history.simulate import Rules
-from incidentctl.incidents.store import Changes, write
+from incidentctl.incidents.store import Changes, write_batch
 from incidentctl.slicing import chunks
 
 ROWS_PER_CHUNK = 1000  # raw rows read and incident changes written per round trip
@@ -279,7 +279,7 @@ class _Rebuild:
         for entry in reversed(self.past.get(fp, ())):
             _, incident_id, opened_at, resolved_at, key = entry
             if _overlaps(opened_at, resolved_at, old):
-                # Not written yet: its provisional key; else its id (`write` takes either).
+                # Not written yet: its provisional key; else its id (`write_batch` takes either).
                 self.changes.events.append((key if incident_id is None else incident_id, _entry(action), None))
                 return 1
         return 0
@@ -288,7 +288,7 @@ class _Rebuild:
 
     def _flush(self) -> None:
         if not self.dry_run:
-            write(self.conn, self.changes)
+            write_batch(self.conn, self.changes)  # the raw keys are the rows' ids
         else:
             for state in self.changes.incidents.values():  # stand-in ids, so the next chunks see them as written
                 if state.id is None:

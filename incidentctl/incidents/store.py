@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from sqlalchemy import Connection, bindparam, func, select
 
@@ -124,15 +124,16 @@ def series_row(incident_id: int, s: SeriesState) -> dict:
 
 @dataclass
 class Changes:
-    """A batch's decisions, collected in order, written by `write`.
+    """A batch's decisions, collected in order, written by `write_batch`.
 
     Incidents are identified by a key (their id, or a negative number until inserted) because
-    one fingerprint can have two incidents in a batch (one resolves, a later alert opens anew).
+    one fingerprint can have two incidents in a batch (one resolves, a later alert opens anew);
+    timeline entries name their raw row by its key in the batch (see `write_batch`).
     """
 
     incidents: dict[int, IncidentState] = field(default_factory=dict)
     series: dict[int, set[str]] = field(default_factory=dict)
-    events: list[tuple[int, TimelineEntry, int]] = field(default_factory=list)
+    events: list[tuple[int, TimelineEntry, int | None]] = field(default_factory=list)  # key, entry, raw key
     messages: list[tuple[int, Message]] = field(default_factory=list)
     relabel: set[int] = field(default_factory=set)  # keys whose common labels changed
     added: dict[int, set[str]] = field(default_factory=dict)  # series added in this batch, by key
@@ -142,7 +143,7 @@ class Changes:
         self._next_new -= 1
         return self._next_new
 
-    def record(self, key: int, state: IncidentState, series_fp: str, timeline, messages, raw_id: int,
+    def record(self, key: int, state: IncidentState, series_fp: str, timeline, messages, raw_key: int,
                labels_changed: bool = False) -> None:
         self.incidents[key] = state
         if labels_changed:
@@ -150,18 +151,19 @@ class Changes:
         self.series.setdefault(key, set()).add(series_fp)
         if state.series[series_fp].times_seen == 1:  # only the decision that adds a series leaves it at 1
             self.added.setdefault(key, set()).add(series_fp)
-        self.events.extend((key, entry, raw_id) for entry in timeline)
+        self.events.extend((key, entry, raw_key) for entry in timeline)
         self.messages.extend((key, message) for message in messages)
 
-    def note(self, key: int, timeline, raw_id: int | None) -> None:
+    def note(self, key: int, timeline, raw_key: int | None) -> None:
         """Timeline entries for an incident the decision left as it was (an ignored event)."""
-        self.events.extend((key, entry, raw_id) for entry in timeline)
+        self.events.extend((key, entry, raw_key) for entry in timeline)
 
 
-def write(conn: Connection, changes: Changes) -> None:
-    """Inserts new incidents, updates the others, upserts touched series, appends events and
-    outbox rows; all in the caller's transaction. An event may name an incident this batch does
-    not change by its id (a positive key)."""
+def write_batch(conn: Connection, changes: Changes, raw_ids: Sequence[int] | None = None) -> None:
+    """Writes a batch's changes in the caller's transaction: inserts new incidents, updates the
+    others, upserts touched series, appends timeline and outbox rows. A timeline entry names its
+    raw row by a key, a position in `raw_ids` (or, without them, the row's id), and may name an
+    incident this batch does not change by its id (a positive key)."""
     ids: dict[int, int] = {}
     # Existing incidents first: one that resolved in this batch frees its active_key for a new
     # incident of the same fingerprint opened later in the batch.
@@ -192,9 +194,10 @@ def write(conn: Connection, changes: Changes) -> None:
     if changes.events:
         insert_rows(conn, incident_events, [
             {"incident_id": ids.get(key, key), "kind": e.kind, "at": e.at, "actor": e.actor,
-             "alert_fingerprint": e.alert_fingerprint, "raw_alert_id": raw_id,
+             "alert_fingerprint": e.alert_fingerprint,
+             "raw_alert_id": raw_key if raw_ids is None or raw_key is None else raw_ids[raw_key],
              "detail": dict(e.detail) if e.detail is not None else None}
-            for key, e, raw_id in changes.events])
+            for key, e, raw_key in changes.events])
     if changes.messages:
         insert_rows(conn, notifications, [
             {"incident_id": ids[key], "change": m.change, "reason": clip(m.reason, 255), "severity": m.severity,
