@@ -16,7 +16,7 @@ from incidentctl.db.migrations import schema_status, upgrade
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SUPPORTED_URLS = "sqlite:///PATH or mysql+pymysql://USER:PASSWORD@HOST:PORT/DATABASE"
-# backend → the drivers incidentctl runs on (bulk.py escapes by PyMySQL's rules); the first is
+# backend → the drivers incidentctl runs on (mariadb_insert.py escapes by PyMySQL's rules); the first is
 # the one a URL without a driver gets.
 DRIVERS = {"sqlite": ("pysqlite",), "mysql": ("pymysql",), "mariadb": ("pymysql",)}
 

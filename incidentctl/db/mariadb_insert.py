@@ -25,14 +25,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from incidentctl.db.schema import UtcDateTime
 
-# 2 MiB: a round trip carries ~400 archive rows, and a statement's text and its copies on the way
-# to the socket (~4 of them) stay small beside a batch (bodies are hex, twice their size), far
-# under MariaDB's 16 MiB max_allowed_packet. With 1 MiB statements (twice the round trips)
-# replay --process of a million alerts took 8-10 % longer; 4 MiB ones raised its peak RSS from
-# 161 to 189 MB.
+# Fewer round trips than smaller statements, less memory than larger ones, far under MariaDB's
+# 16 MiB max_allowed_packet (docs/PERFORMANCE.md, History).
 STATEMENT_CHARS = 2 << 20
-# From this many rows, ids are worked out from LAST_INSERT_ID() (see `consecutive_ids`): reading
-# RETURNING costs ~4 µs a row, asking the server about its AUTO_INCREMENT settings ~1 ms.
+# From this many rows, ids come from LAST_INSERT_ID() (`consecutive_ids`): reading RETURNING rows
+# costs more than asking the server about its AUTO_INCREMENT settings (docs/PERFORMANCE.md).
 CONSECUTIVE_MIN_ROWS = 500
 
 

@@ -76,9 +76,7 @@ def update_rows(conn: Connection, table: Table, rows: Sequence[dict]) -> None:
         conn.execute(_update_by_id(table, columns), [{**row, "_id": row["id"]} for row in rows])
 
 
-# Statements are built once per table and set of columns: each build makes an alias of the table
-# (`inserted`, `excluded`) whose objects sit in reference cycles, garbage a batch job would leave
-# for the cyclic collector batch after batch (see ops/gc_tuning.py).
+# Built once per table and set of columns: statements built per call leave cyclic garbage (ops/gc_tuning.py).
 @lru_cache(maxsize=None)
 def _upsert(table: Table, on_duplicate_key: bool, key: tuple[str, ...], columns: tuple[str, ...]):
     if on_duplicate_key:

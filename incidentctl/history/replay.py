@@ -36,11 +36,8 @@ from incidentctl.incidents.series_cache import SeriesCache
 from incidentctl.db.schema import grafana_alerts
 from incidentctl.ingest.sniff import decode_body
 
-# Rows per transaction. Per-batch costs (the lock, loading and writing back the batch's incidents
-# and series, the commit) dominate below this; 100k alerts replayed with --process took 16.4 s at
-# 1,000 rows and 11.7 s at 2,500; 5,000 is ~10 % faster again. Two batches are in memory at once:
-# a million alerts replayed with --process peak at ~170 MB with interned label strings
-# (parsing.py) and 2 MiB INSERT statements (bulk.py), under the 200 MB budget.
+# Rows per transaction: per-batch costs (the lock, the batch's incidents and series, the commit)
+# dominate below it, and two batches in memory stay within budget (docs/PERFORMANCE.md, History).
 BATCH_SIZE = 5000
 MAX_ERRORS_KEPT = 200  # the count is exact; only the first ones are kept for the report
 REPLAY_SOURCE = "replay"  # source of bodies without a recorded one (not our export)
@@ -195,8 +192,7 @@ def item(body: bytes, parse: bool, *, received_at: datetime, remote_addr: str | 
         return Item(alert, error=error_text(exc))
 
 
-# One statement for every batch: built per call, an IN list of thousands of values leaves
-# SQLAlchemy objects in reference cycles, megabytes a batch for the cyclic collector to find.
+# Built once: statements built per call leave cyclic garbage (ops/gc_tuning.py).
 _STORED = (select(grafana_alerts.c.body_sha256, grafana_alerts.c.received_at)
            .where(grafana_alerts.c.body_sha256.in_(bindparam("sha256s", expanding=True)))
            .where(grafana_alerts.c.received_at.between(bindparam("first"), bindparam("last"))))

@@ -327,7 +327,7 @@ def _write(conn: Connection, decided: BatchDecision, raw_ids: Sequence[int], cac
     cache.stage(decided.changes.incidents.values())
 
 
-# Built once (see ops/gc_tuning.py: per-call IN lists leave cyclic garbage).
+# Built once: statements built per call leave cyclic garbage (ops/gc_tuning.py).
 _MARK_PROCESSED = (update(grafana_alerts).where(grafana_alerts.c.id.in_(bindparam("ids", expanding=True)))
                    .values(processed_at=bindparam("now"), process_error=None))
 _MARK_FAILED = (update(grafana_alerts).where(grafana_alerts.c.id == bindparam("_id"))

@@ -23,9 +23,8 @@ from incidentctl.db.schema import (LABEL_TEXT_MAX, incident_alerts, incident_eve
 CHUNK = 500
 
 
-# Statements built once: an IN list built per call leaves SQLAlchemy objects in reference
-# cycles for the cyclic collector, megabytes over a long run. Expanding parameters are
-# rendered per execution from the one cached compilation.
+# Built once: statements built per call leave cyclic garbage (ops/gc_tuning.py); expanding
+# parameters are rendered per execution from the one cached compilation.
 _ACTIVE = select(incidents).where(incidents.c.active_key.in_(bindparam("keys", expanding=True)))
 _NEWEST_IDS = (select(func.max(incidents.c.id)).where(incidents.c.fingerprint.in_(bindparam("fps", expanding=True)))
                .group_by(incidents.c.fingerprint))
