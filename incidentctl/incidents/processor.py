@@ -156,12 +156,13 @@ def process_as_stored(engine: Engine, rules: Rules, *, batch_size: int, clock: C
     """Stores rows and applies their events in one transaction, as a batch of `process` would.
 
     `prepare(conn, now)` returns the rows to store, already marked processed at `now` (the
-    transaction's reading of `clock`, as each batch of queued rows reads it once). Rows already waiting in the queue are processed first
-    (batches of `batch_size`), under the same lock, so the queue order holds. Where the database
-    works in a process of its own, the events are decided on `decide_on` while the rows are
-    inserted, so the server's work on them overlaps ours; a row whose events then fail gets its
-    `process_error` by one UPDATE afterwards. Like a batch, it is retried when a person's reopen
-    races it (`prepare` is then called again). Raises DatabaseUnavailable, ProcessingBusy."""
+    transaction's reading of `clock`, as a batch of queued rows reads it once). Rows already
+    waiting in the queue are processed first (batches of `batch_size`), under the same lock, so
+    the queue order holds. Where the database works in a process of its own, the events are
+    decided on `decide_on` while the rows are inserted, so the server's work on them overlaps
+    ours; a row whose events then fail gets its `process_error` by one UPDATE afterwards. Like a
+    batch, it is retried when a person's reopen races it (`prepare` is then called again).
+    Raises DatabaseUnavailable, ProcessingBusy."""
     size = max(1, batch_size)
     cache = SeriesCache() if cache is None else cache
     summary = ProcessSummary()
