@@ -19,15 +19,9 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from incidentctl.durations import parse_duration
-from incidentctl.errors import IncidentctlError
+from incidentctl.errors import ConfigError
 
 T = TypeVar("T")
-
-
-class ConfigError(IncidentctlError):
-    """A setting has a value that cannot be used."""
-
-    exit_code = 2
 
 
 def _bool(raw: str) -> bool:

@@ -29,3 +29,35 @@ class InvalidTransition(IncidentctlError):
     def __init__(self, message: str, status: str | None = None):
         super().__init__(message)
         self.status = status  # the object's status as it is
+
+
+class ConfigError(IncidentctlError):
+    """A setting has a value that cannot be used."""
+
+    exit_code = 2
+
+
+class UnsupportedDatabase(ConfigError):
+    """The database URL names a database or driver incidentctl does not run on."""
+
+
+class ProcessingBusy(IncidentctlError):
+    """Another `process` held the processing lock for longer than we waited."""
+
+
+class RebuildRefused(IncidentctlError):
+    """Rebuilding would lose incidents whose raw alerts are gone (retention purged them)."""
+
+
+class InvalidSilence(IncidentctlError):
+    """A silence request that cannot be stored as given."""
+
+    exit_code = 2
+
+
+class ExportFileError(IncidentctlError):
+    """The export file cannot be written."""
+
+
+class SlackNotConfigured(IncidentctlError):
+    """No Slack webhook is configured, so nothing can be sent."""

@@ -19,7 +19,7 @@ from tests.support import ROOT
 
 PACKAGE = "incidentctl"
 LAYERS = ("db", "ingest", "incidents", "notify", "history", "ops", "wiring", "cli")
-BASE = ("", "config", "errors", "durations")  # "" is the package's __init__
+BASE = ("", "config", "errors", "durations", "slicing")  # "" is the package's __init__; slicing: clip, chunks
 ENTRY_POINTS = {"__main__": "cli"}  # `python -m incidentctl` runs the CLI
 
 

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-
-from rich.markup import escape
-
-from incidentctl.errors import IncidentctlError
-from incidentctl.cli.app import app, err_console
+from incidentctl.cli.app import app
 from incidentctl.cli import db
 from incidentctl.cli import config_cmd
 from incidentctl.cli import demo
@@ -30,9 +25,6 @@ from incidentctl.cli import watch
 
 
 def main() -> None:
-    """Console entry point: runs the app and turns core errors into a message and exit code."""
-    try:
-        app()  # standalone: click handles usage errors (exit 2) and re-raises everything else
-    except IncidentctlError as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
-        sys.exit(exc.exit_code)
+    """Console entry point. The app turns core errors into a message and an exit code itself
+    (cli/app.py), so typer's test runner sees what the console script does."""
+    app()

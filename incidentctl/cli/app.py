@@ -1,5 +1,5 @@
 """The typer application and the conventions every command shares: the context, `--output/-o`,
-option errors that name the option."""
+option errors that name the option, the core's errors as one line and an exit code."""
 
 from __future__ import annotations
 
@@ -10,17 +10,35 @@ from typing import Callable, Optional, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from incidentctl import __version__
-from incidentctl.config import ConfigError, load_settings, zone_name
+from incidentctl.config import load_settings, zone_name
+from incidentctl.errors import IncidentctlError
 from incidentctl.wiring import Context
 from incidentctl.durations import parse_since
 from incidentctl.cli.output import OutputFormat, display_zone, set_display_zone
 
 T = TypeVar("T")
 
+# Messages on stderr are lines: never wrapped at 80 columns when stderr is a pipe or a log.
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+class _Commands(TyperGroup):
+    """The root group: a core error (IncidentctlError), wherever a command or the settings raise
+    it, ends the command with its one-line message on stderr and its exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except IncidentctlError as exc:
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+            ctx.exit(exc.exit_code)
+
 
 app = typer.Typer(
+    cls=_Commands,
     name="incidentctl",
     help="Grafana/Alertmanager alert webhooks → raw archive → incidents → Slack digests.",
     no_args_is_help=True,
@@ -32,9 +50,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-# Messages on stderr are lines: never wrapped at 80 columns when stderr is a pipe or a log.
-err_console = Console(stderr=True, soft_wrap=True)
 
 
 def output_option(*formats: OutputFormat):
@@ -97,11 +112,7 @@ def root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     """incidentctl: turn alert webhooks into incidents people can own."""
-    try:
-        settings = load_settings(config_file=config)
-    except ConfigError as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(2)
+    settings = load_settings(config_file=config)
     set_display_zone(settings.display_timezone)
     ctx.obj = Context(settings)
     ctx.call_on_close(ctx.obj.close)

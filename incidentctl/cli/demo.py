@@ -17,6 +17,7 @@ from incidentctl.incidents.listing import IncidentFilter, list_incidents
 from incidentctl.db.migrations import upgrade
 from incidentctl.notify.delivery import notify_pending, preview_digests
 from incidentctl.cli.output import Col, OutputFormat, dumps, render_rows
+from incidentctl.incidents.model import Rules
 from incidentctl.incidents.processor import process_pending
 from incidentctl.cli.app import TzOption, app
 from incidentctl.cli.incidents import render_incident_table
@@ -48,7 +49,8 @@ def demo(tz: Optional[str] = TzOption) -> None:
     )
     typer.echo()
     typer.secho("2. incidentctl process: group the archived alerts into incidents", bold=True)
-    summary = process_pending(engine, load_settings(environ={}))
+    settings = load_settings(environ={})
+    summary = process_pending(engine, Rules.configured(settings), batch_size=settings.batch_size, clock=utc_now)
     typer.echo(f"   processed {summary.line()}")
     now = datetime.now(timezone.utc)
     render_incident_table(list_incidents(engine, IncidentFilter(status="all")), now,

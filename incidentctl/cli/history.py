@@ -16,6 +16,7 @@ from incidentctl.history.export import count_rows, export_archive, export_to_fil
 from incidentctl.cli.output import OutputFormat, dumps
 from incidentctl.incidents.processor import process_pending
 from incidentctl.history.replay import BATCH_SIZE, replay
+from incidentctl.incidents.model import Rules
 from incidentctl.cli.app import app, context, err_console, option_value, output_option, time_value
 
 
@@ -119,17 +120,18 @@ def replay_cmd(
     if received_at is not None:
         moment = option_value("--received-at", _iso_time, received_at)
     engine = c.engine
+    rules = Rules.configured(c.settings)
     with batch_collection(), _progress(DownloadColumn()) as progress:
         task = progress.add_task("replaying", total=None)
         report = lambda n, total: progress.update(task, advance=n, total=total or None)  # noqa: E731
-        summary = replay(engine, paths, now=c.clock(), received_at=moment, batch_size=batch_size, progress=report,
-                         process=c.settings if process else None)
+        summary = replay(engine, paths, clock=c.clock, received_at=moment, batch_size=batch_size, progress=report,
+                         process_with=rules if process else None)
     processed = summary.processed
     if processed is not None:
         # Each batch was processed as it was stored; rows that arrived meanwhile are left.
         with _progress(MofNCompleteColumn()) as progress:
             task = progress.add_task("processing", total=None)
-            processed.add(process_pending(engine, c.settings,
+            processed.add(process_pending(engine, rules, batch_size=c.settings.batch_size, clock=c.clock,
                                           progress=lambda done, total: progress.update(task, completed=done,
                                                                                        total=total)))
     if output is OutputFormat.json:

@@ -9,19 +9,15 @@ import typer
 from incidentctl.notify import outbox
 from datetime import datetime
 
-from incidentctl.config import ConfigError
 from incidentctl.db.engine import database_errors
 from incidentctl.durations import format_duration
-from incidentctl.errors import IncidentctlError
+from incidentctl.errors import SlackNotConfigured
 from incidentctl.incidents.model import OutboxState
 from incidentctl.notify.delivery import NotifySummary, notify_pending
+from incidentctl.notify.routes import load_routes
 from incidentctl.cli.output import Col, OutputFormat, dumps, local_time, render_rows
 from incidentctl.notify.slack import make_session
 from incidentctl.cli.app import OutputOption, TzOption, app, context, err_console, output_option
-
-
-class SlackNotConfigured(IncidentctlError):
-    """No Slack webhook is configured, so nothing can be sent."""
 
 
 @app.command("notify")
@@ -36,12 +32,9 @@ def notify(
     When nothing is due, says what is pending for later and when it is due. Exit codes: 0 everything due was delivered, or nothing was due; 1 a route failed (rows stay pending for a retry, or are marked failed on a permanent answer), a change matched no route, or Slack is not configured (SLACK_WEBHOOK_URL unset; the outbox stays pending); 3 the database is unavailable.
     """
     c = context(ctx)
-    try:
-        with make_session() as session:
-            summary = notify_pending(c.engine, c.settings, session, dry_run=dry_run, clock=c.clock)
-    except ConfigError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(2)
+    routes = load_routes(c.settings)  # a bad [[routes]] table stops the command before anything is claimed
+    with make_session() as session:
+        summary = notify_pending(c.engine, c.settings, session, dry_run=dry_run, clock=c.clock, routes=routes)
     if dry_run:
         typer.echo(dumps(summary.as_dict() if output is OutputFormat.json else summary.messages))
         if not summary.slack_configured:

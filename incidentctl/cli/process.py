@@ -9,6 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from incidentctl.ops.gc_tuning import batch_collection
 from incidentctl.cli.output import OutputFormat, dumps
+from incidentctl.incidents.model import Rules
 from incidentctl.incidents.processor import backlog, process_pending
 from incidentctl.cli.app import OutputOption, app, context, err_console
 
@@ -32,15 +33,16 @@ def process(
     c = context(ctx)
     engine = c.engine
     show_bar = err_console.is_terminal and backlog(engine) >= PROGRESS_MIN_ROWS
+    rules, size = Rules.configured(c.settings), batch_size or c.settings.batch_size
     with batch_collection():
         if show_bar:
             with Progress(TextColumn("processing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                           console=err_console, transient=True) as bar:
                 task = bar.add_task("rows", total=None)
-                summary = process_pending(engine, c.settings, batch_size=batch_size, limit=limit,
+                summary = process_pending(engine, rules, batch_size=size, clock=c.clock, limit=limit,
                                           progress=lambda done, total: bar.update(task, completed=done, total=total))
         else:
-            summary = process_pending(engine, c.settings, batch_size=batch_size, limit=limit)
+            summary = process_pending(engine, rules, batch_size=size, clock=c.clock, limit=limit)
     if output is OutputFormat.json:
         typer.echo(dumps(summary.as_dict()))
     elif output is OutputFormat.csv:

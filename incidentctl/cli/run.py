@@ -7,10 +7,9 @@ import sys
 
 import typer
 
-from incidentctl.config import ConfigError
 from incidentctl.ops.scheduler import Scheduler, cycle_jobs
 from incidentctl.notify.slack import make_session
-from incidentctl.cli.app import app, context, err_console
+from incidentctl.cli.app import app, context
 
 
 @app.command("run")
@@ -27,9 +26,4 @@ def run(ctx: typer.Context) -> None:
     logging.getLogger("urllib3").setLevel(max(logging.INFO, logging.getLogger().level))
     engine = c.engine  # checks the database and schema before the loop starts
     with make_session() as session:
-        try:
-            jobs = cycle_jobs(engine, c.settings, session, c.clock)
-        except ConfigError as exc:
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False)
-            raise typer.Exit(2)
-        Scheduler(jobs).run_until_signalled()
+        Scheduler(cycle_jobs(engine, c.settings, session, c.clock)).run_until_signalled()

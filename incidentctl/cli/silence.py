@@ -10,7 +10,8 @@ import typer
 
 from incidentctl.durations import parse_duration
 from incidentctl.cli.output import Col, OutputFormat, display_zone, dumps, local_time, render_rows
-from incidentctl.notify.silences import InvalidSilence, add_silence, expire_silence, list_silences, parse_matcher
+from incidentctl.errors import InvalidSilence
+from incidentctl.notify.silences import add_silence, expire_silence, list_silences, parse_matcher
 from incidentctl.cli.app import OutputOption, TzOption, app, context
 
 silence_app = typer.Typer(help="Silence Slack notifications for matching alerts during a time window.",

@@ -10,19 +10,15 @@ from typing import Iterator
 from sqlalchemy import Engine, URL, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 
-from incidentctl.config import ConfigError, Settings
-from incidentctl.errors import DatabaseUnavailable, SchemaNotReady
+from incidentctl.config import Settings
+from incidentctl.errors import DatabaseUnavailable, SchemaNotReady, UnsupportedDatabase
 from incidentctl.db.migrations import schema_status, upgrade
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SUPPORTED_URLS = "sqlite:///PATH or mysql+pymysql://USER:PASSWORD@HOST:PORT/DATABASE"
-# backend → the drivers incidentctl runs on (bulk.py escapes by PyMySQL's rules); the first is
+# backend → the drivers incidentctl runs on (mariadb_insert.py escapes by PyMySQL's rules); the first is
 # the one a URL without a driver gets.
 DRIVERS = {"sqlite": ("pysqlite",), "mysql": ("pymysql",), "mariadb": ("pymysql",)}
-
-
-class UnsupportedDatabase(ConfigError):
-    """The database URL names a database or driver incidentctl does not run on."""
 
 
 def default_sqlite_path() -> Path:
@@ -126,6 +122,12 @@ def _sqlite_engine(url: URL, **kwargs) -> Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def reader(engine: Engine) -> Engine:
+    """`engine` for reading only: on SQLite its transactions begin DEFERRED, taking no write lock,
+    so a reader neither waits for a writer nor holds one up; elsewhere the same as `engine`."""
+    return engine.execution_options(sqlite_begin="DEFERRED")
 
 
 def engine_from_settings(settings: Settings, **kwargs) -> Engine:

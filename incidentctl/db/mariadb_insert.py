@@ -8,7 +8,8 @@ NO_BACKSLASH_ESCAPES handling. Statements are split at STATEMENT_CHARS of text, 
 (a body's hex is twice its size), far under MariaDB's 16 MiB `max_allowed_packet`; a value too
 long for that (a webhook body of megabytes) is sent ahead in pieces into a session variable that
 the INSERT names, so no statement outgrows the packet whatever the value. Other databases
-(SQLite, MySQL 8) take the ordinary SQLAlchemy path; the callers choose with `available`.
+(SQLite, MySQL 8) take the ordinary SQLAlchemy path: `db.rows.insert_rows` chooses, by
+`capabilities(conn).bulk_insert`.
 """
 
 from __future__ import annotations
@@ -24,24 +25,16 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from incidentctl.db.schema import UtcDateTime
 
-# 2 MiB: a round trip carries ~400 archive rows, and a statement's text and its copies on the way
-# to the socket (~4 of them) stay small beside a batch (bodies are hex, twice their size), far
-# under MariaDB's 16 MiB max_allowed_packet. With 1 MiB statements (twice the round trips)
-# replay --process of a million alerts took 8-10 % longer; 4 MiB ones raised its peak RSS from
-# 161 to 189 MB.
+# Fewer round trips than smaller statements, less memory than larger ones, far under MariaDB's
+# 16 MiB max_allowed_packet (docs/PERFORMANCE.md, History).
 STATEMENT_CHARS = 2 << 20
-# From this many rows, ids are worked out from LAST_INSERT_ID() (see `consecutive_ids`): reading
-# RETURNING costs ~4 µs a row, asking the server about its AUTO_INCREMENT settings ~1 ms.
+# From this many rows, ids come from LAST_INSERT_ID() (`consecutive_ids`): reading RETURNING rows
+# costs more than asking the server about its AUTO_INCREMENT settings (docs/PERFORMANCE.md).
 CONSECUTIVE_MIN_ROWS = 500
 
 
 class ValueTooLong(SQLAlchemyError):
     """A value is longer than the server will hold (its max_allowed_packet); nothing was stored."""
-
-
-def available(conn: Connection) -> bool:
-    """Whether `conn` is MariaDB through PyMySQL (RETURNING and VALUES() in ON DUPLICATE KEY UPDATE)."""
-    return conn.dialect.driver == "pymysql" and bool(getattr(conn.dialect, "is_mariadb", False))
 
 
 def insert(conn: Connection, table: Table, rows: Sequence[dict], *, update: Sequence[str] = (),

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, inspect, select
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from incidentctl.db.capabilities import capabilities
 from incidentctl.db.schema import (LABEL_TEXT_MAX, deliveries, incident_alerts, incident_labels, incidents, metadata,
                                    schema_migrations, seen_signatures, series_labels)
 
@@ -57,7 +58,7 @@ def _series_labels(conn: Connection) -> None:
     """The label index of `list --series-label`, filled from the labels of every series, a page
     of incidents at a time (each incident's pairs once)."""
     series_labels.create(conn, checkfirst=True)
-    if conn.dialect.name in ("mysql", "mariadb"):
+    if capabilities(conn).on_duplicate_key:
         stmt = mysql_insert(series_labels)
         insert = stmt.on_duplicate_key_update(incident_id=stmt.inserted.incident_id)
     else:

@@ -92,6 +92,9 @@ schema_migrations = Table(
 )
 
 # One row per webhook request, exactly as received. Append-only but for the processing marks.
+# The longest parse_error / process_error written (the columns hold 1,024 characters).
+ERROR_TEXT_MAX = 1000
+
 grafana_alerts = Table(
     "grafana_alerts",
     metadata,

@@ -22,10 +22,11 @@ from typing import Any, BinaryIO, Callable, Iterator
 
 from sqlalchemy import Engine, func, select
 
-from incidentctl.db.engine import database_errors
-from incidentctl.errors import IncidentctlError, NotFound
+from incidentctl.db.engine import database_errors, reader
+from incidentctl.errors import ExportFileError, NotFound
 from incidentctl.incidents.parsing import PayloadError, parse_body
 from incidentctl.db.schema import grafana_alerts, incident_alerts, incident_events, incidents
+from incidentctl.slicing import chunks
 
 PAGE_SIZE = 1000
 RECORD_KEYS = ("id", "received_at", "source", "remote_addr", "user_agent", "content_type", "body_sha256")
@@ -138,7 +139,7 @@ def iter_rows(engine: Engine, since: datetime | None = None, until: datetime | N
     """The archive's rows in id order, received in [since, until), read page by page."""
     table = grafana_alerts
     columns = [table.c[key] for key in RECORD_KEYS] + [table.c.body]
-    readonly = engine.execution_options(sqlite_begin="DEFERRED")
+    readonly = reader(engine)
     last_id = 0
     while True:
         query = select(*columns).where(table.c.id > last_id).order_by(table.c.id).limit(page_size)
@@ -161,7 +162,7 @@ def incident_rows(engine: Engine, incident_id: int) -> IncidentRows:
     series — the repeats, which change counts but write no timeline entry. Replaying them into
     an empty database under the same rules rebuilds the incident. Raises NotFound."""
     i, e, s, g = incidents.c, incident_events.c, incident_alerts.c, grafana_alerts.c
-    readonly = engine.execution_options(sqlite_begin="DEFERRED")
+    readonly = reader(engine)
     with database_errors(engine), readonly.connect() as conn:
         incident = conn.execute(select(i.opened_at, i.last_alert_at).where(i.id == incident_id)).first()
         if incident is None:
@@ -176,8 +177,8 @@ def incident_rows(engine: Engine, incident_id: int) -> IncidentRows:
         candidates = sorted(named.union(conn.execute(alive).scalars()))
     columns = [g[key] for key in RECORD_KEYS] + [g.body, g.processed_at, g.process_error]
     found = {}
-    for start in range(0, len(candidates), PAGE_SIZE):
-        query = select(*columns).where(g.id.in_(candidates[start:start + PAGE_SIZE]))
+    for page in chunks(candidates, PAGE_SIZE):
+        query = select(*columns).where(g.id.in_(page))
         with database_errors(engine), readonly.connect() as conn:
             for row in conn.execute(query):
                 row = row._mapping
@@ -227,12 +228,8 @@ def count_rows(engine: Engine, since: datetime | None, until: datetime | None) -
         query = query.where(grafana_alerts.c.received_at >= since)
     if until is not None:
         query = query.where(grafana_alerts.c.received_at < until)
-    with database_errors(engine), engine.execution_options(sqlite_begin="DEFERRED").connect() as conn:
+    with database_errors(engine), reader(engine).connect() as conn:
         return conn.execute(query).scalar_one()
-
-
-class ExportFileError(IncidentctlError):
-    """The export file cannot be written."""
 
 
 def export_to_file(engine: Engine, path: Path, **kwargs) -> ExportSummary:

@@ -27,25 +27,22 @@ from typing import Callable, Iterator
 
 from sqlalchemy import Connection, Engine, func, select, update
 
-from incidentctl.db.engine import database_errors
-from incidentctl.errors import IncidentctlError, InvalidTransition
+from incidentctl.db.engine import database_errors, reader
+from incidentctl.errors import InvalidTransition, RebuildRefused
 from incidentctl.incidents.decide import decide_row
 from incidentctl.incidents.model import (SYSTEM_ACTOR, Action, IncidentState, IncidentStatus, Resolution, Rules,
                                          TimelineEntry, TimelineKind)
 from incidentctl.incidents.parsing import parse_body
-from incidentctl.incidents.processor import processing_connection
+from incidentctl.incidents.lock import processing_connection
 from incidentctl.db.schema import (grafana_alerts, incident_alerts, incident_events, incident_labels, incidents, notifications,
                      series_labels)
-from incidentctl.incidents.store import Changes, write
+from incidentctl.incidents.store import Changes, write_batch
+from incidentctl.slicing import chunks
 
 ROWS_PER_CHUNK = 1000  # raw rows read and incident changes written per round trip
 DELETE_CHUNK = 500
 NOT_CARRIED_KEPT = 50  # the count is exact; only the first ones are listed
 CLAIM_LOOKBACK = 50  # old incidents of one series searched for the one a new incident continues
-
-
-class RebuildRefused(IncidentctlError):
-    """Rebuilding would lose incidents whose raw alerts are gone (retention purged them)."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +115,7 @@ def rebuild(engine: Engine, rules: Rules, *, dry_run: bool = False, force: bool 
     Raises RebuildRefused when retention purged raw rows that incidents were built from, unless
     `force`; ProcessingBusy when a `process` run holds the lock; DatabaseUnavailable."""
     if dry_run:  # a reader: no lock, no write transaction
-        connection = engine.connect().execution_options(sqlite_begin="DEFERRED")
+        connection = reader(engine).connect()
     else:
         connection = processing_connection(engine)
     with database_errors(engine), connection as conn, conn.begin():
@@ -171,8 +168,7 @@ class _Rebuild:
         dropped = sorted(set(self.old) - self.claimed)
         s.incidents_dropped = len(dropped)
         if not self.dry_run:
-            for i in range(0, len(dropped), DELETE_CHUNK):
-                ids = dropped[i:i + DELETE_CHUNK]
+            for ids in chunks(dropped, DELETE_CHUNK):
                 self.conn.execute(notifications.delete().where(notifications.c.incident_id.in_(ids)))
                 self.conn.execute(incidents.delete().where(incidents.c.id.in_(ids)))
         return s
@@ -285,7 +281,7 @@ class _Rebuild:
     def _note_on_past(self, fp: str, old: OldIncident, action: PersonAction) -> int:
         for past in reversed(self.past.get(fp, ())):
             if _overlaps(past.opened_at, past.resolved_at, old):
-                # Not written yet: its provisional key; else its id (`write` takes either).
+                # Not written yet: its provisional key; else its id (`write_batch` takes either).
                 self.changes.events.append((past.key if past.id is None else past.id, _entry(action), None))
                 return 1
         return 0
@@ -294,7 +290,7 @@ class _Rebuild:
 
     def _flush(self) -> None:
         if not self.dry_run:
-            write(self.conn, self.changes)
+            write_batch(self.conn, self.changes)  # the raw keys are the rows' ids
         else:
             for state in self.changes.incidents.values():  # stand-in ids, so the next chunks see them as written
                 if state.id is None:

@@ -24,23 +24,20 @@ from typing import BinaryIO, Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy import Connection, Engine, bindparam, select
 
-from incidentctl.db import mariadb_insert as bulk
+from incidentctl.db.rows import insert_rows
 from incidentctl.ingest import jsondoc
-from incidentctl.ingest.archive import RawAlert, insert_rows
-from incidentctl.config import Settings
+from incidentctl.ingest.archive import RawAlert
 from incidentctl.db.engine import database_errors
 from incidentctl.history.export import BadRecord, from_record, is_record
+from incidentctl.incidents.model import Rules
 from incidentctl.incidents.parsing import AlertEvent, parse_document
-from incidentctl.incidents.processor import ProcessSummary, Stored, error_text, process_as_stored
-from incidentctl.incidents.store import SeriesCache
+from incidentctl.incidents.processor import PreparedRows, ProcessSummary, error_text, process_as_stored
+from incidentctl.incidents.series_cache import SeriesCache
 from incidentctl.db.schema import grafana_alerts
 from incidentctl.ingest.sniff import decode_body
 
-# Rows per transaction. Per-batch costs (the lock, loading and writing back the batch's incidents
-# and series, the commit) dominate below this; 100k alerts replayed with --process took 16.4 s at
-# 1,000 rows and 11.7 s at 2,500; 5,000 is ~10 % faster again. Two batches are in memory at once:
-# a million alerts replayed with --process peak at ~170 MB with interned label strings
-# (parsing.py) and 2 MiB INSERT statements (bulk.py), under the 200 MB budget.
+# Rows per transaction: per-batch costs (the lock, the batch's incidents and series, the commit)
+# dominate below it, and two batches in memory stay within budget (docs/PERFORMANCE.md, History).
 BATCH_SIZE = 5000
 MAX_ERRORS_KEPT = 200  # the count is exact; only the first ones are kept for the report
 REPLAY_SOURCE = "replay"  # source of bodies without a recorded one (not our export)
@@ -195,8 +192,7 @@ def item(body: bytes, parse: bool, *, received_at: datetime, remote_addr: str | 
         return Item(alert, error=error_text(exc))
 
 
-# One statement for every batch: built per call, an IN list of thousands of values leaves
-# SQLAlchemy objects in reference cycles, megabytes a batch for the cyclic collector to find.
+# Built once: statements built per call leave cyclic garbage (ops/gc_tuning.py).
 _STORED = (select(grafana_alerts.c.body_sha256, grafana_alerts.c.received_at)
            .where(grafana_alerts.c.body_sha256.in_(bindparam("sha256s", expanding=True)))
            .where(grafana_alerts.c.received_at.between(bindparam("first"), bindparam("last"))))
@@ -225,40 +221,37 @@ def store_batch(conn: Connection, alerts: Sequence[RawAlert]) -> list[dict]:
     executemany; returns the rows it stored."""
     rows = [alert.row() for alert in alerts]
     fresh = [rows[i] for i in _fresh(conn, rows)]
-    if fresh and bulk.available(conn):
-        bulk.insert(conn, grafana_alerts, fresh)
-    elif fresh:
-        conn.execute(grafana_alerts.insert(), fresh)
+    insert_rows(conn, grafana_alerts, fresh)
     return fresh
 
 
-def store_processed(conn: Connection, items: Sequence[Item], now: datetime
-                    ) -> tuple[list[dict], list[tuple[int, list[AlertEvent]]], Callable[[Connection], list[int]]]:
-    """`store_batch` for parsed items, to be stored already marked processed at `now` (with their
-    process_error): the rows not stored yet, (position in them, events) of the processable ones
-    and how to insert them, which `apply_events` does while it decides their events."""
+def prepare_processed(conn: Connection, items: Sequence[Item], now: datetime) -> PreparedRows:
+    """The parsed items not stored yet (as `store_batch` finds them), as rows already marked
+    processed at `now` (with their process_error), and the events of the processable ones."""
     rows = []
     for entry in items:
         row = entry.alert.row()
         row["processed_at"], row["process_error"] = now, entry.error
         rows.append(row)
     fresh = _fresh(conn, rows)
-    kept = [rows[i] for i in fresh]
-    parsed = [(n, items[i].events) for n, i in enumerate(fresh) if items[i].error is None]
-    return kept, parsed, lambda connection: insert_rows(connection, kept) if kept else []
+    return PreparedRows([rows[i] for i in fresh],
+                        [(n, items[i].events) for n, i in enumerate(fresh) if items[i].error is None])
 
 
-def replay(engine: Engine, paths: Sequence[str], *, now: datetime, received_at: datetime | None = None,
+def replay(engine: Engine, paths: Sequence[str], *, clock: Callable[[], datetime], received_at: datetime | None = None,
            batch_size: int = BATCH_SIZE, progress: Callable[[int, int], None] | None = None,
-           stdin: BinaryIO | None = None, process: Settings | None = None) -> ReplaySummary:
-    """Imports `paths` into the archive; returns what it read, stored, skipped and why.
+           stdin: BinaryIO | None = None, process_with: Rules | None = None) -> ReplaySummary:
+    """Imports `paths` into the archive; returns what it read, stored, skipped and why. Bodies
+    that carry no receive time (standard input) get the time `clock` reads at the start.
     `progress(advance, total)` is called with the input bytes consumed since the last call and
     the size of all inputs (standard input counts as 0).
 
-    With `process` (the settings `process` runs with), each batch is processed as it is stored,
-    in the same transaction (`processor.process_as_stored`): the bodies are parsed once and the
-    rows never wait in the queue. Rows queued before a batch are processed before it."""
-    summary = ReplaySummary(processed=ProcessSummary() if process is not None else None)
+    With `process_with` (the rules `process` applies), each batch is processed as it is stored,
+    in the same transaction (`processor.process_as_stored`), its rows marked processed at a
+    reading of `clock`: the bodies are parsed once and the rows never wait in the queue. Rows
+    queued before a batch are processed before it, `batch_size` at a time."""
+    summary = ReplaySummary(processed=ProcessSummary() if process_with is not None else None)
+    now = clock()
     cache = SeriesCache()  # used by the writer thread only
     batch: list[Item] = []
     files = expand_paths(paths, summary)
@@ -266,20 +259,13 @@ def replay(engine: Engine, paths: Sequence[str], *, now: datetime, received_at: 
     advance = (lambda n: progress(n, total)) if progress is not None else None
 
     def store(items: list[Item]) -> tuple[int, int, ProcessSummary | None]:
-        if process is None:
+        if process_with is None:
             with database_errors(engine), engine.begin() as conn:
                 stored = store_batch(conn, [entry.alert for entry in items])
-            return len(stored), sum(1 for row in stored if row["parse_error"] is not None), None
-        mark = datetime.now(timezone.utc)  # a processing mark, as `process` sets it
-        kept: list[dict] = []
-
-        def insert(conn: Connection) -> Stored:
-            nonlocal kept
-            kept, parsed, insert_kept = store_processed(conn, items, mark)
-            return len(kept), parsed, insert_kept
-
-        processed = process_as_stored(engine, process, insert, cache)
-        return len(kept), sum(1 for row in kept if row["parse_error"] is not None), processed
+            return len(stored), _not_payloads(stored), None
+        done = process_as_stored(engine, process_with, batch_size=batch_size, clock=clock, cache=cache,
+                                 prepare=lambda conn, at: prepare_processed(conn, items, at), decide_on=decider)
+        return done.prepared.count, _not_payloads(done.prepared.rows), done.processed
 
     def count(done: Future, size: int) -> None:
         stored, not_payloads, processed = done.result()  # re-raises the writer's error, e.g. DatabaseUnavailable
@@ -290,8 +276,10 @@ def replay(engine: Engine, paths: Sequence[str], *, now: datetime, received_at: 
             summary.processed.add(processed)
 
     # One batch is written on a thread while the next is read and parsed, so the database round
-    # trip overlaps the parsing; at most two batches are in memory.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-writer") as writer:
+    # trip overlaps the parsing; at most two batches are in memory. With processing, the writer
+    # has the batch's events decided on a thread of their own while it inserts the rows.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-writer") as writer, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-decide") as decider:
         in_flight: tuple[Future, int] | None = None
 
         def flush() -> None:
@@ -303,7 +291,7 @@ def replay(engine: Engine, paths: Sequence[str], *, now: datetime, received_at: 
 
         for path in files:
             summary.files += 1
-            for entry in _read_file(path, received_at, now, advance, stdin, process is not None):
+            for entry in _read_file(path, received_at, now, advance, stdin, process_with is not None):
                 if isinstance(entry, InputError):
                     summary.add_error(entry)
                     continue
@@ -365,6 +353,11 @@ class _GzipChunks(io.RawIOBase):
         data = self._gzip.read1(len(buffer))
         buffer[:len(data)] = data
         return len(data)
+
+
+def _not_payloads(rows: list[dict]) -> int:
+    """Stored rows whose body is not a known webhook payload."""
+    return sum(1 for row in rows if row["parse_error"] is not None)
 
 
 def _size(path: str) -> int:

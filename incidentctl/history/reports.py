@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
 
-from incidentctl.db.engine import database_errors
+from incidentctl.db.engine import database_errors, reader
 from incidentctl.incidents.model import SYSTEM_ACTOR, TimelineKind
 from incidentctl.db.schema import UtcDateTime, grafana_alerts, incident_events, incidents
 from incidentctl.history.stats import (
@@ -48,7 +48,7 @@ def build_report(engine: Engine, *, since: datetime, until: datetime, by: str | 
     """The report over incidents opened in [since, until) and alerts received in it."""
     if by is not None and by not in BY_COLUMNS:
         raise ValueError(f"--by must be one of {', '.join(BY_COLUMNS)}")
-    with database_errors(engine), engine.execution_options(sqlite_begin="DEFERRED").connect() as conn:
+    with database_errors(engine), reader(engine).connect() as conn:
         facts = load_incidents(conn, since, until, by)
         volume = daily_volume(conn, since, until)
     groups: dict[str, list[IncidentFacts]] = {}

@@ -15,7 +15,8 @@ from typing import Sequence
 from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
-from incidentctl.db.engine import database_errors, is_sqlite
+from incidentctl.db.capabilities import capabilities
+from incidentctl.db.engine import database_errors
 from incidentctl.db.schema import incident_events, incidents, notifications
 from incidentctl.errors import InvalidTransition, NotFound
 from incidentctl.incidents.model import ChangeKind, IncidentState, IncidentStatus, OutboxState, Resolution, TimelineKind
@@ -102,7 +103,7 @@ def add_note(engine: Engine, incident_id: int, text: str, *, by: str, now: datet
 
 def _locked(conn: Connection, incident_id: int):
     query = select(incidents).where(incidents.c.id == incident_id)
-    row = conn.execute(query if is_sqlite(conn.engine) else query.with_for_update()).first()
+    row = conn.execute(query.with_for_update() if capabilities(conn).row_locks else query).first()
     if row is None:
         raise NotFound(f"incident {incident_id} not found")
     return row

@@ -12,7 +12,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 
-from incidentctl.db.engine import database_errors, is_sqlite
+from incidentctl.db.engine import database_errors, reader
 from incidentctl.errors import NotFound
 from incidentctl.incidents.model import UNRESOLVED, IncidentStatus
 from incidentctl.db.schema import (LABEL_TEXT_MAX, incident_alerts, incident_events, incident_labels, incidents,
@@ -100,8 +100,8 @@ def _with_labels(query, flt: IncidentFilter, columns: list[tuple[str, str]]):
             source = source.join(il, _same_incident(il, il.c.incident_id, first))
         return query.select_from(source).where(*(c[name] == value for name, value in columns))
     # Over all history the labels drive, and every filter is checked on an index before an
-    # incident row is fetched: fetching first (random reads) took 2 s at 1M incidents for two
-    # filters that never meet, one fetch per entry of the first label. A column filter is
+    # incident row is fetched: fetching first is a random read per entry of the first label
+    # (docs/PERFORMANCE.md, `list`; plans in docs/DATABASE.md). A column filter is
     # checked through an alias of incidents on its index (column, opened_at), which InnoDB
     # extends with id, so from the index alone (FORCE INDEX: MariaDB would rather fetch the
     # row by PRIMARY). _StraightJoin puts the fetch after every check and leaves the
@@ -178,7 +178,7 @@ def _escape_like(text: str) -> str:
 
 
 def _reader(engine: Engine):
-    return engine.connect().execution_options(sqlite_begin="DEFERRED") if is_sqlite(engine) else engine.connect()
+    return reader(engine).connect()
 
 
 def show_incident(engine: Engine, incident_id: int) -> dict:

@@ -7,37 +7,39 @@ after another in queue order (the result equals one run's); SQLite has one write
 (BEGIN IMMEDIATE). A row that cannot be turned into events (a body that is not a payload, or
 anything else one row raises) is marked with its error, changes nothing and is never retried;
 the rest of its batch applies.
+
+A batch is three steps: `load_states` (store.py) reads the incidents its events touch,
+`decide_batch` decides every row's events in memory, `write_batch` (store.py) writes the
+outcome. `replay --process` takes the same steps for rows it stores as it goes
+(`process_as_stored`).
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Callable, Iterator, Mapping, Sequence, TypeVar
 
-from sqlalchemy import Connection, Engine, bindparam, func, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from incidentctl.config import Settings
-from incidentctl.db.engine import database_errors, is_sqlite
-from incidentctl.errors import IncidentctlError
+from incidentctl.db.capabilities import capabilities
+from incidentctl.db.engine import database_errors, reader
+from incidentctl.db.rows import insert_rows
+from incidentctl.db.schema import ERROR_TEXT_MAX, grafana_alerts
 from incidentctl.incidents.fingerprint import incident_fingerprint
 from incidentctl.incidents.decide import decide_row
-from incidentctl.incidents.model import Action
+from incidentctl.incidents.lock import processing_connection
+from incidentctl.incidents.model import Action, IncidentState, Rules
 from incidentctl.incidents.parsing import AlertEvent, PayloadError, parse_body
-from incidentctl.db.schema import grafana_alerts
-from incidentctl.incidents.store import Changes, SeriesCache, load_states, write
+from incidentctl.incidents.series_cache import SeriesCache
+from incidentctl.incidents.store import Changes, load_states, write_batch
+from incidentctl.slicing import chunks, clip
 
-LOCK_NAME = "incidentctl.process:"
-LOCK_WAIT_SECONDS = 60
-MAX_ERROR = 1000
 BATCH_RETRIES = 3
-
-
-class ProcessingBusy(IncidentctlError):
-    """Another `process` held the processing lock for longer than we waited."""
+T = TypeVar("T")
 
 
 @dataclass
@@ -65,38 +67,79 @@ class ProcessSummary:
 _COUNTER = {Action.OPEN: "opened", Action.REOPEN: "reopened", Action.AUTO_RESOLVE: "resolved",
             Action.IGNORE: "ignored"}
 
+Rows = Sequence[tuple[int, list[AlertEvent]]]  # (raw key, events) of raw rows, in queue order
+
+
+@dataclass
+class BatchDecision:
+    """What `decide_batch` makes of a batch: the changes to write, the alerts counted by outcome
+    (not `rows` or `errors`), and by raw key the error of each row whose events could not be
+    decided."""
+
+    changes: Changes
+    summary: ProcessSummary
+    errors: dict[int, str]
+
+
+@dataclass(frozen=True)
+class PreparedRows:
+    """Raw rows to be stored already processed (`replay --process`), in order: their column
+    values (`processed_at` set; `process_error` for a body that cannot be processed) and the
+    events of each processable one by its position."""
+
+    rows: list[dict]
+    events_by_position: list[tuple[int, list[AlertEvent]]]
+
+    @property
+    def count(self) -> int:
+        return len(self.rows)
+
+    def insert(self, conn: Connection) -> list[int]:
+        """Stores the rows in the caller's transaction; returns their ids in order."""
+        return insert_rows(conn, grafana_alerts, self.rows, returning="id")
+
+
+@dataclass(frozen=True)
+class StoredBatch:
+    """What `process_as_stored` did: the rows it stored (the last `prepare`, as a retry prepares
+    again) and the summary of those and of the queued rows processed before them."""
+
+    prepared: PreparedRows
+    processed: ProcessSummary
+
 
 def backlog(engine: Engine) -> int:
     """Rows waiting to be processed."""
-    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+    with reader(engine).connect() as conn:
         return conn.scalar(select(func.count()).select_from(grafana_alerts)
                            .where(grafana_alerts.c.processed_at.is_(None)))
 
 
 def process_pending(
     engine: Engine,
-    settings: Settings,
+    rules: Rules,
     *,
-    batch_size: int | None = None,
+    batch_size: int,
+    clock: Callable[[], datetime],
     limit: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    cache: SeriesCache | None = None,
 ) -> ProcessSummary:
-    """Processes unprocessed rows until none are left (or `limit` rows are done).
-
-    `progress(done_rows, total_rows)` is called after each batch. Raises DatabaseUnavailable,
-    ProcessingBusy."""
-    size = max(1, batch_size or settings.batch_size)
-    group_by = tuple(settings.group_by)
-    window = timedelta(seconds=settings.reopen_window)
+    """Processes unprocessed rows under `rules`, `batch_size` rows a transaction, until none are
+    left (or `limit` rows are done); each batch marks its rows processed at one reading of
+    `clock`. `progress(done_rows, total_rows)` is called after each batch. A `cache` kept across
+    calls spares reading back the series of the incidents earlier calls touched. Raises
+    DatabaseUnavailable, ProcessingBusy."""
+    size = max(1, batch_size)
+    cache = SeriesCache() if cache is None else cache
     summary = ProcessSummary()
-    cache = SeriesCache()
     with database_errors(engine):
         total = backlog(engine) if progress else 0
         if limit is not None:
             total = min(total, limit)
         while limit is None or summary.rows < limit:
             want = size if limit is None else min(size, limit - summary.rows)
-            done = _run_batch(engine, want, group_by, window, cache)
+            done = _retrying(engine, lambda conn: _queued_batch(conn, want, rules, clock, cache))
             if done.rows == 0:
                 break
             summary.add(done)
@@ -105,239 +148,191 @@ def process_pending(
     return summary
 
 
-@contextmanager
-def processing_connection(engine: Engine) -> Iterator[Connection]:
-    """A connection that applies changes to incidents: READ COMMITTED on MySQL, which takes no
-    gap locks, so the receiver's INSERTs into the queue never wait for a batch (the named lock
-    already orders the batches), and holding the processing lock."""
-    with engine.connect() as conn:
-        if not is_sqlite(engine):
-            conn.execution_options(isolation_level="READ COMMITTED")
-        with ProcessingLock(conn):
-            yield conn
+def process_as_stored(engine: Engine, rules: Rules, *, batch_size: int, clock: Callable[[], datetime],
+                      prepare: Callable[[Connection, datetime], PreparedRows], cache: SeriesCache | None = None,
+                      decide_on: Executor | None = None) -> StoredBatch:
+    """Stores rows and applies their events in one transaction, as a batch of `process` would.
+
+    `prepare(conn, now)` returns the rows to store, already marked processed at `now` (the
+    transaction's reading of `clock`, as a batch of queued rows reads it once). Rows already
+    waiting in the queue are processed first (batches of `batch_size`), under the same lock, so
+    the queue order holds. Where the database works in a process of its own, the events are
+    decided on `decide_on` while the rows are inserted, so the server's work on them overlaps
+    ours; a row whose events then fail gets its `process_error` by one UPDATE afterwards. Like a
+    batch, it is retried when a person's reopen races it (`prepare` is then called again).
+    Raises DatabaseUnavailable, ProcessingBusy."""
+    size = max(1, batch_size)
+    cache = SeriesCache() if cache is None else cache
+    summary = ProcessSummary()
+
+    def batches(conn: Connection) -> StoredBatch:
+        while True:
+            with _transaction(conn, cache):
+                done = _process_queued(conn, size, rules, clock, cache)
+                prepared = None
+                if done.rows == 0:  # the queue is empty: our rows come next
+                    prepared = prepare(conn, clock())
+                    done = _apply_prepared(conn, prepared, rules, cache, decide_on)
+            summary.add(done)
+            if prepared is not None:
+                return StoredBatch(prepared, summary)
+
+    with database_errors(engine):
+        return _retrying(engine, batches)
 
 
-@contextmanager
-def _transaction(conn: Connection, cache: SeriesCache | None) -> Iterator[None]:
-    """`conn.begin()`; the cache keeps what the transaction staged only when it commits."""
-    try:
-        with conn.begin():
-            yield
-    except BaseException:
-        if cache is not None:
-            cache.rollback()
-        raise
-    if cache is not None:
-        cache.commit()
+def batch_fingerprints(rows: Rows, group_by: Sequence[str]) -> set[str]:
+    """The incident fingerprints of the rows' events, which `load_states` reads. A row whose
+    events cannot all be fingerprinted is left out: `decide_batch` fails it."""
+    fingerprints: set[str] = set()
+    for _, events in rows:
+        try:
+            fingerprints.update([incident_fingerprint(group_by, e.labels, e.fingerprint) for e in events])
+        except Exception:  # that row's error is decide_batch's to record
+            continue
+    return fingerprints
 
 
-def _run_batch(engine: Engine, size: int, group_by: tuple[str, ...], window: timedelta,
-               cache: SeriesCache | None = None) -> ProcessSummary:
+def decide_batch(states: Mapping[str, IncidentState], rows: Rows, rules: Rules) -> BatchDecision:
+    """Decides the events of raw rows (raw key, events; in queue order) in memory, each row seeing
+    what the rows before it did. `states` (incident fingerprint → the incident its next alert
+    applies to, as `load_states` reads them) is not changed. A row whose events cannot all be
+    decided changes nothing (`decide_row` decides a row whole, on copies): the others apply as if
+    it were not there, and its error is in `errors`. The changes' timeline entries name their raw
+    row by its key; `write_batch` turns keys into ids."""
+    states = dict(states)
+    keys = {fp: state.id for fp, state in states.items()}
+    changes = Changes()
+    summary = ProcessSummary()
+    errors: dict[int, str] = {}
+    for raw_key, events in rows:
+        try:
+            decided = decide_row(states, events, group_by=rules.group_by, reopen_window=rules.reopen_window)
+        except Exception as exc:  # a bug on one row's events must not stop the queue
+            errors[raw_key] = error_text(exc)
+            continue
+        for event, fp, decision in decided:
+            summary.alerts += 1
+            counter = _COUNTER.get(decision.action, "updated")
+            setattr(summary, counter, getattr(summary, counter) + 1)
+            if decision.state is None:
+                continue
+            if decision.changed:
+                states[fp] = decision.state
+                if decision.action == Action.OPEN:
+                    keys[fp] = changes.key_for_new()
+                changes.record(keys[fp], decision.state, event.fingerprint, decision.timeline, decision.messages,
+                               raw_key, labels_changed=decision.labels_changed)
+            elif decision.timeline:  # ignored: its timeline entry, on the incident as it is
+                changes.note(keys[fp], decision.timeline, raw_key)
+    return BatchDecision(changes, summary, errors)
+
+
+def _retrying(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """`work(conn)` on a processing connection, again when it fails on the one unresolved
+    incident per fingerprint: a person reopened an incident of the same fingerprint meanwhile,
+    nothing was written (rolled back), and the next attempt reads the state afresh."""
     for attempt in range(BATCH_RETRIES):
         try:
             with processing_connection(engine) as conn:
-                with _transaction(conn, cache):
-                    return _apply_batch(conn, size, group_by, window, cache)
+                return work(conn)
         except IntegrityError:
-            # A person reopened an incident of the same fingerprint meanwhile: nothing was
-            # written (rolled back); reload the state and try the batch again.
             if attempt == BATCH_RETRIES - 1:
                 raise
     raise AssertionError("unreachable")
 
 
-# What `process_as_stored`'s `store` returns: how many rows it will store, [(position, events)]
-# of the processable ones in row order, and `insert(conn) -> ids` that stores them.
-Stored = tuple[int, list[tuple[int, list[AlertEvent]]], Callable[[Connection], list[int]]]
+@contextmanager
+def _transaction(conn: Connection, cache: SeriesCache) -> Iterator[None]:
+    """`conn.begin()`; the cache keeps what the transaction staged only when it commits."""
+    try:
+        with conn.begin():
+            yield
+    except BaseException:
+        cache.rollback()
+        raise
+    cache.commit()
 
 
-def process_as_stored(engine: Engine, settings: Settings, store: Callable[[Connection], Stored],
-                      cache: SeriesCache | None = None) -> ProcessSummary:
-    """Stores rows and applies their events in one transaction, as a batch of `process` would.
-
-    `store(conn)` prepares rows already marked processed (`processed_at` set, `process_error` for
-    a body that cannot be processed) and returns how to insert them (`Stored`): `apply_events`
-    inserts them while it decides their events (a row whose events then fail gets its
-    `process_error` by one UPDATE afterwards). Rows already waiting in the queue
-    are processed first, under the same lock, so the queue order holds. Like a batch, it is
-    retried when a person's reopen races it (`store` is then called again). A `cache` kept across
-    calls spares reading back the series of the incidents the previous calls touched. Raises
-    DatabaseUnavailable, ProcessingBusy."""
-    size = max(1, settings.batch_size)
-    group_by = tuple(settings.group_by)
-    window = timedelta(seconds=settings.reopen_window)
-    summary = ProcessSummary()
-    with database_errors(engine):
-        for attempt in range(BATCH_RETRIES):
-            try:
-                with processing_connection(engine) as conn:
-                    while True:
-                        with _transaction(conn, cache):
-                            done = _apply_batch(conn, size, group_by, window, cache)
-                            ours = done.rows == 0  # the queue is empty: our rows come next
-                            if ours:
-                                stored, parsed, insert = store(conn)
-                                done, failed = apply_events(conn, parsed, group_by, window, cache, insert)
-                                if failed:  # stored as processed without error: say why after all
-                                    conn.execute(_SET_ERROR, [{"_id": raw_id, "error": error}
-                                                              for raw_id, error in failed.items()])
-                                done.rows, done.errors = stored, stored - len(parsed) + len(failed)
-                        summary.add(done)
-                        if ours:
-                            return summary
-            except IntegrityError:
-                if attempt == BATCH_RETRIES - 1:
-                    raise
-    raise AssertionError("unreachable")
-
-
-class ProcessingLock:
-    """MySQL: a named lock around one batch (or a whole `rebuild`), so overlapping runs apply
-    batches one after another in queue order. SQLite needs none: it has one writer anyway."""
-
-    def __init__(self, conn: Connection):
-        self.conn = conn
-        self.mysql = not is_sqlite(conn.engine)
-
-    def __enter__(self):
-        if self.mysql:
-            # Named locks are server-wide: the database name keeps two databases apart.
-            got = self.conn.scalar(text("SELECT GET_LOCK(CONCAT(:name, DATABASE()), :wait)"),
-                                   {"name": LOCK_NAME, "wait": LOCK_WAIT_SECONDS})
-            self.conn.commit()
-            if got != 1:
-                raise ProcessingBusy(f"another `incidentctl process` or `rebuild` held the processing lock for "
-                                     f"{LOCK_WAIT_SECONDS}s")
-        return self
-
-    def __exit__(self, *exc):
-        if self.mysql:
-            if self.conn.in_transaction():
-                self.conn.rollback()
-            self.conn.scalar(text("SELECT RELEASE_LOCK(CONCAT(:name, DATABASE()))"), {"name": LOCK_NAME})
-            self.conn.commit()
-        return False
+def _queued_batch(conn: Connection, size: int, rules: Rules, clock: Callable[[], datetime],
+                  cache: SeriesCache) -> ProcessSummary:
+    with _transaction(conn, cache):
+        return _process_queued(conn, size, rules, clock, cache)
 
 
 def _claim(conn: Connection, size: int) -> list:
     query = (select(grafana_alerts.c.id, grafana_alerts.c.received_at, grafana_alerts.c.body,
                     grafana_alerts.c.user_agent)
              .where(grafana_alerts.c.processed_at.is_(None)).order_by(grafana_alerts.c.id).limit(size))
-    if not is_sqlite(conn.engine):
+    if capabilities(conn).skip_locked:
         query = query.with_for_update(skip_locked=True)
     return list(conn.execute(query))
 
 
-def _apply_batch(conn: Connection, size: int, group_by: tuple[str, ...], window: timedelta,
-                 cache: SeriesCache | None = None) -> ProcessSummary:
-    rows = _claim(conn, size)
-    if not rows:
+def _process_queued(conn: Connection, size: int, rules: Rules, clock: Callable[[], datetime],
+                    cache: SeriesCache) -> ProcessSummary:
+    """Claims up to `size` queued rows and processes them, marking them processed at one reading
+    of `clock`."""
+    claimed = _claim(conn, size)
+    if not claimed:
         return ProcessSummary()
+    now = clock()
+    ids = [row.id for row in claimed]
     parsed: list[tuple[int, list[AlertEvent]]] = []
     failed: dict[int, str] = {}
-    for row in rows:
+    for position, row in enumerate(claimed):
         try:
-            parsed.append((row.id, parse_body(bytes(row.body), row.received_at, row.user_agent)))
+            parsed.append((position, parse_body(bytes(row.body), row.received_at, row.user_agent)))
         except Exception as exc:  # whatever one body raises is that row's error, never the batch's
-            failed[row.id] = error_text(exc)
-    summary, undecided = apply_events(conn, parsed, group_by, window, cache)
-    failed.update(undecided)
-    summary.rows, summary.errors = len(rows), len(failed)
-    now = datetime.now(timezone.utc)  # a processing mark, not an incident time
-    ok_ids = [raw_id for raw_id, _ in parsed if raw_id not in failed]
-    for i in range(0, len(ok_ids), 500):
-        conn.execute(_MARK_PROCESSED, {"ids": ok_ids[i:i + 500], "now": now})
+            failed[position] = error_text(exc)
+    states = load_states(conn, batch_fingerprints(parsed, rules.group_by), cache)
+    decided = decide_batch(states, parsed, rules)
+    _write(conn, decided, ids, cache)
+    failed.update(decided.errors)
+    ok_ids = [ids[position] for position, _ in parsed if position not in failed]
+    for chunk in chunks(ok_ids, 500):
+        conn.execute(_MARK_PROCESSED, {"ids": chunk, "now": now})
     if failed:
-        conn.execute(_MARK_FAILED, [{"_id": raw_id, "now": now, "error": error} for raw_id, error in failed.items()])
+        conn.execute(_MARK_FAILED, [{"_id": ids[position], "now": now, "error": error}
+                                    for position, error in failed.items()])
+    summary = decided.summary
+    summary.rows, summary.errors = len(claimed), len(failed)
     return summary
 
 
-# Built once (see state.py: per-call IN lists leave cyclic garbage).
+def _apply_prepared(conn: Connection, prepared: PreparedRows, rules: Rules, cache: SeriesCache,
+                    decide_on: Executor | None) -> ProcessSummary:
+    """Stores the prepared rows and applies their events."""
+    rows = prepared.events_by_position
+    states = load_states(conn, batch_fingerprints(rows, rules.group_by), cache)
+    if decide_on is not None and capabilities(conn).server_process:
+        # Decisions are pure: they run beside the INSERT, which keeps the connection to this thread.
+        deciding = decide_on.submit(decide_batch, states, rows, rules)
+        ids = prepared.insert(conn)
+        decided = deciding.result()
+    else:
+        ids = prepared.insert(conn)
+        decided = decide_batch(states, rows, rules)
+    _write(conn, decided, ids, cache)
+    if decided.errors:  # stored as processed without error: say why after all
+        conn.execute(_SET_ERROR, [{"_id": ids[position], "error": error} for position, error in decided.errors.items()])
+    summary = decided.summary
+    summary.rows, summary.errors = prepared.count, prepared.count - len(rows) + len(decided.errors)
+    return summary
+
+
+def _write(conn: Connection, decided: BatchDecision, raw_ids: Sequence[int], cache: SeriesCache) -> None:
+    write_batch(conn, decided.changes, raw_ids)
+    cache.stage(decided.changes.incidents.values())
+
+
+# Built once: statements built per call leave cyclic garbage (ops/gc_tuning.py).
 _MARK_PROCESSED = (update(grafana_alerts).where(grafana_alerts.c.id.in_(bindparam("ids", expanding=True)))
                    .values(processed_at=bindparam("now"), process_error=None))
 _MARK_FAILED = (update(grafana_alerts).where(grafana_alerts.c.id == bindparam("_id"))
                 .values(processed_at=bindparam("now"), process_error=bindparam("error")))
 _SET_ERROR = (update(grafana_alerts).where(grafana_alerts.c.id == bindparam("_id"))
               .values(process_error=bindparam("error")))
-
-
-def apply_events(conn: Connection, parsed: Sequence[tuple[int, list[AlertEvent]]], group_by: tuple[str, ...],
-                 window: timedelta, cache: SeriesCache | None = None,
-                 insert: Callable[[Connection], list[int]] | None = None) -> tuple[ProcessSummary, dict[int, str]]:
-    """Applies the events of raw rows (raw id, events; in queue order) to the incidents, in the
-    caller's transaction. Returns the counts of alerts by outcome (not `rows` or `errors`) and,
-    by raw id, the error of each row whose events could not be decided: such a row changes
-    nothing (its events are decided whole, on copies, before any is applied) and the others
-    apply as if it were not there; the caller marks it. With `cache`, what it reads and writes
-    is staged there (the caller commits or rolls it back with the transaction).
-
-    With `insert`, the rows are not stored yet and the keys in `parsed` are positions in what
-    `insert(conn)` returns, their ids (also the keys of the errors returned). On MySQL it runs
-    on a helper thread, which has the connection to itself until it returns, while the events
-    are decided: the database's work on the rows (most of a replayed batch's) overlaps ours on
-    their events. SQLite runs it first: its connections belong to the thread that opened them,
-    and it has one writer anyway."""
-    summary = ProcessSummary()
-    failed: dict[int, str] = {}
-    rows: list[tuple[int, list[AlertEvent]]] = []
-    fingerprints: set[str] = set()
-    for raw_key, events in parsed:
-        try:
-            fingerprints.update([incident_fingerprint(group_by, e.labels, e.fingerprint) for e in events])
-        except Exception as exc:
-            failed[raw_key] = error_text(exc)
-            continue
-        rows.append((raw_key, events))
-    states = load_states(conn, fingerprints, cache)
-    keys = {fp: state.id for fp, state in states.items()}
-    decided: list[tuple] = []
-    changes = Changes()
-
-    def decide_all() -> None:
-        for raw_key, events in rows:
-            try:
-                row = decide_row(states, events, group_by=group_by, reopen_window=window)
-            except Exception as exc:  # a bug on one row's events must not stop the queue
-                failed[raw_key] = error_text(exc)
-                continue
-            for event, fp, decision in row:
-                summary.alerts += 1
-                counter = _COUNTER.get(decision.action, "updated")
-                setattr(summary, counter, getattr(summary, counter) + 1)
-                if decision.state is None:
-                    continue
-                if decision.changed:
-                    states[fp] = decision.state
-                    if decision.action == Action.OPEN:
-                        keys[fp] = changes.key_for_new()
-                elif not decision.timeline:
-                    continue
-                decided.append((keys[fp], decision, event.fingerprint, raw_key))
-
-    if insert is None or is_sqlite(conn.engine):
-        raw_ids = insert(conn) if insert is not None else None
-        decide_all()
-    else:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="incidentctl-insert") as helper:
-            inserting = helper.submit(insert, conn)
-            try:
-                decide_all()
-            finally:
-                wait([inserting])  # the connection is ours again only once the helper is done
-        raw_ids = inserting.result()
-    for key, decision, series_fp, raw_key in decided:
-        raw_id = raw_key if raw_ids is None else raw_ids[raw_key]
-        if decision.changed:
-            changes.record(key, decision.state, series_fp, decision.timeline, decision.messages, raw_id,
-                           labels_changed=decision.labels_changed)
-        else:  # ignored: its timeline entry, on the incident as it is
-            changes.note(key, decision.timeline, raw_id)
-    write(conn, changes)
-    if cache is not None:
-        cache.stage(changes.incidents.values())
-    if raw_ids is not None:
-        failed = {raw_ids[position]: error for position, error in failed.items()}
-    return summary, failed
 
 
 def error_text(exc: Exception) -> str:
@@ -347,4 +342,4 @@ def error_text(exc: Exception) -> str:
     text_ = str(exc) if isinstance(exc, PayloadError) else f"{type(exc).__name__}: {exc}"
     # A lone surrogate in the message would fail the very UPDATE that marks the row.
     text_ = text_.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text_ if len(text_) <= MAX_ERROR else text_[: MAX_ERROR - 1] + "…"
+    return clip(text_, ERROR_TEXT_MAX)

@@ -6,35 +6,25 @@ The processor owns the transaction; these functions run inside it. MySQL reads t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterable, Sequence
 
-from sqlalchemy import Connection, bindparam, func, null, select, update
-from sqlalchemy.dialects.mysql import insert as mysql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, bindparam, func, select
 
-from incidentctl.db import mariadb_insert as bulk
+from incidentctl.db.capabilities import capabilities
+from incidentctl.db.rows import insert_rows, update_rows
 from incidentctl.incidents.model import IncidentState, IncidentStatus, Message, OutboxState, SeriesState, TimelineEntry
+from incidentctl.incidents.series_cache import SeriesCache
+from incidentctl.slicing import chunks, clip
 from incidentctl.db.schema import (LABEL_TEXT_MAX, incident_alerts, incident_events, incident_labels, incidents, notifications,
                      series_labels)
 
 CHUNK = 500
 
 
-def _chunks(items: Sequence, size: int = CHUNK) -> Iterable[Sequence]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
-
-
-def _is_mysql(conn: Connection) -> bool:
-    return conn.dialect.name in ("mysql", "mariadb")
-
-
-# Statements built once: an IN list built per call leaves SQLAlchemy objects in reference
-# cycles for the cyclic collector, megabytes over a long run. Expanding parameters are
-# rendered per execution from the one cached compilation.
+# Built once: statements built per call leave cyclic garbage (ops/gc_tuning.py); expanding
+# parameters are rendered per execution from the one cached compilation.
 _ACTIVE = select(incidents).where(incidents.c.active_key.in_(bindparam("keys", expanding=True)))
 _NEWEST_IDS = (select(func.max(incidents.c.id)).where(incidents.c.fingerprint.in_(bindparam("fps", expanding=True)))
                .group_by(incidents.c.fingerprint))
@@ -48,24 +38,24 @@ _SERIES = (select(incident_alerts.c.incident_id, incident_alerts.c.alert_fingerp
            .order_by(incident_alerts.c.id))
 
 
-def load_states(conn: Connection, fingerprints: Iterable[str], cache: "SeriesCache | None" = None
+def load_states(conn: Connection, fingerprints: Iterable[str], cache: SeriesCache | None = None
                 ) -> dict[str, IncidentState]:
     """The incident each fingerprint's next alert applies to: the unresolved one, else the newest.
     Incident rows are always read (people change them); series come from `cache` when it holds
     them as they are."""
     fps = sorted(set(fingerprints))
-    lock = _is_mysql(conn)
+    lock = capabilities(conn).row_locks
     active_query, by_id_query = (_ACTIVE.with_for_update(), _BY_ID.with_for_update()) if lock else (_ACTIVE, _BY_ID)
     rows: dict[int, dict] = {}
-    for chunk in _chunks(fps):
+    for chunk in chunks(fps, CHUNK):
         for row in conn.execute(active_query, {"keys": list(chunk)}):
             rows[row.id] = dict(row._mapping)
     active = {r["fingerprint"] for r in rows.values()}
     rest = [fp for fp in fps if fp not in active]
     newest: list[int] = []
-    for chunk in _chunks(rest):
+    for chunk in chunks(rest, CHUNK):
         newest.extend(conn.scalars(_NEWEST_IDS, {"fps": list(chunk)}))
-    for chunk in _chunks(newest):
+    for chunk in chunks(newest, CHUNK):
         for row in conn.execute(by_id_query, {"ids": list(chunk)}):
             rows[row.id] = dict(row._mapping)
     states = {row["id"]: incident_state(row) for row in rows.values()}
@@ -73,7 +63,7 @@ def load_states(conn: Connection, fingerprints: Iterable[str], cache: "SeriesCac
     if cache is not None:
         missing = [i for i in missing if not cache.fill(states[i], rows[i]["series_count"])]
     # Labels, annotations and links are not read: an event that changes them rewrites them all.
-    for chunk in _chunks(missing):
+    for chunk in chunks(missing, CHUNK):
         for row in conn.execute(_SERIES, {"ids": list(chunk)}):
             states[row.incident_id].series[row.alert_fingerprint] = SeriesState(
                 fingerprint=row.alert_fingerprint, status=row.status, severity=row.severity, labels=None,
@@ -83,72 +73,6 @@ def load_states(conn: Connection, fingerprints: Iterable[str], cache: "SeriesCac
     if cache is not None:
         cache.stage(states[i] for i in missing)
     return {s.fingerprint: s for s in states.values()}
-
-
-class SeriesCache:
-    """The series of incidents as a run last read or wrote them, so that its next batch need
-    not read them back (`process` and `replay --process` touch the same incidents batch after
-    batch).
-
-    An entry is used only while the incident row still shows the version it was kept at
-    (alert_count, last_alert_at, series count): every change a processor makes to an incident's
-    series also counts an alert on the incident, in the same transaction, and people never
-    change series. `rebuild` rewrites series without counting; an entry kept before a rebuild
-    that ran between two batches of a run is used only if the rebuilt incident kept its id and
-    all three numbers, which in practice means it was recomputed from the same alerts. What a
-    transaction reads or writes is staged and kept only once it commits
-    (`commit`), so a rolled-back batch leaves nothing behind. At most `limit` series are kept,
-    the least recently used go first."""
-
-    def __init__(self, limit: int = 20_000):
-        self.limit = limit
-        self._entries: dict[int, tuple[tuple, dict[str, SeriesState]]] = {}
-        self._size = 0
-        self._staged: list[IncidentState] = []
-        self.hits = 0  # incidents whose series came from here
-
-    @staticmethod
-    def _version(state: IncidentState, series_count: int) -> tuple:
-        return state.alert_count, state.last_alert_at, series_count
-
-    def fill(self, state: IncidentState, series_count: int) -> bool:
-        """Gives `state` (an incident row just read) its cached series; False when not cached
-        or cached at another version."""
-        entry = self._entries.pop(state.id, None)
-        if entry is None:
-            return False
-        self._size -= len(entry[1])
-        if entry[0] != self._version(state, series_count):
-            return False
-        self._put(state.id, entry)
-        state.series = dict(entry[1])
-        self.hits += 1
-        return True
-
-    def stage(self, states: Iterable[IncidentState]) -> None:
-        self._staged.extend(states)
-
-    def commit(self) -> None:
-        for state in self._staged:
-            if state.id is None:
-                continue
-            old = self._entries.pop(state.id, None)
-            if old is not None:
-                self._size -= len(old[1])
-            # As load_states reads them: without labels, annotations and links.
-            series = {fp: replace(s, labels=None, annotations=None, links=None) for fp, s in state.series.items()}
-            self._put(state.id, (self._version(state, len(state.series)), series))
-        self._staged.clear()
-
-    def rollback(self) -> None:
-        self._staged.clear()
-
-    def _put(self, incident_id: int, entry: tuple[tuple, dict[str, SeriesState]]) -> None:
-        self._entries[incident_id] = entry
-        self._size += len(entry[1])
-        while self._size > self.limit and self._entries:
-            oldest = next(iter(self._entries))
-            self._size -= len(self._entries.pop(oldest)[1])
 
 
 def incident_state(row) -> IncidentState:
@@ -164,17 +88,13 @@ def incident_state(row) -> IncidentState:
     )
 
 
-def _clip(value: str | None, limit: int) -> str | None:
-    return value if value is None or len(value) <= limit else value[: limit - 1] + "…"
-
-
 def incident_row(state: IncidentState) -> dict:
     return {
         "fingerprint": state.fingerprint,
         "active_key": None if state.status == IncidentStatus.RESOLVED else state.fingerprint,
-        "status": state.status, "resolution": state.resolution, "title": _clip(state.title, 512),
-        "severity": state.severity, "alertname": _clip(state.alertname, 255), "cluster": _clip(state.cluster, 255),
-        "namespace": _clip(state.namespace, 255), "service": _clip(state.service, 255),
+        "status": state.status, "resolution": state.resolution, "title": clip(state.title, 512),
+        "severity": state.severity, "alertname": clip(state.alertname, 255), "cluster": clip(state.cluster, 255),
+        "namespace": clip(state.namespace, 255), "service": clip(state.service, 255),
         "group_labels": state.group_labels, "common_labels": state.common_labels,
         "opened_at": state.opened_at, "last_alert_at": state.last_alert_at,
         "acknowledged_at": state.acknowledged_at, "acknowledged_by": state.acknowledged_by,
@@ -198,21 +118,22 @@ def series_row(incident_id: int, s: SeriesState) -> dict:
            "annotations": s.annotations if s.annotations is not None else {}}
     links = s.links or {}
     for key in ("generator", "dashboard", "panel", "silence", "image"):
-        row[f"{key}_url"] = _clip(links.get(key), 2048)
+        row[f"{key}_url"] = clip(links.get(key), 2048)
     return row
 
 
 @dataclass
 class Changes:
-    """A batch's decisions, collected in order, written by `write`.
+    """A batch's decisions, collected in order, written by `write_batch`.
 
     Incidents are identified by a key (their id, or a negative number until inserted) because
-    one fingerprint can have two incidents in a batch (one resolves, a later alert opens anew).
+    one fingerprint can have two incidents in a batch (one resolves, a later alert opens anew);
+    timeline entries name their raw row by its key in the batch (see `write_batch`).
     """
 
     incidents: dict[int, IncidentState] = field(default_factory=dict)
     series: dict[int, set[str]] = field(default_factory=dict)
-    events: list[tuple[int, TimelineEntry, int]] = field(default_factory=list)
+    events: list[tuple[int, TimelineEntry, int | None]] = field(default_factory=list)  # key, entry, raw key
     messages: list[tuple[int, Message]] = field(default_factory=list)
     relabel: set[int] = field(default_factory=set)  # keys whose common labels changed
     added: dict[int, set[str]] = field(default_factory=dict)  # series added in this batch, by key
@@ -222,7 +143,7 @@ class Changes:
         self._next_new -= 1
         return self._next_new
 
-    def record(self, key: int, state: IncidentState, series_fp: str, timeline, messages, raw_id: int,
+    def record(self, key: int, state: IncidentState, series_fp: str, timeline, messages, raw_key: int,
                labels_changed: bool = False) -> None:
         self.incidents[key] = state
         if labels_changed:
@@ -230,28 +151,30 @@ class Changes:
         self.series.setdefault(key, set()).add(series_fp)
         if state.series[series_fp].times_seen == 1:  # only the decision that adds a series leaves it at 1
             self.added.setdefault(key, set()).add(series_fp)
-        self.events.extend((key, entry, raw_id) for entry in timeline)
+        self.events.extend((key, entry, raw_key) for entry in timeline)
         self.messages.extend((key, message) for message in messages)
 
-    def note(self, key: int, timeline, raw_id: int | None) -> None:
+    def note(self, key: int, timeline, raw_key: int | None) -> None:
         """Timeline entries for an incident the decision left as it was (an ignored event)."""
-        self.events.extend((key, entry, raw_id) for entry in timeline)
+        self.events.extend((key, entry, raw_key) for entry in timeline)
 
 
-def write(conn: Connection, changes: Changes) -> None:
-    """Inserts new incidents, updates the others, upserts touched series, appends events and
-    outbox rows; all in the caller's transaction. An event may name an incident this batch does
-    not change by its id (a positive key)."""
+def write_batch(conn: Connection, changes: Changes, raw_ids: Sequence[int] | None = None) -> None:
+    """Writes a batch's changes in the caller's transaction: inserts new incidents, updates the
+    others, upserts touched series, appends timeline and outbox rows. A timeline entry names its
+    raw row by a key, a position in `raw_ids` (or, without them, the row's id), and may name an
+    incident this batch does not change by its id (a positive key)."""
     ids: dict[int, int] = {}
     # Existing incidents first: one that resolved in this batch frees its active_key for a new
     # incident of the same fingerprint opened later in the batch.
     updates = [{"id": key, **incident_row(state)} for key, state in changes.incidents.items() if key > 0]
     if updates:
-        _update_incidents(conn, updates)
+        update_rows(conn, incidents, updates)
         ids.update((u["id"], u["id"]) for u in updates)
     new = [(key, state) for key, state in changes.incidents.items() if key < 0]
     if new:
-        for (key, state), new_id in zip(new, _insert_incidents(conn, [incident_row(s) for _, s in new])):
+        for (key, state), new_id in zip(new, insert_rows(conn, incidents, [incident_row(s) for _, s in new],
+                                                          returning="id")):
             ids[key] = state.id = new_id
     full, counters = [], []
     for key, fps in changes.series.items():
@@ -269,87 +192,21 @@ def write(conn: Connection, changes: Changes) -> None:
         _write_labels(conn, [(ids[key], changes.incidents[key]) for key in sorted(changes.relabel)],
                       existing=[key for key in sorted(changes.relabel) if key > 0])
     if changes.events:
-        _insert(conn, incident_events, [
+        insert_rows(conn, incident_events, [
             {"incident_id": ids.get(key, key), "kind": e.kind, "at": e.at, "actor": e.actor,
-             "alert_fingerprint": e.alert_fingerprint, "raw_alert_id": raw_id,
+             "alert_fingerprint": e.alert_fingerprint,
+             "raw_alert_id": raw_key if raw_ids is None or raw_key is None else raw_ids[raw_key],
              "detail": dict(e.detail) if e.detail is not None else None}
-            for key, e, raw_id in changes.events])
+            for key, e, raw_key in changes.events])
     if changes.messages:
-        _insert(conn, notifications, [
-            {"incident_id": ids[key], "change": m.change, "reason": _clip(m.reason, 255), "severity": m.severity,
+        insert_rows(conn, notifications, [
+            {"incident_id": ids[key], "change": m.change, "reason": clip(m.reason, 255), "severity": m.severity,
              "created_at": m.at, "state": OutboxState.PENDING, "attempts": 0}
             for key, m in changes.messages])
 
 
-def _insert(conn: Connection, table, rows: list[dict]) -> None:
-    if bulk.available(conn):
-        bulk.insert(conn, table, rows)
-    else:
-        conn.execute(table.insert(), rows)
-
-
-def _update_incidents(conn: Connection, rows: list[dict]) -> None:
-    columns = tuple(k for k in rows[0] if k != "id")
-    if not _is_mysql(conn):
-        conn.execute(_incident_update(columns), [{**row, "_id": row["id"]} for row in rows])
-        return
-    # MySQL: one multi-row INSERT … ON DUPLICATE KEY UPDATE instead of a round trip per row.
-    # Every id exists, so InnoDB meets the primary key first; should another row ever hold the
-    # active_key instead, `id = NULL` makes the statement fail rather than update that row.
-    if bulk.available(conn):
-        bulk.insert(conn, incidents, rows, update_sql="id = IF(incidents.id = VALUES(id), incidents.id, NULL)",
-                    update=columns)
-        return
-    conn.execute(_incident_upsert(columns), rows)
-
-
-# The statements below are built once per set of columns: each build makes an alias of the
-# table (`inserted`, `excluded`) whose objects sit in reference cycles, garbage that batch jobs
-# would otherwise leave for the cyclic collector batch after batch (collector.py).
-@lru_cache(maxsize=None)
-def _incident_update(columns: tuple[str, ...]):
-    return update(incidents).where(incidents.c.id == bindparam("_id")).values({c: bindparam(c) for c in columns})
-
-
-@lru_cache(maxsize=None)
-def _incident_upsert(columns: tuple[str, ...]):
-    stmt = mysql_insert(incidents)
-    guard = func.if_(incidents.c.id == stmt.inserted.id, incidents.c.id, null())
-    return stmt.on_duplicate_key_update([("id", guard)] + [(k, stmt.inserted[k]) for k in columns])
-
-
-@lru_cache(maxsize=None)
-def _series_labels_insert(mysql: bool):
-    if mysql:
-        stmt = mysql_insert(series_labels)
-        return stmt.on_duplicate_key_update(incident_id=stmt.inserted.incident_id)  # keeps the row as it is
-    return sqlite_insert(series_labels).on_conflict_do_nothing()
-
-
-@lru_cache(maxsize=None)
-def _series_upsert(mysql: bool, keys: tuple[str, ...]):
-    if mysql:
-        stmt = mysql_insert(incident_alerts)
-        return stmt.on_duplicate_key_update({k: stmt.inserted[k] for k in keys})
-    stmt = sqlite_insert(incident_alerts)
-    return stmt.on_conflict_do_update(index_elements=["incident_id", "alert_fingerprint"],
-                                      set_={k: stmt.excluded[k] for k in keys})
-
-
-def _insert_incidents(conn: Connection, rows: list[dict]) -> list[int]:
-    if bulk.available(conn):
-        return bulk.insert(conn, incidents, rows, returning="id")
-    if conn.dialect.insert_executemany_returning_sort_by_parameter_order:
-        stmt = incidents.insert().returning(incidents.c.id, sort_by_parameter_order=True)
-        return list(conn.execute(stmt, rows).scalars())
-    return [conn.execute(incidents.insert(), row).inserted_primary_key[0] for row in rows]
-
-
 def _upsert_series(conn: Connection, rows: list[dict], keys: tuple[str, ...]) -> None:
-    if bulk.available(conn):
-        bulk.insert(conn, incident_alerts, rows, update=keys)
-    else:
-        conn.execute(_series_upsert(_is_mysql(conn), keys), rows)
+    insert_rows(conn, incident_alerts, rows, on_conflict=("incident_id", "alert_fingerprint"), update=keys)
 
 
 def label_rows(incident_id: int, opened_at: datetime, labels: dict[str, str]) -> list[dict]:
@@ -360,12 +217,11 @@ def label_rows(incident_id: int, opened_at: datetime, labels: dict[str, str]) ->
 
 def _write_labels(conn: Connection, relabelled: list[tuple[int, IncidentState]], existing: list[int]) -> None:
     """Replaces the label rows of `existing` incident ids and writes those of the new ones."""
-    for chunk in _chunks(existing):
+    for chunk in chunks(existing, CHUNK):
         conn.execute(_DELETE_LABELS, {"ids": list(chunk)})
     rows = [row for incident_id, state in relabelled
             for row in label_rows(incident_id, state.opened_at, state.common_labels)]
-    if rows:
-        _insert(conn, incident_labels, rows)
+    insert_rows(conn, incident_labels, rows)
 
 
 def series_label_rows(incident_id: int, opened_at: datetime, label_sets: Iterable[dict[str, str]],
@@ -388,10 +244,6 @@ def _added_label_rows(incident_id: int, state: IncidentState, added: set[str]) -
 
 
 def _add_series_labels(conn: Connection, rows: list[dict]) -> None:
-    """Inserts the pairs an incident does not have yet; the ones it has stay as they are."""
-    if not rows:  # every label of the added series is common, indexed already
-        return
-    if bulk.available(conn):
-        bulk.insert(conn, series_labels, rows, update_sql="incident_id = incident_id")
-    else:
-        conn.execute(_series_labels_insert(_is_mysql(conn)), rows)
+    """Inserts the pairs an incident does not have yet; the ones it has stay as they are. (No
+    rows: every label of the added series is common, indexed already.)"""
+    insert_rows(conn, series_labels, rows, on_conflict=("incident_id", "name", "value"))

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Sequence
 
-from sqlalchemy import Connection, insert, text
+from sqlalchemy import Connection, text
 
-from incidentctl.db import mariadb_insert as bulk
+from incidentctl.db.capabilities import capabilities
+from incidentctl.db.rows import insert_rows
 from incidentctl.db.schema import grafana_alerts
 from incidentctl.ingest.sniff import BodyLabel, label_body
+from incidentctl.slicing import clip
 
 
 @dataclass(frozen=True)
@@ -29,15 +31,15 @@ class RawAlert:
 
     @property
     def stored_user_agent(self) -> str | None:
-        return _clip(self.user_agent, 255)
+        return clip(self.user_agent, 255, ellipsis=False)
 
     def row(self) -> dict:
         return {
             "received_at": self.received_at,
             "source": self.source or self.label.source,
-            "remote_addr": _clip(self.remote_addr, 64),
+            "remote_addr": clip(self.remote_addr, 64, ellipsis=False),
             "user_agent": self.stored_user_agent,
-            "content_type": _clip(self.content_type, 255),
+            "content_type": clip(self.content_type, 255, ellipsis=False),
             "body": self.body,
             "body_sha256": self.body_sha256 or hashlib.sha256(self.body).hexdigest(),
             "body_size": len(self.body),
@@ -60,8 +62,6 @@ def raw_alert(
     return RawAlert(received_at, body, label_body(body, user_agent), remote_addr, user_agent, content_type, source)
 
 
-# SQLite's multi-row statements carry up to this many bytes of bodies (MariaDB's are bulk's).
-STATEMENT_BYTES = 4 << 20
 # What a stored row needs beside its body, in a packet: the other columns (at most ~7 KiB in
 # utf8mb4) and the protocol's framing, with room to spare.
 ROW_OVERHEAD = 64 << 10
@@ -71,29 +71,11 @@ def insert_raw_alerts(conn: Connection, alerts: Sequence[RawAlert]) -> list[int]
     """Inserts the rows in the caller's transaction; returns their ids in order.
 
     Where the database can return ids from a multi-row INSERT (SQLite, MariaDB 10.5+), one
-    statement carries many rows (MariaDB: `bulk`, which sends a long body ahead in pieces, so
-    any body up to `body_room(conn).largest` is stored); elsewhere (MySQL 8) it is one statement
-    per row.
+    statement carries many rows (MariaDB: mariadb_insert, which sends a long body ahead in
+    pieces, so any body up to `body_room(conn).largest` is stored); elsewhere (MySQL 8) it is
+    one statement per row (db.rows.insert_rows).
     """
-    return insert_rows(conn, [alert.row() for alert in alerts])
-
-
-def insert_rows(conn: Connection, rows: list[dict]) -> list[int]:
-    """`insert_raw_alerts` for rows already built (`RawAlert.row()`, possibly with more columns
-    set, the same in every row)."""
-    if bulk.available(conn):
-        return bulk.insert(conn, grafana_alerts, rows, returning="id")
-    if not conn.dialect.insert_executemany_returning_sort_by_parameter_order:
-        statement = insert(grafana_alerts)
-        return [conn.execute(statement, row).inserted_primary_key[0] for row in rows]
-    statement = insert(grafana_alerts).returning(grafana_alerts.c.id, sort_by_parameter_order=True)
-    ids: list[int] = []
-    for chunk in _chunks_by_size(rows):
-        if len(chunk) == 1:
-            ids.append(conn.execute(insert(grafana_alerts), chunk[0]).inserted_primary_key[0])
-        else:
-            ids.extend(conn.execute(statement, chunk).scalars())
-    return ids
+    return insert_rows(conn, grafana_alerts, [alert.row() for alert in alerts], returning="id")
 
 
 @dataclass(frozen=True)
@@ -116,10 +98,11 @@ class BodyRoom:
 
 def body_room(conn: Connection) -> BodyRoom:
     """This database's BodyRoom (one query on MySQL/MariaDB)."""
-    if conn.dialect.name == "sqlite":
+    caps = capabilities(conn)
+    if not caps.packet_limit:
         return BodyRoom(None)
     packet = int(conn.execute(text("SELECT @@max_allowed_packet")).scalar_one())
-    return BodyRoom(largest_body_for(packet, sent_ahead=bulk.available(conn)), packet)
+    return BodyRoom(largest_body_for(packet, sent_ahead=caps.bulk_insert), packet)
 
 
 def largest_body_for(packet: int, *, sent_ahead: bool) -> int:
@@ -128,19 +111,3 @@ def largest_body_for(packet: int, *, sent_ahead: bool) -> int:
     back; MySQL 8 receives the body as an escaped parameter, up to twice its size."""
     room = max(0, packet - ROW_OVERHEAD)
     return room if sent_ahead else room // 2
-
-
-def _chunks_by_size(rows: list[dict]) -> list[list[dict]]:
-    chunks: list[list[dict]] = []
-    size = 0
-    for row in rows:
-        if not chunks or size + row["body_size"] > STATEMENT_BYTES:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(row)
-        size += row["body_size"]
-    return chunks
-
-
-def _clip(value: str | None, limit: int) -> str | None:
-    return value if value is None or len(value) <= limit else value[:limit]

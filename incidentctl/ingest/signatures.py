@@ -17,6 +17,7 @@ from typing import Sequence
 from sqlalchemy import Connection, delete
 from sqlalchemy.dialects import mysql, sqlite
 
+from incidentctl.db.capabilities import capabilities
 from incidentctl.db.schema import seen_signatures
 
 # Receivers' clocks differ a little: a record is kept this long past its expiry, so a receiver
@@ -48,11 +49,12 @@ def claim(conn: Connection, uses: Sequence[Signature], now: datetime) -> set[str
     if not rows:
         return set()
     c = seen_signatures.c
-    if conn.dialect.name == "sqlite":
+    caps = capabilities(conn)
+    if not caps.on_duplicate_key:
         statement = sqlite.insert(seen_signatures).values(rows).on_conflict_do_nothing()
         return set(conn.execute(statement.returning(c.signature_hash)).scalars())
     ignore = mysql.insert(seen_signatures).prefix_with("IGNORE")
-    if getattr(conn.dialect, "is_mariadb", False):  # INSERT IGNORE … RETURNING names only the rows inserted
+    if caps.returning:  # INSERT IGNORE … RETURNING names only the rows inserted
         return set(conn.execute(ignore.values(rows).returning(c.signature_hash)).scalars())
     return {row["signature_hash"] for row in rows if conn.execute(ignore, row).rowcount == 1}
 
@@ -63,14 +65,13 @@ def forget_expired(conn: Connection, now: datetime) -> int:
     cutoff = now - CLOCK_MARGIN
     c = seen_signatures.c
     total = 0
+    limited = capabilities(conn).delete_limit
     while True:
-        if conn.dialect.name == "sqlite":
-            statement = delete(seen_signatures).where(c.expires_at < cutoff)
-        else:
-            statement = delete(seen_signatures).where(c.expires_at < cutoff).with_dialect_options(
-                mysql_limit=FORGET_BATCH)
+        statement = delete(seen_signatures).where(c.expires_at < cutoff)
+        if limited:
+            statement = statement.with_dialect_options(mysql_limit=FORGET_BATCH)
         with conn.begin():
             deleted = conn.execute(statement).rowcount
         total += deleted
-        if conn.dialect.name == "sqlite" or deleted < FORGET_BATCH:
+        if not limited or deleted < FORGET_BATCH:
             return total

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from incidentctl.db.schema import ERROR_TEXT_MAX
 from incidentctl.ingest import jsondoc
+from incidentctl.slicing import clip
 
-MAX_ERROR = 1000
 
 
 class Verdict:
@@ -46,9 +47,9 @@ def decode_body(body: bytes, user_agent: str | None = None) -> tuple[Any, BodyLa
     except RecursionError:
         return None, BodyLabel("unknown", Verdict.NOT_JSON, parse_error="JSON nested too deeply")
     except UnicodeDecodeError as exc:
-        return None, BodyLabel("unknown", Verdict.NOT_JSON, parse_error=_clip(f"body is not UTF-8: {exc}"))
+        return None, BodyLabel("unknown", Verdict.NOT_JSON, parse_error=clip(f"body is not UTF-8: {exc}", ERROR_TEXT_MAX))
     except ValueError as exc:
-        return None, BodyLabel("unknown", Verdict.NOT_JSON, parse_error=_clip(f"invalid JSON: {exc}"))
+        return None, BodyLabel("unknown", Verdict.NOT_JSON, parse_error=clip(f"invalid JSON: {exc}", ERROR_TEXT_MAX))
     return doc, label_document(doc, user_agent)
 
 
@@ -129,7 +130,3 @@ def _kind(value: Any) -> str:
     return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
         type(value), "number"
     )
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 1] + "…"

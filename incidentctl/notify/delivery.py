@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 
 from incidentctl.notify import outbox
 from incidentctl.config import Settings
-from incidentctl.db.engine import database_errors
+from incidentctl.db.engine import database_errors, reader
 from incidentctl.notify.bursts import BurstRules, Member, burst_context
 from incidentctl.incidents.model import OutboxState
 from incidentctl.notify.digest import build_digest
@@ -165,7 +165,7 @@ def preview_digests(engine: Engine, settings: Settings, *, clock: Callable[[], d
 def _split(engine: Engine, rows: list[dict], routes: Sequence[Route]):
     """Rows → ({route: rows}, [(silence id, row id)], [unroutable rows])."""
     start, end = min(r["created_at"] for r in rows), max(r["created_at"] for r in rows)
-    with engine.execution_options(sqlite_begin="DEFERRED").connect() as conn:
+    with reader(engine).connect() as conn:
         active = silences_active_between(conn, start, end)
     by_route: dict[str, list[dict]] = {}
     silenced: list[tuple[int, int]] = []

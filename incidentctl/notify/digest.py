@@ -22,6 +22,7 @@ from incidentctl.notify.bursts import Burst, BurstContext, Member, find_bursts, 
 from incidentctl.notify.bursts import summary as burst_line
 from incidentctl.incidents.topology import place_of
 from incidentctl.incidents.model import ChangeKind, IncidentStatus, Severity, severity_rank
+from incidentctl.slicing import clip
 
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
@@ -99,11 +100,6 @@ class World:
 def escape(text: Any) -> str:
     """Slack's escaping of its three control characters, and only those."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def clip(text: str, limit: int) -> str:
-    """`text` cut to `limit` characters, marked with an ellipsis when cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def link(url: str | None, label: str) -> str | None:

@@ -12,10 +12,12 @@ from typing import Any, Sequence
 
 from sqlalchemy import Connection, Engine, and_, func, or_, select
 
-from incidentctl.db.engine import is_sqlite
+from incidentctl.db.capabilities import capabilities
+from incidentctl.db.engine import reader
 from incidentctl.notify.digest import Change, World
 from incidentctl.db.schema import deliveries, incident_alerts, incidents, notifications
 from incidentctl.incidents.model import IncidentStatus, OutboxState, Severity
+from incidentctl.slicing import chunks
 
 SENDING = "sending"  # a delivery whose answer is not recorded (yet, or ever: the run died)
 
@@ -42,11 +44,10 @@ def claim_due(engine: Engine, now: datetime, lease: timedelta, *, claim: bool = 
                     incidents.c.severity.label("incident_severity"))
              .join(incidents, incidents.c.id == notifications.c.incident_id)
              .where(_due(now)).order_by(notifications.c.id).limit(limit))
-    if claim and not is_sqlite(engine):
-        # SQLite's BEGIN IMMEDIATE already makes this transaction the only writer.
-        query = query.with_for_update(skip_locked=True, of=notifications)
-    conn_engine = engine if claim else engine.execution_options(sqlite_begin="DEFERRED")
-    with conn_engine.begin() as conn:
+    with (engine if claim else reader(engine)).begin() as conn:
+        if claim and capabilities(conn).skip_locked:
+            # SQLite's BEGIN IMMEDIATE already makes this transaction the only writer.
+            query = query.with_for_update(skip_locked=True, of=notifications)
         rows = [dict(r._mapping) for r in conn.execute(query)]
         if claim and rows:
             _update(conn, [r["id"] for r in rows], next_attempt_at=now + lease)
@@ -60,10 +61,8 @@ def links_for(engine: Engine, incident_ids: Sequence[int]) -> dict[int, dict[str
     columns = {"rule": incident_alerts.c.generator_url, "dashboard": incident_alerts.c.dashboard_url,
                "panel": incident_alerts.c.panel_url, "silence": incident_alerts.c.silence_url}
     result: dict[int, dict[str, str]] = {i: {} for i in incident_ids}
-    ro = engine.execution_options(sqlite_begin="DEFERRED")
-    with ro.connect() as conn:
-        for start in range(0, len(incident_ids), 500):
-            chunk = list(incident_ids)[start:start + 500]
+    with reader(engine).connect() as conn:
+        for chunk in chunks(list(incident_ids), 500):
             query = (select(incident_alerts.c.incident_id, *columns.values())
                      .where(incident_alerts.c.incident_id.in_(chunk)).order_by(incident_alerts.c.id))
             for row in conn.execute(query):
@@ -77,8 +76,7 @@ def links_for(engine: Engine, incident_ids: Sequence[int]) -> dict[int, dict[str
 
 def world_state(engine: Engine) -> World:
     """Open incidents by severity and the oldest unacknowledged critical one."""
-    ro = engine.execution_options(sqlite_begin="DEFERRED")
-    with ro.connect() as conn:
+    with reader(engine).connect() as conn:
         counts = conn.execute(select(incidents.c.severity, func.count())
                               .where(incidents.c.status != IncidentStatus.RESOLVED)
                               .group_by(incidents.c.severity)).all()
@@ -105,8 +103,7 @@ def to_change(row: dict, links: dict[str, str]) -> Change:
 def _update(conn: Connection, ids: Sequence[int], **values: Any) -> int:
     """Updates pending rows only, so a row already marked by another run is never changed back."""
     done = 0
-    for start in range(0, len(ids), 500):
-        chunk = list(ids)[start:start + 500]
+    for chunk in chunks(list(ids), 500):
         done += conn.execute(notifications.update()
                              .where(notifications.c.id.in_(chunk), notifications.c.state == OutboxState.PENDING)
                              .values(**values)).rowcount
@@ -149,7 +146,7 @@ def list_outbox(engine: Engine, *, states: Sequence[str] = tuple(OutboxState), l
              .join(incidents, incidents.c.id == notifications.c.incident_id)
              .where(notifications.c.state.in_(list(states)))
              .order_by(notifications.c.id.desc()).limit(limit))
-    with engine.execution_options(sqlite_begin="DEFERRED").connect() as conn:
+    with reader(engine).connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(query)]
     for row in rows:
         if row["state"] != OutboxState.PENDING:
@@ -158,7 +155,7 @@ def list_outbox(engine: Engine, *, states: Sequence[str] = tuple(OutboxState), l
 
 
 def count_due(engine: Engine, now: datetime) -> int:
-    with engine.execution_options(sqlite_begin="DEFERRED").connect() as conn:
+    with reader(engine).connect() as conn:
         return conn.execute(select(func.count()).select_from(notifications).where(_due(now))).scalar_one()
 
 
@@ -166,14 +163,14 @@ def waiting(engine: Engine, now: datetime) -> tuple[int, datetime | None]:
     """Pending rows not due at `now` (backing off after a failed send, or claimed by a run), and
     the earliest time one of them is due again."""
     n = notifications.c
-    with engine.execution_options(sqlite_begin="DEFERRED").connect() as conn:
+    with reader(engine).connect() as conn:
         count, first = conn.execute(select(func.count(), func.min(n.next_attempt_at))
                                     .where(n.state == OutboxState.PENDING, n.next_attempt_at > now)).one()
     return count, first
 
 
 def count_by_state(engine: Engine) -> dict[str, int]:
-    with engine.execution_options(sqlite_begin="DEFERRED").connect() as conn:
+    with reader(engine).connect() as conn:
         rows = conn.execute(select(notifications.c.state, func.count()).group_by(notifications.c.state)).all()
     return {state: n for state, n in rows}
 

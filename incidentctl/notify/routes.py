@@ -19,7 +19,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from incidentctl.config import ConfigError, Settings, slack_channel_id
+from incidentctl.config import Settings, slack_channel_id
+from incidentctl.errors import ConfigError
 from incidentctl.notify.slack import mask_url
 
 DEFAULT_ROUTE = "default"

@@ -17,17 +17,11 @@ from typing import Any, Iterable, Mapping, Sequence
 from sqlalchemy import Connection, Engine, or_, select
 
 from incidentctl.db.engine import database_errors
-from incidentctl.errors import IncidentctlError, InvalidTransition, NotFound
+from incidentctl.errors import InvalidSilence, InvalidTransition, NotFound
 from incidentctl.db.schema import incidents, silences
 
 OPS = ("=~", "!~", "!=", "=")  # longest first, so `a!=b` is not read as `a!` = `b`
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-
-
-class InvalidSilence(IncidentctlError):
-    """A silence request that cannot be stored as given."""
-
-    exit_code = 2
 
 
 @dataclass(frozen=True)

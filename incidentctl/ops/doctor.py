@@ -17,7 +17,7 @@ from sqlalchemy import Engine, and_, func, or_, select, text
 
 from incidentctl.ingest.archive import body_room
 from incidentctl.config import SETTINGS, Settings, mask_secret
-from incidentctl.db.engine import database_url, describe_url, is_sqlite, short_error
+from incidentctl.db.engine import database_url, describe_url, is_sqlite, reader, short_error
 from incidentctl.durations import format_duration
 from incidentctl.db.migrations import schema_status
 from incidentctl.incidents.model import OutboxState
@@ -85,8 +85,7 @@ def doctor(settings: Settings, engine: Engine, now: datetime, thresholds: Thresh
     """Runs every check, in order; database checks stop at the first one that cannot go on."""
     limits = thresholds or Thresholds.for_settings(settings)
     checks = [check_configuration(settings)]
-    if is_sqlite(engine):
-        engine = engine.execution_options(sqlite_begin="DEFERRED")
+    engine = reader(engine)
     reachable = check_database(engine)
     checks.append(reachable)
     if reachable.level == "ok":

@@ -3,13 +3,13 @@ simulate).
 
 By default the collector sweeps its youngest generation after 700 net new container objects,
 and now and then everything alive; a batch job keeps two batches of parsed alerts alive, so a
-full sweep walks hundreds of thousands of objects. How often the default sweeps ran in
-`replay --process` changed tenfold between builds of the same job (measured with
-`gc.callbacks` over 100,000 alerts: 162 or ~1,660 sweeps of the youngest generation, 0.2 s or
-1.8 s; over 1,000,000 alerts up to 17.6 s of 119.5 s of CPU) for reasons we did not pin down.
-Under `batch_collection` it stays at ~160 sweeps and 0.2–0.3 s in every build. The jobs make no
-cyclic garbage per batch (SQL statements with IN lists or table aliases are built once, see
-state.py), so sweeping rarely frees the same memory: peak RSS 142–146 MB either way.
+full sweep walks hundreds of thousands of objects, and how often the default sweeps ran varied
+tenfold between builds of the same job (docs/PERFORMANCE.md, History). `batch_collection`
+sweeps rarely. That is safe because of one rule the batch code keeps: it makes no cyclic
+garbage per batch. A SQL statement built per call (an IN list, a table alias such as an
+upsert's `inserted`) leaves SQLAlchemy objects in reference cycles, megabytes a batch; so such
+statements are built once (module constants, or cached per set of columns), and
+tests/ops/test_gc_tuning.py checks that many batches leave no more cycles than one.
 """
 
 from __future__ import annotations

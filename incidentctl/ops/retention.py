@@ -18,7 +18,7 @@ from typing import Callable
 
 from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, true
 
-from incidentctl.db.engine import database_errors, is_sqlite
+from incidentctl.db.engine import database_errors, reader
 from incidentctl.db.schema import grafana_alerts, incident_events, incidents
 from incidentctl.incidents.model import UNRESOLVED
 
@@ -57,8 +57,8 @@ def purge(
     cutoff = now - age
     old = grafana_alerts.c.received_at < cutoff
     processed = grafana_alerts.c.processed_at.is_not(None)
-    if dry_run and is_sqlite(engine):
-        engine = engine.execution_options(sqlite_begin="DEFERRED")
+    if dry_run:
+        engine = reader(engine)
     with database_errors(engine):
         with engine.connect() as conn:
             total = conn.execute(select(func.count()).where(old, processed)).scalar_one()

@@ -124,14 +124,16 @@ def cycle_jobs(engine, settings, session, clock: Callable[[], datetime]) -> list
     from dataclasses import asdict
 
     from incidentctl.notify.delivery import notify_pending
+    from incidentctl.incidents.model import Rules
     from incidentctl.incidents.processor import process_pending
     from incidentctl.ops.retention import purge
     from incidentctl.notify.routes import load_routes
 
     routes = load_routes(settings)
+    rules = Rules.configured(settings)
 
     def process() -> Mapping[str, Any]:
-        return process_pending(engine, settings, batch_size=None, limit=None, progress=None).as_dict()
+        return process_pending(engine, rules, batch_size=settings.batch_size, clock=clock).as_dict()
 
     def notify() -> Mapping[str, Any]:
         summary = notify_pending(engine, settings, session, clock=clock, routes=routes)

@@ -1,14 +1,19 @@
-"""Which database URLs incidentctl runs on, and a one-line exit 2 for the others."""
+"""Which database URLs incidentctl runs on, and a one-line exit 2 for the others; readers."""
 
 from __future__ import annotations
 
 import subprocess
+import time
+from datetime import datetime, timezone
 
 import pytest
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from incidentctl.cli import app
-from incidentctl.db.engine import UnsupportedDatabase, supported_url
+from incidentctl.db.engine import reader, supported_url
+from incidentctl.db.schema import deliveries
+from incidentctl.errors import UnsupportedDatabase
 
 SUPPORTED = [
     ("sqlite:////var/lib/incidentctl.db", "sqlite+pysqlite:////var/lib/incidentctl.db"),  # sqlite's default driver
@@ -58,3 +63,17 @@ def test_unsupported_url_through_the_console_script_is_one_line_exit_2(incidentc
     assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr and "s3cret" not in run.stderr
     assert run.stderr.startswith("error: INCIDENTCTL_DATABASE_URL postgres://ict:***@db.example:5432/ict: "
                                  "unsupported database 'postgres'")
+
+
+def test_a_reader_reads_while_a_writer_holds_its_transaction(engine):
+    # SQLite: a plain connection begins IMMEDIATE and would wait for the writer's lock (the busy
+    # timeout, 10 s); a reader begins DEFERRED and reads the last committed state at once.
+    with engine.begin() as conn:
+        conn.execute(deliveries.insert().values(attempted_at=datetime.now(timezone.utc), route="r", changes=1,
+                                                outcome="ok"))
+    with engine.connect() as writer, writer.begin():
+        writer.execute(deliveries.delete())
+        started = time.monotonic()
+        with reader(engine).connect() as conn, conn.begin():
+            assert conn.scalar(select(func.count()).select_from(deliveries)) == 1
+        assert time.monotonic() - started < 2

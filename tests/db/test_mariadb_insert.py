@@ -13,6 +13,7 @@ from pymysql.converters import escape_string
 from sqlalchemy import event, select
 
 from incidentctl.db import mariadb_insert as bulk
+from incidentctl.db.capabilities import capabilities
 from incidentctl.db.schema import UtcDateTime, grafana_alerts, incident_events, incidents
 
 ODD_TEXT = ["plain", "it's", 'say "hi"', "back\\slash", "nul\x00byte", "new\nline\r\n", "ctrl-z \x1a", "50% %s %(x)s",
@@ -23,7 +24,7 @@ def _mariadb_only(engine) -> None:
     # Against MySQL 8 there is nothing to test (bulk is MariaDB's path); CI's server is MariaDB
     # and says so (INCIDENTCTL_TEST_REQUIRE_MARIADB=1), so there these tests cannot skip.
     with engine.connect() as conn:
-        if not bulk.available(conn):
+        if not capabilities(conn).bulk_insert:
             if os.environ.get("INCIDENTCTL_TEST_REQUIRE_MARIADB") == "1":
                 pytest.fail("INCIDENTCTL_TEST_REQUIRE_MARIADB=1 but the MySQL test server is not MariaDB")
             pytest.skip("bulk statements are for MariaDB (this server is MySQL)")

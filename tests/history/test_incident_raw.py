@@ -82,7 +82,7 @@ def test_show_raw_lists_the_requests_the_incident_was_made_from(incident):
 def test_show_raw_of_an_unknown_incident_is_not_found(incident):
     env, _, _ = incident
     result = runner.invoke(app, ["show", "999999", "--raw"], env=env)
-    assert result.exit_code == 1 and "incident 999999 not found" in str(result.exception)
+    assert result.exit_code == 1 and "error: incident 999999 not found" in result.stderr
 
 
 def test_export_incident_replays_into_the_same_incident(incident, engine, second_engine, tmp_path):

@@ -7,27 +7,25 @@ import subprocess
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, event, func, select, text
 
 import incidentctl.history.rebuild as rebuild_module
 from tests.support.synthetic_history import history
 from incidentctl.config import load_settings
 from incidentctl.incidents.actions import add_note, transition
-from incidentctl.incidents.processor import LOCK_NAME, ProcessingBusy, backlog, process_pending
-from incidentctl.history.rebuild import RebuildRefused, rebuild
+from incidentctl.errors import ProcessingBusy, RebuildRefused
+from incidentctl.incidents.lock import LOCK_NAME
+from incidentctl.incidents.processor import backlog
+from incidentctl.history.rebuild import rebuild
 from incidentctl.db.schema import grafana_alerts, incident_alerts, incident_events, incidents
 from incidentctl.incidents.model import Rules
-from tests.support.processing import checksums, database_incidents, expected_incidents, snapshot, store
+from tests.support.processing import (checksums, database_incidents, expected_incidents, process_all, snapshot,
+                                      store)
 
 SETTINGS = load_settings({})
 DEFAULT = Rules(tuple(SETTINGS.group_by), timedelta(seconds=SETTINGS.reopen_window))
 COARSE = Rules(("alertname", "cluster"), DEFAULT.reopen_window)
 PER_SERIES = Rules(("fingerprint",), DEFAULT.reopen_window)
-
-
-def _settings(rules: Rules):
-    return load_settings({"INCIDENTCTL_GROUP_BY": ",".join(rules.group_by),
-                          "INCIDENTCTL_REOPEN_WINDOW": str(rules.reopen_window.total_seconds())})
 
 
 def _rows(seed: int = 7):
@@ -72,10 +70,10 @@ def _processed_with_people(engine, rules: Rules = DEFAULT, seed: int = 7):
     rows = _rows(seed)
     half = len(rows) // 2
     store(engine, rows[:half])
-    process_pending(engine, _settings(rules))
+    process_all(engine, rules)
     acted = _people_act(engine)
     store(engine, rows[half:])
-    process_pending(engine, _settings(rules))
+    process_all(engine, rules)
     return rows, acted
 
 
@@ -108,11 +106,11 @@ def test_acks_and_resolves_stay_on_their_incident(engine):
 def test_rebuild_equals_processing_under_the_new_rules(engine, second_engine):
     rows = _rows()
     store(engine, rows)
-    process_pending(engine, SETTINGS)
+    process_all(engine)
     summary = rebuild(engine, COARSE)
     reference = second_engine("coarse")
     store(reference, rows)
-    process_pending(reference, _settings(COARSE))
+    process_all(reference, COARSE)
     assert database_incidents(engine) == database_incidents(reference)
     mine, theirs = snapshot(engine), snapshot(reference)
     assert mine["series"] == theirs["series"] and mine["events"] == theirs["events"]
@@ -124,14 +122,14 @@ def test_group_by_fingerprint_gives_one_incident_per_series_and_the_ack_follows(
     rows = _rows()
     half = len(rows) // 2
     store(engine, rows[:half])
-    process_pending(engine, _settings(COARSE))
+    process_all(engine, COARSE)
     wide = _open_ids(engine, series_at_least=2)[0]
     transition(engine, "ack", wide, by="alice", note="on it", now=datetime.now(timezone.utc))
     with engine.connect() as conn:
         wide_series = set(conn.scalars(select(incident_alerts.c.alert_fingerprint)
                                        .where(incident_alerts.c.incident_id == wide)))
     store(engine, rows[half:])
-    process_pending(engine, _settings(COARSE))
+    process_all(engine, COARSE)
 
     summary = rebuild(engine, PER_SERIES)
     with engine.connect() as conn:
@@ -167,20 +165,19 @@ def test_all_or_nothing(engine, monkeypatch):
     _processed_with_people(engine)
     before, ids = snapshot(engine), _ids(engine)
     monkeypatch.setattr(rebuild_module, "ROWS_PER_CHUNK", 50)
-    calls = []
-    real_write = rebuild_module.write
+    timelines = []
 
-    def failing_write(conn, changes):
-        calls.append(1)
-        if len(calls) == 3:
-            raise RuntimeError("disk full (injected)")
-        real_write(conn, changes)
+    def fail_the_third_chunk(conn, cursor, statement, *args):
+        if statement.startswith("INSERT INTO incident_events"):
+            timelines.append(statement)
+            if len(timelines) == 3:
+                raise RuntimeError("disk full (injected)")
 
-    monkeypatch.setattr(rebuild_module, "write", failing_write)
+    event.listen(engine, "before_cursor_execute", fail_the_third_chunk)
     with pytest.raises(RuntimeError, match="injected"):
         rebuild(engine, COARSE)
+    event.remove(engine, "before_cursor_execute", fail_the_third_chunk)
     assert snapshot(engine) == before and _ids(engine) == ids
-    monkeypatch.setattr(rebuild_module, "write", real_write)
     assert rebuild(engine, COARSE).incidents_after < len(ids)
 
 
@@ -214,20 +211,20 @@ def test_purged_raw_alerts_refuse_the_rebuild_unless_forced(engine):
 def test_unprocessed_rows_are_left_for_process(engine):
     rows = _rows()
     store(engine, rows)
-    process_pending(engine, SETTINGS, limit=len(rows) // 3)
+    process_all(engine, limit=len(rows) // 3)
     waiting = backlog(engine)
     rebuild(engine, DEFAULT)
     assert backlog(engine) == waiting > 0
-    process_pending(engine, SETTINGS)
+    process_all(engine)
     assert database_incidents(engine) == expected_incidents(rows, SETTINGS.group_by, SETTINGS.reopen_window)
 
 
 @pytest.mark.backends("mysql")
 def test_rebuild_waits_for_a_running_process_and_gives_up(engine, monkeypatch):
     store(engine, _rows()[:200])
-    process_pending(engine, SETTINGS)
+    process_all(engine)
     before = snapshot(engine)
-    monkeypatch.setattr("incidentctl.incidents.processor.LOCK_WAIT_SECONDS", 1)
+    monkeypatch.setattr("incidentctl.incidents.lock.LOCK_WAIT_SECONDS", 1)
     with engine.connect() as holder:
         assert holder.scalar(text("SELECT GET_LOCK(CONCAT(:n, DATABASE()), 0)"), {"n": LOCK_NAME}) == 1
         with pytest.raises(ProcessingBusy, match="rebuild"):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import given, strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from typer.testing import CliRunner
 
 from incidentctl.ingest.archive import insert_raw_alerts, raw_alert
@@ -26,6 +26,10 @@ from tests.support import FIXTURES
 
 T0 = datetime(2026, 10, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
 NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
+
+
+def CLOCK() -> datetime:
+    return NOW
 COMPARED = ("received_at", "source", "remote_addr", "user_agent", "content_type", "body", "body_sha256",
             "body_size", "alert_count", "status", "parse_error")
 # Bodies the receiver may have stored besides the fixtures: not UTF-8, empty, a line separator
@@ -73,14 +77,14 @@ def test_export_replay_round_trip_between_databases(engine, tmp_path, fixture_bo
     first = export_to_file(source, tmp_path / "archive.jsonl.gz")
     assert first.rows == len(fixture_bodies) + len(ODD_BODIES)
 
-    summary = replay(engine, [str(tmp_path / "archive.jsonl.gz")], now=NOW)
+    summary = replay(engine, [str(tmp_path / "archive.jsonl.gz")], clock=CLOCK)
     assert (summary.stored, summary.duplicates, summary.error_count) == (first.rows, 0, 0)
     assert summary.not_payloads == 4  # the non-UTF-8, empty, array-less CRLF and template bodies
     assert _archive(engine) == _archive(source)
 
     export_to_file(engine, tmp_path / "back.jsonl")
     back = _sqlite(tmp_path, "back.db")
-    replay(back, [str(tmp_path / "back.jsonl")], now=NOW)
+    replay(back, [str(tmp_path / "back.jsonl")], clock=CLOCK)
     assert _archive(back) == _archive(source)
     for e in (source, back):
         e.dispose()
@@ -90,11 +94,11 @@ def test_replay_twice_stores_nothing_new(engine, tmp_path, fixture_bodies):
     source = _sqlite(tmp_path, "source.db")
     _seed(source, fixture_bodies)
     export_to_file(source, tmp_path / "a.jsonl")
-    first = replay(engine, [str(tmp_path / "a.jsonl")], now=NOW, batch_size=4)
-    again = replay(engine, [str(tmp_path / "a.jsonl")], now=NOW, batch_size=4)
+    first = replay(engine, [str(tmp_path / "a.jsonl")], clock=CLOCK, batch_size=4)
+    again = replay(engine, [str(tmp_path / "a.jsonl")], clock=CLOCK, batch_size=4)
     assert again.stored == 0 and again.duplicates == first.stored == first.read
     # The same input twice in one run: the second copy is a duplicate too.
-    twice = replay(_sqlite(tmp_path, "other.db"), [str(tmp_path / "a.jsonl")] * 2, now=NOW)
+    twice = replay(_sqlite(tmp_path, "other.db"), [str(tmp_path / "a.jsonl")] * 2, clock=CLOCK)
     assert (twice.stored, twice.duplicates) == (first.stored, first.stored)
     assert _count(engine) == first.stored
 
@@ -113,7 +117,7 @@ def test_corrupt_lines_are_reported_with_file_and_line_and_the_rest_imported(eng
     ]
     path = tmp_path / "mixed.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
-    summary = replay(engine, [str(path), str(tmp_path / "missing.json")], now=NOW)
+    summary = replay(engine, [str(path), str(tmp_path / "missing.json")], clock=CLOCK)
     assert [(e.location, e.message.split(":")[0]) for e in summary.errors] == [
         (f"{tmp_path / 'missing.json'}", "no such file or directory"),  # paths are checked first
         (f"{path}:2", "invalid JSON"),
@@ -140,7 +144,7 @@ def test_gzip_inputs_and_a_truncated_gzip(engine, tmp_path, fixture_bodies):
     broken = gzip.compress(b"\n".join([line.replace(b"firing", b"resolved", 1)] * 400))
     (tmp_path / "broken.jsonl.gz").write_bytes(broken[: len(broken) // 2])
     summary = replay(engine, [str(tmp_path / n) for n in ("one.json.gz", "lines.ndjson.gz", "broken.jsonl.gz")],
-                     now=NOW, received_at=T0)
+                     clock=CLOCK, received_at=T0)
     assert summary.error_count == 1
     assert summary.stored == summary.read - 1 > 4  # the lines before the break are kept
     error = summary.errors[0]
@@ -153,7 +157,7 @@ def test_gzip_inputs_and_a_truncated_gzip(engine, tmp_path, fixture_bodies):
 
 def test_directory_of_json_files(engine, tmp_path, fixture_bodies):
     folder = FIXTURES
-    summary = replay(engine, [str(folder)], now=NOW)
+    summary = replay(engine, [str(folder)], clock=CLOCK)
     assert (summary.files, summary.stored, summary.error_count) == (len(fixture_bodies), len(fixture_bodies), 0)
     assert summary.skipped_files == 1  # README.md
     with engine.connect() as conn:
@@ -218,7 +222,7 @@ def test_console_script_export_pipe_replay(cli_env, incidentctl_bin, db_url, tmp
 
 
 def test_export_to_an_unwritable_place_is_a_clear_error_and_leaves_no_file(engine, tmp_path, fixture_bodies):
-    from incidentctl.history.export import ExportFileError
+    from incidentctl.errors import ExportFileError
 
     _seed(engine, fixture_bodies)
     with pytest.raises(ExportFileError, match="cannot write .*missing"):
@@ -266,14 +270,11 @@ def test_export_replay_with_process_gives_the_same_incidents(db_url, tmp_path):
     # A processed SQLite database, exported and replayed with --process into the backend under
     # test: incidents, series, timeline and outbox are the same.
     from tests.support.synthetic_history import history
-    from tests.support.processing import snapshot, store
-
-    from incidentctl.config import load_settings
-    from incidentctl.incidents.processor import process_pending
+    from tests.support.processing import process_all, snapshot, store
 
     original = _sqlite(tmp_path, "original.db")
     store(original, history(series=40, minutes=90, seed=3))
-    process_pending(original, load_settings({}))
+    process_all(original)
     export_to_file(original, tmp_path / "history.jsonl.gz")
     result = CliRunner().invoke(app, ["replay", str(tmp_path / "history.jsonl.gz"), "--process", "-o", "json"],
                                 env={"INCIDENTCTL_DATABASE_URL": db_url})
@@ -296,17 +297,17 @@ def _queue(engine) -> list[tuple]:
 
 
 def test_processing_as_it_goes_equals_replay_then_process(engine, second_engine, tmp_path, fixture_bodies):
-    # replay(process=…) stores and processes each batch in one transaction; the result must be what
+    # replay(process_with=…) stores and processes each batch in one transaction; the result must be what
     # replay followed by `process` writes: incidents, series, timeline, outbox and the queue marks.
     # A row already waiting in the queue (received live) is processed first, in queue order; a body
     # that is not a payload is marked with its error; a second replay stores and processes nothing.
     from tests.support.synthetic_history import history
-    from tests.support.processing import snapshot, store
+    from tests.support.processing import process_all, snapshot, store
 
     from incidentctl.config import load_settings
-    from incidentctl.incidents.processor import process_pending
+    from incidentctl.incidents.model import Rules
 
-    settings = load_settings({})
+    rules = Rules.configured(load_settings({}))
     source = _sqlite(tmp_path, "source.db")
     rows = list(history(series=30, minutes=120, seed=11))
     store(source, rows[1:] + [(T0, b'{"alerts": "no"}')])
@@ -314,34 +315,52 @@ def test_processing_as_it_goes_equals_replay_then_process(engine, second_engine,
     other = second_engine("then")
     for target in (engine, other):
         store(target, rows[:1])  # the backlog
-    summary = replay(engine, [str(tmp_path / "history.jsonl")], now=NOW, batch_size=7, process=settings)
-    replay(other, [str(tmp_path / "history.jsonl")], now=NOW, batch_size=7)
-    then = process_pending(other, settings)
+    summary = replay(engine, [str(tmp_path / "history.jsonl")], clock=CLOCK, batch_size=7, process_with=rules)
+    replay(other, [str(tmp_path / "history.jsonl")], clock=CLOCK, batch_size=7)
+    then = process_all(other)
     assert summary.processed == then and then.rows == len(rows) + 1 and then.errors == 1
     assert snapshot(engine) == snapshot(other)
     assert _archive(engine) == _archive(other)
     assert _queue(engine) == _queue(other) and not any(waiting for _, waiting, _ in _queue(engine))
-    again = replay(engine, [str(tmp_path / "history.jsonl")], now=NOW, process=settings)
+    again = replay(engine, [str(tmp_path / "history.jsonl")], clock=CLOCK, process_with=rules)
     assert (again.stored, again.processed.rows) == (0, 0) and again.duplicates == len(rows)
     source.dispose()
 
 
-def test_a_processed_batch_whose_insert_fails_leaves_nothing_behind(engine, tmp_path, fixture_bodies, monkeypatch):
-    # With processing, a batch's rows and its incident changes commit together. On MariaDB the rows
-    # are inserted on a helper thread while their events are decided: when that insert fails, the
-    # error reaches the caller and the batch leaves no rows, incidents or outbox entries behind.
-    import incidentctl.history.replay as replay_module
+def test_processing_as_it_goes_marks_each_batch_at_a_reading_of_the_clock(engine, tmp_path, fixture_bodies):
+    # processed_at is the injected clock's, read once a batch (its rows and any queued before them).
+    from incidentctl.config import load_settings
+    from incidentctl.incidents.model import Rules
+
+    path = tmp_path / "bodies.jsonl"
+    path.write_bytes(b"\n".join(json.dumps(json.loads(body)).encode() for body in list(fixture_bodies.values())[:5]))
+    readings = [NOW + timedelta(hours=h) for h in range(4)]  # the first is the replay's start
+    replay(engine, [str(path)], clock=iter(readings).__next__, batch_size=2,
+           process_with=Rules.configured(load_settings({})))
+    with engine.connect() as conn:
+        marks = list(conn.scalars(select(grafana_alerts.c.processed_at).order_by(grafana_alerts.c.id)))
+    assert marks == [readings[1], readings[1], readings[2], readings[2], readings[3]]
+
+
+def test_a_processed_batch_whose_insert_fails_leaves_nothing_behind(engine, tmp_path, fixture_bodies):
+    # With processing, a batch's rows and its incident changes commit together. On MariaDB the
+    # batch's events are decided on a thread of their own while its rows are inserted: when that
+    # insert fails, the error reaches the caller and the batch leaves no rows, incidents or outbox
+    # entries behind.
     from incidentctl.config import load_settings
     from incidentctl.db.schema import incidents, notifications
+    from incidentctl.incidents.model import Rules
 
-    def failing_insert(conn, rows):
-        raise RuntimeError("disk full")
+    def refuse_archive_rows(conn, cursor, statement, *args):
+        if statement.startswith("INSERT INTO grafana_alerts"):
+            raise RuntimeError("disk full")
 
-    monkeypatch.setattr(replay_module, "insert_rows", failing_insert)
+    event.listen(engine, "before_cursor_execute", refuse_archive_rows)
     path = tmp_path / "bodies.jsonl"
     path.write_bytes(b"\n".join(json.dumps(json.loads(body)).encode() for body in fixture_bodies.values()))
     with pytest.raises(RuntimeError, match="disk full"):
-        replay(engine, [str(path)], now=NOW, process=load_settings({}))
+        replay(engine, [str(path)], clock=CLOCK, process_with=Rules.configured(load_settings({})))
+    event.remove(engine, "before_cursor_execute", refuse_archive_rows)
     with engine.connect() as conn:
         counts = [conn.scalar(select(func.count()).select_from(table))
                   for table in (grafana_alerts, incidents, notifications)]

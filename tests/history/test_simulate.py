@@ -9,11 +9,10 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from tests.support.synthetic_history import history
-from tests.support.processing import checksums, store
+from tests.support.processing import checksums, process_all, store
 
 from incidentctl.cli import app
 from incidentctl.config import load_settings
-from incidentctl.incidents.processor import process_pending
 from incidentctl.db.schema import incidents
 from incidentctl.history.simulate import simulate
 from incidentctl.incidents.model import Rules
@@ -27,7 +26,7 @@ def test_current_rules_predict_what_process_makes(engine):
     # writes for the same rows; grouping by alertname alone gives fewer, larger incidents.
     store(engine, history(series=40, minutes=120, seed=5))
     result = simulate(engine, [CURRENT, Rules(("alertname",), CURRENT.reopen_window)])
-    process_pending(engine, SETTINGS)
+    process_all(engine)
     with engine.connect() as conn:
         made, reopens = conn.execute(select(func.count(), func.sum(incidents.c.reopen_count))).one()
     current, by_alertname = result.outcomes
@@ -39,7 +38,7 @@ def test_current_rules_predict_what_process_makes(engine):
 
 def test_simulate_writes_nothing(engine, db_url):
     store(engine, history(series=20, minutes=60, seed=2))
-    process_pending(engine, SETTINGS, limit=10)  # a partly processed database
+    process_all(engine, limit=10)  # a partly processed database
     before = checksums(engine)
     result = CliRunner().invoke(app, ["simulate", "--group-by", "alertname", "--reopen-window", "2h",
                                       "--since", "2026-01-01T00:00:00Z", "-o", "json"],

@@ -14,8 +14,8 @@ import pytest
 
 from tests.support.synthetic_history import history
 from incidentctl.config import load_settings
-from incidentctl.incidents.processor import backlog, process_pending
-from tests.support.processing import database_incidents, expected_incidents, store
+from incidentctl.incidents.processor import backlog
+from tests.support.processing import database_incidents, expected_incidents, process_all, store
 
 SETTINGS = load_settings({})
 
@@ -63,11 +63,14 @@ def test_sigkill_mid_run_then_rerun_equals_one_run(engine, cli_env, incidentctl_
 
 
 @pytest.mark.backends("mysql")
-def test_receiver_inserts_do_not_wait_for_a_processing_batch(engine, db_url, monkeypatch, fixture_bodies):
+def test_receiver_inserts_do_not_wait_for_a_processing_batch(engine, db_url, fixture_bodies):
     # Under REPEATABLE READ the claim's gap lock made the receiver's INSERT wait for the batch
-    # (a 503 at write_timeout); processing runs READ COMMITTED. The insert happens mid-batch.
-    import incidentctl.incidents.processor as processor
+    # (a 503 at write_timeout); processing runs READ COMMITTED. The insert happens mid-batch,
+    # once the batch has written its timeline.
     from datetime import datetime, timezone
+
+    from sqlalchemy import event
+
     from incidentctl.ingest.archive import insert_raw_alerts, raw_alert
     from incidentctl.db.engine import make_engine
 
@@ -75,11 +78,9 @@ def test_receiver_inserts_do_not_wait_for_a_processing_batch(engine, db_url, mon
     store(engine, [(datetime(2026, 1, 1, tzinfo=timezone.utc), body)])
     receiver = make_engine(db_url)
     inserted = []
-    real_write = processor.write
 
-    def write_then_receive(conn, changes):
-        real_write(conn, changes)
-        if inserted:
+    def receive_after_the_timeline(conn, cursor, statement, *args):
+        if inserted or not statement.startswith("INSERT INTO incident_events"):
             return
         with receiver.connect() as other:
             other.exec_driver_sql("SET SESSION innodb_lock_wait_timeout = 2")
@@ -87,8 +88,8 @@ def test_receiver_inserts_do_not_wait_for_a_processing_batch(engine, db_url, mon
             with other.begin():
                 inserted.extend(insert_raw_alerts(other, [raw_alert(body, received_at=datetime.now(timezone.utc))]))
 
-    monkeypatch.setattr(processor, "write", write_then_receive)
+    event.listen(engine, "after_cursor_execute", receive_after_the_timeline)
     # the steady state: the backlog is smaller than a batch, so the claim reads to the queue's end
-    assert process_pending(engine, SETTINGS).rows == 2  # the received row is taken by the next batch
+    assert process_all(engine).rows == 2  # the received row is taken by the next batch
     receiver.dispose()
     assert len(inserted) == 1 and backlog(engine) == 0

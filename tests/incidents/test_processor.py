@@ -11,11 +11,12 @@ from tests.support.synthetic_history import history
 from incidentctl.config import load_settings
 from incidentctl.incidents.actions import transition
 from incidentctl.incidents.listing import show_incident
-from incidentctl.incidents.processor import backlog, process_pending
+from incidentctl.incidents.model import Rules
+from incidentctl.incidents.processor import backlog
 from incidentctl.db.schema import grafana_alerts, incidents, notifications
-from tests.support.processing import T0, snapshot, store, store_spaced
+from tests.support.processing import T0, process_all, snapshot, store, store_spaced
 
-SETTINGS = load_settings({})
+RULES = Rules.configured(load_settings({}))
 
 
 def _rows(engine, table, *cols):
@@ -25,7 +26,7 @@ def _rows(engine, table, *cols):
 
 def test_fixtures_become_incidents(engine, fixture_bodies):
     store_spaced(engine, fixture_bodies.values())
-    summary = process_pending(engine, SETTINGS)
+    summary = process_all(engine)
     # 14 bodies, 19 alerts; 3 test notifications and 1 resolve-before-fire are ignored
     assert summary.as_dict() == {"rows": 14, "alerts": 19, "opened": 9, "updated": 6, "reopened": 0,
                                  "resolved": 0, "ignored": 4, "errors": 0}
@@ -40,7 +41,7 @@ def test_outbox_contract(engine, fixture_bodies):
     firing = fixture_bodies["grafana/grafana9_zulip_firing_single_valueString.json"]
     resolved = fixture_bodies["grafana/grafana9_zulip_resolved_single.json"]
     store_spaced(engine, [firing, firing, firing, resolved])  # two repeats in between
-    process_pending(engine, SETTINGS)
+    process_all(engine)
     rows = _rows(engine, notifications, "change", "reason", "severity", "created_at", "state", "attempts")
     start = "2022-06-17T00:41:00.782137+00:00"
     assert [(r[0], r[1], r[2], r[3].isoformat(), r[4], r[5]) for r in rows] == [
@@ -54,26 +55,26 @@ def test_outbox_contract(engine, fixture_bodies):
 def test_unparseable_rows_are_marked_and_never_block(engine, fixture_bodies):
     good = fixture_bodies["alertmanager/am_v4_oncall-example_firing_3alerts_numFiring-added-by-oncall.json"]
     ids = store_spaced(engine, [b"{not json", good, b'{"custom": "template"}', b""])
-    summary = process_pending(engine, SETTINGS, batch_size=1)
+    summary = process_all(engine, batch_size=1)
     assert (summary.rows, summary.errors, summary.opened) == (4, 3, 1)
     marks = {r[0]: (r[1] is not None, r[2]) for r in _rows(engine, grafana_alerts, "id", "processed_at", "process_error")}
     assert marks[ids[1]] == (True, None)
     assert marks[ids[0]][0] and "invalid JSON" in marks[ids[0]][1]
     assert marks[ids[2]][0] and "custom template" in marks[ids[2]][1]
     assert marks[ids[3]] == (True, "empty body")
-    assert process_pending(engine, SETTINGS).rows == 0  # nothing is retried
+    assert process_all(engine).rows == 0  # nothing is retried
 
 
 def test_replayed_rows_are_dispatched_on_shape(engine, fixture_bodies):
     store_spaced(engine, [fixture_bodies["grafana-legacy/grafana-legacy-le8_docs_alerting.json"]], source="replay")
-    assert process_pending(engine, SETTINGS).opened == 1
+    assert process_all(engine).opened == 1
 
 
 def test_limit_and_progress(engine):
     store(engine, list(history(series=20, minutes=30)))
     total = backlog(engine)
     seen = []
-    summary = process_pending(engine, SETTINGS, batch_size=4, limit=10, progress=lambda d, t: seen.append((d, t)))
+    summary = process_all(engine, batch_size=4, limit=10, progress=lambda d, t: seen.append((d, t)))
     assert summary.rows == 10 and seen == [(4, 10), (8, 10), (10, 10)]
     assert backlog(engine) == total - 10
 
@@ -84,8 +85,8 @@ def test_batch_size_does_not_change_the_result(engine, second_engine):
     other = second_engine("batch1000")
     store(engine, rows)
     store(other, rows)
-    process_pending(engine, SETTINGS, batch_size=1)
-    process_pending(other, SETTINGS, batch_size=1000)
+    process_all(engine, batch_size=1)
+    process_all(other, batch_size=1000)
     one, thousand = snapshot(engine), snapshot(other)
     assert one == thousand
     assert all('"alertname"' in series[10] for series in one["series"])  # labels survive batch boundaries
@@ -100,14 +101,12 @@ def test_series_kept_between_batches_never_hide_another_runs_changes(engine, sec
     # acking meanwhile, must give what the same rows and ack give without any cache.
     from datetime import timedelta
 
-    from incidentctl.incidents.processor import _run_batch
-    from incidentctl.incidents.store import SeriesCache
+    from incidentctl.incidents.series_cache import SeriesCache
 
     rows = list(history(series=30, minutes=180, seed=11))
     plain = second_engine("plain")
     store(engine, rows)
     store(plain, rows)
-    group_by, window = tuple(SETTINGS.group_by), timedelta(seconds=SETTINGS.reopen_window)
     cache = SeriesCache()
 
     def ack_first_open(db):
@@ -115,15 +114,13 @@ def test_series_kept_between_batches_never_hide_another_runs_changes(engine, sec
             first = conn.scalar(select(incidents.c.id).where(incidents.c.status == "open").order_by(incidents.c.id))
         transition(db, "ack", first, by="alice", note=None, now=T0 + timedelta(hours=1))
 
-    for _ in range(3):
-        _run_batch(engine, 40, group_by, window, cache)
-    process_pending(engine, SETTINGS, batch_size=25, limit=100)  # another run, between our batches
+    process_all(engine, batch_size=40, limit=120, cache=cache)
+    process_all(engine, batch_size=25, limit=100)  # another run, between our batches
     ack_first_open(engine)
-    while _run_batch(engine, 40, group_by, window, cache).rows:
-        pass
-    process_pending(plain, SETTINGS, batch_size=220, limit=220)
+    process_all(engine, batch_size=40, cache=cache)
+    process_all(plain, batch_size=220, limit=220)
     ack_first_open(plain)
-    process_pending(plain, SETTINGS)
+    process_all(plain)
     assert cache.hits > 0  # the cache was used, not bypassed
     cached, uncached = snapshot(engine), snapshot(plain)
     assert [e for e in cached["events"] if e[1] == "acknowledged"]
@@ -133,7 +130,7 @@ def test_series_kept_between_batches_never_hide_another_runs_changes(engine, sec
 
 def test_event_time_not_wall_time(engine, fixture_bodies):
     store_spaced(engine, [fixture_bodies["grafana/grafana_docs_webhook-notifier_firing_2alerts_values.json"]])
-    process_pending(engine, SETTINGS)
+    process_all(engine)
     opened = sorted(r[0].isoformat() for r in _rows(engine, incidents, "opened_at"))
     assert opened == ["2021-10-12T07:51:03.157076+00:00", "2021-10-12T07:56:03.157076+00:00"]  # +02:00 → UTC
     assert {r[0] for r in _rows(engine, incidents, "last_alert_at")} == {T0}
@@ -141,12 +138,12 @@ def test_event_time_not_wall_time(engine, fixture_bodies):
 
 def test_group_by_fingerprint_gives_one_incident_per_series(engine, fixture_bodies):
     store_spaced(engine, [fixture_bodies["grafana/grafana9_zulip_firing_3alerts_2rules.json"]])
-    assert process_pending(engine, SETTINGS.replace(group_by=("fingerprint",))).opened == 3
+    assert process_all(engine, Rules(("fingerprint",), RULES.reopen_window)).opened == 3
 
 
 def test_human_transitions_write_events_and_outbox(engine, fixture_bodies):
     store_spaced(engine, [fixture_bodies["grafana/grafana9_zulip_firing_single_valueString.json"]])
-    process_pending(engine, SETTINGS)
+    process_all(engine)
     [(iid,)] = _rows(engine, incidents, "id")
     now = T0 + timedelta(hours=1)
     assert transition(engine, "ack", iid, by="alice", note=None, now=now) == "acknowledged"
@@ -165,14 +162,51 @@ def test_reopen_refused_while_a_newer_incident_of_the_fingerprint_is_open(engine
     from incidentctl.errors import InvalidTransition
     firing = fixture_bodies["grafana/grafana9_zulip_firing_single_valueString.json"]
     store_spaced(engine, [firing])
-    process_pending(engine, SETTINGS)
+    process_all(engine)
     [(first,)] = _rows(engine, incidents, "id")
     resolved_at = datetime(2022, 6, 17, 0, 45, tzinfo=timezone.utc)  # a person resolves it 4 min in
     transition(engine, "resolve", first, by="a", note=None, now=resolved_at)
     # a new episode 2 h later (outside the reopen window) opens a second incident
     store(engine, [(T0 + timedelta(hours=2), firing.replace(b"2022-06-17T00:41:00", b"2022-06-17T02:41:00"))])
-    assert process_pending(engine, SETTINGS).opened == 1
+    assert process_all(engine).opened == 1
     with pytest.raises(InvalidTransition, match="same fingerprint is unresolved") as refused:
         transition(engine, "reopen", first, by="a", note=None, now=T0)
     assert refused.value.status == "resolved"
     assert _rows(engine, incidents, "status", "reopen_count")[0] == ("resolved", 0)  # rolled back
+
+
+def test_what_people_do_never_changes_series_nor_the_cache_version(engine, db_url, fixture_bodies):
+    # The other half of SeriesCache's invariant (series_cache.py): ack, resolve, reopen and note
+    # leave every series and the version its kept series are checked against as they were.
+    from typer.testing import CliRunner
+
+    from incidentctl.cli import app
+    from incidentctl.db.schema import incident_alerts
+
+    store_spaced(engine, [fixture_bodies["alertmanager/am_v4_oncall-example_firing_3alerts_numFiring-added-by-oncall.json"]])
+    process_all(engine)
+    (iid,) = [r[0] for r in _rows(engine, incidents, "id")]
+
+    def observed():
+        return (_rows(engine, incident_alerts, *incident_alerts.c.keys()),
+                _rows(engine, incidents, "alert_count", "last_alert_at", "series_count"))
+
+    before = observed()
+    for args in (["ack", str(iid)], ["resolve", str(iid)], ["reopen", str(iid)], ["note", str(iid), "looked"]):
+        result = CliRunner().invoke(app, [*args, "--by", "alice"], env={"INCIDENTCTL_DATABASE_URL": db_url})
+        assert result.exit_code == 0, result.output
+    assert observed() == before
+    assert _rows(engine, incidents, "status") == [("open",)]  # the commands did apply
+
+
+def test_each_batch_marks_its_rows_processed_at_one_reading_of_the_clock(engine, fixture_bodies):
+    # processed_at is the injected clock's (rebuild orders people's actions by it), read once a batch.
+    from incidentctl.incidents.processor import process_pending
+
+    store_spaced(engine, [*list(fixture_bodies.values())[:4], b"{not json"])
+    readings = [T0 + timedelta(hours=h) for h in range(3)]
+    clock = iter(readings).__next__
+    summary = process_pending(engine, RULES, batch_size=2, clock=clock)
+    assert (summary.rows, summary.errors) == (5, 1)
+    marks = [r[0] for r in _rows(engine, grafana_alerts, "processed_at")]
+    assert marks == [readings[0], readings[0], readings[1], readings[1], readings[2]]

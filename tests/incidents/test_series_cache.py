@@ -1,13 +1,21 @@
-"""SeriesCache: the series a processing run keeps between its batches (pure, no database)."""
+"""SeriesCache: the series a processing run keeps between its batches, and the invariant it rests on
+(pure, no database)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
-from incidentctl.incidents.model import IncidentState, SeriesState
-from incidentctl.incidents.store import SeriesCache
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from incidentctl.incidents.decide import decide_row
+from incidentctl.incidents.model import Action, IncidentState, SeriesState
+from incidentctl.incidents.parsing import AlertEvent
+from incidentctl.incidents.series_cache import SeriesCache
 
 T = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+GROUP_BY = ("alertname", "cluster", "namespace", "service")
 
 
 def _series(fp: str, times_seen: int = 1) -> SeriesState:
@@ -112,3 +120,51 @@ def test_least_recently_used_go_first_beyond_the_limit():
     assert cache.fill(_row(_state(1)), series_count=2)
     assert cache.fill(_row(_state(3)), series_count=2)
     assert cache._size == 4
+
+
+# The invariant the cache rests on: the processor never changes an incident's series without
+# counting an alert on it (alert_count), so a kept entry is never used after its series changed.
+
+def _event(fp: str, status: str, at: int, start: int) -> AlertEvent:
+    labels = {"alertname": "A", "cluster": "c", "namespace": "n", "service": "s", "severity": "warning"}
+    when = T + timedelta(minutes=at)
+    return AlertEvent(fp, status, labels, {"summary": "s"}, when, starts_at=T + timedelta(minutes=start),
+                      ends_at=when if status == "resolved" else None)
+
+
+@st.composite
+def _rows(draw):
+    """Raw rows of one to three events: firing and resolved alerts of three series, any order and timing."""
+    rows = []
+    for _ in range(draw(st.integers(1, 30))):
+        row = []
+        for _ in range(draw(st.integers(1, 3))):
+            at = draw(st.integers(0, 600))
+            row.append(_event(draw(st.sampled_from("xyz")), draw(st.sampled_from(["firing", "resolved"])), at,
+                              at - draw(st.integers(-5, 90))))
+        rows.append(row)
+    return rows
+
+
+def _kept(state: IncidentState) -> dict:
+    """The series as the cache keeps them (without labels, annotations and links)."""
+    return {fp: replace(s, labels=None, annotations=None, links=None) for fp, s in state.series.items()}
+
+
+@given(_rows())
+@settings(max_examples=300, deadline=None)
+def test_a_decision_never_changes_series_without_changing_the_version(rows):
+    states: dict[str, IncidentState] = {}
+    for events in rows:
+        for _, fp, decision in decide_row(states, events, group_by=GROUP_BY, reopen_window=timedelta(minutes=30)):
+            before = states.get(fp)
+            after = decision.state if decision.changed else before
+            if after is None or decision.action == Action.OPEN or before is None:
+                if decision.changed and decision.state is not None:
+                    states[fp] = decision.state
+                continue
+            if _kept(after) != _kept(before):
+                assert (SeriesCache.version(after, len(after.series))
+                        != SeriesCache.version(before, len(before.series))), decision
+            if decision.changed:
+                states[fp] = decision.state

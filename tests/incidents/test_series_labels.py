@@ -13,13 +13,11 @@ from typer.testing import CliRunner
 
 from tests.support.synthetic_history import history
 from incidentctl.cli.app import app
-from incidentctl.config import load_settings
 from incidentctl.db.migrations import upgrade
-from incidentctl.incidents.processor import process_pending
 from incidentctl.history.rebuild import rebuild
 from incidentctl.incidents.model import Rules
 from incidentctl.db.schema import incident_alerts, incidents, metadata, schema_migrations, series_labels
-from tests.support.processing import T0, series_label_index, store, store_spaced
+from tests.support.processing import T0, process_all, series_label_index, store, store_spaced
 
 runner = CliRunner()
 LONG = "v" * 200  # two pod names the index would confuse if it clipped them
@@ -121,8 +119,8 @@ def test_a_bad_series_label_is_a_usage_error(db_url, value, message):
     assert message in " ".join(result.output.split())
 
 
-def _settings(db_url: str, group_by: str = "alertname,cluster,namespace,service"):
-    return load_settings({"INCIDENTCTL_DATABASE_URL": db_url, "INCIDENTCTL_GROUP_BY": group_by})
+def _rules(group_by: str) -> Rules:
+    return Rules(tuple(group_by.split(",")), timedelta(minutes=30))
 
 
 @pytest.mark.parametrize("group_by", ["alertname,cluster,namespace,service", "alertname,cluster", "fingerprint"])
@@ -130,7 +128,7 @@ def test_process_indexes_exactly_the_labels_its_series_carry(db_url, engine, gro
     # A realistic history in batches of 50 rows: new series, repeats, flaps, resolves, reopened
     # incidents; with coarser groups, incidents gain series batch after batch.
     store(engine, list(history(series=120, minutes=180, seed=3)))
-    summary = process_pending(engine, _settings(db_url, group_by), batch_size=50)
+    summary = process_all(engine, _rules(group_by), batch_size=50)
     assert summary.reopened and summary.resolved  # the history has both
     index, carried = series_label_index(engine)
     assert index == carried and len(index) > 300
@@ -142,10 +140,10 @@ def test_process_indexes_exactly_the_labels_its_series_carry(db_url, engine, gro
 ])
 def test_rebuild_indexes_the_series_of_the_rebuilt_incidents(db_url, engine, before, after):
     store(engine, list(history(series=60, minutes=120, seed=5)))
-    process_pending(engine, _settings(db_url, before))
+    process_all(engine, _rules(before))
     namespaces = lambda: [i for i, name, _, _ in series_label_index(engine)[0] if name == "namespace"]  # noqa: E731
     coarse = len(namespaces()) > len(set(namespaces()))
-    rebuild(engine, Rules(tuple(after.split(",")), timedelta(minutes=30)))
+    rebuild(engine, _rules(after))
     index, carried = series_label_index(engine)
     assert index == carried and len(index) > 100
     assert (len(namespaces()) > len(set(namespaces()))) is not coarse

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from incidentctl.config import ConfigError, load_settings
+from incidentctl.config import load_settings
+from incidentctl.errors import ConfigError
 from incidentctl.notify.routes import Route, load_routes, route_for
 
 URL = "https://hooks.slack.com/services/T/B/SECRET"

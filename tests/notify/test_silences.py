@@ -8,9 +8,9 @@ import pytest
 import requests
 
 from incidentctl.config import load_settings
-from incidentctl.errors import InvalidTransition, NotFound
+from incidentctl.errors import InvalidSilence, InvalidTransition, NotFound
 from incidentctl.notify.delivery import notify_pending
-from incidentctl.notify.silences import (InvalidSilence, Matcher, add_silence, expire_silence, list_silences,
+from incidentctl.notify.silences import (Matcher, add_silence, expire_silence, list_silences,
                                   matches_all, parse_matcher, silenced_incidents, state_of)
 from tests.support.factories import T0, add_change, add_incident, outbox_rows
 from tests.support.slack_fake import FakeSlack
@@ -135,7 +135,7 @@ def test_processed_alerts_in_a_window_are_suppressed(engine, fixture_bodies):
     from datetime import datetime, timezone
 
     from incidentctl.ingest.archive import insert_raw_alerts, raw_alert
-    from incidentctl.incidents.processor import process_pending
+    from tests.support.processing import process_all
 
     start = datetime(2022, 6, 17, 0, 0, tzinfo=timezone.utc)  # the fixture's alerts fire at 01:03 and 01:11
     s = add_silence(engine, [parse_matcher("alertname=Test alert")], starts_at=start, ends_at=start + 24 * H,
@@ -143,7 +143,7 @@ def test_processed_alerts_in_a_window_are_suppressed(engine, fixture_bodies):
     body = fixture_bodies["grafana/grafana9_zulip_firing_3alerts_2rules.json"]
     with engine.begin() as conn:
         insert_raw_alerts(conn, [raw_alert(body, received_at=start + 2 * H)])
-    process_pending(engine, load_settings(environ={}))
+    process_all(engine)
     with FakeSlack() as slack, requests.Session() as session:
         settings = load_settings(environ={"SLACK_WEBHOOK_URL": slack.url("ok")})
         summary = notify_pending(engine, settings, session, clock=lambda: start + 3 * H)

@@ -13,6 +13,7 @@ from incidentctl.db.engine import make_engine
 from incidentctl.history.export import export_to_file
 from incidentctl.db.migrations import upgrade
 from incidentctl.history.replay import replay
+from incidentctl.incidents.model import Rules
 
 NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
 
@@ -63,7 +64,7 @@ def test_replay_with_processing_leaves_no_cyclic_garbage_per_batch(engine, secon
     from tests.support.synthetic_history import history
     from tests.support.processing import store
 
-    settings = load_settings({})
+    rules = Rules.configured(load_settings({}))
     source = make_engine(f"sqlite+pysqlite:///{tmp_path / 'source.db'}")
     upgrade(source)
     rows = list(history(series=40, minutes=120, seed=3))
@@ -72,7 +73,8 @@ def test_replay_with_processing_leaves_no_cyclic_garbage_per_batch(engine, secon
     source.dispose()
     other = second_engine("many")
     path = str(tmp_path / "history.jsonl")
-    one = _cyclic_garbage(lambda: replay(engine, [path], now=NOW, batch_size=len(rows), process=settings))
+    one = _cyclic_garbage(lambda: replay(engine, [path], clock=lambda: NOW, batch_size=len(rows), process_with=rules))
     batches = 40
-    many = _cyclic_garbage(lambda: replay(other, [path], now=NOW, batch_size=len(rows) // batches, process=settings))
+    many = _cyclic_garbage(lambda: replay(other, [path], clock=lambda: NOW, batch_size=len(rows) // batches,
+                                            process_with=rules))
     assert len(many) - len(one) < batches, f"{len(many) - len(one)} more objects in cycles over {batches} batches"

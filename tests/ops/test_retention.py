@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from incidentctl.cli import app
-from incidentctl.config import ConfigError, load_settings
+from incidentctl.config import load_settings
+from incidentctl.errors import ConfigError
 from incidentctl.ops.retention import purge
 from incidentctl.db.schema import grafana_alerts, incident_events, incidents
 

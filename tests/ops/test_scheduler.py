@@ -144,7 +144,8 @@ def test_cycle_jobs_without_slack_warn_once_and_do_not_notify(caplog):
 
 
 def test_cycle_jobs_bad_routes_raise_config_error():
-    from incidentctl.config import ConfigError, Settings, load_settings
+    from incidentctl.config import Settings, load_settings
+    from incidentctl.errors import ConfigError
     from incidentctl.ops.scheduler import cycle_jobs
 
     base = load_settings(environ=SLACK)

@@ -112,3 +112,14 @@ def checksums(engine: Engine) -> dict:
             rows = conn.execute(select(table).order_by(*table.primary_key.columns)).all()
             out[table.name] = (len(rows), hashlib.sha256(repr(rows).encode()).hexdigest())
     return out
+
+
+def process_all(engine: Engine, rules=None, *, batch_size: int = 1000, **options):
+    """`process_pending` as `incidentctl process` runs it by default: the default rules (or
+    `rules`), batches of 1,000, the real clock. `options`: limit, progress, cache."""
+    from incidentctl.config import load_settings
+    from incidentctl.incidents.model import Rules
+    from incidentctl.incidents.processor import process_pending
+
+    rules = rules if rules is not None else Rules.configured(load_settings({}))
+    return process_pending(engine, rules, batch_size=batch_size, clock=lambda: datetime.now(timezone.utc), **options)

@@ -1,0 +1,130 @@
+"""Many rows written at once, by one entry whatever the database: on MariaDB through
+mariadb_insert's rendered statements, elsewhere (SQLite, MySQL 8) through SQLAlchemy's."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Sequence
+
+from sqlalchemy import Connection, Table, bindparam, func, null, update
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from incidentctl.db import mariadb_insert
+from incidentctl.db.capabilities import capabilities
+
+# SQLite's multi-row INSERT … RETURNING statements carry up to this many bytes of binary values
+# (the archive's bodies); MariaDB's statements are mariadb_insert's.
+STATEMENT_BYTES = 4 << 20
+
+
+def insert_rows(conn: Connection, table: Table, rows: Sequence[dict], *, returning: str | None = None,
+                on_conflict: tuple[str, ...] = (), update: Sequence[str] = ()) -> list:
+    """INSERTs `rows` (all with the same keys) into `table`, in the caller's transaction.
+
+    With `on_conflict` (the columns of a unique key), a row whose key is taken updates the
+    `update` columns of the row holding it instead, or, without `update`, leaves it as it is
+    (MySQL and MariaDB do so for a duplicate of any unique key). With `returning` (the
+    autoincrement primary key) a plain INSERT returns its values in row order: in one statement
+    where the database returns ids from a multi-row INSERT (MariaDB, SQLite), else a statement
+    per row (MySQL 8). Python-side column defaults are not applied: rows carry every such column."""
+    if not rows:
+        return []
+    caps = capabilities(conn)
+    if caps.bulk_insert:
+        if on_conflict and not update:
+            key = conn.dialect.identifier_preparer.quote(on_conflict[0])
+            return mariadb_insert.insert(conn, table, rows, update_sql=f"{key} = {key}")
+        return mariadb_insert.insert(conn, table, rows, update=update, returning=returning)
+    if on_conflict:
+        conn.execute(_upsert(table, caps.on_duplicate_key, on_conflict, tuple(update)), rows)
+        return []
+    if returning is None:
+        conn.execute(table.insert(), rows)
+        return []
+    if not caps.returning_many:
+        return [conn.execute(table.insert(), row).inserted_primary_key[0] for row in rows]
+    statement = table.insert().returning(table.c[returning], sort_by_parameter_order=True)
+    ids: list = []
+    for chunk in _by_size(table, rows):
+        if len(chunk) == 1:
+            ids.append(conn.execute(table.insert(), chunk[0]).inserted_primary_key[0])
+        else:
+            ids.extend(conn.execute(statement, chunk).scalars())
+    return ids
+
+
+def update_rows(conn: Connection, table: Table, rows: Sequence[dict]) -> None:
+    """Updates rows of `table` that exist, each named by its `id`, to its other columns, in the
+    caller's transaction. Each row is whole (every column without a default: MySQL inserts it
+    before it meets the duplicate key), and all have the same keys.
+
+    MySQL/MariaDB: one multi-row INSERT … ON DUPLICATE KEY UPDATE instead of a round trip per row.
+    Every id exists, so InnoDB meets the primary key first; should another unique key of the
+    table meet a row instead, `id = NULL` fails the statement rather than update that row."""
+    if not rows:
+        return
+    columns = tuple(k for k in rows[0] if k != "id")
+    caps = capabilities(conn)
+    if caps.bulk_insert:
+        name = conn.dialect.identifier_preparer.quote(table.name)
+        mariadb_insert.insert(conn, table, rows, update=columns,
+                              update_sql=f"id = IF({name}.id = VALUES(id), {name}.id, NULL)")
+    elif caps.on_duplicate_key:
+        conn.execute(_guarded_upsert(table, columns), rows)
+    else:
+        conn.execute(_update_by_id(table, columns), [{**row, "_id": row["id"]} for row in rows])
+
+
+# Built once per table and set of columns: statements built per call leave cyclic garbage (ops/gc_tuning.py).
+@lru_cache(maxsize=None)
+def _upsert(table: Table, on_duplicate_key: bool, key: tuple[str, ...], columns: tuple[str, ...]):
+    if on_duplicate_key:
+        stmt = mysql_insert(table)
+        # without columns to update, the key's first column set to itself: the row stays as it is
+        return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in columns or key[:1]})
+    stmt = sqlite_insert(table)
+    if not columns:
+        return stmt.on_conflict_do_nothing(index_elements=list(key))
+    return stmt.on_conflict_do_update(index_elements=list(key), set_={c: stmt.excluded[c] for c in columns})
+
+
+@lru_cache(maxsize=None)
+def _guarded_upsert(table: Table, columns: tuple[str, ...]):
+    stmt = mysql_insert(table)
+    guard = func.if_(table.c.id == stmt.inserted.id, table.c.id, null())
+    return stmt.on_duplicate_key_update([("id", guard)] + [(c, stmt.inserted[c]) for c in columns])
+
+
+@lru_cache(maxsize=None)
+def _update_by_id(table: Table, columns: tuple[str, ...]):
+    return update(table).where(table.c.id == bindparam("_id")).values({c: bindparam(c) for c in columns})
+
+
+def _by_size(table: Table, rows: Sequence[dict]) -> list[Sequence[dict]]:
+    """`rows` in runs whose binary values (a table's bodies) stay within STATEMENT_BYTES."""
+    binary = _binary_columns(table)
+    if not binary:
+        return [rows]
+    chunks: list[list[dict]] = []
+    size = 0
+    for row in rows:
+        length = sum(len(row[name] or b"") for name in binary if name in row)
+        if not chunks or size + length > STATEMENT_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(row)
+        size += length
+    return chunks
+
+
+@lru_cache(maxsize=None)
+def _binary_columns(table: Table) -> tuple[str, ...]:
+    return tuple(c.name for c in table.c if _python_type(c.type) is bytes)
+
+
+def _python_type(column_type) -> type | None:
+    try:
+        return column_type.python_type
+    except NotImplementedError:
+        return None

@@ -1,0 +1,74 @@
+"""The series a processing run keeps between its batches, so that the next batch need not read
+them back (`process` and `replay --process` touch the same incidents batch after batch).
+
+An entry is used only while the incident row shows the version it was kept at (`version`:
+alert_count, last_alert_at, series count). That holds because every change the processor makes
+to an incident's series also counts an alert on it, in the same transaction (checked over any
+event stream by tests/incidents/test_series_cache.py), and people never change series.
+`rebuild` rewrites series without counting: an entry kept across one is used only when the
+rebuilt incident kept its id and all three numbers, i.e. was recomputed from the same alerts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Iterable
+
+from incidentctl.incidents.model import IncidentState, SeriesState
+
+
+class SeriesCache:
+    """Series by incident id. What a transaction reads or writes is staged and kept only once it
+    commits, so a rolled-back batch leaves nothing behind; at most `limit` series are kept, the
+    least recently used go first."""
+
+    def __init__(self, limit: int = 20_000):
+        self.limit = limit
+        self._entries: dict[int, tuple[tuple, dict[str, SeriesState]]] = {}
+        self._size = 0
+        self._staged: list[IncidentState] = []
+        self.hits = 0  # incidents whose series came from here
+
+    @staticmethod
+    def version(state: IncidentState, series_count: int) -> tuple:
+        """What an incident row must still show for its kept series to be used."""
+        return state.alert_count, state.last_alert_at, series_count
+
+    def fill(self, state: IncidentState, series_count: int) -> bool:
+        """Gives `state` (an incident row just read) its cached series; False when not cached
+        or cached at another version."""
+        entry = self._entries.pop(state.id, None)
+        if entry is None:
+            return False
+        self._size -= len(entry[1])
+        if entry[0] != self.version(state, series_count):
+            return False
+        self._put(state.id, entry)
+        state.series = dict(entry[1])
+        self.hits += 1
+        return True
+
+    def stage(self, states: Iterable[IncidentState]) -> None:
+        self._staged.extend(states)
+
+    def commit(self) -> None:
+        for state in self._staged:
+            if state.id is None:
+                continue
+            old = self._entries.pop(state.id, None)
+            if old is not None:
+                self._size -= len(old[1])
+            # As load_states reads them: without labels, annotations and links.
+            series = {fp: replace(s, labels=None, annotations=None, links=None) for fp, s in state.series.items()}
+            self._put(state.id, (self.version(state, len(state.series)), series))
+        self._staged.clear()
+
+    def rollback(self) -> None:
+        self._staged.clear()
+
+    def _put(self, incident_id: int, entry: tuple[tuple, dict[str, SeriesState]]) -> None:
+        self._entries[incident_id] = entry
+        self._size += len(entry[1])
+        while self._size > self.limit and self._entries:
+            oldest = next(iter(self._entries))
+            self._size -= len(self._entries.pop(oldest)[1])

@@ -1,0 +1,104 @@
+"""db.rows: insert_rows and update_rows write the same rows on every path, and MariaDB takes the
+rendered (bulk) one."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import event, select
+from sqlalchemy.exc import IntegrityError
+
+from incidentctl.db import rows as rows_module
+from incidentctl.db.capabilities import capabilities
+from incidentctl.db.rows import insert_rows, update_rows
+from incidentctl.db.schema import grafana_alerts, incident_alerts, incidents, series_labels
+from incidentctl.ingest.archive import raw_alert
+from tests.support.factories import add_incident
+
+T = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture(params=["native", "as MySQL 8"])
+def path(request, backend, monkeypatch):
+    """The database's own path, and the SQLAlchemy path MySQL 8 takes: no rendered statements, no
+    RETURNING (on SQLite, its fallback without RETURNING)."""
+    if request.param == "as MySQL 8":
+        real = capabilities
+        monkeypatch.setattr(rows_module, "capabilities",
+                            lambda conn: replace(real(conn), bulk_insert=False, returning=False, returning_many=False))
+    return request.param
+
+
+def _statements(engine) -> list[str]:
+    seen: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda conn, cursor, statement, *rest: seen.append(statement))
+    return seen
+
+
+@pytest.mark.backends("mysql")
+def test_mariadb_takes_the_rendered_path(engine):
+    statements = _statements(engine)
+    rows = [raw_alert(b'{"n": %d}' % i, received_at=T + timedelta(seconds=i)).row() for i in range(50)]
+    with engine.begin() as conn:
+        assert capabilities(conn).bulk_insert, "the MySQL test server must be MariaDB (CI runs MariaDB)"
+        ids = insert_rows(conn, grafana_alerts, rows, returning="id")
+    inserts = [s for s in statements if s.startswith("INSERT INTO")]
+    # one statement carries every row, as literals (no placeholders left for the driver)
+    assert len(inserts) == 1 and "%s" not in inserts[0] and "X'7b226e223a2034397d'" in inserts[0]
+    with engine.connect() as conn:
+        assert [bytes(b) for b in conn.scalars(select(grafana_alerts.c.body).order_by(grafana_alerts.c.id))] == [
+            r["body"] for r in rows]
+        assert list(conn.scalars(select(grafana_alerts.c.id).order_by(grafana_alerts.c.id))) == ids
+
+
+def test_insert_returns_ids_in_row_order(engine, path):
+    rows = [raw_alert(b'{"n": %d}' % i, received_at=T).row() for i in range(7)]
+    with engine.begin() as conn:
+        assert insert_rows(conn, grafana_alerts, [], returning="id") == []
+        ids = insert_rows(conn, grafana_alerts, rows, returning="id")
+    with engine.connect() as conn:
+        stored = dict(conn.execute(select(grafana_alerts.c.id, grafana_alerts.c.body)).all())
+    assert len(set(ids)) == 7 and [bytes(stored[i]) for i in ids] == [r["body"] for r in rows]
+
+
+def test_on_conflict_updates_the_named_columns_or_keeps_the_row(engine, path):
+    iid = add_incident(engine)
+    series = {"incident_id": iid, "alert_fingerprint": "s1", "status": "firing", "severity": "warning",
+              "labels": {"a": "1"}, "annotations": {}, "generator_url": None, "dashboard_url": None,
+              "panel_url": None, "silence_url": None, "image_url": None, "starts_at": T, "ends_at": None,
+              "last_event_at": T, "first_seen_at": T, "last_seen_at": T, "times_seen": 1}
+    later = {**series, "status": "resolved", "labels": {"a": "changed"}, "times_seen": 2}
+    pair = {"incident_id": iid, "name": "team", "value": "db", "opened_at": T}
+    with engine.begin() as conn:
+        insert_rows(conn, incident_alerts, [series], on_conflict=("incident_id", "alert_fingerprint"),
+                    update=("status", "times_seen"))
+        insert_rows(conn, incident_alerts, [later], on_conflict=("incident_id", "alert_fingerprint"),
+                    update=("status", "times_seen"))
+        insert_rows(conn, series_labels, [pair], on_conflict=("incident_id", "name", "value"))
+        insert_rows(conn, series_labels, [{**pair, "opened_at": T + timedelta(hours=1)}, {**pair, "value": "web"}],
+                    on_conflict=("incident_id", "name", "value"))
+    with engine.connect() as conn:
+        row = conn.execute(select(incident_alerts).where(incident_alerts.c.alert_fingerprint == "s1")).one()
+        labels = conn.execute(select(series_labels.c.value, series_labels.c.opened_at)
+                              .where(series_labels.c.incident_id == iid).order_by(series_labels.c.value)).all()
+    assert (row.status, row.times_seen, row.labels) == ("resolved", 2, {"a": "1"})  # labels not named: kept
+    assert labels == [("db", T), ("web", T)]  # the pair it had stays as it was
+
+
+def test_update_rows_updates_by_id_and_never_another_row(engine, path):
+    add_incident(engine), add_incident(engine)
+    with engine.connect() as conn:
+        first, second = [dict(r._mapping) for r in conn.execute(select(incidents).order_by(incidents.c.id))]
+    with engine.begin() as conn:
+        update_rows(conn, incidents, [{**first, "title": "renamed", "alert_count": 5},
+                                      {**second, "title": "also", "alert_count": 6}])
+    with engine.connect() as conn:
+        rows = conn.execute(select(incidents.c.title, incidents.c.alert_count).order_by(incidents.c.id)).all()
+        assert [tuple(r) for r in rows] == [("renamed", 5), ("also", 6)]
+    # the second row takes the first's active_key: the unique index refuses it, whatever the path
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        update_rows(conn, incidents, [{**second, "active_key": first["active_key"]}])
+    with engine.connect() as conn:
+        assert conn.scalar(select(incidents.c.title).where(incidents.c.id == first["id"])) == "renamed"
