@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from incidentctl.cli import app
 from incidentctl.config import mask_secret
+from tests.support.cli import invoke
 
 SECRETS = {  # values that share no 4 characters with anything else `config` prints
     "INCIDENTCTL_AUTH_BEARER_TOKEN": "Zq9xW7vK2pR0t5Jj3Yb",
@@ -37,7 +36,7 @@ def _pieces(secret: str) -> list[str]:
 @pytest.mark.parametrize("output", ["table", "json", "csv"])
 def test_config_shows_no_character_of_a_secret(tmp_path, output):
     env = {"DB_HOST": "db.internal", "DB_USER": "incidentctl", "HOME": str(tmp_path), **SECRETS}
-    result = CliRunner().invoke(app, ["config", "--output", output], env=env)
+    result = invoke("config", "--output", output, env=env)
     assert result.exit_code == 0, result.output
     for name, secret in SECRETS.items():
         for piece in _pieces(secret.removeprefix("https://hooks.slack.com/services/")):

@@ -12,7 +12,8 @@ from incidentctl.config import load_settings
 from incidentctl.incidents.listing import show_incident, transition
 from incidentctl.incidents.processor import backlog, process_pending
 from incidentctl.db.schema import grafana_alerts, incidents, notifications
-from tests.support.processing import T0, snapshot, store, store_spaced
+from tests.support import T0
+from tests.support.processing import snapshot, store, store_spaced
 
 SETTINGS = load_settings({})
 
@@ -77,6 +78,7 @@ def test_limit_and_progress(engine):
     assert backlog(engine) == total - 10
 
 
+@pytest.mark.slow  # hundreds of one-row batches, each a commit
 def test_batch_size_does_not_change_the_result(engine, second_engine):
     # Determinism: batch size 1 and 1000 over the same rows give identical incidents, series and events.
     rows = list(history(series=40, minutes=150, seed=7))
