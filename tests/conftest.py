@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from incidentctl.db.engine import make_engine
 from incidentctl.db.migrations import upgrade
 from incidentctl.db.schema import metadata
 from tests.support import FIXTURES
+from tests.support.cli import console_script
 
 MYSQL_SERVER_URL = os.environ.get("INCIDENTCTL_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
 REQUIRE_MYSQL = os.environ.get("INCIDENTCTL_TEST_REQUIRE_MYSQL") == "1"
@@ -96,39 +98,63 @@ def mysql_server():
 
 
 @pytest.fixture(scope="session")
-def _mysql_schema_url(request):
-    """One MySQL database with the schema, shared by the session and emptied between tests."""
+def _mysql_schema(request):
+    """One MySQL database with the schema, shared by the session and emptied between tests:
+    (its URL, an engine kept for the emptying: a new engine's first connection costs a lot)."""
     if "mysql" not in BACKENDS:
-        return None
+        yield None
+        return
     server = request.getfixturevalue("mysql_server")
     url = server.create_database("main")
     engine = make_engine(url)
     upgrade(engine)
+    yield url, engine
     engine.dispose()
-    return url
 
 
-def _empty_tables(url: str) -> None:
-    engine = make_engine(url)
+def _empty_tables(engine: Engine) -> None:
     with engine.begin() as conn:
         for table in reversed(metadata.sorted_tables):
             if table.name != "schema_migrations":
                 conn.execute(table.delete())
-    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def _sqlite_dir(tmp_path_factory):
+    """Where the tests' SQLite databases live: in RAM (/dev/shm) when there is one, because every
+    commit to a file database waits for the disk (synchronous=FULL) and the suite commits a lot."""
+    if not os.access("/dev/shm", os.W_OK):
+        yield tmp_path_factory.mktemp("sqlite")
+        return
+    path = Path(tempfile.mkdtemp(prefix=f"{RUN_ID}_", dir="/dev/shm"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def _sqlite_schema_file(_sqlite_dir):
+    """One SQLite file with the schema, copied for each test (a copy is much faster than migrating)."""
+    path = _sqlite_dir / "schema.db"
+    engine = make_engine(f"sqlite+pysqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()  # the last connection closed: the WAL is checkpointed into the file
+    return path
 
 
 @pytest.fixture
-def db_url(backend, tmp_path, request) -> str:
+def db_url(backend, request):
     """URL of a database with the current schema and no rows, on `backend`."""
     if backend == "sqlite":
-        url = f"sqlite+pysqlite:///{tmp_path / 'incidentctl.db'}"
-        engine = make_engine(url)
-        upgrade(engine)
-        engine.dispose()
-        return url
-    url = request.getfixturevalue("_mysql_schema_url")
-    _empty_tables(url)
-    return url
+        template = request.getfixturevalue("_sqlite_schema_file")
+        path = template.with_name(f"{secrets.token_hex(8)}.db")
+        shutil.copyfile(template, path)
+        yield f"sqlite+pysqlite:///{path}"
+        for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            leftover.unlink(missing_ok=True)
+        return
+    url, engine = request.getfixturevalue("_mysql_schema")
+    _empty_tables(engine)
+    yield url
 
 
 @pytest.fixture
@@ -139,14 +165,15 @@ def engine(db_url):
 
 
 @pytest.fixture
-def empty_database_url(backend, tmp_path, request):
+def empty_database_url(backend, request):
     """Factory: URL of a new database with no tables, on `backend`."""
     counter = iter(range(1_000_000))
 
     def make(label: str = "empty") -> str:
         n = next(counter)
         if backend == "sqlite":
-            return f"sqlite+pysqlite:///{tmp_path / f'{label}{n}.db'}"
+            path = request.getfixturevalue("_sqlite_dir") / f"{label}{n}_{secrets.token_hex(4)}.db"
+            return f"sqlite+pysqlite:///{path}"
         server = request.getfixturevalue("mysql_server")
         return server.create_database(f"{label}{n}_{secrets.token_hex(2)}")
 
@@ -190,6 +217,4 @@ def cli_env(db_url, tmp_path):
 
 @pytest.fixture(scope="session")
 def incidentctl_bin() -> str:
-    path = shutil.which("incidentctl", path=str(Path(os.sys.executable).parent))
-    assert path, "incidentctl console script not installed in the test environment"
-    return path
+    return console_script()

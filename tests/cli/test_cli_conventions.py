@@ -9,12 +9,10 @@ import json
 
 import pytest
 import typer
-from typer.testing import CliRunner
 
 from incidentctl.cli import app
+from tests.support.cli import invoke
 from tests.support.processing import store_spaced
-
-runner = CliRunner()
 
 
 def _commands():
@@ -56,7 +54,7 @@ def test_export_writes_to_file_not_to_o(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("path", [p for p, _, _ in COMMANDS], ids=lambda p: " ".join(p) or "incidentctl")
 def test_help_shows_defaults_and_no_bool_metavar(path):
-    result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "100"})
+    result = invoke(*path, "--help", env={"COLUMNS": "100"})
     assert result.exit_code == 0, result.output
     assert "<bool>" not in result.output and "BOOLEAN" not in result.output
     (command, ctx) = next((c, x) for p, c, x in COMMANDS if p == path)
@@ -106,7 +104,7 @@ BAD_VALUES = [
 
 @pytest.mark.parametrize("args,option,why", BAD_VALUES, ids=lambda v: " ".join(v) if isinstance(v, list) else None)
 def test_a_bad_value_is_one_line_naming_its_option(sqlite_env, tmp_path, args, option, why):
-    result = runner.invoke(app, args, env=sqlite_env)
+    result = invoke(*args, env=sqlite_env)
     assert result.exit_code == 2, result.output
     (line,) = [x for x in result.output.splitlines() if x.startswith("Error:")]
     assert line.startswith(f"Error: Invalid value for {option}: ") and why in line, line
@@ -116,13 +114,13 @@ def test_a_bad_value_is_one_line_naming_its_option(sqlite_env, tmp_path, args, o
 def test_export_takes_file_or_standard_output_and_jsonl_format(db_url, engine, tmp_path, fixture_bodies):
     store_spaced(engine, list(fixture_bodies.values())[:3])
     env = {"INCIDENTCTL_DATABASE_URL": db_url}
-    to_stdout = runner.invoke(app, ["export", "-o", "jsonl"], env=env)
+    to_stdout = invoke("export", "-o", "jsonl", env=env)
     assert to_stdout.exit_code == 0, to_stdout.output
     lines = [line for line in to_stdout.stdout.splitlines() if line.startswith("{")]
     assert len(lines) == 3
     for flag in ("--file", "-f", "--out"):
         target = tmp_path / f"export{flag}.jsonl"
-        result = runner.invoke(app, ["export", flag, str(target)], env=env)
+        result = invoke("export", flag, str(target), env=env)
         assert result.exit_code == 0, result.output
         assert target.read_text().splitlines() == lines
 
@@ -135,7 +133,7 @@ def seeded(db_url, engine):
     store_spaced(engine, [json.dumps({"version": "4", "status": a["status"], "alerts": [a]}).encode()
                           for a in (firing, resolved)])
     env = {"INCIDENTCTL_DATABASE_URL": db_url, "USER": "tester", "LOGNAME": "tester"}
-    assert runner.invoke(app, ["process"], env=env).exit_code == 0
+    assert invoke("process", env=env).exit_code == 0
     return env
 
 
@@ -144,25 +142,25 @@ def _csv(text: str) -> list[dict]:
 
 
 def test_show_csv_is_the_timeline(seeded):
-    (incident,) = json.loads(runner.invoke(app, ["list", "--status", "all", "-o", "json"], env=seeded).stdout)
-    result = runner.invoke(app, ["show", str(incident["id"]), "-o", "csv"], env=seeded)
+    (incident,) = json.loads(invoke("list", "--status", "all", "-o", "json", env=seeded).stdout)
+    result = invoke("show", str(incident["id"]), "-o", "csv", env=seeded)
     assert result.exit_code == 0, result.output
     rows = _csv(result.stdout)
-    events = json.loads(runner.invoke(app, ["show", str(incident["id"]), "-o", "json"], env=seeded).stdout)["events"]
+    events = json.loads(invoke("show", str(incident["id"]), "-o", "json", env=seeded).stdout)["events"]
     assert [(r["id"], r["kind"], r["at"]) for r in rows] == [(str(e["id"]), e["kind"], e["at"]) for e in events]
     assert rows[0]["kind"] == "opened" and rows[0]["at"] == "2026-01-05T09:00:00Z" and rows[0]["raw_alert_id"]
     assert rows[-1]["kind"] == "resolved" and rows[0]["actor"] == "incidentctl"
 
 
 def test_commands_that_print_one_object_give_a_csv_row(seeded):
-    (incident,) = json.loads(runner.invoke(app, ["list", "--status", "all", "-o", "json"], env=seeded).stdout)
-    noted = runner.invoke(app, ["note", str(incident["id"]), "checked", "-o", "csv"], env=seeded)
+    (incident,) = json.loads(invoke("list", "--status", "all", "-o", "json", env=seeded).stdout)
+    noted = invoke("note", str(incident["id"]), "checked", "-o", "csv", env=seeded)
     assert _csv(noted.stdout) == [{"id": str(incident["id"]), "ok": "True"}]
-    added = runner.invoke(app, ["silence", "add", "--match", "cluster=eu1", "--duration", "1h", "--comment", "x",
-                                "-o", "csv"], env=seeded)
+    added = invoke("silence", "add", "--match", "cluster=eu1", "--duration", "1h", "--comment", "x",
+                   "-o", "csv", env=seeded)
     (row,) = _csv(added.stdout)
     assert row["matchers"] and row["created_by"] == "tester"
-    settings = _csv(runner.invoke(app, ["config", "-o", "csv"], env=seeded).stdout)
+    settings = _csv(invoke("config", "-o", "csv", env=seeded).stdout)
     assert {"name", "env", "value", "source"} == set(settings[0]) and len(settings) > 10  # no text line before
 
 
@@ -179,6 +177,6 @@ CORE_ERRORS = [
 
 @pytest.mark.parametrize("env, args, code, line", CORE_ERRORS, ids=lambda v: " ".join(v) if isinstance(v, list) else None)
 def test_a_core_error_is_one_line_and_its_exit_code(sqlite_env, env, args, code, line):
-    result = runner.invoke(app, args, env={**sqlite_env, **env})
+    result = invoke(*args, env={**sqlite_env, **env})
     assert result.exit_code == code, result.output
     assert result.stdout == "" and result.stderr.count("\n") == 1 and line in result.stderr, result.stderr

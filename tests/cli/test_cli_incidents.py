@@ -6,22 +6,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
 from datetime import timedelta
 
 import pytest
-from typer.testing import CliRunner
 
-from incidentctl.cli.app import app
-from tests.support.processing import T0, store, store_spaced
-from tests.support import ROOT
-
-runner = CliRunner()
-
-
-def cli(db_url, *args):
-    return runner.invoke(app, list(args), env={"INCIDENTCTL_DATABASE_URL": db_url, "USER": "tester",
-                                               "LOGNAME": "tester", "COLUMNS": "200"}, catch_exceptions=False)
+from tests.support import ROOT, T0
+from tests.support.cli import invoke, run_cli
+from tests.support.processing import store, store_spaced
 
 
 def am_body(alertname, cluster, namespace, service, severity="warning", status="firing", start="2026-01-05T09:00:00Z",
@@ -41,12 +32,12 @@ def seeded(db_url, engine):
         am_body("PodCrash", "us1", "shop", "web", "info"),
         am_body("Old", "us1", "legacy", "cron", "error", start="2026-01-01T09:00:00Z"),
     ])
-    assert cli(db_url, "process").exit_code == 0
+    assert invoke("process", db=db_url).exit_code == 0
     return db_url
 
 
 def listing(db_url, *args):
-    result = cli(db_url, "list", "--output", "json", *args)
+    result = invoke("list", "--output", "json", *args, db=db_url)
     assert result.exit_code == 0, result.output
     return [r["alertname"] for r in json.loads(result.output)]
 
@@ -65,44 +56,44 @@ def test_list_filters(seeded):
 
 
 def test_list_status_filter_and_json_fields(seeded):
-    rows = json.loads(cli(seeded, "list", "-o", "json").output)
+    rows = json.loads(invoke("list", "-o", "json", db=seeded).output)
     first = rows[0]
     for field in ("id", "status", "severity", "title", "fingerprint", "alertname", "cluster", "namespace", "service",
                   "opened_at", "acknowledged_at", "resolved_at", "alert_count", "reopen_count"):
         assert field in first
     assert first["opened_at"].endswith("Z")
-    assert cli(seeded, "resolve", str(first["id"]), "--by", "alice").exit_code == 0
+    assert invoke("resolve", str(first["id"]), "--by", "alice", db=seeded).exit_code == 0
     assert "PodCrash" not in listing(seeded)
     assert listing(seeded, "--status", "resolved") == ["PodCrash"]
     assert len(listing(seeded, "--status", "all")) == 4
-    assert cli(seeded, "ack", str(rows[1]["id"])).exit_code == 0
+    assert invoke("ack", str(rows[1]["id"]), db=seeded).exit_code == 0
     assert listing(seeded, "--status", "acknowledged") == ["DiskFull"]
-    assert json.loads(cli(seeded, "show", str(rows[1]["id"]), "-o", "json").output)["acknowledged_by"] == "tester"
+    assert json.loads(invoke("show", str(rows[1]["id"]), "-o", "json", db=seeded).output)["acknowledged_by"] == "tester"
 
 
 def test_list_table_and_csv(seeded):
-    table = cli(seeded, "list").output
+    table = invoke("list", db=seeded).output
     assert "HighLatency" in table and "critical" in table and "1/1" in table and "ago" in table
-    rows = list(csv.DictReader(io.StringIO(cli(seeded, "list", "-o", "csv").output)))
+    rows = list(csv.DictReader(io.StringIO(invoke("list", "-o", "csv", db=seeded).output)))
     assert [r["alertname"] for r in rows] == ["PodCrash", "DiskFull", "HighLatency", "Old"]
 
 
 def test_show_has_series_links_and_timeline(seeded):
-    iid = json.loads(cli(seeded, "list", "--alertname", "HighLatency", "-o", "json").output)[0]["id"]
-    assert cli(seeded, "note", str(iid), "looking at it", "--by", "dana").exit_code == 0
-    shown = json.loads(cli(seeded, "show", str(iid), "--output", "json").output)
+    iid = json.loads(invoke("list", "--alertname", "HighLatency", "-o", "json", db=seeded).output)[0]["id"]
+    assert invoke("note", str(iid), "looking at it", "--by", "dana", db=seeded).exit_code == 0
+    shown = json.loads(invoke("show", str(iid), "--output", "json", db=seeded).output)
     [series] = shown["series"]
     assert series["labels"]["severity"] == "critical" and series["links"] == {"generator": "http://prom/graph"}
     assert len(series["alert_fingerprint"]) == 16
     assert [(e["kind"], e["actor"]) for e in shown["events"]] == [
         ("opened", "incidentctl"), ("alert_firing", "incidentctl"), ("note", "dana")]
-    assert "alert series" in cli(seeded, "show", str(iid)).output
+    assert "alert series" in invoke("show", str(iid), db=seeded).output
 
 
 def test_bulk_ack_reports_each_id_and_fails_if_any_failed(seeded):
-    ids = [r["id"] for r in json.loads(cli(seeded, "list", "-o", "json").output)]
-    cli(seeded, "resolve", str(ids[0]))
-    result = cli(seeded, "ack", str(ids[1]), str(ids[0]), "999999999", "-o", "json")
+    ids = [r["id"] for r in json.loads(invoke("list", "-o", "json", db=seeded).output)]
+    invoke("resolve", str(ids[0]), db=seeded)
+    result = invoke("ack", str(ids[1]), str(ids[0]), "999999999", "-o", "json", db=seeded)
     assert result.exit_code == 1
     outcomes = {o["id"]: o for o in json.loads(result.output)}
     assert outcomes[ids[1]]["ok"] and outcomes[ids[1]]["status"] == "acknowledged"
@@ -113,18 +104,18 @@ def test_bulk_ack_reports_each_id_and_fails_if_any_failed(seeded):
 def test_a_transition_cycle_prints_alike_in_every_format_and_reopen_leaves_the_row_as_before(seeded, engine):
     from incidentctl.db.schema import incidents
     from sqlalchemy import select
-    iid = json.loads(cli(seeded, "list", "--alertname", "HighLatency", "-o", "json").output)[0]["id"]
+    iid = json.loads(invoke("list", "--alertname", "HighLatency", "-o", "json", db=seeded).output)[0]["id"]
 
     def row():
         with engine.connect() as conn:
             return dict(conn.execute(select(incidents).where(incidents.c.id == iid)).one()._mapping)
 
     before = row()
-    assert cli(seeded, "ack", str(iid), "--by", "alice").output == f"incident {iid}: acknowledged\n"
-    assert json.loads(cli(seeded, "resolve", str(iid), "--by", "bob", "-o", "json").output) == [
+    assert invoke("ack", str(iid), "--by", "alice", db=seeded).output == f"incident {iid}: acknowledged\n"
+    assert json.loads(invoke("resolve", str(iid), "--by", "bob", "-o", "json", db=seeded).output) == [
         {"id": iid, "ok": True, "status": "resolved", "message": f"incident {iid}: resolved"}]
     assert row()["active_key"] is None and row()["acknowledged_by"] == "alice"
-    assert cli(seeded, "reopen", str(iid), "--by", "carol", "-o", "csv").output.splitlines() == [
+    assert invoke("reopen", str(iid), "--by", "carol", "-o", "csv", db=seeded).output.splitlines() == [
         "id,ok,status,message", f"{iid},True,open,incident {iid}: open"]
     # Open again as it was before the ack: resolution and acknowledgement forgotten, one reopen more.
     assert row() == {**before, "reopen_count": before["reopen_count"] + 1}
@@ -137,7 +128,7 @@ def test_a_transition_cycle_prints_alike_in_every_format_and_reopen_leaves_the_r
     (["list", "--status", "closed"], "closed"),
 ])
 def test_usage_errors_exit_2(db_url, args, message):
-    result = runner.invoke(app, args, env={"INCIDENTCTL_DATABASE_URL": db_url})
+    result = invoke(*args, env={"INCIDENTCTL_DATABASE_URL": db_url})
     assert result.exit_code == 2
     assert message in result.output
 
@@ -146,74 +137,75 @@ def test_every_command_has_help_and_a_docs_section():
     from pathlib import Path
     docs = (ROOT / "docs" / "CLI.md").read_text()
     for command in ("process", "list", "show", "ack", "resolve", "reopen", "note"):
-        result = runner.invoke(app, [command, "--help"])
+        result = invoke(command, "--help")
         assert result.exit_code == 0 and len(result.output) > 200, command
         assert f"## `incidentctl {command}`" in docs, command
 
 
-def run(incidentctl_bin, env, *args):
-    return subprocess.run([incidentctl_bin, *args], env={**env, "COLUMNS": "200"}, capture_output=True, text=True, timeout=60)
-
-
-def test_end_to_end_through_the_console_script(engine, cli_env, incidentctl_bin, fixture_bodies):
+@pytest.mark.slow
+def test_end_to_end_through_the_console_script(engine, cli_env, fixture_bodies):
+    env = {**cli_env, "COLUMNS": "200"}
     firing = fixture_bodies["grafana/grafana9_zulip_firing_3alerts_2rules.json"]
     resolved = fixture_bodies["grafana/grafana9_zulip_resolved_single.json"]
     single = fixture_bodies["grafana/grafana9_zulip_firing_single_valueString.json"]
     store(engine, [(T0, single), (T0 + timedelta(minutes=1), firing), (T0 + timedelta(minutes=2), b"oops"),
                    (T0 + timedelta(minutes=3), resolved)])
-    done = run(incidentctl_bin, cli_env, "process", "--output", "json")
+    done = run_cli("process", "--output", "json", env=env)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"rows": 4, "alerts": 5, "opened": 2, "updated": 3, "reopened": 0,
                                        "resolved": 0, "ignored": 0, "errors": 1}
-    listed = json.loads(run(incidentctl_bin, cli_env, "list", "--output", "json").stdout)
+    listed = json.loads(run_cli("list", "--output", "json", env=env).stdout)
     assert sorted((r["alertname"], r["series_firing"], r["series_count"]) for r in listed) == [
         ("Second webhook test", 1, 1), ("Test alert", 2, 3)]
     test_alert = next(r for r in listed if r["alertname"] == "Test alert")
-    shown = run(incidentctl_bin, cli_env, "show", str(test_alert["id"]))
+    shown = run_cli("show", str(test_alert["id"]), env=env)
     assert shown.returncode == 0 and "d8a21484c9c25a60" in shown.stdout and "alert_resolved" in shown.stdout
-    line = run(incidentctl_bin, cli_env, "process")
+    line = run_cli("process", env=env)
     assert line.stdout.strip() == "processed 0 rows, 0 alerts, 0 opened, 0 updated, 0 reopened, 0 resolved, " \
                                   "0 ignored, 0 errors"
 
 
-def test_cli_errors_through_the_console_script(engine, cli_env, incidentctl_bin, fixture_bodies):
+@pytest.mark.slow
+def test_cli_errors_through_the_console_script(engine, cli_env, fixture_bodies):
+    env = {**cli_env, "COLUMNS": "200"}
     store(engine, [(T0, fixture_bodies["grafana/grafana9_zulip_firing_single_valueString.json"])])
-    run(incidentctl_bin, cli_env, "process")
-    iid = json.loads(run(incidentctl_bin, cli_env, "list", "-o", "json").stdout)[0]["id"]
-    unknown = run(incidentctl_bin, cli_env, "show", "424242")
+    run_cli("process", env=env)
+    iid = json.loads(run_cli("list", "-o", "json", env=env).stdout)[0]["id"]
+    unknown = run_cli("show", "424242", env=env)
     assert (unknown.returncode, unknown.stderr.strip()) == (1, "error: incident 424242 not found")
-    assert run(incidentctl_bin, cli_env, "resolve", str(iid), "--by", "ops").returncode == 0
-    again = run(incidentctl_bin, cli_env, "ack", str(iid))
+    assert run_cli("resolve", str(iid), "--by", "ops", env=env).returncode == 0
+    again = run_cli("ack", str(iid), env=env)
     assert again.returncode == 1 and f"incident {iid} is resolved: cannot ack it" in again.stderr
-    bad_since = run(incidentctl_bin, cli_env, "list", "--since", "soon")
+    bad_since = run_cli("list", "--since", "soon", env=env)
     assert bad_since.returncode == 2 and "--since" in bad_since.stderr
-    bad_label = run(incidentctl_bin, cli_env, "list", "--label", "=x")
+    bad_label = run_cli("list", "--label", "=x", env=env)
     assert bad_label.returncode == 2 and "--label" in bad_label.stderr
 
 
 def test_list_and_show_say_which_incidents_are_silenced_now(seeded):
-    added = cli(seeded, "silence", "add", "--match", "namespace=shop", "--duration", "2h",
-                "--comment", "shop maintenance", "--by", "alice", "--output", "json")
+    added = invoke("silence", "add", "--match", "namespace=shop", "--duration", "2h",
+                   "--comment", "shop maintenance", "--by", "alice", "--output", "json", db=seeded)
     assert added.exit_code == 0, added.output
-    rows = {r["alertname"]: r for r in json.loads(cli(seeded, "list", "--output", "json").output)}
+    rows = {r["alertname"]: r for r in json.loads(invoke("list", "--output", "json", db=seeded).output)}
     silenced = {name for name, r in rows.items() if r["silenced_by"]}
     assert silenced == {"HighLatency", "PodCrash"}  # namespace=shop; DiskFull (db) and Old are not
-    shown = cli(seeded, "show", str(rows["PodCrash"]["id"]))
+    shown = invoke("show", str(rows["PodCrash"]["id"]), db=seeded)
     assert "silenced" in shown.output and f"by silence #{rows['PodCrash']['silenced_by']}" in shown.output
-    assert "(silenced #" in cli(seeded, "list").output
-    assert json.loads(cli(seeded, "show", str(rows["DiskFull"]["id"]), "-o", "json").output)["silenced_by"] is None
+    assert "(silenced #" in invoke("list", db=seeded).output
+    disk = json.loads(invoke("show", str(rows["DiskFull"]["id"]), "-o", "json", db=seeded).output)
+    assert disk["silenced_by"] is None
 
 
 def test_label_filter_follows_the_common_labels(db_url, engine):
     # A second series without the label makes it no longer common: the incident stops matching.
     store_spaced(engine, [am_body("HighLatency", "eu1", "shop", "api", team="core")])
-    assert cli(db_url, "process").exit_code == 0
+    assert invoke("process", db=db_url).exit_code == 0
     assert listing(db_url, "--label", "team=core") == ["HighLatency"]
     other = json.loads(am_body("HighLatency", "eu1", "shop", "api", team="core"))
     other["alerts"][0]["labels"]["instance"] = "b"  # another series of the same incident…
     del other["alerts"][0]["labels"]["team"]  # …that carries no team label
     store_spaced(engine, [json.dumps(other).encode()], start=T0 + timedelta(minutes=5))
-    assert cli(db_url, "process").exit_code == 0
+    assert invoke("process", db=db_url).exit_code == 0
     assert listing(db_url, "--label", "team=core") == []
     assert listing(db_url, "--label", "alertname=HighLatency") == ["HighLatency"]
 
@@ -222,7 +214,7 @@ def test_label_filter_matches_long_values_exactly(db_url, engine):
     # The index holds the first 191 characters; the filter still compares whole values.
     long_a, long_b = "x" * 300 + "a", "x" * 300 + "b"
     store_spaced(engine, [am_body("A", "eu1", "shop", "api", team=long_a), am_body("B", "eu1", "shop", "web", team=long_b)])
-    assert cli(db_url, "process").exit_code == 0
+    assert invoke("process", db=db_url).exit_code == 0
     assert listing(db_url, "--label", f"team={long_a}", "--status", "all") == ["A"]
     assert listing(db_url, "--label", f"team={long_b}") == ["B"]
     assert listing(db_url, "--label", "team=" + "x" * 300) == []

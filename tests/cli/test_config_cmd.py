@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from incidentctl.cli import app
 from incidentctl.config import mask_secret
+from tests.support.cli import invoke
 
 SECRETS = {  # values that share no 4 characters with anything else `config` prints
     "INCIDENTCTL_AUTH_BEARER_TOKEN": "Zq9xW7vK2pR0t5Jj3Yb",
@@ -39,7 +38,7 @@ def _pieces(secret: str) -> list[str]:
 @pytest.mark.parametrize("output", ["table", "json", "csv"])
 def test_config_shows_no_character_of_a_secret(tmp_path, output):
     env = {"DB_HOST": "db.internal", "DB_USER": "incidentctl", "HOME": str(tmp_path), **SECRETS}
-    result = CliRunner().invoke(app, ["config", "--output", output], env=env)
+    result = invoke("config", "--output", output, env=env)
     assert result.exit_code == 0, result.output
     for name, secret in SECRETS.items():
         for piece in _pieces(secret.removeprefix("https://hooks.slack.com/services/")):
@@ -58,7 +57,7 @@ def test_config_shows_no_character_of_a_secret(tmp_path, output):
     ("SLACK_SIGNING_SECRET", "Sg6Fe1 Vh8Rc3", "no spaces"),  # a broken copy
 ])
 def test_a_bad_slack_secret_is_refused_without_repeating_it(tmp_path, name, value, says):
-    result = CliRunner().invoke(app, ["config"], env={"HOME": str(tmp_path), name: value})
+    result = invoke("config", env={"HOME": str(tmp_path), name: value})
     assert result.exit_code == 2 and says in result.output and name in result.output
     for piece in _pieces(value[5:]):
         assert piece not in result.output, piece
@@ -67,5 +66,5 @@ def test_a_bad_slack_secret_is_refused_without_repeating_it(tmp_path, name, valu
 def test_slack_secrets_lose_the_whitespace_a_copy_brings(tmp_path):
     env = {"HOME": str(tmp_path), "SLACK_BOT_TOKEN": " xoxb-Tk7Gq2Nd9Lw4Ps\n", "SLACK_SIGNING_SECRET": "Sg6Fe1Vh8Rc3\n"}
     shown = {s["env"]: s["value"] for s in json.loads(
-        CliRunner().invoke(app, ["config", "-o", "json"], env=env).stdout)["settings"]}
+        invoke("config", "-o", "json", env=env).stdout)["settings"]}
     assert (shown["SLACK_BOT_TOKEN"], shown["SLACK_SIGNING_SECRET"]) == ("set (19 chars)", "set (12 chars)")

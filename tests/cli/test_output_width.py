@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 
 import pytest
 
 from incidentctl.cli.output import UNLIMITED_WIDTH, stdout_console
+from tests.support.cli import run_cli
 from tests.support.processing import store_spaced
 
 ALERTNAME = "PaymentsCheckoutLatencyAboveSLOForEuropeanCustomersDuringThePeakTrafficWindow"
@@ -42,27 +42,19 @@ def _body() -> bytes:
     return json.dumps({"version": "4", "status": "firing", "alerts": [alert]}).encode()
 
 
-def _run(incidentctl_bin, env, *args, columns=None):
-    env = {k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")}
-    if columns:
-        env["COLUMNS"] = columns
-    run = subprocess.run([incidentctl_bin, *args], env=env, capture_output=True, text=True, timeout=60)
-    assert run.returncode == 0, run.stderr
-    return run.stdout
-
-
 @pytest.mark.slow
-def test_a_pipe_gets_whole_cells_and_columns_rules_when_set(engine, cli_env, incidentctl_bin):
+def test_a_pipe_gets_whole_cells_and_columns_rules_when_set(engine, cli_env):
+    env = {k: v for k, v in cli_env.items() if k not in ("COLUMNS", "LINES")}
     store_spaced(engine, [_body()])
-    assert '"opened": 1' in _run(incidentctl_bin, cli_env, "process", "-o", "json")
-    listed = _run(incidentctl_bin, cli_env, "list")  # stdout is a pipe, COLUMNS unset
+    assert '"opened": 1' in run_cli("process", "-o", "json", env=env, check=True).stdout
+    listed = run_cli("list", env=env, check=True).stdout  # stdout is a pipe, COLUMNS unset
     (row,) = [line for line in listed.splitlines() if "payments" in line]  # `list | grep payments`
     assert TITLE in row and "critical" in row and "…" not in listed
-    (incident,) = json.loads(_run(incidentctl_bin, cli_env, "list", "-o", "json"))
-    shown = _run(incidentctl_bin, cli_env, "show", str(incident["id"]))
+    (incident,) = json.loads(run_cli("list", "-o", "json", env=env, check=True).stdout)
+    shown = run_cli("show", str(incident["id"]), env=env, check=True).stdout
     assert any(TITLE in line for line in shown.splitlines())
     assert any(f"summary: {SUMMARY}" in line for line in shown.splitlines())
-    narrow = _run(incidentctl_bin, cli_env, "list", columns="80")
+    narrow = run_cli("list", env={**env, "COLUMNS": "80"}, check=True).stdout
     assert max(len(line) for line in narrow.splitlines()) <= 80
     assert "…" not in narrow  # folded onto more lines, not cut
     assert ALERTNAME[:6] in narrow and TITLE not in narrow

@@ -14,6 +14,7 @@ from incidentctl.cli import app
 from incidentctl.db.engine import reader, supported_url
 from incidentctl.db.schema import deliveries
 from incidentctl.errors import UnsupportedDatabase
+from tests.support.cli import invoke, run_cli
 
 SUPPORTED = [
     ("sqlite:////var/lib/incidentctl.db", "sqlite+pysqlite:////var/lib/incidentctl.db"),  # sqlite's default driver
@@ -50,15 +51,15 @@ def test_unsupported_urls_name_the_problem_and_hide_the_password(text, message):
 def test_a_url_without_driver_works_on_the_backend(db_url):
     # mysql+pymysql://… → mysql://…, sqlite+pysqlite:///… → sqlite:///…
     bare = db_url.replace("+pymysql", "").replace("+pysqlite", "")
-    result = CliRunner().invoke(app, ["db", "status"], env={"INCIDENTCTL_DATABASE_URL": bare})
+    result = invoke("db", "status", env={"INCIDENTCTL_DATABASE_URL": bare})
     assert result.exit_code == 0 and "schema version" in result.output, result.output
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("command", [["list"], ["serve"], ["db", "upgrade"], ["doctor"]])
-def test_unsupported_url_through_the_console_script_is_one_line_exit_2(incidentctl_bin, cli_env, command):
+def test_unsupported_url_through_the_console_script_is_one_line_exit_2(cli_env, command):
     env = {**cli_env, "INCIDENTCTL_DATABASE_URL": "postgres://ict:s3cret@db.example:5432/ict"}
-    run = subprocess.run([incidentctl_bin, *command], env=env, capture_output=True, text=True, timeout=60)
+    run = run_cli(*command, env=env)
     assert run.returncode == 2, run.stderr
     assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr and "s3cret" not in run.stderr
     assert run.stderr.startswith("error: INCIDENTCTL_DATABASE_URL postgres://ict:***@db.example:5432/ict: "

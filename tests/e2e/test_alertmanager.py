@@ -17,7 +17,10 @@ from sqlalchemy import select
 
 from incidentctl.incidents.fingerprint import label_fingerprint
 from incidentctl.db.schema import grafana_alerts
+from tests.support.cli import run_cli
 from tests.support.servers import AlertmanagerProcess, ServeProcess, serve_env
+
+pytestmark = pytest.mark.slow
 
 ALERTMANAGER = next(filter(None, map(shutil.which, AlertmanagerProcess.BINARY_NAMES)), None)
 AMTOOL = shutil.which("amtool")
@@ -71,18 +74,13 @@ def test_alertmanager_firing_then_resolved_with_bearer_auth(incidentctl_bin, cli
     assert json.loads(resolved["body"])["alerts"][0]["fingerprint"] == fingerprint == label_fingerprint(LABELS)
 
     # process through the real entry point: one incident, opened then auto-resolved
-    def cli(*args):
-        run = subprocess.run([incidentctl_bin, *args], env=cli_env, capture_output=True, text=True, timeout=60)
-        assert run.returncode == 0, run.stderr
-        return run.stdout
-
-    summary = json.loads(cli("process", "-o", "json"))
+    summary = json.loads(run_cli("process", "-o", "json", env=cli_env, check=True).stdout)
     assert (summary["rows"], summary["opened"], summary["resolved"], summary["errors"]) == (len(rows), 1, 1, 0)
-    (incident,) = json.loads(cli("list", "--status", "all", "-o", "json"))
+    (incident,) = json.loads(run_cli("list", "--status", "all", "-o", "json", env=cli_env, check=True).stdout)
     assert (incident["status"], incident["resolution"], incident["severity"], incident["alertname"]) == (
         "resolved", "auto", "critical", "DiskAlmostFull")
-    assert json.loads(cli("list", "-o", "json")) == []  # nothing unresolved
-    shown = json.loads(cli("show", str(incident["id"]), "-o", "json"))
+    assert json.loads(run_cli("list", "-o", "json", env=cli_env, check=True).stdout) == []  # nothing unresolved
+    shown = json.loads(run_cli("show", str(incident["id"]), "-o", "json", env=cli_env, check=True).stdout)
     assert [s["alert_fingerprint"] for s in shown["series"]] == [fingerprint]
     assert shown["series"][0]["status"] == "resolved"
     assert [e["kind"] for e in shown["events"]][0] == "opened"
@@ -107,7 +105,6 @@ def test_alertmanager_basic_auth_wrong_password_is_refused_and_nothing_stored(in
         assert len(rows) == 1 and rows[0]["source"] == "alertmanager"
 
 
-@pytest.mark.slow
 def test_alertmanager_resolve_with_an_end_before_the_start_closes_the_incident(incidentctl_bin, cli_env, tmp_path,
                                                                                engine):
     # A person resolves the alert with an end time before the start of the firing Alertmanager
@@ -123,15 +120,10 @@ def test_alertmanager_resolve_with_an_end_before_the_start_closes_the_incident(i
     (resolved,) = [json.loads(r["body"])["alerts"][0] for r in rows if r["status"] == "resolved"]
     assert resolved["startsAt"] == resolved["endsAt"] < firing["startsAt"]  # the shape this is about
 
-    def cli(*args):
-        run = subprocess.run([incidentctl_bin, *args], env=cli_env, capture_output=True, text=True, timeout=60)
-        assert run.returncode == 0, run.stderr
-        return run.stdout
-
-    summary = json.loads(cli("process", "-o", "json"))
+    summary = json.loads(run_cli("process", "-o", "json", env=cli_env, check=True).stdout)
     assert (summary["opened"], summary["resolved"], summary["ignored"], summary["errors"]) == (1, 1, 0, 0)
-    (incident,) = json.loads(cli("list", "--status", "all", "-o", "json"))
+    (incident,) = json.loads(run_cli("list", "--status", "all", "-o", "json", env=cli_env, check=True).stdout)
     assert (incident["status"], incident["resolution"]) == ("resolved", "auto")
-    shown = json.loads(cli("show", str(incident["id"]), "-o", "json"))
+    shown = json.loads(run_cli("show", str(incident["id"]), "-o", "json", env=cli_env, check=True).stdout)
     (resolve,) = [e for e in shown["events"] if e["kind"] == "alert_resolved"]
     assert "the sender resolved the firing episode" in resolve["detail"]["reason"]

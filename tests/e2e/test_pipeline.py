@@ -4,12 +4,15 @@ then `incidentctl process`, `list` and `show`, on SQLite and MariaDB."""
 from __future__ import annotations
 
 import json
-import subprocess
 
+import pytest
 import requests
 
 from tests.support import FIXTURES
+from tests.support.cli import run_cli
 from tests.support.servers import ServeProcess, serve_env
+
+pytestmark = pytest.mark.slow
 
 # Posted in this order (a firing before its resolve, as a sender would).
 ORDER = [
@@ -29,14 +32,10 @@ def test_fixtures_through_receiver_process_list_and_show(incidentctl_bin, cli_en
                               headers={"Content-Type": "application/json"})
             assert r.status_code == 200, (name, r.text)
 
-    def cli(*args: str) -> str:
-        run = subprocess.run([incidentctl_bin, *args], env=cli_env, capture_output=True, text=True, timeout=60)
-        assert run.returncode == 0, run.stderr
-        return run.stdout
-
-    summary = json.loads(cli("process", "-o", "json"))
+    summary = json.loads(run_cli("process", "-o", "json", env=cli_env, check=True).stdout)
     assert (summary["rows"], summary["errors"]) == (len(ORDER), 0)
-    incidents = {i["alertname"]: i for i in json.loads(cli("list", "--status", "all", "-o", "json"))}
+    listed = json.loads(run_cli("list", "--status", "all", "-o", "json", env=cli_env, check=True).stdout)
+    incidents = {i["alertname"]: i for i in listed}
 
     # Grafana 9 "Test alert": fires (00:41), resolves (00:51, same fingerprint → auto-resolve),
     # then two new "Test alert" series fire at 01:11 in the 3-alert notification: same group,
@@ -44,7 +43,7 @@ def test_fixtures_through_receiver_process_list_and_show(incidentctl_bin, cli_en
     test_alert = incidents["Test alert"]
     assert (test_alert["status"], test_alert["reopen_count"], test_alert["series_count"],
             test_alert["series_firing"]) == ("open", 1, 3, 2)
-    shown = json.loads(cli("show", str(test_alert["id"]), "-o", "json"))
+    shown = json.loads(run_cli("show", str(test_alert["id"]), "-o", "json", env=cli_env, check=True).stdout)
     first = next(s for s in shown["series"] if s["alert_fingerprint"] == "d8a21484c9c25a60")
     assert first["status"] == "resolved"
     assert first["links"]["generator"] == "https://grafana.example.com/alerting/grafana/zTjxv_C7k/view"
@@ -57,7 +56,7 @@ def test_fixtures_through_receiver_process_list_and_show(incidentctl_bin, cli_en
     down = incidents["InstanceDown"]
     assert (down["status"], down["severity"], down["series_count"], down["series_firing"]) == ("open", "critical", 3, 3)
     am = json.loads((FIXTURES / ORDER[2]).read_bytes())
-    shown = json.loads(cli("show", str(down["id"]), "-o", "json"))
+    shown = json.loads(run_cli("show", str(down["id"]), "-o", "json", env=cli_env, check=True).stdout)
     assert sorted(s["alert_fingerprint"] for s in shown["series"]) == sorted(a["fingerprint"] for a in am["alerts"])
 
     # the contact-point "Test" notification opens nothing
@@ -65,7 +64,7 @@ def test_fixtures_through_receiver_process_list_and_show(incidentctl_bin, cli_en
     assert quirky["alerts"][0]["labels"]["alertname"] not in incidents
 
     # the default list shows only unresolved incidents, newest first
-    unresolved = json.loads(cli("list", "-o", "json"))
+    unresolved = json.loads(run_cli("list", "-o", "json", env=cli_env, check=True).stdout)
     assert {i["alertname"] for i in unresolved} == {"Test alert", "Second webhook test", "InstanceDown",
                                                     json.loads((FIXTURES / ORDER[5]).read_bytes())["ruleName"]}
     assert [i["opened_at"] for i in unresolved] == sorted((i["opened_at"] for i in unresolved), reverse=True)

@@ -4,17 +4,15 @@ replay of them rebuilding the incident on an empty database."""
 from __future__ import annotations
 
 import json
-import subprocess
 from datetime import timedelta
 
 import pytest
-from typer.testing import CliRunner
 
-from incidentctl.cli import app
 from incidentctl.cli.output import printable_body
-from tests.support.processing import T0, snapshot, store
+from tests.support import T0
+from tests.support.cli import invoke, run_cli
+from tests.support.processing import snapshot, store
 
-runner = CliRunner()
 GROUP = {"alertname": "Latency", "cluster": "eu1", "namespace": "shop", "service": "api"}
 
 
@@ -56,9 +54,8 @@ def incident(engine, db_url):
     # fires again after the reopen window: a new incident
     later = store(engine, [(T0 + timedelta(hours=2), body(alert("a", starts="2026-01-05T11:00:00Z")))])
     env = {"INCIDENTCTL_DATABASE_URL": db_url}
-    assert runner.invoke(app, ["process"], env=env).exit_code == 0
-    listed = json.loads(runner.invoke(app, ["list", "--status", "all", "--alertname", "Latency", "-o", "json"],
-                                      env=env).stdout)
+    assert invoke("process", env=env).exit_code == 0
+    listed = json.loads(invoke("list", "--status", "all", "--alertname", "Latency", "-o", "json", env=env).stdout)
     assert len(listed) == 2  # the one after the window is another incident
     (first,) = [i for i in listed if i["status"] == "resolved"]
     assert first["severity"] == "critical" and first["alert_count"] == 7  # alerts in its 5 requests
@@ -67,7 +64,7 @@ def incident(engine, db_url):
 
 def test_show_raw_lists_the_requests_the_incident_was_made_from(incident):
     env, incident_id, raw = incident
-    result = runner.invoke(app, ["show", str(incident_id), "--raw", "-o", "json"], env=env)
+    result = invoke("show", str(incident_id), "--raw", "-o", "json", env=env)
     assert result.exit_code == 0, result.output
     records = json.loads(result.stdout)
     # every row that touched it, the repeats included; not the other incident's, not the later one's
@@ -75,25 +72,25 @@ def test_show_raw_lists_the_requests_the_incident_was_made_from(incident):
                                                               "repeat utf-16", "resolves")]
     assert records[0]["received_at"] == "2026-01-05T09:00:00.000000Z" and records[0]["body"] == story()[0][1].decode()
     assert "body" not in records[3] and records[3]["body_base64"]  # not UTF-8: base64, as export writes it
-    rows = runner.invoke(app, ["show", str(incident_id), "--raw", "-o", "csv"], env=env).stdout
+    rows = invoke("show", str(incident_id), "--raw", "-o", "csv", env=env).stdout
     assert rows.startswith("id,received_at,source,remote_addr,user_agent,content_type,body_sha256,body,body_base64\n")
 
 
 def test_show_raw_of_an_unknown_incident_is_not_found(incident):
     env, _, _ = incident
-    result = runner.invoke(app, ["show", "999999", "--raw"], env=env)
+    result = invoke("show", "999999", "--raw", env=env)
     assert result.exit_code == 1 and "error: incident 999999 not found" in result.stderr
 
 
 def test_export_incident_replays_into_the_same_incident(incident, engine, second_engine, tmp_path):
     env, incident_id, raw = incident
     path = tmp_path / "incident.jsonl"
-    result = runner.invoke(app, ["export", "--incident", str(incident_id), "-f", str(path)], env=env)
+    result = invoke("export", "--incident", str(incident_id), "-f", str(path), env=env)
     assert result.exit_code == 0, result.output
     assert "exported 5 request(s) of incident" in result.output
     target = second_engine("replayed")
     target_env = {"INCIDENTCTL_DATABASE_URL": target.url.render_as_string(hide_password=False)}
-    replayed = runner.invoke(app, ["replay", str(path), "--process", "-o", "json"], env=target_env)
+    replayed = invoke("replay", str(path), "--process", "-o", "json", env=target_env)
     assert replayed.exit_code == 0, replayed.output
     assert json.loads(replayed.stdout)["stored"] == 5
     source = snapshot(engine)
@@ -106,15 +103,14 @@ def test_export_incident_replays_into_the_same_incident(incident, engine, second
 
 def test_export_incident_refuses_a_time_window(incident):
     env, incident_id, _ = incident
-    result = runner.invoke(app, ["export", "--incident", str(incident_id), "--since", "1d"], env=env)
+    result = invoke("export", "--incident", str(incident_id), "--since", "1d", env=env)
     assert result.exit_code == 2 and "Error: Invalid value for '--incident'" in result.output
 
 
 @pytest.mark.slow
-def test_show_raw_table_through_the_console_script(incident, cli_env, incidentctl_bin):
+def test_show_raw_table_through_the_console_script(incident, cli_env):
     _, incident_id, raw = incident
-    run = subprocess.run([incidentctl_bin, "show", str(incident_id), "--raw"], env=cli_env, capture_output=True,
-                         text=True, timeout=60)
+    run = run_cli("show", str(incident_id), "--raw", env=cli_env)
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     headers = [line for line in lines if line.startswith("--- raw alert ")]
@@ -150,9 +146,9 @@ def test_rows_purged_by_retention_are_named(incident, engine):
     env, incident_id, raw = incident
     with engine.begin() as conn:  # as `purge` does once the incident is resolved and old enough
         conn.execute(delete(grafana_alerts).where(grafana_alerts.c.id == raw["opens"]))
-    result = runner.invoke(app, ["show", str(incident_id), "--raw", "-o", "json"], env=env)
+    result = invoke("show", str(incident_id), "--raw", "-o", "json", env=env)
     assert result.exit_code == 0
     assert f"1 raw alert(s) of its timeline were purged by retention: {raw['opens']}" in result.stderr
     assert [r["id"] for r in json.loads(result.stdout)][0] == raw["repeat"]
-    exported = runner.invoke(app, ["export", "--incident", str(incident_id)], env=env)
+    exported = invoke("export", "--incident", str(incident_id), env=env)
     assert "1 request(s) of its timeline were purged" in exported.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -19,6 +18,8 @@ from incidentctl.incidents.processor import backlog
 from incidentctl.history.rebuild import rebuild
 from incidentctl.db.schema import grafana_alerts, incident_alerts, incident_events, incidents
 from incidentctl.incidents.model import Rules
+from tests.support.cli import run_cli
+from tests.support.factories import count_rows
 from tests.support.processing import (checksums, database_incidents, expected_incidents, process_all, snapshot,
                                       store)
 
@@ -204,8 +205,7 @@ def test_purged_raw_alerts_refuse_the_rebuild_unless_forced(engine):
     assert {"incident_id": acted["acked"], "kind": "acknowledged", "actor": "alice"}.items() <= \
         summary.not_carried[0].items()
     assert summary.not_carried_count == 1 and summary.actions_carried == 3
-    with engine.connect() as conn:
-        assert conn.scalar(select(func.count()).select_from(incidents).where(incidents.c.id == acted["acked"])) == 0
+    assert count_rows(engine, incidents, incidents.c.id == acted["acked"]) == 0
 
 
 def test_unprocessed_rows_are_left_for_process(engine):
@@ -233,18 +233,15 @@ def test_rebuild_waits_for_a_running_process_and_gives_up(engine, monkeypatch):
     assert snapshot(engine) == before
 
 
-def _cli(incidentctl_bin, cli_env, *args):
-    return subprocess.run([incidentctl_bin, *args], env=cli_env, capture_output=True, text=True, timeout=120)
-
-
-def test_cli_end_to_end(engine, cli_env, incidentctl_bin):
+@pytest.mark.slow
+def test_cli_end_to_end(engine, cli_env):
     _processed_with_people(engine)
     count = len(_ids(engine))
-    preview = _cli(incidentctl_bin, cli_env, "rebuild", "--group-by", "alertname,cluster", "--dry-run")
+    preview = run_cli("rebuild", "--group-by", "alertname,cluster", "--dry-run", env=cli_env)
     assert preview.returncode == 0, preview.stderr
     assert preview.stdout.startswith(f"would rebuild {count} → ") and "carried over 4" in preview.stdout
     assert len(_ids(engine)) == count
-    done = _cli(incidentctl_bin, cli_env, "rebuild", "--group-by", "alertname,cluster", "-o", "json")
+    done = run_cli("rebuild", "--group-by", "alertname,cluster", "-o", "json", env=cli_env)
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert data["dry_run"] is False and data["group_by"] == ["alertname", "cluster"]
@@ -257,25 +254,27 @@ def test_cli_end_to_end(engine, cli_env, incidentctl_bin):
     (["--group-by", " , "], "--group-by"),
     (["--output", "xml"], "--output"),
 ])
-def test_cli_bad_options_are_usage_errors(engine, cli_env, incidentctl_bin, args, message):
-    result = _cli(incidentctl_bin, cli_env, "rebuild", *args)
+@pytest.mark.slow
+def test_cli_bad_options_are_usage_errors(engine, cli_env, args, message):
+    result = run_cli("rebuild", *args, env=cli_env)
     assert result.returncode == 2 and message in result.stderr
 
 
-def test_cli_refusal_names_the_way_out(engine, cli_env, incidentctl_bin):
+@pytest.mark.slow
+def test_cli_refusal_names_the_way_out(engine, cli_env):
     _, acted = _processed_with_people(engine)
     _purge_alerts_of(engine, acted["acked"])
-    result = _cli(incidentctl_bin, cli_env, "rebuild")
+    result = run_cli("rebuild", env=cli_env)
     assert result.returncode == 1 and "--force" in result.stderr
-    forced = _cli(incidentctl_bin, cli_env, "rebuild", "--force")
+    forced = run_cli("rebuild", "--force", env=cli_env)
     assert forced.returncode == 0, forced.stderr
     assert "not carried: acknowledged by alice" in forced.stderr and "not carried over 1" in forced.stdout
 
 
 
-def test_cli_database_down_exits_3_and_says_so(tmp_path, incidentctl_bin):
+@pytest.mark.slow
+def test_cli_database_down_exits_3_and_says_so(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
            "INCIDENTCTL_DATABASE_URL": "mysql+pymysql://root@127.0.0.1:1/incidentctl"}
-    result = subprocess.run([incidentctl_bin, "rebuild", "--yes"], env=env, capture_output=True, text=True,
-                            timeout=60)
+    result = run_cli("rebuild", "--yes", env=env)
     assert result.returncode == 3 and "unavailable" in result.stderr

@@ -6,25 +6,25 @@ import gzip
 import hashlib
 import json
 import os
-import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from hypothesis import given, strategies as st
-from sqlalchemy import event, func, select
-from typer.testing import CliRunner
+from sqlalchemy import event, select
 
 from incidentctl.ingest.archive import insert_raw_alerts, raw_alert
-from incidentctl.cli import app
 from incidentctl.db.engine import make_engine
 from incidentctl.history.export import export_to_file, from_record, to_record
 from incidentctl.db.migrations import upgrade
 from incidentctl.history.replay import replay
 from incidentctl.db.schema import grafana_alerts
 from tests.support import FIXTURES
+from tests.support.cli import invoke, run_cli
+from tests.support.factories import count_rows
 
-T0 = datetime(2026, 10, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
+# When the seeded archive was received (2026-10-01 in the assertions), with microseconds an export must keep.
+RECEIVED = datetime(2026, 10, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
 NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
 
 
@@ -50,11 +50,6 @@ def _archive(engine) -> list[tuple]:
         return [tuple(r) for r in rows]
 
 
-def _count(engine) -> int:
-    with engine.connect() as conn:
-        return conn.execute(select(func.count()).select_from(grafana_alerts)).scalar_one()
-
-
 def _mtime(path: Path) -> datetime:
     """A file's modification time, truncated to the microsecond."""
     return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=path.stat().st_mtime_ns // 1000)
@@ -63,7 +58,7 @@ def _mtime(path: Path) -> datetime:
 def _seed(engine, fixture_bodies) -> None:
     alerts = []
     for n, body in enumerate([*fixture_bodies.values(), *ODD_BODIES]):
-        alerts.append(raw_alert(body, received_at=T0 + timedelta(minutes=n, microseconds=n),
+        alerts.append(raw_alert(body, received_at=RECEIVED + timedelta(minutes=n, microseconds=n),
                                 remote_addr=f"10.0.0.{n}", user_agent="Grafana/11.2" if n % 2 else None,
                                 content_type="application/json"))
     with engine.begin() as conn:
@@ -100,12 +95,12 @@ def test_replay_twice_stores_nothing_new(engine, tmp_path, fixture_bodies):
     # The same input twice in one run: the second copy is a duplicate too.
     twice = replay(_sqlite(tmp_path, "other.db"), [str(tmp_path / "a.jsonl")] * 2, clock=CLOCK)
     assert (twice.stored, twice.duplicates) == (first.stored, first.stored)
-    assert _count(engine) == first.stored
+    assert count_rows(engine, grafana_alerts) == first.stored
 
 
 def test_corrupt_lines_are_reported_with_file_and_line_and_the_rest_imported(engine, tmp_path, fixture_bodies):
     good = fixture_bodies["grafana/grafana9_zulip_resolved_single.json"]
-    record = to_record({"id": 7, "received_at": T0, "source": "grafana", "remote_addr": None, "user_agent": None,
+    record = to_record({"id": 7, "received_at": RECEIVED, "source": "grafana", "remote_addr": None, "user_agent": None,
                         "content_type": None, "body_sha256": hashlib.sha256(b"x").hexdigest(), "body": b"y"})
     lines = [
         json.dumps(json.loads(good)).encode(),  # 1: a body
@@ -144,7 +139,7 @@ def test_gzip_inputs_and_a_truncated_gzip(engine, tmp_path, fixture_bodies):
     broken = gzip.compress(b"\n".join([line.replace(b"firing", b"resolved", 1)] * 400))
     (tmp_path / "broken.jsonl.gz").write_bytes(broken[: len(broken) // 2])
     summary = replay(engine, [str(tmp_path / n) for n in ("one.json.gz", "lines.ndjson.gz", "broken.jsonl.gz")],
-                     clock=CLOCK, received_at=T0)
+                     clock=CLOCK, received_at=RECEIVED)
     assert summary.error_count == 1
     assert summary.stored == summary.read - 1 > 4  # the lines before the break are kept
     error = summary.errors[0]
@@ -152,7 +147,7 @@ def test_gzip_inputs_and_a_truncated_gzip(engine, tmp_path, fixture_bodies):
     with engine.connect() as conn:
         first = conn.execute(select(grafana_alerts.c.body, grafana_alerts.c.received_at)
                              .order_by(grafana_alerts.c.id)).first()
-    assert first == (body, T0)  # the .json.gz body exactly, at --received-at
+    assert first == (body, RECEIVED)  # the .json.gz body exactly, at --received-at
 
 
 def test_directory_of_json_files(engine, tmp_path, fixture_bodies):
@@ -172,48 +167,46 @@ def test_directory_of_json_files(engine, tmp_path, fixture_bodies):
 def test_export_window_and_record_format(engine, fixture_bodies, tmp_path):
     _seed(engine, fixture_bodies)
     path = tmp_path / "window.jsonl"
-    summary = export_to_file(engine, path, since=T0 + timedelta(minutes=2), until=T0 + timedelta(minutes=4))
+    summary = export_to_file(engine, path, since=RECEIVED + timedelta(minutes=2), until=RECEIVED + timedelta(minutes=4))
     records = [json.loads(line) for line in path.read_bytes().splitlines()]
     assert summary.rows == len(records) == 2
     assert records[0]["received_at"] == "2026-10-01T12:02:00.123458Z"
     assert set(records[0]) == {"id", "received_at", "source", "remote_addr", "user_agent", "content_type",
                                "body_sha256", "body"}
-    non_utf8 = to_record({**records[0], "received_at": T0, "body": ODD_BODIES[0],
+    non_utf8 = to_record({**records[0], "received_at": RECEIVED, "body": ODD_BODIES[0],
                           "body_sha256": hashlib.sha256(ODD_BODIES[0]).hexdigest()})
     assert "body" not in non_utf8 and from_record(non_utf8).body == ODD_BODIES[0]
 
 
 def test_cli_export_and_replay(db_url, tmp_path, fixture_bodies):
-    runner = CliRunner()
     env = {"INCIDENTCTL_DATABASE_URL": db_url}
     engine = make_engine(db_url)
     _seed(engine, fixture_bodies)
     out = tmp_path / "cli.jsonl.gz"
-    result = runner.invoke(app, ["export", "--since", "2026-10-01T00:00:00Z", "--file", str(out)], env=env)
+    result = invoke("export", "--since", "2026-10-01T00:00:00Z", "--file", str(out), env=env)
     assert result.exit_code == 0, result.output
     target = tmp_path / "target.db"
     env2 = {"INCIDENTCTL_DATABASE_URL": f"sqlite+pysqlite:///{target}"}
-    result = runner.invoke(app, ["replay", str(out), "--output", "json"], env=env2)
+    result = invoke("replay", str(out), "--output", "json", env=env2)
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["stored"] == _count(engine)
-    result = runner.invoke(app, ["replay", str(out), str(tmp_path / "nope.jsonl")], env=env2)
+    assert json.loads(result.stdout)["stored"] == count_rows(engine, grafana_alerts)
+    result = invoke("replay", str(out), str(tmp_path / "nope.jsonl"), env=env2)
     assert result.exit_code == 1  # the missing file is an error; the rest are duplicates
     assert "stored 0, duplicates" in result.stdout
-    result = runner.invoke(app, ["replay", str(out), "--received-at", "yesterday"], env=env2)
+    result = invoke("replay", str(out), "--received-at", "yesterday", env=env2)
     assert result.exit_code == 2 and "not an ISO 8601 time" in result.output
     engine.dispose()
 
 
 @pytest.mark.slow
-def test_console_script_export_pipe_replay(cli_env, incidentctl_bin, db_url, tmp_path, fixture_bodies):
+def test_console_script_export_pipe_replay(cli_env, db_url, tmp_path, fixture_bodies):
     engine = make_engine(db_url)
     _seed(engine, fixture_bodies)
-    exported = subprocess.run([incidentctl_bin, "export"], env=cli_env, capture_output=True, check=True)
-    assert len(exported.stdout.splitlines()) == _count(engine)
+    exported = run_cli("export", env=cli_env, text=False, check=True)
+    assert len(exported.stdout.splitlines()) == count_rows(engine, grafana_alerts)
     target_env = {**cli_env, "INCIDENTCTL_DATABASE_URL": f"sqlite+pysqlite:///{tmp_path / 'piped.db'}"}
-    done = subprocess.run([incidentctl_bin, "replay", "-", "-o", "json"], input=exported.stdout, env=target_env,
-                          capture_output=True, check=True)
-    assert json.loads(done.stdout)["stored"] == _count(engine)
+    done = run_cli("replay", "-", "-o", "json", input=exported.stdout, env=target_env, text=False, check=True)
+    assert json.loads(done.stdout)["stored"] == count_rows(engine, grafana_alerts)
     target = make_engine(target_env["INCIDENTCTL_DATABASE_URL"])
     assert _archive(target) == _archive(engine)
     for e in (engine, target):
@@ -240,16 +233,16 @@ def test_export_to_an_unwritable_place_is_a_clear_error_and_leaves_no_file(engin
         os.chmod(tmp_path / "ro", 0o700)
 
 
-def test_console_script_exit_codes(cli_env, incidentctl_bin, tmp_path):
+@pytest.mark.slow
+def test_console_script_exit_codes(cli_env, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_bytes(b'{"alerts": []}\nnot json\n')
-    run = subprocess.run([incidentctl_bin, "replay", str(bad)], env=cli_env, capture_output=True, text=True)
+    run = run_cli("replay", str(bad), env=cli_env)
     assert run.returncode == 1 and f"{bad}:2: invalid JSON" in run.stderr and "stored 1" in run.stdout
-    run = subprocess.run([incidentctl_bin, "export", "-f", str(tmp_path / "no" / "x.jsonl")], env=cli_env,
-                         capture_output=True, text=True)
+    run = run_cli("export", "-f", str(tmp_path / "no" / "x.jsonl"), env=cli_env)
     assert run.returncode == 1 and "cannot write" in run.stderr
     down = {**cli_env, "INCIDENTCTL_DATABASE_URL": "mysql+pymysql://nobody@127.0.0.1:1/none"}
-    run = subprocess.run([incidentctl_bin, "report"], env=down, capture_output=True, text=True)
+    run = run_cli("report", env=down)
     assert run.returncode == 3 and "unavailable" in run.stderr
 
 
@@ -276,8 +269,8 @@ def test_export_replay_with_process_gives_the_same_incidents(db_url, tmp_path):
     store(original, history(series=40, minutes=90, seed=3))
     process_all(original)
     export_to_file(original, tmp_path / "history.jsonl.gz")
-    result = CliRunner().invoke(app, ["replay", str(tmp_path / "history.jsonl.gz"), "--process", "-o", "json"],
-                                env={"INCIDENTCTL_DATABASE_URL": db_url})
+    result = invoke("replay", str(tmp_path / "history.jsonl.gz"), "--process", "-o", "json",
+                    env={"INCIDENTCTL_DATABASE_URL": db_url})
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["processed"]["rows"] == summary["stored"] > 0
@@ -310,7 +303,7 @@ def test_processing_as_it_goes_equals_replay_then_process(engine, second_engine,
     rules = Rules.configured(load_settings({}))
     source = _sqlite(tmp_path, "source.db")
     rows = list(history(series=30, minutes=120, seed=11))
-    store(source, rows[1:] + [(T0, b'{"alerts": "no"}')])
+    store(source, rows[1:] + [(RECEIVED, b'{"alerts": "no"}')])
     export_to_file(source, tmp_path / "history.jsonl")
     other = second_engine("then")
     for target in (engine, other):
@@ -361,7 +354,5 @@ def test_a_processed_batch_whose_insert_fails_leaves_nothing_behind(engine, tmp_
     with pytest.raises(RuntimeError, match="disk full"):
         replay(engine, [str(path)], clock=CLOCK, process_with=Rules.configured(load_settings({})))
     event.remove(engine, "before_cursor_execute", refuse_archive_rows)
-    with engine.connect() as conn:
-        counts = [conn.scalar(select(func.count()).select_from(table))
-                  for table in (grafana_alerts, incidents, notifications)]
+    counts = [count_rows(engine, table) for table in (grafana_alerts, incidents, notifications)]
     assert counts == [0, 0, 0]

@@ -21,13 +21,12 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import insert
-from typer.testing import CliRunner
 
-from incidentctl.cli import app
 from incidentctl.history.reports import DayVolume, build_report
 from incidentctl.db.schema import grafana_alerts, incident_events, incidents
 from incidentctl.history.stats import Summary
 from tests.support import ROOT
+from tests.support.cli import invoke
 
 SINCE = datetime(2026, 11, 1, tzinfo=timezone.utc)
 UNTIL = datetime(2026, 11, 4, tzinfo=timezone.utc)
@@ -111,35 +110,34 @@ def test_report_on_an_empty_window(history):
 
 
 def test_report_cli_json_csv_and_table(history, db_url):
-    runner = CliRunner()
     env = {"INCIDENTCTL_DATABASE_URL": db_url}
     window = ["--since", "2026-11-01T00:00:00Z", "--until", "2026-11-04T00:00:00Z"]
-    result = runner.invoke(app, ["report", *window, "--output", "json"], env=env)
+    result = invoke("report", *window, "--output", "json", env=env)
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert (data["total"]["opened"], data["total"]["mttr"]["median"]) == (5, 1890)
     assert data["volume_per_day"][0] == {"day": "2026-11-01", "requests": 3, "alerts": 4}
 
-    result = runner.invoke(app, ["report", *window, "--by", "service", "-o", "csv"], env=env)
+    result = invoke("report", *window, "--by", "service", "-o", "csv", env=env)
     assert result.exit_code == 0, result.output
     rows = {r["group"]: r for r in csv.DictReader(io.StringIO(result.stdout))}
     assert list(rows) == ["api", "(none)", "db", "all"]
     assert (float(rows["api"]["mttr_p90"]), float(rows["all"]["mtta_mean"]), rows["db"]["reopens"]) == (3600, 420, "2")
 
-    result = runner.invoke(app, ["report", *window], env=env)
+    result = invoke("report", *window, env=env)
     assert result.exit_code == 0, result.output
     assert "Noisiest fingerprints" in result.stdout and "lengthen `for:`" in result.stdout
     assert "7m / 7m / 10m" in result.stdout  # MTTA mean / median / p90
 
-    result = runner.invoke(app, ["report", "--since", "soon"], env=env)
+    result = invoke("report", "--since", "soon", env=env)
     assert result.exit_code == 2 and "not a duration or ISO time" in result.output
-    result = runner.invoke(app, ["report", *window, "--by", "team"], env=env)
+    result = invoke("report", *window, "--by", "team", env=env)
     assert result.exit_code == 2
 
 
 def test_report_window_selects_incidents_by_opening_time(history, db_url):
-    result = CliRunner().invoke(app, ["report", "--until", "2026-11-02T00:00:00Z", "--since", "2026-10-30",
-                                      "-o", "json"], env={"INCIDENTCTL_DATABASE_URL": db_url})
+    result = invoke("report", "--until", "2026-11-02T00:00:00Z", "--since", "2026-10-30",
+                    "-o", "json", env={"INCIDENTCTL_DATABASE_URL": db_url})
     data = json.loads(result.stdout)
     assert data["total"]["opened"] == 3  # the 10-31 incident and #1, #2
     assert data["total"]["reopens"] == 5
@@ -148,7 +146,7 @@ def test_report_window_selects_incidents_by_opening_time(history, db_url):
 
 @pytest.mark.parametrize("command", ["export", "replay", "report", "simulate"])
 def test_history_commands_have_help_and_a_docs_section(command):
-    result = CliRunner().invoke(app, [command, "--help"])
+    result = invoke(command, "--help")
     assert result.exit_code == 0 and len(result.stdout) > 200
     cli_doc = (ROOT / "docs" / "CLI.md").read_text()
     assert f"## `incidentctl {command}`" in cli_doc
@@ -157,7 +155,8 @@ def test_history_commands_have_help_and_a_docs_section(command):
 def test_report_counts_only_reopens_made_by_alerts_as_flaps(engine, db_url):
     # Through the CLI: "Flappy" fires, resolves and fires again within the reopen window (the
     # processor reopens it: a flap); "Handled" is resolved and reopened by a person, twice.
-    from tests.support.processing import T0, store
+    from tests.support import T0
+    from tests.support.processing import store
 
     def am(alertname, status, start, end=None):
         alert = {"status": status, "labels": {"alertname": alertname, "service": "api"}, "startsAt": start,
@@ -169,24 +168,18 @@ def test_report_counts_only_reopens_made_by_alerts_as_flaps(engine, db_url):
                    (T0 + timedelta(minutes=5), am("Flappy", "resolved", "2026-01-05T09:00:00Z", "2026-01-05T09:05:00Z")),
                    (T0 + timedelta(minutes=10), am("Flappy", "firing", "2026-01-05T09:10:00Z"))])
     env = {"INCIDENTCTL_DATABASE_URL": db_url}
-    runner = CliRunner()
-
-    def cli(*args):
-        result = runner.invoke(app, list(args), env=env)
-        assert result.exit_code == 0, result.output
-        return result.stdout
-
-    assert json.loads(cli("process", "-o", "json"))["reopened"] == 1
-    handled = next(i["id"] for i in json.loads(cli("list", "-o", "json")) if i["alertname"] == "Handled")
+    assert json.loads(invoke("process", "-o", "json", env=env, check=True).stdout)["reopened"] == 1
+    listed = json.loads(invoke("list", "-o", "json", env=env, check=True).stdout)
+    handled = next(i["id"] for i in listed if i["alertname"] == "Handled")
     for _ in range(2):
-        cli("resolve", str(handled), "--by", "alice")
-        cli("reopen", str(handled), "--by", "alice")
+        invoke("resolve", str(handled), "--by", "alice", env=env, check=True)
+        invoke("reopen", str(handled), "--by", "alice", env=env, check=True)
     window = ["--since", "2026-01-05T00:00:00Z", "--until", "2026-01-06T00:00:00Z"]
-    data = json.loads(cli("report", *window, "-o", "json"))
+    data = json.loads(invoke("report", *window, "-o", "json", env=env, check=True).stdout)
     assert (data["total"]["opened"], data["total"]["flapping"], data["total"]["reopens"]) == (2, 1, 1)
     # only the alert flap is advised on; "Handled" (one incident, no flap) is not noisy at all
     assert [(n["title"], n["reopens"], n["pages"], n["suggestion"].split(":")[0])
             for n in data["noisy_fingerprints"]] == [("Flappy (api)", 1, 2, "flaps")]
-    by_name = {row["group"]: row for row in csv.DictReader(io.StringIO(cli("report", *window, "--by", "alertname",
-                                                                            "-o", "csv")))}
+    by_alertname = invoke("report", *window, "--by", "alertname", "-o", "csv", env=env, check=True).stdout
+    by_name = {row["group"]: row for row in csv.DictReader(io.StringIO(by_alertname))}
     assert (by_name["Handled"]["flapping"], by_name["Flappy"]["flapping"]) == ("0", "1")

@@ -6,12 +6,11 @@ import json
 from datetime import timedelta
 
 from sqlalchemy import func, select
-from typer.testing import CliRunner
 
+from tests.support.cli import invoke
 from tests.support.synthetic_history import history
 from tests.support.processing import checksums, process_all, store
 
-from incidentctl.cli import app
 from incidentctl.config import load_settings
 from incidentctl.db.schema import incidents
 from incidentctl.history.simulate import simulate
@@ -40,18 +39,17 @@ def test_simulate_writes_nothing(engine, db_url):
     store(engine, history(series=20, minutes=60, seed=2))
     process_all(engine, limit=10)  # a partly processed database
     before = checksums(engine)
-    result = CliRunner().invoke(app, ["simulate", "--group-by", "alertname", "--reopen-window", "2h",
-                                      "--since", "2026-01-01T00:00:00Z", "-o", "json"],
-                                env={"INCIDENTCTL_DATABASE_URL": db_url})
+    result = invoke("simulate", "--group-by", "alertname", "--reopen-window", "2h",
+                    "--since", "2026-01-01T00:00:00Z", "-o", "json", env={"INCIDENTCTL_DATABASE_URL": db_url})
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     current, proposed = data["rules"]
     assert proposed["group_by"] == ["alertname"] and proposed["reopen_window_s"] == 7200
     assert proposed["incidents"] <= current["incidents"] and data["rows"] > 0
     assert checksums(engine) == before
-    table = CliRunner().invoke(app, ["simulate", "--group-by", "fingerprint", "--since", "2026-01-01T00:00:00Z"],
-                               env={"INCIDENTCTL_DATABASE_URL": db_url})
+    table = invoke("simulate", "--group-by", "fingerprint", "--since", "2026-01-01T00:00:00Z",
+                   env={"INCIDENTCTL_DATABASE_URL": db_url})
     assert table.exit_code == 0 and "Top fingerprints by alerts, proposed rules" in table.stdout
     assert checksums(engine) == before
-    bad = CliRunner().invoke(app, ["simulate", "--reopen-window", "soon"], env={"INCIDENTCTL_DATABASE_URL": db_url})
+    bad = invoke("simulate", "--reopen-window", "soon", env={"INCIDENTCTL_DATABASE_URL": db_url})
     assert bad.exit_code == 2

@@ -3,7 +3,8 @@ yields and the incident it leaves. Times are minutes after T0; no database, no c
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import pytest
 from hypothesis import given, settings
@@ -12,8 +13,8 @@ from hypothesis import strategies as st
 from incidentctl.incidents.decide import decide
 from incidentctl.incidents.model import Action, normalize_severity
 from incidentctl.incidents.parsing import AlertEvent
+from tests.support import T0
 
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 GROUP_BY = ("alertname", "cluster", "namespace", "service")
 WINDOW = timedelta(minutes=30)
 BASE = {"alertname": "HighLatency", "cluster": "eu1", "namespace": "shop", "service": "api"}
@@ -63,97 +64,119 @@ def run(events, state=None):
 O, U, RO = Action.OPEN, Action.REPEAT, Action.REOPEN
 ADD, REF, SR, AR, IGN = Action.ADD_SERIES, Action.REFIRE, Action.SERIES_RESOLVED, Action.AUTO_RESOLVE, Action.IGNORE
 
-# (id, events, actions, outbox changes, final (status, series firing/total, reopen_count, severity), incidents)
+
+class Case(NamedTuple):
+    """Events applied in order to no incident, and what they must yield."""
+
+    id: str
+    events: list[AlertEvent]
+    actions: list[Action]  # one per event
+    changes: list[str]  # the outbox rows written, in order
+    final: tuple[str, str, int, str] | None  # the last incident: status, series firing/total, reopen_count, severity
+    incidents: int  # how many incidents the events made
+
+
 CASES = [
     # first firing: opens an incident at the alert's startsAt, one outbox row
-    ("first-firing", [fire(at=2, start=1)], [O], ["opened"], ("open", "1/1", 0, "warning"), 1),
+    Case("first-firing", [fire(at=2, start=1)], actions=[O], changes=["opened"],
+         final=("open", "1/1", 0, "warning"), incidents=1),
     # repeat of a firing alert: counts only, no outbox row
-    ("repeat", [fire(at=0), fire(at=5, start=0), fire(at=10, start=0)], [O, U, U], ["opened"],
-     ("open", "1/1", 0, "warning"), 1),
+    Case("repeat", [fire(at=0), fire(at=5, start=0), fire(at=10, start=0)], actions=[O, U, U], changes=["opened"],
+         final=("open", "1/1", 0, "warning"), incidents=1),
     # a second series of the same kind joins the incident
-    ("second-series", [fire("a", 0), fire("b", 1, instance="2")], [O, ADD], ["opened"], ("open", "2/2", 0, "warning"), 1),
+    Case("second-series", [fire("a", 0), fire("b", 1, instance="2")], actions=[O, ADD], changes=["opened"],
+         final=("open", "2/2", 0, "warning"), incidents=1),
     # partial resolve: one of two series resolves, the incident stays open
-    ("partial-resolve", [fire("a", 0), fire("b", 1), res("a", 5)], [O, ADD, SR], ["opened"],
-     ("open", "1/2", 0, "warning"), 1),
+    Case("partial-resolve", [fire("a", 0), fire("b", 1), res("a", 5)], actions=[O, ADD, SR], changes=["opened"],
+         final=("open", "1/2", 0, "warning"), incidents=1),
     # full resolve: the last series resolves → auto-resolve with one outbox row
-    ("full-resolve", [fire("a", 0), fire("b", 1), res("a", 5), res("b", 7)], [O, ADD, SR, AR], ["opened", "resolved"],
-     ("resolved", "0/2", 0, "warning"), 1),
+    Case("full-resolve", [fire("a", 0), fire("b", 1), res("a", 5), res("b", 7)],
+         actions=[O, ADD, SR, AR], changes=["opened", "resolved"],
+         final=("resolved", "0/2", 0, "warning"), incidents=1),
     # fires again 10 min after auto-resolve (inside the 30 min window) → reopen, a flap
-    ("refire-within-window", [fire("a", 0), res("a", 5), fire("a", 15)], [O, AR, RO], ["opened", "resolved", "reopened"],
-     ("open", "1/1", 1, "warning"), 1),
+    Case("refire-within-window", [fire("a", 0), res("a", 5), fire("a", 15)],
+         actions=[O, AR, RO], changes=["opened", "resolved", "reopened"],
+         final=("open", "1/1", 1, "warning"), incidents=1),
     # fires again 45 min after resolve (outside the window) → a new incident
-    ("refire-after-window", [fire("a", 0), res("a", 5), fire("a", 50)], [O, AR, O], ["opened", "resolved", "opened"],
-     ("open", "1/1", 0, "warning"), 2),
+    Case("refire-after-window", [fire("a", 0), res("a", 5), fire("a", 50)],
+         actions=[O, AR, O], changes=["opened", "resolved", "opened"],
+         final=("open", "1/1", 0, "warning"), incidents=2),
     # out-of-order resolved: a late resolve of the first episode arrives after the second began → ignored
-    ("out-of-order-resolved", [fire("a", 0), res("a", 5), fire("a", 10), res("a", 12, end=5, start=0)],
-     [O, AR, RO, IGN], ["opened", "resolved", "reopened"], ("open", "1/1", 1, "warning"), 1),
+    Case("out-of-order-resolved", [fire("a", 0), res("a", 5), fire("a", 10), res("a", 12, end=5, start=0)],
+         actions=[O, AR, RO, IGN], changes=["opened", "resolved", "reopened"],
+         final=("open", "1/1", 1, "warning"), incidents=1),
     # a resolve stamped to the second, a fraction before the nanosecond start (amtool, Prometheus) → same episode
-    ("resolve-rounded-to-second", [fire("a", 0, start=0.01), res("a", 1, end=0, start=0)], [O, AR],
-     ["opened", "resolved"], ("resolved", "0/1", 0, "warning"), 1),
+    Case("resolve-rounded-to-second", [fire("a", 0, start=0.01), res("a", 1, end=0, start=0)],
+         actions=[O, AR], changes=["opened", "resolved"], final=("resolved", "0/1", 0, "warning"), incidents=1),
     # a late firing copy (started before the series resolved) does not reopen
-    ("late-firing-copy", [fire("a", 0), res("a", 5), fire("a", 6, start=0)], [O, AR, IGN], ["opened", "resolved"],
-     ("resolved", "0/1", 0, "warning"), 1),
+    Case("late-firing-copy", [fire("a", 0), res("a", 5), fire("a", 6, start=0)],
+         actions=[O, AR, IGN], changes=["opened", "resolved"], final=("resolved", "0/1", 0, "warning"), incidents=1),
     # severity escalation: a critical series raises the incident's severity once
-    ("escalation", [fire("a", 0), fire("b", 1, severity="critical"), fire("b", 2, start=1, severity="critical")],
-     [O, ADD, U], ["opened", "escalated"], ("open", "2/2", 0, "critical"), 1),
+    Case("escalation", [fire("a", 0), fire("b", 1, severity="critical"), fire("b", 2, start=1, severity="critical")],
+         actions=[O, ADD, U], changes=["opened", "escalated"], final=("open", "2/2", 0, "critical"), incidents=1),
     # severity never goes down: the critical series resolving leaves the incident critical
-    ("no-de-escalation", [fire("a", 0, severity="CRITICAL"), fire("b", 1, severity="info"), res("a", 3)],
-     [O, ADD, SR], ["opened"], ("open", "1/2", 0, "critical"), 1),
+    Case("no-de-escalation", [fire("a", 0, severity="CRITICAL"), fire("b", 1, severity="info"), res("a", 3)],
+         actions=[O, ADD, SR], changes=["opened"], final=("open", "1/2", 0, "critical"), incidents=1),
     # legacy `state: ok`: alerting opens, ok auto-resolves, alerting again reopens
-    ("legacy-ok", [legacy("alerting", 0), legacy("ok", 4), legacy("alerting", 9)], [O, AR, RO],
-     ["opened", "resolved", "reopened"], ("open", "1/1", 1, "none"), 1),
+    Case("legacy-ok", [legacy("alerting", 0), legacy("ok", 4), legacy("alerting", 9)],
+         actions=[O, AR, RO], changes=["opened", "resolved", "reopened"],
+         final=("open", "1/1", 1, "none"), incidents=1),
     # test notifications never open or touch incidents
-    ("test-notification", [fire(test=True), fire("t", 1, test=True)], [IGN, IGN], [],
-     None, 0),
+    Case("test-notification", [fire(test=True), fire("t", 1, test=True)], actions=[IGN, IGN], changes=[],
+         final=None, incidents=0),
     # a resolved alert with no incident (history starting mid-way) is ignored
-    ("resolved-without-incident", [res("a", 3)], [IGN], [], None, 0),
+    Case("resolved-without-incident", [res("a", 3)], actions=[IGN], changes=[], final=None, incidents=0),
     # missing labels: group_by labels absent count as empty, the incident still opens
-    ("missing-labels", [AlertEvent("z", "firing", {}, {}, m(0))], [O], ["opened"], ("open", "1/1", 0, "none"), 1),
+    Case("missing-labels", [AlertEvent("z", "firing", {}, {}, m(0))], actions=[O], changes=["opened"],
+         final=("open", "1/1", 0, "none"), incidents=1),
     # a missed resolve: a later startsAt on a firing series is a new episode (refire), not a repeat
-    ("missed-resolve", [fire("a", 0), fire("a", 20, start=15)], [O, REF], ["opened"], ("open", "1/1", 0, "warning"), 1),
+    Case("missed-resolve", [fire("a", 0), fire("a", 20, start=15)], actions=[O, REF], changes=["opened"],
+         final=("open", "1/1", 0, "warning"), incidents=1),
     # Alertmanager, end set in the past by a person (API, amtool --end): resolved with startsAt = endsAt
     # before the firing's startsAt; the only episode the series has → the sender's resolve, applied
-    ("am-resolve-with-past-end", [fire("a", 10), res("a", 20, end=5, start=5)], [O, AR], ["opened", "resolved"],
-     ("resolved", "0/1", 0, "warning"), 1),
+    Case("am-resolve-with-past-end", [fire("a", 10), res("a", 20, end=5, start=5)],
+         actions=[O, AR], changes=["opened", "resolved"], final=("resolved", "0/1", 0, "warning"), incidents=1),
     # the same with one series of two: that series resolves, the incident stays open
-    ("am-past-end-one-of-two", [fire("a", 10), fire("b", 11), res("a", 20, end=5, start=5)], [O, ADD, SR], ["opened"],
-     ("open", "1/2", 0, "warning"), 1),
+    Case("am-past-end-one-of-two", [fire("a", 10), fire("b", 11), res("a", 20, end=5, start=5)],
+         actions=[O, ADD, SR], changes=["opened"], final=("open", "1/2", 0, "warning"), incidents=1),
     # end set by hand with a start given too (amtool --start --end): ends after the firing began → applied
-    ("past-start-given", [fire("a", 10), res("a", 20, end=15, start=2)], [O, AR], ["opened", "resolved"],
-     ("resolved", "0/1", 0, "warning"), 1),
+    Case("past-start-given", [fire("a", 10), res("a", 20, end=15, start=2)],
+         actions=[O, AR], changes=["opened", "resolved"], final=("resolved", "0/1", 0, "warning"), incidents=1),
     # a resolve without endsAt whose startsAt predates the firing: nothing earlier known → applied
-    ("no-endsAt-nothing-earlier", [fire("a", 10), AlertEvent("a", "resolved", {**BASE, "severity": "warning"}, {},
-                                                             m(20), starts_at=m(2))], [O, AR], ["opened", "resolved"],
-     ("resolved", "0/1", 0, "warning"), 1),
+    Case("no-endsAt-nothing-earlier",
+         [fire("a", 10), AlertEvent("a", "resolved", {**BASE, "severity": "warning"}, {}, m(20), starts_at=m(2))],
+         actions=[O, AR], changes=["opened", "resolved"], final=("resolved", "0/1", 0, "warning"), incidents=1),
     # late resolve after a missed resolve: the series was seen before its current episode → ignored
-    ("late-resolve-after-refire", [fire("a", 0), fire("a", 20, start=15), res("a", 22, end=10, start=0)],
-     [O, REF, IGN], ["opened"], ("open", "1/1", 0, "warning"), 1),
+    Case("late-resolve-after-refire", [fire("a", 0), fire("a", 20, start=15), res("a", 22, end=10, start=0)],
+         actions=[O, REF, IGN], changes=["opened"], final=("open", "1/1", 0, "warning"), incidents=1),
     # a person ends a flapping series by hand, between its episodes: startsAt = endsAt → the sender's, applied
-    ("past-end-after-reopen", [fire("a", 0), res("a", 5), fire("a", 10), res("a", 20, end=8, start=8)],
-     [O, AR, RO, AR], ["opened", "resolved", "reopened", "resolved"], ("resolved", "0/1", 1, "warning"), 1),
+    Case("past-end-after-reopen", [fire("a", 0), res("a", 5), fire("a", 10), res("a", 20, end=8, start=8)],
+         actions=[O, AR, RO, AR], changes=["opened", "resolved", "reopened", "resolved"],
+         final=("resolved", "0/1", 1, "warning"), incidents=1),
     # the source still fires after the hand-made resolve: the same startsAt comes again → reopens
-    ("past-end-then-fires-again", [fire("a", 10), res("a", 20, end=5, start=5), fire("a", 25, start=10)],
-     [O, AR, RO], ["opened", "resolved", "reopened"], ("open", "1/1", 1, "warning"), 1),
+    Case("past-end-then-fires-again", [fire("a", 10), res("a", 20, end=5, start=5), fire("a", 25, start=10)],
+         actions=[O, AR, RO], changes=["opened", "resolved", "reopened"],
+         final=("open", "1/1", 1, "warning"), incidents=1),
     # a resolve sent again (a retry, an HA peer) is a repeat, not an ignored event
-    ("resolve-repeated", [fire("a", 0), res("a", 5), res("a", 6, end=5, start=0)], [O, AR, U], ["opened", "resolved"],
-     ("resolved", "0/1", 0, "warning"), 1),
+    Case("resolve-repeated", [fire("a", 0), res("a", 5), res("a", 6, end=5, start=0)],
+         actions=[O, AR, U], changes=["opened", "resolved"], final=("resolved", "0/1", 0, "warning"), incidents=1),
     # a resolve with another end for a series already resolved changes nothing
-    ("resolve-of-resolved-series", [fire("a", 0), res("a", 5), res("a", 9, end=9, start=0)], [O, AR, IGN],
-     ["opened", "resolved"], ("resolved", "0/1", 0, "warning"), 1),
+    Case("resolve-of-resolved-series", [fire("a", 0), res("a", 5), res("a", 9, end=9, start=0)],
+         actions=[O, AR, IGN], changes=["opened", "resolved"], final=("resolved", "0/1", 0, "warning"), incidents=1),
     # a resolved alert for a series the incident does not have changes nothing
-    ("resolve-of-unknown-series", [fire("a", 0), res("z", 5)], [O, IGN], ["opened"], ("open", "1/1", 0, "warning"), 1),
+    Case("resolve-of-unknown-series", [fire("a", 0), res("z", 5)], actions=[O, IGN], changes=["opened"],
+         final=("open", "1/1", 0, "warning"), incidents=1),
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_decision_table(case):
-    _, events, actions, changes, final, count = case
-    got_actions, got_changes, state, incidents = run(events)
-    assert got_actions == actions
-    assert got_changes == changes
-    assert len(incidents) == count
-    if final is not None:
-        status, firing, reopens, severity = final
+    got_actions, got_changes, state, incidents = run(case.events)
+    assert got_actions == case.actions
+    assert got_changes == case.changes
+    assert len(incidents) == case.incidents
+    if case.final is not None:
+        status, firing, reopens, severity = case.final
         assert (state.status, f"{state.series_firing}/{len(state.series)}", state.reopen_count, state.severity) == \
             (status, firing, reopens, severity)
 

@@ -9,14 +9,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import func, select
-from typer.testing import CliRunner
 
 from tests.support.asgi import call
-from incidentctl.cli.app import app
 from incidentctl.ingest.receiver.app import Receiver
 from incidentctl.db.schema import incident_events
+from tests.support.cli import invoke
 
-runner = CliRunner()
 T1 = datetime(2026, 12, 6, 4, 22, 53, 784822, tzinfo=timezone.utc)
 LABELS = {"alertname": "DiskAlmostFull", "cluster": "prod-eu", "severity": "critical", "instance": "db-1:9100"}
 FINGERPRINT = "2ba8ab1fb1df2d4c"
@@ -51,16 +49,9 @@ def post(engine, timed_bodies: list[tuple[datetime, bytes]]) -> None:
         receiver.stop()
 
 
-def cli(db_url: str, *args: str) -> str:
-    result = runner.invoke(app, list(args), env={"INCIDENTCTL_DATABASE_URL": db_url, "COLUMNS": "250"},
-                           catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
 def the_incident(db_url: str) -> dict:
-    (incident,) = json.loads(cli(db_url, "list", "--status", "all", "-o", "json"))
-    return json.loads(cli(db_url, "show", str(incident["id"]), "-o", "json"))
+    (incident,) = json.loads(invoke("list", "--status", "all", "-o", "json", db=db_url, check=True).output)
+    return json.loads(invoke("show", str(incident["id"]), "-o", "json", db=db_url, check=True).output)
 
 
 def test_alertmanager_resolve_with_an_end_before_the_firing_start_resolves_the_incident(engine, db_url):
@@ -69,7 +60,7 @@ def test_alertmanager_resolve_with_an_end_before_the_firing_start_resolves_the_i
     t0 = (T1 - timedelta(minutes=10)).replace(microsecond=0)
     resolved_at = T1 + timedelta(seconds=30)
     post(engine, [(T1 + timedelta(seconds=1), am("firing", T1)), (resolved_at, am("resolved", t0, t0))])
-    summary = json.loads(cli(db_url, "process", "-o", "json"))
+    summary = json.loads(invoke("process", "-o", "json", db=db_url, check=True).output)
     assert (summary["opened"], summary["resolved"], summary["ignored"]) == (1, 1, 0)
     shown = the_incident(db_url)
     assert (shown["status"], shown["resolution"], shown["series_firing"]) == ("resolved", "auto", 0)
@@ -77,7 +68,7 @@ def test_alertmanager_resolve_with_an_end_before_the_firing_start_resolves_the_i
     resolve = next(e for e in shown["events"] if e["kind"] == "alert_resolved")
     assert "the sender resolved the firing episode" in resolve["detail"]["reason"]
     assert "resolved" in [e["kind"] for e in shown["events"]]
-    assert json.loads(cli(db_url, "list", "-o", "json")) == []  # nothing left open for ever
+    assert json.loads(invoke("list", "-o", "json", db=db_url, check=True).output) == []  # nothing left open for ever
 
 
 def test_late_resolve_of_an_earlier_episode_is_ignored_and_shown(engine, db_url):
@@ -87,7 +78,7 @@ def test_late_resolve_of_an_earlier_episode_is_ignored_and_shown(engine, db_url)
                   (e0 + timedelta(seconds=1), resolve_e0),
                   (s1 + timedelta(seconds=1), am("firing", s1)),  # fires again: reopens
                   (s1 + timedelta(seconds=40), resolve_e0)])  # the first resolve, delivered again late
-    summary = json.loads(cli(db_url, "process", "-o", "json"))
+    summary = json.loads(invoke("process", "-o", "json", db=db_url, check=True).output)
     assert (summary["opened"], summary["resolved"], summary["reopened"], summary["ignored"]) == (1, 1, 1, 1)
     shown = the_incident(db_url)
     assert (shown["status"], shown["series_firing"]) == ("open", 1)  # the new episode still fires
@@ -95,11 +86,11 @@ def test_late_resolve_of_an_earlier_episode_is_ignored_and_shown(engine, db_url)
     assert ignored["detail"]["status"] == "resolved" and ignored["alert_fingerprint"] == FINGERPRINT
     assert ignored["detail"]["reason"].startswith("late resolve of an earlier episode")
     assert ignored["actor"] == "incidentctl" and ignored["raw_alert_id"] is not None
-    table = cli(db_url, "show", str(shown["id"]))
+    table = invoke("show", str(shown["id"]), db=db_url, env={"COLUMNS": "250"}, check=True).output
     assert "ignored" in table and "late resolve of an earlier episode" in table
     # a rebuild under the same rules writes the same timeline, ignored entry included
-    cli(db_url, "rebuild", "--yes")
-    rebuilt = json.loads(cli(db_url, "show", str(shown["id"]), "-o", "json"))
+    invoke("rebuild", "--yes", db=db_url, check=True)
+    rebuilt = json.loads(invoke("show", str(shown["id"]), "-o", "json", db=db_url, check=True).output)
     assert [{k: e[k] for k in ("kind", "at", "detail", "raw_alert_id")} for e in rebuilt["events"]] == \
         [{k: e[k] for k in ("kind", "at", "detail", "raw_alert_id")} for e in shown["events"]]
 
@@ -111,7 +102,7 @@ def test_repeats_write_no_timeline_entries(engine, db_url):
     firing, resolved = am("firing", T1), am("resolved", T1, end)
     post(engine, [(T1 + timedelta(minutes=n), firing) for n in range(1, 6)]
          + [(end + timedelta(seconds=1), resolved), (end + timedelta(seconds=2), resolved)])
-    summary = json.loads(cli(db_url, "process", "-o", "json"))
+    summary = json.loads(invoke("process", "-o", "json", db=db_url, check=True).output)
     assert (summary["opened"], summary["updated"], summary["resolved"], summary["ignored"]) == (1, 5, 1, 0)
     with engine.connect() as conn:
         kinds = dict(conn.execute(select(incident_events.c.kind, func.count()).group_by(incident_events.c.kind)).all())
@@ -125,6 +116,6 @@ def test_ignored_entries_do_not_depend_on_batches(engine, db_url, batch_size):
     post(engine, [(T1, am("firing", T1)), (T1 + timedelta(minutes=5), am("resolved", T1, T1 + timedelta(minutes=5))),
                   (T1 + timedelta(minutes=6), am("firing", T1)),  # a late copy of the first firing
                   (s1, am("firing", s1))])
-    cli(db_url, "process", "--batch-size", batch_size)
+    invoke("process", "--batch-size", batch_size, db=db_url, check=True)
     kinds = [e["kind"] for e in the_incident(db_url)["events"]]
     assert kinds == ["opened", "alert_firing", "alert_resolved", "resolved", "ignored", "alert_firing", "reopened"]

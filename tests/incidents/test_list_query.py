@@ -10,10 +10,12 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.dialects import mysql
 
+from incidentctl.db.engine import make_engine
+from incidentctl.db.migrations import upgrade
 from incidentctl.incidents.listing import IncidentFilter, list_incidents, list_query
 from incidentctl.db.schema import LABEL_TEXT_MAX, incident_labels, incidents, series_labels
 from incidentctl.incidents.store import label_rows, series_label_rows
-from tests.support.factories import T0
+from tests.support import T0
 
 LONG = "x" * LABEL_TEXT_MAX  # two team values that the label index clips to the same text
 STATUSES = (None, "all", "resolved", "open", "acknowledged")
@@ -100,10 +102,31 @@ CASES = [
 ]
 
 
+_SEEDED: dict[str, tuple] = {}  # backend → (engine, rows): the cases below only read
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _dispose_seeded():
+    yield
+    for engine, _ in _SEEDED.values():
+        engine.dispose()
+    _SEEDED.clear()
+
+
+@pytest.fixture
+def seeded(backend, empty_database_url):
+    """history() in a database of `backend`, inserted once for all the cases of the module."""
+    if backend not in _SEEDED:
+        engine = make_engine(empty_database_url("listing"))
+        upgrade(engine)
+        _SEEDED[backend] = engine, insert(engine, history())
+    return _SEEDED[backend]
+
+
 @pytest.mark.parametrize("limit", [50, 3])
 @pytest.mark.parametrize("filters,why", CASES, ids=[why for _, why in CASES])
-def test_combined_filters_answer_as_a_plain_filter(engine, filters, why, limit):
-    rows = insert(engine, history())
+def test_combined_filters_answer_as_a_plain_filter(seeded, filters, why, limit):
+    engine, rows = seeded
     for status in STATUSES:
         flt = IncidentFilter(status=status, limit=limit, **filters)
         assert [r["title"] for r in list_incidents(engine, flt)] == expected(rows, flt), (why, status)

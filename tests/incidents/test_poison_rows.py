@@ -11,19 +11,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
-from typer.testing import CliRunner
 
 from tests.support.asgi import call
 from incidentctl.incidents import decide as grouping
-from incidentctl.cli.app import app
 from incidentctl.incidents.fingerprint import FINGERPRINT_MAX
 from incidentctl.incidents.decide import decide_row
 from incidentctl.incidents.parsing import PayloadError, parse_body
 from incidentctl.incidents.processor import error_text
 from incidentctl.ingest.receiver.app import Receiver
 from incidentctl.db.schema import grafana_alerts, incident_alerts, incident_events
+from tests.support.cli import invoke
 
-runner = CliRunner()
 RECEIVED = datetime(2026, 5, 4, 3, 2, 1, tzinfo=timezone.utc)
 GROUP_BY = ("alertname", "cluster", "namespace", "service")
 
@@ -59,12 +57,6 @@ POISON = {
 }
 
 
-def cli(db_url: str, *args: str):
-    result = runner.invoke(app, list(args), env={"INCIDENTCTL_DATABASE_URL": db_url, "COLUMNS": "200"},
-                           catch_exceptions=False)
-    return result
-
-
 def raw_rows(engine) -> list[dict]:
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(
@@ -73,7 +65,7 @@ def raw_rows(engine) -> list[dict]:
 
 
 def alertnames(db_url: str) -> list[str]:
-    result = cli(db_url, "list", "--status", "all", "-o", "json")
+    result = invoke("list", "--status", "all", "-o", "json", db=db_url)
     assert result.exit_code == 0, result.output
     return sorted(i["alertname"] for i in json.loads(result.output))
 
@@ -89,7 +81,7 @@ def test_poison_row_between_good_ones_through_receiver_and_process(engine, db_ur
     finally:
         receiver.stop()
 
-    result = cli(db_url, "process", "-o", "json")
+    result = invoke("process", "-o", "json", db=db_url)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert (summary["rows"], summary["opened"], summary["errors"]) == (3, 2, 1)
@@ -98,10 +90,11 @@ def test_poison_row_between_good_ones_through_receiver_and_process(engine, db_ur
     assert before["process_error"] is None and after["process_error"] is None
     assert bad["processed_at"] is not None and bad["process_error"]
     assert "Traceback" not in bad["process_error"]
-    again = cli(db_url, "process", "-o", "json")
+    again = invoke("process", "-o", "json", db=db_url)
     assert json.loads(again.output)["rows"] == 0  # nothing left, nothing retried
     # the what-if reads the same rows and skips the poison one the same way
-    simulated = cli(db_url, "simulate", "--group-by", "alertname", "--since", "2026-01-01T00:00:00Z", "-o", "json")
+    simulated = invoke("simulate", "--group-by", "alertname", "--since", "2026-01-01T00:00:00Z", "-o", "json",
+                       db=db_url)
     assert simulated.exit_code == 0, simulated.output
     assert json.loads(simulated.output)["unparsable_rows"] == 1
 
@@ -109,7 +102,7 @@ def test_poison_row_between_good_ones_through_receiver_and_process(engine, db_ur
 def test_poison_row_in_replay_process(engine, db_url, tmp_path):
     lines = [am("Before"), POISON["surrogate-label"], POISON["long-fingerprint"], am("After")]
     (tmp_path / "history.jsonl").write_bytes(b"\n".join(lines) + b"\n")
-    result = cli(db_url, "replay", str(tmp_path / "history.jsonl"), "--process", "-o", "json")
+    result = invoke("replay", str(tmp_path / "history.jsonl"), "--process", "-o", "json", db=db_url)
     assert result.exit_code == 0, result.output
     processed = json.loads(result.output)["processed"]
     assert (processed["rows"], processed["opened"], processed["errors"]) == (4, 2, 2)
@@ -153,11 +146,11 @@ def test_a_row_failing_half_way_through_its_events_applies_none_of_them(engine, 
                 assert call(receiver, "POST", "/webhook/alertmanager", body).status == 200
         finally:
             receiver.stop()
-        result = cli(db_url, "process", "-o", "json")
+        result = invoke("process", "-o", "json", db=db_url)
         summary = json.loads(result.output)
     else:
         (tmp_path / "h.jsonl").write_bytes(b"\n".join(bodies) + b"\n")
-        result = cli(db_url, "replay", str(tmp_path / "h.jsonl"), "--process", "-o", "json")
+        result = invoke("replay", str(tmp_path / "h.jsonl"), "--process", "-o", "json", db=db_url)
         summary = json.loads(result.output)["processed"]
     assert result.exit_code == 0, result.output
     assert (summary["rows"], summary["alerts"], summary["opened"], summary["errors"]) == (3, 2, 2, 1)
@@ -211,6 +204,7 @@ def _storable(text: str) -> bool:
     return True
 
 
+@pytest.mark.slow  # 400 examples
 @given(st.lists(DOCUMENTS, min_size=1, max_size=6))
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_any_json_document_yields_events_or_a_recorded_error(documents):

@@ -25,6 +25,7 @@ def _reference(rows):
 
 
 @pytest.mark.backends("mysql")
+@pytest.mark.slow
 def test_two_processes_over_20000_rows_equal_one_run(engine, cli_env, incidentctl_bin):
     rows = list(history(series=100, minutes=4700, seed=3))[:20_000]
     assert len(rows) == 20_000
@@ -42,6 +43,7 @@ def test_two_processes_over_20000_rows_equal_one_run(engine, cli_env, incidentct
     assert database_incidents(engine) == expected  # no twins, no double counts
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_rerun_equals_one_run(engine, cli_env, incidentctl_bin):
     rows = list(history(series=60, minutes=1500, seed=5))
     store(engine, rows)

@@ -14,7 +14,8 @@ from incidentctl.incidents.listing import show_incident
 from incidentctl.incidents.model import Rules
 from incidentctl.incidents.processor import backlog
 from incidentctl.db.schema import grafana_alerts, incidents, notifications
-from tests.support.processing import T0, process_all, snapshot, store, store_spaced
+from tests.support import T0
+from tests.support.processing import process_all, snapshot, store, store_spaced
 
 RULES = Rules.configured(load_settings({}))
 
@@ -79,6 +80,7 @@ def test_limit_and_progress(engine):
     assert backlog(engine) == total - 10
 
 
+@pytest.mark.slow  # hundreds of one-row batches, each a commit
 def test_batch_size_does_not_change_the_result(engine, second_engine):
     # Determinism: batch size 1 and 1000 over the same rows give identical incidents, series and events.
     rows = list(history(series=40, minutes=150, seed=7))

@@ -9,23 +9,18 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
-from typer.testing import CliRunner
 
 from tests.support.synthetic_history import history
-from incidentctl.cli.app import app
+from incidentctl.config import load_settings
 from incidentctl.db.migrations import upgrade
 from incidentctl.history.rebuild import rebuild
 from incidentctl.incidents.model import Rules
 from incidentctl.db.schema import incident_alerts, incidents, metadata, schema_migrations, series_labels
-from tests.support.processing import T0, process_all, series_label_index, store, store_spaced
+from tests.support import T0
+from tests.support.cli import invoke
+from tests.support.processing import process_all, series_label_index, store, store_spaced
 
-runner = CliRunner()
 LONG = "v" * 200  # two pod names the index would confuse if it clipped them
-
-
-def cli(db_url, *args):
-    return runner.invoke(app, list(args), env={"INCIDENTCTL_DATABASE_URL": db_url, "USER": "tester",
-                                               "LOGNAME": "tester", "COLUMNS": "200"}, catch_exceptions=False)
 
 
 def body(*pods, cluster="eu1", status="firing", start="2026-01-05T09:00:00Z", end="0001-01-01T00:00:00Z",
@@ -38,7 +33,7 @@ def body(*pods, cluster="eu1", status="firing", start="2026-01-05T09:00:00Z", en
 
 
 def titles(db_url, *args) -> list[int]:
-    result = cli(db_url, "list", "--output", "json", *args)
+    result = invoke("list", "--output", "json", *args, db=db_url)
     assert result.exit_code == 0, result.output
     return [row["id"] for row in json.loads(result.output)]
 
@@ -48,9 +43,9 @@ def pods(db_url, engine):
     """Incident A (eu1): pods a and b, then pod d in a later run; incident B (us1): pod c, and
     pods whose names share their first 200 characters; A has instance 10.0.0.1, B 10.0.0.2."""
     store_spaced(engine, [body("a", "b"), body("c", LONG + "1", cluster="us1", instance="10.0.0.2:9100")])
-    assert cli(db_url, "process").exit_code == 0
+    assert invoke("process", db=db_url).exit_code == 0
     store_spaced(engine, [body("d", start="2026-01-05T09:10:00Z")], start=T0 + timedelta(minutes=10))
-    assert cli(db_url, "process").exit_code == 0
+    assert invoke("process", db=db_url).exit_code == 0
     a, b = titles(db_url, "--status", "all", "--cluster", "eu1") + titles(db_url, "--status", "all", "--cluster", "us1")
     return db_url, a, b
 
@@ -80,7 +75,7 @@ def test_series_labels_combine_with_every_other_filter(pods):
     assert titles(db_url, "--series-label", "pod=a", "--status", "resolved") == []
     assert titles(db_url, "--series-label", "pod=a", "--since", "2026-01-05T09:00:30Z") == []
     assert titles(db_url, "--series-label", "pod=a", "--status", "acknowledged") == []
-    assert cli(db_url, "ack", str(a)).exit_code == 0
+    assert invoke("ack", str(a), db=db_url).exit_code == 0
     assert titles(db_url, "--series-label", "pod=a", "--status", "acknowledged") == [a]
 
 
@@ -89,7 +84,7 @@ def test_a_resolved_incident_keeps_its_series_labels(pods, engine):
     resolved = dict(status="resolved", end="2026-01-05T09:30:00Z")
     store(engine, [(T0 + timedelta(minutes=30), body("a", "b", **resolved)),
                    (T0 + timedelta(minutes=31), body("d", start="2026-01-05T09:10:00Z", **resolved))])
-    assert cli(db_url, "process").exit_code == 0
+    assert invoke("process", db=db_url).exit_code == 0
     assert titles(db_url, "--series-label", "pod=d") == []  # unresolved by default
     assert titles(db_url, "--series-label", "pod=d", "--status", "resolved") == [a]
     assert titles(db_url, "--series-label", "pod=d", "--status", "all", "-o", "json") == [a]
@@ -97,13 +92,13 @@ def test_a_resolved_incident_keeps_its_series_labels(pods, engine):
 
 def test_a_series_with_only_the_common_labels_adds_nothing_and_fails_nothing(db_url, engine):
     store_spaced(engine, [body("a")])
-    assert cli(db_url, "process").exit_code == 0
+    assert invoke("process", db=db_url).exit_code == 0
     # A second series of the same incident without a pod: every label it has is common now.
     alert = {"status": "firing", "startsAt": "2026-01-05T09:05:00Z", "endsAt": "0001-01-01T00:00:00Z",
              "annotations": {}, "labels": {"alertname": "PodCrash", "cluster": "eu1", "namespace": "shop",
                                            "service": "web", "severity": "warning", "instance": "10.0.0.1:9100"}}
     store(engine, [(T0 + timedelta(minutes=5), json.dumps({"version": "4", "alerts": [alert]}).encode())])
-    assert cli(db_url, "process").exit_code == 0
+    assert invoke("process", db=db_url).exit_code == 0
     index, carried = series_label_index(engine)
     assert index == carried and len(index) == 7  # the six common labels and pod=a
     assert titles(db_url, "--series-label", "pod=a") == titles(db_url, "--series-label", "service=web")
@@ -114,7 +109,7 @@ def test_a_series_with_only_the_common_labels_adds_nothing_and_fails_nothing(db_
     ("=x", "not a label filter: '=x'"),
 ])
 def test_a_bad_series_label_is_a_usage_error(db_url, value, message):
-    result = cli(db_url, "list", "--series-label", value)
+    result = invoke("list", "--series-label", value, db=db_url)
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
 

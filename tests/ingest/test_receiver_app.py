@@ -11,13 +11,14 @@ import time
 from datetime import datetime, timezone
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
 from tests.support.asgi import call
 from incidentctl.db.engine import make_engine
 from incidentctl.ingest.receiver.app import Receiver
 from incidentctl.ingest.receiver.auth import AuthPolicy, sign
 from incidentctl.db.schema import grafana_alerts
+from tests.support.factories import count_rows
 
 FIXED = datetime(2026, 5, 4, 3, 2, 1, 123456, tzinfo=timezone.utc)
 GRAFANA = "grafana/grafana9_zulip_firing_3alerts_2rules.json"
@@ -41,11 +42,6 @@ def receiver(engine):
 def rows(engine):
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(select(grafana_alerts).order_by(grafana_alerts.c.id))]
-
-
-def count(engine) -> int:
-    with engine.connect() as conn:
-        return conn.execute(select(func.count()).select_from(grafana_alerts)).scalar_one()
 
 
 def test_fixture_bodies_stored_byte_for_byte_with_their_label(receiver, engine, fixture_bodies):
@@ -104,7 +100,7 @@ def test_body_over_the_limit_is_refused_unread_and_not_stored(receiver, engine):
     streamed = call(receiver, "POST", "/webhook/grafana", chunks=[big[:40_000], big[40_000:]])
     assert (declared.status, streamed.status) == (413, 413)
     assert declared.headers["connection"] == "close"
-    assert count(engine) == 0
+    assert count_rows(engine, grafana_alerts) == 0
     assert call(receiver, "POST", "/webhook/grafana", b"x" * 64 * 1024).status == 400  # at the limit: kept
 
 
@@ -149,7 +145,7 @@ def test_auth_refusals_are_401_and_not_stored(engine, fixture_bodies):
         assert (missing.status, wrong.status, right.status) == (401, 401, 200)
         assert missing.headers["www-authenticate"] == 'Basic realm="incidentctl"'
         assert "pw" not in wrong.body.decode().replace("wrong", "")
-        assert count(engine) == 1
+        assert count_rows(engine, grafana_alerts) == 1
     finally:
         receiver.stop()
 
@@ -338,7 +334,7 @@ def test_the_same_signed_request_twice_in_one_group_is_stored_once(engine, fixtu
         receiver.stop()
     assert [a.status for a in answers] == [200, 200, 200]
     assert sorted("duplicate" in a.json() for a in answers) == [False, True, True]
-    assert count(engine) == 1
+    assert count_rows(engine, grafana_alerts) == 1
 
 
 def test_without_a_timestamp_identical_signed_bodies_are_each_stored(engine, fixture_bodies):
@@ -349,7 +345,7 @@ def test_without_a_timestamp_identical_signed_bodies_are_each_stored(engine, fix
     try:
         headers = {"x-grafana-alerting-signature": sign("hmac-key-123", body)}
         assert [call(receiver, "POST", "/webhook/grafana", body, headers).status for _ in range(2)] == [200, 200]
-        assert count(engine) == 2
+        assert count_rows(engine, grafana_alerts) == 2
     finally:
         receiver.stop()
 

@@ -16,7 +16,8 @@ from incidentctl.notify.delivery import CLAIM_LEASE, DELIVERY_LOG_KEEP, backoff_
 from incidentctl.notify.routes import Route
 from incidentctl.db.schema import deliveries
 from incidentctl.notify.slack import send
-from tests.support.factories import T0, add_change, add_incident, add_incidents_with_changes, outbox_rows
+from tests.support import T0
+from tests.support.factories import add_change, add_incident, add_incidents_with_changes, outbox_rows
 from tests.support.slack_fake import FakeSlack
 
 NOW = T0 + timedelta(minutes=1)

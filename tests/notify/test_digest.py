@@ -9,7 +9,7 @@ import pytest
 
 from incidentctl.notify.digest import (MAX_BLOCKS, MAX_TEXT, Change, World, build_digest, entries, escape, identity,
                                 limit_violations, link)
-from tests.support.factories import T0
+from tests.support import T0
 
 NOW = T0 + timedelta(hours=1)
 

@@ -7,25 +7,16 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from typer.testing import CliRunner
 
-from incidentctl.cli.app import app
+from tests.support.cli import invoke
 from tests.support.processing import store
 from tests.support.slack_fake import FakeSlack
-
-runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
 def slack():
     with FakeSlack() as fake:
         yield fake
-
-
-def cli(env, *args):
-    result = runner.invoke(app, list(args), env=env, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def body(labels: dict, start: datetime) -> bytes:
@@ -46,11 +37,11 @@ def test_notify_digest_identifies_orders_and_counts(db_url, engine, slack):
                       "severity": "warning"}, start)),
     ])
     env = {"INCIDENTCTL_DATABASE_URL": db_url, "SLACK_WEBHOOK_URL": slack.url("ok"), "USER": "tester"}
-    cli(env, "process")
-    listed = {r["alertname"]: r["id"] for r in json.loads(cli(env, "list", "-o", "json"))}
-    cli(env, "ack", str(listed["DiskFull"]), "--by", "alice")  # before the digest goes out
+    invoke("process", env=env, check=True)
+    listed = {r["alertname"]: r["id"] for r in json.loads(invoke("list", "-o", "json", env=env, check=True).output)}
+    invoke("ack", str(listed["DiskFull"]), "--by", "alice", env=env, check=True)  # before the digest goes out
     sent_before = len(slack.bodies("ok"))
-    assert "sent 4 change(s)" in cli(env, "notify")
+    assert "sent 4 change(s)" in invoke("notify", env=env, check=True).output
     (message,) = slack.bodies("ok")[sent_before:]
 
     assert message["blocks"][0]["text"]["text"] == "incidentctl: 2 new · 1 acknowledged"

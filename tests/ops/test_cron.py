@@ -5,12 +5,12 @@ from __future__ import annotations
 import configparser
 import re
 import shlex
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 from tests.support import ROOT
+from tests.support.cli import invoke
 
 CRON = ROOT / "cron"
 CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$")
@@ -101,10 +101,10 @@ def test_files_name_the_expected_commands():
 
 
 @pytest.mark.parametrize("command", sorted(named_commands()), ids=" ".join)
-def test_named_command_exists(command, incidentctl_bin):
-    proc = subprocess.run([incidentctl_bin, *command, "--help"], capture_output=True, text=True, timeout=60)
-    if proc.returncode != 0 and len(command) == 2:
+def test_named_command_exists(command):
+    result = invoke(*command, "--help")
+    if result.exit_code != 0 and len(command) == 2:
         # the second word was an argument, not a subcommand: the command itself must exist
-        proc = subprocess.run([incidentctl_bin, command[0], "--help"], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, f"`incidentctl {shlex.join(command)}` does not exist: {proc.stderr}"
-    assert "Usage:" in proc.stdout
+        result = invoke(command[0], "--help")
+    assert result.exit_code == 0, f"`incidentctl {shlex.join(command)}` does not exist: {result.stderr}"
+    assert "Usage:" in result.stdout

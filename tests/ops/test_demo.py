@@ -3,28 +3,30 @@
 from __future__ import annotations
 
 import os
-import subprocess
 
+import pytest
 from sqlalchemy import select
 
 from incidentctl.db.engine import make_engine
 from incidentctl.db.schema import grafana_alerts, incidents, notifications
+from tests.support.cli import run_cli
 from tests.support.slack_fake import FakeSlack
+
+pytestmark = pytest.mark.slow
 
 STORY = "2 new · 1 resolved"  # per incident: the crash loop flapped, DiskAlmostFull came and went
 
 
-def run_demo(incidentctl_bin, tmp_path, **env_extra):
+def run_demo(tmp_path, **env_extra):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("INCIDENTCTL_", "DB_", "SLACK_")) and k not in ("COLUMNS", "LINES")}
     env.update(HOME=str(tmp_path), **env_extra)
-    run = subprocess.run([incidentctl_bin, "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr
+    run = run_cli("demo", cwd=tmp_path, env=env, check=True)
     return run.stdout, make_engine(f"sqlite+pysqlite:///{tmp_path / '.demo' / 'incidentctl.db'}")
 
 
-def test_demo_receives_processes_and_shows_the_digest_it_would_send(incidentctl_bin, tmp_path):
-    out, engine = run_demo(incidentctl_bin, tmp_path)
+def test_demo_receives_processes_and_shows_the_digest_it_would_send(tmp_path):
+    out, engine = run_demo(tmp_path)
     assert "→ 202" in out and out.count("→ 200") == 8
     # the story: HighLatency escalated to critical, DiskAlmostFull auto-resolved, the crash loop flapped
     assert "processed 9 rows, 12 alerts, 3 opened, 6 updated, 1 reopened, 2 resolved, 0 ignored, 1 errors" in out
@@ -43,9 +45,9 @@ def test_demo_receives_processes_and_shows_the_digest_it_would_send(incidentctl_
     assert set(states) == {"pending"}  # a dry run marks nothing
 
 
-def test_demo_sends_the_digest_when_slack_is_configured(incidentctl_bin, tmp_path):
+def test_demo_sends_the_digest_when_slack_is_configured(tmp_path):
     with FakeSlack() as slack:
-        out, engine = run_demo(incidentctl_bin, tmp_path, SLACK_WEBHOOK_URL=slack.url("ok"))
+        out, engine = run_demo(tmp_path, SLACK_WEBHOOK_URL=slack.url("ok"))
         (message,) = slack.bodies("ok")
     assert message["text"].startswith(f"incidentctl: {STORY}")
     assert "sending" in out and "/services/ok" not in out  # the webhook URL is a secret

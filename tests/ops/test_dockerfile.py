@@ -139,6 +139,7 @@ class _Health(BaseHTTPRequestHandler):
     (200, 0),  # healthy receiver: healthy container
     (503, 1),  # database down: /health answers 503, the container is unhealthy
 ])
+@pytest.mark.slow
 def test_healthcheck_command_tells_healthy_from_unhealthy(status, exit_code):
     args = dict(DOCKERFILE)["HEALTHCHECK"]
     command = exec_form(args.split("CMD", 1)[1].strip())

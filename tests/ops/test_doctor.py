@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from typer.testing import CliRunner
 
-from incidentctl.cli import app
 from incidentctl.config import load_settings
 from incidentctl.db.engine import make_engine
 from incidentctl.ops.doctor import Thresholds, doctor, level_for_age
 from incidentctl.db.schema import deliveries, grafana_alerts, incidents, notifications, silences
+from tests.support.cli import invoke, run_cli
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 MIN = timedelta(minutes=1)
@@ -181,7 +179,7 @@ def test_exposed_receiver_without_auth_warns():
 
 def test_cli_json_masks_secrets_and_exit_code_follows_the_worst_level(engine, cli_env):
     env = {**cli_env, "SLACK_WEBHOOK_URL": SLACK, "INCIDENTCTL_AUTH_BEARER_TOKEN": "very-secret-bearer-token"}
-    result = CliRunner().invoke(app, ["doctor", "--output", "json"], env=env)
+    result = invoke("doctor", "--output", "json", env=env)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["level"] == "ok" and report["exit_code"] == 0
@@ -190,14 +188,14 @@ def test_cli_json_masks_secrets_and_exit_code_follows_the_worst_level(engine, cl
     assert set(config["secrets_set"]) == {"database_url", "slack_webhook_url", "auth_bearer_token"}
     with engine.begin() as conn:
         _raw(conn, datetime.now(timezone.utc) - 30 * MIN, processed=False)
-    result = CliRunner().invoke(app, ["doctor"], env=env)
+    result = invoke("doctor", env=env)
     assert result.exit_code == 1 and "backlog" in result.stdout and "exit 1" in result.stdout
 
 
-def test_console_script_exit_code_for_monitoring(cli_env, incidentctl_bin):
+@pytest.mark.slow
+def test_console_script_exit_code_for_monitoring(cli_env):
     env = {**cli_env, "INCIDENTCTL_DATABASE_URL": "mysql+pymysql://root@127.0.0.1:1/nothing"}
-    done = subprocess.run([incidentctl_bin, "doctor", "-o", "json"], env=env, capture_output=True, text=True,
-                          timeout=60)
+    done = run_cli("doctor", "-o", "json", env=env)
     assert done.returncode == 3 and json.loads(done.stdout)["checks"][1]["level"] == "error"
 
 
@@ -213,7 +211,7 @@ def test_body_limit_says_whether_the_database_can_store_the_largest_body(cli_env
     # MariaDB's default max_allowed_packet (16 MiB) holds the default 10 MiB limit, not 20 MiB;
     # SQLite has no packet limit.
     def body_limit(max_body: str):
-        result = CliRunner().invoke(app, ["doctor", "-o", "json"], env={**cli_env, "INCIDENTCTL_MAX_BODY_BYTES": max_body})
+        result = invoke("doctor", "-o", "json", env={**cli_env, "INCIDENTCTL_MAX_BODY_BYTES": max_body})
         report = json.loads(result.stdout)
         return result.exit_code, next(c for c in report["checks"] if c["name"] == "body_limit")
 

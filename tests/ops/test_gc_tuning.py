@@ -57,6 +57,7 @@ def _cyclic_garbage(run) -> list:
         gc.garbage.clear()
 
 
+@pytest.mark.slow  # a replay of a synthetic history, twice
 def test_replay_with_processing_leaves_no_cyclic_garbage_per_batch(engine, second_engine, tmp_path):
     # The collector runs rarely in batch jobs (batch_collection), so garbage in reference cycles
     # made per batch would pile up: SQL statements built per call with IN lists of thousands of

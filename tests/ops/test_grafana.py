@@ -17,11 +17,10 @@ from decimal import Decimal
 import pytest
 import yaml
 from sqlalchemy import create_engine
-from typer.testing import CliRunner
 
+from tests.support.cli import invoke
 from tests.support.grafana_mysql import MacroError, expand, fixed_range, variable_values
 from incidentctl.ops import grafana
-from incidentctl.cli import app
 from incidentctl.config import SETTINGS
 from incidentctl.db.schema import deliveries, grafana_alerts, incidents, notifications
 
@@ -85,20 +84,19 @@ def test_provisioning_files_match_the_dashboard_and_the_receiver():
 
 
 def test_cli_prints_each_file_and_takes_a_contact_point_url():
-    runner = CliRunner()
-    result = runner.invoke(app, ["grafana", "dashboard"])
+    result = invoke("grafana", "dashboard")
     assert result.exit_code == 0 and json.loads(result.stdout)["uid"] == "incidentctl-sre"
-    result = runner.invoke(app, ["grafana", "datasource"])
+    result = invoke("grafana", "datasource")
     assert result.exit_code == 0 and result.stdout == grafana.read(grafana.DATASOURCE)
-    result = runner.invoke(app, ["grafana", "provider"])
+    result = invoke("grafana", "provider")
     assert result.exit_code == 0 and "providers:" in result.stdout
     url = "https://alerts.example.com:8443/webhook/grafana?team=sre#x"
-    result = runner.invoke(app, ["grafana", "contact-point", "--url", url])
+    result = invoke("grafana", "contact-point", "--url", url)
     assert result.exit_code == 0
     receiver = yaml.safe_load(result.stdout)["contactPoints"][0]["receivers"][0]
     assert receiver["settings"]["url"] == url
     # A URL that is not http(s) is a usage error, and nothing is printed to stdout.
-    result = runner.invoke(app, ["grafana", "contact-point", "--url", "incidentctl:9080"])
+    result = invoke("grafana", "contact-point", "--url", "incidentctl:9080")
     assert result.exit_code == 2 and "not an absolute http(s) URL" in result.output
 
 

@@ -7,14 +7,14 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import func, select
-from typer.testing import CliRunner
+from sqlalchemy import select
 
-from incidentctl.cli import app
 from incidentctl.config import load_settings
 from incidentctl.errors import ConfigError
 from incidentctl.ops.retention import purge
 from incidentctl.db.schema import grafana_alerts, incident_events, incidents
+from tests.support.cli import invoke
+from tests.support.factories import count_rows
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 DAY = timedelta(days=1)
@@ -68,9 +68,8 @@ def test_purge_deletes_old_processed_rows_and_keeps_unprocessed_and_open_inciden
     assert (summary.deleted, summary.kept_unprocessed, summary.kept_open) == (4, 1, 2)
     assert summary.cutoff == NOW - 90 * DAY and summary.bytes > 0 and summary.bytes == preview.bytes
     assert _ids(engine) == kept
-    with engine.connect() as conn:  # incidents and their timelines stay, even the resolved one
-        assert conn.execute(select(func.count()).select_from(incidents)).scalar_one() == 3
-        assert conn.execute(select(func.count()).select_from(incident_events)).scalar_one() == 3
+    # incidents and their timelines stay, even the resolved one
+    assert count_rows(engine, incidents) == 3 and count_rows(engine, incident_events) == 3
     assert purge(engine, 90 * DAY, NOW).deleted == 0  # running again finds nothing
 
 
@@ -114,16 +113,15 @@ def test_purge_older_than_setting():
 def test_purge_command(engine, db_url, cli_env):
     now = datetime.now(timezone.utc)
     doomed, kept = _seed(engine, now)
-    runner = CliRunner()
-    result = runner.invoke(app, ["purge", "--older-than", "90d", "--dry-run", "--output", "json"], env=cli_env)
+    result = invoke("purge", "--older-than", "90d", "--dry-run", "--output", "json", env=cli_env)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert (report["deleted"], report["dry_run"], report["kept_open"]) == (4, True, 2)
-    result = runner.invoke(app, ["purge", "--older-than", "90d", "--batch-size", "2"], env=cli_env)
+    result = invoke("purge", "--older-than", "90d", "--batch-size", "2", env=cli_env)
     assert result.exit_code == 0 and "deleted 4 raw rows" in result.stdout and "in 3 batches" in result.stdout
     assert _ids(engine) == kept
     # The setting stands in for --older-than.
-    result = runner.invoke(app, ["purge", "-o", "json"], env={**cli_env, "INCIDENTCTL_PURGE_OLDER_THAN": "30d"})
+    result = invoke("purge", "-o", "json", env={**cli_env, "INCIDENTCTL_PURGE_OLDER_THAN": "30d"})
     assert result.exit_code == 0 and json.loads(result.stdout)["deleted"] == 1  # the 89-day-old row
 
 
@@ -134,6 +132,6 @@ def test_purge_command(engine, db_url, cli_env):
 ])
 def test_purge_command_usage_errors_delete_nothing(engine, cli_env, args, message):
     doomed, kept = _seed(engine, datetime.now(timezone.utc))
-    result = CliRunner().invoke(app, args, env=cli_env)
+    result = invoke(*args, env=cli_env)
     assert result.exit_code == 2 and message in result.output
     assert _ids(engine) == set(doomed) | kept

@@ -1,49 +1,55 @@
-"""Test helpers: incidents, series and outbox rows inserted directly with SQLAlchemy Core."""
+"""Test helpers: incidents, series and outbox rows written directly with SQLAlchemy Core (incidents
+and series through the processor's own row mappers), and rows counted or read back."""
 
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timedelta, timezone
+from contextlib import nullcontext
+from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, Table, func, select
 
 from incidentctl.db.schema import incident_alerts, incidents, notifications
+from incidentctl.incidents.decide import IncidentState, SeriesState
+from incidentctl.incidents.store import incident_row, series_row
+from tests.support import T0
 
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 _seq = itertools.count(1)
+_GROUP_BY = ("alertname", "cluster", "namespace", "service")
 
 
-def add_incident(engine: Engine, *, title: str = "HighCPU on api", severity: str = "critical",
+def _writing(db: Engine | Connection):
+    """A transaction of its own on an engine; on a connection, the caller's."""
+    return db.begin() if isinstance(db, Engine) else nullcontext(db)
+
+
+def add_incident(db: Engine | Connection, *, title: str = "HighCPU on api", severity: str = "critical",
                  status: str = "open", opened_at: datetime = T0, labels: dict | None = None,
                  links: dict | None = None, **extra) -> int:
-    """An incident with one firing series; returns its id."""
+    """An incident with one series, firing unless the incident is resolved; returns its id.
+    links: by kind (generator, dashboard, panel, silence, image); extra: more IncidentState fields."""
     n = next(_seq)
     labels = {"alertname": "HighCPU", "cluster": "prod", "namespace": "web", "service": "api",
               "severity": severity, **(labels or {})}
     fp = f"fp{n:06d}"
-    row = dict(fingerprint=fp, active_key=None if status == "resolved" else fp, status=status, title=title,
-               severity=severity, alertname=labels.get("alertname"), cluster=labels.get("cluster"),
-               namespace=labels.get("namespace"), service=labels.get("service"),
-               group_labels={k: labels.get(k, "") for k in ("alertname", "cluster", "namespace", "service")},
-               common_labels=labels, opened_at=opened_at, last_alert_at=opened_at, alert_count=1,
-               series_count=1, series_firing=0 if status == "resolved" else 1, reopen_count=0)
-    row.update(extra)
-    links = links or {}
-    with engine.begin() as conn:
-        iid = conn.execute(incidents.insert().values(**row)).inserted_primary_key[0]
-        conn.execute(incident_alerts.insert().values(
-            incident_id=iid, alert_fingerprint=f"a{fp}", status="resolved" if status == "resolved" else "firing",
-            severity=severity, labels=labels, annotations={"summary": title},
-            generator_url=links.get("rule"), dashboard_url=links.get("dashboard"), panel_url=links.get("panel"),
-            silence_url=links.get("silence"), starts_at=opened_at, last_event_at=opened_at,
-            first_seen_at=opened_at, last_seen_at=opened_at, times_seen=1))
+    series = SeriesState(f"a{fp}", "resolved" if status == "resolved" else "firing", severity, labels,
+                         {"summary": title}, links or {}, starts_at=opened_at, ends_at=None,
+                         last_event_at=opened_at, first_seen_at=opened_at, last_seen_at=opened_at)
+    state = IncidentState(fp, status, title, severity, labels.get("alertname"), labels.get("cluster"),
+                          labels.get("namespace"), labels.get("service"),
+                          group_labels={k: labels.get(k, "") for k in _GROUP_BY}, common_labels=labels,
+                          opened_at=opened_at, last_alert_at=opened_at, alert_count=1,
+                          series={series.fingerprint: series}, **extra)
+    with _writing(db) as conn:
+        iid = conn.execute(incidents.insert().values(**incident_row(state))).inserted_primary_key[0]
+        conn.execute(incident_alerts.insert().values(**series_row(iid, series)))
     return iid
 
 
-def add_change(engine: Engine, incident_id: int, change: str = "opened", *, severity: str = "critical",
+def add_change(db: Engine | Connection, incident_id: int, change: str = "opened", *, severity: str = "critical",
                created_at: datetime = T0, reason: str | None = None) -> int:
     """A pending outbox row as the processor writes it; returns its id."""
-    with engine.begin() as conn:
+    with _writing(db) as conn:
         return conn.execute(notifications.insert().values(
             incident_id=incident_id, change=change, reason=reason, severity=severity, created_at=created_at,
             state="pending", attempts=0)).inserted_primary_key[0]
@@ -51,13 +57,24 @@ def add_change(engine: Engine, incident_id: int, change: str = "opened", *, seve
 
 def add_incidents_with_changes(engine: Engine, n: int, *, change: str = "opened", severity: str = "critical",
                                created_at: datetime = T0) -> list[int]:
+    """n incidents opened 5 minutes before created_at, each with a pending change; returns the changes' ids."""
     ids = []
-    for i in range(n):
-        iid = add_incident(engine, title=f"Incident {i}", severity=severity, opened_at=created_at - timedelta(minutes=5))
-        ids.append(add_change(engine, iid, change, severity=severity, created_at=created_at))
+    with engine.begin() as conn:  # one transaction: hundreds of commits would dominate the test
+        for i in range(n):
+            iid = add_incident(conn, title=f"Incident {i}", severity=severity, opened_at=created_at - timedelta(minutes=5))
+            ids.append(add_change(conn, iid, change, severity=severity, created_at=created_at))
     return ids
 
 
 def outbox_rows(engine: Engine) -> dict[int, dict]:
     with engine.connect() as conn:
         return {r.id: dict(r._mapping) for r in conn.execute(select(notifications))}
+
+
+def count_rows(engine: Engine, table: Table, where=None) -> int:
+    """How many rows `table` holds; where: a SQLAlchemy condition they must meet."""
+    query = select(func.count()).select_from(table)
+    if where is not None:
+        query = query.where(where)
+    with engine.connect() as conn:
+        return conn.execute(query).scalar_one()

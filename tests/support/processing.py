@@ -12,8 +12,7 @@ from sqlalchemy import Engine, select
 from incidentctl.ingest.archive import insert_raw_alerts, raw_alert
 from incidentctl.db.schema import (incident_alerts, incident_events, incidents, label_key, metadata, notifications,
                                series_labels)
-
-T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+from tests.support import T0
 
 
 def store(engine: Engine, bodies: Iterable[tuple[datetime, bytes]], source: str | None = None) -> list[int]:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Iterator
 
 from incidentctl.incidents.fingerprint import label_fingerprint
+from tests.support import T0
 
-T0 = datetime(2026, 2, 1, tzinfo=timezone.utc)
 ALERTNAMES = ("HighLatency", "HighErrorRate", "PodCrashLooping", "DiskFull", "CPUThrottling", "MemoryPressure",
               "KubeJobFailed", "TargetDown", "CertificateExpiry", "QueueBacklog")
 SEVERITIES = ("critical", "warning", "warning", "info", "error")

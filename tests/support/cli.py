@@ -1,0 +1,54 @@
+"""Running incidentctl in tests: in this process through typer's CliRunner (`invoke`), or as the
+installed console script in a new process (`run_cli`; a test doing that is marked slow)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from typing import Mapping
+
+from typer.testing import CliRunner, Result
+
+from incidentctl.cli import app
+
+_runner = CliRunner()
+
+
+def db_env(db_url: str, **extra: str) -> dict[str, str]:
+    """Environment for a command on db_url, as a person named tester at a 200-column terminal
+    (actors and table widths do not depend on who runs the tests, or where)."""
+    return {"INCIDENTCTL_DATABASE_URL": db_url, "USER": "tester", "LOGNAME": "tester", "COLUMNS": "200", **extra}
+
+
+def invoke(*args: str, db: str | None = None, env: Mapping[str, str] | None = None, check: bool = False,
+           **kw) -> Result:
+    """`incidentctl ARGS` in this process; db: a database URL, run with db_env(db); env: laid over
+    that and os.environ. An exception the command does not turn into an exit code propagates (pass
+    catch_exceptions=True to get it in the result). check: assert that it exited 0."""
+    if db is not None:
+        env = {**db_env(db), **(env or {})}
+    kw.setdefault("catch_exceptions", False)
+    result = _runner.invoke(app, list(args), env=env, **kw)
+    if check:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+def console_script() -> str:
+    """The installed `incidentctl` of this virtualenv."""
+    path = shutil.which("incidentctl", path=os.path.dirname(sys.executable))
+    assert path, "incidentctl console script not installed in the test environment"
+    return path
+
+
+def run_cli(*args: str, env: Mapping[str, str], check: bool = False, text: bool = True, timeout: float = 120,
+            **kw) -> subprocess.CompletedProcess:
+    """`incidentctl ARGS` through the console script, output captured; env replaces the environment.
+    check: assert that it exited 0."""
+    done = subprocess.run([console_script(), *args], env=dict(env), capture_output=True, text=text,
+                          timeout=timeout, **kw)
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
