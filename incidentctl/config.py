@@ -48,6 +48,14 @@ def _optional_seconds(raw: str) -> float:
     return _seconds(raw)
 
 
+def _severity_name(raw: str) -> str:
+    """A severity a threshold can wait for, or empty (off)."""
+    value = raw.strip().lower()
+    if value not in ("", "critical", "error", "warning", "info"):
+        raise ValueError(f"expected critical, error, warning or info, got {raw!r}")
+    return value
+
+
 def _size(raw: str) -> int:
     text = raw.strip().upper()
     for suffix, factor in (("GIB", 1 << 30), ("MIB", 1 << 20), ("KIB", 1 << 10), ("B", 1)):
@@ -117,6 +125,13 @@ SETTINGS: tuple[Setting, ...] = (
             "Slack incoming webhook of the default route.", secret=True),
     Setting("slack_timeout", "INCIDENTCTL_SLACK_TIMEOUT", 10.0, _seconds,
             "Timeout of one request to Slack."),
+    Setting("notify_after", "INCIDENTCTL_NOTIFY_AFTER", 0.0, _optional_seconds,
+            "Default route: announce an incident only once it has fired this long (e.g. 5m); 0 or empty: at "
+            "once. [[routes]] take `notify_after` of their own. See docs/SLACK.md, thresholds."),
+    Setting("notify_min_alerts", "INCIDENTCTL_NOTIFY_MIN_ALERTS", 0, int,
+            "Default route: … or once it holds this many distinct alerts; 0: off."),
+    Setting("notify_min_severity", "INCIDENTCTL_NOTIFY_MIN_SEVERITY", "", _severity_name,
+            "Default route: … or once it reaches this severity (critical, error, warning, info); empty: off."),
     # Scheduler
     Setting("process_interval", "INCIDENTCTL_PROCESS_INTERVAL", 15.0, _seconds,
             "How often `run` processes new alerts."),

@@ -8,6 +8,11 @@ first whose conditions all hold takes the change, else the default route does:
     webhook_url = "https://hooks.slack.com/services/T000/B000/XXXX"
     severity = ["critical"]             # optional: any of these severities
     match = { cluster = "prod-eu" }     # optional: every label equal
+    notify_after = "5m"                 # optional thresholds (notify/thresholds.py): announce an
+    notify_min_alerts = 3               # incident once any one is reached
+    notify_min_severity = "critical"
+
+The default route's thresholds are the settings of the same names.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any, Mapping, Sequence
 
 from incidentctl.config import ConfigError, Settings
 from incidentctl.notify.slack import mask_url
+from incidentctl.notify.thresholds import KEYS as THRESHOLD_KEYS, Threshold, threshold_settings
 
 DEFAULT_ROUTE = "default"
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -29,6 +35,7 @@ class Route:
     webhook_url: str = field(repr=False)
     severities: frozenset[str] = frozenset()  # empty: any
     match: Mapping[str, str] = field(default_factory=dict)  # empty: any
+    threshold: Threshold | None = None  # announce an incident only once it reached this
 
     def accepts(self, severity: str, labels: Mapping[str, Any]) -> bool:
         if self.severities and severity not in self.severities:
@@ -37,8 +44,11 @@ class Route:
 
     def describe(self) -> dict:
         """The route for people: webhook masked."""
-        return {"name": self.name, "webhook": mask_url(self.webhook_url), "severity": sorted(self.severities),
-                "match": dict(self.match)}
+        described = {"name": self.name, "webhook": mask_url(self.webhook_url), "severity": sorted(self.severities),
+                     "match": dict(self.match)}
+        if self.threshold:
+            described["threshold"] = self.threshold.describe()
+        return described
 
 
 def load_routes(settings: Settings) -> list[Route]:
@@ -51,7 +61,7 @@ def load_routes(settings: Settings) -> list[Route]:
     if len(set(names)) != len(names) or DEFAULT_ROUTE in names:
         raise ConfigError(f"config file: route names must be unique and not {DEFAULT_ROUTE!r}: {names}")
     if settings.slack_webhook_url:
-        routes.append(Route(DEFAULT_ROUTE, settings.slack_webhook_url))
+        routes.append(Route(DEFAULT_ROUTE, settings.slack_webhook_url, threshold=default_threshold(settings)))
     return routes
 
 
@@ -59,7 +69,7 @@ def _route(i: int, raw: Any) -> Route:
     where = f"config file: routes[{i}]"
     if not isinstance(raw, dict):
         raise ConfigError(f"{where} must be a table")
-    unknown = set(raw) - {"name", "webhook_url", "severity", "match"}
+    unknown = set(raw) - {"name", "webhook_url", "severity", "match", *THRESHOLD_KEYS}
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
     name, url = raw.get("name", ""), raw.get("webhook_url", "")
@@ -73,7 +83,13 @@ def _route(i: int, raw: Any) -> Route:
     match = raw.get("match", {})
     if not isinstance(severity, list) or not isinstance(match, dict):
         raise ConfigError(f"{where} ({name}): `severity` is a list, `match` a table")
-    return Route(name, url, frozenset(str(s) for s in severity), {str(k): str(v) for k, v in match.items()})
+    return Route(name, url, frozenset(str(s) for s in severity), {str(k): str(v) for k, v in match.items()},
+                 threshold_settings(raw, f"{where} ({name})"))
+
+
+def default_threshold(settings: Settings) -> Threshold | None:
+    """The default route's threshold: the notify_after / notify_min_alerts / notify_min_severity settings."""
+    return threshold_settings({key: getattr(settings, key) for key in THRESHOLD_KEYS}, "settings")
 
 
 def route_for(routes: Sequence[Route], severity: str, labels: Mapping[str, Any]) -> Route | None:
