@@ -46,7 +46,7 @@ class RecurringWindow:
         return self.minutes * (7 if self.day is None else 1) / WEEK_MINUTES
 
     def __str__(self) -> str:
-        end = (self.start + self.minutes) % DAY_MINUTES
+        end = (self.start + self.minutes) % DAY_MINUTES or (DAY_MINUTES if self.start == 0 else 0)
         when = "daily" if self.day is None else DAYS[self.day]
         return f"{when} {self.start // 60:02d}:{self.start % 60:02d}-{end // 60:02d}:{end % 60:02d} UTC"
 
@@ -58,10 +58,10 @@ def parse_window(text: str) -> RecurringWindow:
     if not match:
         raise ValueError(f"not a recurring window: {text!r} (use e.g. 'daily 02:00-04:00' or 'Sun 03:00-05:00')")
     when, h1, m1, h2, m2 = match.group(1).lower(), *(int(g) for g in match.groups()[1:5])
-    if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59:
+    if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59 or (h2 == 24 and m2):
         raise ValueError(f"not a time of day in {text!r}")
     start, end = h1 * 60 + m1, h2 * 60 + m2
-    minutes = (end - start) % DAY_MINUTES
+    minutes = (end - start) % DAY_MINUTES or (DAY_MINUTES if end > start else 0)  # 00:00-24:00: all day
     if minutes == 0:
         raise ValueError(f"empty window: {text!r}")
     day = None if when == "daily" else [d.lower() for d in DAYS].index(when)
