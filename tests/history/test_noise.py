@@ -15,10 +15,8 @@ from incidentctl.cli import app
 from incidentctl.config import load_settings
 from incidentctl.db.schema import incidents, notifications
 from incidentctl.history.noise import build_noise
-from incidentctl.incidents.listing import transition
-from incidentctl.incidents.processor import process_pending
-from tests.support.noisy_history import END, START, acknowledgements, noisy_history
-from tests.support.processing import checksums, store
+from tests.support.noisy_history import END, START, load
+from tests.support.processing import checksums
 
 SINCE, UNTIL = START - timedelta(hours=1), END + timedelta(days=1)
 WINDOW = ["--since", SINCE.isoformat(), "--until", UNTIL.isoformat()]
@@ -27,20 +25,7 @@ runner = CliRunner()
 
 @pytest.fixture
 def history(engine, db_url):
-    """The history processed as it arrived, a person acknowledging as it goes."""
-    rows = list(noisy_history())
-    store(engine, rows)
-    settings = load_settings({})
-    done = 0
-    for alertname, at in acknowledgements():
-        due = sum(1 for received, _ in rows if received < at)
-        process_pending(engine, settings, limit=due - done)
-        done = due
-        with engine.connect() as conn:
-            incident_id = conn.execute(select(incidents.c.id).where(incidents.c.alertname == alertname,
-                                                                    incidents.c.status == "open")).scalar_one()
-        transition(engine, "ack", incident_id, by="alice", note=None, now=at)
-    process_pending(engine, settings)
+    load(engine)
     return {"db_url": db_url, "env": {"INCIDENTCTL_DATABASE_URL": db_url}}
 
 

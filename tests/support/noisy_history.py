@@ -91,3 +91,28 @@ def acknowledgements(seed: int = 1) -> list[tuple[str, datetime]]:
     return sorted(((labels["alertname"], start + 5 * M) for labels, start, end in _episodes(seed)
                    if labels["alertname"] == "Real" or (labels["alertname"] == "Blip" and end - start >= 10 * M)),
                   key=lambda ack: ack[1])
+
+
+def load(engine) -> None:
+    """Stores the history and processes it as it arrived, a person acknowledging as it goes."""
+    from sqlalchemy import select
+
+    from incidentctl.config import load_settings
+    from incidentctl.db.schema import incidents
+    from incidentctl.incidents.listing import transition
+    from incidentctl.incidents.processor import process_pending
+    from tests.support.processing import store
+
+    rows = list(noisy_history())
+    store(engine, rows)
+    settings = load_settings({})
+    done = 0
+    for alertname, at in acknowledgements():
+        due = sum(1 for received, _ in rows if received < at)
+        process_pending(engine, settings, limit=due - done)
+        done = due
+        with engine.connect() as conn:
+            incident_id = conn.execute(select(incidents.c.id).where(incidents.c.alertname == alertname,
+                                                                    incidents.c.status == "open")).scalar_one()
+        transition(engine, "ack", incident_id, by="alice", note=None, now=at)
+    process_pending(engine, settings)
