@@ -153,7 +153,7 @@ def build_noise(engine: Engine, settings: Settings, *, since: datetime, until: d
         for rank, (minus_merged, _, rule, label) in enumerate(sorted(candidates)):
             why = f"not replayed: only the {replay} most promising are (--replay)"
             if rank < replay:
-                ids = rule_row_ids(engine, rule.alertname, since, until)
+                ids = rule_row_ids(engine, rule.alertname, since, until, limit=replay_rows)
                 if len(ids) <= replay_rows:
                     people_keys = {(i.fingerprint, i.opened_at) for i in by_rule[rule.alertname] if i.id in people}
                     suggestion, n = _group_by(engine, settings, rule, coarse_rules[label], baseline, since, until,
@@ -163,7 +163,7 @@ def build_noise(engine: Engine, settings: Settings, *, since: datetime, until: d
                     if suggestion is not None:
                         rule.suggestions.append(suggestion)
                     continue
-                why = f"not replayed: {len(ids):,} raw rows, over --replay-rows {replay_rows:,}"
+                why = f"not replayed: over --replay-rows {replay_rows:,} raw rows"
             rule.suggestions.append(_group_by_estimate(rule, coarse_rules[label], -minus_merged, why, since))
     return NoiseReport(since, until, within, rules, dict(sorted(by_route.items())), replayed, rows, note)
 
@@ -314,9 +314,9 @@ def _notify_level(rule: RuleNoise, histories: Sequence[IncidentHistory], acted: 
     people_before = {k: v for k, v in first_before.items() if k in acted}
     tries: list[tuple[str, str, str, NotifyRules]] = []
     name = rule.alertname
-    short = [e.end - e.start for h in histories for e in episodes(h.changes)
-             if e.end is not None and e.end - e.start <= within]
-    ended = sum(1 for h in histories for e in episodes(h.changes) if e.end is not None)
+    lasted = [e.end - e.start for h in histories for e in episodes(h.changes) if e.end is not None]
+    short = [d for d in lasted if d <= within]
+    ended = len(lasted)
     if len(short) >= 2 and len(short) >= SHARE * max(ended, 1):
         after = nice(percentile(sorted(short), 80), within)
         text = format_duration(after)
@@ -408,14 +408,17 @@ def _coarser(group: list[_Incident], keys: dict[int, dict], group_by: tuple[str,
     return (best[1], best[0]) if best and best[0] else (None, 0)
 
 
-def rule_row_ids(engine: Engine, alertname: str, since: datetime, until: datetime) -> list[int]:
+def rule_row_ids(engine: Engine, alertname: str, since: datetime, until: datetime,
+                 limit: int | None = None) -> list[int]:
     """The raw rows that changed an incident of the rule alive in [since, until) — every row a
-    timeline entry of its incidents names — by id."""
+    timeline entry of its incidents names — by id; at most `limit` (+1, to tell it is more)."""
     e, i = incident_events.c, incidents.c
     named = (select(e.raw_alert_id).distinct()
              .select_from(incident_events.join(incidents, i.id == e.incident_id))
              .where(i.alertname == alertname, i.opened_at < until, i.last_alert_at >= since,
                     e.raw_alert_id.is_not(None)))
+    if limit is not None:
+        named = named.limit(limit + 1)
     with database_errors(engine), engine.execution_options(sqlite_begin="DEFERRED").connect() as conn:
         return sorted(conn.execute(named).scalars())
 
