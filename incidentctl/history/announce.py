@@ -29,7 +29,7 @@ from incidentctl.notify.routes import DEFAULT_ROUTE, Route, route_for
 from incidentctl.notify.silences import incident_labels, silence_for
 from incidentctl.notify.thresholds import ANNOUNCE, STARTS, WAIT, ChangeRecord, Threshold, verdicts
 
-PEOPLE_ACTIONS = ("acknowledged", "resolved", "note", "reopened")
+PEOPLE_EVENTS = ("acknowledged", "note", "reopened")  # by a person when the actor is not incidentctl
 Key = tuple[str, datetime]  # an incident as both a replay and the database know it: (fingerprint, opened_at)
 
 
@@ -213,16 +213,18 @@ class Ledger:
 
 
 def acted_on(conn: Connection, since: datetime | None) -> dict[int, Key]:
-    """{incident id: (fingerprint, opened_at)} of the incidents a person acknowledged, resolved,
-    reopened or wrote a note on (from the events' (kind, at) index: people act after an
-    incident opens, so from `since`)."""
+    """{incident id: (fingerprint, opened_at)} of the incidents a person acknowledged, reopened,
+    wrote a note on or resolved (its resolution is `manual`), from `since` — as `noise` counts
+    them. People act after an incident opens, so the events are read from `since` on their
+    (kind, at) index."""
     e, i = incident_events.c, incidents.c
-    query = (select(i.id, i.fingerprint, i.opened_at).distinct()
-             .select_from(incident_events.join(incidents, i.id == e.incident_id))
-             .where(e.kind.in_(PEOPLE_ACTIONS), e.actor != SYSTEM_ACTOR))
+    by_events = (select(i.id, i.fingerprint, i.opened_at).distinct()
+                 .select_from(incident_events.join(incidents, i.id == e.incident_id))
+                 .where(e.kind.in_(PEOPLE_EVENTS), e.actor != SYSTEM_ACTOR))
+    manual = select(i.id, i.fingerprint, i.opened_at).where(i.resolution == "manual")
     if since is not None:
-        query = query.where(e.at >= since)
-    return {r.id: (r.fingerprint, r.opened_at) for r in conn.execute(query)}
+        by_events, manual = by_events.where(e.at >= since), manual.where(i.resolved_at >= since)
+    return {r.id: (r.fingerprint, r.opened_at) for query in (by_events, manual) for r in conn.execute(query)}
 
 
 def delays(before: Mapping[Key, datetime | None], after: Mapping[Key, datetime | None]) -> dict:

@@ -28,7 +28,7 @@ from incidentctl.config import Settings
 from incidentctl.db.engine import database_errors
 from incidentctl.db.schema import grafana_alerts, incident_events, incidents, notifications
 from incidentctl.durations import format_duration
-from incidentctl.history.announce import (PEOPLE_ACTIONS, Heard, IncidentHistory, NotifyRules, delays, heard)
+from incidentctl.history.announce import PEOPLE_EVENTS, Heard, IncidentHistory, NotifyRules, delays, heard
 from incidentctl.history.export import PAGE_SIZE, RECORD_KEYS
 from incidentctl.history.recurrence import hour_of_week, parse_window, periodic_window
 from incidentctl.history.simulate import Rules, simulate
@@ -183,8 +183,7 @@ def _people(conn: Connection, since: datetime, found: dict[int, _Incident]) -> t
     are many."""
     e = incident_events.c
     query = (select(e.incident_id, e.kind, func.count())
-             .where(e.kind.in_([k for k in PEOPLE_ACTIONS if k != "resolved"]), e.at >= since,
-                    e.actor != SYSTEM_ACTOR)
+             .where(e.kind.in_(PEOPLE_EVENTS), e.at >= since, e.actor != SYSTEM_ACTOR)
              .group_by(e.incident_id, e.kind))
     acted = {i.id for i in found.values() if i.resolution == "manual"}
     reopens: Counter = Counter()

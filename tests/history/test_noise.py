@@ -123,3 +123,32 @@ def test_pages_count_what_reached_slack_or_will(history, engine):
     report = build_noise(engine, load_settings({}), since=SINCE, until=UNTIL, replay=0)
     nightly = next(r for r in report.rules if r.alertname == "Nightly")
     assert nightly.pages == 8
+
+
+@pytest.mark.parametrize("args, option", [
+    (["--notify-after", "soon"], "--notify-after"),
+    (["--notify-after", "0"], "--notify-after"),  # every condition off
+    (["--notify-min-severity", "P1"], "--notify-min-severity"),
+    (["--notify-min-alerts", "-1"], "--notify-min-alerts"),
+    (["--keep-firing", "a while"], "--keep-firing"),
+    (["--silence-window", "nightly"], "--silence-window"),
+])
+def test_simulate_refuses_bad_notify_options(db_url, args, option):
+    result = runner.invoke(app, ["simulate", *args], env={"INCIDENTCTL_DATABASE_URL": db_url})
+    assert result.exit_code == 2 and f"'{option}'" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_noise_through_the_console_script(history, incidentctl_bin, cli_env):
+    import subprocess
+
+    run = subprocess.run([incidentctl_bin, "noise", *WINDOW, "-o", "json"], env=cli_env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    data = json.loads(run.stdout)
+    assert data["noisy"] == 4 and [r["alertname"] for r in data["rules"]][-1] == "Real"
+    piped = subprocess.run([incidentctl_bin, "noise", *WINDOW], env=cli_env, capture_output=True, text=True,
+                           timeout=120)
+    # piped: every table row on one line, whole, for grep
+    assert piped.returncode == 0 and any(line.startswith("│ Nightly ") and "daily 02:00-03:00 UTC" in line
+                                         for line in piped.stdout.splitlines())
