@@ -1,18 +1,11 @@
 """`incidentctl noise`: which alert rules page without need, and what would have helped, backtested.
 
-Figures per rule (alertname) over the incidents opened in [since, until): SQL over the
-incidents, their outbox rows and people's events (docs/REPORTS.md, "Noise"). A rule is noisy when
-it paged at least `min_pages` times and people acted on fewer than half of its incidents.
-
-Each noisy rule gets suggested fixes with their backtested effect:
-- the notify-level ones — a minimum firing duration before notifying, a keep-firing window, a
-  recurring silence — by `announce.heard` over the rule's stored outbox changes, which are the
-  decisions `process` made, through the gate `notify` applies: the same code as `simulate`;
-- coarser grouping by replaying the rule's raw rows through `simulate` (the grouping decision
-  itself) under the coarser `group_by`. Only the rows that changed one of its incidents are
-  replayed (named by `incident_events.raw_alert_id`; a repeat changes no decision, whatever the
-  grouping), for the `replay` rules where merging looks most promising: a replay is the one
-  expensive step.
+Figures per rule (alertname) over the incidents opened in [since, until): a few queries over
+the incidents, their outbox rows and people's events (docs/REPORTS.md, "Noise"). A rule is
+noisy when it paged at least `min_pages` times and people acted on fewer than half of its
+incidents. Each noisy rule gets suggested fixes with their backtested effect (`fixes`): the
+notify-level ones on its stored outbox changes, coarser grouping by replaying its raw rows,
+for the `replay` rules where merging looks most promising (a replay is the one expensive step).
 """
 
 from __future__ import annotations
@@ -20,44 +13,31 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Iterator, Sequence
+from typing import Sequence
 
 from sqlalchemy import Connection, Engine, func, select
 
 from incidentctl.config import Settings
 from incidentctl.db.engine import database_errors
 from incidentctl.db.schema import grafana_alerts, incident_events, incidents, notifications
-from incidentctl.durations import format_duration
-from incidentctl.history.announce import PEOPLE_EVENTS, Heard, IncidentHistory, NotifyRules, delays, heard
-from incidentctl.history.export import PAGE_SIZE, RECORD_KEYS
-from incidentctl.history.recurrence import hour_of_week, parse_window, periodic_window
-from incidentctl.history.simulate import Rules, simulate
-from incidentctl.history.stats import median, percentile
+from incidentctl.history.announce import PEOPLE_EVENTS, IncidentHistory, NotifyRules
+from incidentctl.history.export import PAGE_SIZE
+from incidentctl.history.fixes import (SHARE, Suggestion, grouping_estimate, grouping_fix, notify_level_fixes,
+                                       rule_row_ids)
+from incidentctl.history.recurrence import hour_of_week, periodic_window
+from incidentctl.history.simulate import Rules
+from incidentctl.history.stats import median
 from incidentctl.incidents.decide import SYSTEM_ACTOR
 from incidentctl.notify import outbox
 from incidentctl.notify.routes import load_routes
 from incidentctl.notify.silences import incident_labels
-from incidentctl.notify.thresholds import STARTS, ChangeRecord, Threshold, episodes
+from incidentctl.notify.thresholds import STARTS, ChangeRecord, episodes
 
 SELF_RESOLVED = timedelta(minutes=5)
 MIN_PAGES = 5
 REPLAY = 1  # rules whose coarser grouping is replayed
 REPLAY_ROWS = 10_000  # … when their raw rows are no more than this
-SHARE = 0.2  # a pattern worth a fix: at least this share of a rule's incidents or pages
-NICE = [timedelta(minutes=m) for m in (1, 2, 3, 5, 10, 15, 20, 30, 45, 60, 90, 120, 240)]
 NO_ROUTE = "(not sent)"  # a page still pending has no route yet
-
-
-@dataclass
-class Suggestion:
-    kind: str  # notify_after | keep_firing | silence | group_by
-    change: str  # what to change, in a few words
-    how: str  # where to change it
-    before: dict
-    after: dict
-    acted_on: dict  # the incidents people acted on: delays.__doc__
-    summary: str
-    backtested: bool = True  # False: an estimate from the stored incidents (grouping not replayed)
 
 
 @dataclass
@@ -135,37 +115,49 @@ def build_noise(engine: Engine, settings: Settings, *, since: datetime, until: d
     for rule in noisy:
         histories = [_history(i, labels.get(i.id, {}), known, fired) for i in by_rule[rule.alertname]]
         acted = {h.key for h, i in zip(histories, by_rule[rule.alertname]) if i.id in people}
-        rule.suggestions.extend(_notify_level(rule, histories, acted, baseline, until, within, settings))
+        rule.suggestions.extend(notify_level_fixes(rule.alertname, rule.pages, rule.window, histories, acted,
+                                                   baseline, until, within, timedelta(seconds=settings.reopen_window)))
 
     replayed, rows, note = [], 0, None
-    group_by = tuple(settings.group_by)
-    if "alertname" not in group_by:
+    if "alertname" not in settings.group_by:
         note = "group_by lacks alertname: rules share incidents, so coarser grouping is not backtested per rule"
     else:
-        candidates = []
-        for rule in noisy:
-            label, merged = _coarser(by_rule[rule.alertname], groups, group_by,
-                                     timedelta(seconds=settings.reopen_window))
-            if label is not None and merged >= max(2, SHARE * rule.incidents):
-                candidates.append((-merged, rule.alertname, rule, label))
-        coarse_rules = {label: Rules(tuple(l for l in group_by if l != label), timedelta(seconds=settings.reopen_window))
-                        for _, _, _, label in candidates}
-        for rank, (minus_merged, _, rule, label) in enumerate(sorted(candidates)):
-            why = f"not replayed: only the {replay} most promising are (--replay)"
-            if rank < replay:
-                ids = rule_row_ids(engine, rule.alertname, since, until, limit=replay_rows)
-                if len(ids) <= replay_rows:
-                    people_keys = {(i.fingerprint, i.opened_at) for i in by_rule[rule.alertname] if i.id in people}
-                    suggestion, n = _group_by(engine, settings, rule, coarse_rules[label], baseline, since, until,
-                                              ids, people_keys)
-                    rows += n
-                    replayed.append(rule.alertname)
-                    if suggestion is not None:
-                        rule.suggestions.append(suggestion)
-                    continue
-                why = f"not replayed: over --replay-rows {replay_rows:,} raw rows"
-            rule.suggestions.append(_group_by_estimate(rule, coarse_rules[label], -minus_merged, why, since))
+        replayed, rows = _grouping_fixes(engine, settings, noisy, by_rule, groups, people, baseline, since, until,
+                                         replay, replay_rows)
     return NoiseReport(since, until, within, rules, dict(sorted(by_route.items())), replayed, rows, note)
+
+
+def _grouping_fixes(engine: Engine, settings: Settings, noisy: list[RuleNoise], by_rule: dict[str, list[_Incident]],
+                    groups: dict[int, dict], people: set[int], baseline: NotifyRules, since: datetime,
+                    until: datetime, replay: int, replay_rows: int) -> tuple[list[str], int]:
+    """Adds a coarser-grouping fix to the noisy rules whose incidents would merge: replayed for the
+    `replay` most promising within `replay_rows` raw rows, else estimated. Returns the rules
+    replayed and the rows read."""
+    group_by = tuple(settings.group_by)
+    window = timedelta(seconds=settings.reopen_window)
+    candidates = []
+    for rule in noisy:
+        label, merged = _coarser(by_rule[rule.alertname], groups, group_by, window)
+        if label is not None and merged >= max(2, SHARE * rule.incidents):
+            candidates.append((-merged, rule.alertname, label))
+    rules = {r.alertname: r for r in noisy}
+    replayed, rows = [], 0
+    for rank, (minus_merged, name, label) in enumerate(sorted(candidates)):
+        rule, coarse = rules[name], Rules(tuple(l for l in group_by if l != label), window)
+        why = f"not replayed: only the {replay} most promising are (--replay)"
+        if rank < replay:
+            ids = rule_row_ids(engine, name, since, until, limit=replay_rows)
+            if len(ids) <= replay_rows:
+                acted = {(i.fingerprint, i.opened_at) for i in by_rule[name] if i.id in people}
+                suggestion, n = grouping_fix(engine, settings, name, coarse, baseline, since, until, ids, acted)
+                rows += n
+                replayed.append(name)
+                if suggestion is not None:
+                    rule.suggestions.append(suggestion)
+                continue
+            why = f"not replayed: over --replay-rows {replay_rows:,} raw rows"
+        rule.suggestions.append(grouping_estimate(name, rule.incidents, coarse, -minus_merged, why, since))
+    return replayed, rows
 
 
 def _incidents(conn: Connection, since: datetime, until: datetime) -> dict[int, _Incident]:
@@ -292,94 +284,6 @@ def _history(incident: _Incident, labels: dict, known: dict, fired: dict) -> Inc
                            alerts, silenced)
 
 
-def _sum(histories: Sequence[IncidentHistory], rules: NotifyRules, now: datetime) -> tuple[Heard, dict]:
-    total, first = Heard(), {}
-    for h in histories:
-        result = heard(h, rules, now)
-        total.add(result)
-        first[h.key] = result.first_page_at
-    return total, first
-
-
-def nice(delta: timedelta, cap: timedelta | None = None) -> timedelta:
-    """The smallest round duration at least `delta` (capped)."""
-    value = next((n for n in NICE if n >= delta), NICE[-1])
-    return min(value, cap) if cap is not None else value
-
-
-def _notify_level(rule: RuleNoise, histories: Sequence[IncidentHistory], acted: set, baseline: NotifyRules,
-                  now: datetime, within: timedelta, settings: Settings) -> list[Suggestion]:
-    before, first_before = _sum(histories, baseline, now)
-    people_before = {k: v for k, v in first_before.items() if k in acted}
-    tries: list[tuple[str, str, str, NotifyRules]] = []
-    name = rule.alertname
-    lasted = [e.end - e.start for h in histories for e in episodes(h.changes) if e.end is not None]
-    short = [d for d in lasted if d <= within]
-    ended = len(lasted)
-    if len(short) >= 2 and len(short) >= SHARE * max(ended, 1):
-        after = nice(percentile(sorted(short), 80), within)
-        text = format_duration(after)
-        tries.append(("notify_after", f"notify after {text}",
-                      f'a route matching alertname={name} with notify_after = "{text}" (or `for: {text}` in the '
-                      f'alert rule)', NotifyRules(baseline.routes, Threshold(after=after))))
-    gaps = _flap_gaps(histories)
-    window = timedelta(seconds=settings.reopen_window)
-    if len(gaps) >= 2 and len(gaps) >= SHARE * max(rule.pages, 1):
-        keep = nice(percentile(sorted(gaps), 80), window)
-        text = format_duration(keep)
-        tries.append(("keep_firing", f"keep firing {text}", f"`keep_firing_for: {text}` in the alert rule",
-                      NotifyRules(baseline.routes, keep_firing=keep)))
-    if rule.window:
-        recurring = parse_window(rule.window)
-        tries.append(("silence", f"silence {rule.window}",
-                      f"a recurring silence alertname={name}, {rule.window} (e.g. a maintenance window in Grafana)",
-                      NotifyRules(baseline.routes, silence=recurring)))
-    suggestions = []
-    for kind, change, how, rules in tries:
-        after, first_after = _sum(histories, rules, now)
-        if after.pages >= before.pages:
-            continue
-        people = delays(people_before, first_after)
-        suggestions.append(Suggestion(kind, change, how, _figures_of(before), _figures_of(after), people,
-                                      _summary(kind, before, after, people)))
-    return suggestions
-
-
-def _figures_of(h: Heard, **extra) -> dict:
-    return {**h.as_dict(), **extra}
-
-
-def _flap_gaps(histories: Sequence[IncidentHistory]) -> list[timedelta]:
-    """Resolve → reopen gaps of the rule's incidents (each a flap)."""
-    gaps = []
-    for h in histories:
-        ordered = sorted(h.changes, key=lambda c: c.id)
-        for a, b in zip(ordered, ordered[1:]):
-            if a.change == "resolved" and b.change == "reopened":
-                gaps.append(max(b.at - a.at, timedelta(0)))
-    return gaps
-
-
-def _summary(kind: str, before: Heard, after: Heard, people: dict) -> str:
-    fewer = before.pages - after.pages
-    text = f"would have sent {fewer} fewer pages ({before.pages} → {after.pages})"
-    if kind == "keep_firing":
-        # It takes away flaps only: nothing people acted on is announced later.
-        return text + f": {after.kept_firing // 2} flaps avoided, {before.changes - after.changes} fewer messages"
-    if people["incidents"]:
-        n = people["incidents"]
-        if kind == "silence":
-            text += f"; {people['never_announced']} of the {n} incidents a person acted on would have been silenced"
-        else:
-            delay = people["median_delay_s"]
-            later = format_duration(timedelta(seconds=delay)) if delay is not None else "-"
-            text += (f"; the {n} incident{'s' if n != 1 else ''} a person acted on would have been announced a "
-                     f"median {later} later")
-            if people["never_announced"]:
-                text += f", {people['never_announced']} never"
-    return text
-
-
 def _coarser(group: list[_Incident], keys: dict[int, dict], group_by: tuple[str, ...],
              reopen_window: timedelta) -> tuple[str | None, int]:
     """The group_by label whose removal would merge most of the rule's incidents, and an
@@ -405,67 +309,6 @@ def _coarser(group: list[_Incident], keys: dict[int, dict], group_by: tuple[str,
         if best is None or (merged, label) > best:
             best = (merged, label)
     return (best[1], best[0]) if best and best[0] else (None, 0)
-
-
-def rule_row_ids(engine: Engine, alertname: str, since: datetime, until: datetime,
-                 limit: int | None = None) -> list[int]:
-    """The raw rows that changed an incident of the rule alive in [since, until) — every row a
-    timeline entry of its incidents names — by id; at most `limit` (+1, to tell it is more)."""
-    e, i = incident_events.c, incidents.c
-    named = (select(e.raw_alert_id).distinct()
-             .select_from(incident_events.join(incidents, i.id == e.incident_id))
-             .where(i.alertname == alertname, i.opened_at < until, i.last_alert_at >= since,
-                    e.raw_alert_id.is_not(None)))
-    if limit is not None:
-        named = named.limit(limit + 1)
-    with database_errors(engine), engine.execution_options(sqlite_begin="DEFERRED").connect() as conn:
-        return sorted(conn.execute(named).scalars())
-
-
-def raw_rows(engine: Engine, ids: Sequence[int], since: datetime, until: datetime) -> Iterator[Any]:
-    """The raw rows of `ids` received in [since, until), in id order, a page at a time."""
-    g = grafana_alerts.c
-    columns = [g[key] for key in RECORD_KEYS] + [g.body]
-    readonly = engine.execution_options(sqlite_begin="DEFERRED")
-    for start in range(0, len(ids), PAGE_SIZE):
-        # Sorted here: ORDER BY would have the server sort the bodies in a temporary table.
-        query = select(*columns).where(g.id.in_(list(ids[start:start + PAGE_SIZE])), g.received_at >= since,
-                                       g.received_at < until)
-        with database_errors(engine), readonly.connect() as conn:
-            page = sorted((row._mapping for row in conn.execute(query)), key=lambda row: row["id"])
-        yield from page
-
-
-def _group_by(engine: Engine, settings: Settings, rule: RuleNoise, coarse: Rules, baseline: NotifyRules,
-              since: datetime, until: datetime, ids: Sequence[int], acted: set) -> tuple[Suggestion | None, int]:
-    result = simulate(engine, [Rules.configured(settings), coarse], since=since, until=until,
-                      notify=[baseline, baseline], alertnames={rule.alertname},
-                      rows=raw_rows(engine, ids, since, until), acted_on=acted)
-    cur, new = result.outcomes
-    before = _figures_of(cur.ledger.total, opened=cur.incidents, flaps=cur.reopens)
-    after = _figures_of(new.ledger.total, opened=new.incidents, flaps=new.reopens)
-    if new.incidents >= cur.incidents:
-        return None, result.rows
-    people = delays(cur.ledger.first_pages, new.ledger.first_pages)
-    summary = (f"would have opened {cur.incidents - new.incidents} fewer incidents ({cur.incidents} → "
-               f"{new.incidents}) and sent {before['pages'] - after['pages']} fewer pages "
-               f"({before['pages']} → {after['pages']})")
-    return Suggestion("group_by", f"group by {','.join(coarse.group_by)}", _group_how(rule, coarse),
-                      before, after, people, summary), result.rows
-
-
-def _group_by_estimate(rule: RuleNoise, coarse: Rules, merged: int, why: str, since: datetime) -> Suggestion:
-    text = ",".join(coarse.group_by)
-    summary = (f"would merge about {merged} of its {rule.incidents} incidents (an estimate from the stored "
-               f"incidents, {why}; `incidentctl simulate --alertname {rule.alertname} --group-by {text} "
-               f"--since {since:%Y-%m-%dT%H:%M:%SZ}` backtests it)")
-    return Suggestion("group_by", f"group by {text}", _group_how(rule, coarse), {"opened": rule.incidents},
-                      {"opened": rule.incidents - merged}, {}, summary, backtested=False)
-
-
-def _group_how(rule: RuleNoise, coarse: Rules) -> str:
-    return (f"group_by = {list(coarse.group_by)} (for alertname={rule.alertname} alone: group it so in "
-            f"Alertmanager/Grafana, or set incidentctl's group_by)")
 
 
 def noise_dict(report: NoiseReport) -> dict:
