@@ -78,10 +78,18 @@ def main() -> int:
 
         seconds, rss, out = run_child([INCIDENTCTL, "noise", "--since", f"{DAYS}d", "-o", "json"], env)
         data = json.loads(out)
-        backtests = sum(len(r["suggestions"]) for r in data["rules"])
+        suggestions = [s for r in data["rules"] for s in r["suggestions"]]
         print(f"noise --since {DAYS}d: {seconds:.2f} s wall incl. interpreter start, peak RSS {rss:.0f} MB; "
-              f"{len(data['rules'])} rules, {data['noisy']} noisy, {backtests} backtested suggestions, "
-              f"{data['backtest']['rows']:,} raw rows replayed (target ≤ 10 s)")
+              f"{len(data['rules'])} rules, {data['noisy']} noisy, {len(suggestions)} suggestions "
+              f"({sum(s['backtested'] for s in suggestions)} backtested), {data['backtest']['rows']:,} raw rows "
+              f"replayed (target ≤ 10 s)")
+        seconds, _, _ = run_child([INCIDENTCTL, "--help"], env)
+        print(f"               (`incidentctl --help` alone takes {seconds:.2f} s)")
+        seconds, rss, out = run_child([INCIDENTCTL, "noise", "--since", f"{DAYS}d", "--replay", "1",
+                                       "--replay-rows", "10000000", "-o", "json"], env)
+        forced = json.loads(out)["backtest"]
+        print(f"noise with one grouping replayed ({', '.join(forced['replayed_rules'])}): {seconds:.2f} s wall, "
+              f"{forced['rows']:,} raw rows replayed, peak RSS {rss:.0f} MB")
         engine = make_engine(url)
         settings = load_settings({"INCIDENTCTL_DATABASE_URL": url})
         timings = []
