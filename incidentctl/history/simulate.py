@@ -99,8 +99,8 @@ def simulate(engine: Engine, rules: Sequence[Rules], *, since: datetime | None =
     `acted_on` are the incidents people acted on, whose first announcements are compared. Reads only."""
     notify = list(notify) if notify is not None else [NotifyRules() for _ in rules]
     silences = _silences(engine, since, until)
-    result = Simulation(since, until, outcomes=[Outcome(r, ledger=Ledger(n, silences=silences, acted_on=set(acted_on)))
-                                                for r, n in zip(rules, notify)])
+    ledgers = [Ledger(n, silences=silences, acted_on=set(acted_on)) for n in notify]
+    result = Simulation(since, until, outcomes=[Outcome(r, ledger=ledger) for r, ledger in zip(rules, ledgers)])
     states: list[dict[str, IncidentState]] = [{} for _ in rules]
     last_seen: datetime | None = None
     for row in (iter_rows(engine, since, until) if rows is None else rows):
@@ -164,7 +164,8 @@ def simulation_dict(simulation: Simulation, top: int = 10) -> dict:
             "top_fingerprints": o.top(top),
             "notify": o.ledger.rules.as_dict(),
             "announced": o.ledger.total.as_dict(),
-            "by_alertname": {name: dict(sorted(counts.items())) for name, counts in sorted(o.ledger.by_alertname.items())},
+            "by_alertname": {name: dict(sorted(counts.items()))
+                             for name, counts in sorted(o.ledger.by_alertname.items())},
         } for o in simulation.outcomes],
         "acted_on": acted_on_delays(simulation),
     }

@@ -208,7 +208,7 @@ def _apply_thresholds(engine: Engine, routes: Sequence[Route], by_route: dict[st
                 # The whole episode on this route, also its rows held until later: it is over.
                 labels = incident_labels(row)
                 same = {c.id for c in histories[iid][0] if decided[iid][c.id] is verdict
-                        and route_for(routes, c.severity, labels) is route}
+                        and route_for(routes, c.severity, {**labels, "severity": c.severity}) is route}
                 never.setdefault(f"{outbox.NEVER_PREFIX}route {route.name}: {verdict.reason}", set()).update(
                     same | {row["id"]})
         if keep:

@@ -33,7 +33,8 @@ def body(alertname: str, start: datetime, end: datetime | None = None, severity:
          instance: str = "a") -> bytes:
     alert = {"status": "resolved" if end else "firing",
              "labels": {"alertname": alertname, "cluster": "eu1", "severity": severity, "instance": instance},
-             "annotations": {}, "startsAt": start.isoformat(), "endsAt": end.isoformat() if end else "0001-01-01T00:00:00Z"}
+             "annotations": {}, "startsAt": start.isoformat(),
+             "endsAt": end.isoformat() if end else "0001-01-01T00:00:00Z"}
     return json.dumps({"version": "4", "status": alert["status"], "alerts": [alert]}).encode()
 
 
