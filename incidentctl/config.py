@@ -81,6 +81,14 @@ def _slack_signing_secret(raw: str) -> str:
     return secret
 
 
+def _severity_name(raw: str) -> str:
+    """A severity a threshold can wait for, or empty (off)."""
+    value = raw.strip().lower()
+    if value not in ("", "critical", "error", "warning", "info"):
+        raise ValueError(f"expected critical, error, warning or info, got {raw!r}")
+    return value
+
+
 def _size(raw: str) -> int:
     text = raw.strip().upper()
     for suffix, factor in (("GIB", 1 << 30), ("MIB", 1 << 20), ("KIB", 1 << 10), ("B", 1)):
@@ -219,6 +227,16 @@ class Settings:
     slack_channel: str = setting(
         "SLACK_CHANNEL", "", slack_channel_id,
         "Slack channel ID (`C…`) of the default route, for the Slack app's bot; routes set their own `channel`.")
+    notify_after: float = setting(
+        "INCIDENTCTL_NOTIFY_AFTER", 0.0, _optional_seconds,
+        "Default route: announce an incident only once it has fired this long (e.g. 5m); 0 or empty: at "
+        "once. [[routes]] take `notify_after` of their own. See docs/SLACK.md, thresholds.")
+    notify_min_alerts: int = setting(
+        "INCIDENTCTL_NOTIFY_MIN_ALERTS", 0, int,
+        "Default route: … or once it holds this many distinct alerts; 0: off.")
+    notify_min_severity: str = setting(
+        "INCIDENTCTL_NOTIFY_MIN_SEVERITY", "", _severity_name,
+        "Default route: … or once it reaches this severity (critical, error, warning, info); empty: off.")
     # Scheduler
     process_interval: float = setting(
         "INCIDENTCTL_PROCESS_INTERVAL", 15.0, _seconds,

@@ -18,6 +18,7 @@ from incidentctl.cli import run
 from incidentctl.cli import history
 from incidentctl.cli import report
 from incidentctl.cli import simulate
+from incidentctl.cli import noise
 from incidentctl.cli import rebuild
 from incidentctl.cli import slack
 from incidentctl.cli import related

@@ -57,6 +57,8 @@ def _print(s: NotifySummary, now: datetime) -> None:
         return
     if not s.due:
         typer.echo(f"nothing due: {_waiting(s, now)}" if s.waiting else "nothing to send")
+        if s.held:
+            typer.echo(_held(s))
         return
     for r in s.routes:
         if r.outcome == "ok":
@@ -71,11 +73,20 @@ def _print(s: NotifySummary, now: datetime) -> None:
             typer.echo(f"route {r.route} ({r.webhook}): not delivered ({r.error}); "
                        f"{r.changes} change(s) retry after {_time(r.next_attempt_at)}")
     typer.echo(f"sent {s.sent}, suppressed {s.suppressed} (silenced), retrying {s.retrying}, "
-               f"failed {s.failed}, unroutable {s.unroutable}")
+               f"failed {s.failed}, unroutable {s.unroutable}"
+               + (f", never announced {s.below_threshold} (resolved below threshold)" if s.below_threshold else ""))
     if s.unroutable:
         typer.echo("some changes match no route and no default route is set (SLACK_WEBHOOK_URL)")
     if s.waiting:
         typer.echo(f"still pending: {_waiting(s, now)}")
+    if s.held:
+        typer.echo(_held(s))
+
+
+def _held(s: NotifySummary) -> str:
+    """`held: 2 change(s) below their route's threshold, checked again at … / at every run`."""
+    when = f"at {_time(s.held_until)}" if s.held_until else "at every run"
+    return f"held: {s.held} change(s) below their route's threshold, checked again {when}"
 
 
 def _waiting(s: NotifySummary, now: datetime) -> str:

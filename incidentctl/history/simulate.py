@@ -3,23 +3,29 @@
 Reads the raw archive (never writes), parses each body once and runs its alert events through
 the grouping decision (`decide.decide`, the same pure function `process` applies) twice, in
 memory: under the current rules and under the proposed ones. Memory holds one incident state
-per incident fingerprint, not the history.
+per incident fingerprint (and the outbox changes of the incidents still open), not the history.
+What each rule set's changes would have announced (notify rules: thresholds, keep-firing,
+silences) is folded in by `announce.Ledger` as each incident ends.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from typing import Callable, Sequence
+from datetime import date, datetime, timedelta, timezone
+from typing import Callable, Collection, Iterable, Mapping, Sequence
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
+from incidentctl.db.engine import database_errors
+from incidentctl.db.schema import silences as silences_table
+from incidentctl.history.announce import Key, Ledger, NotifyRules, delays
 from incidentctl.history.export import iter_rows
 from incidentctl.incidents.decide import decide_row
 from incidentctl.incidents.model import Action, Decision, IncidentState, Rules
-from incidentctl.incidents.parsing import parse_body
+from incidentctl.incidents.parsing import AlertEvent, parse_body
 from incidentctl.history.stats import days_between
+from incidentctl.notify.silences import silences_active_between
 
 
 @dataclass
@@ -35,9 +41,12 @@ class RuleOutcome:
     alerts_by_fingerprint: Counter = field(default_factory=Counter)
     incidents_by_fingerprint: Counter = field(default_factory=Counter)
     titles: dict[str, str] = field(default_factory=dict)
+    ledger: Ledger = field(default_factory=lambda: Ledger(NotifyRules()))  # what Slack would have heard
 
-    def record(self, fingerprint: str, decision: Decision) -> None:
-        """Counts one decision about an alert of incident `fingerprint`."""
+    def record(self, fingerprint: str, decision: Decision, event: AlertEvent | None = None) -> None:
+        """Counts one decision about an alert of incident `fingerprint` (`event`: the alert)."""
+        if event is not None:
+            self.ledger.record(fingerprint, event, decision)
         self.alerts_by_fingerprint[fingerprint] += 1
         self.notifications += len(decision.messages)
         if decision.action == Action.OPEN:
@@ -69,17 +78,28 @@ class Simulation:
 
 
 def simulate(engine: Engine, rules: Sequence[Rules], *, since: datetime | None = None,
-             until: datetime | None = None, progress: Callable[[int], None] | None = None) -> Simulation:
+             until: datetime | None = None, progress: Callable[[int], None] | None = None,
+             notify: Sequence[NotifyRules] | None = None, alertnames: Collection[str] | None = None,
+             rows: Iterable[Mapping] | None = None, acted_on: Collection[Key] = ()) -> Simulation:
     """Runs the raw rows received in [since, until), in id order (the order `process` takes),
-    through the grouping under each set of `rules`. Reads only."""
-    result = Simulation(since, until, outcomes=[RuleOutcome(r) for r in rules])
+    through the grouping under each set of `rules`, and what their changes would have announced
+    under the matching `notify` rules (default: one route, no threshold). `alertnames` keeps the
+    alerts of those rules only; `rows` replaces the archive's rows (in id order) by a subset;
+    `acted_on` are the incidents people acted on, whose first announcements are compared. Reads only."""
+    notify = list(notify) if notify is not None else [NotifyRules() for _ in rules]
+    silences = _silences(engine, since, until)
+    ledgers = [Ledger(n, silences=silences, acted_on=set(acted_on)) for n in notify]
+    result = Simulation(since, until, outcomes=[RuleOutcome(r, ledger=ledger) for r, ledger in zip(rules, ledgers)])
     states: list[dict[str, IncidentState]] = [{} for _ in rules]
-    for row in iter_rows(engine, since, until):
+    last_seen: datetime | None = None
+    for row in (iter_rows(engine, since, until) if rows is None else rows):
         result.rows += 1
         if progress is not None and result.rows % 1000 == 0:
             progress(result.rows)
         try:  # as `process`: a row that cannot be parsed or decided counts as unparsable
             events = parse_body(row["body"], row["received_at"], row["user_agent"])
+            if alertnames is not None:
+                events = [e for e in events if e.labels.get("alertname", "") in alertnames]
             decided = [decide_row(state, events, group_by=outcome.rules.group_by,
                                   reopen_window=outcome.rules.reopen_window)
                        for outcome, state in zip(result.outcomes, states)]
@@ -87,14 +107,25 @@ def simulate(engine: Engine, rules: Sequence[Rules], *, since: datetime | None =
             result.unparsable += 1
             continue
         result.alerts += len(events)
+        last_seen = row["received_at"]
         for outcome, state, row_decisions in zip(result.outcomes, states, decided):
-            for _, fp, decision in row_decisions:
+            for event, fp, decision in row_decisions:
                 if decision.changed and decision.state is not None:
                     state[fp] = decision.state
-                outcome.record(fp, decision)
+                outcome.record(fp, decision, event)
+    for outcome in result.outcomes:
+        outcome.ledger.finish(until or last_seen or datetime.now(timezone.utc))
     if progress is not None:
         progress(result.rows)
     return result
+
+
+def _silences(engine: Engine, since: datetime | None, until: datetime | None) -> list[dict]:
+    """The stored silences that could apply to changes in [since, until)."""
+    with database_errors(engine), engine.execution_options(sqlite_begin="DEFERRED").connect() as conn:
+        if since is not None and until is not None:
+            return silences_active_between(conn, since, until)
+        return [dict(r._mapping) for r in conn.execute(select(silences_table).order_by(silences_table.c.id))]
 
 
 def days(simulation: Simulation) -> list[date]:
@@ -120,5 +151,18 @@ def simulation_dict(simulation: Simulation, top: int = 10) -> dict:
             "notifications": o.notifications,
             "incidents_per_day": [{"day": d.isoformat(), "incidents": o.per_day.get(d, 0)} for d in span],
             "top_fingerprints": o.top(top),
+            "notify": o.ledger.rules.as_dict(),
+            "announced": o.ledger.total.as_dict(),
+            "by_alertname": {name: dict(sorted(counts.items()))
+                             for name, counts in sorted(o.ledger.by_alertname.items())},
         } for o in simulation.outcomes],
+        "acted_on": acted_on_delays(simulation),
     }
+
+
+def acted_on_delays(simulation: Simulation) -> dict | None:
+    """The incidents people acted on: how much later the proposed rules (the last rule set)
+    would have first announced them than the current ones (the first); None with one rule set."""
+    if len(simulation.outcomes) < 2:
+        return None
+    return delays(simulation.outcomes[0].ledger.first_pages, simulation.outcomes[-1].ledger.first_pages)

@@ -33,6 +33,7 @@ from incidentctl.incidents.topology import place_of
 from incidentctl.notify.routes import DEFAULT_ROUTE, Route, load_routes, route_for
 from incidentctl.notify.silences import incident_labels, silence_for, silences_active_between
 from incidentctl.notify.slack import OK, PERMANENT, UNKNOWN, SendResult, mask_url, send
+from incidentctl.notify.thresholds import ANNOUNCE, WAIT, verdicts
 
 CLAIM_LEASE = timedelta(minutes=2)
 BACKOFF_BASE = 30.0
@@ -73,6 +74,9 @@ class NotifySummary:
     outcome_unknown: int = 0  # digests sent without an answer (their changes are in `retrying`)
     waiting: int = 0  # pending changes not due yet, after this run
     next_attempt_at: datetime | None = None  # when the first of them is due
+    below_threshold: int = 0  # changes of episodes that ended below their route's threshold: never sent
+    held: int = 0  # pending changes their route's threshold holds back, after this run
+    held_until: datetime | None = None  # the earliest time one is checked again (None: every run)
     dry_run: bool = False
     routes: list[RouteReport] = field(default_factory=list)
     messages: list[dict] = field(default_factory=list)  # dry run: {route, webhook, changes, message}
@@ -86,7 +90,8 @@ class NotifySummary:
                 "sent": self.sent, "retrying": self.retrying, "failed": self.failed,
                 "suppressed": self.suppressed, "unroutable": self.unroutable,
                 "outcome_unknown": self.outcome_unknown, "waiting": self.waiting,
-                "next_attempt_at": self.next_attempt_at,
+                "next_attempt_at": self.next_attempt_at, "below_threshold": self.below_threshold,
+                "held": self.held, "held_until": self.held_until,
                 "routes": [vars(r) for r in self.routes], "messages": self.messages}
 
 
@@ -106,6 +111,7 @@ def notify_pending(engine: Engine, settings: Settings, session: requests.Session
             # With no route, a dry run shows what the default route would get.
             _send_due(engine, settings, session, routes or [Route(DEFAULT_ROUTE, "")], now, summary)
         summary.waiting, summary.next_attempt_at = outbox.waiting(engine, now)
+        summary.held, summary.held_until = outbox.held(engine, now)
     return summary
 
 
@@ -123,6 +129,7 @@ def _send_due(engine: Engine, settings: Settings, session: requests.Session | No
     if not dry_run:
         for silence_id, ids in _group(silenced).items():
             outbox.mark(engine, ids, state=OutboxState.SUPPRESSED, silence_id=silence_id, next_attempt_at=None)
+    _apply_thresholds(engine, routes, by_route, now, summary)
     if not by_route:
         return
     world = outbox.world_state(engine)
@@ -182,6 +189,53 @@ def _split(engine: Engine, rows: list[dict], routes: Sequence[Route]):
         else:
             by_route.setdefault(route.name, []).append(row)
     return by_route, silenced, unroutable
+
+
+def _apply_thresholds(engine: Engine, routes: Sequence[Route], by_route: dict[str, list[dict]], now: datetime,
+                      summary: NotifySummary) -> None:
+    """Takes out of `by_route` the rows of episodes below their route's threshold: held back
+    (still pending, checked again when `notify_after` is reached, or at every run when an
+    alert can release them) or, when the episode ended below it, suppressed for good."""
+    gated = [r for r in routes if r.threshold and by_route.get(r.name)]
+    if not gated:
+        return
+    ids = sorted({row["incident_id"] for route in gated for row in by_route[route.name]})
+    histories = outbox.change_histories(engine, ids, with_alerts=any(r.threshold.min_alerts for r in gated))
+    hold: dict[tuple[datetime | None, str], list[int]] = {}
+    never: dict[str, set[int]] = {}
+    for route in gated:
+        decided: dict[int, dict] = {}
+        keep = []
+        for row in by_route[route.name]:
+            iid = row["incident_id"]
+            if iid not in decided:
+                decided[iid] = verdicts(route.threshold, *histories[iid], now)
+            verdict = decided[iid].get(row["id"])
+            if verdict is None or verdict.action == ANNOUNCE:
+                keep.append(row)
+            elif verdict.action == WAIT:
+                check = None if route.threshold.waits_for_alerts else verdict.until
+                note = f"{outbox.HELD_PREFIX}route {route.name}: {verdict.reason}"
+                hold.setdefault((check, note), []).append(row["id"])
+            else:
+                # The whole episode on this route, also its rows held until later: it is over.
+                labels = incident_labels(row)
+                same = {c.id for c in histories[iid][0] if decided[iid][c.id] is verdict
+                        and route_for(routes, c.severity, {**labels, "severity": c.severity}) is route}
+                never.setdefault(f"{outbox.NEVER_PREFIX}route {route.name}: {verdict.reason}", set()).update(
+                    same | {row["id"]})
+        if keep:
+            by_route[route.name] = keep
+        else:
+            del by_route[route.name]
+    summary.below_threshold = sum(len(v) for v in never.values())
+    if summary.dry_run:
+        return
+    for (check, note), row_ids in hold.items():
+        outbox.mark(engine, row_ids, next_attempt_at=check, last_error=note)
+    for note, row_ids in never.items():
+        summary.below_threshold -= len(row_ids) - outbox.mark(engine, sorted(row_ids), state=OutboxState.SUPPRESSED,
+                                                              last_error=note, next_attempt_at=None)
 
 
 def _group(pairs: list[tuple[int, int]]) -> dict[int, list[int]]:

@@ -10,16 +10,21 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Sequence
 
-from sqlalchemy import Connection, Engine, and_, func, or_, select
+from sqlalchemy import Connection, Engine, and_, func, not_, or_, select
 
 from incidentctl.db.capabilities import capabilities
 from incidentctl.db.engine import reader
 from incidentctl.notify.digest import Change, World
-from incidentctl.db.schema import deliveries, incident_alerts, incidents, notifications
+from incidentctl.db.schema import deliveries, grafana_alerts, incident_alerts, incident_events, incidents, notifications
 from incidentctl.incidents.model import IncidentStatus, OutboxState, Severity
+from incidentctl.notify.thresholds import ChangeRecord
 from incidentctl.slicing import chunks
 
 SENDING = "sending"  # a delivery whose answer is not recorded (yet, or ever: the run died)
+# `last_error` of a pending row its route's threshold holds back (not a retry); a row the
+# threshold never announces is `suppressed` with NEVER_PREFIX and the reason.
+HELD_PREFIX = "held: "
+NEVER_PREFIX = "never announced: "
 
 
 def _due(now: datetime):
@@ -159,14 +164,80 @@ def count_due(engine: Engine, now: datetime) -> int:
         return conn.execute(select(func.count()).select_from(notifications).where(_due(now))).scalar_one()
 
 
+def _held():
+    return notifications.c.last_error.startswith(HELD_PREFIX, autoescape=True)
+
+
 def waiting(engine: Engine, now: datetime) -> tuple[int, datetime | None]:
     """Pending rows not due at `now` (backing off after a failed send, or claimed by a run), and
-    the earliest time one of them is due again."""
+    the earliest time one of them is due again; rows a threshold holds are not counted (`held`)."""
     n = notifications.c
     with reader(engine).connect() as conn:
         count, first = conn.execute(select(func.count(), func.min(n.next_attempt_at))
-                                    .where(n.state == OutboxState.PENDING, n.next_attempt_at > now)).one()
+                                    .where(n.state == OutboxState.PENDING, n.next_attempt_at > now,
+                                           or_(n.last_error.is_(None), not_(_held())))).one()
     return count, first
+
+
+def held(engine: Engine, now: datetime) -> tuple[int, datetime | None]:
+    """Pending rows their route's threshold holds, and the earliest time one of them is
+    checked again (None: some are checked at every run, or none is held)."""
+    n = notifications.c
+    with reader(engine).connect() as conn:
+        count, timed, first = conn.execute(select(func.count(), func.count(n.next_attempt_at),
+                                                  func.min(n.next_attempt_at))
+                                           .where(n.state == OutboxState.PENDING, _held())).one()
+    return count, first if timed == count else None
+
+
+def change_record(row: Any, known_at: datetime | None = None) -> ChangeRecord:
+    """A notifications row (id, change, created_at, severity, state, attempts) for the gate."""
+    gone = row["state"] in (OutboxState.SENT, OutboxState.FAILED) or (row["state"] == OutboxState.PENDING and (row["attempts"] or 0) > 0)
+    return ChangeRecord(row["id"], row["change"], row["created_at"], row["severity"], gone, known_at)
+
+
+def resolve_known_at(conn: Connection, incident_ids: Sequence[int]) -> dict[tuple[int, datetime], datetime]:
+    """{(incident id, resolved time): when incidentctl learned of it}: the `received_at` of the
+    webhook that resolved it (a person's resolve: its own time; a purged row: the event time)."""
+    e, g = incident_events.c, grafana_alerts.c
+    query = (select(e.incident_id, e.at, g.received_at)
+             .select_from(incident_events.outerjoin(grafana_alerts, g.id == e.raw_alert_id))
+             .where(e.incident_id.in_(list(incident_ids)), e.kind == "resolved"))
+    return {(r.incident_id, r.at): max(r.at, r.received_at or r.at) for r in conn.execute(query)}
+
+
+def alerts_fired(conn: Connection, incident_ids: Sequence[int]) -> dict[int, list[datetime]]:
+    """{incident id: when each of its distinct alerts first fired, sorted}."""
+    e = incident_events.c
+    query = (select(e.incident_id, func.min(e.at).label("first"))
+             .where(e.incident_id.in_(list(incident_ids)), e.kind == "alert_firing")
+             .group_by(e.incident_id, e.alert_fingerprint))
+    fired: dict[int, list[datetime]] = {}
+    for r in conn.execute(query):
+        fired.setdefault(r.incident_id, []).append(r.first)
+    return {k: sorted(v) for k, v in fired.items()}
+
+
+def change_histories(engine: Engine, incident_ids: Sequence[int], *, with_alerts: bool
+                     ) -> dict[int, tuple[list[ChangeRecord], list[datetime]]]:
+    """{incident id: (its outbox changes for the gate, when its alerts first fired)} — the
+    alerts only `with_alerts` (a threshold counting them)."""
+    n = notifications.c
+    result: dict[int, tuple[list[ChangeRecord], list[datetime]]] = {}
+    with reader(engine).connect() as conn:
+        for start in range(0, len(incident_ids), 500):
+            chunk = list(incident_ids)[start:start + 500]
+            known = resolve_known_at(conn, chunk)
+            fired = alerts_fired(conn, chunk) if with_alerts else {}
+            query = (select(n.id, n.incident_id, n.change, n.created_at, n.severity, n.state, n.attempts)
+                     .where(n.incident_id.in_(chunk)).order_by(n.id))
+            for iid in chunk:
+                result[iid] = ([], fired.get(iid, []))
+            for r in conn.execute(query):
+                row = r._mapping
+                at = known.get((row["incident_id"], row["created_at"])) if row["change"] == "resolved" else None
+                result[row["incident_id"]][0].append(change_record(row, at))
+    return result
 
 
 def count_by_state(engine: Engine) -> dict[str, int]:

@@ -9,8 +9,11 @@ first whose conditions all hold takes the change, else the default route does:
     severity = ["critical"]             # optional: any of these severities
     match = { cluster = "prod-eu" }     # optional: every label equal
     channel = "C0123ABCD"               # optional: the channel ID the Slack app's bot posts to
+    notify_after = "5m"                 # optional thresholds (notify/thresholds.py): announce an
+    notify_min_alerts = 3               # incident once any one is reached
+    notify_min_severity = "critical"
 
-`SLACK_CHANNEL` is the default route's channel.
+`SLACK_CHANNEL` is the default route's channel; its thresholds are the settings of the same names.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any, Mapping, Sequence
 from incidentctl.config import Settings, slack_channel_id
 from incidentctl.errors import ConfigError
 from incidentctl.notify.slack import mask_url
+from incidentctl.notify.thresholds import KEYS as THRESHOLD_KEYS, Threshold, threshold_settings
 
 DEFAULT_ROUTE = "default"
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -34,6 +38,7 @@ class Route:
     severities: frozenset[str] = frozenset()  # empty: any
     match: Mapping[str, str] = field(default_factory=dict)  # empty: any
     channel: str = ""  # Slack channel ID for the app's bot; empty: none
+    threshold: Threshold | None = None  # announce an incident only once it reached this
 
     def accepts(self, severity: str, labels: Mapping[str, Any]) -> bool:
         if self.severities and severity not in self.severities:
@@ -42,8 +47,11 @@ class Route:
 
     def describe(self) -> dict:
         """The route for people: webhook masked."""
-        return {"name": self.name, "webhook": mask_url(self.webhook_url), "severity": sorted(self.severities),
-                "match": dict(self.match)}
+        described = {"name": self.name, "webhook": mask_url(self.webhook_url), "severity": sorted(self.severities),
+                     "match": dict(self.match)}
+        if self.threshold:
+            described["threshold"] = self.threshold.describe()
+        return described
 
 
 def load_routes(settings: Settings) -> list[Route]:
@@ -56,7 +64,8 @@ def load_routes(settings: Settings) -> list[Route]:
     if len(set(names)) != len(names) or DEFAULT_ROUTE in names:
         raise ConfigError(f"config file: route names must be unique and not {DEFAULT_ROUTE!r}: {names}")
     if settings.slack_webhook_url:
-        routes.append(Route(DEFAULT_ROUTE, settings.slack_webhook_url, channel=settings.slack_channel))
+        routes.append(Route(DEFAULT_ROUTE, settings.slack_webhook_url, channel=settings.slack_channel,
+                            threshold=default_threshold(settings)))
     return routes
 
 
@@ -64,7 +73,7 @@ def _route(i: int, raw: Any) -> Route:
     where = f"config file: routes[{i}]"
     if not isinstance(raw, dict):
         raise ConfigError(f"{where} must be a table")
-    unknown = set(raw) - {"name", "webhook_url", "severity", "match", "channel"}
+    unknown = set(raw) - {"name", "webhook_url", "severity", "match", "channel", *THRESHOLD_KEYS}
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
     name, url = raw.get("name", ""), raw.get("webhook_url", "")
@@ -85,7 +94,13 @@ def _route(i: int, raw: Any) -> Route:
         raise ConfigError(f"{where} ({name}): `channel`: {exc}") from None
     if channel is None:
         raise ConfigError(f"{where} ({name}): `channel` must be a string, a Slack channel ID like C0123ABCD")
-    return Route(name, url, frozenset(str(s) for s in severity), {str(k): str(v) for k, v in match.items()}, channel)
+    return Route(name, url, frozenset(str(s) for s in severity), {str(k): str(v) for k, v in match.items()},
+                 channel, threshold_settings(raw, f"{where} ({name})"))
+
+
+def default_threshold(settings: Settings) -> Threshold | None:
+    """The default route's threshold: the notify_after / notify_min_alerts / notify_min_severity settings."""
+    return threshold_settings({key: getattr(settings, key) for key in THRESHOLD_KEYS}, "settings")
 
 
 def route_for(routes: Sequence[Route], severity: str, labels: Mapping[str, Any]) -> Route | None:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, select, text
+from sqlalchemy import Engine, and_, func, not_, or_, select, text
 
 from incidentctl.ingest.archive import body_room
 from incidentctl.config import SETTINGS, Settings, mask_secret
@@ -22,6 +22,7 @@ from incidentctl.durations import format_duration
 from incidentctl.db.migrations import schema_status
 from incidentctl.incidents.model import OutboxState
 from incidentctl.notify.delivery import CLAIM_LEASE
+from incidentctl.notify.outbox import HELD_PREFIX
 from incidentctl.db.schema import deliveries, grafana_alerts, notifications, silences
 
 LEVELS = ("ok", "warn", "error")
@@ -226,24 +227,30 @@ def check_notifications(conn, now: datetime, limits: Thresholds) -> Check:
     failed = conn.execute(
         select(func.count()).where(n.state == OutboxState.FAILED, n.created_at >= now - limits.recent)
     ).scalar_one()
+    # Rows a route's threshold holds back wait on purpose (docs/SLACK.md, "Thresholds"): not stuck.
+    held = n.last_error.startswith(HELD_PREFIX, autoescape=True)
+    waiting = and_(n.state == OutboxState.PENDING, or_(n.last_error.is_(None), not_(held)))
     pending, retrying, oldest = conn.execute(
-        select(func.count(), func.count(n.last_error), func.min(n.created_at)).where(n.state == OutboxState.PENDING)
+        select(func.count(), func.count(n.last_error), func.min(n.created_at)).where(waiting)
     ).one()
+    on_hold = conn.execute(select(func.count()).where(n.state == OutboxState.PENDING, held)).scalar_one()
     last_error = conn.execute(
-        select(n.last_error).where(or_(n.state == OutboxState.FAILED,
-                                       and_(n.state == OutboxState.PENDING, n.last_error.is_not(None))))
+        select(n.last_error).where(or_(n.state == OutboxState.FAILED, and_(waiting, n.last_error.is_not(None))))
         .order_by(n.id.desc()).limit(1)
     ).scalar()
     age = now - oldest if oldest is not None else None
     stuck_level = level_for_age(age, limits.pending_warn, limits.pending_error)
     level = max(stuck_level, "warn" if failed else "ok", key=LEVELS.index)
     detail = {"failed_recent": failed, "pending": pending, "retrying": retrying,
-              "oldest_pending_age_seconds": round(age.total_seconds()) if age else 0, "last_error": last_error}
+              "oldest_pending_age_seconds": round(age.total_seconds()) if age else 0, "last_error": last_error,
+              "held": on_hold}
     parts = []
     if failed:
         parts.append(f"{failed} failed for good in the last {format_duration(limits.recent)}")
     if pending:
         parts.append(f"{pending} pending ({retrying} after an error), oldest {format_duration(age)}")
+    if on_hold:
+        parts.append(f"{on_hold} held below a route's threshold")
     if not parts:
         return Check("notifications", "ok", "nothing pending or failed", detail)
     message = "; ".join(parts)

@@ -23,7 +23,8 @@ from incidentctl.errors import IncidentctlError
 
 log = logging.getLogger("incidentctl.run")
 PURGE_INTERVAL = 86400.0
-NOTIFY_COUNTS = ("due", "sent", "retrying", "failed", "suppressed", "unroutable", "outcome_unknown", "waiting")
+NOTIFY_COUNTS = ("due", "sent", "retrying", "failed", "suppressed", "unroutable", "outcome_unknown", "waiting",
+                 "below_threshold", "held")
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,6 @@ def test_usage_errors_exit_2(db_url, args, message):
 
 
 def test_every_command_has_help_and_a_docs_section():
-    from pathlib import Path
     docs = (ROOT / "docs" / "CLI.md").read_text()
     for command in ("process", "list", "show", "ack", "resolve", "reopen", "note"):
         result = invoke(command, "--help")

@@ -7,12 +7,10 @@ import re
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from incidentctl.cli import app
 from incidentctl.notify.slack_manifest import InvalidAppSetting, actions_url, build_manifest, to_json, to_yaml
+from tests.support.cli import invoke
 
-runner = CliRunner()
 
 # From Slack's manifest schema (github.com/slackapi/manifest-schema, manifest.schema.1.0.0.json):
 # the keys each object may have, and the limits of the fields this app fills in.
@@ -91,8 +89,8 @@ def test_manifest_fits_slacks_schema_and_yaml_equals_json(name):
 
 @pytest.mark.parametrize("fmt, parse", [("yaml", yaml.safe_load), ("json", json.loads)])
 def test_slack_manifest_prints_it(fmt, parse):
-    result = runner.invoke(app, ["slack", "manifest", "--url", "https://incidentctl.example.com/",
-                                 "--name", "oncall-bot", "--format", fmt])
+    result = invoke("slack", "manifest", "--url", "https://incidentctl.example.com/",
+                                 "--name", "oncall-bot", "--format", fmt)
     assert result.exit_code == 0, result.output
     manifest = parse(result.stdout)
     assert schema_problems(manifest) == []
@@ -104,7 +102,7 @@ def test_slack_manifest_prints_it(fmt, parse):
 
 
 def test_an_http_url_is_printed_with_a_warning():
-    result = runner.invoke(app, ["slack", "manifest", "--url", "http://10.0.0.5:9080"])
+    result = invoke("slack", "manifest", "--url", "http://10.0.0.5:9080")
     assert result.exit_code == 0
     request_url = yaml.safe_load(result.stdout)["settings"]["interactivity"]["request_url"]
     assert request_url == "http://10.0.0.5:9080/slack/actions"
@@ -118,5 +116,5 @@ def test_an_http_url_is_printed_with_a_warning():
     ([], "--url"),                                                      # no URL at all
 ])
 def test_bad_values_are_usage_errors_naming_the_option(args, option):
-    result = runner.invoke(app, ["slack", "manifest", *args])
+    result = invoke("slack", "manifest", *args)
     assert result.exit_code == 2 and option in result.output and "Traceback" not in result.output

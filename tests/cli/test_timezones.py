@@ -9,22 +9,21 @@ import json
 from datetime import datetime, timezone
 
 import pytest
-from typer.testing import CliRunner
 
 from incidentctl.cli.app import app
 from incidentctl.cli.output import local_time, set_display_zone
 from incidentctl.config import ConfigError, load_settings, zone_name
 from tests.cli.test_cli_conventions import COMMANDS
 from tests.support.processing import store_spaced
+from tests.support.cli import invoke
 
-runner = CliRunner()
 
 # Every command a user can run, by whether its table or messages can show a time of day. A new
 # command must be put in one of the two: one that shows times takes --tz, one that does not
 # does not take it (an option that changes nothing misleads).
 SHOWS_TIMES = {
     "list", "show", "related", "watch", "report", "notify", "purge", "rebuild", "demo",
-    "outbox list", "silence add", "silence list",
+    "outbox list", "silence add", "silence list", "noise",
 }
 NO_TIMES = {
     "config", "ack", "resolve", "reopen", "note", "serve", "doctor", "process", "run", "export", "replay",
@@ -100,21 +99,21 @@ def test_a_bad_display_timezone_is_a_one_line_config_error(tmp_path):
         load_settings(environ={"INCIDENTCTL_DISPLAY_TIMEZONE": "Mars/Base"})
     env = {"INCIDENTCTL_DATABASE_URL": f"sqlite+pysqlite:///{tmp_path / 'x.db'}",
            "INCIDENTCTL_DISPLAY_TIMEZONE": "Mars/Base"}
-    result = runner.invoke(app, ["list"], env=env)
+    result = invoke("list", env=env)
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
         "error: environment variable INCIDENTCTL_DISPLAY_TIMEZONE: invalid value for display_timezone: unknown time "
         "zone 'Mars/Base' (use an IANA name such as UTC or Europe/Berlin)"]
     config = tmp_path / "c.toml"
     config.write_text('display_timezone = "Europe/Narnia"\n')
-    result = runner.invoke(app, ["--config", str(config), "list"], env={k: v for k, v in env.items()
+    result = invoke("--config", str(config), "list", env={k: v for k, v in env.items()
                                                                        if k != "INCIDENTCTL_DISPLAY_TIMEZONE"})
     assert result.exit_code == 2 and "Europe/Narnia" in result.output and len(result.output.strip().splitlines()) == 1
 
 
 def test_a_bad_tz_is_a_usage_error_naming_it(tmp_path):
     env = {"INCIDENTCTL_DATABASE_URL": f"sqlite+pysqlite:///{tmp_path / 'x.db'}"}
-    result = runner.invoke(app, ["list", "--tz", "Nowhere/Town"], env=env)
+    result = invoke("list", "--tz", "Nowhere/Town", env=env)
     assert result.exit_code == 2
     (line,) = [x for x in result.output.splitlines() if x.startswith("Error:")]
     assert line.startswith("Error: Invalid value for '--tz': unknown time zone 'Nowhere/Town'")
@@ -130,49 +129,49 @@ def _alert(start: str) -> bytes:
 def seeded(db_url, engine):
     store_spaced(engine, [_alert("2026-01-05T09:00:00Z"), _alert("2026-01-05T09:00:00Z")])
     env = {"INCIDENTCTL_DATABASE_URL": db_url, "COLUMNS": "200", "USER": "tester", "LOGNAME": "tester"}
-    assert runner.invoke(app, ["process"], env=env).exit_code == 0
-    (incident,) = json.loads(runner.invoke(app, ["list", "-o", "json"], env=env).output)
+    assert invoke("process", env=env).exit_code == 0
+    (incident,) = json.loads(invoke("list", "-o", "json", env=env).output)
     return env, incident["id"]
 
 
 def test_show_in_a_zone_while_json_and_csv_stay_utc(seeded):
     env, iid = seeded
-    default = runner.invoke(app, ["show", str(iid)], env=env).output
+    default = invoke("show", str(iid), env=env).output
     assert "opened 2026-01-05 09:00:00 UTC" in " ".join(default.split())
-    berlin = runner.invoke(app, ["show", str(iid), "--tz", "Europe/Berlin"], env=env).output
+    berlin = invoke("show", str(iid), "--tz", "Europe/Berlin", env=env).output
     assert "opened 2026-01-05 10:00:00 CET" in " ".join(berlin.split())
     assert "2026-01-05 10:00:00 CET" in berlin.split("timeline")[1]  # the timeline too
-    by_setting = runner.invoke(app, ["show", str(iid)], env={**env, "INCIDENTCTL_DISPLAY_TIMEZONE": "Asia/Tokyo"})
+    by_setting = invoke("show", str(iid), env={**env, "INCIDENTCTL_DISPLAY_TIMEZONE": "Asia/Tokyo"})
     assert "opened 2026-01-05 18:00:00 JST" in " ".join(by_setting.output.split())
-    tz_wins = runner.invoke(app, ["show", str(iid), "--tz", "UTC"], env={**env, "INCIDENTCTL_DISPLAY_TIMEZONE": "Asia/Tokyo"})
+    tz_wins = invoke("show", str(iid), "--tz", "UTC", env={**env, "INCIDENTCTL_DISPLAY_TIMEZONE": "Asia/Tokyo"})
     assert "opened 2026-01-05 09:00:00 UTC" in " ".join(tz_wins.output.split())
-    as_json = json.loads(runner.invoke(app, ["show", str(iid), "-o", "json", "--tz", "Europe/Berlin"], env=env).output)
+    as_json = json.loads(invoke("show", str(iid), "-o", "json", "--tz", "Europe/Berlin", env=env).output)
     assert as_json["opened_at"] == "2026-01-05T09:00:00Z" and as_json["events"][0]["at"] == "2026-01-05T09:00:00Z"
     rows = list(csv.DictReader(io.StringIO(
-        runner.invoke(app, ["show", str(iid), "-o", "csv", "--tz", "Europe/Berlin"], env=env).output)))
+        invoke("show", str(iid), "-o", "csv", "--tz", "Europe/Berlin", env=env).output)))
     assert rows[0]["at"] == "2026-01-05T09:00:00Z"
 
 
 def test_list_table_names_its_zone_and_since_reads_a_bare_time_in_it(seeded):
     env, iid = seeded
-    table = runner.invoke(app, ["list", "--tz", "Europe/Berlin"], env=env).output
+    table = invoke("list", "--tz", "Europe/Berlin", env=env).output
     assert "incidents (times Europe/Berlin)" in table and "01-05 10:00" in table
     # 09:30 in Berlin is 08:30 UTC: the incident (09:00 UTC) opened after it …
-    assert [r["id"] for r in json.loads(runner.invoke(
-        app, ["list", "-o", "json", "--since", "2026-01-05T09:30:00", "--tz", "Europe/Berlin"], env=env).output)] == [iid]
+    assert [r["id"] for r in json.loads(invoke(
+        "list", "-o", "json", "--since", "2026-01-05T09:30:00", "--tz", "Europe/Berlin", env=env).output)] == [iid]
     # … and before 09:30 UTC, read as UTC without --tz, or with an explicit offset whatever the zone
-    assert json.loads(runner.invoke(app, ["list", "-o", "json", "--since", "2026-01-05T09:30:00"], env=env).output) == []
-    assert json.loads(runner.invoke(app, ["list", "-o", "json", "--since", "2026-01-05T09:30:00Z", "--tz",
-                                          "Europe/Berlin"], env=env).output) == []
+    assert json.loads(invoke("list", "-o", "json", "--since", "2026-01-05T09:30:00", env=env).output) == []
+    assert json.loads(invoke("list", "-o", "json", "--since", "2026-01-05T09:30:00Z", "--tz",
+                                          "Europe/Berlin", env=env).output) == []
 
 
 def test_silences_in_a_zone(seeded):
     env, _ = seeded
-    added = runner.invoke(app, ["silence", "add", "-m", "cluster=eu1", "--until", "2099-06-01T12:00:00",
-                                "--comment", "upgrade", "--tz", "Europe/Berlin"], env=env)
+    added = invoke("silence", "add", "-m", "cluster=eu1", "--until", "2099-06-01T12:00:00",
+                                "--comment", "upgrade", "--tz", "Europe/Berlin", env=env)
     assert added.exit_code == 0, added.output
     assert "until 2099-06-01 12:00:00 CEST" in added.output  # read and shown in the zone
-    (row,) = json.loads(runner.invoke(app, ["silence", "list", "-o", "json"], env=env).output)
+    (row,) = json.loads(invoke("silence", "list", "-o", "json", env=env).output)
     assert row["ends_at"] == "2099-06-01T10:00:00Z"
-    listed = runner.invoke(app, ["silence", "list", "--tz", "America/New_York"], env=env).output
+    listed = invoke("silence", "list", "--tz", "America/New_York", env=env).output
     assert "2099-06-01 06:00:00 EDT" in listed

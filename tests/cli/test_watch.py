@@ -16,17 +16,15 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from typer.testing import CliRunner
 
-from incidentctl.cli.app import app
 from incidentctl.cli.watch import CHANGED, NEW, Changes, compare, view
 from incidentctl.db.schema import incident_labels
 from incidentctl.incidents.listing import IncidentFilter
 from incidentctl.incidents.overview import Overview, overview
 from tests.support.factories import add_incident
 from tests.support.processing import store
+from tests.support.cli import invoke
 
-runner = CliRunner()
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
 
@@ -136,7 +134,7 @@ def test_one_statement_per_refresh(db_url, board):
 
     event.listen(Engine, "before_cursor_execute", record)
     try:
-        result = runner.invoke(app, ["watch", "--count", "3", "--interval", "0", "--limit", "5"],
+        result = invoke("watch", "--count", "3", "--interval", "0", "--limit", "5",
                                env={"INCIDENTCTL_DATABASE_URL": db_url, "COLUMNS": "200"})
     finally:
         event.remove(Engine, "before_cursor_execute", record)
@@ -156,7 +154,7 @@ def test_watch_refuses_what_it_cannot_show(tmp_path):
     for args, option in ((["--status", "resolved"], "'--status'"), (["--interval", "soon"], "'--interval'"),
                          (["--severity", "P9"], "'--severity'"), (["--label", "x"], "'--label'"),
                          (["--tz", "Nowhere"], "'--tz'")):
-        result = runner.invoke(app, ["watch", "--count", "1", *args], env=env)
+        result = invoke("watch", "--count", "1", *args, env=env)
         assert result.exit_code == 2, (args, result.output)
         assert f"Invalid value for {option}" in result.output
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from datetime import datetime, timezone
 
 import pytest
 from sqlalchemy import func, select
-from typer.testing import CliRunner
 
-from incidentctl.cli import app
 from incidentctl.db.engine import reader, supported_url
 from incidentctl.db.schema import deliveries
 from incidentctl.errors import UnsupportedDatabase

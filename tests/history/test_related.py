@@ -8,14 +8,12 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from typer.testing import CliRunner
 
-from incidentctl.cli.app import app
 from incidentctl.history.cooccurrence import PairStats
 from incidentctl.history.related import COOCCURRENCE, SAME_PLACE, Fact, RelatedRules, find_links
 from tests.support.processing import store
+from tests.support.cli import invoke
 
-runner = CliRunner()
 T0 = datetime(2026, 4, 20, 12, 0, tzinfo=timezone.utc)
 LABELS = ("cluster", "namespace", "service")
 RULES = RelatedRules(timedelta(minutes=5), LABELS, timedelta(days=30))
@@ -89,13 +87,13 @@ def story(db_url, engine):
                    (T0 + timedelta(seconds=70), am("DiskFull", T0 + timedelta(seconds=60), "prod", "shop", "db")),
                    (T0 + timedelta(seconds=20), am("HighLatency", T0 + timedelta(seconds=10), "stage", "pay", "api"))])
     env = {"INCIDENTCTL_DATABASE_URL": db_url, "COLUMNS": "200"}
-    assert runner.invoke(app, ["process"], env=env).exit_code == 0
-    listed = json.loads(runner.invoke(app, ["list", "-o", "json"], env=env).output)
+    assert invoke("process", env=env).exit_code == 0
+    listed = json.loads(invoke("list", "-o", "json", env=env).output)
     return env, {i["alertname"]: i["id"] for i in listed}
 
 
 def related_json(env, iid) -> list[dict]:
-    result = runner.invoke(app, ["related", str(iid), "-o", "json"], env=env)
+    result = invoke("related", str(iid), "-o", "json", env=env)
     assert result.exit_code == 0, result.output
     return json.loads(result.output)
 
@@ -110,23 +108,23 @@ def test_related_links_with_reasons(story):
     # the node covers the pod and the disk of its cluster; the latency in stage is elsewhere
     assert [x["alertname"] for x in related_json(env, ids["NodeDown"])] == ["PodCrash", "DiskFull"]
     assert related_json(env, ids["HighLatency"]) == []
-    table = runner.invoke(app, ["related", str(ids["PodCrash"]), "--tz", "Europe/Berlin"], env=env).output
+    table = invoke("related", str(ids["PodCrash"]), "--tz", "Europe/Berlin", env=env).output
     assert f"#{ids['PodCrash']} PodCrash (prod/pay/api), opened 2026-04-20 14:00:30 CEST in prod/pay/api" in table
     assert "1 related (times Europe/Berlin)" in table and "14:00 (−30s)" in table
     assert "opened 30s earlier, both in prod" in table
-    missing = runner.invoke(app, ["related", "999999"], env=env)  # the root group prints it, exit 1
+    missing = invoke("related", "999999", env=env)  # the root group prints it, exit 1
     assert missing.exit_code == 1 and "incident 999999 not found" in missing.stderr
 
 
 def test_show_has_a_related_section(story):
     env, ids = story
-    shown = runner.invoke(app, ["show", str(ids["PodCrash"])], env=env)
+    shown = invoke("show", str(ids["PodCrash"]), env=env)
     assert shown.exit_code == 0, shown.output
     section = shown.output.split("related (times UTC)")[1]  # after the timeline
     assert "NodeDown" in section and "opened 30s earlier, both in prod" in section
-    as_json = json.loads(runner.invoke(app, ["show", str(ids["PodCrash"]), "-o", "json"], env=env).output)
+    as_json = json.loads(invoke("show", str(ids["PodCrash"]), "-o", "json", env=env).output)
     assert [x["id"] for x in as_json["related"]] == [ids["NodeDown"]]
-    alone = runner.invoke(app, ["show", str(ids["HighLatency"])], env=env).output
+    alone = invoke("show", str(ids["HighLatency"]), env=env).output
     assert "no related incident" in alone
 
 

@@ -16,6 +16,7 @@ from incidentctl.incidents.processor import backlog
 from incidentctl.db.schema import grafana_alerts, incidents, notifications
 from tests.support import T0
 from tests.support.processing import process_all, snapshot, store, store_spaced
+from tests.support.cli import invoke
 
 RULES = Rules.configured(load_settings({}))
 
@@ -180,9 +181,7 @@ def test_reopen_refused_while_a_newer_incident_of_the_fingerprint_is_open(engine
 def test_what_people_do_never_changes_series_nor_the_cache_version(engine, db_url, fixture_bodies):
     # The other half of SeriesCache's invariant (series_cache.py): ack, resolve, reopen and note
     # leave every series and the version its kept series are checked against as they were.
-    from typer.testing import CliRunner
-
-    from incidentctl.cli import app
+    
     from incidentctl.db.schema import incident_alerts
 
     store_spaced(engine, [fixture_bodies["alertmanager/am_v4_oncall-example_firing_3alerts_numFiring-added-by-oncall.json"]])
@@ -195,7 +194,7 @@ def test_what_people_do_never_changes_series_nor_the_cache_version(engine, db_ur
 
     before = observed()
     for args in (["ack", str(iid)], ["resolve", str(iid)], ["reopen", str(iid)], ["note", str(iid), "looked"]):
-        result = CliRunner().invoke(app, [*args, "--by", "alice"], env={"INCIDENTCTL_DATABASE_URL": db_url})
+        result = invoke(*args, "--by", "alice", env={"INCIDENTCTL_DATABASE_URL": db_url})
         assert result.exit_code == 0, result.output
     assert observed() == before
     assert _rows(engine, incidents, "status") == [("open",)]  # the commands did apply

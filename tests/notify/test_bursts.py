@@ -8,15 +8,14 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from typer.testing import CliRunner
 
-from incidentctl.cli.app import app
 from incidentctl.notify.bursts import (Burst, BurstContext, BurstRules, Member, Record, find_bursts, likely_cause,
                                        records, summary)
 from incidentctl.notify.digest import Change, World, build_digest, limit_violations
 from tests.support import slack_blockkit
 from tests.support.factories import add_change
 from tests.support.related_history import T0 as HISTORY_T0, generate, insert
+from tests.support.cli import invoke
 
 T0 = datetime(2026, 4, 20, 12, 0, tzinfo=timezone.utc)
 LABELS = ("cluster", "namespace", "service")
@@ -194,7 +193,7 @@ def test_notify_dry_run_groups_a_burst_with_its_history(engine, db_url):
     for iid in new:
         add_change(engine, iid, created_at=start + timedelta(minutes=1))
     env = {"INCIDENTCTL_DATABASE_URL": db_url, "INCIDENTCTL_BURST_MIN_INCIDENTS": "5"}
-    result = CliRunner().invoke(app, ["notify", "--dry-run"], env=env)
+    result = invoke("notify", "--dry-run", env=env)
     assert result.exit_code == 0, result.output
     (preview,) = json.loads(result.stdout)
     texts = sections(preview["message"])
@@ -205,5 +204,5 @@ def test_notify_dry_run_groups_a_burst_with_its_history(engine, db_url):
                             f"historically first in ")
     firsts, bursts = map(int, burst.split("historically first in ")[1].split(" such bursts")[0].split(" of "))
     assert 3 <= bursts <= len(past) and firsts / bursts >= 0.5
-    off = CliRunner().invoke(app, ["notify", "--dry-run"], env={**env, "INCIDENTCTL_BURST_MIN_INCIDENTS": "0"})
+    off = invoke("notify", "--dry-run", env={**env, "INCIDENTCTL_BURST_MIN_INCIDENTS": "0"})
     assert not any(t.startswith(":boom:") for t in sections(json.loads(off.stdout)[0]["message"]))

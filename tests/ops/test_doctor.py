@@ -112,6 +112,16 @@ def test_notifications_failed_retrying_and_stuck(engine, db_url):
     assert (check.detail["pending"], check.detail["retrying"]) == (1, 1) and "incidentctl notify" in check.message
 
 
+def test_notifications_held_by_a_threshold_are_not_stuck(engine, db_url):
+    with engine.begin() as conn:
+        incident_id = _incident(conn)
+        _notification(conn, incident_id, "pending", NOW - 3 * 60 * MIN, attempts=0,
+                      last_error="held: route default: firing 3h, below the threshold (severity critical)")
+    check = _by_name(doctor(_settings(db_url), engine, NOW))["notifications"]
+    assert check.level == "ok" and check.message == "1 held below a route's threshold"
+    assert (check.detail["pending"], check.detail["retrying"], check.detail["held"]) == (0, 0, 1)
+
+
 def _delivery(conn, attempted_at, outcome, changes=2):
     conn.execute(deliveries.insert(), {"attempted_at": attempted_at, "route": "default", "changes": changes,
                                        "outcome": outcome})

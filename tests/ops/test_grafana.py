@@ -275,3 +275,39 @@ def test_without_the_provisioned_session_timezone_buckets_shift(engine, db_url):
         raw.close()
         session_engine.dispose()
     assert epoch(at(1, 10)) not in {r["time"] for r in rows}
+
+
+@pytest.mark.backends("mysql")
+def test_noise_panels_show_what_incidentctl_noise_reports(engine, db_url):
+    # The generated history with known noisy rules, processed with people acknowledging: the
+    # panels' figures per rule equal `build_noise`'s over the same window.
+    from incidentctl.config import load_settings
+    from incidentctl.history.noise import build_noise
+    from tests.support.noisy_history import END, START, load
+
+    load(engine)
+    start, end = START - timedelta(hours=1), END + timedelta(days=1)
+    board = grafana.dashboard()
+    panels = {p["title"]: p for p in board["panels"]}
+    session_engine, raw = _grafana_session(db_url, "+00:00")
+    try:
+        results = {title: _run(raw, expand(panels[title]["targets"][0]["rawSql"], start, end, INTERVAL,
+                                           variable_values(board)))[1]
+                   for title in ("Noise by rule", "Pages by hour of day (UTC)", "Pages by route")}
+    finally:
+        raw.close()
+        session_engine.dispose()
+    report = build_noise(engine, load_settings({}), since=start, until=end, replay=0)
+    expected = [(r.alertname, "yes" if r.noisy else "", r.incidents, r.pages, r.acted_on, r.self_resolved, r.flaps,
+                 r.median_firing_s) for r in report.rules]
+    shown = [(r["alertname"], r["noisy"], r["incidents"], int(r["pages"]), int(r["acted_on"]),
+              int(r["self_resolved"]), int(r["flaps"]), float(r["median_firing"])) for r in results["Noise by rule"]]
+    key = lambda row: (row[1] != "yes", -row[3], row[0])  # the panel's order: noisy first, most pages first
+    assert shown == sorted(expected, key=key)
+    hours = [0] * 24
+    for rule in report.rules:
+        for how, n in enumerate(rule.hour_of_week):
+            hours[how % 24] += n
+    assert {int(r["hour"]): int(r["pages"]) for r in results["Pages by hour of day (UTC)"]} == {
+        h: n for h, n in enumerate(hours) if n}
+    assert [(r["route"], int(r["pages"])) for r in results["Pages by route"]] == list(report.pages_by_route.items())

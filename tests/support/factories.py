@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, Engine, Table, func, select
 
 from incidentctl.db.schema import incident_alerts, incidents, notifications
-from incidentctl.incidents.decide import IncidentState, SeriesState
+from incidentctl.incidents.model import IncidentState, SeriesState
 from incidentctl.incidents.store import incident_row, series_row
 from tests.support import T0
 
