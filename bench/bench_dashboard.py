@@ -15,12 +15,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
 from common import drop_database, machine, scratch_database  # noqa: E402
-from tests.support.grafana_mysql import expand, variable_values  # noqa: E402
-
-from incidentctl.ops import grafana
 from incidentctl.db.engine import make_engine  # noqa: E402
 from incidentctl.db.migrations import upgrade  # noqa: E402
 from incidentctl.db.schema import grafana_alerts, incidents, notifications  # noqa: E402
+from incidentctl.ops import grafana
+from tests.support.grafana_mysql import expand, variable_values  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_DASH_ROWS", "100000"))
 INCIDENTS = int(os.environ.get("BENCH_DASH_INCIDENTS", "10000"))

@@ -31,11 +31,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import INCIDENTCTL, ROOT, drop_database, machine, scratch_database  # noqa: E402
-
-
 from incidentctl.db.engine import make_engine  # noqa: E402
-from incidentctl.history.export import format_time  # noqa: E402
 from incidentctl.db.migrations import upgrade  # noqa: E402
+from incidentctl.history.export import format_time  # noqa: E402
 from incidentctl.history.reports import build_report  # noqa: E402
 
 ALERTS = int(os.environ.get("BENCH_HISTORY_ALERTS", "1000000"))

@@ -18,10 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import FIXTURES, drop_database, ensure_wrk, free_port, machine, parse_wrk, scratch_database, start_receiver  # noqa: E402
-
-from incidentctl.ingest.archive import insert_raw_alerts, raw_alert  # noqa: E402
 from incidentctl.db.engine import make_engine  # noqa: E402
 from incidentctl.db.migrations import upgrade  # noqa: E402
+from incidentctl.ingest.archive import insert_raw_alerts, raw_alert  # noqa: E402
 
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 DB = "incidentctl_bench_ingest"

@@ -20,12 +20,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_history import ALERTS, DAYS, WORK, generate, run_child  # noqa: E402
-from common import INCIDENTCTL, MYSQL_SERVER_URL, drop_database, machine, scratch_database  # noqa: E402
-
 from sqlalchemy import func, select  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from bench_history import ALERTS, DAYS, WORK, generate, run_child  # noqa: E402
+from common import INCIDENTCTL, MYSQL_SERVER_URL, drop_database, machine, scratch_database  # noqa: E402
 from incidentctl.config import load_settings  # noqa: E402
 from incidentctl.db.engine import make_engine  # noqa: E402
 from incidentctl.db.migrations import upgrade  # noqa: E402

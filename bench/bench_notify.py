@@ -13,16 +13,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
-from common import drop_database, scratch_database  # noqa: E402
-
 import requests  # noqa: E402
 
+from common import drop_database, scratch_database  # noqa: E402
 from incidentctl.config import load_settings  # noqa: E402
 from incidentctl.db.engine import make_engine  # noqa: E402
-from incidentctl.notify.digest import Change, World, build_digest  # noqa: E402
 from incidentctl.db.migrations import upgrade  # noqa: E402
-from incidentctl.notify.delivery import notify_pending  # noqa: E402
 from incidentctl.db.schema import incident_alerts, incidents, notifications  # noqa: E402
+from incidentctl.notify.delivery import notify_pending  # noqa: E402
+from incidentctl.notify.digest import Change, World, build_digest  # noqa: E402
 from tests.support.factories import T0  # noqa: E402
 from tests.support.slack_fake import FakeSlack  # noqa: E402
 

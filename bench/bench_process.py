@@ -32,12 +32,12 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from tests.support.synthetic_history import history  # noqa: E402
-from incidentctl.ingest.archive import raw_alert  # noqa: E402
 from incidentctl.db.engine import make_engine  # noqa: E402
-from incidentctl.incidents.listing import IncidentFilter, list_incidents  # noqa: E402
 from incidentctl.db.migrations import upgrade  # noqa: E402
 from incidentctl.db.schema import grafana_alerts  # noqa: E402
+from incidentctl.incidents.listing import IncidentFilter, list_incidents  # noqa: E402
+from incidentctl.ingest.archive import raw_alert  # noqa: E402
+from tests.support.synthetic_history import history  # noqa: E402
 
 SERVER = os.environ.get("INCIDENTCTL_BENCH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
 SMALL = int(os.environ.get("BENCH_PROCESS_SMALL", "50000"))

@@ -21,16 +21,14 @@ from pathlib import Path
 ALERTS = int(os.environ.get("BENCH_REBUILD_ALERTS", "300000"))
 os.environ.setdefault("BENCH_PROCESS_SERIES", os.environ.get("BENCH_REBUILD_SERIES", "2000"))
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_process import drop_database, fill_history, fresh_database  # noqa: E402
-from bench_history import run_child  # noqa: E402
-from common import INCIDENTCTL, machine  # noqa: E402
-
 from sqlalchemy import select  # noqa: E402
 
+from bench_history import run_child  # noqa: E402
+from bench_process import drop_database, fill_history, fresh_database  # noqa: E402
+from common import INCIDENTCTL, machine  # noqa: E402
 from incidentctl.db.engine import make_engine  # noqa: E402
-from incidentctl.incidents.actions import transition  # noqa: E402
 from incidentctl.db.schema import incidents  # noqa: E402
-
+from incidentctl.incidents.actions import transition  # noqa: E402
 
 
 def acknowledge(url: str, count: int) -> int:

@@ -16,12 +16,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import FIXTURES, drop_database, machine, scratch_database  # noqa: E402
-
-from incidentctl.ingest.archive import insert_raw_alerts, raw_alert  # noqa: E402
 from incidentctl.db.engine import make_engine  # noqa: E402
 from incidentctl.db.migrations import upgrade  # noqa: E402
-from incidentctl.ops.retention import purge  # noqa: E402
 from incidentctl.db.schema import grafana_alerts, incident_events, incidents  # noqa: E402
+from incidentctl.ingest.archive import insert_raw_alerts, raw_alert  # noqa: E402
+from incidentctl.ops.retention import purge  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_PURGE_ROWS", "50000"))
 BATCH = int(os.environ.get("BENCH_PURGE_BATCH", "1000"))

@@ -21,8 +21,15 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from bench.bench_process import (BIN, KEEP_LIST_DATABASE, LIST_INCIDENTS, SERVER, drop_database,  # noqa: E402
-                                 fill_list_database, fresh_database)
+from bench.bench_process import (  # noqa: E402
+    BIN,
+    KEEP_LIST_DATABASE,
+    LIST_INCIDENTS,
+    SERVER,
+    drop_database,
+    fill_list_database,
+    fresh_database,
+)
 from bench.common import machine  # noqa: E402
 from incidentctl.db.engine import make_engine  # noqa: E402
 from incidentctl.incidents.listing import IncidentFilter  # noqa: E402

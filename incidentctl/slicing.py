@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence, TypeVar, overload
+from collections.abc import Iterator, Sequence
+from typing import TypeVar, overload
 
 T = TypeVar("T")
 

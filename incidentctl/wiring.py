@@ -6,9 +6,9 @@ The composition root: it may import every layer below the CLI, and only the CLI 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable
 
 from sqlalchemy import Engine
 

@@ -137,7 +137,7 @@ class Cluster:
 
     # -- lifecycle --------------------------------------------------------------------------------
 
-    def up(self, timeout: float = 180.0) -> "Cluster":
+    def up(self, timeout: float = 180.0) -> Cluster:
         """Starts a fresh cluster (new datadirs) and waits until all nodes are Synced; when all
         three already run, only waits. Raises ClusterError."""
         running = self.running()

@@ -3,9 +3,10 @@ option errors that name the option, the core's errors as one line and an exit co
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Optional, TypeVar
+from typing import TypeVar
 
 import typer
 from rich.console import Console
@@ -13,11 +14,11 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from incidentctl import __version__
+from incidentctl.cli.output import OutputFormat, display_zone, set_display_zone
 from incidentctl.config import load_settings, zone_name
+from incidentctl.durations import parse_since
 from incidentctl.errors import IncidentctlError
 from incidentctl.wiring import Context
-from incidentctl.durations import parse_since
-from incidentctl.cli.output import OutputFormat, display_zone, set_display_zone
 
 T = TypeVar("T")
 
@@ -80,13 +81,13 @@ def option_value(option: str, parse: Callable[[str], T], text: str) -> T:
         raise typer.BadParameter(str(exc), param_hint=f"'{option}'") from None
 
 
-def time_value(option: str, text: Optional[str], now: datetime) -> Optional[datetime]:
+def time_value(option: str, text: str | None, now: datetime) -> datetime | None:
     """A `--since`/`--until` value (a duration ago or an ISO 8601 time, in the display zone when
     it has no offset) as of `now`; None stays None."""
     return None if text is None else option_value(option, lambda t: parse_since(t, now, display_zone()), text)
 
 
-def _tz(value: Optional[str]) -> Optional[str]:
+def _tz(value: str | None) -> str | None:
     if value is not None:
         set_display_zone(option_value("--tz", zone_name, value))
     return value
@@ -106,7 +107,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    config: Optional[Path] = typer.Option(
+    config: Path | None = typer.Option(
         None, "--config", "-c", envvar="INCIDENTCTL_CONFIG", help="TOML config file (see docs/CONFIGURATION.md)."
     ),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),

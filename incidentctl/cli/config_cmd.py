@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import typer
 
+from incidentctl.cli.app import OutputOption, app, context
+from incidentctl.cli.output import Col, OutputFormat, dumps, render_rows
 from incidentctl.config import SETTINGS
 from incidentctl.db.engine import database_url, describe_url
-from incidentctl.cli.output import Col, OutputFormat, dumps, render_rows
-from incidentctl.cli.app import OutputOption, app, context
 
 
 @app.command("config")

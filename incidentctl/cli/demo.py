@@ -4,27 +4,26 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timezone
-from typing import Optional
 
 import requests
 import typer
 
-from incidentctl.config import load_settings
-from incidentctl.durations import utc_now
-from incidentctl.db.engine import make_engine
-from incidentctl.ops.demo import DemoReceiver, archived_rows, demo_database_path, demo_story
-from incidentctl.incidents.listing import IncidentFilter, list_incidents
-from incidentctl.db.migrations import upgrade
-from incidentctl.notify.delivery import notify_pending, preview_digests
-from incidentctl.cli.output import Col, OutputFormat, dumps, render_rows
-from incidentctl.incidents.model import Rules
-from incidentctl.incidents.processor import process_pending
 from incidentctl.cli.app import TzOption, app
 from incidentctl.cli.incidents import render_incident_table
+from incidentctl.cli.output import Col, OutputFormat, dumps, render_rows
+from incidentctl.config import load_settings
+from incidentctl.db.engine import make_engine
+from incidentctl.db.migrations import upgrade
+from incidentctl.durations import utc_now
+from incidentctl.incidents.listing import IncidentFilter, list_incidents
+from incidentctl.incidents.model import Rules
+from incidentctl.incidents.processor import process_pending
+from incidentctl.notify.delivery import notify_pending, preview_digests
+from incidentctl.ops.demo import DemoReceiver, archived_rows, demo_database_path, demo_story
 
 
 @app.command("demo")
-def demo(tz: Optional[str] = TzOption) -> None:
+def demo(tz: str | None = TzOption) -> None:
     """Receive sample alerts over HTTP into .demo/incidentctl.db and show the result."""
     path = demo_database_path()
     for leftover in path.parent.glob(path.name + "*"):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from incidentctl.ops.doctor import EXIT_UNREACHABLE, doctor
-from incidentctl.cli.output import Col, OutputFormat, dumps, render_rows, stdout_console
 from incidentctl.cli.app import OutputOption, app, context
+from incidentctl.cli.output import Col, OutputFormat, dumps, render_rows, stdout_console
+from incidentctl.ops.doctor import EXIT_UNREACHABLE, doctor
 
 STYLE = {"ok": "green", "warn": "yellow", "error": "red"}
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
-from incidentctl.ops import grafana
 from incidentctl.cli.app import app
+from incidentctl.ops import grafana
 
 grafana_app = typer.Typer(
     help="Print the Grafana dashboard and provisioning files (redirect them into Grafana's folders).",
@@ -30,7 +28,7 @@ def datasource() -> None:
 
 @grafana_app.command("contact-point")
 def contact_point(
-    url: Optional[str] = typer.Option(None, "--url", help="Webhook URL of `incidentctl serve`.",
+    url: str | None = typer.Option(None, "--url", help="Webhook URL of `incidentctl serve`.",
                                       show_default=grafana.DEFAULT_WEBHOOK_URL),
 ) -> None:
     """Print the webhook contact point provisioning YAML (auth and HMAC options commented)."""

@@ -5,19 +5,18 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from incidentctl.ops.gc_tuning import batch_collection
-from incidentctl.history.export import count_rows, export_archive, export_to_file, parse_utc
+from incidentctl.cli.app import app, context, err_console, option_value, output_option, time_value
 from incidentctl.cli.output import OutputFormat, dumps
-from incidentctl.incidents.processor import process_pending
+from incidentctl.history.export import count_rows, export_archive, export_to_file, parse_utc
 from incidentctl.history.replay import BATCH_SIZE, replay
 from incidentctl.incidents.model import Rules
-from incidentctl.cli.app import app, context, err_console, option_value, output_option, time_value
+from incidentctl.incidents.processor import process_pending
+from incidentctl.ops.gc_tuning import batch_collection
 
 
 def _progress(*columns) -> Progress:
@@ -39,14 +38,14 @@ def _export_format(value: str) -> str:
 @app.command("export")
 def export_cmd(
     ctx: typer.Context,
-    since: Optional[str] = typer.Option(None, "--since", help="Only requests received at or after this: "
+    since: str | None = typer.Option(None, "--since", help="Only requests received at or after this: "
                                         "a duration ago (30d, 2h) or an ISO 8601 time."),
-    until: Optional[str] = typer.Option(None, "--until", help="Only requests received before this "
+    until: str | None = typer.Option(None, "--until", help="Only requests received before this "
                                         "(duration ago or ISO 8601 time)."),
-    out: Optional[Path] = typer.Option(None, "--file", "-f", "--out", metavar="PATH", dir_okay=False,
+    out: Path | None = typer.Option(None, "--file", "-f", "--out", metavar="PATH", dir_okay=False,
                                        help="Write to PATH (gzip-compressed when it ends in .gz).",
                                        show_default="standard output"),
-    incident: Optional[int] = typer.Option(None, "--incident", metavar="ID", help="Only the requests this "
+    incident: int | None = typer.Option(None, "--incident", metavar="ID", help="Only the requests this "
                                            "incident was made from (see `show ID --raw`), as replay input."),
     output: str = typer.Option(EXPORT_FORMAT, "--output", "-o", metavar=f"<{EXPORT_FORMAT}>",
                                callback=_export_format, help="Output format: JSON Lines, the only one."),
@@ -99,7 +98,7 @@ def replay_cmd(
     paths: list[str] = typer.Argument(..., metavar="PATH...", help="Files or directories to import: `.json` "
                                       "webhook bodies, JSON Lines (`.jsonl`/`.ndjson`: our export or one body "
                                       "per line), each optionally `.gz`; `-` reads JSON Lines from stdin."),
-    received_at: Optional[str] = typer.Option(None, "--received-at", metavar="ISO",
+    received_at: str | None = typer.Option(None, "--received-at", metavar="ISO",
                                               help="Receive time for bodies that carry none. "
                                                    "Export records keep their own.",
                                               show_default="the file's modification time"),

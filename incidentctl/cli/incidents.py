@@ -6,23 +6,30 @@ import getpass
 import sys
 from datetime import datetime
 from enum import Enum
-from typing import List, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from incidentctl.cli.app import OutputOption, TzOption, app, context, err_console, time_value
+from incidentctl.cli.output import (
+    Col,
+    OutputFormat,
+    dumps,
+    local_time,
+    printable_body,
+    render_rows,
+    stdout_console,
+    zone_label,
+)
+from incidentctl.cli.related import link_rows, print_related
 from incidentctl.durations import format_age
 from incidentctl.history.export import RECORD_KEYS, IncidentRows, incident_rows, to_record
-from incidentctl.incidents.model import SEVERITY_NAMES, IncidentStatus, Severity, TimelineKind, normalize_severity
+from incidentctl.history.related import RelatedRules, related_incidents
 from incidentctl.incidents.actions import add_note, transition_many
 from incidentctl.incidents.listing import IncidentFilter, list_incidents, parse_label_filter, show_incident
-from incidentctl.cli.output import (Col, OutputFormat, dumps, local_time, printable_body, render_rows, stdout_console,
-                                    zone_label)
+from incidentctl.incidents.model import SEVERITY_NAMES, IncidentStatus, Severity, TimelineKind, normalize_severity
 from incidentctl.notify.silences import mark_silenced
-from incidentctl.cli.app import OutputOption, TzOption, app, context, err_console, time_value
-from incidentctl.cli.related import link_rows, print_related
-from incidentctl.history.related import RelatedRules, related_incidents
 
 SEVERITY_STYLE = {Severity.CRITICAL: "bold red", Severity.ERROR: "red", Severity.WARNING: "yellow",
                   Severity.INFO: "cyan", Severity.NONE: "dim"}
@@ -75,21 +82,21 @@ def render_incident_table(rows: list[dict], now: datetime, *, console: Console |
 @app.command("list")
 def list_cmd(
     ctx: typer.Context,
-    status: Optional[StatusChoice] = typer.Option(None, "--status", help="Only incidents in this status.",
+    status: StatusChoice | None = typer.Option(None, "--status", help="Only incidents in this status.",
                                                   case_sensitive=False, show_default="open + acknowledged"),
-    severity: Optional[str] = typer.Option(None, "--severity", help=f"One of {SEVERITY_CHOICES}."),
-    cluster: Optional[str] = typer.Option(None, "--cluster", help="Only this cluster."),
-    namespace: Optional[str] = typer.Option(None, "--namespace", help="Only this namespace."),
-    service: Optional[str] = typer.Option(None, "--service", help="Only this service."),
-    alertname: Optional[str] = typer.Option(None, "--alertname", help="Only this alertname."),
-    label: List[str] = typer.Option([], "--label", help="name=value every series of the incident carries; repeatable."),
-    series_label: List[str] = typer.Option([], "--series-label",
+    severity: str | None = typer.Option(None, "--severity", help=f"One of {SEVERITY_CHOICES}."),
+    cluster: str | None = typer.Option(None, "--cluster", help="Only this cluster."),
+    namespace: str | None = typer.Option(None, "--namespace", help="Only this namespace."),
+    service: str | None = typer.Option(None, "--service", help="Only this service."),
+    alertname: str | None = typer.Option(None, "--alertname", help="Only this alertname."),
+    label: list[str] = typer.Option([], "--label", help="name=value every series of the incident carries; repeatable."),
+    series_label: list[str] = typer.Option([], "--series-label",
                                            help="name=value some series of the incident carries (e.g. pod=api-7f9c); "
                                                 "repeatable, each must match."),
-    since: Optional[str] = typer.Option(None, "--since", help="Opened since: 2h, 7d or an ISO 8601 time."),
+    since: str | None = typer.Option(None, "--since", help="Opened since: 2h, 7d or an ISO 8601 time."),
     limit: int = typer.Option(50, "--limit", min=1, help="At most this many incidents."),
     output: OutputFormat = OutputOption,
-    tz: Optional[str] = TzOption,
+    tz: str | None = TzOption,
 ) -> None:
     """List incidents, newest first (default: the unresolved ones)."""
     c = context(ctx)
@@ -122,7 +129,7 @@ def list_cmd(
 def show_cmd(ctx: typer.Context, incident_id: int = typer.Argument(..., metavar="ID", help="Incident id."),
              raw: bool = typer.Option(False, "--raw", help="Print the raw webhook requests the incident was "
                                       "made from, bodies as stored, instead of the incident."),
-             output: OutputFormat = OutputOption, tz: Optional[str] = TzOption) -> None:
+             output: OutputFormat = OutputOption, tz: str | None = TzOption) -> None:
     """Show one incident: its alert series (labels, annotations, links), its timeline and the
     incidents probably related to it (as `incidentctl related ID`).
 
@@ -217,7 +224,7 @@ def _who(at, by, how=None) -> str:
     return f"{local_time(at)} by {by or '?'}" + (f" ({how})" if how else "")
 
 
-def _transition(ctx: typer.Context, action: str, ids: list[int], by: Optional[str], note: Optional[str],
+def _transition(ctx: typer.Context, action: str, ids: list[int], by: str | None, note: str | None,
                 output: OutputFormat) -> None:
     c = context(ctx)
     outcomes = transition_many(c.engine, action, ids, by=by or _os_user(), note=note, now=c.clock())
@@ -239,29 +246,29 @@ NoteOption = typer.Option(None, "--note", help="A note recorded with the change.
 
 
 @app.command("ack")
-def ack_cmd(ctx: typer.Context, ids: List[int] = IdsArgument, by: Optional[str] = _by_option(),
-            note: Optional[str] = NoteOption, output: OutputFormat = OutputOption) -> None:
+def ack_cmd(ctx: typer.Context, ids: list[int] = IdsArgument, by: str | None = _by_option(),
+            note: str | None = NoteOption, output: OutputFormat = OutputOption) -> None:
     """Acknowledge open incidents (open → acknowledged). Exits 1 if any id failed."""
     _transition(ctx, "ack", ids, by, note, output)
 
 
 @app.command("resolve")
-def resolve_cmd(ctx: typer.Context, ids: List[int] = IdsArgument, by: Optional[str] = _by_option(),
-                note: Optional[str] = NoteOption, output: OutputFormat = OutputOption) -> None:
+def resolve_cmd(ctx: typer.Context, ids: list[int] = IdsArgument, by: str | None = _by_option(),
+                note: str | None = NoteOption, output: OutputFormat = OutputOption) -> None:
     """Resolve incidents by hand (open or acknowledged → resolved). Exits 1 if any id failed."""
     _transition(ctx, "resolve", ids, by, note, output)
 
 
 @app.command("reopen")
-def reopen_cmd(ctx: typer.Context, ids: List[int] = IdsArgument, by: Optional[str] = _by_option(),
-               note: Optional[str] = NoteOption, output: OutputFormat = OutputOption) -> None:
+def reopen_cmd(ctx: typer.Context, ids: list[int] = IdsArgument, by: str | None = _by_option(),
+               note: str | None = NoteOption, output: OutputFormat = OutputOption) -> None:
     """Reopen resolved incidents (resolved → open). Exits 1 if any id failed."""
     _transition(ctx, "reopen", ids, by, note, output)
 
 
 @app.command("note")
 def note_cmd(ctx: typer.Context, incident_id: int = typer.Argument(..., metavar="ID", help="Incident id."),
-             text: str = typer.Argument(..., help="The note."), by: Optional[str] = _by_option(),
+             text: str = typer.Argument(..., help="The note."), by: str | None = _by_option(),
              output: OutputFormat = OutputOption) -> None:
     """Add a note to an incident's timeline (any status)."""
     c = context(ctx)

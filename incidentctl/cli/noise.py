@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import sys
 from datetime import timedelta
-from typing import Optional
 
 import typer
 
 from incidentctl.cli.app import TzOption, app, context, option_value, output_option, time_value
 from incidentctl.cli.output import Col, OutputFormat, dumps, local_time, render_rows, stdout_console
 from incidentctl.durations import format_duration, parse_duration
-from incidentctl.history.noise import (MIN_PAGES, REPLAY, REPLAY_ROWS, SELF_RESOLVED, NoiseReport, build_noise,
-                                       noise_dict)
+from incidentctl.history.noise import (
+    MIN_PAGES,
+    REPLAY,
+    REPLAY_ROWS,
+    SELF_RESOLVED,
+    NoiseReport,
+    build_noise,
+    noise_dict,
+)
 from incidentctl.history.recurrence import hour_of_day_counts
 from incidentctl.history.stats import sparkline
 
@@ -41,7 +47,7 @@ def noise_cmd(
     ctx: typer.Context,
     since: str = typer.Option("30d", "--since", help="Start of the window: a duration ago (30d, 12h) or an ISO 8601 "
                               "time. Incidents are selected by when they opened."),
-    until: Optional[str] = typer.Option(None, "--until", help="End of the window.", show_default="now"),
+    until: str | None = typer.Option(None, "--until", help="End of the window.", show_default="now"),
     within: str = typer.Option("5m", "--within", help="Self-resolved: resolved by its alerts within this long of "
                                "opening, with no action by a person."),
     min_pages: int = typer.Option(MIN_PAGES, "--min-pages", min=1, help="A rule pages at least this often to "
@@ -51,7 +57,7 @@ def noise_cmd(
     replay_rows: int = typer.Option(REPLAY_ROWS, "--replay-rows", min=0, help="… each only when it has at most "
                                     "this many raw rows; otherwise its grouping is an estimate."),
     output=output_option(OutputFormat.table, OutputFormat.json),
-    tz: Optional[str] = TzOption,
+    tz: str | None = TzOption,
 ) -> None:
     """Noise per alert rule, and fixes backtested on the archive.
 

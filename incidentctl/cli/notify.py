@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
+from datetime import datetime
 
 import typer
 
-from incidentctl.notify import outbox
-from datetime import datetime
-
+from incidentctl.cli.app import OutputOption, TzOption, app, context, err_console, output_option
+from incidentctl.cli.output import Col, OutputFormat, dumps, local_time, render_rows
 from incidentctl.db.engine import database_errors
 from incidentctl.durations import format_duration
 from incidentctl.errors import SlackNotConfigured
 from incidentctl.incidents.model import OutboxState
+from incidentctl.notify import outbox
 from incidentctl.notify.delivery import NotifySummary, notify_pending
 from incidentctl.notify.routes import load_routes
-from incidentctl.cli.output import Col, OutputFormat, dumps, local_time, render_rows
 from incidentctl.notify.slack import make_session
-from incidentctl.cli.app import OutputOption, TzOption, app, context, err_console, output_option
 
 
 @app.command("notify")
@@ -25,7 +23,7 @@ def notify(
     ctx: typer.Context,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the message(s) as JSON; send and mark nothing."),
     output: OutputFormat = output_option(OutputFormat.table, OutputFormat.json),
-    tz: Optional[str] = TzOption,
+    tz: str | None = TzOption,
 ) -> None:
     """Send one Slack digest per route for the pending outbox, and mark what was sent.
 
@@ -107,11 +105,11 @@ app.add_typer(outbox_app, name="outbox")
 @outbox_app.command("list")
 def outbox_list(
     ctx: typer.Context,
-    state: Optional[List[str]] = typer.Option(None, "--state", "-s",
+    state: list[str] | None = typer.Option(None, "--state", "-s",
                                               help=f"Only these states ({', '.join(OutboxState)}); repeatable."),
     limit: int = typer.Option(50, "--limit", "-n", min=1, help="At most this many rows, newest first."),
     output: OutputFormat = OutputOption,
-    tz: Optional[str] = TzOption,
+    tz: str | None = TzOption,
 ) -> None:
     """List outbox rows with their delivery state, attempts, next attempt (pending rows) and Slack's last error."""
     c = context(ctx)
@@ -139,7 +137,7 @@ def _next_attempt(value: datetime | None, row: dict) -> str:
 @outbox_app.command("retry")
 def outbox_retry(
     ctx: typer.Context,
-    ids: Optional[List[int]] = typer.Argument(None, help="Outbox row ids; all failed rows when omitted."),
+    ids: list[int] | None = typer.Argument(None, help="Outbox row ids; all failed rows when omitted."),
     output: OutputFormat = output_option(OutputFormat.table, OutputFormat.json),
 ) -> None:
     """Put failed notifications back to pending, e.g. after fixing a removed webhook."""

@@ -12,16 +12,16 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
 from enum import Enum
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.table import Table
-
 
 # Wider than any row: off a terminal a table is as wide as its widest row, never cut or wrapped.
 UNLIMITED_WIDTH = 1_000_000

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from incidentctl.ops.gc_tuning import batch_collection
+from incidentctl.cli.app import OutputOption, app, context, err_console
 from incidentctl.cli.output import OutputFormat, dumps
 from incidentctl.incidents.model import Rules
 from incidentctl.incidents.processor import backlog, process_pending
-from incidentctl.cli.app import OutputOption, app, context, err_console
+from incidentctl.ops.gc_tuning import batch_collection
 
 PROGRESS_MIN_ROWS = 2000  # below this a run takes about a second: no bar
 
@@ -19,10 +17,10 @@ PROGRESS_MIN_ROWS = 2000  # below this a run takes about a second: no bar
 @app.command("process")
 def process(
     ctx: typer.Context,
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1,
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1,
                                              help="Raw rows per transaction.",
                                              show_default="the batch_size setting"),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Process at most this many raw rows."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Process at most this many raw rows."),
     output: OutputFormat = OutputOption,
 ) -> None:
     """Turn unprocessed webhook rows into incidents (oldest first, one transaction per batch).

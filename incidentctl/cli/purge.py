@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from incidentctl.durations import format_duration, parse_duration
-from incidentctl.cli.output import OutputFormat, dumps, local_time, to_csv
-from incidentctl.ops.retention import DEFAULT_BATCH, purge
 from incidentctl.cli.app import OutputOption, TzOption, app, context, err_console, option_value
+from incidentctl.cli.output import OutputFormat, dumps, local_time, to_csv
+from incidentctl.durations import format_duration, parse_duration
+from incidentctl.ops.retention import DEFAULT_BATCH, purge
 
 
 @app.command("purge")
 def purge_command(
     ctx: typer.Context,
-    older_than: Optional[str] = typer.Option(
+    older_than: str | None = typer.Option(
         None, "--older-than", help="Delete raw rows received longer ago than this, e.g. 90d.",
         show_default="the purge_older_than setting"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Count what would be deleted; delete nothing."),
     batch_size: int = typer.Option(DEFAULT_BATCH, "--batch-size", min=1, help="Rows deleted per transaction."),
     output: OutputFormat = OutputOption,
-    tz: Optional[str] = TzOption,
+    tz: str | None = TzOption,
 ) -> None:
     """Delete processed raw webhook rows older than a cut-off, in small transactions.
 

@@ -3,35 +3,34 @@
 from __future__ import annotations
 
 import sys
-from typing import Optional
 
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from incidentctl.ops.gc_tuning import batch_collection
-from incidentctl.durations import format_duration
+from incidentctl.cli.app import TzOption, app, context, err_console, output_option
 from incidentctl.cli.output import OutputFormat, dumps, local_time
+from incidentctl.cli.simulate import rules_from_options
+from incidentctl.durations import format_duration
 from incidentctl.history.rebuild import rebuild
 from incidentctl.incidents.model import Rules
-from incidentctl.cli.app import TzOption, app, context, err_console, output_option
-from incidentctl.cli.simulate import rules_from_options
+from incidentctl.ops.gc_tuning import batch_collection
 
 
 @app.command("rebuild")
 def rebuild_cmd(
     ctx: typer.Context,
-    group_by: Optional[str] = typer.Option(None, "--group-by", help="Labels forming the incident fingerprint, "
+    group_by: str | None = typer.Option(None, "--group-by", help="Labels forming the incident fingerprint, "
                                            "comma-separated (`fingerprint` = one incident per series).",
                                            show_default="the group_by setting"),
-    reopen_window: Optional[str] = typer.Option(None, "--reopen-window", help="Reopen window (e.g. 30m, 2h).",
+    reopen_window: str | None = typer.Option(None, "--reopen-window", help="Reopen window (e.g. 30m, 2h).",
                                                 show_default="the reopen_window setting"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Compute and report, write nothing."),
     force: bool = typer.Option(False, "--force", help="Rebuild even when retention purged raw alerts some "
                                "incidents were built from (those incidents are deleted)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation on a terminal."),
     output: OutputFormat = output_option(OutputFormat.table, OutputFormat.json),
-    tz: Optional[str] = TzOption,
+    tz: str | None = TzOption,
 ) -> None:
     """Recompute every incident from the raw archive under the given (or configured) rules.
 

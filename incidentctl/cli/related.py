@@ -4,7 +4,6 @@ also the "related" section of `show`."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -62,7 +61,7 @@ def print_related(related: Related, *, console: Console | None = None, title: st
 
 @app.command("related")
 def related_cmd(ctx: typer.Context, incident_id: int = typer.Argument(..., metavar="ID", help="Incident id."),
-                output: OutputFormat = OutputOption, tz: Optional[str] = TzOption) -> None:
+                output: OutputFormat = OutputOption, tz: str | None = TzOption) -> None:
     """Incidents probably related to one, each with its reason.
 
     Linked: incidents that opened within the related_window of it in the same place (the

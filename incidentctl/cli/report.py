@@ -5,16 +5,14 @@ from __future__ import annotations
 import sys
 from datetime import timedelta
 from enum import Enum
-from typing import Optional
 
 import typer
 
-from incidentctl.durations import format_duration
+from incidentctl.cli.app import OutputOption, TzOption, app, context, time_value
 from incidentctl.cli.output import Col, OutputFormat, dumps, local_time, render_rows, stdout_console, to_csv
+from incidentctl.durations import format_duration
 from incidentctl.history.reports import SreReport, build_report, metric_rows, report_dict
 from incidentctl.history.stats import bar, sparkline
-from incidentctl.cli.app import OutputOption, TzOption, app, context, time_value
-
 
 MAX_BAR_DAYS = 62
 
@@ -93,12 +91,12 @@ def report_cmd(
     ctx: typer.Context,
     since: str = typer.Option("30d", "--since", help="Start of the window: a duration ago (30d, 12h) or an "
                               "ISO 8601 time. Incidents are selected by when they opened."),
-    until: Optional[str] = typer.Option(None, "--until", help="End of the window.", show_default="now"),
-    by: Optional[By] = typer.Option(None, "--by", case_sensitive=False,
+    until: str | None = typer.Option(None, "--until", help="End of the window.", show_default="now"),
+    by: By | None = typer.Option(None, "--by", case_sensitive=False,
                                     help="One row of figures per value of this incident field."),
     top: int = typer.Option(10, "--top", min=1, help="How many noisy fingerprints to list."),
     output: OutputFormat = OutputOption,
-    tz: Optional[str] = TzOption,
+    tz: str | None = TzOption,
 ) -> None:
     """SRE report over a window: MTTA, MTTR, resolves, noise, alert volume per day.
 

@@ -7,9 +7,9 @@ import sys
 
 import typer
 
-from incidentctl.ops.scheduler import Scheduler, cycle_jobs
-from incidentctl.notify.slack import make_session
 from incidentctl.cli.app import app, context
+from incidentctl.notify.slack import make_session
+from incidentctl.ops.scheduler import Scheduler, cycle_jobs
 
 
 @app.command("run")

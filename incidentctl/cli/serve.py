@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Optional
 
 import typer
 
@@ -13,9 +12,9 @@ from incidentctl.cli.app import app, context
 @app.command("serve")
 def serve_command(
     ctx: typer.Context,
-    host: Optional[str] = typer.Option(None, "--host", help="Address to listen on.",
+    host: str | None = typer.Option(None, "--host", help="Address to listen on.",
                                     show_default="the host setting"),
-    port: Optional[int] = typer.Option(None, "--port", "-p", help="Port to listen on.",
+    port: int | None = typer.Option(None, "--port", "-p", help="Port to listen on.",
                                        show_default="the port setting"),
     access_log: bool = typer.Option(False, "--access-log", help="Log every request (costs throughput)."),
     graceful_timeout: float = typer.Option(30.0, help="Seconds in-flight requests get to finish on SIGTERM."),

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import getpass
 from datetime import datetime, timezone
-from typing import List, Optional
 
 import typer
 
-from incidentctl.durations import parse_duration
+from incidentctl.cli.app import OutputOption, TzOption, app, context
 from incidentctl.cli.output import Col, OutputFormat, display_zone, dumps, local_time, render_rows
+from incidentctl.durations import parse_duration
 from incidentctl.errors import InvalidSilence
 from incidentctl.notify.silences import add_silence, expire_silence, list_silences, parse_matcher
-from incidentctl.cli.app import OutputOption, TzOption, app, context
 
 silence_app = typer.Typer(help="Silence Slack notifications for matching alerts during a time window.",
                           no_args_is_help=True)
@@ -40,15 +39,15 @@ def _until(text: str) -> datetime:
 @silence_app.command("add")
 def silence_add(
     ctx: typer.Context,
-    match: List[str] = typer.Option(..., "--match", "-m",
+    match: list[str] = typer.Option(..., "--match", "-m",
                                     help="Label matcher name=value (also !=, =~regex, !~regex); repeat: all must hold."),
-    duration: Optional[str] = typer.Option(None, "--duration", "-d", help="How long from now, e.g. 2h, 30m."),
-    until: Optional[str] = typer.Option(None, "--until", help="End time, ISO 8601 (in the display zone when no "
+    duration: str | None = typer.Option(None, "--duration", "-d", help="How long from now, e.g. 2h, 30m."),
+    until: str | None = typer.Option(None, "--until", help="End time, ISO 8601 (in the display zone when no "
                                         "offset)."),
     comment: str = typer.Option(..., "--comment", help="Why (shown in `silence list`)."),
-    by: Optional[str] = typer.Option(None, "--by", help="Who.", show_default="the current user"),
+    by: str | None = typer.Option(None, "--by", help="Who.", show_default="the current user"),
     output: OutputFormat = OutputOption,
-    tz: Optional[str] = TzOption,
+    tz: str | None = TzOption,
 ) -> None:
     """Silence matching alerts from now for --duration or --until: their incidents still update,
     their Slack notifications are suppressed."""
@@ -79,7 +78,7 @@ def silence_list(
     ctx: typer.Context,
     all_: bool = typer.Option(False, "--all", "-a", help="Include expired silences."),
     output: OutputFormat = OutputOption,
-    tz: Optional[str] = TzOption,
+    tz: str | None = TzOption,
 ) -> None:
     """List active and upcoming silences (newest first)."""
     c = context(ctx)

@@ -4,28 +4,26 @@ from __future__ import annotations
 
 import sys
 from datetime import timedelta
-from typing import Optional
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn
 
-from incidentctl.ops.gc_tuning import batch_collection
-from incidentctl.config import Settings
-from incidentctl.durations import format_duration, parse_duration
+from incidentctl.cli.app import app, context, err_console, option_value, output_option, time_value
 from incidentctl.cli.output import Col, OutputFormat, dumps, render_rows, stdout_console
+from incidentctl.config import Settings
 from incidentctl.db.engine import database_errors
+from incidentctl.durations import format_duration, parse_duration
 from incidentctl.history.announce import NotifyRules, acted_on
 from incidentctl.history.recurrence import parse_window
 from incidentctl.history.simulate import days, simulate, simulation_dict
-from incidentctl.incidents.model import Rules
 from incidentctl.history.stats import sparkline
+from incidentctl.incidents.model import Rules, Severity
 from incidentctl.notify.routes import load_routes
-from incidentctl.incidents.model import Severity
 from incidentctl.notify.thresholds import Threshold
-from incidentctl.cli.app import app, context, err_console, option_value, output_option, time_value
+from incidentctl.ops.gc_tuning import batch_collection
 
 
-def rules_from_options(settings: Settings, group_by: Optional[str], reopen_window: Optional[str]) -> Rules:
+def rules_from_options(settings: Settings, group_by: str | None, reopen_window: str | None) -> Rules:
     """--group-by and --reopen-window, each defaulting to its setting; BadParameter when wrong."""
     window = (option_value("--reopen-window", parse_duration, reopen_window) if reopen_window
               else timedelta(seconds=settings.reopen_window))
@@ -38,25 +36,25 @@ def rules_from_options(settings: Settings, group_by: Optional[str], reopen_windo
 @app.command("simulate")
 def simulate_cmd(
     ctx: typer.Context,
-    group_by: Optional[str] = typer.Option(None, "--group-by", help="Proposed labels forming the incident "
+    group_by: str | None = typer.Option(None, "--group-by", help="Proposed labels forming the incident "
                                            "fingerprint, comma-separated (`fingerprint` = one incident per "
                                            "series).", show_default="the group_by setting"),
-    reopen_window: Optional[str] = typer.Option(None, "--reopen-window", help="Proposed reopen window "
+    reopen_window: str | None = typer.Option(None, "--reopen-window", help="Proposed reopen window "
                                                 "(e.g. 30m, 2h).", show_default="the reopen_window setting"),
     since: str = typer.Option("30d", "--since", help="Replay raw alerts received since this (duration ago or "
                               "ISO 8601 time)."),
-    until: Optional[str] = typer.Option(None, "--until", help="… and before this.", show_default="now"),
+    until: str | None = typer.Option(None, "--until", help="… and before this.", show_default="now"),
     top: int = typer.Option(10, "--top", min=1, help="How many fingerprints to list per rule set."),
-    alertname: Optional[str] = typer.Option(None, "--alertname", help="Simulate the alerts of this rule only."),
-    notify_after: Optional[str] = typer.Option(None, "--notify-after", help="Proposed threshold for every "
+    alertname: str | None = typer.Option(None, "--alertname", help="Simulate the alerts of this rule only."),
+    notify_after: str | None = typer.Option(None, "--notify-after", help="Proposed threshold for every "
                                                "change: announce an incident once it fired this long (e.g. 5m)."),
-    notify_min_alerts: Optional[int] = typer.Option(None, "--notify-min-alerts", min=0, help="… or once it holds "
+    notify_min_alerts: int | None = typer.Option(None, "--notify-min-alerts", min=0, help="… or once it holds "
                                                     "this many distinct alerts."),
-    notify_min_severity: Optional[str] = typer.Option(None, "--notify-min-severity", help="… or once it reaches "
+    notify_min_severity: str | None = typer.Option(None, "--notify-min-severity", help="… or once it reaches "
                                                       "this severity (critical, error, warning, info)."),
-    keep_firing: Optional[str] = typer.Option(None, "--keep-firing", help="Proposed keep-firing window (e.g. 10m): "
+    keep_firing: str | None = typer.Option(None, "--keep-firing", help="Proposed keep-firing window (e.g. 10m): "
                                               "a resolve followed by a reopen within it is not announced."),
-    silence_window: Optional[str] = typer.Option(None, "--silence-window", help="Proposed recurring silence, UTC: "
+    silence_window: str | None = typer.Option(None, "--silence-window", help="Proposed recurring silence, UTC: "
                                                  "'daily 02:00-04:00' or 'Sun 03:00-05:00'."),
     output: OutputFormat = output_option(OutputFormat.table, OutputFormat.json),
 ) -> None:

@@ -6,8 +6,8 @@ from enum import Enum
 
 import typer
 
-from incidentctl.notify import slack_manifest
 from incidentctl.cli.app import app, err_console
+from incidentctl.notify import slack_manifest
 
 slack_app = typer.Typer(help="Set up the Slack app (buttons on incidents; see docs/SLACK.md).", no_args_is_help=True)
 app.add_typer(slack_app, name="slack")

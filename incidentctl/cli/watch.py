@@ -6,10 +6,10 @@ last, plain."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from itertools import count as counting
-from typing import Callable, List, Optional
 
 import typer
 from rich.console import Console, Group, RenderableType
@@ -22,8 +22,8 @@ from incidentctl.cli.incidents import SEVERITY_STYLE, incident_columns
 from incidentctl.cli.output import Col, local_time, stdout_console, table_of, zone_label
 from incidentctl.durations import format_duration, parse_duration
 from incidentctl.errors import DatabaseUnavailable
-from incidentctl.incidents.model import SEVERITY_NAMES, Severity, normalize_severity
 from incidentctl.incidents.listing import IncidentFilter, parse_label_filter
+from incidentctl.incidents.model import SEVERITY_NAMES, Severity, normalize_severity
 from incidentctl.incidents.overview import Overview, overview
 
 # What identifies a change people care about: a new series firing, a new alert, an ack, a rise.
@@ -99,21 +99,21 @@ def view(ov: Overview | None, changes: Changes, now: datetime, interval: timedel
 def watch_cmd(
     ctx: typer.Context,
     interval: str = typer.Option("2s", "--interval", "-n", help="Time between refreshes (e.g. 2s, 500ms, 1m)."),
-    count: Optional[int] = typer.Option(None, "--count", min=1, help="Stop after this many refreshes.",
+    count: int | None = typer.Option(None, "--count", min=1, help="Stop after this many refreshes.",
                                         show_default="until Ctrl-C"),
-    status: Optional[str] = typer.Option(None, "--status", metavar="<open|acknowledged>",
+    status: str | None = typer.Option(None, "--status", metavar="<open|acknowledged>",
                                          help="Only incidents in this status.", show_default="open + acknowledged"),
-    severity: Optional[str] = typer.Option(None, "--severity", help=f"One of {', '.join(reversed(Severity))}."),
-    cluster: Optional[str] = typer.Option(None, "--cluster", help="Only this cluster."),
-    namespace: Optional[str] = typer.Option(None, "--namespace", help="Only this namespace."),
-    service: Optional[str] = typer.Option(None, "--service", help="Only this service."),
-    alertname: Optional[str] = typer.Option(None, "--alertname", help="Only this alertname."),
-    label: List[str] = typer.Option([], "--label", help="name=value every series of the incident carries; repeatable."),
-    series_label: List[str] = typer.Option([], "--series-label",
+    severity: str | None = typer.Option(None, "--severity", help=f"One of {', '.join(reversed(Severity))}."),
+    cluster: str | None = typer.Option(None, "--cluster", help="Only this cluster."),
+    namespace: str | None = typer.Option(None, "--namespace", help="Only this namespace."),
+    service: str | None = typer.Option(None, "--service", help="Only this service."),
+    alertname: str | None = typer.Option(None, "--alertname", help="Only this alertname."),
+    label: list[str] = typer.Option([], "--label", help="name=value every series of the incident carries; repeatable."),
+    series_label: list[str] = typer.Option([], "--series-label",
                                            help="name=value some series of the incident carries; repeatable."),
-    since: Optional[str] = typer.Option(None, "--since", help="Opened since: 2h, 7d or an ISO 8601 time."),
+    since: str | None = typer.Option(None, "--since", help="Opened since: 2h, 7d or an ISO 8601 time."),
     limit: int = typer.Option(50, "--limit", min=1, help="At most this many incidents on screen."),
-    tz: Optional[str] = TzOption,
+    tz: str | None = TzOption,
 ) -> None:
     """Watch the unresolved incidents live: the `list` filters, refreshed every --interval.
 

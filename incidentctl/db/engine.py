@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-from sqlalchemy import Engine, URL, create_engine, event, make_url
+from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 
 from incidentctl.config import Settings
-from incidentctl.errors import DatabaseUnavailable, SchemaNotReady, UnsupportedDatabase
 from incidentctl.db.migrations import schema_status, upgrade
+from incidentctl.errors import DatabaseUnavailable, SchemaNotReady, UnsupportedDatabase
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SUPPORTED_URLS = "sqlite:///PATH or mysql+pymysql://USER:PASSWORD@HOST:PORT/DATABASE"

@@ -14,9 +14,10 @@ the INSERT names, so no statement outgrows the packet whatever the value. Other 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from operator import itemgetter
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from pymysql.constants.SERVER_STATUS import SERVER_STATUS_NO_BACKSLASH_ESCAPES
 from pymysql.converters import escape_string
@@ -93,7 +94,7 @@ _AUTOINC_SETTINGS = text("SELECT UPPER(variable_name), variable_value FROM infor
 
 
 def _statements(conn: Connection, table: Table, names: list[str], rows: Sequence[dict], head: str,
-                tail: str, ahead: "_SentAhead") -> Iterator[str]:
+                tail: str, ahead: _SentAhead) -> Iterator[str]:
     renderers = [_renderer(conn, table.c[n].type, ahead) for n in names]
     values = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
     # One copy of a row's literals (bodies are most of the text): "(%s,%s,…)" % literals.
@@ -111,7 +112,7 @@ def _statements(conn: Connection, table: Table, names: list[str], rows: Sequence
     yield head + ",".join(parts) + tail
 
 
-def _renderer(conn: Connection, column_type: Any, ahead: "_SentAhead | None" = None) -> Callable[[Any], str]:
+def _renderer(conn: Connection, column_type: Any, ahead: _SentAhead | None = None) -> Callable[[Any], str]:
     """A column's value → its SQL literal: the column type's bind processor, then `_literal` (or,
     for a value too long for a statement, the session variable `ahead` sent it into).
     Within one `insert`, a value's literal is rendered once and reused: most columns repeat a few

@@ -7,17 +7,26 @@ Each migration is a function over a Connection, written to work on MySQL and SQL
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable
 
 from sqlalchemy import Connection, Engine, inspect, select
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from incidentctl.db.capabilities import capabilities
-from incidentctl.db.schema import (LABEL_TEXT_MAX, deliveries, incident_alerts, incident_labels, incidents, metadata,
-                                   schema_migrations, seen_signatures, series_labels)
+from incidentctl.db.schema import (
+    LABEL_TEXT_MAX,
+    deliveries,
+    incident_alerts,
+    incident_labels,
+    incidents,
+    metadata,
+    schema_migrations,
+    seen_signatures,
+    series_labels,
+)
 
 
 @dataclass(frozen=True)

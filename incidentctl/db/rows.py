@@ -3,8 +3,8 @@ mariadb_insert's rendered statements, elsewhere (SQLite, MySQL 8) through SQLAlc
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Sequence
+from collections.abc import Sequence
+from functools import cache
 
 from sqlalchemy import Connection, Table, bindparam, func, null, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
@@ -77,7 +77,7 @@ def update_rows(conn: Connection, table: Table, rows: Sequence[dict]) -> None:
 
 
 # Built once per table and set of columns: statements built per call leave cyclic garbage (ops/gc_tuning.py).
-@lru_cache(maxsize=None)
+@cache
 def _upsert(table: Table, on_duplicate_key: bool, key: tuple[str, ...], columns: tuple[str, ...]):
     if on_duplicate_key:
         stmt = mysql_insert(table)
@@ -89,14 +89,14 @@ def _upsert(table: Table, on_duplicate_key: bool, key: tuple[str, ...], columns:
     return stmt.on_conflict_do_update(index_elements=list(key), set_={c: stmt.excluded[c] for c in columns})
 
 
-@lru_cache(maxsize=None)
+@cache
 def _guarded_upsert(table: Table, columns: tuple[str, ...]):
     stmt = mysql_insert(table)
     guard = func.if_(table.c.id == stmt.inserted.id, table.c.id, null())
     return stmt.on_duplicate_key_update([("id", guard)] + [(c, stmt.inserted[c]) for c in columns])
 
 
-@lru_cache(maxsize=None)
+@cache
 def _update_by_id(table: Table, columns: tuple[str, ...]):
     return update(table).where(table.c.id == bindparam("_id")).values({c: bindparam(c) for c in columns})
 
@@ -118,7 +118,7 @@ def _by_size(table: Table, rows: Sequence[dict]) -> list[Sequence[dict]]:
     return chunks
 
 
-@lru_cache(maxsize=None)
+@cache
 def _binary_columns(table: Table) -> tuple[str, ...]:
     return tuple(c.name for c in table.c if _python_type(c.type) is bytes)
 

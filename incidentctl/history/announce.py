@@ -14,9 +14,10 @@ reopen within W never happened (both changes go), and a resolve that stands come
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Collection, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, select
 
@@ -72,7 +73,7 @@ class Heard:
     held: int = 0  # still held at the end (below a threshold, or matching no route)
     first_page_at: datetime | None = None  # one incident: its first announcement (None: never)
 
-    def add(self, other: "Heard") -> None:
+    def add(self, other: Heard) -> None:
         for name in ("incidents", "pages", "changes", "below_threshold", "silenced", "kept_firing", "held"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 

@@ -15,17 +15,18 @@ import gzip
 import hashlib
 import json
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO
 
 from sqlalchemy import Engine, func, select
 
 from incidentctl.db.engine import database_errors, reader
+from incidentctl.db.schema import grafana_alerts, incident_alerts, incident_events, incidents
 from incidentctl.errors import ExportFileError, NotFound
 from incidentctl.incidents.parsing import PayloadError, parse_body
-from incidentctl.db.schema import grafana_alerts, incident_alerts, incident_events, incidents
 from incidentctl.slicing import chunks
 
 PAGE_SIZE = 1000

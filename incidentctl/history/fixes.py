@@ -8,9 +8,10 @@ recurring silence — are tried on the rule's stored outbox changes through `ann
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from sqlalchemy import Engine, select
 

@@ -11,9 +11,9 @@ for the `replay` rules where merging looks most promising (a replay is the one e
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Sequence
 
 from sqlalchemy import Connection, Engine, func, select
 
@@ -22,12 +22,17 @@ from incidentctl.db.engine import database_errors
 from incidentctl.db.schema import grafana_alerts, incident_events, incidents, notifications
 from incidentctl.history.announce import PEOPLE_EVENTS, IncidentHistory, NotifyRules
 from incidentctl.history.export import PAGE_SIZE
-from incidentctl.history.fixes import (SHARE, Suggestion, grouping_estimate, grouping_fix, notify_level_fixes,
-                                       rule_row_ids)
+from incidentctl.history.fixes import (
+    SHARE,
+    Suggestion,
+    grouping_estimate,
+    grouping_fix,
+    notify_level_fixes,
+    rule_row_ids,
+)
 from incidentctl.history.recurrence import hour_of_week, periodic_window
-from incidentctl.incidents.model import Rules
 from incidentctl.history.stats import median
-from incidentctl.incidents.model import SYSTEM_ACTOR, OutboxState
+from incidentctl.incidents.model import SYSTEM_ACTOR, OutboxState, Rules
 from incidentctl.notify import outbox
 from incidentctl.notify.routes import load_routes
 from incidentctl.notify.silences import incident_labels

@@ -21,21 +21,36 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict, deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Iterator
 
 from sqlalchemy import Connection, Engine, func, select, update
 
 from incidentctl.db.engine import database_errors, reader
+from incidentctl.db.schema import (
+    grafana_alerts,
+    incident_alerts,
+    incident_events,
+    incident_labels,
+    incidents,
+    notifications,
+    series_labels,
+)
 from incidentctl.errors import InvalidTransition, RebuildRefused
 from incidentctl.incidents.decide import decide_row
-from incidentctl.incidents.model import (SYSTEM_ACTOR, Action, IncidentState, IncidentStatus, Resolution, Rules,
-                                         TimelineEntry, TimelineKind)
-from incidentctl.incidents.parsing import parse_body
 from incidentctl.incidents.lock import processing_connection
-from incidentctl.db.schema import (grafana_alerts, incident_alerts, incident_events, incident_labels, incidents, notifications,
-                     series_labels)
+from incidentctl.incidents.model import (
+    SYSTEM_ACTOR,
+    Action,
+    IncidentState,
+    IncidentStatus,
+    Resolution,
+    Rules,
+    TimelineEntry,
+    TimelineKind,
+)
+from incidentctl.incidents.parsing import parse_body
 from incidentctl.incidents.store import Changes, write_batch
 from incidentctl.slicing import chunks
 

@@ -10,9 +10,9 @@ it a habit; `RecurringWindow` is that window as a recurring silence (`simulate
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Sequence
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 WEEK_MINUTES = 7 * 24 * 60

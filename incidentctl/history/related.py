@@ -14,9 +14,10 @@ around the incident and by the history of the alertnames met in it; nothing is s
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import Engine, func, select
 
@@ -44,7 +45,7 @@ class RelatedRules:
     max_p: float = MAX_P
 
     @classmethod
-    def configured(cls, settings: Settings) -> "RelatedRules":
+    def configured(cls, settings: Settings) -> RelatedRules:
         return cls(timedelta(seconds=settings.related_window), tuple(settings.related_labels),
                    timedelta(seconds=settings.related_history))
 

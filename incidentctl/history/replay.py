@@ -16,24 +16,25 @@ import gzip
 import io
 import sys
 import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, Iterator, Sequence
+from typing import BinaryIO
 
 from sqlalchemy import Connection, Engine, bindparam, select
 
-from incidentctl.db.rows import insert_rows
-from incidentctl.ingest import jsondoc
-from incidentctl.ingest.archive import RawAlert
 from incidentctl.db.engine import database_errors
+from incidentctl.db.rows import insert_rows
+from incidentctl.db.schema import grafana_alerts
 from incidentctl.history.export import BadRecord, from_record, is_record
 from incidentctl.incidents.model import Rules
 from incidentctl.incidents.parsing import AlertEvent, parse_document
 from incidentctl.incidents.processor import PreparedRows, ProcessSummary, error_text, process_as_stored
 from incidentctl.incidents.series_cache import SeriesCache
-from incidentctl.db.schema import grafana_alerts
+from incidentctl.ingest import jsondoc
+from incidentctl.ingest.archive import RawAlert
 from incidentctl.ingest.sniff import decode_body
 
 # Rows per transaction: per-batch costs (the lock, the batch's incidents and series, the commit)

@@ -15,11 +15,17 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select
 
 from incidentctl.db.engine import database_errors, reader
-from incidentctl.incidents.model import SYSTEM_ACTOR, TimelineKind
 from incidentctl.db.schema import UtcDateTime, grafana_alerts, incident_events, incidents
 from incidentctl.history.stats import (
-    SHORT_LIVED, IncidentFacts, Metrics, Noise, days_between, metrics, noisy_fingerprints,
+    SHORT_LIVED,
+    IncidentFacts,
+    Metrics,
+    Noise,
+    days_between,
+    metrics,
+    noisy_fingerprints,
 )
+from incidentctl.incidents.model import SYSTEM_ACTOR, TimelineKind
 
 BY_COLUMNS = ("service", "severity", "cluster", "alertname")
 NO_VALUE = "(none)"  # the group of incidents without a value in the --by column

@@ -11,9 +11,9 @@ silences) is folded in by `announce.Ledger` as each incident ends.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Callable, Collection, Iterable, Mapping, Sequence
 
 from sqlalchemy import Engine, select
 
@@ -21,10 +21,10 @@ from incidentctl.db.engine import database_errors
 from incidentctl.db.schema import silences as silences_table
 from incidentctl.history.announce import Key, Ledger, NotifyRules, delays
 from incidentctl.history.export import iter_rows
+from incidentctl.history.stats import days_between
 from incidentctl.incidents.decide import decide_row
 from incidentctl.incidents.model import Action, Decision, IncidentState, Rules
 from incidentctl.incidents.parsing import AlertEvent, parse_body
-from incidentctl.history.stats import days_between
 from incidentctl.notify.silences import silences_active_between
 
 

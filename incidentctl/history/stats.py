@@ -9,9 +9,9 @@ pages = incidents opened + flaps.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Iterable, Sequence
 
 from incidentctl.incidents.model import Resolution
 

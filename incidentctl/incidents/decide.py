@@ -8,14 +8,28 @@ Times are event times.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Iterable, Mapping, Sequence
 
 from incidentctl.durations import format_duration
 from incidentctl.incidents.fingerprint import group_values, incident_fingerprint
-from incidentctl.incidents.model import (SYSTEM_ACTOR, Action, AlertStatus, ChangeKind, Decision, IncidentState,
-                                         IncidentStatus, Message, Resolution, SeriesState, Severity, TimelineEntry,
-                                         TimelineKind, normalize_severity, severity_rank)
+from incidentctl.incidents.model import (
+    SYSTEM_ACTOR,
+    Action,
+    AlertStatus,
+    ChangeKind,
+    Decision,
+    IncidentState,
+    IncidentStatus,
+    Message,
+    Resolution,
+    SeriesState,
+    Severity,
+    TimelineEntry,
+    TimelineKind,
+    normalize_severity,
+    severity_rank,
+)
 from incidentctl.incidents.parsing import AlertEvent
 
 CLOCK_PRECISION = timedelta(seconds=1)

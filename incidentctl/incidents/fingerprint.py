@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Mapping, Sequence
 
 FNV64_OFFSET = 0xCBF29CE484222325
 FNV64_PRIME = 0x100000001B3
@@ -52,5 +52,5 @@ def incident_fingerprint(group_by: Sequence[str], labels: Mapping[str, str], ale
 
 @lru_cache(maxsize=65536)
 def _group_hash(names: tuple[str, ...], values: tuple[str, ...]) -> str:
-    data = b"\xff".join(f"{name}={value}".encode("utf-8") for name, value in zip(names, values))
+    data = b"\xff".join(f"{name}={value}".encode() for name, value in zip(names, values))
     return hashlib.sha256(data).hexdigest()[:32]

@@ -13,10 +13,16 @@ from sqlalchemy.sql.expression import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 
 from incidentctl.db.engine import database_errors, reader
+from incidentctl.db.schema import (
+    LABEL_TEXT_MAX,
+    incident_alerts,
+    incident_events,
+    incident_labels,
+    incidents,
+    series_labels,
+)
 from incidentctl.errors import NotFound
 from incidentctl.incidents.model import UNRESOLVED, IncidentStatus
-from incidentctl.db.schema import (LABEL_TEXT_MAX, incident_alerts, incident_events, incident_labels, incidents,
-                                   series_labels)
 
 LIST_FIELDS = (
     "id", "status", "severity", "title", "fingerprint", "alertname", "cluster", "namespace", "service",

@@ -15,10 +15,10 @@ run them in memory.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Mapping
 
 from incidentctl.config import Settings
 from incidentctl.errors import InvalidTransition
@@ -135,7 +135,7 @@ class SeriesState:
     last_seen_at: datetime
     times_seen: int = 1
 
-    def copy(self) -> "SeriesState":
+    def copy(self) -> SeriesState:
         return _shallow(self)
 
 
@@ -169,7 +169,7 @@ class IncidentState:
     def series_firing(self) -> int:
         return sum(1 for s in self.series.values() if s.status == _FIRING)
 
-    def copy(self) -> "IncidentState":
+    def copy(self) -> IncidentState:
         """A copy whose series dict is new; series themselves are shared (copy one before changing it)."""
         return _shallow(self, series=dict(self.series))
 
@@ -267,7 +267,7 @@ class Rules:
     reopen_window: timedelta
 
     @classmethod
-    def configured(cls, settings: Settings) -> "Rules":
+    def configured(cls, settings: Settings) -> Rules:
         """The rules `process` applies."""
         return cls(tuple(settings.group_by), timedelta(seconds=settings.reopen_window))
 

@@ -16,11 +16,12 @@ outcome. `replay --process` takes the same steps for rows it stores as it goes
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Callable, Iterator, Mapping, Sequence, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -29,8 +30,8 @@ from incidentctl.db.capabilities import capabilities
 from incidentctl.db.engine import database_errors, reader
 from incidentctl.db.rows import insert_rows
 from incidentctl.db.schema import ERROR_TEXT_MAX, grafana_alerts
-from incidentctl.incidents.fingerprint import incident_fingerprint
 from incidentctl.incidents.decide import decide_row
+from incidentctl.incidents.fingerprint import incident_fingerprint
 from incidentctl.incidents.lock import processing_connection
 from incidentctl.incidents.model import Action, IncidentState, Rules
 from incidentctl.incidents.parsing import AlertEvent, PayloadError, parse_body
@@ -56,7 +57,7 @@ class ProcessSummary:
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
 
-    def add(self, other: "ProcessSummary") -> None:
+    def add(self, other: ProcessSummary) -> None:
         for name, value in asdict(other).items():
             setattr(self, name, getattr(self, name) + value)
 

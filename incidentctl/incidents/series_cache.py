@@ -11,8 +11,8 @@ rebuilt incident kept its id and all three numbers, i.e. was recomputed from the
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
-from typing import Iterable
 
 from incidentctl.incidents.model import IncidentState, SeriesState
 

@@ -6,19 +6,26 @@ The processor owns the transaction; these functions run inside it. MySQL reads t
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable, Sequence
 
 from sqlalchemy import Connection, bindparam, func, select
 
 from incidentctl.db.capabilities import capabilities
 from incidentctl.db.rows import insert_rows, update_rows
+from incidentctl.db.schema import (
+    LABEL_TEXT_MAX,
+    incident_alerts,
+    incident_events,
+    incident_labels,
+    incidents,
+    notifications,
+    series_labels,
+)
 from incidentctl.incidents.model import IncidentState, IncidentStatus, Message, OutboxState, SeriesState, TimelineEntry
 from incidentctl.incidents.series_cache import SeriesCache
 from incidentctl.slicing import chunks, clip
-from incidentctl.db.schema import (LABEL_TEXT_MAX, incident_alerts, incident_events, incident_labels, incidents, notifications,
-                     series_labels)
 
 CHUNK = 500
 

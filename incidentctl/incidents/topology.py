@@ -3,7 +3,8 @@ default cluster, namespace, service). `related` and the digest's bursts compare 
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 # Labels an incident row carries as columns; any other topology label is read from its labels.
 COLUMNS = ("alertname", "cluster", "namespace", "service")

@@ -10,9 +10,9 @@ is deleted then (`forget_expired`). Generic: the scheme names the signer (Grafan
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Sequence
 
 from sqlalchemy import Connection, delete
 from sqlalchemy.dialects import mysql, sqlite

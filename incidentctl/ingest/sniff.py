@@ -14,7 +14,6 @@ from incidentctl.ingest import jsondoc
 from incidentctl.slicing import clip
 
 
-
 class Verdict:
     """How well a body parsed: a known payload, a JSON object of unknown shape, or not JSON at all."""
 

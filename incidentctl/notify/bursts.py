@@ -11,9 +11,10 @@ history of the alertnames met) for the delivery code.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import Engine, or_, select
 
@@ -34,7 +35,7 @@ class BurstRules:
     history: timedelta = timedelta(days=30)
 
     @classmethod
-    def configured(cls, settings: Settings) -> "BurstRules":
+    def configured(cls, settings: Settings) -> BurstRules:
         return cls(timedelta(seconds=settings.related_window), settings.burst_min_incidents,
                    tuple(settings.related_labels), timedelta(seconds=settings.related_history))
 

@@ -16,20 +16,20 @@ runs `incidentctl outbox retry`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Sequence
 
 import requests
 from sqlalchemy import Engine
 
-from incidentctl.notify import outbox
 from incidentctl.config import Settings
 from incidentctl.db.engine import database_errors, reader
-from incidentctl.notify.bursts import BurstRules, Member, burst_context
 from incidentctl.incidents.model import OutboxState
-from incidentctl.notify.digest import build_digest
 from incidentctl.incidents.topology import place_of
+from incidentctl.notify import outbox
+from incidentctl.notify.bursts import BurstRules, Member, burst_context
+from incidentctl.notify.digest import build_digest
 from incidentctl.notify.routes import DEFAULT_ROUTE, Route, load_routes, route_for
 from incidentctl.notify.silences import incident_labels, silence_for, silences_active_between
 from incidentctl.notify.slack import OK, PERMANENT, UNKNOWN, SendResult, mask_url, send

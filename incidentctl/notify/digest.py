@@ -13,15 +13,16 @@ mention (`<!channel>`) or a link.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
 
 from incidentctl.durations import format_duration
+from incidentctl.incidents.model import ChangeKind, IncidentStatus, Severity, severity_rank
+from incidentctl.incidents.topology import place_of
 from incidentctl.notify.bursts import Burst, BurstContext, Member, find_bursts, likely_cause
 from incidentctl.notify.bursts import summary as burst_line
-from incidentctl.incidents.topology import place_of
-from incidentctl.incidents.model import ChangeKind, IncidentStatus, Severity, severity_rank
 from incidentctl.slicing import clip
 
 MAX_BLOCKS = 50

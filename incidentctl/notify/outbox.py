@@ -7,16 +7,17 @@ change they announce, with state `pending`. Only this module changes their deliv
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, not_, or_, select
 
 from incidentctl.db.capabilities import capabilities
 from incidentctl.db.engine import reader
-from incidentctl.notify.digest import Change, World
 from incidentctl.db.schema import deliveries, grafana_alerts, incident_alerts, incident_events, incidents, notifications
 from incidentctl.incidents.model import IncidentStatus, OutboxState, Severity
+from incidentctl.notify.digest import Change, World
 from incidentctl.notify.thresholds import ChangeRecord
 from incidentctl.slicing import chunks
 

@@ -16,8 +16,8 @@ disabled", so the wait is taken as a hard one for all of them.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 # Float slack for a bucket refilled exactly to one token after sleeping the computed wait.
 _EPSILON = 1e-9

@@ -19,13 +19,15 @@ first whose conditions all hold takes the change, else the default route does:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from incidentctl.config import Settings, slack_channel_id
 from incidentctl.errors import ConfigError
 from incidentctl.notify.slack import mask_url
-from incidentctl.notify.thresholds import KEYS as THRESHOLD_KEYS, Threshold, threshold_settings
+from incidentctl.notify.thresholds import KEYS as THRESHOLD_KEYS
+from incidentctl.notify.thresholds import Threshold, threshold_settings
 
 DEFAULT_ROUTE = "default"
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")

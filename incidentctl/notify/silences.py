@@ -10,15 +10,16 @@ it is sent. The labels matched are the incident's (see `incident_labels`).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, Engine, or_, select
 
 from incidentctl.db.engine import database_errors
-from incidentctl.errors import InvalidSilence, InvalidTransition, NotFound
 from incidentctl.db.schema import incidents, silences
+from incidentctl.errors import InvalidSilence, InvalidTransition, NotFound
 
 OPS = ("=~", "!~", "!=", "=")  # longest first, so `a!=b` is not read as `a!` = `b`
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")

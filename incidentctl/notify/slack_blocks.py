@@ -25,13 +25,22 @@ payload's `actions` back; the incident id in the action_id must agree with the v
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Mapping, Sequence
 
 from incidentctl.durations import format_duration, parse_duration
-from incidentctl.notify.digest import (MAX_SECTION_TEXT, MAX_TEXT, Change, Entry, change_line, clip, escape, link,
-                                       severity_text)
+from incidentctl.notify.digest import (
+    MAX_SECTION_TEXT,
+    MAX_TEXT,
+    Change,
+    Entry,
+    change_line,
+    clip,
+    escape,
+    link,
+    severity_text,
+)
 
 ACTION_PREFIX = "ic1"
 ACK, RESOLVE, REOPEN, SILENCE = "ack", "resolve", "reopen", "silence"

@@ -9,8 +9,8 @@ channel; the result carries the new ts, for the caller to point the message's in
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from incidentctl.notify.slack_api import MessageGone, OutcomeUnknown, Permanent, Retryable, SlackApi
 

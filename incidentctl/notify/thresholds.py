@@ -17,9 +17,10 @@ running continuously would give, whenever it actually runs. `notify` and the bac
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from incidentctl.config import ConfigError
 from incidentctl.durations import format_duration, parse_duration

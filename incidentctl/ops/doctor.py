@@ -15,15 +15,15 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, func, not_, or_, select, text
 
-from incidentctl.ingest.archive import body_room
 from incidentctl.config import SETTINGS, Settings, mask_secret
 from incidentctl.db.engine import database_url, describe_url, is_sqlite, reader, short_error
-from incidentctl.durations import format_duration
 from incidentctl.db.migrations import schema_status
+from incidentctl.db.schema import deliveries, grafana_alerts, notifications, silences
+from incidentctl.durations import format_duration
 from incidentctl.incidents.model import OutboxState
+from incidentctl.ingest.archive import body_room
 from incidentctl.notify.delivery import CLAIM_LEASE
 from incidentctl.notify.outbox import HELD_PREFIX
-from incidentctl.db.schema import deliveries, grafana_alerts, notifications, silences
 
 LEVELS = ("ok", "warn", "error")
 EXIT_CODES = {"ok": 0, "warn": 1, "error": 2}
@@ -52,7 +52,7 @@ class Thresholds:
     unknown_warn: int = 3  # digests with an unknown outcome within `recent` that warn
 
     @classmethod
-    def for_settings(cls, settings: Settings) -> "Thresholds":
+    def for_settings(cls, settings: Settings) -> Thresholds:
         """Defaults, stretched so a slow schedule (process/notify interval) is not a warning."""
         return cls(
             backlog_warn=max(cls.backlog_warn, timedelta(seconds=4 * settings.process_interval)),

@@ -15,8 +15,8 @@ tests/ops/test_gc_tuning.py checks that many batches leave no more cycles than o
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 # Youngest generation swept after 100,000 new containers (about 1,700 bodies) instead of 700;
 # the older two after 20 sweeps of the one below instead of 10.

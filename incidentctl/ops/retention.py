@@ -12,9 +12,9 @@ locks only those rows, never the table, and the receiver keeps inserting meanwhi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable
 
 from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, true
 

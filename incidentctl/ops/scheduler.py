@@ -12,9 +12,10 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -124,11 +125,11 @@ def cycle_jobs(engine, settings, session, clock: Callable[[], datetime]) -> list
     Raises ConfigError for a bad [[routes]] table."""
     from dataclasses import asdict
 
-    from incidentctl.notify.delivery import notify_pending
     from incidentctl.incidents.model import Rules
     from incidentctl.incidents.processor import process_pending
-    from incidentctl.ops.retention import purge
+    from incidentctl.notify.delivery import notify_pending
     from incidentctl.notify.routes import load_routes
+    from incidentctl.ops.retention import purge
 
     routes = load_routes(settings)
     rules = Rules.configured(settings)

@@ -102,8 +102,9 @@ def test_bulk_ack_reports_each_id_and_fails_if_any_failed(seeded):
 
 
 def test_a_transition_cycle_prints_alike_in_every_format_and_reopen_leaves_the_row_as_before(seeded, engine):
-    from incidentctl.db.schema import incidents
     from sqlalchemy import select
+
+    from incidentctl.db.schema import incidents
     iid = json.loads(invoke("list", "--alertname", "HighLatency", "-o", "json", db=seeded).output)[0]["id"]
 
     def row():

@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import select
 
 from incidentctl.config import load_settings
-from incidentctl.ops.doctor import doctor
-from incidentctl.notify.delivery import CLAIM_LEASE, notify_pending
 from incidentctl.db.schema import deliveries
+from incidentctl.notify.delivery import CLAIM_LEASE, notify_pending
 from incidentctl.notify.slack import make_session
+from incidentctl.ops.doctor import doctor
 from tests.support.cli import invoke, run_cli
 from tests.support.factories import add_incidents_with_changes, outbox_rows
 from tests.support.slack_fake import FakeSlack

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from incidentctl.config import SETTINGS, settings_markdown
 from tests.support import ROOT
 

@@ -11,7 +11,6 @@ import yaml
 from incidentctl.notify.slack_manifest import InvalidAppSetting, actions_url, build_manifest, to_json, to_yaml
 from tests.support.cli import invoke
 
-
 # From Slack's manifest schema (github.com/slackapi/manifest-schema, manifest.schema.1.0.0.json):
 # the keys each object may have, and the limits of the fields this app fills in.
 ALLOWED = {

@@ -10,13 +10,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from incidentctl.cli.app import app
 from incidentctl.cli.output import local_time, set_display_zone
 from incidentctl.config import ConfigError, load_settings, zone_name
 from tests.cli.test_cli_conventions import COMMANDS
-from tests.support.processing import store_spaced
 from tests.support.cli import invoke
-
+from tests.support.processing import store_spaced
 
 # Every command a user can run, by whether its table or messages can show a time of day. A new
 # command must be put in one of the two: one that shows times takes --tz, one that does not

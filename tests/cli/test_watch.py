@@ -21,9 +21,9 @@ from incidentctl.cli.watch import CHANGED, NEW, Changes, compare, view
 from incidentctl.db.schema import incident_labels
 from incidentctl.incidents.listing import IncidentFilter
 from incidentctl.incidents.overview import Overview, overview
+from tests.support.cli import invoke
 from tests.support.factories import add_incident
 from tests.support.processing import store
-from tests.support.cli import invoke
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-import pytest
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects import mysql
 

@@ -9,16 +9,15 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from incidentctl.ingest.archive import insert_raw_alerts, raw_alert
 from incidentctl.db.engine import ensure_schema, make_engine
 from incidentctl.db.schema import grafana_alerts, incidents
+from incidentctl.ingest.archive import insert_raw_alerts, raw_alert
 from incidentctl.ingest.signatures import claim, forget_expired, signature
 from tests.support import ROOT
 
@@ -77,15 +76,12 @@ def test_receiver_grants_store_webhooks_and_nothing_else(as_role, engine, fixtur
         stored = conn.execute(select(grafana_alerts.c.body).where(grafana_alerts.c.id.in_(ids))
                               .order_by(grafana_alerts.c.id)).scalars().all()
     assert stored == [bodies[0], *bodies]
-    with receiver.connect() as conn:
-        with pytest.raises(DENIED, match="1142"):  # cannot read incidents
-            conn.execute(select(incidents.c.id)).all()
-    with receiver.connect() as conn:
-        with pytest.raises(DENIED, match="1142"):  # cannot rewrite history
-            conn.execute(grafana_alerts.update().values(processed_at=now))
-    with receiver.connect() as conn:
-        with pytest.raises(DENIED, match="1142"):  # nor delete it
-            conn.execute(grafana_alerts.delete())
+    with receiver.connect() as conn, pytest.raises(DENIED, match="1142"):  # cannot read incidents
+        conn.execute(select(incidents.c.id)).all()
+    with receiver.connect() as conn, pytest.raises(DENIED, match="1142"):  # cannot rewrite history
+        conn.execute(grafana_alerts.update().values(processed_at=now))
+    with receiver.connect() as conn, pytest.raises(DENIED, match="1142"):  # nor delete it
+        conn.execute(grafana_alerts.delete())
     used = signature("grafana-hmac", "abc", now - timedelta(hours=1))
     with receiver.begin() as conn:  # signed webhooks: signatures recorded, the expired deleted
         assert claim(conn, [used], now) == {used.key}

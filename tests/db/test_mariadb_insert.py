@@ -8,7 +8,8 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from pymysql.converters import escape_string
 from sqlalchemy import event, select
 

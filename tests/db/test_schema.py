@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from sqlalchemy import inspect, text
 
@@ -69,8 +67,8 @@ def test_upgrade_from_version_1_indexes_the_labels_of_existing_incidents(empty_d
 
     from sqlalchemy import select
 
-    from incidentctl.incidents.listing import IncidentFilter, list_incidents
     from incidentctl.db.schema import incident_labels, incidents, metadata, schema_migrations, seen_signatures
+    from incidentctl.incidents.listing import IncidentFilter, list_incidents
 
     engine = make_engine(empty_database_url())
     t0 = datetime(2026, 1, 5, tzinfo=timezone.utc)
@@ -100,8 +98,8 @@ def test_upgrade_adds_the_delivery_log_and_notify_uses_it(empty_database_url):
     from sqlalchemy import select
 
     from incidentctl.config import load_settings
-    from incidentctl.notify.delivery import notify_pending
     from incidentctl.db.schema import deliveries, metadata, schema_migrations
+    from incidentctl.notify.delivery import notify_pending
 
     DELIVERIES = next(m for m in MIGRATIONS if m.description.startswith("deliveries:"))
     from tests.support.factories import add_incidents_with_changes

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from incidentctl.incidents.fingerprint import label_fingerprint
 from incidentctl.db.schema import grafana_alerts
+from incidentctl.incidents.fingerprint import label_fingerprint
 from tests.support.cli import run_cli
 from tests.support.servers import AlertmanagerProcess, ServeProcess, serve_env
 

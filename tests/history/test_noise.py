@@ -13,9 +13,9 @@ from sqlalchemy import select
 from incidentctl.config import load_settings
 from incidentctl.db.schema import incidents, notifications
 from incidentctl.history.noise import build_noise
+from tests.support.cli import invoke
 from tests.support.noisy_history import END, START, load
 from tests.support.processing import checksums
-from tests.support.cli import invoke
 
 SINCE, UNTIL = START - timedelta(hours=1), END + timedelta(days=1)
 WINDOW = ["--since", SINCE.isoformat(), "--until", UNTIL.isoformat()]

@@ -9,19 +9,18 @@ import pytest
 from sqlalchemy import delete, event, func, select, text
 
 import incidentctl.history.rebuild as rebuild_module
-from tests.support.synthetic_history import history
 from incidentctl.config import load_settings
-from incidentctl.incidents.actions import add_note, transition
-from incidentctl.errors import ProcessingBusy, RebuildRefused
-from incidentctl.incidents.lock import LOCK_NAME
-from incidentctl.incidents.processor import backlog
-from incidentctl.history.rebuild import rebuild
 from incidentctl.db.schema import grafana_alerts, incident_alerts, incident_events, incidents
+from incidentctl.errors import ProcessingBusy, RebuildRefused
+from incidentctl.history.rebuild import rebuild
+from incidentctl.incidents.actions import add_note, transition
+from incidentctl.incidents.lock import LOCK_NAME
 from incidentctl.incidents.model import Rules
+from incidentctl.incidents.processor import backlog
 from tests.support.cli import run_cli
 from tests.support.factories import count_rows
-from tests.support.processing import (checksums, database_incidents, expected_incidents, process_all, snapshot,
-                                      store)
+from tests.support.processing import checksums, database_incidents, expected_incidents, process_all, snapshot, store
+from tests.support.synthetic_history import history
 
 SETTINGS = load_settings({})
 DEFAULT = Rules(tuple(SETTINGS.group_by), timedelta(seconds=SETTINGS.reopen_window))

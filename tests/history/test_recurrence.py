@@ -5,10 +5,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from incidentctl.history.recurrence import (RecurringWindow, hour_of_day_counts, hour_of_week, parse_window,
-                                            periodic_window)
+from incidentctl.history.recurrence import (
+    RecurringWindow,
+    hour_of_day_counts,
+    hour_of_week,
+    parse_window,
+    periodic_window,
+)
 
 MONDAY = datetime(2026, 11, 2, tzinfo=timezone.utc)  # a Monday
 

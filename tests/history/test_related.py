@@ -11,8 +11,8 @@ import pytest
 
 from incidentctl.history.cooccurrence import PairStats
 from incidentctl.history.related import COOCCURRENCE, SAME_PLACE, Fact, RelatedRules, find_links
-from tests.support.processing import store
 from tests.support.cli import invoke
+from tests.support.processing import store
 
 T0 = datetime(2026, 4, 20, 12, 0, tzinfo=timezone.utc)
 LABELS = ("cluster", "namespace", "service")

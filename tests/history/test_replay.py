@@ -10,15 +10,16 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import event, select
 
-from incidentctl.ingest.archive import insert_raw_alerts, raw_alert
 from incidentctl.db.engine import make_engine
-from incidentctl.history.export import export_to_file, from_record, to_record
 from incidentctl.db.migrations import upgrade
-from incidentctl.history.replay import replay
 from incidentctl.db.schema import grafana_alerts
+from incidentctl.history.export import export_to_file, from_record, to_record
+from incidentctl.history.replay import replay
+from incidentctl.ingest.archive import insert_raw_alerts, raw_alert
 from tests.support import FIXTURES
 from tests.support.cli import invoke, run_cli
 from tests.support.factories import count_rows
@@ -262,8 +263,8 @@ def test_export_record_round_trips_any_body_and_time(body, micros):
 def test_export_replay_with_process_gives_the_same_incidents(db_url, tmp_path):
     # A processed SQLite database, exported and replayed with --process into the backend under
     # test: incidents, series, timeline and outbox are the same.
-    from tests.support.synthetic_history import history
     from tests.support.processing import process_all, snapshot, store
+    from tests.support.synthetic_history import history
 
     original = _sqlite(tmp_path, "original.db")
     store(original, history(series=40, minutes=90, seed=3))
@@ -294,11 +295,10 @@ def test_processing_as_it_goes_equals_replay_then_process(engine, second_engine,
     # replay followed by `process` writes: incidents, series, timeline, outbox and the queue marks.
     # A row already waiting in the queue (received live) is processed first, in queue order; a body
     # that is not a payload is marked with its error; a second replay stores and processes nothing.
-    from tests.support.synthetic_history import history
-    from tests.support.processing import process_all, snapshot, store
-
     from incidentctl.config import load_settings
     from incidentctl.incidents.model import Rules
+    from tests.support.processing import process_all, snapshot, store
+    from tests.support.synthetic_history import history
 
     rules = Rules.configured(load_settings({}))
     source = _sqlite(tmp_path, "source.db")

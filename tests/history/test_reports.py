@@ -17,13 +17,12 @@ import csv
 import io
 import json
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from sqlalchemy import insert
 
-from incidentctl.history.reports import DayVolume, build_report
 from incidentctl.db.schema import grafana_alerts, incident_events, incidents
+from incidentctl.history.reports import DayVolume, build_report
 from incidentctl.history.stats import Summary
 from tests.support import ROOT
 from tests.support.cli import invoke

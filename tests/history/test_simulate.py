@@ -7,14 +7,13 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from tests.support.cli import invoke
-from tests.support.synthetic_history import history
-from tests.support.processing import checksums, process_all, store
-
 from incidentctl.config import load_settings
 from incidentctl.db.schema import incidents
 from incidentctl.history.simulate import simulate
 from incidentctl.incidents.model import Rules
+from tests.support.cli import invoke
+from tests.support.processing import checksums, process_all, store
+from tests.support.synthetic_history import history
 
 SETTINGS = load_settings({})
 CURRENT = Rules(tuple(SETTINGS.group_by), timedelta(seconds=SETTINGS.reopen_window))

@@ -7,8 +7,18 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from incidentctl.history.stats import (
-    IncidentFacts, Summary, bar, days_between, is_short_lived, median, metrics, noisy_fingerprints, percentile,
-    sparkline, suggest_fix, summarize,
+    IncidentFacts,
+    Summary,
+    bar,
+    days_between,
+    is_short_lived,
+    median,
+    metrics,
+    noisy_fingerprints,
+    percentile,
+    sparkline,
+    suggest_fix,
+    summarize,
 )
 
 T = datetime(2026, 11, 2, 10, 0, tzinfo=timezone.utc)

@@ -10,9 +10,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from tests.support.asgi import call
-from incidentctl.ingest.receiver.app import Receiver
 from incidentctl.db.schema import incident_events
+from incidentctl.ingest.receiver.app import Receiver
+from tests.support.asgi import call
 from tests.support.cli import invoke
 
 T1 = datetime(2026, 12, 6, 4, 22, 53, 784822, tzinfo=timezone.utc)

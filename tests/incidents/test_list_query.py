@@ -12,8 +12,8 @@ from sqlalchemy.dialects import mysql
 
 from incidentctl.db.engine import make_engine
 from incidentctl.db.migrations import upgrade
-from incidentctl.incidents.listing import IncidentFilter, list_incidents, list_query
 from incidentctl.db.schema import LABEL_TEXT_MAX, incident_labels, incidents, series_labels
+from incidentctl.incidents.listing import IncidentFilter, list_incidents, list_query
 from incidentctl.incidents.store import label_rows, series_label_rows
 from tests.support import T0
 

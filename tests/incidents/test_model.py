@@ -7,17 +7,30 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 from dataclasses import fields
 from datetime import datetime, timedelta, timezone
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import orjson
 import pytest
 
 from incidentctl.errors import InvalidTransition
-from incidentctl.incidents.model import (REOPEN_CLEARS, SYSTEM_ACTOR, Action, AlertStatus, ChangeKind, IncidentState,
-                                         IncidentStatus, OutboxState, Resolution, Severity, TimelineKind,
-                                         normalize_severity, severity_rank)
+from incidentctl.incidents.model import (
+    REOPEN_CLEARS,
+    SYSTEM_ACTOR,
+    Action,
+    AlertStatus,
+    ChangeKind,
+    IncidentState,
+    IncidentStatus,
+    OutboxState,
+    Resolution,
+    Severity,
+    TimelineKind,
+    normalize_severity,
+    severity_rank,
+)
 
 MEMBERS = [m for enum in (IncidentStatus, AlertStatus, Severity, Resolution, TimelineKind, ChangeKind, OutboxState,
                           Action) for m in enum]

@@ -6,7 +6,8 @@ from dataclasses import fields
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from incidentctl.incidents.parsing import AlertEvent, PayloadError, parse_body, parse_go_time
 
@@ -191,8 +192,8 @@ def test_parse_time_reads_every_rfc_3339_form_go_writes(moment, nanos, digits, o
 
 
 def test_fingerprint_limit_is_the_column_width():
-    from incidentctl.incidents.fingerprint import FINGERPRINT_MAX
     from incidentctl.db.schema import incident_alerts, incident_events
+    from incidentctl.incidents.fingerprint import FINGERPRINT_MAX
     assert FINGERPRINT_MAX == incident_alerts.c.alert_fingerprint.type.length == \
         incident_events.c.alert_fingerprint.type.length
 

@@ -12,14 +12,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from tests.support.asgi import call
+from incidentctl.db.schema import grafana_alerts, incident_alerts, incident_events
 from incidentctl.incidents import decide as grouping
-from incidentctl.incidents.fingerprint import FINGERPRINT_MAX
 from incidentctl.incidents.decide import decide_row
+from incidentctl.incidents.fingerprint import FINGERPRINT_MAX
 from incidentctl.incidents.parsing import PayloadError, parse_body
 from incidentctl.incidents.processor import error_text
 from incidentctl.ingest.receiver.app import Receiver
-from incidentctl.db.schema import grafana_alerts, incident_alerts, incident_events
+from tests.support.asgi import call
 from tests.support.cli import invoke
 
 RECEIVED = datetime(2026, 5, 4, 3, 2, 1, tzinfo=timezone.utc)

@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from tests.support.synthetic_history import history
 from incidentctl.config import load_settings
 from incidentctl.incidents.processor import backlog
 from tests.support.processing import database_incidents, expected_incidents, process_all, store
+from tests.support.synthetic_history import history
 
 SETTINGS = load_settings({})
 
@@ -73,8 +73,8 @@ def test_receiver_inserts_do_not_wait_for_a_processing_batch(engine, db_url, fix
 
     from sqlalchemy import event
 
-    from incidentctl.ingest.archive import insert_raw_alerts, raw_alert
     from incidentctl.db.engine import make_engine
+    from incidentctl.ingest.archive import insert_raw_alerts, raw_alert
 
     body = fixture_bodies["grafana/grafana9_zulip_firing_single_valueString.json"]
     store(engine, [(datetime(2026, 1, 1, tzinfo=timezone.utc), body)])

@@ -7,16 +7,16 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from tests.support.synthetic_history import history
 from incidentctl.config import load_settings
+from incidentctl.db.schema import grafana_alerts, incidents, notifications
 from incidentctl.incidents.actions import transition
 from incidentctl.incidents.listing import show_incident
 from incidentctl.incidents.model import Rules
 from incidentctl.incidents.processor import backlog
-from incidentctl.db.schema import grafana_alerts, incidents, notifications
 from tests.support import T0
-from tests.support.processing import process_all, snapshot, store, store_spaced
 from tests.support.cli import invoke
+from tests.support.processing import process_all, snapshot, store, store_spaced
+from tests.support.synthetic_history import history
 
 RULES = Rules.configured(load_settings({}))
 
@@ -181,7 +181,7 @@ def test_reopen_refused_while_a_newer_incident_of_the_fingerprint_is_open(engine
 def test_what_people_do_never_changes_series_nor_the_cache_version(engine, db_url, fixture_bodies):
     # The other half of SeriesCache's invariant (series_cache.py): ack, resolve, reopen and note
     # leave every series and the version its kept series are checked against as they were.
-    
+
     from incidentctl.db.schema import incident_alerts
 
     store_spaced(engine, [fixture_bodies["alertmanager/am_v4_oncall-example_firing_3alerts_numFiring-added-by-oncall.json"]])

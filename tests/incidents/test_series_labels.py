@@ -10,15 +10,14 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from tests.support.synthetic_history import history
-from incidentctl.config import load_settings
 from incidentctl.db.migrations import upgrade
+from incidentctl.db.schema import incident_alerts, incidents, metadata, schema_migrations, series_labels
 from incidentctl.history.rebuild import rebuild
 from incidentctl.incidents.model import Rules
-from incidentctl.db.schema import incident_alerts, incidents, metadata, schema_migrations, series_labels
 from tests.support import T0
 from tests.support.cli import invoke
 from tests.support.processing import process_all, series_label_index, store, store_spaced
+from tests.support.synthetic_history import history
 
 LONG = "v" * 200  # two pod names the index would confuse if it clipped them
 

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from incidentctl.db.rows import STATEMENT_BYTES
-from incidentctl.ingest.archive import BodyRoom, body_room, insert_raw_alerts, largest_body_for, raw_alert
 from incidentctl.db.schema import grafana_alerts
+from incidentctl.ingest.archive import BodyRoom, body_room, insert_raw_alerts, largest_body_for, raw_alert
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, 600700, tzinfo=timezone.utc)
 

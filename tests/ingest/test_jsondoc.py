@@ -7,7 +7,8 @@ import math
 
 import orjson
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from incidentctl.ingest import jsondoc
 from incidentctl.ingest.sniff import decode_body

@@ -13,11 +13,11 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import select, text
 
-from tests.support.asgi import call
 from incidentctl.db.engine import make_engine
+from incidentctl.db.schema import grafana_alerts
 from incidentctl.ingest.receiver.app import Receiver
 from incidentctl.ingest.receiver.auth import AuthPolicy, sign
-from incidentctl.db.schema import grafana_alerts
+from tests.support.asgi import call
 from tests.support.factories import count_rows
 
 FIXED = datetime(2026, 5, 4, 3, 2, 1, 123456, tzinfo=timezone.utc)
@@ -403,8 +403,8 @@ def test_a_503_is_logged_with_its_reason(caplog):
 def test_an_unexpected_error_in_the_writer_fails_its_rows_and_the_writer_goes_on(engine):
     from concurrent.futures import Future
 
-    from incidentctl.ingest.archive import raw_alert
     from incidentctl.errors import DatabaseUnavailable
+    from incidentctl.ingest.archive import raw_alert
     from incidentctl.ingest.receiver.writer import GroupCommitWriter
 
     calls = []

@@ -13,9 +13,9 @@ import requests
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from incidentctl.db.schema import grafana_alerts
 from incidentctl.ingest.archive import largest_body_for
 from incidentctl.ingest.receiver.auth import sign
-from incidentctl.db.schema import grafana_alerts
 from tests.support.factories import count_rows
 from tests.support.servers import ServeProcess, TcpProxy, serve_env
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from incidentctl.ingest.receiver.refusals import LineBudget, RefusalLog
 from incidentctl.ingest.receiver.server import mask_query

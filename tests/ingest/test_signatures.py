@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 
-from incidentctl.ingest import signatures
 from incidentctl.db.schema import seen_signatures
+from incidentctl.ingest import signatures
 from incidentctl.ingest.signatures import CLOCK_MARGIN, claim, forget_expired, signature
 
 NOW = datetime(2026, 5, 4, 3, 2, 1, tzinfo=timezone.utc)

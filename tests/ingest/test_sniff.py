@@ -8,7 +8,6 @@ import json
 import pytest
 
 from incidentctl.ingest.sniff import Verdict, label_body
-
 from tests.support import FIXTURES
 
 # (fixture, source, alert_count, status)

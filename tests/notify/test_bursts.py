@@ -9,13 +9,23 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from incidentctl.notify.bursts import (Burst, BurstContext, BurstRules, Member, Record, find_bursts, likely_cause,
-                                       records, summary)
+from incidentctl.notify.bursts import (
+    Burst,
+    BurstContext,
+    BurstRules,
+    Member,
+    Record,
+    find_bursts,
+    likely_cause,
+    records,
+    summary,
+)
 from incidentctl.notify.digest import Change, World, build_digest, limit_violations
 from tests.support import slack_blockkit
-from tests.support.factories import add_change
-from tests.support.related_history import T0 as HISTORY_T0, generate, insert
 from tests.support.cli import invoke
+from tests.support.factories import add_change
+from tests.support.related_history import T0 as HISTORY_T0
+from tests.support.related_history import generate, insert
 
 T0 = datetime(2026, 4, 20, 12, 0, tzinfo=timezone.utc)
 LABELS = ("cluster", "namespace", "service")

@@ -6,15 +6,14 @@ from datetime import timedelta
 
 import pytest
 import requests
-
 from sqlalchemy import select
 
-from incidentctl.notify import outbox
 from incidentctl.config import load_settings
-from incidentctl.notify.digest import MAX_BLOCKS, limit_violations
-from incidentctl.notify.delivery import CLAIM_LEASE, DELIVERY_LOG_KEEP, backoff_seconds, notify_pending, preview_digests
-from incidentctl.notify.routes import Route
 from incidentctl.db.schema import deliveries
+from incidentctl.notify import outbox
+from incidentctl.notify.delivery import CLAIM_LEASE, DELIVERY_LOG_KEEP, backoff_seconds, notify_pending, preview_digests
+from incidentctl.notify.digest import MAX_BLOCKS, limit_violations
+from incidentctl.notify.routes import Route
 from incidentctl.notify.slack import send
 from tests.support import T0
 from tests.support.factories import add_change, add_incident, add_incidents_with_changes, outbox_rows

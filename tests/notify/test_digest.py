@@ -7,8 +7,18 @@ from datetime import timedelta
 
 import pytest
 
-from incidentctl.notify.digest import (MAX_BLOCKS, MAX_TEXT, Change, World, build_digest, entries, escape, identity,
-                                limit_violations, link)
+from incidentctl.notify.digest import (
+    MAX_BLOCKS,
+    MAX_TEXT,
+    Change,
+    World,
+    build_digest,
+    entries,
+    escape,
+    identity,
+    limit_violations,
+    link,
+)
 from tests.support import T0
 
 NOW = T0 + timedelta(hours=1)
@@ -104,7 +114,8 @@ def test_resolved_change_says_how_long_it_lasted():
     assert "lasted 42m" in build_digest([c], World(), NOW)["blocks"][2]["text"]["text"]
 
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st
 
 KINDS = st.sampled_from(["opened", "reopened", "escalated", "acknowledged", "resolved"])
 

@@ -10,8 +10,16 @@ import requests
 from incidentctl.config import load_settings
 from incidentctl.errors import InvalidSilence, InvalidTransition, NotFound
 from incidentctl.notify.delivery import notify_pending
-from incidentctl.notify.silences import (Matcher, add_silence, expire_silence, list_silences,
-                                  matches_all, parse_matcher, silenced_incidents, state_of)
+from incidentctl.notify.silences import (
+    Matcher,
+    add_silence,
+    expire_silence,
+    list_silences,
+    matches_all,
+    parse_matcher,
+    silenced_incidents,
+    state_of,
+)
 from tests.support import T0
 from tests.support.factories import add_change, add_incident, outbox_rows
 from tests.support.slack_fake import FakeSlack

@@ -11,8 +11,21 @@ import pytest
 import requests
 
 from incidentctl.notify.pacing import Pacer, Rate
-from incidentctl.notify.slack_api import (FALLBACK, OK, PERMANENT, RETRYABLE, UNKNOWN, MessageGone, OutcomeUnknown,
-                                          Permanent, RateLimited, Retryable, SlackApi, classify, classify_response_url)
+from incidentctl.notify.slack_api import (
+    FALLBACK,
+    OK,
+    PERMANENT,
+    RETRYABLE,
+    UNKNOWN,
+    MessageGone,
+    OutcomeUnknown,
+    Permanent,
+    RateLimited,
+    Retryable,
+    SlackApi,
+    classify,
+    classify_response_url,
+)
 from tests.support.servers import free_port
 from tests.support.slack_fake import FakeSlack
 from tests.support.slack_web_fake import TOKEN, FakeSlackWeb, ManualClock

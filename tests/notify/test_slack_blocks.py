@@ -13,10 +13,25 @@ from hypothesis import strategies as st
 
 from incidentctl.notify.digest import Change, World, build_digest, entries
 from incidentctl.notify.slack_api import SlackApi
-from incidentctl.notify.slack_blocks import (ACK, REOPEN, RESOLVE, SILENCE, IncidentAction, IncidentState,
-                                             action_buttons, action_from_payload, actions_for, decode_action,
-                                             incident_message, lasted, overflow_menu, refusal, slack_time,
-                                             thread_reply, with_actions)
+from incidentctl.notify.slack_blocks import (
+    ACK,
+    REOPEN,
+    RESOLVE,
+    SILENCE,
+    IncidentAction,
+    IncidentState,
+    action_buttons,
+    action_from_payload,
+    actions_for,
+    decode_action,
+    incident_message,
+    lasted,
+    overflow_menu,
+    refusal,
+    slack_time,
+    thread_reply,
+    with_actions,
+)
 from tests.support.factories import T0
 from tests.support.slack_blockkit import MAX_ACTION_ID, MAX_BUTTON_VALUE, MAX_OPTION_VALUE, problems
 from tests.support.slack_interactions import SlackInteractions

@@ -10,12 +10,11 @@ import pytest
 import requests
 
 from incidentctl.config import load_settings
-
 from incidentctl.notify.delivery import notify_pending
+from tests.support.cli import invoke
 from tests.support.factories import outbox_rows
 from tests.support.processing import process_all, store
 from tests.support.slack_fake import FakeSlack
-from tests.support.cli import invoke
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc)
 M = timedelta(minutes=1)

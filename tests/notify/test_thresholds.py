@@ -8,8 +8,17 @@ import pytest
 
 from incidentctl.config import ConfigError, load_settings
 from incidentctl.notify.routes import load_routes
-from incidentctl.notify.thresholds import (ANNOUNCE, NEVER, WAIT, ChangeRecord, Threshold, episodes, gate,
-                                           make_threshold, verdicts)
+from incidentctl.notify.thresholds import (
+    ANNOUNCE,
+    NEVER,
+    WAIT,
+    ChangeRecord,
+    Threshold,
+    episodes,
+    gate,
+    make_threshold,
+    verdicts,
+)
 
 T = datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc)
 M = timedelta(minutes=1)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from tests.support import ROOT
 from tests.support.cli import invoke
 

@@ -23,7 +23,6 @@ from incidentctl.config import SETTINGS_BY_NAME
 from tests.support import ROOT
 
 
-
 def instructions(path: Path) -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
     lines, current = [], ""

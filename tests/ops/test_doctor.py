@@ -10,8 +10,8 @@ import pytest
 
 from incidentctl.config import load_settings
 from incidentctl.db.engine import make_engine
-from incidentctl.ops.doctor import Thresholds, doctor, level_for_age
 from incidentctl.db.schema import deliveries, grafana_alerts, incidents, notifications, silences
+from incidentctl.ops.doctor import Thresholds, doctor, level_for_age
 from tests.support.cli import invoke, run_cli
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)

@@ -14,7 +14,6 @@ import sys
 import pymysql
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError
 
 from tests.support.galera import CLUSTER_SCRIPT, galera, galera_cluster  # noqa: F401  (galera_cluster: fixture)
 

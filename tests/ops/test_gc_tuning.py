@@ -7,13 +7,13 @@ from datetime import datetime, timezone
 
 import pytest
 
-from incidentctl.ops.gc_tuning import BATCH_THRESHOLDS, batch_collection
 from incidentctl.config import load_settings
 from incidentctl.db.engine import make_engine
-from incidentctl.history.export import export_to_file
 from incidentctl.db.migrations import upgrade
+from incidentctl.history.export import export_to_file
 from incidentctl.history.replay import replay
 from incidentctl.incidents.model import Rules
+from incidentctl.ops.gc_tuning import BATCH_THRESHOLDS, batch_collection
 
 NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
 
@@ -62,8 +62,8 @@ def test_replay_with_processing_leaves_no_cyclic_garbage_per_batch(engine, secon
     # The collector runs rarely in batch jobs (batch_collection), so garbage in reference cycles
     # made per batch would pile up: SQL statements built per call with IN lists of thousands of
     # values did, megabytes a batch. A run of many batches may leave no more than a run of one.
-    from tests.support.synthetic_history import history
     from tests.support.processing import store
+    from tests.support.synthetic_history import history
 
     rules = Rules.configured(load_settings({}))
     source = make_engine(f"sqlite+pysqlite:///{tmp_path / 'source.db'}")

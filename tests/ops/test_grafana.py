@@ -18,11 +18,11 @@ import pytest
 import yaml
 from sqlalchemy import create_engine
 
-from tests.support.cli import invoke
-from tests.support.grafana_mysql import MacroError, expand, fixed_range, variable_values
-from incidentctl.ops import grafana
 from incidentctl.config import SETTINGS
 from incidentctl.db.schema import deliveries, grafana_alerts, incidents, notifications
+from incidentctl.ops import grafana
+from tests.support.cli import invoke
+from tests.support.grafana_mysql import MacroError, expand, fixed_range, variable_values
 
 START, END = fixed_range(days=2)
 INTERVAL = "1h"

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 
 from incidentctl.config import load_settings
+from incidentctl.db.schema import grafana_alerts, incident_events, incidents
 from incidentctl.errors import ConfigError
 from incidentctl.ops.retention import purge
-from incidentctl.db.schema import grafana_alerts, incident_events, incidents
 from tests.support.cli import invoke
 from tests.support.factories import count_rows
 

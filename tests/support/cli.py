@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
-from typing import Mapping
+from collections.abc import Mapping
 
 from typer.testing import CliRunner, Result
 

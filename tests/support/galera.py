@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
 from tests.support import ROOT
 
 CLUSTER_SCRIPT = ROOT / "bench" / "galera" / "cluster.py"

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from typing import Iterator
 
 from incidentctl.incidents.fingerprint import label_fingerprint
 

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
-from typing import Iterable
 
 from sqlalchemy import Engine, select
 
+from incidentctl.db.schema import (
+    incident_alerts,
+    incident_events,
+    incidents,
+    label_key,
+    metadata,
+    notifications,
+    series_labels,
+)
 from incidentctl.ingest.archive import insert_raw_alerts, raw_alert
-from incidentctl.db.schema import (incident_alerts, incident_events, incidents, label_key, metadata, notifications,
-                               series_labels)
 from tests.support import T0
 
 

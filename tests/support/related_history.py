@@ -20,9 +20,9 @@ Deterministic for a seed. Used by tests/history/test_related_quality.py and benc
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Sequence
 
 from sqlalchemy import Engine, select
 

@@ -60,7 +60,7 @@ class ServeProcess:
         self._log.close()
         return self.proc.returncode
 
-    def __enter__(self) -> "ServeProcess":
+    def __enter__(self) -> ServeProcess:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -197,7 +197,7 @@ receivers:
             self.proc.wait(10)
         self._log.close()
 
-    def __enter__(self) -> "AlertmanagerProcess":
+    def __enter__(self) -> AlertmanagerProcess:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -51,7 +51,7 @@ class FakeSlack:
         with self.lock:
             return list(self.received.get(f"/services/{name}", []))
 
-    def __enter__(self) -> "FakeSlack":
+    def __enter__(self) -> FakeSlack:
         self.thread.start()
         return self
 

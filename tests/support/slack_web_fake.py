@@ -158,7 +158,7 @@ class FakeSlackWeb:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_port}/api/"
 
-    def __enter__(self) -> "FakeSlackWeb":
+    def __enter__(self) -> FakeSlackWeb:
         self._serving.start()
         return self
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Iterator
 
 from incidentctl.incidents.fingerprint import label_fingerprint
 from tests.support import T0

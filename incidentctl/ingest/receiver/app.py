@@ -19,22 +19,22 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Awaitable, Callable
 
 from sqlalchemy import Engine, text
 
 from incidentctl import __version__
-from incidentctl.ingest.archive import RawAlert, raw_alert
 from incidentctl.db.engine import short_error
 from incidentctl.errors import DatabaseUnavailable
-from incidentctl.ingest.sniff import Verdict
-from incidentctl.ingest.signatures import Signature
+from incidentctl.ingest.archive import RawAlert, raw_alert
 from incidentctl.ingest.receiver.auth import AuthFailed, AuthPolicy, check_authorization, check_signature
 from incidentctl.ingest.receiver.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from incidentctl.ingest.receiver.metrics import ReceiverMetrics
 from incidentctl.ingest.receiver.refusals import RefusalLog
 from incidentctl.ingest.receiver.writer import GroupCommitWriter
+from incidentctl.ingest.signatures import Signature
+from incidentctl.ingest.sniff import Verdict
 
 log = logging.getLogger(__name__)
 

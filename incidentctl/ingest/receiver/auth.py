@@ -10,9 +10,9 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Mapping
 
 from incidentctl.config import Settings
 from incidentctl.ingest.signatures import Signature
@@ -34,7 +34,7 @@ class AuthPolicy:
     hmac_max_skew: float = 300.0
 
     @classmethod
-    def from_settings(cls, s: Settings) -> "AuthPolicy":
+    def from_settings(cls, s: Settings) -> AuthPolicy:
         return cls(s.auth_bearer_token, s.auth_basic_user, s.auth_basic_password, s.hmac_secret,
                    s.hmac_signature_header, s.hmac_timestamp_header, s.hmac_max_skew)
 

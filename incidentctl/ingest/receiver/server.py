@@ -10,11 +10,11 @@ import uvicorn
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from incidentctl.ingest.archive import body_room
 from incidentctl.config import Settings
-from incidentctl.durations import utc_now
 from incidentctl.db.engine import database_url, describe_url, ensure_schema, make_engine, short_error
+from incidentctl.durations import utc_now
 from incidentctl.errors import DatabaseUnavailable
+from incidentctl.ingest.archive import body_room
 from incidentctl.ingest.receiver.app import Receiver
 from incidentctl.ingest.receiver.auth import AuthPolicy
 

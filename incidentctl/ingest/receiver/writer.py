@@ -17,17 +17,17 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Callable
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from incidentctl.ingest import signatures
-from incidentctl.ingest.archive import RawAlert, insert_raw_alerts
 from incidentctl.db.engine import describe_url, short_error
 from incidentctl.errors import DatabaseUnavailable
+from incidentctl.ingest import signatures
+from incidentctl.ingest.archive import RawAlert, insert_raw_alerts
 from incidentctl.ingest.signatures import Signature
 
 log = logging.getLogger(__name__)
