@@ -49,7 +49,7 @@ def rebuild_cmd(
                         console=err_console, transient=True, disable=not err_console.is_terminal)
     with batch_collection(), progress as bar:
         task = bar.add_task("rows", total=None)
-        summary = rebuild(c.engine, rules, dry_run=dry_run, force=force,
+        summary = rebuild(c.engine, rules, dry_run=dry_run, force=force, lease=None if dry_run else c.lease(),
                           progress=lambda done, total: bar.update(task, completed=done, total=total))
     if output is not OutputFormat.table:
         sys.stdout.write(dumps(summary.as_dict()) + "\n")
