@@ -83,3 +83,15 @@ def test_the_lease_is_released_after_a_run(engine):
     assert lease.expires_at <= datetime.now(timezone.utc) and lease.epoch == 1
 
     assert count_rows(engine, grafana_alerts) == 3 and count_rows(engine, incidents) >= 1
+
+
+def test_a_persons_ack_that_conflicts_with_a_batch_is_run_again(engine):
+    from incidentctl.incidents.actions import add_note, transition
+    from tests.support.factories import add_incident
+
+    incident_id = add_incident(engine)
+    with conflicting(engine, "UPDATE incidents SET") as failed:
+        assert transition(engine, "ack", incident_id, by="ann", note=None, now=T0) == "acknowledged"
+    with conflicting(engine, "INSERT INTO incident_events", code=1205) as failed_note:
+        add_note(engine, incident_id, "looking", by="ann", now=T0)
+    assert len(failed) == len(failed_note) == 1
