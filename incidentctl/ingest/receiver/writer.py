@@ -130,8 +130,8 @@ class GroupCommitWriter:
             self._commit(live)
         except _Whole as exc:
             self._fail(live, exc.__cause__, whole=True)
-        except DatabaseConflict as exc:
-            self._fail(live, exc, whole=True)
+        except DatabaseConflict as exc:  # not an outage: "did not store the row"
+            self._fail(live, exc)
         except _FAILURES as exc:
             if len(live) == 1:
                 self._fail(live, exc)
@@ -151,7 +151,7 @@ class GroupCommitWriter:
                 self._fail(live[n:], exc.__cause__, whole=True)
                 return
             except DatabaseConflict as exc:
-                self._fail(live[n:], exc, whole=True)
+                self._fail(live[n:], exc)
                 return
             except _FAILURES as exc:
                 self._fail([pending], exc)
