@@ -30,7 +30,7 @@ def shared(a: Place, b: Place) -> Place:
     first that differs (two services called `api` in different namespaces share only the
     cluster)."""
     common = []
-    for mine, theirs in zip(a, b):
+    for mine, theirs in zip(a, b, strict=False):  # places may differ in depth
         if mine != theirs:
             break
         common.append(mine)
