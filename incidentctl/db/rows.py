@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
+from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, func, null, update
+from sqlalchemy import Connection, CursorResult, Table, bindparam, func, null, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -54,10 +55,15 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict], *, returni
     return ids
 
 
-def _new_id(conn: Connection, table: Table, row: dict):
-    key = conn.execute(table.insert(), row).inserted_primary_key
+def inserted_id(result: CursorResult) -> Any:
+    """The primary key of the row a single-row INSERT inserted."""
+    key = result.inserted_primary_key
     assert key is not None  # a single-row INSERT always has one
     return key[0]
+
+
+def _new_id(conn: Connection, table: Table, row: dict) -> Any:
+    return inserted_id(conn.execute(table.insert(), row))
 
 
 def update_rows(conn: Connection, table: Table, rows: Sequence[dict]) -> None:
