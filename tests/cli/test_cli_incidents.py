@@ -10,6 +10,8 @@ from datetime import timedelta
 
 import pytest
 
+from incidentctl.cli.incidents import StatusChoice
+from incidentctl.incidents.model import IncidentStatus
 from tests.support import ROOT, T0
 from tests.support.cli import invoke, run_cli
 from tests.support.processing import store, store_spaced
@@ -218,3 +220,7 @@ def test_label_filter_matches_long_values_exactly(db_url, engine):
     assert listing(db_url, "--label", f"team={long_a}", "--status", "all") == ["A"]
     assert listing(db_url, "--label", f"team={long_b}") == ["B"]
     assert listing(db_url, "--label", "team=" + "x" * 300) == []
+
+
+def test_status_choices_are_the_statuses_and_all():
+    assert [choice.value for choice in StatusChoice] == [*IncidentStatus, "all"]
