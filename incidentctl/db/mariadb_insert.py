@@ -85,7 +85,7 @@ def consecutive_ids(conn: Connection) -> bool:
     the rows of one such statement consecutive values, and the increment is 1. Then ids need no
     RETURNING, whose rows PyMySQL reads one by one in Python. Elsewhere (mode 2, a Galera
     increment, a server without the variable) RETURNING is used."""
-    found: dict[str, str] = dict(conn.execute(_AUTOINC_SETTINGS).tuples().all())
+    found: dict[str, str] = {name: value for name, value in conn.execute(_AUTOINC_SETTINGS)}
     return found.get("INNODB_AUTOINC_LOCK_MODE") in ("0", "1") and found.get("AUTO_INCREMENT_INCREMENT") == "1"
 
 
