@@ -215,7 +215,8 @@ def test_label_filter_follows_the_common_labels(db_url, engine):
 def test_label_filter_matches_long_values_exactly(db_url, engine):
     # The index holds the first 191 characters; the filter still compares whole values.
     long_a, long_b = "x" * 300 + "a", "x" * 300 + "b"
-    store_spaced(engine, [am_body("A", "eu1", "shop", "api", team=long_a), am_body("B", "eu1", "shop", "web", team=long_b)])
+    store_spaced(engine, [am_body("A", "eu1", "shop", "api", team=long_a),
+                          am_body("B", "eu1", "shop", "web", team=long_b)])
     assert invoke("process", db=db_url).exit_code == 0
     assert listing(db_url, "--label", f"team={long_a}", "--status", "all") == ["A"]
     assert listing(db_url, "--label", f"team={long_b}") == ["B"]
