@@ -21,10 +21,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench_ingest import lua_script  # noqa: E402
-from common import INCIDENTCTL, drop_database, ensure_wrk, free_port, machine, parse_wrk, scratch_database, start_receiver  # noqa: E402
 from sqlalchemy import create_engine, func, select, text  # noqa: E402
 
+from bench_ingest import lua_script  # noqa: E402
+from common import (  # noqa: E402
+    INCIDENTCTL,
+    drop_database,
+    ensure_wrk,
+    free_port,
+    machine,
+    parse_wrk,
+    scratch_database,
+    start_receiver,
+)
 from incidentctl.db.engine import make_engine  # noqa: E402
 from incidentctl.db.lease import holder  # noqa: E402
 from incidentctl.db.migrations import upgrade  # noqa: E402

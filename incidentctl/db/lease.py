@@ -142,12 +142,11 @@ class Lease:
         self._depth += 1
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc) -> None:
         self._depth -= 1
         if self._depth == 0:
             self._stop_heartbeat()
             self.release()
-        return False
 
     @property
     def held(self) -> bool:
@@ -159,8 +158,8 @@ class Lease:
         deadline = self._monotonic() + self.wait
         while True:
             got, current = retry_conflicts(self._try_acquire, counts=self.conflicts)
-            if got:
-                return self.epoch
+            if got is not None:
+                return got
             if current is None:  # lost a race for the row: read it again at once
                 continue
             if self._monotonic() >= deadline:
@@ -175,32 +174,33 @@ class Lease:
         left = (current.expires_at - self.clock()).total_seconds()
         return min(1.0, max(0.05, left))
 
-    def _try_acquire(self) -> tuple[bool, Holder | None]:
-        """One transaction: (True, None) when it took the lease; (False, the live holder), or
-        (False, None) when another worker wrote the row between our read and our write."""
+    def _try_acquire(self) -> tuple[int | None, Holder | None]:
+        """One transaction: (the new epoch, None) when it took the lease; (None, the live holder),
+        or (None, None) when another worker wrote the row between our read and our write."""
         now = self.clock()
         values = {"owner": self.owner, "acquired_at": now, "renewed_at": now, "expires_at": now + self.ttl}
         with self.engine.begin() as conn:
             current = read(conn, self.name)
             todo = step(current, self.owner, now)
             if todo is Step.WAIT:
-                return False, current
+                return None, current
             if todo is Step.CREATE:
                 try:
                     with conn.begin_nested():
                         conn.execute(leases.insert().values(name=self.name, epoch=1, **values))
                 except IntegrityError:  # another worker created it first
-                    return False, None
+                    return None, None
                 epoch = 1
             else:
+                assert current is not None  # step() takes only an existing row
                 epoch = current.epoch + 1
                 taken = conn.execute(update(leases).where(leases.c.name == self.name,
                                                           leases.c.epoch == current.epoch)
                                      .values(epoch=epoch, **values)).rowcount
                 if taken != 1:  # another worker took it between our read and our write
-                    return False, None
+                    return None, None
         self.epoch = epoch
-        return True, None
+        return epoch, None
 
     def fence(self, conn: Connection) -> None:
         """In the caller's transaction: proves this worker still holds the lease under its epoch,
