@@ -22,7 +22,9 @@ from incidentctl.db.schema import (
     incident_alerts,
     incident_labels,
     incidents,
+    leases,
     metadata,
+    notifications,
     schema_migrations,
     seen_signatures,
     series_labels,
@@ -100,6 +102,15 @@ def _seen_signatures(conn: Connection) -> None:
     seen_signatures.create(conn, checkfirst=True)
 
 
+def _leases(conn: Connection) -> None:
+    """The lease table, and the outbox's claim column (NULL: unclaimed, as every existing row is)."""
+    leases.create(conn, checkfirst=True)
+    if "claimed_by" not in {c["name"] for c in inspect(conn).get_columns(notifications.name)}:
+        column = notifications.c.claimed_by
+        kind = column.type.compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE {notifications.name} ADD COLUMN {column.name} {kind} NULL")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema: raw archive, incidents, events, outbox, silences", _initial),
     Migration(2, "incident_labels: the common labels of each incident, indexed for list --label", _incident_labels),
@@ -109,6 +120,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _seen_signatures),
     Migration(5, "series_labels: the labels of every series of each incident, indexed for list --series-label",
               _series_labels),
+    Migration(8, "leases: one applier at a time cluster-wide (owner, expiry, epoch); outbox claims by row update",
+              _leases),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
