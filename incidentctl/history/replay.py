@@ -31,7 +31,7 @@ from incidentctl.db.schema import grafana_alerts
 from incidentctl.history.export import BadRecord, from_record, is_record
 from incidentctl.incidents.model import Rules
 from incidentctl.incidents.parsing import AlertEvent, parse_document
-from incidentctl.incidents.processor import PreparedRows, ProcessSummary, error_text, process_as_stored
+from incidentctl.incidents.processor import PreparedRows, ProcessSummary, error_text, process_as_stored, process_pending
 from incidentctl.incidents.series_cache import SeriesCache
 from incidentctl.ingest import jsondoc
 from incidentctl.ingest.archive import RawAlert
@@ -304,6 +304,24 @@ def replay(engine: Engine, paths: Sequence[str], *, clock: Callable[[], datetime
             flush()
         if in_flight is not None:
             count(*in_flight)
+    return summary
+
+
+def replay_and_process(engine: Engine, paths: Sequence[str], rules: Rules, *, clock: Callable[[], datetime],
+                       queue_batch_size: int, received_at: datetime | None = None, batch_size: int = BATCH_SIZE,
+                       progress: Callable[[int, int], None] | None = None,
+                       queue_progress: Callable[[int, int], None] | None = None,
+                       stdin: BinaryIO | None = None) -> ReplaySummary:
+    """`replay --process`: `replay` processing each batch as it is stored (`process_with=rules`),
+    then the rows still waiting in the queue (received while it ran, after its last batch)
+    processed as `process` does, `queue_batch_size` a transaction, so none is left waiting.
+    `queue_progress(done_rows, total_rows)` reports that last step; the summary's `processed`
+    counts both."""
+    summary = replay(engine, paths, clock=clock, received_at=received_at, batch_size=batch_size, progress=progress,
+                     stdin=stdin, process_with=rules)
+    assert summary.processed is not None
+    summary.processed.add(process_pending(engine, rules, batch_size=queue_batch_size, clock=clock,
+                                          progress=queue_progress))
     return summary
 
 
