@@ -27,7 +27,7 @@ from incidentctl.history.stats import median
 from incidentctl.incidents.model import SYSTEM_ACTOR, Action, Decision, IncidentState
 from incidentctl.incidents.parsing import AlertEvent
 from incidentctl.notify.routes import DEFAULT_ROUTE, Route, route_for
-from incidentctl.notify.silences import incident_labels, silence_for
+from incidentctl.notify.silences import silence_for, silence_labels
 from incidentctl.notify.thresholds import ANNOUNCE, STARTS, WAIT, ChangeRecord, Threshold, verdicts
 
 PEOPLE_EVENTS = ("acknowledged", "note", "reopened")  # by a person when the actor is not incidentctl
@@ -54,7 +54,7 @@ class NotifyRules:
 class IncidentHistory:
     key: Key
     alertname: str
-    labels: Mapping[str, Any]  # silences.incident_labels of the incident
+    labels: Mapping[str, Any]  # silences.silence_labels of the incident
     changes: tuple[ChangeRecord, ...]
     alerts_fired: tuple[datetime, ...] = ()  # when each distinct alert first fired, sorted
     silenced: frozenset[int] = frozenset()  # changes a stored silence suppressed
@@ -197,7 +197,7 @@ class Ledger:
 
     def _close(self, current: _Open, now: datetime) -> None:
         s = current.state
-        labels = incident_labels({"common_labels": s.common_labels, "group_labels": s.group_labels,
+        labels = silence_labels({"common_labels": s.common_labels, "group_labels": s.group_labels,
                                   "alertname": s.alertname, "cluster": s.cluster, "namespace": s.namespace,
                                   "service": s.service})
         silenced = frozenset(c.id for c in current.changes

@@ -35,7 +35,7 @@ from incidentctl.history.stats import median
 from incidentctl.incidents.model import SYSTEM_ACTOR, OutboxState, Rules
 from incidentctl.notify import outbox
 from incidentctl.notify.routes import load_routes
-from incidentctl.notify.silences import incident_labels
+from incidentctl.notify.silences import silence_labels
 from incidentctl.notify.thresholds import STARTS, ChangeRecord, episodes
 
 SELF_RESOLVED = timedelta(minutes=5)
@@ -266,7 +266,7 @@ def _figures(name: str, group: list[_Incident], people: set[int], people_reopens
 
 def _labels(engine: Engine, ids: Sequence[int], *, common: bool) -> tuple[dict[int, dict], dict[int, dict]]:
     """Per incident: its group_by values and, with `common` (a route matches labels), the
-    labels routes and silences match (silences.incident_labels)."""
+    labels routes and silences match (silences.silence_labels)."""
     i = incidents.c
     labels, groups = {}, {}
     columns = [i.id, i.group_labels] + ([i.common_labels, i.alertname, i.cluster, i.namespace, i.service]
@@ -275,7 +275,7 @@ def _labels(engine: Engine, ids: Sequence[int], *, common: bool) -> tuple[dict[i
         for start in range(0, len(ids), PAGE_SIZE):
             for row in conn.execute(select(*columns).where(i.id.in_(list(ids[start:start + PAGE_SIZE])))):
                 groups[row.id] = row.group_labels or {}
-                labels[row.id] = incident_labels(row._mapping) if common else groups[row.id]
+                labels[row.id] = silence_labels(row._mapping) if common else groups[row.id]
     return labels, groups
 
 

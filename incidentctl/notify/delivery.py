@@ -31,7 +31,7 @@ from incidentctl.notify import outbox
 from incidentctl.notify.bursts import BurstRules, Member, burst_context
 from incidentctl.notify.digest import build_digest
 from incidentctl.notify.routes import DEFAULT_ROUTE, Route, load_routes, route_for
-from incidentctl.notify.silences import incident_labels, silence_for, silences_active_between
+from incidentctl.notify.silences import silence_for, silence_labels, silences_active_between
 from incidentctl.notify.slack import OK, PERMANENT, UNKNOWN, SendResult, mask_url, send
 from incidentctl.notify.thresholds import ANNOUNCE, WAIT, verdicts
 
@@ -178,7 +178,7 @@ def _split(engine: Engine, rows: list[dict], routes: Sequence[Route]):
     silenced: list[tuple[int, int]] = []
     unroutable: list[dict] = []
     for row in rows:
-        labels = incident_labels(row)
+        labels = silence_labels(row)
         sid = silence_for(active, labels, row["created_at"]) if active else None
         if sid is not None:
             silenced.append((sid, row["id"]))
@@ -219,7 +219,7 @@ def _apply_thresholds(engine: Engine, routes: Sequence[Route], by_route: dict[st
                 hold.setdefault((check, note), []).append(row["id"])
             else:
                 # The whole episode on this route, also its rows held until later: it is over.
-                labels = incident_labels(row)
+                labels = silence_labels(row)
                 same = {c.id for c in histories[iid][0] if decided[iid][c.id] is verdict
                         and route_for(routes, c.severity, {**labels, "severity": c.severity}) is route}
                 never.setdefault(f"{outbox.NEVER_PREFIX}route {route.name}: {verdict.reason}", set()).update(

@@ -241,12 +241,6 @@ def change_histories(engine: Engine, incident_ids: Sequence[int], *, with_alerts
     return result
 
 
-def count_by_state(engine: Engine) -> dict[str, int]:
-    with reader(engine).connect() as conn:
-        rows = conn.execute(select(notifications.c.state, func.count()).group_by(notifications.c.state)).all()
-    return {state: n for state, n in rows}
-
-
 def retry_failed(engine: Engine, ids: Sequence[int] | None) -> int:
     """Puts failed rows (all, or these ids) back to pending, e.g. after fixing a webhook."""
     query = notifications.update().where(notifications.c.state == OutboxState.FAILED)

@@ -48,7 +48,6 @@ KINDS = (ACK, RESOLVE, REOPEN, SILENCE)
 SILENCE_DURATIONS = ("1h", "4h", "24h")
 MAX_SILENCE = timedelta(days=30)
 LABELS = {ACK: "Acknowledge", RESOLVE: "Resolve", REOPEN: "Reopen"}
-STATUSES = ("open", "acknowledged", "resolved")
 
 _ID = re.compile(r"[1-9][0-9]{0,18}")
 _DURATION = re.compile(r"[1-9][0-9]{0,5}[mhd]")
