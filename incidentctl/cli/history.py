@@ -8,8 +8,16 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
-from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn,
-                           TimeRemainingColumn)
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from incidentctl.cli.app import app, context, err_console, option_value, output_option, time_value
 from incidentctl.cli.output import OutputFormat, dumps
