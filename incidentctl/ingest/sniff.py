@@ -1,5 +1,8 @@
 """Labels a webhook body for the raw archive: which sender, how many alerts, top status.
 
+The sender (grafana, grafana-legacy, alertmanager, unknown) is told by the body's shape, then
+its `version` field, then the user agent. Pure.
+
 The receiver parses no further than this. A body that is not a known payload is still stored;
 the label says why (parse_error) so `process` skips it and people can find it.
 """

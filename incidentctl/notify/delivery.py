@@ -11,7 +11,7 @@ Per route, Slack's answer decides: ok → `sent` with the time; retryable (no co
 or unknown (sent, no answer) → stays `pending`, attempts + 1, next_attempt_at after Retry-After
 or an exponential backoff; permanent (400 invalid_payload, 403, 404, 410, …) → `failed` with
 Slack's error string, reported here and by `incidentctl outbox`, and not retried unless someone
-runs `incidentctl outbox retry`.
+runs `incidentctl outbox retry`. `preview_digests` is the same path with nothing sent or marked.
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ now, with the trail of its changes (`opened → resolved → reopened`). New inc
 (notify/bursts.py: many opening within minutes in one place) are listed together under the
 burst's line, which names the likely cause, first. Every piece of alert
 data is escaped (`&`, `<`, `>`) before it is put into mrkdwn, so a label value cannot inject a
-mention (`<!channel>`) or a link.
+mention (`<!channel>`) or a link. `limit_violations` checks a message against those limits
+(slack_sdk checks neither block count, field length nor `text`); `change_line` writes an
+incident's line, wherever it is listed; `identity` tells incidents apart in it (docs/SLACK.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,10 @@
 and the delivery log of the digests sent for them.
 
 Rows are written by the processor (and the incident commands) in the same transaction as the
-change they announce, with state `pending`. Only this module changes their delivery columns.
+change they announce, with state `pending`. Only this module changes their delivery columns,
+and a mark applies only to rows still pending, so one run never undoes another's. A digest is
+logged (`deliveries`) as `sending` before its POST and settled with Slack's answer in the
+transaction that marks its rows.
 """
 
 from __future__ import annotations

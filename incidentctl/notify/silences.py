@@ -5,6 +5,7 @@ Whether an outbox row is silenced is decided at the change's `created_at` (its e
 not at the time `notify` runs, so the answer is the same whenever notify runs: a change that
 happened inside a window stays suppressed after the window ends, and one that happened after
 it is sent. The labels matched are the incident's (see `silence_labels`).
+`silenced_incidents()` tells `list` and `show` which incidents are silenced now.
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ tried) is announced: nothing of it waits any more, so a resolve of something ann
 delayed. Times are the changes' event times; an episode's end is when incidentctl learned of
 the resolve (the resolving webhook's `received_at`), so the answer is the one a `notify`
 running continuously would give, whenever it actually runs. `notify` and the backtests of
-`simulate` and `noise` all decide through `gate`.
+`simulate` and `noise` all decide through `gate`. A held row stays pending with the reason as
+its `last_error` prefix, which `outbox.waiting` leaves out and `outbox.held` counts: no schema
+change was needed.
 """
 
 from __future__ import annotations

@@ -9,6 +9,11 @@ One request's failure never answers for its neighbours: when a group's statement
 the database refuses), each row is written again on its own and answered by its own outcome.
 A failure no row can cause — connecting, beginning, committing, a lost connection — fails the
 whole group at once, as the database is the problem and trying row by row would only wait longer.
+Rows not reached within `write_timeout` are withdrawn unwritten (the request answers 503).
+
+A request's signature, when it has one, is claimed in the group's transaction, one statement for
+the group: a request whose signature was already claimed is answered as a replay and not
+inserted. Once a minute, a writer that has claimed signatures deletes the expired ones.
 """
 
 from __future__ import annotations
