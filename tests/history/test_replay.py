@@ -308,8 +308,8 @@ def test_processing_as_it_goes_equals_replay_then_process(engine, second_engine,
     other = second_engine("then")
     for target in (engine, other):
         store(target, rows[:1])  # the backlog
-    summary = replay(engine, [str(tmp_path / "history.jsonl")], clock=CLOCK, batch_size=7, process_with=rules)
-    replay(other, [str(tmp_path / "history.jsonl")], clock=CLOCK, batch_size=7)
+    summary = replay(engine, [str(tmp_path / "history.jsonl")], clock=CLOCK, batch_size=23, process_with=rules)
+    replay(other, [str(tmp_path / "history.jsonl")], clock=CLOCK, batch_size=23)
     then = process_all(other)
     assert summary.processed == then and then.rows == len(rows) + 1 and then.errors == 1
     assert snapshot(engine) == snapshot(other)
