@@ -24,7 +24,7 @@ from sqlalchemy import Connection, select
 from incidentctl.db.schema import incident_events, incidents
 from incidentctl.history.recurrence import RecurringWindow
 from incidentctl.history.stats import median
-from incidentctl.incidents.model import SYSTEM_ACTOR, Action, Decision, IncidentState
+from incidentctl.incidents.model import SYSTEM_ACTOR, Action, ChangeKind, Decision, IncidentState
 from incidentctl.incidents.parsing import AlertEvent
 from incidentctl.notify.routes import DEFAULT_ROUTE, Route, route_for
 from incidentctl.notify.silences import silence_for, silence_labels
@@ -94,13 +94,13 @@ def keep_firing(changes: Sequence[ChangeRecord], window: timedelta) -> tuple[lis
         return replace(r, at=r.at + window, known_at=(r.known_at or r.at) + window)
 
     for c in sorted(changes, key=lambda c: c.id):
-        if c.change == "reopened" and resolve is not None and c.at - resolve.at <= window:
+        if c.change == ChangeKind.REOPENED and resolve is not None and c.at - resolve.at <= window:
             resolve, dropped = None, dropped + 2
             continue
         if resolve is not None:
             result.append(later(resolve))
             resolve = None
-        if c.change == "resolved":
+        if c.change == ChangeKind.RESOLVED:
             resolve = c
         else:
             result.append(c)
@@ -184,7 +184,7 @@ class Ledger:
                 current.fired[entry.alert_fingerprint] = entry.at
         for m in decision.messages:
             self._seq += 1
-            known = max(m.at, event.received_at) if m.change == "resolved" else None
+            known = max(m.at, event.received_at) if m.change == ChangeKind.RESOLVED else None
             current.changes.append(ChangeRecord(self._seq, m.change, m.at, m.severity, False, known))
 
     def finish(self, now: datetime) -> None:

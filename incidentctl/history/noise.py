@@ -32,7 +32,7 @@ from incidentctl.history.fixes import (
 )
 from incidentctl.history.recurrence import hour_of_week, periodic_window
 from incidentctl.history.stats import median
-from incidentctl.incidents.model import SYSTEM_ACTOR, OutboxState, Rules
+from incidentctl.incidents.model import SYSTEM_ACTOR, ChangeKind, OutboxState, Resolution, Rules, TimelineKind
 from incidentctl.notify import outbox
 from incidentctl.notify.routes import load_routes
 from incidentctl.notify.silences import silence_labels
@@ -182,11 +182,11 @@ def _people(conn: Connection, since: datetime, found: dict[int, _Incident]) -> t
     query = (select(e.incident_id, e.kind, func.count())
              .where(e.kind.in_(PEOPLE_EVENTS), e.at >= since, e.actor != SYSTEM_ACTOR)
              .group_by(e.incident_id, e.kind))
-    acted = {i.id for i in found.values() if i.resolution == "manual"}
+    acted = {i.id for i in found.values() if i.resolution == Resolution.MANUAL}
     reopens: Counter = Counter()
     for incident_id, kind, n in conn.execute(query):
         acted.add(incident_id)
-        if kind == "reopened":
+        if kind == TimelineKind.REOPENED:
             reopens[incident_id] += n
     return acted, reopens
 
@@ -226,7 +226,7 @@ def _resolve_known(conn: Connection, found: dict[int, _Incident], shorter_than: 
     raw: dict[tuple[int, datetime], int] = {}
     times = sorted(wanted)
     for start in range(0, len(times), PAGE_SIZE):
-        query = select(e.incident_id, e.at, e.raw_alert_id).where(e.kind == "resolved",
+        query = select(e.incident_id, e.at, e.raw_alert_id).where(e.kind == TimelineKind.RESOLVED,
                                                                    e.at.in_(times[start:start + PAGE_SIZE]))
         for r in conn.execute(query):
             if r.incident_id in wanted.get(r.at, ()) and r.raw_alert_id is not None:
@@ -282,7 +282,7 @@ def _labels(engine: Engine, ids: Sequence[int], *, common: bool) -> tuple[dict[i
 def _history(incident: _Incident, labels: dict, known: dict, fired: dict) -> IncidentHistory:
     """The incident's stored changes as a backtest replays them: none gone out yet."""
     changes = tuple(replace(c, known_at=known[(incident.id, c.at)])
-                    if c.change == "resolved" and (incident.id, c.at) in known else c for c in incident.changes)
+                    if c.change == ChangeKind.RESOLVED and (incident.id, c.at) in known else c for c in incident.changes)
     silenced = frozenset(incident.silenced)
     alerts = tuple(fired[incident.id][1]) if incident.id in fired else ()
     return IncidentHistory((incident.fingerprint, incident.opened_at), incident.alertname, labels, changes,

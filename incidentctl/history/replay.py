@@ -35,7 +35,7 @@ from incidentctl.incidents.processor import PreparedRows, ProcessSummary, error_
 from incidentctl.incidents.series_cache import SeriesCache
 from incidentctl.ingest import jsondoc
 from incidentctl.ingest.archive import RawAlert
-from incidentctl.ingest.sniff import decode_body
+from incidentctl.ingest.sniff import decode_body, json_kind
 
 # Rows per transaction: per-batch costs (the lock, the batch's incidents and series, the commit)
 # dominate below it, and two batches in memory stay within budget (docs/PERFORMANCE.md, History).
@@ -171,8 +171,7 @@ def line_item(location: str, line: bytes, line_time: datetime, parse: bool = Fal
                     user_agent=record.user_agent, content_type=record.content_type, source=record.source,
                     body_sha256=obj["body_sha256"])
     if not isinstance(obj, dict):
-        kind = {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(obj), "number")
-        return InputError(location, f"a JSON {kind} is neither a webhook body nor an export record")
+        return InputError(location, f"a JSON {json_kind(obj)} is neither a webhook body nor an export record")
     return item(line, parse, received_at=line_time, source=REPLAY_SOURCE)
 
 

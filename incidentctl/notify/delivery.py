@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 
 from incidentctl.config import Settings
 from incidentctl.db.engine import database_errors, reader
-from incidentctl.incidents.model import OutboxState
+from incidentctl.incidents.model import ChangeKind, OutboxState
 from incidentctl.incidents.topology import place_of
 from incidentctl.notify import outbox
 from incidentctl.notify.bursts import BurstRules, Member, burst_context
@@ -160,7 +160,7 @@ def _bursts(engine: Engine, settings: Settings, rows: list[dict]):
     their neighbours and history (bursts.burst_context)."""
     rules = BurstRules.configured(settings)
     opened = {r["incident_id"]: Member(r["incident_id"], r["alertname"] or "", r["opened_at"],
-                                       place_of(r, rules.labels)) for r in rows if r["change"] == "opened"}
+                                       place_of(r, rules.labels)) for r in rows if r["change"] == ChangeKind.OPENED}
     return burst_context(engine, rules, list(opened.values()))
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, and_, func, not_, or_, select
 from incidentctl.db.capabilities import capabilities
 from incidentctl.db.engine import reader
 from incidentctl.db.schema import deliveries, grafana_alerts, incident_alerts, incident_events, incidents, notifications
-from incidentctl.incidents.model import IncidentStatus, OutboxState, Severity
+from incidentctl.incidents.model import IncidentStatus, OutboxState, Severity, TimelineKind
 from incidentctl.notify.digest import Change, World
 from incidentctl.notify.thresholds import ChangeRecord
 from incidentctl.slicing import chunks
@@ -206,7 +206,7 @@ def resolve_known_at(conn: Connection, incident_ids: Sequence[int]) -> dict[tupl
     e, g = incident_events.c, grafana_alerts.c
     query = (select(e.incident_id, e.at, g.received_at)
              .select_from(incident_events.outerjoin(grafana_alerts, g.id == e.raw_alert_id))
-             .where(e.incident_id.in_(list(incident_ids)), e.kind == "resolved"))
+             .where(e.incident_id.in_(list(incident_ids)), e.kind == TimelineKind.RESOLVED))
     return {(r.incident_id, r.at): max(r.at, r.received_at or r.at) for r in conn.execute(query)}
 
 
