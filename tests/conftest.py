@@ -3,8 +3,9 @@
 MySQL: INCIDENTCTL_TEST_MYSQL_URL names the server (default mysql+pymysql://root@127.0.0.1:3306).
 Each test session creates its own databases (`ict_<pid>_<random>_…`) and drops them at the end,
 so parallel runs never meet; under pytest-xdist (`-n 2`) each worker is a process, and a session,
-of its own, so workers never share a database or a SQLite directory either. When the server cannot be reached the suite runs on SQLite only and
-says so in its header, unless INCIDENTCTL_TEST_REQUIRE_MYSQL=1 (set by .ci/run): then it fails.
+of its own, so workers never share a database or a SQLite directory either. When the server
+cannot be reached the suite runs on SQLite only and says so in its header, unless
+INCIDENTCTL_TEST_REQUIRE_MYSQL=1 (set by .ci/run): then it fails.
 """
 
 from __future__ import annotations
