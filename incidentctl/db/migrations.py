@@ -133,10 +133,6 @@ class SchemaStatus:
     latest: int
     pending: tuple[Migration, ...]
 
-    @property
-    def up_to_date(self) -> bool:
-        return not self.pending
-
 
 def schema_status(engine: Engine) -> SchemaStatus:
     """Which versions the database has, and which are pending."""

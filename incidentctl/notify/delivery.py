@@ -11,7 +11,7 @@ Per route, Slack's answer decides: ok → `sent` with the time; retryable (no co
 or unknown (sent, no answer) → stays `pending`, attempts + 1, next_attempt_at after Retry-After
 or an exponential backoff; permanent (400 invalid_payload, 403, 404, 410, …) → `failed` with
 Slack's error string, reported here and by `incidentctl outbox`, and not retried unless someone
-runs `incidentctl outbox retry`.
+runs `incidentctl outbox retry`. `preview_digests` is the same path with nothing sent or marked.
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ from sqlalchemy import Engine
 
 from incidentctl.config import Settings
 from incidentctl.db.engine import database_errors, reader
-from incidentctl.incidents.model import OutboxState
+from incidentctl.incidents.model import ChangeKind, OutboxState
 from incidentctl.incidents.topology import place_of
 from incidentctl.notify import outbox
 from incidentctl.notify.bursts import BurstRules, Member, burst_context
 from incidentctl.notify.digest import build_digest
 from incidentctl.notify.routes import DEFAULT_ROUTE, Route, load_routes, route_for
-from incidentctl.notify.silences import incident_labels, silence_for, silences_active_between
+from incidentctl.notify.silences import silence_for, silence_labels, silences_active_between
 from incidentctl.notify.slack import OK, PERMANENT, UNKNOWN, SendResult, mask_url, send
 from incidentctl.notify.thresholds import ANNOUNCE, WAIT, verdicts
 
@@ -161,7 +161,7 @@ def _bursts(engine: Engine, settings: Settings, rows: list[dict]):
     their neighbours and history (bursts.burst_context)."""
     rules = BurstRules.configured(settings)
     opened = {r["incident_id"]: Member(r["incident_id"], r["alertname"] or "", r["opened_at"],
-                                       place_of(r, rules.labels)) for r in rows if r["change"] == "opened"}
+                                       place_of(r, rules.labels)) for r in rows if r["change"] == ChangeKind.OPENED}
     return burst_context(engine, rules, list(opened.values()))
 
 
@@ -179,7 +179,7 @@ def _split(engine: Engine, rows: list[dict], routes: Sequence[Route]):
     silenced: list[tuple[int, int]] = []
     unroutable: list[dict] = []
     for row in rows:
-        labels = incident_labels(row)
+        labels = silence_labels(row)
         sid = silence_for(active, labels, row["created_at"]) if active else None
         if sid is not None:
             silenced.append((sid, row["id"]))
@@ -220,7 +220,7 @@ def _apply_thresholds(engine: Engine, routes: Sequence[Route], by_route: dict[st
                 hold.setdefault((check, note), []).append(row["id"])
             else:
                 # The whole episode on this route, also its rows held until later: it is over.
-                labels = incident_labels(row)
+                labels = silence_labels(row)
                 same = {c.id for c in histories[iid][0] if decided[iid][c.id] is verdict
                         and route_for(routes, c.severity, {**labels, "severity": c.severity}) is route}
                 never.setdefault(f"{outbox.NEVER_PREFIX}route {route.name}: {verdict.reason}", set()).update(

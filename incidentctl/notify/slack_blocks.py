@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from incidentctl.durations import format_duration, parse_duration
+from incidentctl.incidents.model import IncidentStatus
 from incidentctl.notify.digest import (
     MAX_SECTION_TEXT,
     MAX_TEXT,
@@ -48,7 +49,6 @@ KINDS = (ACK, RESOLVE, REOPEN, SILENCE)
 SILENCE_DURATIONS = ("1h", "4h", "24h")
 MAX_SILENCE = timedelta(days=30)
 LABELS = {ACK: "Acknowledge", RESOLVE: "Resolve", REOPEN: "Reopen"}
-STATUSES = ("open", "acknowledged", "resolved")
 
 _ID = re.compile(r"[1-9][0-9]{0,18}")
 _DURATION = re.compile(r"[1-9][0-9]{0,5}[mhd]")
@@ -178,10 +178,10 @@ def slack_time(moment: datetime) -> str:
 
 def state_line(state: IncidentState, now: datetime) -> str:
     """`:white_check_mark: *Resolved* by bob · <time>`, and whether it is silenced."""
-    if state.status == "resolved":
+    if state.status == IncidentStatus.RESOLVED:
         who = " (its alerts resolved)" if state.resolution == "auto" else f" by {actor(state.resolved_by)}"
         text = f":white_check_mark: *Resolved*{who}{_at(state.resolved_at)}"
-    elif state.status == "acknowledged":
+    elif state.status == IncidentStatus.ACKNOWLEDGED:
         text = f":eyes: *Acknowledged* by {actor(state.acknowledged_by)}{_at(state.acknowledged_at)}"
     else:
         text = ":rotating_light: *Open*, not acknowledged"
@@ -202,7 +202,7 @@ def _struck(line: str) -> str:
 
 def _line(line: str, status: str, state: IncidentState | None, now: datetime) -> str:
     tail = "\n" + state_line(state, now) if state is not None else ""
-    body = _struck(line) if status == "resolved" else line
+    body = _struck(line) if status == IncidentStatus.RESOLVED else line
     return clip(body, MAX_SECTION_TEXT - len(tail)) + tail
 
 
@@ -244,9 +244,9 @@ def incident_message(change: Change, state: IncidentState, now: datetime) -> dic
 
 def _state_words(state: IncidentState) -> str:
     """The state in plain words for notifications (no mrkdwn tokens but a mention)."""
-    if state.status == "resolved":
+    if state.status == IncidentStatus.RESOLVED:
         return "resolved" + ("" if state.resolution == "auto" else f" by {actor(state.resolved_by)}")
-    if state.status == "acknowledged":
+    if state.status == IncidentStatus.ACKNOWLEDGED:
         return f"acknowledged by {actor(state.acknowledged_by)}"
     return "open, not acknowledged"
 

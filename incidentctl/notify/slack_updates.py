@@ -5,6 +5,8 @@ Many changes to the incidents a message shows make many renders of it; only the 
 sends those, in the order the messages have been waiting, through the client's pacing. A
 message that can no longer be edited (`MessageGone`) is posted again as a new message in its
 channel; the result carries the new ts, for the caller to point the message's incidents at.
+A workspace-wide failure (the token) stops the run early; a dead channel skips only its own
+messages. Slack's answers never raise here: each update gets a result.
 """
 
 from __future__ import annotations

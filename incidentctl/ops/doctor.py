@@ -2,7 +2,10 @@
 
 Each check returns a Check (name, level ok|warn|error, message, detail). The report's exit code
 follows the monitoring-plugin convention: 0 all ok, 1 warnings, 2 errors, 3 the database cannot
-be reached (state unknown). Nothing here writes to the database.
+be reached (state unknown). Nothing here writes to the database. Database checks run in order
+and stop where the next would be meaningless (unreachable → no schema check; old schema → no
+table queries). Ages are judged against `now` and Thresholds stretched by the schedule
+settings; `level_for_age` is the one decision.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ Jobs share a single worker thread, so no job ever overlaps itself or another (pr
 notify never fight over the database); a job that is still running when its next turn comes is
 not started twice (max_instances=1), and missed turns are coalesced into one. A stop request
 (SIGTERM/SIGINT in `run_until_signalled`) lets the current run finish, then returns.
+`cycle_jobs` builds the jobs: process and notify, or process only (with one warning) when no
+Slack route is configured. `cron/` holds crontab, systemd and Kubernetes alternatives.
 """
 
 from __future__ import annotations
