@@ -26,6 +26,10 @@ from incidentctl.db.schema import (
     schema_migrations,
     seen_signatures,
     series_labels,
+    slack_message_incidents,
+    slack_messages,
+    slack_reminders,
+    slack_replies,
 )
 
 
@@ -100,6 +104,12 @@ def _seen_signatures(conn: Connection) -> None:
     seen_signatures.create(conn, checkfirst=True)
 
 
+def _slack_messages(conn: Connection) -> None:
+    """The Slack app's messages, the incidents each shows, thread replies owed, reminders sent."""
+    for table in (slack_messages, slack_message_incidents, slack_replies, slack_reminders):
+        table.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema: raw archive, incidents, events, outbox, silences", _initial),
     Migration(2, "incident_labels: the common labels of each incident, indexed for list --label", _incident_labels),
@@ -109,6 +119,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _seen_signatures),
     Migration(5, "series_labels: the labels of every series of each incident, indexed for list --series-label",
               _series_labels),
+    Migration(7, "slack_messages, slack_message_incidents, slack_replies, slack_reminders: bot "
+                 "messages kept current, their thread replies and reminders", _slack_messages),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -337,3 +337,76 @@ seen_signatures = Table(
     Column("expires_at", UtcDateTime, nullable=False),  # the signer refuses the signature after this
     Index("ix_seen_signatures_expires_at", "expires_at"),
 )
+
+# Messages the Slack app's bot posted (chat.postMessage), kept current with chat.update. `base`
+# is the digest as built (no actions, no states), `lines` which of its blocks shows which
+# incident ({"block index": incident id}), so a re-render needs no outbox row of the time.
+# Cursors over notifications.id: changes up to `seen_change_id` have their thread replies
+# queued; the message shows every change up to `rendered_change_id`. A message Slack no
+# longer lets us edit is posted again: the row takes the new ts. `state`: live | lost
+# (a repost whose outcome is unknown: not posted again blindly) | failed (Slack refuses the render).
+slack_messages = Table(
+    "slack_messages",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("route", String(64), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("ts", String(32), nullable=False),
+    Column("posted_at", UtcDateTime, nullable=False),
+    Column("base", JsonText, nullable=False),
+    Column("lines", JsonText, nullable=False),
+    Column("seen_change_id", Id, nullable=False, default=0),
+    Column("rendered_change_id", Id, nullable=False, default=0),
+    Column("state", String(16), nullable=False),
+    Column("permalink", String(512)),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime),
+    Column("last_error", String(1024)),
+    Column("updated_at", UtcDateTime),
+    UniqueConstraint("channel", "ts", name="ux_slack_messages_channel_ts"),
+    Index("ix_slack_messages_posted", "posted_at"),
+)
+
+# Which incidents each bot message shows ("every recent message that shows it").
+slack_message_incidents = Table(
+    "slack_message_incidents",
+    metadata,
+    Column("message_id", Id, ForeignKey("slack_messages.id", ondelete="CASCADE"), primary_key=True,
+           autoincrement=False),
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True,
+           autoincrement=False),
+    Index("ix_slack_message_incidents_incident", "incident_id", "message_id"),
+)
+
+# Thread replies owed: one row per (message, change), sent coalesced (one reply per message per
+# run). Claimed before posting like the outbox; `unknown` (posted, no answer) is never re-sent.
+slack_replies = Table(
+    "slack_replies",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("message_id", Id, ForeignKey("slack_messages.id", ondelete="CASCADE"), nullable=False),
+    Column("notification_id", Id, nullable=False),
+    Column("incident_id", Id, nullable=False),
+    Column("state", String(16), nullable=False),  # pending | sent | unknown | failed
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime),
+    Column("last_error", String(1024)),
+    Column("reply_ts", String(32)),
+    Column("sent_at", UtcDateTime),
+    UniqueConstraint("message_id", "notification_id", name="ux_slack_replies_change"),
+    Index("ix_slack_replies_state", "state", "id"),
+)
+
+# Reminders sent for an unacknowledged incident, and whether it was escalated.
+slack_reminders = Table(
+    "slack_reminders",
+    metadata,
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True,
+           autoincrement=False),
+    Column("sent", Integer, nullable=False, default=0),
+    Column("last_sent_at", UtcDateTime),
+    Column("escalated_at", UtcDateTime),
+    Column("last_error", String(1024)),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
