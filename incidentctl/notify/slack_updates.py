@@ -4,7 +4,8 @@ Many changes to the incidents a message shows make many renders of it; only the 
 `coalesce` keeps one render per message (the one with the highest `seq`), and `send_updates`
 sends those, in the order the messages have been waiting, through the client's pacing. A
 message that can no longer be edited (`MessageGone`) is posted again as a new message in its
-channel; the result carries the new ts, for the caller to point the message's incidents at.
+channel; the result carries the new ts, for the caller to point the message's incidents at. A
+repost without an answer is `lost`, never posted again blindly.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ UPDATED = "updated"
 REPOSTED = "reposted"  # edit refused: the render went out as a new message (new_ts)
 RETRY = "retry"  # not done this time (Slack overloaded, rate limited, no answer): send again later
 FAILED = "failed"  # permanent: the token, the channel or the render must be fixed first
+LOST = "lost"  # edit refused and the repost got no answer: it may be in the channel; not posted again
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class PendingUpdate:
 @dataclass(frozen=True)
 class UpdateResult:
     update: PendingUpdate
-    outcome: str  # updated | reposted | retry | failed
+    outcome: str  # updated | reposted | retry | failed | lost
     new_ts: str | None = None  # reposted: the new message
     error: str | None = None
     retry_after: float | None = None
@@ -101,7 +103,9 @@ def send_update(api: SlackApi, u: PendingUpdate) -> UpdateResult:
         return UpdateResult(u, REPOSTED, new_ts=new_ts)
     except Permanent as exc:
         return UpdateResult(u, FAILED, error=exc.error, scope=exc.scope)
-    except (Retryable, OutcomeUnknown, MessageGone) as exc:
-        # A post without an answer may have gone out; retrying the update finds the message gone
-        # again and posts again, so this (rare) case can leave a duplicate.
+    except OutcomeUnknown as exc:
+        # The new message may be in the channel, and without its ts nothing can find it again:
+        # posting once more could show it twice, so the caller stops keeping this one current.
+        return UpdateResult(u, LOST, error=exc.error)
+    except (Retryable, MessageGone) as exc:
         return UpdateResult(u, RETRY, error=exc.error, retry_after=exc.retry_after)

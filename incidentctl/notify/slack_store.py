@@ -1,0 +1,311 @@
+"""The Slack app's storage: the messages the bot posted, the incidents each shows, the thread
+replies owed for their changes, and the reminders sent.
+
+A message is kept current by two cursors over `notifications.id` (the outbox is the one feed of
+incident changes: alerts, the CLI and the action inbox all write a row per change):
+`seen_change_id` — changes up to it have their thread replies queued (`queue_replies`, in one
+transaction with moving the cursor, so a change is queued once); `rendered_change_id` — the
+message shows every change up to it (moved only after Slack's `ok` to chat.update).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, func, or_, select
+
+from incidentctl.db.capabilities import capabilities
+from incidentctl.db.engine import reader
+from incidentctl.db.schema import (
+    incidents,
+    notifications,
+    slack_message_incidents,
+    slack_messages,
+    slack_reminders,
+    slack_replies,
+)
+from incidentctl.incidents.model import OutboxState
+from incidentctl.notify.silences import incident_labels, silence_for, silences_active_between
+from incidentctl.notify.slack_blocks import IncidentState
+from incidentctl.slicing import chunks
+
+LIVE, LOST, FAILED = "live", "lost", "failed"  # slack_messages.state
+PENDING, SENT, UNKNOWN = "pending", "sent", "unknown"  # slack_replies.state (and FAILED)
+
+
+def record_message(engine: Engine, *, route: str, channel: str, ts: str, posted_at: datetime, base: dict,
+                   lines: Mapping[int, int], change_id: int) -> int:
+    """Stores a posted digest and the incidents it shows; both cursors start at `change_id` (the
+    newest change it announces). Returns the message's id."""
+    with engine.begin() as conn:
+        message_id = conn.execute(slack_messages.insert().values(
+            route=route, channel=channel, ts=ts, posted_at=posted_at, base=base,
+            lines={str(k): v for k, v in lines.items()}, seen_change_id=change_id, rendered_change_id=change_id,
+            state=LIVE, attempts=0, updated_at=posted_at)).inserted_primary_key[0]
+        shown = sorted(set(lines.values()))
+        if shown:
+            conn.execute(slack_message_incidents.insert(),
+                         [{"message_id": message_id, "incident_id": i} for i in shown])
+    return message_id
+
+
+def _recent(since: datetime):
+    return and_(slack_messages.c.state == LIVE, slack_messages.c.posted_at >= since)
+
+
+def shown_in(engine: Engine, channel: str, incident_ids: Iterable[int], since: datetime) -> set[int]:
+    """The incidents among `incident_ids` that a live message in `channel`, posted since `since`, shows."""
+    m, s = slack_messages.c, slack_message_incidents.c
+    found: set[int] = set()
+    with reader(engine).connect() as conn:
+        for chunk in chunks(sorted(set(incident_ids)), 500):
+            found.update(conn.execute(
+                select(s.incident_id).distinct().join(slack_messages, m.id == s.message_id)
+                .where(s.incident_id.in_(chunk), m.channel == channel, _recent(since))).scalars())
+    return found
+
+
+def queue_replies(engine: Engine, since: datetime, now: datetime) -> int:
+    """Queues a thread reply for every change, newer than a live recent message's cursor, of an
+    incident it shows; moves the cursors. Changes silenced (suppressed rows, or an incident
+    silenced now) are not replied. Returns how many replies were queued."""
+    m, s, n = slack_messages.c, slack_message_incidents.c, notifications.c
+    with engine.begin() as conn:
+        live = select(m.id, m.seen_change_id).where(_recent(since))
+        if capabilities(conn).row_locks:
+            live = live.with_for_update(skip_locked=capabilities(conn).skip_locked)
+        cursors = dict(conn.execute(live).all())
+        if not cursors:
+            return 0
+        rows = []
+        for chunk in chunks(sorted(cursors), 500):
+            rows += conn.execute(
+                select(s.message_id, n.id, n.incident_id, n.state, n.created_at)
+                .join(notifications, n.incident_id == s.incident_id)
+                .where(s.message_id.in_(chunk), n.id > select(m.seen_change_id).where(m.id == s.message_id)
+                       .scalar_subquery())).all()
+        if not rows:
+            return 0
+        silenced = _silenced_now(conn, {r.incident_id for r in rows}, now)
+        replies = [{"message_id": r.message_id, "notification_id": r.id, "incident_id": r.incident_id,
+                    "state": PENDING, "created_at": now, "attempts": 0}
+                   for r in rows if r.state != OutboxState.SUPPRESSED and r.incident_id not in silenced]
+        if replies:
+            conn.execute(slack_replies.insert(), replies)
+        newest: dict[int, int] = {}
+        for r in rows:
+            newest[r.message_id] = max(newest.get(r.message_id, 0), r.id)
+        for message_id, change_id in newest.items():
+            conn.execute(slack_messages.update().where(m.id == message_id).values(seen_change_id=change_id))
+    return len(replies)
+
+
+def _silenced_now(conn, incident_ids: set[int], now: datetime) -> set[int]:
+    active = silences_active_between(conn, now, now)
+    if not active:
+        return set()
+    found = set()
+    for chunk in chunks(sorted(incident_ids), 500):
+        for row in conn.execute(select(incidents).where(incidents.c.id.in_(chunk))):
+            if silence_for(active, incident_labels(row._mapping), now) is not None:
+                found.add(row.id)
+    return found
+
+
+def stale_messages(engine: Engine, since: datetime, now: datetime, limit: int = 500) -> list[dict]:
+    """Live recent messages due for a re-render: an incident they show changed after the change
+    they show (`latest`: the newest such change's id). Oldest first."""
+    m, s, n = slack_messages.c, slack_message_incidents.c, notifications.c
+    latest = (select(s.message_id, func.max(n.id).label("latest"))
+              .join(notifications, n.incident_id == s.incident_id)
+              .join(slack_messages, m.id == s.message_id)
+              .where(_recent(since), or_(m.next_attempt_at.is_(None), m.next_attempt_at <= now))
+              .group_by(s.message_id).subquery())
+    query = (select(slack_messages, latest.c.latest).join(latest, latest.c.message_id == m.id)
+             .where(latest.c.latest > m.rendered_change_id).order_by(m.id).limit(limit))
+    with reader(engine).connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(query)]
+    for row in rows:
+        row["lines"] = {int(k): v for k, v in row["lines"].items()}
+    return rows
+
+
+def current_states(engine: Engine, incident_ids: Iterable[int], now: datetime) -> dict[int, IncidentState]:
+    """{incident id: where it stands now, with the end of the silence that covers it}."""
+    i = incidents.c
+    states: dict[int, IncidentState] = {}
+    with reader(engine).connect() as conn:
+        active = silences_active_between(conn, now, now)
+        for chunk in chunks(sorted(set(incident_ids)), 500):
+            for row in conn.execute(select(incidents).where(i.id.in_(chunk))):
+                r = row._mapping
+                until = None
+                if active:
+                    sid = silence_for(active, incident_labels(r), now)
+                    until = next((s["ends_at"] for s in active if s["id"] == sid), None) if sid else None
+                states[r["id"]] = IncidentState(r["id"], r["status"], r["acknowledged_by"], r["acknowledged_at"],
+                                                r["resolved_by"], r["resolved_at"], r["resolution"], until)
+    return states
+
+
+def mark_message(engine: Engine, message_id: int, **values: Any) -> None:
+    with engine.begin() as conn:
+        conn.execute(slack_messages.update().where(slack_messages.c.id == message_id).values(**values))
+
+
+def rendered(engine: Engine, message_id: int, change_id: int, now: datetime, *, ts: str | None = None) -> None:
+    """The message shows changes up to `change_id` (never moves back); with `ts`, it was posted
+    anew there (chat.update refused it), its link forgotten."""
+    m = slack_messages.c
+    values: dict[str, Any] = {"rendered_change_id": change_id, "attempts": 0, "next_attempt_at": None,
+                              "last_error": None, "updated_at": now}
+    if ts is not None:
+        values.update(ts=ts, permalink=None)
+    with engine.begin() as conn:
+        conn.execute(slack_messages.update().where(m.id == message_id, m.rendered_change_id < change_id)
+                     .values(**values))
+
+
+def claim_replies(engine: Engine, now: datetime, lease: timedelta, limit: int = 2000) -> list[dict]:
+    """Due pending replies with their message, change and incident, oldest first; their
+    next_attempt_at moves a lease ahead, so an overlapping run skips them."""
+    r, m, n, i = slack_replies.c, slack_messages.c, notifications.c, incidents.c
+    query = (select(r.id, r.message_id, r.incident_id, r.notification_id, r.attempts, m.channel, m.ts,
+                    m.route, n.change, n.reason, n.created_at, i.title, i.opened_at, i.resolved_at,
+                    i.resolution)
+             .join(slack_messages, m.id == r.message_id).join(notifications, n.id == r.notification_id)
+             .join(incidents, i.id == r.incident_id)
+             .where(r.state == PENDING, m.state == LIVE,
+                    or_(r.next_attempt_at.is_(None), r.next_attempt_at <= now))
+             .order_by(r.id).limit(limit))
+    with engine.begin() as conn:
+        if capabilities(conn).skip_locked:
+            query = query.with_for_update(skip_locked=True, of=slack_replies)
+        rows = [dict(x._mapping) for x in conn.execute(query)]
+        for chunk in chunks([x["id"] for x in rows], 500):
+            conn.execute(slack_replies.update().where(r.id.in_(chunk), r.state == PENDING)
+                         .values(next_attempt_at=now + lease))
+    return rows
+
+
+def drop_replies(engine: Engine, message_id: int, reason: str) -> int:
+    """Fails the pending replies of a message that is no longer followed."""
+    r = slack_replies.c
+    with engine.begin() as conn:
+        return conn.execute(slack_replies.update().where(r.message_id == message_id, r.state == PENDING)
+                            .values(state=FAILED, last_error=reason[:1024])).rowcount
+
+
+def settle_replies(engine: Engine, ids: Sequence[int], **values: Any) -> int:
+    """Marks pending replies (one more attempt each); returns how many."""
+    r = slack_replies.c
+    done = 0
+    with engine.begin() as conn:
+        for chunk in chunks(list(ids), 500):
+            done += conn.execute(slack_replies.update().where(r.id.in_(chunk), r.state == PENDING)
+                                 .values(attempts=r.attempts + 1, **values)).rowcount
+    return done
+
+
+def announcing(engine: Engine, incident_ids: Iterable[int]) -> dict[int, dict]:
+    """{incident id: the first bot message that showed it (id, channel, ts, permalink)}."""
+    m, s = slack_messages.c, slack_message_incidents.c
+    found: dict[int, dict] = {}
+    with reader(engine).connect() as conn:
+        for chunk in chunks(sorted(set(incident_ids)), 500):
+            first = (select(s.incident_id, func.min(s.message_id).label("message_id"))
+                     .where(s.incident_id.in_(chunk)).group_by(s.incident_id).subquery())
+            query = (select(first.c.incident_id, m.id, m.route, m.channel, m.ts, m.permalink, m.state)
+                     .join(slack_messages, m.id == first.c.message_id))
+            for row in conn.execute(query):
+                found[row.incident_id] = {"id": row.id, "route": row.route, "channel": row.channel, "ts": row.ts,
+                                          "permalink": row.permalink, "state": row.state}
+    return found
+
+
+def failures(engine: Engine, since: datetime) -> dict:
+    """What Slack refused since `since`: messages that could not be kept current and replies
+    not delivered, with the latest error (for doctor and notify)."""
+    m, r = slack_messages.c, slack_replies.c
+    with reader(engine).connect() as conn:
+        broken = conn.execute(select(func.count(), func.max(m.updated_at))
+                              .where(m.last_error.is_not(None), m.updated_at >= since)).one()
+        lost = conn.execute(select(func.count()).where(m.state == LOST, m.updated_at >= since)).scalar_one()
+        failed = conn.execute(select(func.count()).where(r.state == FAILED, r.created_at >= since)).scalar_one()
+        unknown = conn.execute(select(func.count()).where(r.state == UNKNOWN, r.created_at >= since)).scalar_one()
+        last = conn.execute(select(m.last_error, m.updated_at).where(m.last_error.is_not(None))
+                            .order_by(m.updated_at.desc()).limit(1)).first()
+        last_reply = conn.execute(select(r.last_error, r.created_at).where(r.state == FAILED)
+                                  .order_by(r.id.desc()).limit(1)).first()
+    errors = [x for x in (last, last_reply) if x is not None]
+    latest = max(errors, key=lambda x: x[1])[0] if errors else None
+    return {"messages_failing": broken[0], "messages_lost": lost, "replies_failed": failed,
+            "replies_unknown": unknown, "last_error": latest}
+
+
+def reminder_states(engine: Engine, incident_ids: Iterable[int]) -> dict[int, dict]:
+    """{incident id: its slack_reminders row}."""
+    found: dict[int, dict] = {}
+    with reader(engine).connect() as conn:
+        for chunk in chunks(sorted(set(incident_ids)), 500):
+            for row in conn.execute(select(slack_reminders).where(slack_reminders.c.incident_id.in_(chunk))):
+                found[row.incident_id] = dict(row._mapping)
+    return found
+
+
+def unacknowledged(engine: Engine, severities: Sequence[str], opened_before: datetime, since: datetime,
+                   limit: int = 1000) -> list[dict]:
+    """Open (unacknowledged) incidents of `severities` opened before `opened_before` that a live
+    bot message posted since `since` shows: the candidates for a reminder."""
+    i, s, m = incidents.c, slack_message_incidents.c, slack_messages.c
+    shown = select(s.incident_id).join(slack_messages, m.id == s.message_id).where(_recent(since))
+    query = (select(incidents).where(i.status == "open", i.severity.in_(list(severities)),
+                                     i.opened_at <= opened_before, i.id.in_(shown))
+             .order_by(i.opened_at).limit(limit))
+    with reader(engine).connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def claim_reminder(engine: Engine, incident_id: int, *, sent: int, escalate: bool, now: datetime) -> bool:
+    """Records a reminder (or the escalation) about to be sent, if nobody recorded it first
+    (`sent` is the count the decision saw). Claimed before sending, so a crash loses a reminder
+    rather than sending it twice."""
+    r = slack_reminders.c
+    with engine.begin() as conn:
+        row = conn.execute(select(slack_reminders).where(r.incident_id == incident_id)).first()
+        if row is None:
+            if sent != 0 or escalate:
+                return False
+            conn.execute(slack_reminders.insert().values(incident_id=incident_id, sent=1, last_sent_at=now,
+                                                         updated_at=now))
+            return True
+        if row.sent != sent or row.escalated_at is not None:
+            return False
+        values = {"escalated_at": now} if escalate else {"sent": sent + 1, "last_sent_at": now}
+        return conn.execute(slack_reminders.update().where(r.incident_id == incident_id, r.sent == sent,
+                                                           r.escalated_at.is_(None))
+                            .values(updated_at=now, **values)).rowcount == 1
+
+
+def unclaim_reminder(engine: Engine, incident_id: int, *, sent: int, escalate: bool, error: str,
+                     now: datetime) -> None:
+    """Takes back a claim whose message Slack certainly did not post (retryable answer)."""
+    r = slack_reminders.c
+    values = {"escalated_at": None} if escalate else {"sent": sent, "last_sent_at": None if sent == 0 else r.last_sent_at}
+    with engine.begin() as conn:
+        conn.execute(slack_reminders.update().where(r.incident_id == incident_id)
+                     .values(last_error=error[:1024], updated_at=now, **values))
+
+
+def reminder_error(engine: Engine, incident_id: int, error: str | None, now: datetime) -> None:
+    with engine.begin() as conn:
+        conn.execute(slack_reminders.update().where(slack_reminders.c.incident_id == incident_id)
+                     .values(last_error=error and error[:1024], updated_at=now))
+
+
+def silenced_now(engine: Engine, incident_ids: Iterable[int], now: datetime) -> set[int]:
+    with reader(engine).connect() as conn:
+        return _silenced_now(conn, set(incident_ids), now)
+
