@@ -31,9 +31,9 @@ from incidentctl.notify import outbox
 from incidentctl.notify.bursts import BurstRules, Member, burst_context
 from incidentctl.notify.digest import build_digest
 from incidentctl.notify.pacing import backoff_seconds
+from incidentctl.notify.reminders import ReminderPolicy
 from incidentctl.notify.routes import DEFAULT_ROUTE, Route, load_routes, route_for
 from incidentctl.notify.silences import incident_labels, silence_for, silences_active_between
-from incidentctl.notify.reminders import ReminderPolicy
 from incidentctl.notify.slack import OK, PERMANENT, UNKNOWN, SendResult, mask_url, send
 from incidentctl.notify.slack_api import SlackApi
 from incidentctl.notify.slack_bot import bot_message, post_digest, split_in_place

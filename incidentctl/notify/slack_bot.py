@@ -24,7 +24,8 @@ from incidentctl.notify.slack_blocks import menu_lines, with_actions
 IN_PLACE = (ChangeKind.ACKNOWLEDGED, ChangeKind.RESOLVED)
 
 
-def split_in_place(engine: Engine, channel: str, rows: Sequence[dict], since: datetime) -> tuple[list[dict], list[dict]]:
+def split_in_place(engine: Engine, channel: str, rows: Sequence[dict],
+                   since: datetime) -> tuple[list[dict], list[dict]]:
     """(rows for a new digest, rows delivered in place): acknowledges and resolves of incidents
     a live message in `channel` posted since `since` shows."""
     candidates = {r["incident_id"] for r in rows if r["change"] in IN_PLACE}

@@ -289,11 +289,11 @@ def claim_reminder(engine: Engine, incident_id: int, *, sent: int, escalate: boo
                             .values(updated_at=now, **values)).rowcount == 1
 
 
-def unclaim_reminder(engine: Engine, incident_id: int, *, sent: int, escalate: bool, error: str,
-                     now: datetime) -> None:
+def unclaim_reminder(engine: Engine, incident_id: int, *, sent: int, last_at: datetime | None, escalate: bool,
+                     error: str, now: datetime) -> None:
     """Takes back a claim whose message Slack certainly did not post (retryable answer)."""
     r = slack_reminders.c
-    values = {"escalated_at": None} if escalate else {"sent": sent, "last_sent_at": None if sent == 0 else r.last_sent_at}
+    values = {"escalated_at": None} if escalate else {"sent": sent, "last_sent_at": last_at}
     with engine.begin() as conn:
         conn.execute(slack_reminders.update().where(r.incident_id == incident_id)
                      .values(last_error=error[:1024], updated_at=now, **values))

@@ -112,7 +112,8 @@ def _render(engine: Engine, api: SlackApi, since: datetime, now: datetime, summa
             summary.reposted += 1
         elif result.outcome == LOST:
             store.mark_message(engine, m["id"], state=store.LOST, updated_at=now,
-                               last_error=f"reposted, no answer ({result.error}): may be in the channel; not posted again")
+                               last_error=f"reposted, no answer ({result.error}): may be in the channel; "
+                                          "not posted again")
             store.drop_replies(engine, m["id"], "its message was lost")
             summary.lost += 1
         elif result.outcome == RETRY:
@@ -256,7 +257,7 @@ def _remind(engine: Engine, api: SlackApi, routes: Sequence[Route], policy: Remi
             # Claimed first: one Slack may have posted (no answer) is not sent twice, only reported.
             error = f"{exc.outcome}: {exc.error}"
             if isinstance(exc, Retryable):
-                store.unclaim_reminder(engine, incident["id"], sent=so_far.count,
+                store.unclaim_reminder(engine, incident["id"], sent=so_far.count, last_at=so_far.last_at,
                                        escalate=decision.action == ESCALATE, error=error, now=now)
             else:
                 store.reminder_error(engine, incident["id"], error, now)

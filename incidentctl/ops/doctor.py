@@ -124,7 +124,8 @@ def check_configuration(settings: Settings) -> Check:
         "secrets_set": sorted(name for name, value in settings.masked().items()
                               if value and name in _secret_names()),
     }
-    slack = "Slack configured" if settings.slack_webhook_url or routes else "Slack not configured (notifications stay pending)"
+    configured = settings.slack_webhook_url or routes or (settings.slack_bot_token and settings.slack_channel)
+    slack = "Slack configured" if configured else "Slack not configured (notifications stay pending)"
     message = f"database {detail['database']}; {slack}; receiver auth: {', '.join(auth) or 'none'}"
     if settings.host not in LOOPBACK and not auth:
         return Check("configuration", "warn",
