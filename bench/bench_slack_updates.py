@@ -9,6 +9,8 @@
 2. Click to message updated, in real time with `run`'s jobs and defaults (the scheduler,
    process/notify/slack): a person's ack or resolve, then the wait until the fake holds the
    edited message. BENCH_SLACK_CLICKS (default 12).
+3. The `slack` job's own cost when nothing changed, over a day of messages.
+BENCH_SLACK_PARTS picks parts (default "churn,strict,clicks,quiet").
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from common import drop_database, scratch_database  # noqa: E402
 from incidentctl.config import load_settings  # noqa: E402
 from incidentctl.db.engine import make_engine  # noqa: E402
 from incidentctl.db.migrations import upgrade  # noqa: E402
-from incidentctl.db.schema import slack_messages  # noqa: E402
+from incidentctl.db.schema import incidents, notifications, slack_messages  # noqa: E402
 from incidentctl.durations import utc_now  # noqa: E402
 from incidentctl.incidents.actions import transition  # noqa: E402
 from incidentctl.notify import slack_store  # noqa: E402
@@ -168,13 +170,53 @@ def clicks(url: str) -> None:
     engine.dispose()
 
 
+def quiet(url: str) -> None:
+    """The slack job's cost when nothing changed, over a day of messages (a digest every 30 s)."""
+    engine = make_engine(url)
+    upgrade(engine)
+    n_messages, per = 2880, 10
+    now = T0 + timedelta(days=1)
+    with engine.begin() as conn:
+        conn.execute(incidents.insert(), [dict(
+            fingerprint=f"q{i}", active_key=f"q{i}", status="open", title=f"Quiet {i}", severity="warning",
+            group_labels={}, common_labels={}, opened_at=T0, last_alert_at=T0, alert_count=1, series_count=1,
+            series_firing=1, reopen_count=0) for i in range(n_messages * per)])
+        ids = list(conn.execute(select(incidents.c.id).order_by(incidents.c.id)).scalars())
+        conn.execute(notifications.insert(), [dict(incident_id=i, change="opened", severity="warning", created_at=T0,
+                                                   state="sent", attempts=1, threaded_at=T0) for i in ids])
+        changes = dict(conn.execute(select(notifications.c.incident_id, notifications.c.id)).all())
+    for k in range(n_messages):
+        shown = ids[k * per:(k + 1) * per]
+        slack_store.record_message(engine, route="default", channel=CHANNEL, ts=f"{1700000000 + k}.000100",
+                                   posted_at=T0 + timedelta(seconds=30 * k),
+                                   base={"text": "x", "blocks": []}, lines=dict(enumerate(shown)),
+                                   changes={changes[i]: i for i in shown})
+    with FakeSlackWeb() as fake, requests.Session() as session:
+        settings = load_settings(environ={**env(fake), "INCIDENTCTL_REMIND_MAX": "3"})
+        api = SlackApi(session, TOKEN, base_url=fake.api_url)
+        routes = load_routes(settings)
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            summary = sync(engine, settings, api, routes, now)
+            times.append(time.perf_counter() - start)
+        assert not fake.calls and summary.updated == 0
+    print(f"quiet slack job over {n_messages} messages ({n_messages * per} incidents shown, posted within "
+          f"{settings.slack_update_window / 3600:g} h), nothing changed: median {statistics.median(times) * 1000:.0f} ms "
+          f"per run (of 5)")
+    engine.dispose()
+
+
 def _pct(values: list[float], p: int) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))]
 
 
 def main() -> None:
-    for name, bench in (("churn", churn), ("strict", lambda url: churn(url, STRICT)), ("clicks", clicks)):
+    for name, bench in (("churn", churn), ("strict", lambda url: churn(url, STRICT)), ("clicks", clicks),
+                        ("quiet", quiet)):
+        if name not in os.environ.get("BENCH_SLACK_PARTS", "churn,strict,clicks,quiet").split(","):
+            continue
         url = scratch_database(f"{DB}_{name}")
         try:
             bench(url)

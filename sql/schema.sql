@@ -113,8 +113,8 @@ CREATE TABLE slack_messages (
 	posted_at DATETIME(6) NOT NULL, 
 	base MEDIUMTEXT NOT NULL, 
 	`lines` MEDIUMTEXT NOT NULL, 
-	seen_change_id BIGINT NOT NULL, 
-	rendered_change_id BIGINT NOT NULL, 
+	changes_seen INTEGER NOT NULL, 
+	changes_shown INTEGER NOT NULL, 
 	state VARCHAR(16) NOT NULL, 
 	permalink VARCHAR(512), 
 	attempts INTEGER NOT NULL, 
@@ -196,12 +196,14 @@ CREATE TABLE notifications (
 	last_error VARCHAR(1024), 
 	sent_at DATETIME(6), 
 	silence_id BIGINT, 
+	threaded_at DATETIME(6), 
 	PRIMARY KEY (id), 
 	FOREIGN KEY(incident_id) REFERENCES incidents (id) ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 CREATE INDEX ix_notifications_incident ON notifications (incident_id);
 CREATE INDEX ix_notifications_state ON notifications (state, id);
+CREATE INDEX ix_notifications_threaded ON notifications (threaded_at, id);
 
 CREATE TABLE series_labels (
 	incident_id BIGINT NOT NULL, 

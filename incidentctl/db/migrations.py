@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import Connection, Engine, inspect, select
+from sqlalchemy import Connection, Engine, inspect, select, text
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -23,6 +23,7 @@ from incidentctl.db.schema import (
     incident_labels,
     incidents,
     metadata,
+    notifications,
     schema_migrations,
     seen_signatures,
     series_labels,
@@ -105,9 +106,16 @@ def _seen_signatures(conn: Connection) -> None:
 
 
 def _slack_messages(conn: Connection) -> None:
-    """The Slack app's messages, the incidents each shows, thread replies owed, reminders sent."""
+    """The Slack app's messages, the incidents each shows, thread replies owed, reminders sent;
+    notifications.threaded_at, set on every existing row (no message shows their incidents)."""
     for table in (slack_messages, slack_message_incidents, slack_replies, slack_reminders):
         table.create(conn, checkfirst=True)
+    column = notifications.c.threaded_at
+    if column.name not in {c["name"] for c in inspect(conn).get_columns(notifications.name)}:
+        kind = column.type.load_dialect_impl(conn.dialect).compile(dialect=conn.dialect)
+        conn.execute(text(f"ALTER TABLE notifications ADD COLUMN {column.name} {kind}"))
+    next(i for i in notifications.indexes if i.name == "ix_notifications_threaded").create(conn, checkfirst=True)
+    conn.execute(notifications.update().where(column.is_(None)).values(threaded_at=datetime.now(timezone.utc)))
 
 
 MIGRATIONS: tuple[Migration, ...] = (

@@ -290,8 +290,12 @@ notifications = Table(
     Column("last_error", String(1024)),
     Column("sent_at", UtcDateTime),
     Column("silence_id", Id),
+    # When the Slack app's messages showing the incident took this change in (thread replies
+    # queued, re-render due); NULL: not yet (notify/slack_store.py queue_replies).
+    Column("threaded_at", UtcDateTime),
     Index("ix_notifications_state", "state", "id"),
     Index("ix_notifications_incident", "incident_id"),
+    Index("ix_notifications_threaded", "threaded_at", "id"),
 )
 
 # The delivery log: one row per digest POSTed to Slack (one route's message in one notify run).
@@ -341,10 +345,10 @@ seen_signatures = Table(
 # Messages the Slack app's bot posted (chat.postMessage), kept current with chat.update. `base`
 # is the digest as built (no actions, no states), `lines` which of its blocks shows which
 # incident ({"block index": incident id}), so a re-render needs no outbox row of the time.
-# Cursors over notifications.id: changes up to `seen_change_id` have their thread replies
-# queued; the message shows every change up to `rendered_change_id`. A message Slack no
-# longer lets us edit is posted again: the row takes the new ts. `state`: live | lost
-# (a repost whose outcome is unknown: not posted again blindly) | failed (Slack refuses the render).
+# `changes_seen` counts the changes of its incidents taken in since it was posted; the message
+# shows them all when `changes_shown` equals it. A message Slack no longer lets us edit is
+# posted again: the row takes the new ts. `state`: live | lost (a repost whose outcome is
+# unknown: not posted again blindly) | failed (Slack refuses the render).
 slack_messages = Table(
     "slack_messages",
     metadata,
@@ -355,8 +359,8 @@ slack_messages = Table(
     Column("posted_at", UtcDateTime, nullable=False),
     Column("base", JsonText, nullable=False),
     Column("lines", JsonText, nullable=False),
-    Column("seen_change_id", Id, nullable=False, default=0),
-    Column("rendered_change_id", Id, nullable=False, default=0),
+    Column("changes_seen", Integer, nullable=False, default=0),
+    Column("changes_shown", Integer, nullable=False, default=0),
     Column("state", String(16), nullable=False),
     Column("permalink", String(512)),
     Column("attempts", Integer, nullable=False, default=0),
@@ -380,6 +384,7 @@ slack_message_incidents = Table(
 
 # Thread replies owed: one row per (message, change), sent coalesced (one reply per message per
 # run). Claimed before posting like the outbox; `unknown` (posted, no answer) is never re-sent.
+# The changes a digest announces are rows `shown` of their own message (no reply to itself).
 slack_replies = Table(
     "slack_replies",
     metadata,
@@ -387,7 +392,7 @@ slack_replies = Table(
     Column("message_id", Id, ForeignKey("slack_messages.id", ondelete="CASCADE"), nullable=False),
     Column("notification_id", Id, nullable=False),
     Column("incident_id", Id, nullable=False),
-    Column("state", String(16), nullable=False),  # pending | sent | unknown | failed
+    Column("state", String(16), nullable=False),  # pending | sent | unknown | failed | shown
     Column("created_at", UtcDateTime, nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", UtcDateTime),

@@ -50,7 +50,7 @@ def post_digest(engine: Engine, api: SlackApi, *, route: str, channel: str, mess
     except SlackApiError as exc:
         return result_for(exc), None
     slack_store.record_message(engine, route=route, channel=channel_id, ts=ts, posted_at=now, base=message,
-                               lines=menu_lines(posted), change_id=max(c.notification_id for c in changes))
+                               lines=menu_lines(posted), changes={c.notification_id: c.incident_id for c in changes})
     return SendResult(OK, 200), ts
 
 

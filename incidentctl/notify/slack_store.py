@@ -1,11 +1,13 @@
 """The Slack app's storage: the messages the bot posted, the incidents each shows, the thread
 replies owed for their changes, and the reminders sent.
 
-A message is kept current by two cursors over `notifications.id` (the outbox is the one feed of
-incident changes: alerts, the CLI and the action inbox all write a row per change):
-`seen_change_id` — changes up to it have their thread replies queued (`queue_replies`, in one
-transaction with moving the cursor, so a change is queued once); `rendered_change_id` — the
-message shows every change up to it (moved only after Slack's `ok` to chat.update).
+The outbox is the one feed of incident changes (alerts, the CLI and the action inbox all write a
+row per change). `queue_replies` takes in each row once (`notifications.threaded_at`, set in the
+transaction that queues its replies: a state, not a cursor, so a row committed late by a slower
+writer is not skipped): every live recent message showing the incident gets a reply row and
+one more `changes_seen`; a message is stale while `changes_shown` (moved only after Slack's `ok`
+to chat.update) is behind it. The changes a digest announces are `shown` reply rows of that
+message, so a message never replies to itself.
 """
 
 from __future__ import annotations
@@ -32,22 +34,27 @@ from incidentctl.notify.slack_blocks import IncidentState
 from incidentctl.slicing import chunks
 
 LIVE, LOST, FAILED = "live", "lost", "failed"  # slack_messages.state
-PENDING, SENT, UNKNOWN = "pending", "sent", "unknown"  # slack_replies.state (and FAILED)
+PENDING, SENT, UNKNOWN, SHOWN = "pending", "sent", "unknown", "shown"  # slack_replies.state (and FAILED)
+QUEUE_BATCH = 5000
 
 
 def record_message(engine: Engine, *, route: str, channel: str, ts: str, posted_at: datetime, base: dict,
-                   lines: Mapping[int, int], change_id: int) -> int:
-    """Stores a posted digest and the incidents it shows; both cursors start at `change_id` (the
-    newest change it announces). Returns the message's id."""
+                   lines: Mapping[int, int], changes: Mapping[int, int]) -> int:
+    """Stores a posted digest, the incidents its `lines` show and the changes it announces
+    ({outbox row id: incident id}); returns the message's id."""
     with engine.begin() as conn:
         message_id = conn.execute(slack_messages.insert().values(
             route=route, channel=channel, ts=ts, posted_at=posted_at, base=base,
-            lines={str(k): v for k, v in lines.items()}, seen_change_id=change_id, rendered_change_id=change_id,
+            lines={str(k): v for k, v in lines.items()}, changes_seen=0, changes_shown=0,
             state=LIVE, attempts=0, updated_at=posted_at)).inserted_primary_key[0]
-        shown = sorted(set(lines.values()))
+        shown = set(lines.values())
         if shown:
             conn.execute(slack_message_incidents.insert(),
-                         [{"message_id": message_id, "incident_id": i} for i in shown])
+                         [{"message_id": message_id, "incident_id": i} for i in sorted(shown)])
+        announced = [{"message_id": message_id, "notification_id": nid, "incident_id": iid, "state": SHOWN,
+                      "created_at": posted_at, "attempts": 0} for nid, iid in changes.items() if iid in shown]
+        if announced:
+            conn.execute(slack_replies.insert(), announced)
     return message_id
 
 
@@ -67,38 +74,52 @@ def shown_in(engine: Engine, channel: str, incident_ids: Iterable[int], since: d
     return found
 
 
-def queue_replies(engine: Engine, since: datetime, now: datetime) -> int:
-    """Queues a thread reply for every change, newer than a live recent message's cursor, of an
-    incident it shows; moves the cursors. Changes silenced (suppressed rows, or an incident
-    silenced now) are not replied. Returns how many replies were queued."""
-    m, s, n = slack_messages.c, slack_message_incidents.c, notifications.c
+def queue_replies(engine: Engine, since: datetime, now: datetime, limit: int = QUEUE_BATCH) -> int:
+    """Takes in up to `limit` changes not taken in yet, oldest first: each live message posted
+    since `since` that shows the change's incident gets a reply row (unless the change is
+    silenced: a suppressed row, or an incident silenced now; or the message announced it itself)
+    and is due for a re-render. Returns how many replies were queued."""
+    m, s, n, r = slack_messages.c, slack_message_incidents.c, notifications.c, slack_replies.c
     with engine.begin() as conn:
-        live = select(m.id, m.seen_change_id).where(_recent(since))
-        if capabilities(conn).row_locks:
-            live = live.with_for_update(skip_locked=capabilities(conn).skip_locked)
-        cursors = dict(conn.execute(live).all())
-        if not cursors:
-            return 0
-        rows = []
-        for chunk in chunks(sorted(cursors), 500):
-            rows += conn.execute(
-                select(s.message_id, n.id, n.incident_id, n.state, n.created_at)
-                .join(notifications, n.incident_id == s.incident_id)
-                .where(s.message_id.in_(chunk), n.id > select(m.seen_change_id).where(m.id == s.message_id)
-                       .scalar_subquery())).all()
+        fresh = select(n.id, n.incident_id, n.state).where(n.threaded_at.is_(None)).order_by(n.id).limit(limit)
+        if capabilities(conn).skip_locked:
+            fresh = fresh.with_for_update(skip_locked=True)
+        rows = conn.execute(fresh).all()
         if not rows:
             return 0
-        silenced = _silenced_now(conn, {r.incident_id for r in rows}, now)
-        replies = [{"message_id": r.message_id, "notification_id": r.id, "incident_id": r.incident_id,
-                    "state": PENDING, "created_at": now, "attempts": 0}
-                   for r in rows if r.state != OutboxState.SUPPRESSED and r.incident_id not in silenced]
+        by_incident: dict[int, list] = {}
+        for row in rows:
+            by_incident.setdefault(row.incident_id, []).append(row)
+        showing: dict[int, list[int]] = {}
+        announced: set[tuple[int, int]] = set()
+        for chunk in chunks(sorted(by_incident), 500):
+            for message_id, incident_id in conn.execute(
+                    select(s.message_id, s.incident_id).join(slack_messages, m.id == s.message_id)
+                    .where(s.incident_id.in_(chunk), _recent(since))):
+                showing.setdefault(incident_id, []).append(message_id)
+        ids = [row.id for row in rows]
+        if showing:
+            for chunk in chunks(ids, 500):
+                announced.update(conn.execute(select(r.message_id, r.notification_id)
+                                              .where(r.notification_id.in_(chunk))).all())
+        silenced = _silenced_now(conn, set(showing), now) if showing else set()
+        replies, seen = [], {}
+        for row in rows:
+            for message_id in showing.get(row.incident_id, ()):
+                if (message_id, row.id) in announced:
+                    continue
+                seen[message_id] = seen.get(message_id, 0) + 1
+                if row.state != OutboxState.SUPPRESSED and row.incident_id not in silenced:
+                    replies.append({"message_id": message_id, "notification_id": row.id,
+                                    "incident_id": row.incident_id, "state": PENDING, "created_at": now,
+                                    "attempts": 0})
         if replies:
             conn.execute(slack_replies.insert(), replies)
-        newest: dict[int, int] = {}
-        for r in rows:
-            newest[r.message_id] = max(newest.get(r.message_id, 0), r.id)
-        for message_id, change_id in newest.items():
-            conn.execute(slack_messages.update().where(m.id == message_id).values(seen_change_id=change_id))
+        for message_id, count in seen.items():
+            conn.execute(slack_messages.update().where(m.id == message_id)
+                         .values(changes_seen=m.changes_seen + count))
+        for chunk in chunks(ids, 500):
+            conn.execute(notifications.update().where(n.id.in_(chunk)).values(threaded_at=now))
     return len(replies)
 
 
@@ -115,16 +136,12 @@ def _silenced_now(conn, incident_ids: set[int], now: datetime) -> set[int]:
 
 
 def stale_messages(engine: Engine, since: datetime, now: datetime, limit: int = 500) -> list[dict]:
-    """Live recent messages due for a re-render: an incident they show changed after the change
-    they show (`latest`: the newest such change's id). Oldest first."""
-    m, s, n = slack_messages.c, slack_message_incidents.c, notifications.c
-    latest = (select(s.message_id, func.max(n.id).label("latest"))
-              .join(notifications, n.incident_id == s.incident_id)
-              .join(slack_messages, m.id == s.message_id)
-              .where(_recent(since), or_(m.next_attempt_at.is_(None), m.next_attempt_at <= now))
-              .group_by(s.message_id).subquery())
-    query = (select(slack_messages, latest.c.latest).join(latest, latest.c.message_id == m.id)
-             .where(latest.c.latest > m.rendered_change_id).order_by(m.id).limit(limit))
+    """Live recent messages due for a re-render (an incident they show changed since their last
+    edit), oldest first."""
+    m = slack_messages.c
+    query = (select(slack_messages).where(_recent(since), m.changes_seen > m.changes_shown,
+                                          or_(m.next_attempt_at.is_(None), m.next_attempt_at <= now))
+             .order_by(m.id).limit(limit))
     with reader(engine).connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(query)]
     for row in rows:
@@ -155,16 +172,16 @@ def mark_message(engine: Engine, message_id: int, **values: Any) -> None:
         conn.execute(slack_messages.update().where(slack_messages.c.id == message_id).values(**values))
 
 
-def rendered(engine: Engine, message_id: int, change_id: int, now: datetime, *, ts: str | None = None) -> None:
-    """The message shows changes up to `change_id` (never moves back); with `ts`, it was posted
-    anew there (chat.update refused it), its link forgotten."""
+def rendered(engine: Engine, message_id: int, changes: int, now: datetime, *, ts: str | None = None) -> None:
+    """The message shows its first `changes` changes (never moves back); with `ts`, it was
+    posted anew there (chat.update refused it), its link forgotten."""
     m = slack_messages.c
-    values: dict[str, Any] = {"rendered_change_id": change_id, "attempts": 0, "next_attempt_at": None,
+    values: dict[str, Any] = {"changes_shown": changes, "attempts": 0, "next_attempt_at": None,
                               "last_error": None, "updated_at": now}
     if ts is not None:
         values.update(ts=ts, permalink=None)
     with engine.begin() as conn:
-        conn.execute(slack_messages.update().where(m.id == message_id, m.rendered_change_id < change_id)
+        conn.execute(slack_messages.update().where(m.id == message_id, m.changes_shown < changes)
                      .values(**values))
 
 

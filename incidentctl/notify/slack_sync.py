@@ -98,17 +98,17 @@ def _render(engine: Engine, api: SlackApi, since: datetime, now: datetime, summa
     updates = []
     for m in messages:
         render = render_current(m["base"], m["lines"], states, now)
-        update = PendingUpdate(m["channel"], m["ts"], m["latest"], render["text"], render["blocks"])
+        update = PendingUpdate(m["channel"], m["ts"], m["changes_seen"], render["text"], render["blocks"])
         by_key[update.key] = m
         updates.append(update)
     stopped = False
     for result in send_updates(api, updates):
         m = by_key[result.update.key]
         if result.outcome == UPDATED:
-            store.rendered(engine, m["id"], m["latest"], now)
+            store.rendered(engine, m["id"], m["changes_seen"], now)
             summary.updated += 1
         elif result.outcome == REPOSTED:
-            store.rendered(engine, m["id"], m["latest"], now, ts=result.new_ts)
+            store.rendered(engine, m["id"], m["changes_seen"], now, ts=result.new_ts)
             summary.reposted += 1
         elif result.outcome == LOST:
             store.mark_message(engine, m["id"], state=store.LOST, updated_at=now,
