@@ -27,7 +27,7 @@ from incidentctl.config import Settings
 from incidentctl.db.engine import database_errors, reader
 from incidentctl.incidents.model import OutboxState
 from incidentctl.incidents.topology import place_of
-from incidentctl.notify import outbox
+from incidentctl.notify import outbox, slack_store
 from incidentctl.notify.bursts import BurstRules, Member, burst_context
 from incidentctl.notify.digest import build_digest
 from incidentctl.notify.pacing import backoff_seconds
@@ -121,6 +121,8 @@ def notify_pending(engine: Engine, settings: Settings, session: requests.Session
             _send_due(engine, settings, session, routes or [Route(DEFAULT_ROUTE, "")], now, summary, api)
             if api is not None and not dry_run:
                 summary.slack = sync(engine, settings, api, routes, now).as_dict()
+                keep = max(DELIVERY_LOG_KEEP, timedelta(seconds=settings.slack_update_window))
+                slack_store.prune_messages(engine, now - keep)
         summary.waiting, summary.next_attempt_at = outbox.waiting(engine, now)
         summary.held, summary.held_until = outbox.held(engine, now)
     return summary

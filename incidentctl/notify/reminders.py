@@ -5,7 +5,7 @@ until someone acknowledges it — then, once, the escalation route.
 now and why. The first reminder is due `after` the incident opened, each next one `every` after
 the last, at most `most` of them; once they ran out, the escalation (if the route names one) is
 due `every` after the last reminder. Acknowledged, resolved, silenced, or of a severity the
-policy does not cover: nothing, ever (a reopened incident starts again only if it has sent none).
+policy does not cover: nothing (a reopened incident goes on where its reminders stopped).
 """
 
 from __future__ import annotations

@@ -207,6 +207,20 @@ def claim_replies(engine: Engine, now: datetime, lease: timedelta, limit: int = 
     return rows
 
 
+def prune_messages(engine: Engine, before: datetime) -> int:
+    """Deletes messages posted before `before`, with their links and replies (in pages)."""
+    m = slack_messages.c
+    done = 0
+    while True:
+        with engine.begin() as conn:
+            ids = list(conn.execute(select(m.id).where(m.posted_at < before).order_by(m.id).limit(500)).scalars())
+            if not ids:
+                return done
+            conn.execute(slack_replies.delete().where(slack_replies.c.message_id.in_(ids)))
+            conn.execute(slack_message_incidents.delete().where(slack_message_incidents.c.message_id.in_(ids)))
+            done += conn.execute(slack_messages.delete().where(m.id.in_(ids))).rowcount
+
+
 def drop_replies(engine: Engine, message_id: int, reason: str) -> int:
     """Fails the pending replies of a message that is no longer followed."""
     r = slack_replies.c

@@ -276,3 +276,15 @@ def test_notify_cli_posts_then_an_ack_from_the_cli_updates_the_message(db_url, e
 def _menu(message, incident_id):
     block = next(b for b in message.blocks if (b.get("accessory") or {}).get("action_id") == f"ic1:menu:{incident_id}")
     return block["accessory"]["options"]
+
+
+def test_old_messages_are_pruned_with_their_links_and_replies(engine, fake, api):
+    (change,) = add_incidents_with_changes(engine, 1, created_at=NOW)
+    notify(engine, fake, api)
+    transition(engine, "ack", incident_of(engine, change), by="kim", note=None, now=NOW + timedelta(minutes=1))
+    notify(engine, fake, api, now=NOW + timedelta(minutes=2))
+    assert count_rows(engine, slack_replies) == 2
+    notify(engine, fake, api, now=NOW + timedelta(days=29))
+    assert count_rows(engine, slack_messages) == 1
+    notify(engine, fake, api, now=NOW + timedelta(days=31))
+    assert [count_rows(engine, t) for t in (slack_messages, slack_message_incidents, slack_replies)] == [0, 0, 0]
