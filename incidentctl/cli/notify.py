@@ -44,7 +44,8 @@ def notify(
         _print(summary, c.clock())
     if not summary.slack_configured:
         raise SlackNotConfigured(
-            f"Slack is not configured: set SLACK_WEBHOOK_URL (or [[routes]] in the config file); "
+            f"Slack is not configured: set SLACK_WEBHOOK_URL, or SLACK_BOT_TOKEN and SLACK_CHANNEL (or [[routes]] "
+            f"in the config file); "
             f"{summary.due} due change(s) stay pending")
     if not summary.ok and (summary.due or summary.slack_errors):
         raise typer.Exit(1)

@@ -112,7 +112,7 @@ def _slack_messages(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
     column = notifications.c.threaded_at
     if column.name not in {c["name"] for c in inspect(conn).get_columns(notifications.name)}:
-        kind = column.type.load_dialect_impl(conn.dialect).compile(dialect=conn.dialect)
+        kind = column.type.compile(dialect=conn.dialect)
         conn.execute(text(f"ALTER TABLE notifications ADD COLUMN {column.name} {kind}"))
     next(i for i in notifications.indexes if i.name == "ix_notifications_threaded").create(conn, checkfirst=True)
     conn.execute(notifications.update().where(column.is_(None)).values(threaded_at=datetime.now(timezone.utc)))

@@ -180,7 +180,7 @@ def _send_due(engine: Engine, settings: Settings, session: requests.Session | No
             continue
         delivery = outbox.begin_delivery(engine, route.name, len(ids), now)
         ts = None
-        if by_bot:
+        if by_bot and api is not None:
             result, ts = post_digest(engine, api, route=route.name, channel=route.channel, message=message,
                                      changes=changes, now=now)
         else:

@@ -246,12 +246,11 @@ def render_current(base: dict, lines: Mapping[int, int], states: Mapping[int, In
     whose incident is gone (deleted) keeps its text and loses its menu."""
     blocks = []
     for i, block in enumerate(base["blocks"]):
-        incident_id = lines.get(i)
-        state = states.get(incident_id) if incident_id is not None else None
+        state = states.get(lines[i]) if i in lines else None
         if state is not None:
             text = _line(block["text"]["text"], state.status, state, now)
             block = {**block, "text": {"type": "mrkdwn", "text": text},
-                     "accessory": overflow_menu(incident_id, state.status)}
+                     "accessory": overflow_menu(state.incident_id, state.status)}
         blocks.append(block)
     return {**base, "blocks": blocks}
 

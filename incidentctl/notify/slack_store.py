@@ -103,7 +103,8 @@ def queue_replies(engine: Engine, since: datetime, now: datetime, limit: int = Q
                 announced.update(conn.execute(select(r.message_id, r.notification_id)
                                               .where(r.notification_id.in_(chunk))).all())
         silenced = _silenced_now(conn, set(showing), now) if showing else set()
-        replies, seen = [], {}
+        replies: list[dict] = []
+        seen: dict[int, int] = {}
         for row in rows:
             for message_id in showing.get(row.incident_id, ()):
                 if (message_id, row.id) in announced:

@@ -232,7 +232,9 @@ def _remind(engine: Engine, api: SlackApi, routes: Sequence[Route], policy: Remi
         if announced is None or announced["state"] != store.LIVE:
             continue
         route = by_name.get(announced["route"])
-        escalation = by_name.get(route.escalate_to) if route and route.escalate_to else None
+        if route is None:  # its route is no longer configured
+            continue
+        escalation = by_name.get(route.escalate_to) if route.escalate_to else None
         row = sent.get(incident["id"], {})
         so_far = Sent(row.get("sent", 0), row.get("last_sent_at"), row.get("escalated_at"))
         decision = decide(policy, status=incident["status"], severity=incident["severity"],
@@ -245,10 +247,10 @@ def _remind(engine: Engine, api: SlackApi, routes: Sequence[Route], policy: Remi
             continue
         try:
             if decision.action == REMIND:
-                api.post_message(announced["channel"], reminder_text(route.oncall if route else "", incident,
-                                                                     decision, now), thread_ts=announced["ts"])
+                api.post_message(announced["channel"], reminder_text(route.oncall, incident, decision, now),
+                                 thread_ts=announced["ts"])
                 summary.reminders += 1
-            else:
+            elif escalation is not None:
                 text = escalation_text(escalation.oncall, incident, decision, now, route.name,
                                        _permalink(api, engine, announced))
                 api.post_message(escalation.channel, text)

@@ -146,6 +146,7 @@ def cycle_jobs(engine, settings, session, clock: Callable[[], datetime]) -> list
         return {k: v for k, v in summary.as_dict().items() if k in NOTIFY_COUNTS}
 
     def slack() -> Mapping[str, Any]:
+        assert api is not None  # scheduled only with a bot token
         return sync(engine, settings, api, routes, clock()).as_dict()
 
     def purge_old() -> Mapping[str, Any]:
@@ -155,8 +156,8 @@ def cycle_jobs(engine, settings, session, clock: Callable[[], datetime]) -> list
     if routes:
         jobs.append(Job("notify", settings.notify_interval, notify))
     else:
-        log.warning("Slack is not configured (SLACK_WEBHOOK_URL or [[routes]] in the config file): "
-                       "no notify runs; the outbox stays pending until it is set and `run` restarts")
+        log.warning("Slack is not configured (SLACK_WEBHOOK_URL, SLACK_BOT_TOKEN with SLACK_CHANNEL, or [[routes]] "
+                    "in the config file): no notify runs; the outbox stays pending until it is set and `run` restarts")
     if api is not None and any(r.channel for r in routes):
         jobs.append(Job("slack", settings.slack_sync_interval, slack))
     if settings.purge_older_than:

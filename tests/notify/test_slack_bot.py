@@ -288,3 +288,12 @@ def test_old_messages_are_pruned_with_their_links_and_replies(engine, fake, api)
     assert count_rows(engine, slack_messages) == 1
     notify(engine, fake, api, now=NOW + timedelta(days=31))
     assert [count_rows(engine, t) for t in (slack_messages, slack_message_incidents, slack_replies)] == [0, 0, 0]
+
+
+def test_a_dry_run_shows_the_bots_message_and_posts_nothing(engine, fake):
+    add_incidents_with_changes(engine, 2, created_at=NOW)
+    summary = notify_pending(engine, settings(fake), None, clock=lambda: NOW, dry_run=True)
+    (shown,) = summary.messages
+    assert shown["channel"] == CHANNEL and shown["changes"] == 2
+    assert len([b for b in shown["message"]["blocks"] if "accessory" in b]) == 2
+    assert fake.calls == [] and count_rows(engine, slack_messages) == 0
