@@ -101,13 +101,15 @@ class NotifySummary:
 
 def notify_pending(engine: Engine, settings: Settings, session: requests.Session | None, *,
                    dry_run: bool = False, clock: Callable[[], datetime],
-                   routes: Sequence[Route] | None = None, api: SlackApi | None = None) -> NotifySummary:
+                   routes: Sequence[Route] | None = None, api: SlackApi | None = None,
+                   slack_budget: float | None = None) -> NotifySummary:
     """Sends the digest(s) for the due outbox rows. With no Slack route configured, nothing is
     claimed and everything stays pending (a dry run still shows the default route's message).
     The summary also says what stays pending for later (`waiting`, `next_attempt_at`).
 
     With a bot token (or `api`), a route with a channel is posted to by the bot, and the bot's
-    recent messages are then brought up to date (slack_sync.sync_messages)."""
+    recent messages are then brought up to date (slack_sync.sync_messages, waiting on Slack's
+    limits at most `slack_budget` seconds)."""
     now = clock()
     routes = load_routes(settings) if routes is None else list(routes)
     if api is None and not dry_run:
@@ -120,7 +122,7 @@ def notify_pending(engine: Engine, settings: Settings, session: requests.Session
             # With no route, a dry run shows what the default route would get.
             _send_due(engine, settings, session, routes or [Route(DEFAULT_ROUTE, "")], now, summary, api)
             if api is not None and not dry_run:
-                summary.slack = sync(engine, settings, api, routes, now).as_dict()
+                summary.slack = sync(engine, settings, api, routes, now, slack_budget).as_dict()
                 keep = max(DELIVERY_LOG_KEEP, timedelta(seconds=settings.slack_update_window))
                 slack_store.prune_messages(engine, now - keep)
         summary.waiting, summary.next_attempt_at = outbox.waiting(engine, now)
@@ -135,10 +137,11 @@ def bot_api(settings: Settings, session: requests.Session | None) -> SlackApi | 
     return SlackApi(session, settings.slack_bot_token, base_url=settings.slack_api_url, timeout=settings.slack_timeout)
 
 
-def sync(engine: Engine, settings: Settings, api: SlackApi, routes: Sequence[Route], now: datetime) -> SyncSummary:
+def sync(engine: Engine, settings: Settings, api: SlackApi, routes: Sequence[Route], now: datetime,
+         budget: float | None = None) -> SyncSummary:
     """Brings the bot's recent messages up to date, replies in their threads, sends reminders."""
     return sync_messages(engine, api, routes, ReminderPolicy.configured(settings),
-                         window=timedelta(seconds=settings.slack_update_window), now=now)
+                         window=timedelta(seconds=settings.slack_update_window), now=now, budget=budget)
 
 
 def _send_due(engine: Engine, settings: Settings, session: requests.Session | None, routes: Sequence[Route],

@@ -138,11 +138,11 @@ def _silenced_now(conn, incident_ids: set[int], now: datetime) -> set[int]:
 
 def stale_messages(engine: Engine, since: datetime, now: datetime, limit: int = 500) -> list[dict]:
     """Live recent messages due for a re-render (an incident they show changed since their last
-    edit), oldest first."""
+    edit), the least recently edited first: under a steady stream of changes none waits for ever."""
     m = slack_messages.c
     query = (select(slack_messages).where(_recent(since), m.changes_seen > m.changes_shown,
                                           or_(m.next_attempt_at.is_(None), m.next_attempt_at <= now))
-             .order_by(m.id).limit(limit))
+             .order_by(m.updated_at, m.id).limit(limit))
     with reader(engine).connect() as conn:
         rows = [dict(r._mapping) for r in conn.execute(query)]
     for row in rows:
@@ -228,6 +228,15 @@ def drop_replies(engine: Engine, message_id: int, reason: str) -> int:
     with engine.begin() as conn:
         return conn.execute(slack_replies.update().where(r.message_id == message_id, r.state == PENDING)
                             .values(state=FAILED, last_error=reason[:1024])).rowcount
+
+
+def release_replies(engine: Engine, ids: Sequence[int]) -> None:
+    """Gives back claimed replies not sent in this run (due again at once, no attempt counted)."""
+    r = slack_replies.c
+    with engine.begin() as conn:
+        for chunk in chunks(list(ids), 500):
+            conn.execute(slack_replies.update().where(r.id.in_(chunk), r.state == PENDING)
+                         .values(next_attempt_at=None))
 
 
 def settle_replies(engine: Engine, ids: Sequence[int], **values: Any) -> int:

@@ -60,6 +60,7 @@ class SyncSummary:
     escalations: int = 0
     retrying: int = 0  # messages or replies to try again later
     failed: int = 0
+    deferred: bool = False  # the run's budget ran out: the rest goes in the next run
     errors: list[dict] = field(default_factory=list)  # Slack's permanent answers: {scope, error, channel}
 
     def as_dict(self) -> dict:
@@ -71,38 +72,63 @@ class SyncSummary:
             self.errors.append(entry)
 
 
-class _Stop(Exception):
-    """Slack said something that stops this run (the token, or a long rate limit)."""
+class Budget:
+    """How long one run may wait on Slack's limits (None: as long as it takes): in all, and for
+    one call. `run`'s jobs share one worker, so a run that waits a minute on chat.update's 50/min
+    would hold up `process`; and a method whose bucket is empty should not take the time of
+    another's (edits and thread replies are limited apart). What does not fit goes in the next
+    run, a few seconds later, when the buckets have refilled."""
+
+    PER_CALL = 1.0
+
+    def __init__(self, api: SlackApi, seconds: float | None):
+        self.api, self.seconds = api, seconds
+        self.started = api.pacer.clock()
+        self.deferred = False
+
+    def allows(self, method: str, channel: str | None) -> bool:
+        if self.seconds is None:
+            return True
+        wait = self.api.pacer.wait_time(method, channel)
+        spent = self.api.pacer.clock() - self.started
+        if wait > min(self.PER_CALL, self.seconds) or spent + wait > self.seconds:
+            self.deferred = True
+            return False
+        return True
 
 
 def sync_messages(engine: Engine, api: SlackApi, routes: Sequence[Route], policy: ReminderPolicy, *,
-                  window: timedelta, now: datetime) -> SyncSummary:
-    """One run: queue, re-render, reply, remind (see the module's docstring)."""
+                  window: timedelta, now: datetime, budget: float | None = None) -> SyncSummary:
+    """One run: queue, re-render, reply, remind (see the module's docstring), waiting on Slack's
+    limits at most `budget` seconds."""
     summary = SyncSummary()
     since = now - window
+    limit = Budget(api, budget)
     summary.queued = store.queue_replies(engine, since, now)
-    stopped = _render(engine, api, since, now, summary)
+    stopped = _render(engine, api, since, now, summary, limit)
     if not stopped:
-        stopped = _reply(engine, api, now, summary)
+        stopped = _reply(engine, api, now, summary, limit)
     if not stopped:
-        _remind(engine, api, routes, policy, since, now, summary)
+        _remind(engine, api, routes, policy, since, now, summary, limit)
+    summary.deferred = limit.deferred
     return summary
 
 
-def _render(engine: Engine, api: SlackApi, since: datetime, now: datetime, summary: SyncSummary) -> bool:
+def _render(engine: Engine, api: SlackApi, since: datetime, now: datetime, summary: SyncSummary,
+            budget: Budget) -> bool:
     messages = store.stale_messages(engine, since, now)
     if not messages:
         return False
     states = store.current_states(engine, {i for m in messages for i in m["lines"].values()}, now)
     by_key = {}
     updates = []
-    for m in messages:
+    for waiting, m in enumerate(messages):  # the least recently edited first (its seq orders the sends)
         render = render_current(m["base"], m["lines"], states, now)
-        update = PendingUpdate(m["channel"], m["ts"], m["changes_seen"], render["text"], render["blocks"])
+        update = PendingUpdate(m["channel"], m["ts"], waiting, render["text"], render["blocks"])
         by_key[update.key] = m
         updates.append(update)
     stopped = False
-    for result in send_updates(api, updates):
+    for result in send_updates(api, updates, lambda u: budget.allows("chat.update", u.channel)):
         m = by_key[result.update.key]
         if result.outcome == UPDATED:
             store.rendered(engine, m["id"], m["changes_seen"], now)
@@ -136,7 +162,7 @@ def _render(engine: Engine, api: SlackApi, since: datetime, now: datetime, summa
     return stopped
 
 
-def _reply(engine: Engine, api: SlackApi, now: datetime, summary: SyncSummary) -> bool:
+def _reply(engine: Engine, api: SlackApi, now: datetime, summary: SyncSummary, budget: Budget) -> bool:
     rows = store.claim_replies(engine, now, REPLY_LEASE)
     if not rows:
         return False
@@ -145,9 +171,12 @@ def _reply(engine: Engine, api: SlackApi, now: datetime, summary: SyncSummary) -
     for r in rows:
         by_message.setdefault(r["message_id"], []).append(r)
     dead_channels: set[str] = set()
-    for message_rows in by_message.values():
+    for n, message_rows in enumerate(by_message.values()):
         head = message_rows[0]
         ids = [r["id"] for r in message_rows]
+        if not budget.allows("chat.postMessage", head["channel"]):
+            store.release_replies(engine, [r["id"] for rows in list(by_message.values())[n:] for r in rows])
+            return False
         if head["channel"] in dead_channels:
             store.settle_replies(engine, ids, next_attempt_at=now + PERMANENT_RETRY)
             continue
@@ -216,7 +245,7 @@ def _permalink(api: SlackApi, engine: Engine, announced: dict | None) -> str | N
 
 
 def _remind(engine: Engine, api: SlackApi, routes: Sequence[Route], policy: ReminderPolicy, since: datetime,
-            now: datetime, summary: SyncSummary) -> None:
+            now: datetime, summary: SyncSummary, budget: Budget) -> None:
     if policy.most <= 0 or not policy.severities:
         return
     candidates = store.unacknowledged(engine, sorted(policy.severities), now - policy.after, since)
@@ -241,6 +270,8 @@ def _remind(engine: Engine, api: SlackApi, routes: Sequence[Route], policy: Remi
                           opened_at=incident["opened_at"], silenced=incident["id"] in silenced, sent=so_far,
                           can_escalate=bool(escalation and escalation.channel), now=now)
         if decision.action not in (REMIND, ESCALATE):
+            continue
+        if not budget.allows("chat.postMessage", announced["channel"]):
             continue
         if not store.claim_reminder(engine, incident["id"], sent=so_far.count,
                                     escalate=decision.action == ESCALATE, now=now):

@@ -10,7 +10,7 @@ repost without an answer is `lost`, never posted again blindly.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from incidentctl.notify.slack_api import MessageGone, OutcomeUnknown, Permanent, Retryable, SlackApi
@@ -61,17 +61,21 @@ def coalesce(updates: Iterable[PendingUpdate]) -> list[PendingUpdate]:
     return sorted(newest.values(), key=lambda u: (oldest[u.key], u.channel, u.ts))
 
 
-def send_updates(api: SlackApi, updates: Sequence[PendingUpdate]) -> list[UpdateResult]:
+def send_updates(api: SlackApi, updates: Sequence[PendingUpdate],
+                 keep_going: Callable[[PendingUpdate], bool] | None = None) -> list[UpdateResult]:
     """Coalesces `updates` and sends each message's newest render with chat.update.
 
-    Never raises for Slack's answers: each update gets a result. After a workspace-wide
+    Never raises for Slack's answers: each update sent gets a result. After a workspace-wide
     permanent error (the token) or a rate limit longer than the client waits, the remaining
     updates are not sent and share that result; after a channel's permanent error, the rest of
-    that channel's are not sent."""
+    that channel's are not sent. When `keep_going(update)` says no, that update and the rest
+    are left for later: no result."""
     results: list[UpdateResult] = []
     stop: UpdateResult | None = None
     dead_channels: dict[str, UpdateResult] = {}
     for u in coalesce(updates):
+        if stop is None and keep_going is not None and not keep_going(u):
+            break
         earlier = stop or dead_channels.get(u.channel)
         if earlier is not None:
             results.append(UpdateResult(u, earlier.outcome, error=earlier.error, retry_after=earlier.retry_after,

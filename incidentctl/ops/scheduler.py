@@ -24,6 +24,8 @@ from incidentctl.errors import IncidentctlError
 
 log = logging.getLogger("incidentctl.run")
 PURGE_INTERVAL = 86400.0
+# Seconds one run may wait on Slack's rate limits: the jobs share one worker (slack_sync.Budget).
+SLACK_RUN_BUDGET = 5.0
 NOTIFY_COUNTS = ("due", "sent", "retrying", "failed", "suppressed", "unroutable", "outcome_unknown", "waiting",
                  "below_threshold", "held", "in_place")
 
@@ -142,12 +144,13 @@ def cycle_jobs(engine, settings, session, clock: Callable[[], datetime]) -> list
         return process_pending(engine, rules, batch_size=settings.batch_size, clock=clock).as_dict()
 
     def notify() -> Mapping[str, Any]:
-        summary = notify_pending(engine, settings, session, clock=clock, routes=routes, api=api)
+        summary = notify_pending(engine, settings, session, clock=clock, routes=routes, api=api,
+                                 slack_budget=SLACK_RUN_BUDGET)
         return {k: v for k, v in summary.as_dict().items() if k in NOTIFY_COUNTS}
 
     def slack() -> Mapping[str, Any]:
         assert api is not None  # scheduled only with a bot token
-        return sync(engine, settings, api, routes, clock()).as_dict()
+        return sync(engine, settings, api, routes, clock(), SLACK_RUN_BUDGET).as_dict()
 
     def purge_old() -> Mapping[str, Any]:
         return asdict(purge(engine, settings.purge_older_than, clock()))

@@ -297,3 +297,30 @@ def test_a_dry_run_shows_the_bots_message_and_posts_nothing(engine, fake):
     assert shown["channel"] == CHANNEL and shown["changes"] == 2
     assert len([b for b in shown["message"]["blocks"] if "accessory" in b]) == 2
     assert fake.calls == [] and count_rows(engine, slack_messages) == 0
+
+
+def test_a_run_waits_on_slacks_limits_at_most_its_budget_and_the_next_run_goes_on(engine, fake, api, server):
+    from incidentctl.notify.delivery import sync
+    from incidentctl.notify.routes import load_routes
+
+    _, clock = server
+    incidents = []
+    for _ in range(12):  # twelve messages, one incident each
+        (change,) = add_incidents_with_changes(engine, 1, created_at=NOW)
+        notify(engine, fake, api)
+        incidents.append(incident_of(engine, change))
+    for iid in incidents:
+        transition(engine, "ack", iid, by="lee", note=None, now=NOW + timedelta(minutes=1))
+    config = settings(fake)
+
+    started = clock.now
+    first = sync(engine, config, api, load_routes(config), NOW + timedelta(minutes=2), budget=3.0)
+    assert first.deferred and 0 < first.updated < 12
+    assert clock.now - started <= 3.0 + 1e-6  # never slept past the budget
+    updated, runs = first.updated, 1
+    while updated < 12 and runs < 20:
+        clock.advance(3)
+        updated += sync(engine, config, api, load_routes(config), NOW + timedelta(minutes=2), budget=3.0).updated
+        runs += 1
+    assert updated == 12 and fake.violations == []
+    assert all("*Acknowledged* by lee" in line_of(m, i) for m, i in zip(top_level(fake), incidents, strict=True))
