@@ -100,6 +100,7 @@ CREATE TABLE silences (
 	comment TEXT NOT NULL, 
 	created_at DATETIME(6) NOT NULL, 
 	expired_at DATETIME(6), 
+	slack_seen_at DATETIME(6), 
 	PRIMARY KEY (id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 

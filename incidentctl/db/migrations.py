@@ -27,6 +27,7 @@ from incidentctl.db.schema import (
     schema_migrations,
     seen_signatures,
     series_labels,
+    silences,
     slack_message_incidents,
     slack_messages,
     slack_reminders,
@@ -107,15 +108,17 @@ def _seen_signatures(conn: Connection) -> None:
 
 def _slack_messages(conn: Connection) -> None:
     """The Slack app's messages, the incidents each shows, thread replies owed, reminders sent;
-    notifications.threaded_at, set on every existing row (no message shows their incidents)."""
+    notifications.threaded_at and silences.slack_seen_at, set on every existing row (no message
+    shows their incidents yet)."""
     for table in (slack_messages, slack_message_incidents, slack_replies, slack_reminders):
         table.create(conn, checkfirst=True)
-    column = notifications.c.threaded_at
-    if column.name not in {c["name"] for c in inspect(conn).get_columns(notifications.name)}:
-        kind = column.type.compile(dialect=conn.dialect)
-        conn.execute(text(f"ALTER TABLE notifications ADD COLUMN {column.name} {kind}"))
+    now = datetime.now(timezone.utc)
+    for table, column in ((notifications, notifications.c.threaded_at), (silences, silences.c.slack_seen_at)):
+        if column.name not in {c["name"] for c in inspect(conn).get_columns(table.name)}:
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
+        conn.execute(table.update().where(column.is_(None)).values({column.name: now}))
     next(i for i in notifications.indexes if i.name == "ix_notifications_threaded").create(conn, checkfirst=True)
-    conn.execute(notifications.update().where(column.is_(None)).values(threaded_at=datetime.now(timezone.utc)))
 
 
 MIGRATIONS: tuple[Migration, ...] = (

@@ -327,6 +327,9 @@ silences = Table(
     Column("comment", Text, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("expired_at", UtcDateTime),
+    # Until when the Slack app has shown this silence on its messages (NULL: not yet); a start,
+    # an end or an expiry after it makes the messages of the incidents it covers stale.
+    Column("slack_seen_at", UtcDateTime),
     Index("ix_silences_ends_at", "ends_at"),
 )
 

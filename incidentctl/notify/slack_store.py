@@ -23,13 +23,20 @@ from incidentctl.db.engine import reader
 from incidentctl.db.schema import (
     incidents,
     notifications,
+    silences,
     slack_message_incidents,
     slack_messages,
     slack_reminders,
     slack_replies,
 )
 from incidentctl.incidents.model import OutboxState
-from incidentctl.notify.silences import incident_labels, silence_for, silences_active_between
+from incidentctl.notify.silences import (
+    incident_labels,
+    matchers_from,
+    matches_all,
+    silence_for,
+    silences_active_between,
+)
 from incidentctl.notify.slack_blocks import IncidentState
 from incidentctl.slicing import chunks
 
@@ -122,6 +129,32 @@ def queue_replies(engine: Engine, since: datetime, now: datetime, limit: int = Q
         for chunk in chunks(ids, 500):
             conn.execute(notifications.update().where(n.id.in_(chunk)).values(threaded_at=now))
     return len(replies)
+
+
+def take_in_silences(engine: Engine, since: datetime, now: datetime) -> int:
+    """Makes stale the live recent messages showing an incident that a silence began or stopped
+    covering since the Slack app last looked at that silence (created, started, ended, expired);
+    returns how many messages. Reads the messages' incidents only when some silence changed."""
+    si, m, s = silences.c, slack_messages.c, slack_message_incidents.c
+
+    def crossed(moment):
+        return and_(moment.is_not(None), moment <= now, or_(si.slack_seen_at.is_(None), moment > si.slack_seen_at))
+
+    with engine.begin() as conn:
+        changed = [dict(r._mapping) for r in conn.execute(
+            select(silences).where(or_(si.slack_seen_at.is_(None), crossed(si.created_at), crossed(si.starts_at),
+                                       crossed(si.ends_at), crossed(si.expired_at))))]
+        if not changed:
+            return 0
+        shown = conn.execute(select(s.message_id, incidents).join(incidents, incidents.c.id == s.incident_id)
+                             .join(slack_messages, m.id == s.message_id).where(_recent(since))).all()
+        matchers = [matchers_from(row["matchers"]) for row in changed]
+        stale = sorted({r.message_id for r in shown
+                        if any(matches_all(ms, incident_labels(r._mapping)) for ms in matchers)})
+        for chunk in chunks(stale, 500):
+            conn.execute(slack_messages.update().where(m.id.in_(chunk)).values(changes_seen=m.changes_seen + 1))
+        conn.execute(silences.update().where(si.id.in_([row["id"] for row in changed])).values(slack_seen_at=now))
+    return len(stale)
 
 
 def _silenced_now(conn, incident_ids: set[int], now: datetime) -> set[int]:

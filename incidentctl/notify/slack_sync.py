@@ -3,7 +3,8 @@ re-rendered (chat.update) → replies posted (one per message per run) → remin
 
 One run (`sync_messages`, called by `notify` and by `run` every slack_sync_interval):
 1. `queue_replies`: each change (an outbox row: alerts, the CLI, the action inbox) of an incident
-   that a live message posted within slack_update_window shows gets a reply row for that message.
+   that a live message posted within slack_update_window shows gets a reply row for that message;
+   a silence that began or stopped covering such an incident makes the message stale too.
 2. Every such message whose incidents changed after what it shows is rendered again from its
    stored digest with the incidents' current states, the newest render only (coalesced), and
    sent with chat.update, paced. A message Slack will not edit any more (message_not_found,
@@ -105,6 +106,7 @@ def sync_messages(engine: Engine, api: SlackApi, routes: Sequence[Route], policy
     since = now - window
     limit = Budget(api, budget)
     summary.queued = store.queue_replies(engine, since, now)
+    store.take_in_silences(engine, since, now)
     stopped = _render(engine, api, since, now, summary, limit)
     if not stopped:
         stopped = _reply(engine, api, now, summary, limit)

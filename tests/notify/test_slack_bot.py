@@ -324,3 +324,23 @@ def test_a_run_waits_on_slacks_limits_at_most_its_budget_and_the_next_run_goes_o
         runs += 1
     assert updated == 12 and fake.violations == []
     assert all("*Acknowledged* by lee" in line_of(m, i) for m, i in zip(top_level(fake), incidents, strict=True))
+
+
+def test_a_silence_shows_on_the_message_and_its_end_too(engine, fake, api):
+    from incidentctl.notify.silences import Matcher, add_silence, expire_silence
+
+    (change,) = add_incidents_with_changes(engine, 1, created_at=NOW)
+    notify(engine, fake, api)
+    incident = incident_of(engine, change)
+    silence = add_silence(engine, [Matcher("service", "api")], starts_at=NOW + timedelta(minutes=1),
+                          ends_at=NOW + timedelta(hours=4), comment="deploy", created_by="mo",
+                          now=NOW + timedelta(minutes=1))
+
+    first = notify(engine, fake, api, now=NOW + timedelta(minutes=2))
+    (message,) = top_level(fake)
+    assert first.slack["updated"] == 1 and "silenced until" in line_of(message, incident)
+    assert notify(engine, fake, api, now=NOW + timedelta(minutes=3)).slack["updated"] == 0  # seen once
+    expire_silence(engine, silence["id"], NOW + timedelta(minutes=4))
+    assert notify(engine, fake, api, now=NOW + timedelta(minutes=5)).slack["updated"] == 1
+    assert "silenced" not in line_of(message, incident)
+    assert fake.thread(CHANNEL, message.ts) == []  # a silence edits the message, replies nothing
