@@ -176,17 +176,19 @@ def _send_due(engine: Engine, settings: Settings, session: requests.Session | No
         attempts = max(r["attempts"] for r in route_rows)
         by_bot = bool(route.channel and (api is not None or (dry_run and settings.slack_bot_token)))
         if dry_run:
-            shown = bot_message(message, changes, now) if by_bot else message
+            shown = bot_message(message, changes, now) if by_bot and message is not None else message
             summary.messages.append({"route": route.name, "webhook": mask_url(route.webhook_url),
                                      "channel": route.channel if by_bot else "", "changes": len(ids), "message": shown})
             summary.routes.append(RouteReport(route.name, mask_url(route.webhook_url), len(ids), "dry-run"))
             continue
         delivery = outbox.begin_delivery(engine, route.name, len(ids), now)
+        assert message is not None  # rows were due: the digest says something
         ts = None
         if by_bot and api is not None:
             result, ts = post_digest(engine, api, route=route.name, channel=route.channel, message=message,
                                      changes=changes, now=now)
         else:
+            assert session is not None  # a run that sends has a session
             result = send(session, route.webhook_url, message, settings.slack_timeout)
         report = _apply(engine, route, delivery, ids, attempts, result, now, summary)
         if by_bot:
@@ -237,25 +239,25 @@ def _apply_thresholds(engine: Engine, routes: Sequence[Route], by_route: dict[st
     """Takes out of `by_route` the rows of episodes below their route's threshold: held back
     (still pending, checked again when `notify_after` is reached, or at every run when an
     alert can release them) or, when the episode ended below it, suppressed for good."""
-    gated = [r for r in routes if r.threshold and by_route.get(r.name)]
+    gated = [(r, r.threshold) for r in routes if r.threshold and by_route.get(r.name)]
     if not gated:
         return
-    ids = sorted({row["incident_id"] for route in gated for row in by_route[route.name]})
-    histories = outbox.change_histories(engine, ids, with_alerts=any(r.threshold.min_alerts for r in gated))
+    ids = sorted({row["incident_id"] for route, _ in gated for row in by_route[route.name]})
+    histories = outbox.change_histories(engine, ids, with_alerts=any(t.min_alerts for _, t in gated))
     hold: dict[tuple[datetime | None, str], list[int]] = {}
     never: dict[str, set[int]] = {}
-    for route in gated:
+    for route, threshold in gated:
         decided: dict[int, dict] = {}
         keep = []
         for row in by_route[route.name]:
             iid = row["incident_id"]
             if iid not in decided:
-                decided[iid] = verdicts(route.threshold, *histories[iid], now)
+                decided[iid] = verdicts(threshold, *histories[iid], now)
             verdict = decided[iid].get(row["id"])
             if verdict is None or verdict.action == ANNOUNCE:
                 keep.append(row)
             elif verdict.action == WAIT:
-                check = None if route.threshold.waits_for_alerts else verdict.until
+                check = None if threshold.waits_for_alerts else verdict.until
                 note = f"{outbox.HELD_PREFIX}route {route.name}: {verdict.reason}"
                 hold.setdefault((check, note), []).append(row["id"])
             else:
@@ -274,9 +276,10 @@ def _apply_thresholds(engine: Engine, routes: Sequence[Route], by_route: dict[st
         return
     for (check, note), row_ids in hold.items():
         outbox.mark(engine, row_ids, next_attempt_at=check, last_error=note)
-    for note, row_ids in never.items():
-        summary.below_threshold -= len(row_ids) - outbox.mark(engine, sorted(row_ids), state=OutboxState.SUPPRESSED,
-                                                              last_error=note, next_attempt_at=None)
+    for note, suppressed_ids in never.items():
+        summary.below_threshold -= len(suppressed_ids) - outbox.mark(engine, sorted(suppressed_ids),
+                                                                     state=OutboxState.SUPPRESSED,
+                                                                     last_error=note, next_attempt_at=None)
 
 
 def _deliver_in_place(engine: Engine, settings: Settings, routes: Sequence[Route], by_route: dict[str, list[dict]],

@@ -20,6 +20,7 @@ from sqlalchemy import Engine, and_, func, or_, select
 
 from incidentctl.db.capabilities import capabilities
 from incidentctl.db.engine import reader
+from incidentctl.db.rows import inserted_id
 from incidentctl.db.schema import (
     incidents,
     notifications,
@@ -50,10 +51,10 @@ def record_message(engine: Engine, *, route: str, channel: str, ts: str, posted_
     """Stores a posted digest, the incidents its `lines` show and the changes it announces
     ({outbox row id: incident id}); returns the message's id."""
     with engine.begin() as conn:
-        message_id = conn.execute(slack_messages.insert().values(
+        message_id = inserted_id(conn.execute(slack_messages.insert().values(
             route=route, channel=channel, ts=ts, posted_at=posted_at, base=base,
             lines={str(k): v for k, v in lines.items()}, changes_seen=0, changes_shown=0,
-            state=LIVE, attempts=0, updated_at=posted_at)).inserted_primary_key[0]
+            state=LIVE, attempts=0, updated_at=posted_at)))
         shown = set(lines.values())
         if shown:
             conn.execute(slack_message_incidents.insert(),

@@ -192,7 +192,7 @@ def check_backlog(conn, now: datetime, limits: Thresholds) -> Check:
     level = level_for_age(age, limits.backlog_warn, limits.backlog_error)
     detail = {"unprocessed": count, "oldest_received_at": oldest,
               "oldest_age_seconds": round(age.total_seconds()) if age else 0}
-    if not count:
+    if not count or age is None:  # rows have an oldest
         return Check("backlog", "ok", "no unprocessed rows", detail)
     message = f"{count} unprocessed rows, oldest waiting {format_duration(age)}"
     if level != "ok":
@@ -250,7 +250,7 @@ def check_notifications(conn, now: datetime, limits: Thresholds) -> Check:
     parts = []
     if failed:
         parts.append(f"{failed} failed for good in the last {format_duration(limits.recent)}")
-    if pending:
+    if pending and age is not None:  # pending rows have an oldest
         parts.append(f"{pending} pending ({retrying} after an error), oldest {format_duration(age)}")
     if on_hold:
         parts.append(f"{on_hold} held below a route's threshold")
