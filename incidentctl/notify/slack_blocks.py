@@ -228,6 +228,33 @@ def with_actions(message: dict, entries: Sequence[Entry], now: datetime,
     return {**message, "blocks": blocks}
 
 
+def menu_lines(message: dict) -> dict[int, int]:
+    """{block index: incident id} of the lines of a message from `with_actions` (its menus)."""
+    found = {}
+    for i, block in enumerate(message["blocks"]):
+        action_id = (block.get("accessory") or {}).get("action_id", "")
+        parts = action_id.split(":")
+        if len(parts) == 3 and parts[:2] == [ACTION_PREFIX, "menu"] and _ID.fullmatch(parts[2]):
+            found[i] = int(parts[2])
+    return found
+
+
+def render_current(base: dict, lines: Mapping[int, int], states: Mapping[int, IncidentState],
+                   now: datetime) -> dict:
+    """A posted digest as it stands now: `base` (the digest as built) with, on each line of
+    `lines` ({block index: incident id}), the incident's current state and its actions. A line
+    whose incident is gone (deleted) keeps its text and loses its menu."""
+    blocks = []
+    for i, block in enumerate(base["blocks"]):
+        state = states.get(lines[i]) if i in lines else None
+        if state is not None:
+            text = _line(block["text"]["text"], state.status, state, now)
+            block = {**block, "text": {"type": "mrkdwn", "text": text},
+                     "accessory": overflow_menu(state.incident_id, state.status)}
+        blocks.append(block)
+    return {**base, "blocks": blocks}
+
+
 def incident_message(change: Change, state: IncidentState, now: datetime) -> dict:
     """One incident as it stands: its line (from its latest change), its state, buttons."""
     line = change_line(Entry(change.change, change, (change.change,)), now)
