@@ -142,7 +142,7 @@ class Changes:
     series: dict[int, set[str]] = field(default_factory=dict)
     events: list[tuple[int, TimelineEntry, int | None]] = field(default_factory=list)  # key, entry, raw key
     messages: list[tuple[int, Message]] = field(default_factory=list)
-    relabel: set[int] = field(default_factory=set)  # keys whose common labels changed
+    relabel: set[int] = field(default_factory=set)  # keys whose common labels may have changed
     added: dict[int, set[str]] = field(default_factory=dict)  # series added in this batch, by key
     _next_new: int = -1
 
@@ -150,14 +150,14 @@ class Changes:
         self._next_new -= 1
         return self._next_new
 
-    def record(self, key: int, state: IncidentState, series_fp: str, timeline, messages, raw_key: int,
-               labels_changed: bool = False) -> None:
+    def record(self, key: int, state: IncidentState, series_fp: str, timeline, messages, raw_key: int) -> None:
         self.incidents[key] = state
-        if labels_changed:
-            self.relabel.add(key)
         self.series.setdefault(key, set()).add(series_fp)
         if state.series[series_fp].times_seen == 1:  # only the decision that adds a series leaves it at 1
             self.added.setdefault(key, set()).add(series_fp)
+            # Common labels are set or narrowed only by a series joining (an open, a new series,
+            # a reopen by a new series), so that is when the label rows are rewritten.
+            self.relabel.add(key)
         self.events.extend((key, entry, raw_key) for entry in timeline)
         self.messages.extend((key, message) for message in messages)
 
