@@ -164,8 +164,9 @@ def rows_written(url: str) -> int:
     return total
 
 
-def run_process(url: str, binary: Path = BIN) -> tuple[float, int, str]:
-    """Runs `incidentctl process`; returns (seconds, peak RSS in KiB, its summary line)."""
+def run_process(url: str, binary: Path = BIN) -> tuple[float, int, str, float]:
+    """Runs `incidentctl process`; returns (seconds, peak RSS in KiB, its summary line, its CPU
+    seconds: user + system, which other work on the machine changes less than the wall time)."""
     env = {**os.environ, "INCIDENTCTL_DATABASE_URL": url}
     start = time.perf_counter()
     proc = subprocess.Popen([str(binary), "process"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -174,7 +175,7 @@ def run_process(url: str, binary: Path = BIN) -> tuple[float, int, str]:
     out = proc.stdout.read().decode().strip()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"process failed: {proc.stderr.read().decode()}")
-    return elapsed, usage.ru_maxrss, out
+    return elapsed, usage.ru_maxrss, out, usage.ru_utime + usage.ru_stime
 
 
 def split(url: str, binary: Path) -> dict:
@@ -200,7 +201,7 @@ def bench_process() -> None:
             for _ in range(ROUNDS):
                 for name, binary in codes:
                     url = copy_of(template)
-                    seconds, rss_kib, line = run_process(url, binary)
+                    seconds, rss_kib, line, cpu = run_process(url, binary)
                     written = rows_written(url)
                     drop_database(url)
                     rate, mb = stored / seconds, rss_kib / 1024
@@ -208,7 +209,7 @@ def bench_process() -> None:
                     print(f"  {scenario:<6} {name:<5} {stored:>9,} alerts in {rows:>7,} rows: "
                           f"process {seconds:6.1f}s = "
                           f"{rate:8,.0f} alerts/s, {written / seconds:8,.0f} rows/s written ({written:,}), "
-                          f"peak RSS {mb:5.1f} MB; load {os.getloadavg()[0]:.1f}")
+                          f"peak RSS {mb:5.1f} MB, CPU {cpu:5.1f}s; load {os.getloadavg()[0]:.1f}")
                     print(f"      {line}")
                     if name == "this" and rate < 10_000:
                         missed.append(f"{scenario} {stored:,} alerts: {rate:,.0f} alerts/s < 10,000")
