@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import Connection, bindparam, func, select
 
 from incidentctl.db.capabilities import capabilities
-from incidentctl.db.rows import insert_rows, update_rows
+from incidentctl.db.rows import insert_rows, pipelined, update_rows
 from incidentctl.db.schema import (
     LABEL_TEXT_MAX,
     incident_alerts,
@@ -183,33 +183,40 @@ def write_batch(conn: Connection, changes: Changes, raw_ids: Sequence[int] | Non
         for (key, state), new_id in zip(new, insert_rows(conn, incidents, [incident_row(s) for _, s in new],
                                                           returning="id")):
             ids[key] = state.id = new_id
-    full, counters = [], []
-    for key, fps in changes.series.items():
-        for fp in sorted(fps):
-            series = changes.incidents[key].series[fp]
-            (counters if series.labels is None else full).append(series_row(ids[key], series))
-    if full:
-        _upsert_series(conn, full, _SERIES_COUNTERS + _SERIES_CONTENT)
-    if changes.added:
-        _add_series_labels(conn, [row for key, fps in changes.added.items()
-                                  for row in _added_label_rows(ids[key], changes.incidents[key], fps)])
-    if counters:
-        _upsert_series(conn, counters, _SERIES_COUNTERS)
     if changes.relabel:
-        _write_labels(conn, [(ids[key], changes.incidents[key]) for key in sorted(changes.relabel)],
-                      existing=[key for key in sorted(changes.relabel) if key > 0])
-    if changes.events:
-        insert_rows(conn, incident_events, [
-            {"incident_id": ids.get(key, key), "kind": e.kind, "at": e.at, "actor": e.actor,
-             "alert_fingerprint": e.alert_fingerprint,
-             "raw_alert_id": raw_key if raw_ids is None or raw_key is None else raw_ids[raw_key],
-             "detail": dict(e.detail) if e.detail is not None else None}
-            for key, e, raw_key in changes.events])
-    if changes.messages:
-        insert_rows(conn, notifications, [
-            {"incident_id": ids[key], "change": m.change, "reason": clip(m.reason, 255), "severity": m.severity,
-             "created_at": m.at, "state": OutboxState.PENDING, "attempts": 0}
-            for key, m in changes.messages])
+        for chunk in chunks([key for key in sorted(changes.relabel) if key > 0], CHUNK):
+            conn.execute(_DELETE_LABELS, {"ids": list(chunk)})
+    # The rest needs no answer from the server: each table's rows are prepared while the
+    # statements before them run.
+    with pipelined(conn):
+        full, counters = [], []
+        for key, fps in changes.series.items():
+            for fp in sorted(fps):
+                series = changes.incidents[key].series[fp]
+                (counters if series.labels is None else full).append(series_row(ids[key], series))
+        if full:
+            _upsert_series(conn, full, _SERIES_COUNTERS + _SERIES_CONTENT)
+        if changes.added:
+            _add_series_labels(conn, [row for key, fps in changes.added.items()
+                                      for row in _added_label_rows(ids[key], changes.incidents[key], fps)])
+        if counters:
+            _upsert_series(conn, counters, _SERIES_COUNTERS)
+        if changes.relabel:
+            insert_rows(conn, incident_labels, [row for key in sorted(changes.relabel)
+                                                for row in label_rows(ids[key], changes.incidents[key].opened_at,
+                                                                      changes.incidents[key].common_labels)])
+        if changes.events:
+            insert_rows(conn, incident_events, [
+                {"incident_id": ids.get(key, key), "kind": e.kind, "at": e.at, "actor": e.actor,
+                 "alert_fingerprint": e.alert_fingerprint,
+                 "raw_alert_id": raw_key if raw_ids is None or raw_key is None else raw_ids[raw_key],
+                 "detail": dict(e.detail) if e.detail is not None else None}
+                for key, e, raw_key in changes.events])
+        if changes.messages:
+            insert_rows(conn, notifications, [
+                {"incident_id": ids[key], "change": m.change, "reason": clip(m.reason, 255), "severity": m.severity,
+                 "created_at": m.at, "state": OutboxState.PENDING, "attempts": 0}
+                for key, m in changes.messages])
 
 
 def _upsert_series(conn: Connection, rows: list[dict], keys: tuple[str, ...]) -> None:
@@ -220,15 +227,6 @@ def label_rows(incident_id: int, opened_at: datetime, labels: dict[str, str]) ->
     """The incident_labels rows of an incident's common labels."""
     return [{"incident_id": incident_id, "name": name[:LABEL_TEXT_MAX], "value": str(value)[:LABEL_TEXT_MAX],
              "opened_at": opened_at} for name, value in labels.items()]
-
-
-def _write_labels(conn: Connection, relabelled: list[tuple[int, IncidentState]], existing: list[int]) -> None:
-    """Replaces the label rows of `existing` incident ids and writes those of the new ones."""
-    for chunk in chunks(existing, CHUNK):
-        conn.execute(_DELETE_LABELS, {"ids": list(chunk)})
-    rows = [row for incident_id, state in relabelled
-            for row in label_rows(incident_id, state.opened_at, state.common_labels)]
-    insert_rows(conn, incident_labels, rows)
 
 
 def series_label_rows(incident_id: int, opened_at: datetime, label_sets: Iterable[dict[str, str]],
