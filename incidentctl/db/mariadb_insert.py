@@ -26,7 +26,7 @@ from pymysql.converters import escape_string
 from sqlalchemy import Connection, Table, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from incidentctl.db.schema import UtcDateTime
+from incidentctl.db.schema import JsonText, UtcDateTime
 
 # Fewer round trips than smaller statements, less memory than larger ones, far under MariaDB's
 # 16 MiB max_allowed_packet (docs/PERFORMANCE.md, History).
@@ -166,28 +166,59 @@ _AUTOINC_SETTINGS = text("SELECT UPPER(variable_name), variable_value FROM infor
 
 def _statements(conn: Connection, table: Table, names: list[str], rows: Sequence[dict], head: str,
                 tail: str, ahead: _SentAhead) -> Iterator[str]:
-    renderers = [_renderer(conn, table.c[n].type, ahead) for n in names]
-    values = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
+    columns = [_column_renderer(conn, table.c[n].type, ahead) for n in names]
     # One copy of a row's literals (bodies are most of the text): "(%s,%s,…)" % literals.
     template = "(" + ",".join(["%s"] * len(names)) + ")"
     parts: list[str] = []
     size = 0
-    for row in rows:
-        text = template % tuple([render(value) for render, value in zip(renderers, values(row))])
-        if parts and size + len(text) > STATEMENT_CHARS:
-            statement = head + ",".join(parts) + tail
-            parts, size = [], 0  # the rows' texts go before the statement is sent
-            yield statement
-        parts.append(text)
-        size += len(text) + 1
+    for start in range(0, len(rows), RENDER_ROWS):
+        chunk = rows[start:start + RENDER_ROWS]
+        # Column by column: a column's literals come from its memo in one pass (see _column_renderer).
+        literals = [render(list(map(itemgetter(name), chunk))) for name, render in zip(names, columns)]
+        for row_text in map(template.__mod__, zip(*literals)):
+            if parts and size + len(row_text) > STATEMENT_CHARS:
+                statement = head + ",".join(parts) + tail
+                parts, size = [], 0  # the rows' texts go before the statement is sent
+                yield statement
+            parts.append(row_text)
+            size += len(row_text) + 1
     yield head + ",".join(parts) + tail
 
 
-def _renderer(conn: Connection, column_type: Any, ahead: _SentAhead | None = None) -> Callable[[Any], str]:
+# Rows rendered at a time, column by column: few enough that a batch of bodies' literals is
+# small beside a statement.
+RENDER_ROWS = 100
+
+
+def _column_renderer(conn: Connection, column_type: Any, ahead: _SentAhead) -> Callable[[list], list[str]]:
+    """A column's values → their literals (`_converter`). Within one `insert`, a value's literal is
+    rendered once and reused: most columns repeat a few values (a source, a batch's processing
+    time, a state, an incident's labels), and they are looked up in one call over the column
+    (map(memo.get)) rather than a Python call per value. Bodies and JSON documents, unique or
+    unhashable, are rendered each time."""
+    convert = _converter(conn, column_type, ahead)
+    if _python_type(column_type) is bytes or isinstance(column_type, JsonText):
+        return lambda values: list(map(convert, values))  # unique or unhashable: nothing to look up
+    memo: dict[Any, str] = {}
+    get = memo.get
+
+    def render_all(values: list) -> list[str]:
+        try:
+            found = list(map(get, values))
+        except TypeError:  # an unhashable value
+            return list(map(convert, values))
+        for i, literal in enumerate(found):
+            if literal is None:
+                value = values[i]
+                found[i] = memo[value] = convert(value)
+        return found
+
+    return render_all
+
+
+def _converter(conn: Connection, column_type: Any, ahead: _SentAhead | None = None) -> Callable[[Any], str]:
     """A column's value → its SQL literal: the column type's bind processor, then `_literal` (or,
-    for a value too long for a statement, the session variable `ahead` sent it into).
-    Within one `insert`, a value's literal is rendered once and reused: most columns repeat a few
-    values (a source, a batch's processing time, a state). Bodies, large and unique, are not kept."""
+    for a value too long for a statement, the session variable `ahead` sent it into)."""
     literal = _literal(conn)
     longest = _long_units() if ahead is not None else float("inf")
     if ahead is not None:
@@ -206,22 +237,7 @@ def _renderer(conn: Connection, column_type: Any, ahead: _SentAhead | None = Non
     if _python_type(column_type) is bytes:
         return lambda value: ("X'" + value.hex() + "'" if type(value) is bytes and len(value) <= longest
                               else convert(value))
-    memo: dict[Any, str] = {}
-    get = memo.get
-
-    def render(value: Any) -> str:
-        kind = type(value)
-        if kind is dict or kind is list:  # a JSON column's document
-            return convert(value)
-        try:
-            text = get(value)
-        except TypeError:  # some other unhashable value
-            return convert(value)
-        if text is None:
-            text = memo[value] = convert(value)
-        return text
-
-    return render
+    return convert
 
 
 def _long_units() -> int:
