@@ -36,6 +36,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
@@ -44,7 +45,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import create_engine, select, text  # noqa: E402
 
 from incidentctl.db.engine import make_engine  # noqa: E402
 from incidentctl.db.migrations import upgrade  # noqa: E402
@@ -152,6 +153,20 @@ def copy_of(template: str) -> str:
     return url
 
 
+def sqlite_copy(template: str, path: Path) -> str:
+    """A SQLite database at `path` with the template's raw rows, none processed."""
+    url = f"sqlite+pysqlite:///{path}"
+    source, target = make_engine(f"{SERVER}/{template}"), make_engine(url)
+    upgrade(target)
+    with source.connect() as read, target.begin() as write:
+        rows = read.execution_options(stream_results=True).execute(select(grafana_alerts).order_by(grafana_alerts.c.id))
+        for chunk in rows.mappings().partitions(1000):
+            write.execute(grafana_alerts.insert(), [dict(row) for row in chunk])
+    source.dispose()
+    target.dispose()
+    return url
+
+
 WRITTEN = ("incidents", "incident_alerts", "incident_events", "notifications", "incident_labels", "series_labels")
 
 
@@ -226,6 +241,13 @@ def bench_process() -> None:
                           + f"; {found['statements_per_batch']} statements "
                           f"({found['questions_per_batch']} server questions)")
                     print(f"      statements: {found['statements']}")
+                for name, binary in codes:  # the same backlog on SQLite (target: within 2x of MariaDB)
+                    with tempfile.TemporaryDirectory(prefix="bench_process_") as tmp:
+                        url = sqlite_copy(template, Path(tmp) / "process.db")
+                        seconds, rss_kib, line, cpu = run_process(url, binary)
+                    print(f"  {scenario:<6} {name:<5} SQLite {stored:>9,} alerts: process {seconds:6.1f}s = "
+                          f"{stored / seconds:8,.0f} alerts/s, peak RSS {rss_kib / 1024:5.1f} MB, CPU {cpu:5.1f}s; "
+                          f"load {os.getloadavg()[0]:.1f}")
             if not KEEP_PROCESS_DATABASES:
                 drop_database(f"{SERVER}/{template}")
         mine = rss.get("this", [])
