@@ -204,7 +204,7 @@ def _column_renderer(conn: Connection, column_type: Any, ahead: _SentAhead) -> C
 
     def render_all(values: list) -> list[str]:
         try:
-            found = list(map(get, values))
+            found: list = list(map(get, values))  # None where not seen yet
         except TypeError:  # an unhashable value
             return list(map(convert, values))
         for i, literal in enumerate(found):
