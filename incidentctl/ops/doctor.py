@@ -122,7 +122,8 @@ def check_configuration(settings: Settings) -> Check:
         "secrets_set": sorted(name for name, value in settings.masked().items()
                               if value and name in _secret_names()),
     }
-    slack = "Slack configured" if settings.slack_webhook_url or routes else "Slack not configured (notifications stay pending)"
+    slack = ("Slack configured" if settings.slack_webhook_url or routes
+             else "Slack not configured (notifications stay pending)")
     message = f"database {detail['database']}; {slack}; receiver auth: {', '.join(auth) or 'none'}"
     if settings.host not in LOOPBACK and not auth:
         return Check("configuration", "warn",
@@ -189,7 +190,7 @@ def check_backlog(conn, now: datetime, limits: Thresholds) -> Check:
     level = level_for_age(age, limits.backlog_warn, limits.backlog_error)
     detail = {"unprocessed": count, "oldest_received_at": oldest,
               "oldest_age_seconds": round(age.total_seconds()) if age else 0}
-    if not count:
+    if not count or age is None:  # rows have an oldest
         return Check("backlog", "ok", "no unprocessed rows", detail)
     message = f"{count} unprocessed rows, oldest waiting {format_duration(age)}"
     if level != "ok":
@@ -247,7 +248,7 @@ def check_notifications(conn, now: datetime, limits: Thresholds) -> Check:
     parts = []
     if failed:
         parts.append(f"{failed} failed for good in the last {format_duration(limits.recent)}")
-    if pending:
+    if pending and age is not None:  # pending rows have an oldest
         parts.append(f"{pending} pending ({retrying} after an error), oldest {format_duration(age)}")
     if on_hold:
         parts.append(f"{on_hold} held below a route's threshold")

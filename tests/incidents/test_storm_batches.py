@@ -7,8 +7,15 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from incidentctl.db.schema import grafana_alerts, incident_alerts, incident_events, incident_labels, incidents, \
-    notifications, series_labels
+from incidentctl.db.schema import (
+    grafana_alerts,
+    incident_alerts,
+    incident_events,
+    incident_labels,
+    incidents,
+    notifications,
+    series_labels,
+)
 from tests.support.processing import process_all, store
 from tests.support.storm_history import storm
 
@@ -28,7 +35,7 @@ def rows(engine) -> dict[str, list]:
             found = [dict(r._mapping) for r in conn.execute(select(table).order_by(*table.primary_key.columns))]
             if keep_id:
                 return found
-            return sorted((tuple(sorted((k, repr(v)) for k, v in r.items() if k != "id")) for r in found))
+            return sorted(tuple(sorted((k, repr(v)) for k, v in r.items() if k != "id")) for r in found)
 
         raw = [(r.id, r.process_error, r.processed_at is not None) for r in conn.execute(
             select(grafana_alerts.c.id, grafana_alerts.c.process_error, grafana_alerts.c.processed_at))]

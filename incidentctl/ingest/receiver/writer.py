@@ -167,8 +167,8 @@ class GroupCommitWriter:
                 transaction.commit()
             except _FAILURES as exc:
                 raise _Whole() from exc
-        self._on_commit([p.raw for p, row_id in zip(pending, ids) if row_id is not None])
-        for p, row_id in zip(pending, ids):
+        self._on_commit([p.raw for p, row_id in zip(pending, ids, strict=True) if row_id is not None])
+        for p, row_id in zip(pending, ids, strict=True):
             p.future.set_result(row_id)
 
     def _fail(self, pending: list[_Pending], exc: BaseException | None, whole: bool = False) -> None:
@@ -213,5 +213,5 @@ def _store(conn: Connection, pending: list[_Pending]) -> list[int | None]:
         elif p.signature.key in fresh:
             fresh.discard(p.signature.key)  # a second use in the same group is a replay too
             kept.append(p)
-    ids = dict(zip(map(id, kept), insert_raw_alerts(conn, [p.raw for p in kept])))
+    ids = dict(zip(map(id, kept), insert_raw_alerts(conn, [p.raw for p in kept]), strict=True))
     return [ids.get(id(p)) for p in pending]
