@@ -25,8 +25,11 @@ def process(
 ) -> None:
     """Turn unprocessed webhook rows into incidents (oldest first, one transaction per batch).
 
-    Prints a one-line summary: rows, alerts, opened, updated, reopened, resolved, ignored and
-    errors (rows that could not be processed; each is marked with its error and skipped, exit code 0).
+    Prints a one-line summary: rows, alerts, opened, updated, reopened, resolved, ignored,
+    errors (rows that could not be processed; each is marked with its error and skipped, exit code 0)
+    and conflicts_retried (batches rolled back by a deadlock or Galera certification conflict and
+    run again). Holds the applier lease meanwhile; while another worker holds it, waits up to
+    lease_wait, then exits 1.
     """
     c = context(ctx)
     engine = c.engine
@@ -38,9 +41,10 @@ def process(
                           console=err_console, transient=True) as bar:
                 task = bar.add_task("rows", total=None)
                 summary = process_pending(engine, rules, batch_size=size, clock=c.clock, limit=limit,
-                                          progress=lambda done, total: bar.update(task, completed=done, total=total))
+                                          progress=lambda done, total: bar.update(task, completed=done, total=total),
+                                          lease=c.lease())
         else:
-            summary = process_pending(engine, rules, batch_size=size, clock=c.clock, limit=limit)
+            summary = process_pending(engine, rules, batch_size=size, clock=c.clock, limit=limit, lease=c.lease())
     if output is OutputFormat.json:
         typer.echo(dumps(summary.as_dict()))
     elif output is OutputFormat.csv:

@@ -1,4 +1,14 @@
-"""Database wiring: which URL, and an Engine tuned for it (SQLite WAL, MySQL timeouts)."""
+"""Database wiring: which URL, and an Engine tuned for it (SQLite WAL, MySQL timeouts).
+
+The URL is INCIDENTCTL_DATABASE_URL, else one built from DB_*, else the embedded SQLite file.
+`supported_url` admits SQLite and MySQL/MariaDB through PyMySQL (whose escaping
+mariadb_insert.py relies on) and raises UnsupportedDatabase, a ConfigError (exit 2), for
+anything else. SQLite: WAL, a busy timeout, `synchronous=FULL` (a 2xx promises the row survives
+power loss), and SQLAlchemy, not the driver, emits `BEGIN IMMEDIATE`, so a writer waits for the
+lock instead of failing halfway. MySQL: a connect timeout, optional socket timeouts, pre-ping.
+`database_errors()` turns connection failures into DatabaseUnavailable (exit 3); `reader(engine)`
+is the engine for reading only (on SQLite its transactions begin DEFERRED and take no write lock).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +22,8 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, Operationa
 
 from incidentctl.config import Settings
 from incidentctl.db.migrations import schema_status, upgrade
-from incidentctl.errors import DatabaseUnavailable, SchemaNotReady, UnsupportedDatabase
+from incidentctl.db.retry import conflict_code
+from incidentctl.errors import DatabaseConflict, DatabaseUnavailable, SchemaNotReady, UnsupportedDatabase
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SUPPORTED_URLS = "sqlite:///PATH or mysql+pymysql://USER:PASSWORD@HOST:PORT/DATABASE"
@@ -166,8 +177,12 @@ def short_error(exc: BaseException) -> str:
 
 @contextmanager
 def database_errors(engine: Engine) -> Iterator[None]:
-    """Turns connection-level driver errors into DatabaseUnavailable naming the database."""
+    """Turns connection-level driver errors into DatabaseUnavailable naming the database; a
+    conflict (deadlock, certification failure, lock wait timeout) that reaches here is
+    DatabaseConflict, not an outage."""
     try:
         yield
     except (OperationalError, InterfaceError) as exc:
+        if conflict_code(exc) is not None:
+            raise DatabaseConflict(f"database {describe_url(engine.url)}: {short_error(exc)}") from exc
         raise DatabaseUnavailable(f"database {describe_url(engine.url)} is unavailable: {short_error(exc)}") from exc

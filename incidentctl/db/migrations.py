@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import Connection, Engine, Insert, inspect, select
+from sqlalchemy import Connection, Engine, Insert, inspect, select, text
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -22,10 +22,17 @@ from incidentctl.db.schema import (
     incident_alerts,
     incident_labels,
     incidents,
+    leases,
     metadata,
+    notifications,
     schema_migrations,
     seen_signatures,
     series_labels,
+    silences,
+    slack_message_incidents,
+    slack_messages,
+    slack_reminders,
+    slack_replies,
 )
 
 
@@ -100,6 +107,30 @@ def _seen_signatures(conn: Connection) -> None:
     seen_signatures.create(conn, checkfirst=True)
 
 
+def _slack_messages(conn: Connection) -> None:
+    """The Slack app's messages, the incidents each shows, thread replies owed, reminders sent;
+    notifications.threaded_at and silences.slack_seen_at, set on every existing row (no message
+    shows their incidents yet)."""
+    for table in (slack_messages, slack_message_incidents, slack_replies, slack_reminders):
+        table.create(conn, checkfirst=True)
+    now = datetime.now(timezone.utc)
+    for table, column in ((notifications, notifications.c.threaded_at), (silences, silences.c.slack_seen_at)):
+        if column.name not in {c["name"] for c in inspect(conn).get_columns(table.name)}:
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
+        conn.execute(table.update().where(column.is_(None)).values({column.name: now}))
+    next(i for i in notifications.indexes if i.name == "ix_notifications_threaded").create(conn, checkfirst=True)
+
+
+def _leases(conn: Connection) -> None:
+    """The lease table, and the outbox's claim column (NULL: unclaimed, as every existing row is)."""
+    leases.create(conn, checkfirst=True)
+    if "claimed_by" not in {c["name"] for c in inspect(conn).get_columns(notifications.name)}:
+        column = notifications.c.claimed_by
+        kind = column.type.compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE {notifications.name} ADD COLUMN {column.name} {kind} NULL")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema: raw archive, incidents, events, outbox, silences", _initial),
     Migration(2, "incident_labels: the common labels of each incident, indexed for list --label", _incident_labels),
@@ -109,6 +140,10 @@ MIGRATIONS: tuple[Migration, ...] = (
               _seen_signatures),
     Migration(5, "series_labels: the labels of every series of each incident, indexed for list --series-label",
               _series_labels),
+    Migration(7, "slack_messages, slack_message_incidents, slack_replies, slack_reminders: bot "
+                 "messages kept current, their thread replies and reminders", _slack_messages),
+    Migration(8, "leases: one applier at a time cluster-wide (owner, expiry, epoch); outbox claims by row update",
+              _leases),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -119,10 +154,6 @@ class SchemaStatus:
     current: int  # 0 = no schema
     latest: int
     pending: tuple[Migration, ...]
-
-    @property
-    def up_to_date(self) -> bool:
-        return not self.pending
 
 
 def schema_status(engine: Engine) -> SchemaStatus:

@@ -18,7 +18,7 @@ import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -27,16 +27,17 @@ from typing import BinaryIO
 from sqlalchemy import Connection, Engine, bindparam, select
 
 from incidentctl.db.engine import database_errors
+from incidentctl.db.lease import Lease
 from incidentctl.db.rows import insert_rows
 from incidentctl.db.schema import grafana_alerts
 from incidentctl.history.export import BadRecord, from_record, is_record
 from incidentctl.incidents.model import Rules
 from incidentctl.incidents.parsing import AlertEvent, parse_document
-from incidentctl.incidents.processor import PreparedRows, ProcessSummary, error_text, process_as_stored
+from incidentctl.incidents.processor import PreparedRows, ProcessSummary, error_text, process_as_stored, process_pending
 from incidentctl.incidents.series_cache import SeriesCache
 from incidentctl.ingest import jsondoc
 from incidentctl.ingest.archive import RawAlert
-from incidentctl.ingest.sniff import decode_body
+from incidentctl.ingest.sniff import decode_body, json_kind
 
 # Rows per transaction: per-batch costs (the lock, the batch's incidents and series, the commit)
 # dominate below it, and two batches in memory stay within budget (docs/PERFORMANCE.md, History).
@@ -172,8 +173,7 @@ def line_item(location: str, line: bytes, line_time: datetime, parse: bool = Fal
                     user_agent=record.user_agent, content_type=record.content_type, source=record.source,
                     body_sha256=obj["body_sha256"])
     if not isinstance(obj, dict):
-        kind = {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(obj), "number")
-        return InputError(location, f"a JSON {kind} is neither a webhook body nor an export record")
+        return InputError(location, f"a JSON {json_kind(obj)} is neither a webhook body nor an export record")
     return item(line, parse, received_at=line_time, source=REPLAY_SOURCE)
 
 
@@ -247,7 +247,8 @@ def _events(item: Item) -> list[AlertEvent] | None:
 
 def replay(engine: Engine, paths: Sequence[str], *, clock: Callable[[], datetime], received_at: datetime | None = None,
            batch_size: int = BATCH_SIZE, progress: Callable[[int, int], None] | None = None,
-           stdin: BinaryIO | None = None, process_with: Rules | None = None) -> ReplaySummary:
+           stdin: BinaryIO | None = None, process_with: Rules | None = None,
+           lease: Lease | None = None) -> ReplaySummary:
     """Imports `paths` into the archive; returns what it read, stored, skipped and why. Bodies
     that carry no receive time (standard input) get the time `clock` reads at the start.
     `progress(advance, total)` is called with the input bytes consumed since the last call and
@@ -271,7 +272,8 @@ def replay(engine: Engine, paths: Sequence[str], *, clock: Callable[[], datetime
                 stored = store_batch(conn, [entry.alert for entry in items])
             return len(stored), _not_payloads(stored), None
         done = process_as_stored(engine, process_with, batch_size=batch_size, clock=clock, cache=cache,
-                                 prepare=lambda conn, at: prepare_processed(conn, items, at), decide_on=decider)
+                                 prepare=lambda conn, at: prepare_processed(conn, items, at), decide_on=decider,
+                                 lease=held)
         return done.prepared.count, _not_payloads(done.prepared.rows), done.processed
 
     def count(done: Future, size: int) -> None:
@@ -286,8 +288,11 @@ def replay(engine: Engine, paths: Sequence[str], *, clock: Callable[[], datetime
     # One batch is written on a thread while the next is read and parsed, so the database round
     # trip overlaps the parsing; at most two batches are in memory. With processing, the writer
     # has the batch's events decided on a thread of their own while it inserts the rows.
+    # With processing, the applier lease is held for the whole replay, not taken per batch.
+    held = (lease or Lease(engine)) if process_with is not None else None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-writer") as writer, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-decide") as decider:
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-decide") as decider, \
+            database_errors(engine), (held if held is not None else nullcontext()):
         in_flight: tuple[Future, int] | None = None
 
         def flush() -> None:
@@ -311,6 +316,26 @@ def replay(engine: Engine, paths: Sequence[str], *, clock: Callable[[], datetime
             flush()
         if in_flight is not None:
             count(*in_flight)
+    return summary
+
+
+def replay_and_process(engine: Engine, paths: Sequence[str], rules: Rules, *, clock: Callable[[], datetime],
+                       queue_batch_size: int, received_at: datetime | None = None, batch_size: int = BATCH_SIZE,
+                       progress: Callable[[int, int], None] | None = None,
+                       queue_progress: Callable[[int, int], None] | None = None,
+                       stdin: BinaryIO | None = None, lease: Lease | None = None) -> ReplaySummary:
+    """`replay --process`: `replay` processing each batch as it is stored (`process_with=rules`),
+    then the rows still waiting in the queue (received while it ran, after its last batch)
+    processed as `process` does, `queue_batch_size` a transaction, so none is left waiting.
+    `queue_progress(done_rows, total_rows)` reports that last step; the summary's `processed`
+    counts both. The applier `lease` (default: one with default times) is held across both."""
+    lease = lease or Lease(engine)
+    with lease:
+        summary = replay(engine, paths, clock=clock, received_at=received_at, batch_size=batch_size,
+                         progress=progress, stdin=stdin, process_with=rules, lease=lease)
+        assert summary.processed is not None
+        summary.processed.add(process_pending(engine, rules, batch_size=queue_batch_size, clock=clock,
+                                              progress=queue_progress, lease=lease))
     return summary
 
 

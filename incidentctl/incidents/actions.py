@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from incidentctl.db.capabilities import capabilities
 from incidentctl.db.engine import database_errors
+from incidentctl.db.retry import retry_conflicts
 from incidentctl.db.schema import incident_events, incidents, notifications
 from incidentctl.errors import InvalidTransition, NotFound
 from incidentctl.incidents.model import ChangeKind, IncidentState, IncidentStatus, OutboxState, Resolution, TimelineKind
@@ -58,10 +59,17 @@ _RECORDED = {"ack": (TimelineKind.ACKNOWLEDGED, ChangeKind.ACKNOWLEDGED),
 def transition(engine: Engine, action: str, incident_id: int, *, by: str, note: str | None,
                now: datetime) -> IncidentStatus:
     """ack: open → acknowledged; resolve: open|acknowledged → resolved (manual); reopen:
-    resolved → open. Returns the new status; raises NotFound, InvalidTransition."""
+    resolved → open. Returns the new status; raises NotFound, InvalidTransition. A conflict
+    with a concurrent batch (1213/1205, e.g. on another Galera node) runs it again."""
     if action not in _RECORDED:
         raise ValueError(f"unknown transition {action!r}")
-    with database_errors(engine), engine.connect() as conn, conn.begin():
+    with database_errors(engine):
+        return retry_conflicts(lambda: _transition(engine, action, incident_id, by=by, note=note, now=now))
+
+
+def _transition(engine: Engine, action: str, incident_id: int, *, by: str, note: str | None,
+                now: datetime) -> IncidentStatus:
+    with engine.connect() as conn, conn.begin():
         state = incident_state(_locked(conn, incident_id)._mapping)
         before = incident_row(state)
         reason = _apply(state, action, by, now)
@@ -96,9 +104,13 @@ def _apply(state: IncidentState, action: str, by: str, now: datetime) -> str:
 
 def add_note(engine: Engine, incident_id: int, text: str, *, by: str, now: datetime) -> None:
     """Adds a note to the timeline of any incident; raises NotFound."""
-    with database_errors(engine), engine.connect() as conn, conn.begin():
-        _locked(conn, incident_id)
-        _event(conn, incident_id, TimelineKind.NOTE, now, by, {"text": text})
+    def once() -> None:
+        with engine.connect() as conn, conn.begin():
+            _locked(conn, incident_id)
+            _event(conn, incident_id, TimelineKind.NOTE, now, by, {"text": text})
+
+    with database_errors(engine):
+        retry_conflicts(once)
 
 
 def _locked(conn: Connection, incident_id: int):

@@ -2,7 +2,10 @@
 
 Each check returns a Check (name, level ok|warn|error, message, detail). The report's exit code
 follows the monitoring-plugin convention: 0 all ok, 1 warnings, 2 errors, 3 the database cannot
-be reached (state unknown). Nothing here writes to the database.
+be reached (state unknown). Nothing here writes to the database. Database checks run in order
+and stop where the next would be meaningless (unreachable → no schema check; old schema → no
+table queries). Ages are judged against `now` and Thresholds stretched by the schedule
+settings; `level_for_age` is the one decision.
 """
 
 from __future__ import annotations
@@ -17,13 +20,16 @@ from sqlalchemy import Engine, and_, func, not_, or_, select, text
 
 from incidentctl.config import SETTINGS, Settings, mask_secret
 from incidentctl.db.engine import database_url, describe_url, is_sqlite, reader, short_error
+from incidentctl.db.lease import APPLIER, Holder, read
 from incidentctl.db.migrations import schema_status
 from incidentctl.db.schema import deliveries, grafana_alerts, notifications, silences
 from incidentctl.durations import format_duration
 from incidentctl.incidents.model import OutboxState
 from incidentctl.ingest.archive import body_room
+from incidentctl.notify import slack_store
 from incidentctl.notify.delivery import CLAIM_LEASE
 from incidentctl.notify.outbox import HELD_PREFIX
+from incidentctl.ops.cluster import cluster_check, galera_status
 
 LEVELS = ("ok", "warn", "error")
 EXIT_CODES = {"ok": 0, "warn": 1, "error": 2}
@@ -96,12 +102,15 @@ def doctor(settings: Settings, engine: Engine, now: datetime, thresholds: Thresh
         if schema.level == "ok":
             with engine.connect() as conn:
                 checks += [
+                    check_cluster(conn),
+                    check_lease(read(conn, APPLIER), now),
                     check_backlog(conn, now, limits),
                     check_bad_rows(conn, now, limits),
                     check_notifications(conn, now, limits),
                     check_deliveries(conn, now, limits),
                     check_silences(conn, now, limits),
                 ]
+            checks.append(check_slack_app(settings, engine, now, limits))
     return DoctorReport(tuple(checks))
 
 
@@ -122,8 +131,8 @@ def check_configuration(settings: Settings) -> Check:
         "secrets_set": sorted(name for name, value in settings.masked().items()
                               if value and name in _secret_names()),
     }
-    slack = ("Slack configured" if settings.slack_webhook_url or routes
-             else "Slack not configured (notifications stay pending)")
+    configured = settings.slack_webhook_url or routes or (settings.slack_bot_token and settings.slack_channel)
+    slack = "Slack configured" if configured else "Slack not configured (notifications stay pending)"
     message = f"database {detail['database']}; {slack}; receiver auth: {', '.join(auth) or 'none'}"
     if settings.host not in LOOPBACK and not auth:
         return Check("configuration", "warn",
@@ -180,6 +189,30 @@ def check_schema(engine: Engine) -> Check:
         return Check("schema", "error", f"schema version {status.current}, needs {status.latest}: "
                      "run `incidentctl db upgrade`", detail)
     return Check("schema", "ok", f"schema version {status.current} (latest)", detail)
+
+
+def check_cluster(conn) -> Check:
+    """The Galera node's state (ops/cluster.py); a single server or SQLite is ok."""
+    level, message, detail = cluster_check(galera_status(conn))
+    return Check("cluster", level, message, detail)
+
+
+def check_lease(holder: Holder | None, now: datetime) -> Check:
+    """Which worker holds the applier lease (`process`, `rebuild`, `replay --process`) and since
+    when, or who held it last. Informational: a stalled backlog is the backlog check's to report."""
+    if holder is None:
+        return Check("lease", "ok", "no worker has applied changes yet (the applier lease was never taken)",
+                     {"holder": None})
+    detail = {"holder": holder.owner, "epoch": holder.epoch, "acquired_at": holder.acquired_at,
+              "renewed_at": holder.renewed_at, "expires_at": holder.expires_at, "live": holder.live(now)}
+    since = format_duration(max(now - holder.acquired_at, timedelta(0)))
+    if holder.live(now):
+        left = format_duration(holder.expires_at - now)
+        return Check("lease", "ok", f"applier lease held by {holder.owner} for {since} (epoch {holder.epoch}, "
+                     f"expires in {left} unless renewed)", detail)
+    ago = format_duration(max(now - holder.expires_at, timedelta(0)))
+    return Check("lease", "ok", f"applier lease free: last held by {holder.owner} (epoch {holder.epoch}), "
+                 f"taken {since} ago, ended {ago} ago", detail)
 
 
 def check_backlog(conn, now: datetime, limits: Thresholds) -> Check:
@@ -284,6 +317,39 @@ def check_deliveries(conn, now: datetime, limits: Thresholds) -> Check:
         return Check("deliveries", "ok", message, detail)
     return Check("deliveries", "warn", message + " — Slack answers slower than INCIDENTCTL_SLACK_TIMEOUT, "
                  "or notify runs are killed mid-send", detail)
+
+
+def check_slack_app(settings: Settings, engine: Engine, now: datetime, limits: Thresholds) -> Check:
+    """With a bot token: what Slack refused lately — the token or a channel (permanent: nothing
+    reaches Slack until someone fixes it), digests the bot could not post, messages no longer
+    kept current, thread replies that went out without an answer."""
+    if not settings.slack_bot_token:
+        return Check("slack_app", "ok", "no SLACK_BOT_TOKEN: the Slack app is not used (incoming webhooks only)",
+                     {"bot": False})
+    since = now - limits.recent
+    found = slack_store.failures(engine, since)
+    n = notifications.c
+    with engine.connect() as conn:
+        refused = conn.execute(select(func.count(), func.max(n.last_error)).where(
+            n.state == OutboxState.FAILED, n.created_at >= since,
+            or_(n.last_error.startswith("workspace: "), n.last_error.startswith("channel: ")))).one()
+    detail = {"bot": True, **found, "digests_refused": refused[0]}
+    window = format_duration(limits.recent)
+    problems = []
+    if refused[0]:
+        problems.append(f"{refused[0]} change(s) not posted, Slack refused the bot ({refused[1]})")
+    if found["messages_failing"]:
+        problems.append(f"{found['messages_failing']} message(s) not kept current ({found['last_error']})")
+    if found["replies_failed"]:
+        problems.append(f"{found['replies_failed']} thread reply(ies) refused")
+    if problems:
+        return Check("slack_app", "error", f"in the last {window}: " + "; ".join(problems)
+                     + " — check SLACK_BOT_TOKEN and that the bot is in its channels (/invite)", detail)
+    unsure = found["messages_lost"] + found["replies_unknown"]
+    if unsure:
+        return Check("slack_app", "warn", f"in the last {window}: {found['messages_lost']} repost(s) and "
+                     f"{found['replies_unknown']} thread reply(ies) sent without an answer (not sent again)", detail)
+    return Check("slack_app", "ok", f"nothing refused by Slack in the last {window}", detail)
 
 
 def check_silences(conn, now: datetime, limits: Thresholds) -> Check:
