@@ -1,42 +1,58 @@
 """Benchmark of `incidentctl process` and `incidentctl list` on MariaDB/MySQL.
 
-1. Generates a realistic Alertmanager history (tests/support/synthetic_history.py: ≥ 2,000 series over
-   clusters/namespaces/services, repeats every 5 min, flapping series, resolves) straight into
-   `grafana_alerts`, twice (a small and a large backlog), and runs the real `incidentctl process`
-   on each: alerts/s and the child's peak RSS (flat = the same at both sizes).
+1. `process` over two scenarios, each at a small and a large backlog, generated straight into
+   `grafana_alerts` (a template database per backlog, copied server-side for each run):
+   - steady: a realistic Alertmanager history (tests/support/synthetic_history.py: ≥ 2,000
+     series over clusters/namespaces/services, repeats every 5 min, flapping series, resolves),
+     where most alerts repeat a series an incident already has;
+   - storm: an alert storm (tests/support/storm_history.py: bodies of a few alerts, nearly every
+     alert a new series, one in eight opening an incident, a fifth resolving).
+   Each run is the real `incidentctl process` (start-up included): alerts/s, rows/s written
+   (incidents, series, timeline, outbox and label rows), the child's peak RSS (flat = the same
+   at both sizes). For the small backlog, bench/process_split.py then shows where a batch's
+   time goes (parse, load, decide, write, the rest) and the statements a batch sends.
+   BENCH_PROCESS_COMPARE=<another checkout's bin/incidentctl> runs that code too, alternately
+   with this one (other, this, other, this, … BENCH_PROCESS_ROUNDS times), on copies of the
+   same backlog: old and new code measured back to back on a machine whose speed drifts.
 2. Fills `incidents` with N synthetic incidents (INSERT … SELECT doubling) and their label
    indexes (common labels; the labels of two series each: the common ones, a pod each and an
    instance each, shared by ~400 incidents) and times the list queries (core call, median of 5)
    with their EXPLAIN plans, plus one `incidentctl list` run.
 
 Sizes (env): BENCH_PROCESS_SMALL=50000, BENCH_PROCESS_LARGE=500000 (alerts),
-BENCH_PROCESS_SERIES=2000, BENCH_LIST_INCIDENTS=1000000; BENCH_PROCESS_ONLY=process|list runs
-one half; BENCH_EXPLAIN=1 prints the query plans; BENCH_LIST_KEEP=1 keeps the list database
+BENCH_PROCESS_SERIES=2000 (steady), BENCH_PROCESS_SCENARIOS=steady,storm, BENCH_PROCESS_ROUNDS=1,
+BENCH_LIST_INCIDENTS=1000000; BENCH_PROCESS_ONLY=process|list runs one half;
+BENCH_PROCESS_KEEP=1 keeps the filled backlogs (`bench_process_tpl_<scenario>_<alerts>`) for the
+next run; BENCH_EXPLAIN=1 prints the query plans; BENCH_LIST_KEEP=1 keeps the list database
 (`bench_process_list_<N>`, filled in ~10 min at 1M) and reuses it in the next run. Server:
-INCIDENTCTL_BENCH_MYSQL_URL (default mysql+pymysql://root@127.0.0.1:3306). Targets: ≥ 10,000 alerts/s, RSS ≤ 150 MB and
-flat, list ≤ 100 ms.
+INCIDENTCTL_BENCH_MYSQL_URL (default mysql+pymysql://root@127.0.0.1:3306). Targets: ≥ 10,000
+alerts/s in both scenarios, RSS ≤ 150 MB and flat, list ≤ 100 ms.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import create_engine, select, text  # noqa: E402
 
 from incidentctl.db.engine import make_engine  # noqa: E402
 from incidentctl.db.migrations import upgrade  # noqa: E402
 from incidentctl.db.schema import grafana_alerts  # noqa: E402
 from incidentctl.incidents.listing import IncidentFilter, list_incidents  # noqa: E402
 from incidentctl.ingest.archive import raw_alert  # noqa: E402
+from tests.support.storm_history import storm  # noqa: E402
 from tests.support.synthetic_history import history  # noqa: E402
 
 SERVER = os.environ.get("INCIDENTCTL_BENCH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
@@ -45,6 +61,10 @@ LARGE = int(os.environ.get("BENCH_PROCESS_LARGE", "500000"))
 SERIES = int(os.environ.get("BENCH_PROCESS_SERIES", "2000"))
 LIST_INCIDENTS = int(os.environ.get("BENCH_LIST_INCIDENTS", "1000000"))
 KEEP_LIST_DATABASE = os.environ.get("BENCH_LIST_KEEP") == "1"
+KEEP_PROCESS_DATABASES = os.environ.get("BENCH_PROCESS_KEEP") == "1"
+SCENARIOS = [s for s in os.environ.get("BENCH_PROCESS_SCENARIOS", "steady,storm").split(",") if s]
+ROUNDS = int(os.environ.get("BENCH_PROCESS_ROUNDS", "1"))
+COMPARE = os.environ.get("BENCH_PROCESS_COMPARE", "")
 BIN = Path(sys.executable).parent / "incidentctl"
 
 
@@ -69,13 +89,13 @@ def drop_database(url: str) -> None:
     admin.dispose()
 
 
-def fill_history(url: str, alerts: int) -> tuple[int, int]:
-    """Inserts history rows until `alerts` alerts are stored; returns (rows, alerts)."""
+def fill_history(url: str, alerts: int, bodies: Iterable[tuple[datetime, bytes]]) -> tuple[int, int]:
+    """Inserts history rows until `alerts` alerts are stored, in one transaction; returns (rows, alerts)."""
     engine = make_engine(url)
     rows = stored = 0
     chunk: list[dict] = []
     with engine.begin() as conn:
-        for received_at, body in history(series=SERIES, minutes=10**6, seed=11):
+        for received_at, body in bodies:
             chunk.append(raw_alert(body, received_at=received_at, user_agent="Alertmanager/0.27").row())
             stored += chunk[-1]["alert_count"]
             if len(chunk) == 1000 or stored >= alerts:
@@ -88,31 +108,153 @@ def fill_history(url: str, alerts: int) -> tuple[int, int]:
     return rows, stored
 
 
-def run_process(url: str) -> tuple[float, int, str]:
-    """Runs `incidentctl process`; returns (seconds, peak RSS in KiB, its summary line)."""
+def scenario_bodies(scenario: str) -> Iterable[tuple[datetime, bytes]]:
+    if scenario == "steady":
+        return history(series=SERIES, minutes=10**6, seed=11)
+    return storm(alerts=10**9, seed=17)
+
+
+def backlog_template(scenario: str, alerts: int) -> tuple[str, int, int]:
+    """A database holding the scenario's backlog of `alerts` (kept and reused with
+    BENCH_PROCESS_KEEP=1); returns (its name, rows, alerts)."""
+    name = f"tpl_{scenario}_{alerts}"
+    url = f"{SERVER}/bench_process_{name}"
+    if KEEP_PROCESS_DATABASES:
+        engine = make_engine(url) if database_exists(f"bench_process_{name}") else None
+        if engine is not None:
+            with engine.connect() as conn:
+                found = conn.execute(text("SELECT COUNT(*), COALESCE(SUM(alert_count), 0) FROM grafana_alerts")).one()
+            engine.dispose()
+            if found[0]:
+                return f"bench_process_{name}", found[0], int(found[1])
+    url = fresh_database(name, unique=False)
+    t = time.perf_counter()
+    rows, stored = fill_history(url, alerts, scenario_bodies(scenario))
+    print(f"  {scenario}: filled {stored:,} alerts in {rows:,} rows in {time.perf_counter() - t:.1f}s")
+    return url.rsplit("/", 1)[1], rows, stored
+
+
+def database_exists(name: str) -> bool:
+    admin = create_engine(SERVER)
+    with admin.connect() as conn:
+        found = conn.execute(text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :n"), {"n": name})
+        exists = found.first() is not None
+    admin.dispose()
+    return exists
+
+
+def copy_of(template: str) -> str:
+    """A fresh database with the template's raw rows, none processed."""
+    url = fresh_database("p")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f"INSERT INTO grafana_alerts SELECT * FROM `{template}`.grafana_alerts"))
+    engine.dispose()
+    return url
+
+
+def sqlite_copy(template: str, path: Path) -> str:
+    """A SQLite database at `path` with the template's raw rows, none processed."""
+    url = f"sqlite+pysqlite:///{path}"
+    source, target = make_engine(f"{SERVER}/{template}"), make_engine(url)
+    upgrade(target)
+    with source.connect() as read, target.begin() as write:
+        rows = read.execution_options(stream_results=True).execute(select(grafana_alerts).order_by(grafana_alerts.c.id))
+        for chunk in rows.mappings().partitions(1000):
+            write.execute(grafana_alerts.insert(), [dict(row) for row in chunk])
+    source.dispose()
+    target.dispose()
+    return url
+
+
+WRITTEN = ("incidents", "incident_alerts", "incident_events", "notifications", "incident_labels", "series_labels")
+
+
+def rows_written(url: str) -> int:
+    """The rows a run inserted (it started from a database without any)."""
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        total = sum(conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar() for table in WRITTEN)
+    engine.dispose()
+    return total
+
+
+def run_process(url: str, binary: Path = BIN) -> tuple[float, int, str, float]:
+    """Runs `incidentctl process`; returns (seconds, peak RSS in KiB, its summary line, its CPU
+    seconds: user + system, which other work on the machine changes less than the wall time)."""
     env = {**os.environ, "INCIDENTCTL_DATABASE_URL": url}
     start = time.perf_counter()
-    proc = subprocess.Popen([str(BIN), "process"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([str(binary), "process"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
     out = proc.stdout.read().decode().strip()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"process failed: {proc.stderr.read().decode()}")
-    return elapsed, usage.ru_maxrss, out
+    return elapsed, usage.ru_maxrss, out, usage.ru_utime + usage.ru_stime
+
+
+def split(url: str, binary: Path) -> dict:
+    """bench/process_split.py run by the interpreter beside `binary` (the code under test)."""
+    python = binary.parent / "python"
+    out = subprocess.run([str(python), str(ROOT / "bench" / "process_split.py"), url], check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def bench_process() -> None:
-    print(f"process: {SERIES} series, backlogs of {SMALL:,} and {LARGE:,} alerts (MariaDB at {SERVER})")
-    for alerts in (SMALL, LARGE):
-        url = fresh_database("p")
-        t = time.perf_counter()
-        rows, stored = fill_history(url, alerts)
-        fill = time.perf_counter() - t
-        seconds, rss_kib, line = run_process(url)
-        print(f"  backlog {stored:>9,} alerts in {rows:>7,} rows (filled in {fill:.1f}s): "
-              f"process {seconds:6.1f}s = {stored / seconds:8,.0f} alerts/s, peak RSS {rss_kib / 1024:5.1f} MB")
-        print(f"    {line}")
-        drop_database(url)
+    codes = [("this", BIN)]
+    if COMPARE:
+        codes = [("other", Path(COMPARE)), ("this", BIN)]
+    print(f"process: scenarios {', '.join(SCENARIOS)}; backlogs of {SMALL:,} and {LARGE:,} alerts; "
+          f"MariaDB at {SERVER}; code: " + ", ".join(f"{name} = {path}" for name, path in codes)
+          + f"; load average {os.getloadavg()[0]:.1f}")
+    missed = []
+    for scenario in SCENARIOS:
+        rss: dict[str, list[float]] = {}
+        for alerts in (SMALL, LARGE):
+            template, rows, stored = backlog_template(scenario, alerts)
+            for _ in range(ROUNDS):
+                for name, binary in codes:
+                    url = copy_of(template)
+                    seconds, rss_kib, line, cpu = run_process(url, binary)
+                    written = rows_written(url)
+                    drop_database(url)
+                    rate, mb = stored / seconds, rss_kib / 1024
+                    rss.setdefault(name, []).append(mb)
+                    print(f"  {scenario:<6} {name:<5} {stored:>9,} alerts in {rows:>7,} rows: "
+                          f"process {seconds:6.1f}s = "
+                          f"{rate:8,.0f} alerts/s, {written / seconds:8,.0f} rows/s written ({written:,}), "
+                          f"peak RSS {mb:5.1f} MB, CPU {cpu:5.1f}s; load {os.getloadavg()[0]:.1f}")
+                    print(f"      {line}")
+                    if name == "this" and rate < 10_000:
+                        missed.append(f"{scenario} {stored:,} alerts: {rate:,.0f} alerts/s < 10,000")
+                    if name == "this" and mb > 150:
+                        missed.append(f"{scenario} {stored:,} alerts: peak RSS {mb:.1f} MB > 150 MB")
+            if alerts == SMALL:
+                for name, binary in codes:
+                    url = copy_of(template)
+                    found = split(url, binary)
+                    drop_database(url)
+                    ms = found["ms_per_batch"]
+                    print(f"  {scenario:<6} {name:<5} in-process, batches of 1,000: {found['seconds']:.1f}s; a batch: "
+                          + ", ".join(f"{step} {value:.1f} ms" for step, value in ms.items())
+                          + f"; {found['statements_per_batch']} statements "
+                          f"({found['questions_per_batch']} server questions)")
+                    print(f"      statements: {found['statements']}")
+                for name, binary in codes:  # the same backlog on SQLite (target: within 2x of MariaDB)
+                    with tempfile.TemporaryDirectory(prefix="bench_process_") as tmp:
+                        url = sqlite_copy(template, Path(tmp) / "process.db")
+                        seconds, rss_kib, line, cpu = run_process(url, binary)
+                    print(f"  {scenario:<6} {name:<5} SQLite {stored:>9,} alerts: process {seconds:6.1f}s = "
+                          f"{stored / seconds:8,.0f} alerts/s, peak RSS {rss_kib / 1024:5.1f} MB, CPU {cpu:5.1f}s; "
+                          f"load {os.getloadavg()[0]:.1f}")
+            if not KEEP_PROCESS_DATABASES:
+                drop_database(f"{SERVER}/{template}")
+        mine = rss.get("this", [])
+        if mine and max(mine) - min(mine) > 0.1 * min(mine):
+            missed.append(f"{scenario}: peak RSS not flat ({min(mine):.1f}–{max(mine):.1f} MB)")
+    print("  targets (≥ 10,000 alerts/s, peak RSS ≤ 150 MB and flat): " + ("met" if not missed else
+                                                                        "MISSED: " + "; ".join(missed)))
 
 
 SEED_INCIDENTS = """

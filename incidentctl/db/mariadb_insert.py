@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from operator import itemgetter
+from queue import SimpleQueue
+from threading import Condition, Thread
 from typing import Any
 
 from pymysql.constants.SERVER_STATUS import SERVER_STATUS_NO_BACKSLASH_ESCAPES
@@ -24,7 +26,7 @@ from pymysql.converters import escape_string
 from sqlalchemy import Connection, Table, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from incidentctl.db.schema import UtcDateTime
+from incidentctl.db.schema import JsonText, UtcDateTime
 
 # Fewer round trips than smaller statements, less memory than larger ones, far under MariaDB's
 # 16 MiB max_allowed_packet (docs/PERFORMANCE.md, History).
@@ -39,25 +41,24 @@ class ValueTooLong(SQLAlchemyError):
 
 
 def insert(conn: Connection, table: Table, rows: Sequence[dict], *, update: Sequence[str] = (),
-           update_sql: str = "", returning: str | None = None) -> list:
+           update_sql: str = "", returning: str | None = None, pipeline: Pipeline | None = None) -> list:
     """INSERT `rows` (all with the same keys) into `table`, in the caller's transaction. `update_sql`
     then `update` columns (col = VALUES(col)) make it an upsert (ON DUPLICATE KEY UPDATE). With
     `returning` (the autoincrement primary key), returns its values in row order: from RETURNING,
     or for a plain INSERT of many rows from LAST_INSERT_ID() (`consecutive_ids`). SQLAlchemy's
-    Python-side column defaults are not applied: rows carry every such column."""
+    Python-side column defaults are not applied: rows carry every such column. With a `pipeline`
+    (and no `returning`), the statements are handed to it and may still be running on return."""
     if not rows:
         return []
+    if pipeline is not None and returning is None:
+        _send(conn, table, rows, update, update_sql, pipeline)
+        return []
     names = list(rows[0])
-    quote = conn.dialect.identifier_preparer.quote
-    head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) VALUES "
-    tail = ""
-    assignments = ([update_sql] if update_sql else []) + [f"{quote(n)} = VALUES({quote(n)})" for n in update]
-    if assignments:
-        tail += " ON DUPLICATE KEY UPDATE " + ", ".join(assignments)
-    consecutive = (returning is not None and not assignments and len(rows) >= CONSECUTIVE_MIN_ROWS
+    head, tail = _head_tail(conn, table, names, update, update_sql)
+    consecutive = (returning is not None and not tail and len(rows) >= CONSECUTIVE_MIN_ROWS
                    and consecutive_ids(conn))
     if returning is not None and not consecutive:
-        tail += f" RETURNING {quote(returning)}"
+        tail += f" RETURNING {conn.dialect.identifier_preparer.quote(returning)}"
     values: list = []
     ahead = _SentAhead(conn)
     try:
@@ -79,6 +80,76 @@ def insert(conn: Connection, table: Table, rows: Sequence[dict], *, update: Sequ
     return values
 
 
+def _send(conn: Connection, table: Table, rows: Sequence[dict], update: Sequence[str], update_sql: str,
+          pipeline: Pipeline) -> None:
+    head, tail = _head_tail(conn, table, list(rows[0]), update, update_sql)
+    ahead = _SentAhead(conn, before=pipeline.wait)
+    for statement in _statements(conn, table, list(rows[0]), rows, head, tail, ahead):
+        pipeline.send(statement)
+    if ahead.names:
+        pipeline.send(ahead.release_statement())
+        ahead.names = []
+
+
+def _head_tail(conn: Connection, table: Table, names: list[str], update: Sequence[str],
+               update_sql: str) -> tuple[str, str]:
+    quote = conn.dialect.identifier_preparer.quote
+    head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) VALUES "
+    assignments = ([update_sql] if update_sql else []) + [f"{quote(n)} = VALUES({quote(n)})" for n in update]
+    return head, " ON DUPLICATE KEY UPDATE " + ", ".join(assignments) if assignments else ""
+
+
+class Pipeline:
+    """Statements run in order on a helper thread of their own, on the caller's connection, while
+    the caller renders the next ones: the server's work on one statement overlaps ours on the
+    next (the thread waits on the socket, which frees the interpreter). After a statement fails,
+    the ones behind it are not run; `wait` raises that failure. While statements are pending,
+    only the pipeline may use the connection: `wait` first to use it directly."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._queue: SimpleQueue = SimpleQueue()
+        self._pending = 0
+        self._done = Condition()
+        self._failure: BaseException | None = None
+        self._stopped = False
+        self._thread = Thread(target=self._run, name="incidentctl-insert", daemon=True)
+        self._thread.start()
+
+    def send(self, statement: str) -> None:
+        with self._done:
+            self._pending += 1
+        self._queue.put(statement)
+
+    def wait(self) -> None:
+        """Returns once every statement sent has run; raises the first failure (once)."""
+        with self._done:
+            self._done.wait_for(lambda: self._pending == 0)
+            failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
+
+    def stop(self) -> None:
+        """The statements not yet run are skipped."""
+        self._stopped = True
+
+    def close(self) -> None:
+        """Stops the thread once the statements sent have run (or been skipped)."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while (statement := self._queue.get()) is not None:
+            if self._failure is None and not self._stopped:
+                try:
+                    self.conn.exec_driver_sql(statement, execution_options={"no_parameters": True})
+                except BaseException as exc:  # the caller's to raise, from `wait`
+                    self._failure = exc
+            with self._done:
+                self._pending -= 1
+                self._done.notify_all()
+
+
 def consecutive_ids(conn: Connection) -> bool:
     """Whether a plain multi-row INSERT gives its rows the ids LAST_INSERT_ID(), +1, +2, …: InnoDB's
     'traditional' and 'consecutive' AUTO_INCREMENT lock modes (0, 1; 1 is MariaDB's default) give
@@ -95,28 +166,59 @@ _AUTOINC_SETTINGS = text("SELECT UPPER(variable_name), variable_value FROM infor
 
 def _statements(conn: Connection, table: Table, names: list[str], rows: Sequence[dict], head: str,
                 tail: str, ahead: _SentAhead) -> Iterator[str]:
-    renderers = [_renderer(conn, table.c[n].type, ahead) for n in names]
-    values = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
+    columns = [_column_renderer(conn, table.c[n].type, ahead) for n in names]
     # One copy of a row's literals (bodies are most of the text): "(%s,%s,…)" % literals.
     template = "(" + ",".join(["%s"] * len(names)) + ")"
     parts: list[str] = []
     size = 0
-    for row in rows:
-        text = template % tuple([render(value) for render, value in zip(renderers, values(row), strict=True)])
-        if parts and size + len(text) > STATEMENT_CHARS:
-            statement = head + ",".join(parts) + tail
-            parts, size = [], 0  # the rows' texts go before the statement is sent
-            yield statement
-        parts.append(text)
-        size += len(text) + 1
+    for start in range(0, len(rows), RENDER_ROWS):
+        chunk = rows[start:start + RENDER_ROWS]
+        # Column by column: a column's literals come from its memo in one pass (see _column_renderer).
+        literals = [render(list(map(itemgetter(name), chunk))) for name, render in zip(names, columns, strict=True)]
+        for row_text in map(template.__mod__, zip(*literals, strict=True)):
+            if parts and size + len(row_text) > STATEMENT_CHARS:
+                statement = head + ",".join(parts) + tail
+                parts, size = [], 0  # the rows' texts go before the statement is sent
+                yield statement
+            parts.append(row_text)
+            size += len(row_text) + 1
     yield head + ",".join(parts) + tail
 
 
-def _renderer(conn: Connection, column_type: Any, ahead: _SentAhead | None = None) -> Callable[[Any], str]:
+# Rows rendered at a time, column by column: few enough that a batch of bodies' literals is
+# small beside a statement.
+RENDER_ROWS = 100
+
+
+def _column_renderer(conn: Connection, column_type: Any, ahead: _SentAhead) -> Callable[[list], list[str]]:
+    """A column's values → their literals (`_converter`). Within one `insert`, a value's literal is
+    rendered once and reused: most columns repeat a few values (a source, a batch's processing
+    time, a state, an incident's labels), and they are looked up in one call over the column
+    (map(memo.get)) rather than a Python call per value. Bodies and JSON documents, unique or
+    unhashable, are rendered each time."""
+    convert = _converter(conn, column_type, ahead)
+    if _python_type(column_type) is bytes or isinstance(column_type, JsonText):
+        return lambda values: list(map(convert, values))  # unique or unhashable: nothing to look up
+    memo: dict[Any, str] = {}
+    get = memo.get
+
+    def render_all(values: list) -> list[str]:
+        try:
+            found: list = list(map(get, values))  # None where not seen yet
+        except TypeError:  # an unhashable value
+            return list(map(convert, values))
+        for i, literal in enumerate(found):
+            if literal is None:
+                value = values[i]
+                found[i] = memo[value] = convert(value)
+        return found
+
+    return render_all
+
+
+def _converter(conn: Connection, column_type: Any, ahead: _SentAhead | None = None) -> Callable[[Any], str]:
     """A column's value → its SQL literal: the column type's bind processor, then `_literal` (or,
-    for a value too long for a statement, the session variable `ahead` sent it into).
-    Within one `insert`, a value's literal is rendered once and reused: most columns repeat a few
-    values (a source, a batch's processing time, a state). Bodies, large and unique, are not kept."""
+    for a value too long for a statement, the session variable `ahead` sent it into)."""
     literal = _literal(conn)
     longest = _long_units() if ahead is not None else float("inf")
     if ahead is not None:
@@ -135,22 +237,7 @@ def _renderer(conn: Connection, column_type: Any, ahead: _SentAhead | None = Non
     if _python_type(column_type) is bytes:
         return lambda value: ("X'" + value.hex() + "'" if type(value) is bytes and len(value) <= longest
                               else convert(value))
-    memo: dict[Any, str] = {}
-    get = memo.get
-
-    def render(value: Any) -> str:
-        kind = type(value)
-        if kind is dict or kind is list:  # a JSON column's document
-            return convert(value)
-        try:
-            text = get(value)
-        except TypeError:  # some other unhashable value
-            return convert(value)
-        if text is None:
-            text = memo[value] = convert(value)
-        return text
-
-    return render
+    return convert
 
 
 def _long_units() -> int:
@@ -166,11 +253,14 @@ class _SentAhead:
     back (assigning inside SELECT costs no extra round trip), and a value the server cut
     (CONCAT gives NULL past max_allowed_packet) raises ValueTooLong instead of storing less."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, before: Callable[[], None] | None = None) -> None:
         self.conn = conn
         self.names: list[str] = []
+        self.before = before  # run before the connection is used (a pipeline's `wait`)
 
     def send(self, value: bytes | str, literal: Callable[[Any], str]) -> str:
+        if self.before is not None:
+            self.before()
         name = f"@incidentctl_long_{len(self.names)}"
         self.names.append(name)
         step = STATEMENT_CHARS // 2
@@ -186,15 +276,18 @@ class _SentAhead:
                                "is longer than the database accepts (max_allowed_packet)")
         return name
 
+    def release_statement(self) -> str:
+        return "SET " + ", ".join(f"{n} = NULL" for n in self.names)
+
     def release(self, after_failure: bool = False) -> None:
         """Frees the variables' memory on the server (the connection goes back to the pool).
         After a failure, that failure is what matters: a broken connection frees them itself."""
         if not self.names:
             return
-        names, self.names = self.names, []
+        statement = self.release_statement()
+        self.names = []
         try:
-            self.conn.exec_driver_sql("SET " + ", ".join(f"{n} = NULL" for n in names),
-                                      execution_options={"no_parameters": True})
+            self.conn.exec_driver_sql(statement, execution_options={"no_parameters": True})
         except SQLAlchemyError:
             if not after_failure:
                 raise

@@ -3,7 +3,8 @@ mariadb_insert's rendered statements, elsewhere (SQLite, MySQL 8) through SQLAlc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
@@ -33,10 +34,11 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict], *, returni
         return []
     caps = capabilities(conn)
     if caps.bulk_insert:
+        pipeline = _PIPELINES.get(id(conn))
         if on_conflict and not update:
             key = conn.dialect.identifier_preparer.quote(on_conflict[0])
-            return mariadb_insert.insert(conn, table, rows, update_sql=f"{key} = {key}")
-        return mariadb_insert.insert(conn, table, rows, update=update, returning=returning)
+            return mariadb_insert.insert(conn, table, rows, update_sql=f"{key} = {key}", pipeline=pipeline)
+        return mariadb_insert.insert(conn, table, rows, update=update, returning=returning, pipeline=pipeline)
     if on_conflict:
         conn.execute(_upsert(table, caps.on_duplicate_key, on_conflict, tuple(update)), rows)
         return []
@@ -53,6 +55,32 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict], *, returni
         else:
             ids.extend(conn.execute(statement, chunk).scalars())
     return ids
+
+
+@contextmanager
+def pipelined(conn: Connection) -> Iterator[None]:
+    """Inside the block, `insert_rows` without `returning` may return before the server has run
+    its statements: where the database works in a process of its own and the rows go through
+    mariadb_insert, they run in order on a helper thread while the caller prepares the next
+    rows. The block ends once all have run, raising the first failure (the ones behind it did
+    not run). Inside it, use `conn` through `insert_rows` only. Elsewhere a plain block."""
+    caps = capabilities(conn)
+    if not (caps.bulk_insert and caps.server_process) or id(conn) in _PIPELINES:
+        yield
+        return
+    pipeline = _PIPELINES[id(conn)] = mariadb_insert.Pipeline(conn)
+    try:
+        yield
+        pipeline.wait()
+    except BaseException:
+        pipeline.stop()  # what is still queued is not run: the transaction fails anyway
+        raise
+    finally:
+        del _PIPELINES[id(conn)]
+        pipeline.close()
+
+
+_PIPELINES: dict[int, mariadb_insert.Pipeline] = {}  # by id() of the connection, while its block runs
 
 
 def inserted_id(result: CursorResult) -> Any:

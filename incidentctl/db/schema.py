@@ -11,6 +11,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -61,6 +62,21 @@ class UtcDateTime(TypeDecorator):
         return value.replace(tzinfo=timezone.utc)
 
 
+def json_text(value: Any) -> str:
+    """`value` as the stored JSON text: compact, keys sorted, non-ASCII as is. orjson writes it
+    several times faster than json.dumps (series rows carry two documents each); json.dumps
+    writes what orjson cannot or writes otherwise (NaN and infinities, which orjson turns into
+    null; integers past 64 bits; lone surrogates; keys that are not strings), so the text is
+    always json.dumps'."""
+    try:
+        text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        text = b"null"
+    if b"null" in text:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return text.decode()
+
+
 class JsonText(TypeDecorator):
     """A JSON document kept as text (MEDIUMTEXT on MySQL), so both databases store it alike."""
 
@@ -75,7 +91,7 @@ class JsonText(TypeDecorator):
     def process_bind_param(self, value: Any, dialect) -> str | None:
         if value is None:
             return None
-        return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        return json_text(value)
 
     def process_result_value(self, value: str | None, dialect) -> Any:
         return None if value is None else json.loads(value)

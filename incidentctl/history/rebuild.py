@@ -228,8 +228,7 @@ class _Rebuild:
             elif decision.action == Action.REOPEN:
                 s.reopens += 1
             self.states[fp] = state
-            self.changes.record(self.keys[fp], state, event.fingerprint, decision.timeline, (), row.id,
-                                labels_changed=decision.labels_changed)
+            self.changes.record(self.keys[fp], state, event.fingerprint, decision.timeline, (), row.id)
 
     def _open(self, fp: str, state: IncidentState, series: str) -> None:
         self.summary.incidents_after += 1

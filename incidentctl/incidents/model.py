@@ -252,11 +252,6 @@ class Decision:
     def changed(self) -> bool:
         return self.action != _IGNORE
 
-    @property
-    def labels_changed(self) -> bool:
-        """The incident's common labels are new or fewer (they change only on these two)."""
-        return self.action in _LABELS_CHANGE
-
 
 @dataclass(frozen=True)
 class Rules:
@@ -274,7 +269,6 @@ class Rules:
 
 # Read per event (see decide.py: a member read from its class is slow on Python 3.11).
 _FIRING, _IGNORE = AlertStatus.FIRING, Action.IGNORE
-_LABELS_CHANGE = frozenset((Action.OPEN, Action.ADD_SERIES))
 
 
 def _shallow(obj, **changes):

@@ -247,7 +247,7 @@ def decide_batch(states: Mapping[str, IncidentState], rows: Rows, rules: Rules) 
                 if decision.action == Action.OPEN:
                     keys[fp] = changes.key_for_new()
                 changes.record(keys[fp], decision.state, event.fingerprint, decision.timeline, decision.messages,
-                               raw_key, labels_changed=decision.labels_changed)
+                               raw_key)
             elif decision.timeline:  # ignored: its timeline entry, on the incident as it is
                 changes.note(keys[fp], decision.timeline, raw_key)
     return BatchDecision(changes, summary, errors)

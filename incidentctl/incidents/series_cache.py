@@ -12,7 +12,6 @@ rebuilt incident kept its id and all three numbers, i.e. was recomputed from the
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
 
 from incidentctl.incidents.model import IncidentState, SeriesState
 
@@ -60,8 +59,11 @@ class SeriesCache:
             old = self._entries.pop(state.id, None)
             if old is not None:
                 self._size -= len(old[1])
-            # As load_states reads them: without labels, annotations and links.
-            series = {fp: replace(s, labels=None, annotations=None, links=None) for fp, s in state.series.items()}
+            # As load_states reads them: without labels, annotations and links. A series this run
+            # read (from the database or from here) has none already and is never changed in place
+            # (a decision changes a copy), so it is kept as it is.
+            series = {fp: s if s.labels is None and s.annotations is None and s.links is None else _bare(s)
+                      for fp, s in state.series.items()}
             self._put(state.id, (self.version(state, len(state.series)), series))
         self._staged.clear()
 
@@ -74,3 +76,9 @@ class SeriesCache:
         while self._size > self.limit and self._entries:
             oldest = next(iter(self._entries))
             self._size -= len(self._entries.pop(oldest)[1])
+
+
+def _bare(series: SeriesState) -> SeriesState:
+    bare = series.copy()
+    bare.labels = bare.annotations = bare.links = None
+    return bare

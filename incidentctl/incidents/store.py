@@ -22,7 +22,7 @@ from datetime import datetime
 from sqlalchemy import Connection, bindparam, func, select
 
 from incidentctl.db.capabilities import capabilities
-from incidentctl.db.rows import insert_rows, update_rows
+from incidentctl.db.rows import insert_rows, pipelined, update_rows
 from incidentctl.db.schema import (
     LABEL_TEXT_MAX,
     incident_alerts,
@@ -151,7 +151,7 @@ class Changes:
     series: dict[int, set[str]] = field(default_factory=dict)
     events: list[tuple[int, TimelineEntry, int | None]] = field(default_factory=list)  # key, entry, raw key
     messages: list[tuple[int, Message]] = field(default_factory=list)
-    relabel: set[int] = field(default_factory=set)  # keys whose common labels changed
+    relabel: set[int] = field(default_factory=set)  # keys whose common labels may have changed
     added: dict[int, set[str]] = field(default_factory=dict)  # series added in this batch, by key
     _next_new: int = -1
 
@@ -159,14 +159,14 @@ class Changes:
         self._next_new -= 1
         return self._next_new
 
-    def record(self, key: int, state: IncidentState, series_fp: str, timeline, messages, raw_key: int,
-               labels_changed: bool = False) -> None:
+    def record(self, key: int, state: IncidentState, series_fp: str, timeline, messages, raw_key: int) -> None:
         self.incidents[key] = state
-        if labels_changed:
-            self.relabel.add(key)
         self.series.setdefault(key, set()).add(series_fp)
         if state.series[series_fp].times_seen == 1:  # only the decision that adds a series leaves it at 1
             self.added.setdefault(key, set()).add(series_fp)
+            # Common labels are set or narrowed only by a series joining (an open, a new series,
+            # a reopen by a new series), so that is when the label rows are rewritten.
+            self.relabel.add(key)
         self.events.extend((key, entry, raw_key) for entry in timeline)
         self.messages.extend((key, message) for message in messages)
 
@@ -192,34 +192,41 @@ def write_batch(conn: Connection, changes: Changes, raw_ids: Sequence[int] | Non
         for (key, state), new_id in zip(new, insert_rows(conn, incidents, [incident_row(s) for _, s in new],
                                                           returning="id"), strict=True):
             ids[key] = state.id = new_id
-    full: list[dict] = []
-    counters: list[dict] = []
-    for key, fps in changes.series.items():
-        for fp in sorted(fps):
-            series = changes.incidents[key].series[fp]
-            (counters if series.labels is None else full).append(series_row(ids[key], series))
-    if full:
-        _upsert_series(conn, full, _SERIES_COUNTERS + _SERIES_CONTENT)
-    if changes.added:
-        _add_series_labels(conn, [row for key, fps in changes.added.items()
-                                  for row in _added_label_rows(ids[key], changes.incidents[key], fps)])
-    if counters:
-        _upsert_series(conn, counters, _SERIES_COUNTERS)
     if changes.relabel:
-        _write_labels(conn, [(ids[key], changes.incidents[key]) for key in sorted(changes.relabel)],
-                      existing=[key for key in sorted(changes.relabel) if key > 0])
-    if changes.events:
-        insert_rows(conn, incident_events, [
-            {"incident_id": ids.get(key, key), "kind": e.kind, "at": e.at, "actor": e.actor,
-             "alert_fingerprint": e.alert_fingerprint,
-             "raw_alert_id": raw_key if raw_ids is None or raw_key is None else raw_ids[raw_key],
-             "detail": dict(e.detail) if e.detail is not None else None}
-            for key, e, raw_key in changes.events])
-    if changes.messages:
-        insert_rows(conn, notifications, [
-            {"incident_id": ids[key], "change": m.change, "reason": clip(m.reason, 255), "severity": m.severity,
-             "created_at": m.at, "state": OutboxState.PENDING, "attempts": 0}
-            for key, m in changes.messages])
+        for chunk in chunks([key for key in sorted(changes.relabel) if key > 0], CHUNK):
+            conn.execute(_DELETE_LABELS, {"ids": list(chunk)})
+    # The rest needs no answer from the server: each table's rows are prepared while the
+    # statements before them run.
+    with pipelined(conn):
+        full: list[dict] = []
+        counters: list[dict] = []
+        for key, fps in changes.series.items():
+            for fp in sorted(fps):
+                series = changes.incidents[key].series[fp]
+                (counters if series.labels is None else full).append(series_row(ids[key], series))
+        if full:
+            _upsert_series(conn, full, _SERIES_COUNTERS + _SERIES_CONTENT)
+        if changes.added:
+            _add_series_labels(conn, [row for key, fps in changes.added.items()
+                                      for row in _added_label_rows(ids[key], changes.incidents[key], fps)])
+        if counters:
+            _upsert_series(conn, counters, _SERIES_COUNTERS)
+        if changes.relabel:
+            insert_rows(conn, incident_labels, [row for key in sorted(changes.relabel)
+                                                for row in label_rows(ids[key], changes.incidents[key].opened_at,
+                                                                      changes.incidents[key].common_labels)])
+        if changes.events:
+            insert_rows(conn, incident_events, [
+                {"incident_id": ids.get(key, key), "kind": e.kind, "at": e.at, "actor": e.actor,
+                 "alert_fingerprint": e.alert_fingerprint,
+                 "raw_alert_id": raw_key if raw_ids is None or raw_key is None else raw_ids[raw_key],
+                 "detail": dict(e.detail) if e.detail is not None else None}
+                for key, e, raw_key in changes.events])
+        if changes.messages:
+            insert_rows(conn, notifications, [
+                {"incident_id": ids[key], "change": m.change, "reason": clip(m.reason, 255), "severity": m.severity,
+                 "created_at": m.at, "state": OutboxState.PENDING, "attempts": 0}
+                for key, m in changes.messages])
 
 
 def _upsert_series(conn: Connection, rows: list[dict], keys: tuple[str, ...]) -> None:
@@ -230,15 +237,6 @@ def label_rows(incident_id: int, opened_at: datetime, labels: dict[str, str]) ->
     """The incident_labels rows of an incident's common labels."""
     return [{"incident_id": incident_id, "name": name[:LABEL_TEXT_MAX], "value": str(value)[:LABEL_TEXT_MAX],
              "opened_at": opened_at} for name, value in labels.items()]
-
-
-def _write_labels(conn: Connection, relabelled: list[tuple[int, IncidentState]], existing: list[int]) -> None:
-    """Replaces the label rows of `existing` incident ids and writes those of the new ones."""
-    for chunk in chunks(existing, CHUNK):
-        conn.execute(_DELETE_LABELS, {"ids": list(chunk)})
-    rows = [row for incident_id, state in relabelled
-            for row in label_rows(incident_id, state.opened_at, state.common_labels)]
-    insert_rows(conn, incident_labels, rows)
 
 
 def series_label_rows(incident_id: int, opened_at: datetime, label_sets: Iterable[dict[str, str]],

@@ -56,7 +56,7 @@ def test_utc_datetime_literals_match_the_type_then_pymysql(engine):
     column_type = grafana_alerts.c.received_at.type
     assert isinstance(column_type, UtcDateTime)
     with engine.connect() as conn:
-        render = bulk._renderer(conn, column_type)
+        render = bulk._converter(conn, column_type)
         dbapi = conn.connection.dbapi_connection
         values = [datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
                   datetime(2026, 1, 2, 3, 4, 5, 7, tzinfo=timezone.utc),

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from incidentctl.db import rows as rows_module
 from incidentctl.db.capabilities import capabilities
-from incidentctl.db.rows import insert_rows, update_rows
+from incidentctl.db.rows import insert_rows, pipelined, update_rows
 from incidentctl.db.schema import grafana_alerts, incident_alerts, incidents, series_labels
 from incidentctl.ingest.archive import raw_alert
 from tests.support.factories import add_incident
@@ -102,3 +102,44 @@ def test_update_rows_updates_by_id_and_never_another_row(engine, path):
         update_rows(conn, incidents, [{**second, "active_key": first["active_key"]}])
     with engine.connect() as conn:
         assert conn.scalar(select(incidents.c.title).where(incidents.c.id == first["id"])) == "renamed"
+
+
+KEY = ("incident_id", "name", "value")
+
+
+def _labels(incident_id: int, names) -> list[dict]:
+    return [{"incident_id": incident_id, "name": name, "value": f"v-{name}", "opened_at": T} for name in names]
+
+
+def test_a_pipelined_block_writes_every_row_by_its_end(engine, path):
+    incident = add_incident(engine)
+    with engine.begin() as conn:
+        with pipelined(conn):
+            insert_rows(conn, series_labels, _labels(incident, ["a", "b"]), on_conflict=KEY)
+            insert_rows(conn, series_labels, _labels(incident, ["b", "c"]), on_conflict=KEY)
+        # the block has ended: every statement ran, in order (the second met "b" and kept it)
+        found = conn.execute(select(series_labels.c.name).where(series_labels.c.incident_id == incident)).scalars()
+        assert sorted(found) == ["a", "b", "c"]
+
+
+@pytest.mark.backends("mysql")
+def test_a_pipelined_statement_that_fails_fails_the_block_and_the_ones_behind_it_do_not_run(engine):
+    incident = add_incident(engine)
+    statements = _statements(engine)
+    with pytest.raises(IntegrityError), engine.begin() as conn, pipelined(conn):
+        insert_rows(conn, series_labels, _labels(incident, ["a"]))
+        insert_rows(conn, series_labels, _labels(incident, ["a"]))  # the same key again, no on_conflict
+        insert_rows(conn, series_labels, _labels(incident, ["z"]))
+    assert not any("'z'" in s for s in statements)
+    with engine.connect() as conn:
+        assert conn.execute(select(series_labels)).all() == []  # rolled back
+
+
+@pytest.mark.backends("mysql")
+def test_a_failure_inside_a_pipelined_block_stops_what_is_queued(engine):
+    incident = add_incident(engine)
+    with pytest.raises(ZeroDivisionError), engine.begin() as conn, pipelined(conn):
+        insert_rows(conn, series_labels, _labels(incident, ["a"]))
+        1 / 0  # noqa: B018  (the caller's own failure while rows are still on their way)
+    with engine.connect() as conn:
+        assert conn.execute(select(series_labels)).all() == []
