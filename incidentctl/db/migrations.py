@@ -18,6 +18,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from incidentctl.db.capabilities import capabilities
 from incidentctl.db.schema import (
     LABEL_TEXT_MAX,
+    action_inbox,
+    api_tokens,
     deliveries,
     incident_alerts,
     incident_labels,
@@ -100,6 +102,12 @@ def _seen_signatures(conn: Connection) -> None:
     seen_signatures.create(conn, checkfirst=True)
 
 
+def _action_inbox(conn: Connection) -> None:
+    """The action inbox and the REST door's tokens; both start empty."""
+    action_inbox.create(conn, checkfirst=True)
+    api_tokens.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema: raw archive, incidents, events, outbox, silences", _initial),
     Migration(2, "incident_labels: the common labels of each incident, indexed for list --label", _incident_labels),
@@ -109,6 +117,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _seen_signatures),
     Migration(5, "series_labels: the labels of every series of each incident, indexed for list --series-label",
               _series_labels),
+    Migration(6, "action_inbox and api_tokens: actions people take from Slack and the REST API, applied by the batch",
+              _action_inbox),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

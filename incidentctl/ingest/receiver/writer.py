@@ -1,5 +1,8 @@
 """Group commit: one thread writes every waiting row in one transaction, one fsync for all.
 
+The rows are webhooks for the raw archive and people's actions for the inbox (both doors),
+written together.
+
 Each request still gets its answer only after its own row is committed: the request thread
 (or event loop) waits on a Future that the writer resolves with the row id after COMMIT, or fails
 with DatabaseUnavailable. While the writer commits a batch, new rows queue up and form the next
@@ -28,6 +31,7 @@ from incidentctl.db.engine import describe_url, short_error
 from incidentctl.errors import DatabaseUnavailable
 from incidentctl.ingest import signatures
 from incidentctl.ingest.archive import RawAlert, insert_raw_alerts
+from incidentctl.ingest.inbox import InboxRequest, insert_requests
 from incidentctl.ingest.signatures import Signature
 
 log = logging.getLogger(__name__)
@@ -40,7 +44,7 @@ FORGET_EVERY = 60.0
 
 @dataclass
 class _Pending:
-    raw: RawAlert
+    raw: RawAlert | InboxRequest  # a webhook for the archive, or a person's action for the inbox
     future: Future
     signature: Signature | None = None
 
@@ -83,9 +87,10 @@ class GroupCommitWriter:
             self._thread.join(timeout)
             self._thread = None
 
-    def submit(self, raw: RawAlert, signature: Signature | None = None) -> Future:
-        """Queues a row; the Future resolves to its id after COMMIT, or to None when `signature`
-        was already recorded (a replay: the request was stored before and nothing is written)."""
+    def submit(self, raw: RawAlert | InboxRequest, signature: Signature | None = None) -> Future:
+        """Queues a row (a webhook, or an action for the inbox); the Future resolves to its id
+        after COMMIT, or to None when `signature` was already recorded (a replay: the request
+        was stored before and nothing is written)."""
         future: Future = Future()
         self._queue.put(_Pending(raw, future, signature))
         return future
@@ -213,5 +218,8 @@ def _store(conn: Connection, pending: list[_Pending]) -> list[int | None]:
         elif p.signature.key in fresh:
             fresh.discard(p.signature.key)  # a second use in the same group is a replay too
             kept.append(p)
-    ids = dict(zip(map(id, kept), insert_raw_alerts(conn, [p.raw for p in kept])))
+    alerts = [p for p in kept if isinstance(p.raw, RawAlert)]
+    actions = [p for p in kept if isinstance(p.raw, InboxRequest)]
+    ids = dict(zip(map(id, alerts), insert_raw_alerts(conn, [p.raw for p in alerts]), strict=True))
+    ids.update(zip(map(id, actions), insert_requests(conn, [p.raw for p in actions]), strict=True))
     return [ids.get(id(p)) for p in pending]
