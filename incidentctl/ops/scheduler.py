@@ -117,8 +117,9 @@ class Scheduler:
 
 
 def cycle_jobs(engine, settings, session, clock: Callable[[], datetime]) -> list[Job]:
-    """The jobs of `incidentctl run`: process every process_interval, notify every notify_interval,
-    and, when purge_older_than is set, purge the raw archive once a day.
+    """The jobs of `incidentctl run`: process every process_interval, apply people's actions (the
+    action inbox) every actions_interval, notify every notify_interval, and, when
+    purge_older_than is set, purge the raw archive once a day.
 
     With no Slack route configured there is no notify job: it could only count the outbox, and
     settings are read once, so this says so in one warning now instead of a line every run.
@@ -127,7 +128,9 @@ def cycle_jobs(engine, settings, session, clock: Callable[[], datetime]) -> list
 
     from incidentctl.incidents.model import Rules
     from incidentctl.incidents.processor import process_pending
+    from incidentctl.notify.applier import apply_pending
     from incidentctl.notify.delivery import notify_pending
+    from incidentctl.notify.intent import AllowList
     from incidentctl.notify.routes import load_routes
     from incidentctl.ops.retention import purge
 
@@ -137,6 +140,12 @@ def cycle_jobs(engine, settings, session, clock: Callable[[], datetime]) -> list
     def process() -> Mapping[str, Any]:
         return process_pending(engine, rules, batch_size=settings.batch_size, clock=clock).as_dict()
 
+    allow = AllowList.configured(settings)
+
+    def actions() -> Mapping[str, Any]:
+        return apply_pending(engine, allow=allow, session=session, clock=clock,
+                             timeout=settings.slack_timeout).as_dict()
+
     def notify() -> Mapping[str, Any]:
         summary = notify_pending(engine, settings, session, clock=clock, routes=routes)
         return {k: v for k, v in summary.as_dict().items() if k in NOTIFY_COUNTS}
@@ -144,7 +153,7 @@ def cycle_jobs(engine, settings, session, clock: Callable[[], datetime]) -> list
     def purge_old() -> Mapping[str, Any]:
         return asdict(purge(engine, settings.purge_older_than, clock()))
 
-    jobs = [Job("process", settings.process_interval, process)]
+    jobs = [Job("process", settings.process_interval, process), Job("actions", settings.actions_interval, actions)]
     if routes:
         jobs.append(Job("notify", settings.notify_interval, notify))
     else:
