@@ -22,9 +22,9 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
-from common import drop_database, ensure_wrk, free_port, machine, parse_wrk, scratch_database, start_receiver  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
+from common import drop_database, ensure_wrk, free_port, machine, parse_wrk, scratch_database, start_receiver  # noqa: E402
 from incidentctl.db.engine import make_engine  # noqa: E402
 from incidentctl.db.migrations import upgrade  # noqa: E402
 from incidentctl.db.schema import action_inbox  # noqa: E402

@@ -12,6 +12,7 @@ CREATE TABLE action_inbox (
 	body LONGBLOB NOT NULL, 
 	incident_id BIGINT, 
 	token_id BIGINT, 
+	token_name VARCHAR(255), 
 	state VARCHAR(16) NOT NULL, 
 	reason VARCHAR(1024), 
 	applied_at DATETIME(6), 

@@ -355,6 +355,7 @@ action_inbox = Table(
     Column("body", Body, nullable=False),  # exactly as received
     Column("incident_id", Id),  # the REST door: the id in its path
     Column("token_id", Id),  # the REST door: the api_tokens row that authenticated it
+    Column("token_name", String(255)),  # … and its owner's name then: who acted (kept by export/replay)
     Column("state", String(16), nullable=False),  # pending | applied | refused
     Column("reason", String(1024)),  # why it was refused; what it did when applied
     Column("applied_at", UtcDateTime),  # when the applier decided (applied or refused)

@@ -73,12 +73,14 @@ class InboxRequest:
     content_type: str | None = None
     incident_id: int | None = None
     token_id: int | None = None
+    token_name: str | None = None
 
     def row(self) -> dict:
         return {"received_at": self.received_at, "door": self.door, "remote_addr": clip(self.remote_addr, 64,
                 ellipsis=False), "content_type": clip(self.content_type, 255, ellipsis=False),
                 "headers": dict(self.headers), "body": self.body, "incident_id": self.incident_id,
-                "token_id": self.token_id, "state": InboxState.PENDING, "reply_attempts": 0}
+                "token_id": self.token_id, "token_name": self.token_name, "state": InboxState.PENDING,
+                "reply_attempts": 0}
 
 
 def kept_headers(door: Door, headers: Mapping[str, str]) -> dict[str, str]:

@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Engine, select, update
 
 from incidentctl.db.capabilities import capabilities
 from incidentctl.db.engine import database_errors, short_error
-from incidentctl.db.schema import action_inbox, api_tokens, incidents
+from incidentctl.db.schema import action_inbox, incidents
 from incidentctl.durations import format_duration, parse_duration
 from incidentctl.errors import DatabaseUnavailable, IncidentctlError, NotFound
 from incidentctl.incidents.actions import note_on, record_on, transition_on
@@ -88,14 +88,13 @@ def apply_pending(engine: Engine, *, allow: AllowList, session: requests.Session
 
 
 def _pending_rows(engine: Engine, limit: int | None):
-    c, t = action_inbox.c, api_tokens.c
+    c = action_inbox.c
     last, seen = 0, 0
     while limit is None or seen < limit:
         size = PAGE if limit is None else min(PAGE, limit - seen)
         with engine.connect() as conn:
             page = conn.execute(
-                select(c.id, c.door, c.received_at, c.body, c.incident_id, t.name.label("token_name"))
-                .select_from(action_inbox.outerjoin(api_tokens, t.id == c.token_id))
+                select(c.id, c.door, c.received_at, c.body, c.incident_id, c.token_name)
                 .where(c.state == InboxState.PENDING, c.id > last).order_by(c.id).limit(size)).all()
         if not page:
             return

@@ -140,7 +140,8 @@ class Doors:
         if not exists:
             return await r.refuse(send, scope, 404, f"incident {incident_id} not found")
         request = InboxRequest(received_at, Door.API, body, kept_headers(Door.API, headers), _client(scope),
-                               headers.get("content-type"), incident_id=incident_id, token_id=owner.id)
+                               headers.get("content-type"), incident_id=incident_id, token_id=owner.id,
+                               token_name=owner.name)
         try:
             action_id = await r.write(request, None)
         except NotStored as exc:
