@@ -70,20 +70,22 @@ class Refused(IncidentctlError):
     """The action cannot be applied; the message says why (to the person, too)."""
 
 
-def apply_pending(engine: Engine, *, allow: AllowList, session: requests.Session,
+def apply_pending(engine: Engine, *, allow: AllowList, session: requests.Session | None,
                   clock: Callable[[], datetime], limit: int | None = None, timeout: float = 10.0) -> ApplySummary:
     """Applies pending inbox rows oldest first, then sends the replies owed; returns the counts.
-    Raises DatabaseUnavailable (the rows not reached stay pending)."""
+    With no `session` (replay: history), nobody is told anything. Raises DatabaseUnavailable
+    (the rows not reached stay pending)."""
     now = clock()
     summary = ApplySummary()
     with database_errors(engine):
         for row in _pending_rows(engine, limit):
-            outcome = _apply_row(engine, row, allow, now)
+            outcome = _apply_row(engine, row, allow, now, tell=session is not None)
             if outcome == InboxState.APPLIED:
                 summary.applied += 1
             elif outcome == InboxState.REFUSED:
                 summary.refused += 1
-        _send_replies(engine, session, now, summary, timeout)
+        if session is not None:
+            _send_replies(engine, session, now, summary, timeout)
     return summary
 
 
@@ -103,7 +105,7 @@ def _pending_rows(engine: Engine, limit: int | None):
         last, seen = page[-1].id, seen + len(page)
 
 
-def _apply_row(engine: Engine, row: InboxRow, allow: AllowList, now: datetime) -> InboxState | None:
+def _apply_row(engine: Engine, row: InboxRow, allow: AllowList, now: datetime, tell: bool) -> InboxState | None:
     """Applies one row or marks it refused; returns which (None: another applier had it)."""
     response_url = None
     try:
@@ -130,7 +132,7 @@ def _apply_row(engine: Engine, row: InboxRow, allow: AllowList, now: datetime) -
     except Exception as exc:  # a bug must not hold the rows behind this one
         log.exception("action %d could not be applied", row.id)
         reason = f"could not be applied: {type(exc).__name__}: {short_error(exc)}"
-    _mark_refused(engine, row.id, reason, now, reply=response_url is not None)
+    _mark_refused(engine, row.id, reason, now, reply=tell and response_url is not None)
     return InboxState.REFUSED
 
 
