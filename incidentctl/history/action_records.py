@@ -2,11 +2,13 @@
 webhook records, so `export` keeps them and `replay` re-applies them where they happened.
 
 A record (docs/REPORTS.md, "Export format") is told from a webhook record by its `door`:
-`{"action_id", "received_at", "door", "incident_id", "incident_fingerprint", "token",
+`{"action_id", "received_at", "door", "incident_id", "incident_fingerprint", "incident_opened_at", "token",
 "headers", "content_type", "remote_addr", "state", "reason", "applied_at", "body_sha256",
 "body" | "body_base64"}`. `incident_fingerprint` is the fingerprint of the incident the action
 named when it was exported: replay applies the action only to an incident with the same one
-(ids differ between databases; a different incident under the same id is never acted on).
+and opening time (ids differ between databases: replay applies it to the incident here with the
+same fingerprint and opening time — event times, so the same in both — and never to another
+incident by id).
 
 Replay keeps each action's outcome: one that was refused is stored refused with its reason;
 one that was applied, or still pending, is stored pending and — with `replay --process`, right
@@ -20,7 +22,7 @@ import base64
 import binascii
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -44,6 +46,7 @@ class ArchivedAction:
     reason: str | None
     incident_id: int | None  # the incident it named (REST: the path; Slack: the button)
     incident_fingerprint: str | None
+    incident_opened_at: datetime | None
 
 
 def is_action_record(obj: Any) -> bool:
@@ -68,13 +71,16 @@ def iter_actions(engine: Engine, since: datetime | None = None, until: datetime 
             page = [dict(r._mapping) for r in conn.execute(query)]
             named = {row["id"]: _named_incident(row) for row in page}
             ids = {i for i in named.values() if i is not None}
-            fingerprints = {r.id: r.fingerprint for r in conn.execute(
-                select(incidents.c.id, incidents.c.fingerprint).where(incidents.c.id.in_(ids)))} if ids else {}
+            named_rows = {r.id: r for r in conn.execute(
+                select(incidents.c.id, incidents.c.fingerprint, incidents.c.opened_at)
+                .where(incidents.c.id.in_(ids)))} if ids else {}
         if not page:
             return
         for row in page:
             row["named_incident"] = named[row["id"]]
-            row["incident_fingerprint"] = fingerprints.get(named[row["id"]])
+            incident = named_rows.get(named[row["id"]])
+            row["incident_fingerprint"] = incident.fingerprint if incident else None
+            row["incident_opened_at"] = incident.opened_at if incident else None
             yield row
         after = (page[-1]["received_at"], page[-1]["id"])
 
@@ -92,6 +98,7 @@ def to_action_record(row: dict) -> dict:
     body: bytes = bytes(row["body"])
     record = {"action_id": row["id"], "received_at": format_time(row["received_at"]), "door": row["door"],
               "incident_id": row["named_incident"], "incident_fingerprint": row["incident_fingerprint"],
+              "incident_opened_at": format_time(row["incident_opened_at"]) if row["incident_opened_at"] else None,
               "token": row["token_name"], "headers": row["headers"], "content_type": row["content_type"],
               "remote_addr": row["remote_addr"], "state": row["state"], "reason": row["reason"],
               "applied_at": format_time(row["applied_at"]) if row["applied_at"] else None,
@@ -128,9 +135,14 @@ def from_action_record(obj: dict) -> ArchivedAction:
     if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
         raise BadRecord("`headers` is not an object of strings")
     request = InboxRequest(received_at, Door(door), body, headers, _text(obj, "remote_addr"),
-                           _text(obj, "content_type"), incident_id=incident_id if door == Door.API else None,
-                           token_name=_text(obj, "token"))
-    return ArchivedAction(request, state, _text(obj, "reason"), incident_id, _text(obj, "incident_fingerprint"))
+                           _text(obj, "content_type"), token_name=_text(obj, "token"))
+    opened = _text(obj, "incident_opened_at")
+    try:
+        opened_at = parse_utc(opened) if opened else None
+    except ValueError:
+        raise BadRecord(f"`incident_opened_at` is not an ISO 8601 time: {opened!r}") from None
+    return ArchivedAction(request, state, _text(obj, "reason"), incident_id, _text(obj, "incident_fingerprint"),
+                          opened_at)
 
 
 def _text(obj: dict, key: str) -> str | None:
@@ -141,27 +153,40 @@ def _text(obj: dict, key: str) -> str | None:
 
 
 def store_action(conn: Connection, action: ArchivedAction, now: datetime) -> int | None:
-    """Stores the action in the caller's transaction, pending or (refused before, or naming an
-    incident that here is another one) refused; returns its id, or None when the same request
-    (time, door, body) is already in the inbox."""
+    """Stores the action in the caller's transaction; returns its id, or None when the same
+    request (time, door, body) is already in the inbox. It is stored naming the incident that
+    is the same one here — the newest incident with the exported fingerprint opened by the
+    time the action arrived (ids differ between databases) — pending; or refused, when it was
+    refused before or no incident here is that one."""
     c = action_inbox.c
     r = action.request
     same = conn.execute(select(c.body).where(c.received_at == r.received_at, c.door == r.door)).scalars()
     if any(bytes(body) == r.body for body in same):
         return None
-    (new_id,) = insert_requests(conn, [r])
-    refusal = (action.reason or "refused") if action.state == InboxState.REFUSED else _other_incident(conn, action)
+    target, missing = _same_incident(conn, action)
+    (new_id,) = insert_requests(conn, [replace(r, incident_id=target)])
+    refusal = (action.reason or "refused") if action.state == InboxState.REFUSED else missing
     if refusal is not None:
         conn.execute(action_inbox.update().where(c.id == new_id).values(
             state=InboxState.REFUSED, reason=refusal[:1000], applied_at=now))
     return new_id
 
 
-def _other_incident(conn: Connection, action: ArchivedAction) -> str | None:
-    if action.incident_id is None or action.incident_fingerprint is None:
-        return None
-    here = conn.scalar(select(incidents.c.fingerprint).where(incidents.c.id == action.incident_id))
-    if here == action.incident_fingerprint:
-        return None
-    what = "no incident" if here is None else "another incident"
-    return f"replayed: incident {action.incident_id} is {what} in this database (fingerprint differs); not applied"
+def _same_incident(conn: Connection, action: ArchivedAction) -> tuple[int | None, str | None]:
+    """(the id here of the incident the action named, or why there is none)."""
+    if action.incident_id is None:
+        return None, None  # names none: the applier refuses it with its own reason
+    if action.incident_fingerprint is None:
+        return action.incident_id, (f"replayed: incident {action.incident_id} was gone when exported; "
+                                    "not applied")
+    i = incidents.c
+    query = select(i.id).where(i.fingerprint == action.incident_fingerprint)
+    if action.incident_opened_at is not None:  # event times: the same incident opened at the same time
+        query = query.where(i.opened_at == action.incident_opened_at)
+    else:
+        query = query.where(i.opened_at <= action.request.received_at)
+    here = conn.scalar(query.order_by(i.opened_at.desc(), i.id.desc()).limit(1))
+    if here is None:
+        return action.incident_id, (f"replayed: no incident here has the fingerprint of incident "
+                                    f"{action.incident_id}; not applied")
+    return here, None

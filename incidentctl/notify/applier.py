@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 
 import requests
 from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy.exc import IntegrityError
 
 from incidentctl.db.capabilities import capabilities
 from incidentctl.db.engine import database_errors, short_error
@@ -125,6 +126,8 @@ def _apply_row(engine: Engine, row: InboxRow, allow: AllowList, now: datetime, t
         return InboxState.APPLIED
     except Unusable as exc:
         reason, response_url = exc.reason, exc.response_url
+    except IntegrityError:  # another applier took the same dedupe key between our check and write
+        reason = "the same click was already applied"
     except IncidentctlError as exc:
         if isinstance(exc, DatabaseUnavailable):
             raise

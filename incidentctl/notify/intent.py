@@ -33,7 +33,9 @@ MAX_ACTOR = 255
 
 @dataclass(frozen=True)
 class InboxRow:
-    """What the applier reads of an action_inbox row (token_name: the REST door's token owner)."""
+    """What the applier reads of an action_inbox row (token_name: the REST door's token owner).
+    `incident_id`: the REST path's; on a Slack row, set only by `replay`, the incident here that
+    the click named in the database it was exported from (the body keeps the original id)."""
 
     id: int
     door: str
@@ -125,7 +127,8 @@ def _slack_intent(row: InboxRow) -> Intent:
     stamp = str(item.get("action_ts") or payload.get("trigger_id") or "")
     value = action.encode()
     key = hashlib.sha256(f"slack:{team}:{user_id}:{stamp}:{item.get('action_id')}:{value}".encode()).hexdigest()
-    return Intent(ActionKind(action.kind), action.incident_id, name[:MAX_ACTOR], Via.SLACK, row.received_at,
+    incident_id = row.incident_id if row.incident_id is not None else action.incident_id
+    return Intent(ActionKind(action.kind), incident_id, name[:MAX_ACTOR], Via.SLACK, row.received_at,
                   duration=action.duration, dedupe_key=key if stamp else None, response_url=response_url,
                   slack_user=user_id or None, slack_channel=channel)
 

@@ -11,6 +11,7 @@ Status rules (docs/ARCHITECTURE.md, "Receiver answers"):
 - 404: no such path (whatever the method); 405: a known path, the wrong method.
 - 503: the row was not committed (database down, or busy past write_timeout): not stored, retry.
 Every 4xx/5xx answered is logged, one rate-limited WARNING line each (refusals.py).
+The action inbox's doors (`/slack/actions`, `/api/…`) answer as doors.py says.
 """
 
 from __future__ import annotations
