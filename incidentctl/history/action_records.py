@@ -2,13 +2,12 @@
 webhook records, so `export` keeps them and `replay` re-applies them where they happened.
 
 A record (docs/REPORTS.md, "Export format") is told from a webhook record by its `door`:
-`{"action_id", "received_at", "door", "incident_id", "incident_fingerprint", "incident_opened_at", "token",
-"headers", "content_type", "remote_addr", "state", "reason", "applied_at", "body_sha256",
-"body" | "body_base64"}`. `incident_fingerprint` is the fingerprint of the incident the action
-named when it was exported: replay applies the action only to an incident with the same one
-and opening time (ids differ between databases: replay applies it to the incident here with the
-same fingerprint and opening time — event times, so the same in both — and never to another
-incident by id).
+`{"action_id", "received_at", "door", "incident_id", "incident_fingerprint",
+"incident_opened_at", "token", "headers", "content_type", "remote_addr", "state", "reason",
+"applied_at", "body_sha256", "body" | "body_base64"}`. Ids differ between databases, so the
+incident the action named is identified by its fingerprint and opening time (event times: the
+same after a replay), and replay applies the action to the incident here that has both —
+never to whatever incident holds the old id.
 
 Replay keeps each action's outcome: one that was refused is stored refused with its reason;
 one that was applied, or still pending, is stored pending and — with `replay --process`, right

@@ -76,7 +76,7 @@ def test_export_then_replay_with_process_keeps_peoples_actions(engine, second_en
     target = second_engine()
     summary = replay(target, [str(path)], clock=lambda: exported_time(engine), process_with=_rules())
     assert (summary.actions, summary.actions_applied, summary.errors) == (5, 4, [])
-    assert snapshot(target) == snapshot(engine)
+    assert _without_silence_ids(snapshot(target)) == _without_silence_ids(snapshot(engine))
     with target.connect() as conn:
         states = list(conn.scalars(select(action_inbox.c.state).order_by(action_inbox.c.id)))
         assert conn.scalar(select(func.count()).select_from(silences)) == 1
@@ -102,6 +102,14 @@ def test_an_action_never_lands_on_another_incident_with_the_same_id(engine, seco
     with target.connect() as conn:
         reasons = list(conn.scalars(select(action_inbox.c.reason).order_by(action_inbox.c.id)))
     assert all("no incident here has the fingerprint" in r or "open" in r for r in reasons), reasons
+
+
+def _without_silence_ids(snap: dict) -> dict:
+    """A snapshot with the silence ids of `silenced` timeline rows left out: database ids, like
+    the incidents' (which snapshot already leaves out)."""
+    snap["events"] = [(*e[:5], {k: v for k, v in (e[5] or {}).items() if k != "silence_id"} if e[1] == "silenced"
+                       else e[5]) for e in snap["events"]]
+    return snap
 
 
 def exported_time(engine):
