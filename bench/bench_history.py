@@ -75,7 +75,8 @@ def body(series: list[dict], status: str, starts: datetime, ends: datetime | Non
             "dashboardURL": "https://grafana.example.com/d/abc123?orgId=1",
             "panelURL": "https://grafana.example.com/d/abc123?orgId=1&viewPanel=4",
             "values": {"A": 97.5, "C": 1},
-            "valueString": f"[ var='A' labels={{instance={s['labels']['instance']}}} value=97.5 ], [ var='C' labels={{}} value=1 ]",
+            "valueString": f"[ var='A' labels={{instance={s['labels']['instance']}}} value=97.5 ], "
+                           "[ var='C' labels={} value=1 ]",
         })
     common = series[0]["labels"]
     doc = {"receiver": "incidentctl", "status": status, "alerts": alerts,
@@ -156,16 +157,17 @@ def main() -> int:
         # The end-to-end figure first, on a server that has no earlier step's work to flush.
         seconds, rss, out = run_child([INCIDENTCTL, "replay", str(source), "--process", "-o", "json"], env)
         inline = json.loads(out)
-        print(f"replay --process (fresh database): {inline['stored']:,} stored, {inline['processed']['alerts']:,} alerts "
-              f"processed in {seconds:.1f} s end to end = {inline['processed']['alerts'] / seconds:,.0f} alerts/s, "
+        print(f"replay --process (fresh database): {inline['stored']:,} stored, "
+              f"{inline['processed']['alerts']:,} alerts processed in {seconds:.1f} s end to end = "
+              f"{inline['processed']['alerts'] / seconds:,.0f} alerts/s, "
               f"peak RSS {rss:.0f} MB (target for 1,000,000 alerts: ≤ 120 s, RSS ≤ 200 MB)")
         engine = make_engine(scratch_database(DB))
         upgrade(engine)
         engine.dispose()
         seconds, rss, out = run_child([INCIDENTCTL, "replay", str(source), "-o", "json"], env)
         summary = json.loads(out)
-        print(f"replay:        {summary['stored']:,} stored in {seconds:.1f} s = {summary['stored'] / seconds:,.0f} rows/s, "
-              f"peak RSS {rss:.0f} MB")
+        print(f"replay:        {summary['stored']:,} stored in {seconds:.1f} s = "
+              f"{summary['stored'] / seconds:,.0f} rows/s, peak RSS {rss:.0f} MB")
         p_seconds, p_rss, out = run_child([INCIDENTCTL, "process", "-o", "json"], env)
         processed = json.loads(out)
         print(f"process:       {processed['rows']:,} rows ({processed['alerts']:,} alerts, {processed['opened']:,} "
@@ -191,7 +193,8 @@ def main() -> int:
         timings = []
         for _ in range(3):
             started = time.perf_counter()
-            build_report(engine, since=datetime.now(timezone.utc) - timedelta(days=DAYS), until=datetime.now(timezone.utc))
+            build_report(engine, since=datetime.now(timezone.utc) - timedelta(days=DAYS),
+                         until=datetime.now(timezone.utc))
             timings.append(time.perf_counter() - started)
         engine.dispose()
         print(f"build_report:  {min(timings):.2f} s best of 3 in-process (first {timings[0]:.2f} s)")

@@ -44,7 +44,8 @@ def bench_digest() -> None:
 def seed(engine, n: int) -> None:
     incident_rows = [dict(fingerprint=f"fp{i}", active_key=f"fp{i}", status="open", title=f"Incident {i}",
                           severity="critical" if i % 5 == 0 else "warning", alertname="A", cluster="prod",
-                          namespace="web", service=f"s{i % 50}", group_labels={}, common_labels={"service": f"s{i % 50}"},
+                          namespace="web", service=f"s{i % 50}", group_labels={},
+                          common_labels={"service": f"s{i % 50}"},
                           opened_at=T0, last_alert_at=T0, alert_count=1, series_count=1, series_firing=1,
                           reopen_count=0) for i in range(n)]
     with engine.begin() as conn:

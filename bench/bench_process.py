@@ -121,7 +121,8 @@ INSERT INTO incidents (fingerprint, active_key, status, resolution, title, sever
   series_firing, reopen_count)
 SELECT fp, NULL, 'resolved', 'auto', CONCAT(an, ' (', cl, '/', ns, '/', sv, ')'), sev, an, cl, ns, sv,
   CONCAT('{"alertname":"', an, '","cluster":"', cl, '","namespace":"', ns, '","service":"', sv, '"}'),
-  CONCAT('{"alertname":"', an, '","cluster":"', cl, '","namespace":"', ns, '","service":"', sv, '","team":"t', n % 40, '"}'),
+  CONCAT('{"alertname":"', an, '","cluster":"', cl, '","namespace":"', ns, '","service":"', sv,
+         '","team":"t', n % 40, '"}'),
   ts, ts + INTERVAL 5 MINUTE, ts + INTERVAL 20 MINUTE, 'incidentctl', 3, 1, 0, 0
 FROM (SELECT seq AS n, MD5(seq) AS fp, CONCAT('Alert', seq % 30) AS an, CONCAT('c', seq % 10) AS cl,
         CONCAT('ns', seq % 50) AS ns, CONCAT('svc', seq % 200) AS sv,

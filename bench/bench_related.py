@@ -64,7 +64,7 @@ def bench_quality(engine) -> None:
         for link in result.links:
             found.setdefault(frozenset((iid, link.incident.id)), set()).update(link.kinds)
     truth = true_pairs(ids, history)
-    opened = dict(zip(ids, (g.opened_at for g in history)))
+    opened = dict(zip(ids, (g.opened_at for g in history), strict=True))
     later = T0 + timedelta(days=7)
 
     def line(label: str, pairs: set, expected: set) -> None:
@@ -84,9 +84,9 @@ def bench_quality(engine) -> None:
 
 def bench_bursts(engine, history, ids) -> None:
     members = [Member(i, g.alertname, g.opened_at, tuple((k, v) for k, v in zip(LABELS, (g.cluster, g.namespace,
-                                                                                        g.service)) if v))
-               for i, g in zip(ids, history)]
-    roots = [(i, g) for i, g in zip(ids, history) if g.root and g.opened_at >= T0 + timedelta(days=7)]
+                                                                                        g.service), strict=True) if v))
+               for i, g in zip(ids, history, strict=True)]
+    roots = [(i, g) for i, g in zip(ids, history, strict=True) if g.root and g.opened_at >= T0 + timedelta(days=7)]
     right = found_any = 0
     for root, g in roots:
         now = [m for m in members if abs(m.opened_at - g.opened_at) <= BURSTS.window]
@@ -97,7 +97,7 @@ def bench_bursts(engine, history, ids) -> None:
     print(f"bursts (window 5m, at least 5): {found_any} of {len(roots)} stories after the first week found as a "
           f"burst; the line names the root in {right} ({right / len(roots):.0%})")
     root, g = roots[-1]
-    story = [m for m, h in zip(members, history) if h.story == g.story]
+    story = [m for m, h in zip(members, history, strict=True) if h.story == g.story]
     t = time.perf_counter()
     context = burst_context(engine, BURSTS, story)
     print(f"  burst_context for one story of {len(story)}: {(time.perf_counter() - t) * 1000:.1f} ms "

@@ -74,7 +74,7 @@ def main() -> None:
         elapsed = time.perf_counter() - started
         stop.set()
         thread.join()
-        batches = [b - a for a, b in zip(marks, marks[1:])]
+        batches = [b - a for a, b in zip(marks, marks[1:], strict=False)]
         print(f"purge: {summary.deleted} rows ({summary.bytes / 1e6:.1f} MB) in {elapsed:.2f} s = "
               f"{summary.deleted / elapsed:,.0f} rows/s; {summary.batches} batches of {BATCH}, "
               f"slowest {max(batches) * 1000:.0f} ms, median {sorted(batches)[len(batches) // 2] * 1000:.0f} ms; "

@@ -25,7 +25,8 @@ def unmarked_process_tests(source: str) -> list[str]:
     tree = ast.parse(source)
     module_slow = any(isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "pytestmark" for t in node.targets)
                       and "mark.slow" in ast.unparse(node.value) for node in tree.body)
-    functions = {node.name: node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    functions = {node.name: node for node in ast.walk(tree)
+                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
 
     def names(fn) -> set[str]:
         params = {a.arg for a in fn.args.args + fn.args.kwonlyargs}

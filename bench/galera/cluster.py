@@ -12,6 +12,7 @@ INCIDENTCTL_GALERA_DIR (default <tmp>/incidentctl-galera-B); `down` removes them
 from __future__ import annotations
 
 import argparse
+import contextlib
 import grp
 import os
 import pwd
@@ -416,10 +417,8 @@ def _check_reachable(path: Path, account: pwd.struct_passwd) -> None:
 
 
 def _signal(pid: int, sig: int, group: bool = False) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         (os.killpg if group else os.kill)(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def main(argv: list[str] | None = None) -> int:

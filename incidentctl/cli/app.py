@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, overload
 
 import typer
 from rich.console import Console
@@ -81,6 +81,10 @@ def option_value(option: str, parse: Callable[[str], T], text: str) -> T:
         raise typer.BadParameter(str(exc), param_hint=f"'{option}'") from None
 
 
+@overload
+def time_value(option: str, text: str, now: datetime) -> datetime: ...
+@overload
+def time_value(option: str, text: str | None, now: datetime) -> datetime | None: ...
 def time_value(option: str, text: str | None, now: datetime) -> datetime | None:
     """A `--since`/`--until` value (a duration ago or an ISO 8601 time, in the display zone when
     it has no offset) as of `now`; None stays None."""

@@ -74,7 +74,7 @@ def export_cmd(
                 sys.stdout.buffer.flush()
             except BrokenPipeError:  # the reader went away (`export | head`): stop quietly
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-                raise typer.Exit(1)
+                raise typer.Exit(1) from None
         else:
             summary = export_to_file(engine, out, **selection, progress=report)
     target = summary.path or "standard output"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 import sys
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 
 import typer
 from rich.console import Console
@@ -33,11 +33,18 @@ from incidentctl.notify.silences import mark_silenced
 
 SEVERITY_STYLE = {Severity.CRITICAL: "bold red", Severity.ERROR: "red", Severity.WARNING: "yellow",
                   Severity.INFO: "cyan", Severity.NONE: "dim"}
-STATUS_STYLE = {IncidentStatus.OPEN: "bold", IncidentStatus.ACKNOWLEDGED: "blue", IncidentStatus.RESOLVED: "green"}
+STATUS_STYLE: dict[str, str] = {IncidentStatus.OPEN: "bold", IncidentStatus.ACKNOWLEDGED: "blue",
+                                IncidentStatus.RESOLVED: "green"}
 SEVERITY_CHOICES = ", ".join(reversed(Severity))  # most severe first
-# The statuses, and `all`.
-StatusChoice = Enum("StatusChoice", [(status.value, status.value) for status in IncidentStatus] + [("all", "all")],
-                    type=str)
+
+
+class StatusChoice(StrEnum):
+    """The statuses, and `all`."""
+
+    open = IncidentStatus.OPEN.value
+    acknowledged = IncidentStatus.ACKNOWLEDGED.value
+    resolved = IncidentStatus.RESOLVED.value
+    all = "all"
 
 
 def _os_user() -> str:

@@ -27,7 +27,10 @@ def notify(
 ) -> None:
     """Send one Slack digest per route for the pending outbox, and mark what was sent.
 
-    When nothing is due, says what is pending for later and when it is due. Exit codes: 0 everything due was delivered, or nothing was due; 1 a route failed (rows stay pending for a retry, or are marked failed on a permanent answer), a change matched no route, or Slack is not configured (SLACK_WEBHOOK_URL unset; the outbox stays pending); 3 the database is unavailable.
+    When nothing is due, says what is pending for later and when it is due. Exit codes: 0 everything
+    due was delivered, or nothing was due; 1 a route failed (rows stay pending for a retry, or are
+    marked failed on a permanent answer), a change matched no route, or Slack is not configured
+    (SLACK_WEBHOOK_URL unset; the outbox stays pending); 3 the database is unavailable.
     """
     c = context(ctx)
     routes = load_routes(c.settings)  # a bad [[routes]] table stops the command before anything is claimed
@@ -89,14 +92,16 @@ def _held(s: NotifySummary) -> str:
 
 def _waiting(s: NotifySummary, now: datetime) -> str:
     """`3 change(s) pending retry, next attempt at 2026-03-01 12:05:00 UTC (in 4m)`."""
-    return (f"{s.waiting} change(s) pending retry, next attempt at {_time(s.next_attempt_at)} "
-            f"(in {format_duration(s.next_attempt_at - now)})")
+    due = s.next_attempt_at
+    assert due is not None  # rows waiting for a retry have a next attempt
+    return f"{s.waiting} change(s) pending retry, next attempt at {_time(due)} (in {format_duration(due - now)})"
 
 
 def _time(moment: datetime | None) -> str:
     return local_time(moment) if moment else "the next run"
 
 
+STATE_NAMES = ", ".join(OutboxState)
 outbox_app = typer.Typer(help="Inspect the Slack outbox; put failed notifications back in the queue.",
                          no_args_is_help=True)
 app.add_typer(outbox_app, name="outbox")
@@ -106,7 +111,7 @@ app.add_typer(outbox_app, name="outbox")
 def outbox_list(
     ctx: typer.Context,
     state: list[str] | None = typer.Option(None, "--state", "-s",
-                                              help=f"Only these states ({', '.join(OutboxState)}); repeatable."),
+                                              help=f"Only these states ({STATE_NAMES}); repeatable."),
     limit: int = typer.Option(50, "--limit", "-n", min=1, help="At most this many rows, newest first."),
     output: OutputFormat = OutputOption,
     tz: str | None = TzOption,

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -61,7 +61,8 @@ def local_time(value: datetime | None, *, short: bool = False, now: datetime | N
         return moment.strftime("%Y-%m-%d %H:%M:%S %Z")
     if now is not None and now.astimezone(display_zone()).date() == moment.date():
         return moment.strftime("%H:%M")
-    return moment.strftime("%m-%d %H:%M") if now is None or now.year == moment.year else moment.strftime("%Y-%m-%d %H:%M")
+    same_year = now is None or now.year == moment.year
+    return moment.strftime("%m-%d %H:%M") if same_year else moment.strftime("%Y-%m-%d %H:%M")
 
 
 def zone_label() -> str:
@@ -70,7 +71,7 @@ def zone_label() -> str:
     return getattr(zone, "key", None) or zone.tzname(None) or "UTC"
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"

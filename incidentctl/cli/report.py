@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import timedelta
-from enum import Enum
+from enum import StrEnum
 
 import typer
 
@@ -17,7 +17,7 @@ from incidentctl.history.stats import bar, sparkline
 MAX_BAR_DAYS = 62
 
 
-class By(str, Enum):
+class By(StrEnum):
     service = "service"
     severity = "severity"
     cluster = "cluster"

@@ -14,9 +14,14 @@ from incidentctl.ops.scheduler import Scheduler, cycle_jobs
 
 @app.command("run")
 def run(ctx: typer.Context) -> None:
-    """Process new alerts every INCIDENTCTL_PROCESS_INTERVAL, apply people's actions from Slack and the REST API every INCIDENTCTL_ACTIONS_INTERVAL and send the Slack digest every INCIDENTCTL_NOTIFY_INTERVAL, until SIGTERM/SIGINT.
+    """Process new alerts every INCIDENTCTL_PROCESS_INTERVAL, apply people's actions from Slack
+    and the REST API every INCIDENTCTL_ACTIONS_INTERVAL and send the Slack digest every
+    INCIDENTCTL_NOTIFY_INTERVAL, until SIGTERM/SIGINT.
 
-    Runs never overlap; each logs one line with its counts to stderr. Without Slack configured there are no notify runs, and one warning at start says so. On SIGTERM/SIGINT the current run finishes, then it exits 0. Exit 2 for a bad [[routes]] config; exit 3 when the database is unavailable at start; later outages are logged and retried on the next run.
+    Runs never overlap; each logs one line with its counts to stderr. Without Slack configured there
+    are no notify runs, and one warning at start says so. On SIGTERM/SIGINT the current run
+    finishes, then it exits 0. Exit 2 for a bad [[routes]] config; exit 3 when the database is
+    unavailable at start; later outages are logged and retried on the next run.
     """
     c = context(ctx)
     logging.basicConfig(level=c.settings.log_level.upper(), stream=sys.stderr,

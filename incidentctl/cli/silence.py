@@ -40,7 +40,8 @@ def _until(text: str) -> datetime:
 def silence_add(
     ctx: typer.Context,
     match: list[str] = typer.Option(..., "--match", "-m",
-                                    help="Label matcher name=value (also !=, =~regex, !~regex); repeat: all must hold."),
+                                    help="Label matcher name=value (also !=, =~regex, !~regex); repeat: all "
+                                         "must hold."),
     duration: str | None = typer.Option(None, "--duration", "-d", help="How long from now, e.g. 2h, 30m."),
     until: str | None = typer.Option(None, "--until", help="End time, ISO 8601 (in the display zone when no "
                                         "offset)."),
@@ -61,6 +62,7 @@ def silence_add(
         except ValueError as exc:
             raise InvalidSilence(f"--duration: {exc}") from None
     else:
+        assert until is not None  # exactly one of the two
         ends_at = _until(until)
     matchers = [parse_matcher(m) for m in match]
     row = add_silence(c.engine, matchers, starts_at=now, ends_at=ends_at, comment=comment,

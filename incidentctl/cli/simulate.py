@@ -99,7 +99,8 @@ def simulate_cmd(
         return
     console = stdout_console()
     cur, new = result.outcomes
-    rows = [{"figure": label, "current": str(a), "proposed": str(b), "change": f"{b - a:+d}" if isinstance(a, int) else ""}
+    rows = [{"figure": label, "current": str(a), "proposed": str(b),
+             "change": f"{b - a:+d}" if isinstance(a, int) and isinstance(b, int) else ""}
             for label, a, b in [
                 ("group by", ",".join(cur.rules.group_by), ",".join(new.rules.group_by)),
                 ("reopen window", format_duration(cur.rules.reopen_window), format_duration(new.rules.reopen_window)),

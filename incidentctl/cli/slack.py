@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 import typer
 
@@ -13,7 +13,7 @@ slack_app = typer.Typer(help="Set up the Slack app (buttons on incidents; see do
 app.add_typer(slack_app, name="slack")
 
 
-class ManifestFormat(str, Enum):
+class ManifestFormat(StrEnum):
     yaml = "yaml"
     json = "json"
 

@@ -85,7 +85,7 @@ def consecutive_ids(conn: Connection) -> bool:
     the rows of one such statement consecutive values, and the increment is 1. Then ids need no
     RETURNING, whose rows PyMySQL reads one by one in Python. Elsewhere (mode 2, a Galera
     increment, a server without the variable) RETURNING is used."""
-    found = dict(conn.execute(_AUTOINC_SETTINGS).all())
+    found: dict[str, str] = {name: value for name, value in conn.execute(_AUTOINC_SETTINGS)}
     return found.get("INNODB_AUTOINC_LOCK_MODE") in ("0", "1") and found.get("AUTO_INCREMENT_INCREMENT") == "1"
 
 
@@ -102,7 +102,7 @@ def _statements(conn: Connection, table: Table, names: list[str], rows: Sequence
     parts: list[str] = []
     size = 0
     for row in rows:
-        text = template % tuple([render(value) for render, value in zip(renderers, values(row))])
+        text = template % tuple([render(value) for render, value in zip(renderers, values(row), strict=True)])
         if parts and size + len(text) > STATEMENT_CHARS:
             statement = head + ",".join(parts) + tail
             parts, size = [], 0  # the rows' texts go before the statement is sent
@@ -222,6 +222,7 @@ def _python_type(column_type: Any) -> type | None:
 def _literal(conn: Connection) -> Callable[[Any], str]:
     """A value → its SQL literal, as PyMySQL's `Connection.escape` writes it."""
     dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None  # None only once the connection is closed
     fallback = dbapi.escape
 
     def literal(value: Any) -> str:

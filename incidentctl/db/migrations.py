@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import Connection, Engine, inspect, select
+from sqlalchemy import Connection, Engine, Insert, inspect, select
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -71,7 +71,7 @@ def _series_labels(conn: Connection) -> None:
     series_labels.create(conn, checkfirst=True)
     if capabilities(conn).on_duplicate_key:
         stmt = mysql_insert(series_labels)
-        insert = stmt.on_duplicate_key_update(incident_id=stmt.inserted.incident_id)
+        insert: Insert = stmt.on_duplicate_key_update(incident_id=stmt.inserted.incident_id)
     else:
         insert = sqlite_insert(series_labels).on_conflict_do_nothing()
     c, a = incidents.c, incident_alerts.c

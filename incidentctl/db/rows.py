@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
+from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, func, null, update
+from sqlalchemy import Connection, CursorResult, Table, bindparam, func, null, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -43,15 +44,26 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict], *, returni
         conn.execute(table.insert(), rows)
         return []
     if not caps.returning_many:
-        return [conn.execute(table.insert(), row).inserted_primary_key[0] for row in rows]
+        return [_new_id(conn, table, row) for row in rows]
     statement = table.insert().returning(table.c[returning], sort_by_parameter_order=True)
     ids: list = []
     for chunk in _by_size(table, rows):
         if len(chunk) == 1:
-            ids.append(conn.execute(table.insert(), chunk[0]).inserted_primary_key[0])
+            ids.append(_new_id(conn, table, chunk[0]))
         else:
             ids.extend(conn.execute(statement, chunk).scalars())
     return ids
+
+
+def inserted_id(result: CursorResult) -> Any:
+    """The primary key of the row a single-row INSERT inserted."""
+    key = result.inserted_primary_key
+    assert key is not None  # a single-row INSERT always has one
+    return key[0]
+
+
+def _new_id(conn: Connection, table: Table, row: dict) -> Any:
+    return inserted_id(conn.execute(table.insert(), row))
 
 
 def update_rows(conn: Connection, table: Table, rows: Sequence[dict]) -> None:
@@ -80,13 +92,13 @@ def update_rows(conn: Connection, table: Table, rows: Sequence[dict]) -> None:
 @cache
 def _upsert(table: Table, on_duplicate_key: bool, key: tuple[str, ...], columns: tuple[str, ...]):
     if on_duplicate_key:
-        stmt = mysql_insert(table)
+        mysql = mysql_insert(table)
         # without columns to update, the key's first column set to itself: the row stays as it is
-        return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in columns or key[:1]})
-    stmt = sqlite_insert(table)
+        return mysql.on_duplicate_key_update({c: mysql.inserted[c] for c in columns or key[:1]})
+    sqlite = sqlite_insert(table)
     if not columns:
-        return stmt.on_conflict_do_nothing(index_elements=list(key))
-    return stmt.on_conflict_do_update(index_elements=list(key), set_={c: stmt.excluded[c] for c in columns})
+        return sqlite.on_conflict_do_nothing(index_elements=list(key))
+    return sqlite.on_conflict_do_update(index_elements=list(key), set_={c: sqlite.excluded[c] for c in columns})
 
 
 @cache
@@ -101,7 +113,7 @@ def _update_by_id(table: Table, columns: tuple[str, ...]):
     return update(table).where(table.c.id == bindparam("_id")).values({c: bindparam(c) for c in columns})
 
 
-def _by_size(table: Table, rows: Sequence[dict]) -> list[Sequence[dict]]:
+def _by_size(table: Table, rows: Sequence[dict]) -> Sequence[Sequence[dict]]:
     """`rows` in runs whose binary values (a table's bodies) stay within STATEMENT_BYTES."""
     binary = _binary_columns(table)
     if not binary:

@@ -180,8 +180,9 @@ class Ledger:
         if decision.action == Action.REOPEN:
             self._count(state.alertname)["flaps"] += 1
         for entry in decision.timeline:
-            if entry.kind == "alert_firing" and entry.alert_fingerprint not in current.fired:
-                current.fired[entry.alert_fingerprint] = entry.at
+            series_fp = entry.alert_fingerprint  # an alert_firing entry names its series
+            if entry.kind == "alert_firing" and series_fp is not None and series_fp not in current.fired:
+                current.fired[series_fp] = entry.at
         for m in decision.messages:
             self._seq += 1
             known = max(m.at, event.received_at) if m.change == "resolved" else None
@@ -231,7 +232,7 @@ def acted_on(conn: Connection, since: datetime | None) -> dict[int, Key]:
 def delays(before: Mapping[Key, datetime | None], after: Mapping[Key, datetime | None]) -> dict:
     """How much later the incidents people acted on were first announced under the proposed
     rules: {incidents, delayed, median_delay_s, never_announced} (never: announced before, not after)."""
-    pairs = [(before[k], after.get(k)) for k in sorted(before) if before[k] is not None]
+    pairs = [(first, after.get(k)) for k in sorted(before) if (first := before[k]) is not None]
     never = sum(1 for _, b in pairs if b is None)
     waits = sorted((b - a).total_seconds() for a, b in pairs if b is not None)
     return {"incidents": len(pairs), "delayed": sum(1 for w in waits if w > 0),

@@ -15,9 +15,10 @@ import gzip
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from io import BufferedIOBase
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -183,10 +184,10 @@ def incident_rows(engine: Engine, incident_id: int) -> IncidentRows:
         query = select(*columns).where(g.id.in_(page))
         with database_errors(engine), readonly.connect() as conn:
             for row in conn.execute(query):
-                row = row._mapping
-                if row["id"] in named or (row["processed_at"] is not None and row["process_error"] is None
-                                          and _carries(row, series)):
-                    found[row["id"]] = row
+                record = row._mapping
+                if record["id"] in named or (record["processed_at"] is not None and record["process_error"] is None
+                                             and _carries(record, series)):
+                    found[record["id"]] = record
     return IncidentRows(incident_id, [found[k] for k in sorted(found)], sorted(named - set(found)))
 
 
@@ -198,7 +199,7 @@ def _carries(row: Any, series: set[str]) -> bool:
     return any(event.fingerprint in series for event in events)
 
 
-def export_archive(engine: Engine, out: BinaryIO, *, since: datetime | None = None,
+def export_archive(engine: Engine, out: BinaryIO | BufferedIOBase, *, since: datetime | None = None,
                    until: datetime | None = None, incident: int | None = None,
                    progress: Callable[[int], None] | None = None) -> ExportSummary:
     """Writes the archive (received in [since, until), or the rows of `incident`) as JSON
@@ -209,6 +210,7 @@ def export_archive(engine: Engine, out: BinaryIO, *, since: datetime | None = No
     from incidentctl.history.action_records import iter_actions, to_action_record
 
     purged: list[int] = []
+    source: Iterable[Any]
     if incident is not None:
         selected = incident_rows(engine, incident)
         source, purged = selected.rows, selected.purged_ids
@@ -239,7 +241,7 @@ def export_archive(engine: Engine, out: BinaryIO, *, since: datetime | None = No
     return ExportSummary(rows, first_id, last_id, None, tuple(purged), written_actions)
 
 
-def _write(out: BinaryIO, record: dict) -> None:
+def _write(out: BinaryIO | BufferedIOBase, record: dict) -> None:
     out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
     out.write(b"\n")
 

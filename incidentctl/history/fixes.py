@@ -70,14 +70,14 @@ def notify_level_fixes(name: str, pages: int, window: str | None, histories: Seq
     short = [d for d in lasted if d <= within]
     ended = len(lasted)
     if len(short) >= 2 and len(short) >= SHARE * max(ended, 1):
-        after = nice(percentile(sorted(short), 80), within)
+        after = nice(_p80(short), within)
         text = format_duration(after)
         tries.append(("notify_after", f"notify after {text}",
                       f'a route matching alertname={name} with notify_after = "{text}" (or `for: {text}` in the '
                       f'alert rule)', NotifyRules(baseline.routes, Threshold(after=after))))
     gaps = _flap_gaps(histories)
     if len(gaps) >= 2 and len(gaps) >= SHARE * max(pages, 1):
-        keep = nice(percentile(sorted(gaps), 80), reopen_window)
+        keep = nice(_p80(gaps), reopen_window)
         text = format_duration(keep)
         tries.append(("keep_firing", f"keep firing {text}", f"`keep_firing_for: {text}` in the alert rule",
                       NotifyRules(baseline.routes, keep_firing=keep)))
@@ -87,13 +87,19 @@ def notify_level_fixes(name: str, pages: int, window: str | None, histories: Seq
                       NotifyRules(baseline.routes, silence=parse_window(window))))
     suggestions = []
     for kind, change, how, rules in tries:
-        after, first_after = _sum(histories, rules, now)
-        if after.pages >= before.pages:
+        tried, first_tried = _sum(histories, rules, now)
+        if tried.pages >= before.pages:
             continue
-        people = delays(people_before, first_after)
-        suggestions.append(Suggestion(kind, change, how, _figures_of(before), _figures_of(after), people,
-                                      _summary(kind, before, after, people)))
+        people = delays(people_before, first_tried)
+        suggestions.append(Suggestion(kind, change, how, _figures_of(before), _figures_of(tried), people,
+                                      _summary(kind, before, tried, people)))
     return suggestions
+
+
+def _p80(durations: list[timedelta]) -> timedelta:
+    value = percentile(sorted(durations), 80)
+    assert value is not None  # called with two or more
+    return value
 
 
 def _figures_of(h: Heard, **extra) -> dict:
@@ -105,7 +111,7 @@ def _flap_gaps(histories: Sequence[IncidentHistory]) -> list[timedelta]:
     gaps = []
     for h in histories:
         ordered = sorted(h.changes, key=lambda c: c.id)
-        for a, b in zip(ordered, ordered[1:]):
+        for a, b in zip(ordered, ordered[1:], strict=False):  # each with the next
             if a.change == "resolved" and b.change == "reopened":
                 gaps.append(max(b.at - a.at, timedelta(0)))
     return gaps

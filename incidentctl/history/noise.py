@@ -119,11 +119,12 @@ def build_noise(engine: Engine, settings: Settings, *, since: datetime, until: d
                                     with_alerts=True) if with_alerts else {}
     for rule in noisy:
         histories = [_history(i, labels.get(i.id, {}), known, fired) for i in by_rule[rule.alertname]]
-        acted = {h.key for h, i in zip(histories, by_rule[rule.alertname]) if i.id in people}
+        acted = {h.key for h, i in zip(histories, by_rule[rule.alertname], strict=True) if i.id in people}
         rule.suggestions.extend(notify_level_fixes(rule.alertname, rule.pages, rule.window, histories, acted,
                                                    baseline, until, within, timedelta(seconds=settings.reopen_window)))
 
-    replayed, rows, note = [], 0, None
+    replayed: list[str] = []
+    rows, note = 0, None
     if "alertname" not in settings.group_by:
         note = "group_by lacks alertname: rules share incidents, so coarser grouping is not backtested per rule"
     else:
@@ -148,7 +149,7 @@ def _grouping_fixes(engine: Engine, settings: Settings, noisy: list[RuleNoise], 
     rules = {r.alertname: r for r in noisy}
     replayed, rows = [], 0
     for rank, (minus_merged, name, label) in enumerate(sorted(candidates)):
-        rule, coarse = rules[name], Rules(tuple(l for l in group_by if l != label), window)
+        rule, coarse = rules[name], Rules(tuple(other for other in group_by if other != label), window)
         why = f"not replayed: only the {replay} most promising are (--replay)"
         if rank < replay:
             ids = rule_row_ids(engine, name, since, until, limit=replay_rows)
@@ -207,7 +208,8 @@ def _attach_changes(conn: Connection, found: dict[int, _Incident], since: dateti
             incident.silenced.add(nid)
         # A page: an opening or reopening that reached Slack or will (sent, refused, or pending
         # and not held by a threshold).
-        if change in STARTS and (state in (OutboxState.SENT, OutboxState.FAILED) or (state == OutboxState.PENDING and not held)):
+        if change in STARTS and (state in (OutboxState.SENT, OutboxState.FAILED)
+                                 or (state == OutboxState.PENDING and not held)):
             incident.pages.append((at, route or NO_ROUTE))
 
 
@@ -242,7 +244,7 @@ def _figures(name: str, group: list[_Incident], people: set[int], people_reopens
              within: timedelta) -> RuleNoise:
     rule = RuleNoise(name, incidents=len(group))
     routes: Counter = Counter()
-    page_times = []
+    page_times: list[datetime] = []
     for incident in group:
         pages = incident.pages
         rule.pages += len(pages)
@@ -294,7 +296,7 @@ def _coarser(group: list[_Incident], keys: dict[int, dict], group_by: tuple[str,
     """The group_by label whose removal would merge most of the rule's incidents, and an
     estimate of how many: incidents opening while another of the coarser key is open (or
     resolved less than the reopen window before). The replay then measures it."""
-    labels = [l for l in group_by if l not in ("alertname", "fingerprint")]
+    labels = [name for name in group_by if name not in ("alertname", "fingerprint")]
     if not labels or len(group) < 2:
         return None, 0
     best: tuple[int, str] | None = None

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, Row, func, select, update
 
 from incidentctl.db.engine import database_errors, reader
 from incidentctl.db.schema import (
@@ -86,7 +87,7 @@ class PersonAction:
 
     id: int
     incident_id: int
-    kind: str
+    kind: TimelineKind  # as read: the plain string, equal to the member
     at: datetime
     actor: str
     detail: dict | None
@@ -129,10 +130,9 @@ def rebuild(engine: Engine, rules: Rules, *, dry_run: bool = False, force: bool 
     """Rebuilds all incidents under `rules` in one transaction (or, with `dry_run`, only counts).
     Raises RebuildRefused when retention purged raw rows that incidents were built from, unless
     `force`; ProcessingBusy when a `process` run holds the lock; DatabaseUnavailable."""
-    if dry_run:  # a reader: no lock, no write transaction
-        connection = reader(engine).connect()
-    else:
-        connection = processing_connection(engine)
+    # dry: a reader, with no lock and no write transaction
+    connection: AbstractContextManager[Connection] = (reader(engine).connect() if dry_run
+                                                      else processing_connection(engine))
     with database_errors(engine), connection as conn, conn.begin():
         return _Rebuild(conn, rules, dry_run, progress).run(force)
 
@@ -312,11 +312,14 @@ class _Rebuild:
                     state.id = -1
         for past in self.new_past:
             if past.id is None:
+                assert past.state is not None  # unwritten until now, so still held
                 past.id = past.state.id
             past.state = None
         for fp, key in list(self.keys.items()):
             if key < 0:
-                self.keys[fp] = self.states[fp].id
+                written = self.states[fp].id
+                assert written is not None  # written above, or a stand-in when dry
+                self.keys[fp] = written
         self.new_past = []
         self.changes = Changes()
 
@@ -350,7 +353,8 @@ def _load_old(conn: Connection) -> tuple[dict[int, OldIncident], dict[str, tuple
     old: dict[int, OldIncident] = {}
     by_series: dict[str, tuple[list[datetime], list[int]]] = defaultdict(lambda: ([], []))
     for row in conn.execute(select(c.id, c.fingerprint, c.opened_at, c.resolved_at).order_by(c.opened_at, c.id)):
-        old[row.id] = OldIncident(row.id, row.fingerprint, row.opened_at, row.resolved_at, tuple(series.pop(row.id, ())))
+        old[row.id] = OldIncident(row.id, row.fingerprint, row.opened_at, row.resolved_at,
+                                  tuple(series.pop(row.id, ())))
         for fp in old[row.id].series:
             opened, ids = by_series[fp]
             opened.append(row.opened_at)
@@ -373,7 +377,7 @@ def _count_rows(conn: Connection) -> int:
     return conn.scalar(select(func.count()).select_from(grafana_alerts).where(*_done_filter())) or 0
 
 
-def _processed_rows(conn: Connection) -> Iterator[list]:
+def _processed_rows(conn: Connection) -> Iterator[Sequence[Row]]:
     """Processed, parsable raw rows in id order, a chunk at a time (keyset, so memory stays flat)."""
     g = grafana_alerts.c
     last = 0

@@ -91,21 +91,25 @@ def periodic_window(times: Sequence[datetime], *, min_share: float = MIN_SHARE, 
     if len(times) < min_pages:
         return None
     # Per hour of day: how many, on which dates; per hour of week: how many, in which weeks.
-    daily = [[0, set()] for _ in range(24)]
-    weekly = [[0, set()] for _ in range(168)]
+    day_counts, week_counts = [0] * 24, [0] * 168
+    day_dates: list[set[object]] = [set() for _ in range(24)]
+    week_weeks: list[set[object]] = [set() for _ in range(168)]
     for t in times:
-        day, week = daily[t.hour], weekly[t.weekday() * 24 + t.hour]
-        day[0] += 1
-        day[1].add(t.date())
-        week[0] += 1
-        week[1].add(t.isocalendar()[:2])
+        day, week = t.hour, t.weekday() * 24 + t.hour
+        day_counts[day] += 1
+        day_dates[day].add(t.date())
+        week_counts[week] += 1
+        week_weeks[week].add(t.isocalendar()[:2])
+    daily = list(zip(day_counts, day_dates, strict=True))
+    weekly = list(zip(week_counts, week_weeks, strict=True))
     best: tuple | None = None
     for hours in LENGTHS_H:
         for buckets, period in ((daily, 24), (weekly, 168)):
             for first in range(period):
                 span = [buckets[(first + i) % period] for i in range(hours)]
                 inside = sum(count for count, _ in span)
-                if inside < min_share * len(times) or len(set().union(*(seen for _, seen in span))) < min_occurrences:
+                occurrences = len(set[object]().union(*(seen for _, seen in span)))
+                if inside < min_share * len(times) or occurrences < min_occurrences:
                     continue
                 window = (RecurringWindow(None, first * 60, hours * 60) if period == 24
                           else RecurringWindow(first // 24, (first % 24) * 60, hours * 60))

@@ -22,6 +22,7 @@ import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -254,7 +255,12 @@ def prepare_processed(conn: Connection, items: Sequence[Item], now: datetime) ->
         rows.append(row)
     fresh = _fresh(conn, rows)
     return PreparedRows([rows[i] for i in fresh],
-                        [(n, items[i].events) for n, i in enumerate(fresh) if items[i].error is None])
+                        [(n, events) for n, i in enumerate(fresh) if (events := _events(items[i])) is not None])
+
+
+def _events(item: Item) -> list[AlertEvent] | None:
+    """The events of an item that can be processed."""
+    return item.events if item.error is None else None
 
 
 def replay(engine: Engine, paths: Sequence[str], *, clock: Callable[[], datetime], received_at: datetime | None = None,
@@ -292,6 +298,7 @@ def replay(engine: Engine, paths: Sequence[str], *, clock: Callable[[], datetime
         summary.duplicates += size - stored
         summary.not_payloads += not_payloads
         if processed is not None:
+            assert summary.processed is not None  # set when processing is on
             summary.processed.add(processed)
 
     # One batch is written on a thread while the next is read and parsed, so the database round
@@ -348,28 +355,25 @@ def replay(engine: Engine, paths: Sequence[str], *, clock: Callable[[], datetime
 def _read_file(path: str, received_at: datetime | None, now: datetime, progress: Callable[[int], None] | None,
                stdin: BinaryIO | None, parse: bool) -> Iterable[Item | ArchivedAction | InputError]:
     """Items of one input; a file that cannot be opened is an InputError, not an exception."""
-    try:
-        base_time = file_time(path, received_at, now)
-        raw = (stdin or sys.stdin.buffer) if path == STDIN else open(path, "rb")
-    except OSError as exc:
-        yield InputError(path, f"cannot open: {_reason(exc)}")
-        return
-    done = 0
+    with ExitStack() as opened:  # closes the file, never stdin
+        try:
+            base_time = file_time(path, received_at, now)
+            raw = (stdin or sys.stdin.buffer) if path == STDIN else opened.enter_context(open(path, "rb"))
+        except OSError as exc:
+            yield InputError(path, f"cannot open: {_reason(exc)}")
+            return
+        done = 0
 
-    def report() -> None:
-        nonlocal done
-        if progress is not None and path != STDIN:
-            position = raw.tell()
-            progress(position - done)
-            done = position
+        def report() -> None:
+            nonlocal done
+            if progress is not None and path != STDIN:
+                position = raw.tell()
+                progress(position - done)
+                done = position
 
-    try:
         stream = _GzipChunks.reader(raw) if path.endswith(".gz") else raw
         yield from read_items(path, base_time, stream, report, parse)
         report()
-    finally:
-        if path != STDIN:
-            raw.close()
 
 
 class _GzipChunks(io.RawIOBase):

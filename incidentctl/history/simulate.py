@@ -50,6 +50,7 @@ class RuleOutcome:
         self.alerts_by_fingerprint[fingerprint] += 1
         self.notifications += len(decision.messages)
         if decision.action == Action.OPEN:
+            assert decision.state is not None  # an opening has its incident
             self.incidents += 1
             self.incidents_by_fingerprint[fingerprint] += 1
             self.per_day[decision.state.opened_at.date()] += 1
@@ -89,7 +90,8 @@ def simulate(engine: Engine, rules: Sequence[Rules], *, since: datetime | None =
     notify = list(notify) if notify is not None else [NotifyRules() for _ in rules]
     silences = _silences(engine, since, until)
     ledgers = [Ledger(n, silences=silences, acted_on=set(acted_on)) for n in notify]
-    result = Simulation(since, until, outcomes=[RuleOutcome(r, ledger=ledger) for r, ledger in zip(rules, ledgers)])
+    outcomes = [RuleOutcome(r, ledger=ledger) for r, ledger in zip(rules, ledgers, strict=True)]
+    result = Simulation(since, until, outcomes=outcomes)
     states: list[dict[str, IncidentState]] = [{} for _ in rules]
     last_seen: datetime | None = None
     for row in (iter_rows(engine, since, until) if rows is None else rows):
@@ -102,13 +104,13 @@ def simulate(engine: Engine, rules: Sequence[Rules], *, since: datetime | None =
                 events = [e for e in events if e.labels.get("alertname", "") in alertnames]
             decided = [decide_row(state, events, group_by=outcome.rules.group_by,
                                   reopen_window=outcome.rules.reopen_window)
-                       for outcome, state in zip(result.outcomes, states)]
+                       for outcome, state in zip(result.outcomes, states, strict=True)]
         except Exception:
             result.unparsable += 1
             continue
         result.alerts += len(events)
         last_seen = row["received_at"]
-        for outcome, state, row_decisions in zip(result.outcomes, states, decided):
+        for outcome, state, row_decisions in zip(result.outcomes, states, decided, strict=True):
             for event, fp, decision in row_decisions:
                 if decision.changed and decision.state is not None:
                     state[fp] = decision.state

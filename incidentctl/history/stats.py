@@ -12,6 +12,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import TypeVar
 
 from incidentctl.incidents.model import Resolution
 
@@ -80,7 +81,10 @@ class Noise:
         return self.incidents + self.reopens
 
 
-def percentile(ordered: Sequence[float], q: float) -> float | None:
+T = TypeVar("T")  # a number, or a timedelta
+
+
+def percentile(ordered: Sequence[T], q: float) -> T | None:
     """Nearest-rank percentile of sorted values: the smallest value with at least q% of the
     values at or below it."""
     if not ordered:
@@ -138,8 +142,8 @@ def metrics(incidents: Sequence[IncidentFacts], short_lived: timedelta = SHORT_L
         flapping=sum(1 for i in incidents if i.flaps > 0),
         reopens=sum(i.flaps for i in incidents),
         short_lived=sum(1 for i in incidents if is_short_lived(i, short_lived)),
-        mtta=summarize(time_to_ack(i) for i in acked),
-        mttr=summarize(time_to_resolve(i) for i in resolved),
+        mtta=summarize(t for i in acked if (t := time_to_ack(i)) is not None),
+        mttr=summarize(t for i in resolved if (t := time_to_resolve(i)) is not None),
         alerts_per_incident=summarize(i.alert_count for i in incidents),
     )
 

@@ -1,1 +1,2 @@
-"""Raw row → alert events → decision → incident: the model, the decision, the store, processing, listing and people's actions."""
+"""Raw row → alert events → decision → incident: the model, the decision, the store, processing,
+listing and people's actions."""

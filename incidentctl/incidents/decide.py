@@ -97,6 +97,7 @@ def _too_old_to_reopen(current: IncidentState, event: AlertEvent, window: timede
     series = current.series.get(event.fingerprint)
     if series is not None and _same_episode(series, event):
         return False  # a repeat or late copy of what the incident already knows
+    assert current.resolved_at is not None  # a resolved incident has its time
     return event.start - current.resolved_at > window
 
 
@@ -169,6 +170,7 @@ def _firing(state: IncidentState, series: SeriesState | None, event: AlertEvent,
             # The series kept firing after a person resolved the incident: record the repeat,
             # do not overrule the person (a new episode or a new series reopens it).
             return Decision(_REPEAT, "repeat of an alert still firing when the incident was resolved", state)
+        assert state.resolved_at is not None  # a resolved incident has its time
         gap = event.start - state.resolved_at
         state.reopen()
         reason = (f"fired again {format_duration(gap)} after resolution (within {format_duration(window)}; "

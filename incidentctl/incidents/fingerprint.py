@@ -36,7 +36,7 @@ def alert_fingerprint(payload_fingerprint: str | None, labels: Mapping[str, str]
 def group_values(group_by: Sequence[str], labels: Mapping[str, str], alert_fp: str) -> dict[str, str]:
     """The group_by label values of an alert; a missing label is the empty string and the
     pseudo-label `fingerprint` is the alert fingerprint."""
-    return dict(zip(group_by, _values(group_by, labels, alert_fp)))
+    return dict(zip(group_by, _values(group_by, labels, alert_fp), strict=True))
 
 
 def _values(group_by: Sequence[str], labels: Mapping[str, str], alert_fp: str) -> tuple[str, ...]:
@@ -52,5 +52,5 @@ def incident_fingerprint(group_by: Sequence[str], labels: Mapping[str, str], ale
 
 @lru_cache(maxsize=65536)
 def _group_hash(names: tuple[str, ...], values: tuple[str, ...]) -> str:
-    data = b"\xff".join(f"{name}={value}".encode() for name, value in zip(names, values))
+    data = b"\xff".join(f"{name}={value}".encode() for name, value in zip(names, values, strict=True))
     return hashlib.sha256(data).hexdigest()[:32]

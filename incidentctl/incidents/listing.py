@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Engine, Join, Text, select, type_coerce
+from sqlalchemy import ColumnElement, Engine, FromClause, Join, Text, select, type_coerce
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
@@ -45,7 +45,7 @@ class IncidentFilter:
     labels: tuple[tuple[str, str], ...] = ()  # common labels: every series carries each pair
     series_labels: tuple[tuple[str, str], ...] = ()  # each pair carried by some series
     since: datetime | None = None
-    limit: int = 50
+    limit: int | None = 50  # None: every match
 
 
 def parse_label_filter(text: str, option: str = "--label") -> tuple[str, str]:
@@ -85,12 +85,12 @@ def _with_labels(query, flt: IncidentFilter, columns: list[tuple[str, str]]):
     exact (schema.LabelKey)."""
     c = incidents.c
     labels = [incident_labels.alias(f"label{n}") for n in range(len(flt.labels))]
-    for il, (name, value) in zip(labels, flt.labels):
+    for il, (name, value) in zip(labels, flt.labels, strict=True):
         query = query.where(il.c.name == name[:LABEL_TEXT_MAX], il.c.value == value[:LABEL_TEXT_MAX])
         pair = json.dumps(name, ensure_ascii=False) + ":" + json.dumps(value, ensure_ascii=False)
         query = query.where(type_coerce(c.common_labels, Text).like("%" + _escape_like(pair) + "%", escape="\\"))
     carried = [series_labels.alias(f"series_label{n}") for n in range(len(flt.series_labels))]
-    for sl, (name, value) in zip(carried, flt.series_labels):
+    for sl, (name, value) in zip(carried, flt.series_labels, strict=True):
         query = query.where(sl.c.name == name, sl.c.value == value)
     labels += carried
     first = labels[0]
@@ -101,7 +101,7 @@ def _with_labels(query, flt: IncidentFilter, columns: list[tuple[str, str]]):
         # Unresolved incidents are few: MariaDB reads them first by (status, opened_at) and
         # checks their labels, fast whatever the labels (reading the labels first would walk
         # every entry of the first one to find the few unresolved).
-        source = incidents.join(first, first.c.incident_id == c.id)
+        source: FromClause = incidents.join(first, first.c.incident_id == c.id)
         for il in labels[1:]:
             source = source.join(il, _same_incident(il, il.c.incident_id, first))
         return query.select_from(source).where(*(c[name] == value for name, value in columns))

@@ -99,7 +99,7 @@ class OutboxState(StrEnum):
     SUPPRESSED = "suppressed"
 
 
-_SEVERITY_RANK = {severity: rank for rank, severity in enumerate(Severity)}
+_SEVERITY_RANK: dict[str, int] = {severity: rank for rank, severity in enumerate(Severity)}
 _SEVERITY_ALIASES = {
     "critical": Severity.CRITICAL, "crit": Severity.CRITICAL, "fatal": Severity.CRITICAL,
     "emergency": Severity.CRITICAL, "page": Severity.CRITICAL,

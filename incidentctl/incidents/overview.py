@@ -47,7 +47,8 @@ def overview_query(flt: IncidentFilter):
     ).subquery("ranked")
     r = ranked.c
     return (select(ranked)
-            .where((r.newest_rank <= flt.limit) | (r.severity_rank == 1) | ((r.critical_open == 1) & (r.critical_rank == 1)))
+            .where((r.newest_rank <= flt.limit) | (r.severity_rank == 1)
+                   | ((r.critical_open == 1) & (r.critical_rank == 1)))
             .order_by(r.newest_rank))
 
 

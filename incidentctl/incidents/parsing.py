@@ -83,7 +83,8 @@ def parse_alert_list(doc: dict[str, Any], received_at: datetime, source: str) ->
         # Interned: the same names, values and links recur in every notification of a series,
         # and a batch of replay holds thousands of events (a third less memory per event).
         labels = {intern(k): intern(v) for k, v in alert["labels"].items()}
-        annotations = {intern(k): intern(v if type(v) is str else _text(v)) for k, v in (get("annotations") or {}).items()}
+        annotations = {intern(k): intern(v if type(v) is str else _text(v))
+                       for k, v in (get("annotations") or {}).items()}
         try:
             starts_at = parse_go_time(get("startsAt"))
             ends_at = parse_go_time(get("endsAt"))

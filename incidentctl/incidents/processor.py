@@ -21,6 +21,7 @@ from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from functools import partial
 from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
@@ -112,8 +113,8 @@ class StoredBatch:
 def backlog(engine: Engine) -> int:
     """Rows waiting to be processed."""
     with reader(engine).connect() as conn:
-        return conn.scalar(select(func.count()).select_from(grafana_alerts)
-                           .where(grafana_alerts.c.processed_at.is_(None)))
+        return conn.execute(select(func.count()).select_from(grafana_alerts)
+                            .where(grafana_alerts.c.processed_at.is_(None))).scalar_one()
 
 
 def process_pending(
@@ -140,7 +141,7 @@ def process_pending(
             total = min(total, limit)
         while limit is None or summary.rows < limit:
             want = size if limit is None else min(size, limit - summary.rows)
-            done = _retrying(engine, lambda conn: _queued_batch(conn, want, rules, clock, cache))
+            done = _retrying(engine, partial(_queued_batch, size=want, rules=rules, clock=clock, cache=cache))
             if done.rows == 0:
                 break
             summary.add(done)
@@ -202,7 +203,10 @@ def decide_batch(states: Mapping[str, IncidentState], rows: Rows, rules: Rules) 
     it were not there, and its error is in `errors`. The changes' timeline entries name their raw
     row by its key; `write_batch` turns keys into ids."""
     states = dict(states)
-    keys = {fp: state.id for fp, state in states.items()}
+    keys: dict[str, int] = {}  # incident fingerprint → its key in `changes`: its id, or a new one's key
+    for fp, state in states.items():
+        assert state.id is not None, "states are incidents read from the database"
+        keys[fp] = state.id
     changes = Changes()
     summary = ProcessSummary()
     errors: dict[int, str] = {}

@@ -37,13 +37,15 @@ class SeriesCache:
     def fill(self, state: IncidentState, series_count: int) -> bool:
         """Gives `state` (an incident row just read) its cached series; False when not cached
         or cached at another version."""
-        entry = self._entries.pop(state.id, None)
+        incident_id = state.id
+        assert incident_id is not None  # a row just read has its id
+        entry = self._entries.pop(incident_id, None)
         if entry is None:
             return False
         self._size -= len(entry[1])
         if entry[0] != self.version(state, series_count):
             return False
-        self._put(state.id, entry)
+        self._put(incident_id, entry)
         state.series = dict(entry[1])
         self.hits += 1
         return True

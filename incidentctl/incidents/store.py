@@ -62,8 +62,8 @@ def load_states(conn: Connection, fingerprints: Iterable[str], cache: SeriesCach
     newest: list[int] = []
     for chunk in chunks(rest, CHUNK):
         newest.extend(conn.scalars(_NEWEST_IDS, {"fps": list(chunk)}))
-    for chunk in chunks(newest, CHUNK):
-        for row in conn.execute(by_id_query, {"ids": list(chunk)}):
+    for id_chunk in chunks(newest, CHUNK):
+        for row in conn.execute(by_id_query, {"ids": list(id_chunk)}):
             rows[row.id] = dict(row._mapping)
     states = {row["id"]: incident_state(row) for row in rows.values()}
     missing = sorted(states)
@@ -181,9 +181,10 @@ def write_batch(conn: Connection, changes: Changes, raw_ids: Sequence[int] | Non
     new = [(key, state) for key, state in changes.incidents.items() if key < 0]
     if new:
         for (key, state), new_id in zip(new, insert_rows(conn, incidents, [incident_row(s) for _, s in new],
-                                                          returning="id")):
+                                                          returning="id"), strict=True):
             ids[key] = state.id = new_id
-    full, counters = [], []
+    full: list[dict] = []
+    counters: list[dict] = []
     for key, fps in changes.series.items():
         for fp in sorted(fps):
             series = changes.incidents[key].series[fp]
@@ -242,12 +243,17 @@ def series_label_rows(incident_id: int, opened_at: datetime, label_sets: Iterabl
             for name, value in sorted(pairs)]
 
 
+def _labels(series: SeriesState) -> dict[str, str]:
+    assert series.labels is not None  # a series is added with its labels
+    return series.labels
+
+
 def _added_label_rows(incident_id: int, state: IncidentState, added: set[str]) -> list[dict]:
     """A series' labels are its identity (its fingerprint hashes them), so they are indexed
     once, when it is added. When the incident has series from before this batch, they carry
     its common labels and indexed them already."""
     known = state.common_labels if len(added) < len(state.series) else None
-    return series_label_rows(incident_id, state.opened_at, (state.series[fp].labels for fp in sorted(added)), known)
+    return series_label_rows(incident_id, state.opened_at, (_labels(state.series[fp]) for fp in sorted(added)), known)
 
 
 def _add_series_labels(conn: Connection, rows: list[dict]) -> None:

@@ -4,7 +4,10 @@ default cluster, namespace, service). `related` and the digest's bursts compare 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy import RowMapping
 
 # Labels an incident row carries as columns; any other topology label is read from its labels.
 COLUMNS = ("alertname", "cluster", "namespace", "service")
@@ -12,7 +15,7 @@ COLUMNS = ("alertname", "cluster", "namespace", "service")
 Place = tuple[tuple[str, str], ...]  # (label, value) in topology order, empty values left out
 
 
-def place_of(incident: Mapping[str, Any], labels: Sequence[str]) -> Place:
+def place_of(incident: Mapping[str, Any] | RowMapping, labels: Sequence[str]) -> Place:
     """The incident's non-empty values of `labels`: its column (cluster, namespace, service) when
     it has one, else its common labels (`common_labels`, or `labels` as the digest calls them)."""
     common = incident.get("common_labels") or incident.get("labels") or {}
@@ -30,7 +33,7 @@ def shared(a: Place, b: Place) -> Place:
     first that differs (two services called `api` in different namespaces share only the
     cluster)."""
     common = []
-    for mine, theirs in zip(a, b):
+    for mine, theirs in zip(a, b, strict=False):  # places may differ in depth
         if mine != theirs:
             break
         common.append(mine)

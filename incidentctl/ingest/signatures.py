@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, delete
 from sqlalchemy.dialects import mysql, sqlite
@@ -45,7 +46,8 @@ def claim(conn: Connection, uses: Sequence[Signature], now: datetime) -> set[str
     """Records the signatures in the caller's transaction; returns the keys recorded here, i.e.
     seen for the first time. A key recorded before (by any receiver, committed or in flight:
     the key's lock makes the second wait for the first) is not returned."""
-    rows = list({u.key: {"signature_hash": u.key, "seen_at": now, "expires_at": u.expires_at} for u in uses}.values())
+    by_key = {u.key: {"signature_hash": u.key, "seen_at": now, "expires_at": u.expires_at} for u in uses}
+    rows: list[dict[str, Any]] = list(by_key.values())
     if not rows:
         return set()
     c = seen_signatures.c

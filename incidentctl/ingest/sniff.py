@@ -46,7 +46,8 @@ def decode_body(body: bytes, user_agent: str | None = None) -> tuple[Any, BodyLa
     except RecursionError:
         return None, BodyLabel("unknown", Verdict.NOT_JSON, parse_error="JSON nested too deeply")
     except UnicodeDecodeError as exc:
-        return None, BodyLabel("unknown", Verdict.NOT_JSON, parse_error=clip(f"body is not UTF-8: {exc}", ERROR_TEXT_MAX))
+        return None, BodyLabel("unknown", Verdict.NOT_JSON,
+                               parse_error=clip(f"body is not UTF-8: {exc}", ERROR_TEXT_MAX))
     except ValueError as exc:
         return None, BodyLabel("unknown", Verdict.NOT_JSON, parse_error=clip(f"invalid JSON: {exc}", ERROR_TEXT_MAX))
     return doc, label_document(doc, user_agent)
@@ -72,7 +73,8 @@ def _label_alert_list(doc: dict[str, Any], user_agent: str | None) -> BodyLabel:
     for i, alert in enumerate(alerts):
         problem = _alert_problem(alert)
         if problem:
-            return BodyLabel(source, Verdict.UNKNOWN_SHAPE, alert_count=len(alerts), parse_error=f"alerts[{i}]: {problem}")
+            return BodyLabel(source, Verdict.UNKNOWN_SHAPE, alert_count=len(alerts),
+                             parse_error=f"alerts[{i}]: {problem}")
     statuses = {a.get("status") for a in alerts}
     top = doc.get("status")
     if not isinstance(top, str) or top not in ("firing", "resolved"):

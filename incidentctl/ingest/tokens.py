@@ -17,6 +17,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine, select, update
 
 from incidentctl.db.engine import database_errors
+from incidentctl.db.rows import inserted_id
 from incidentctl.db.schema import api_tokens
 from incidentctl.errors import InvalidTransition, NotFound, TokenError
 
@@ -56,7 +57,7 @@ def add_token(engine: Engine, name: str, *, created_by: str, now: datetime) -> t
         if live is not None:
             raise TokenError(f"{name} already has a token (id {live}); revoke it first: "
                              f"incidentctl token revoke {name}")
-        new_id = conn.execute(api_tokens.insert().values(**values)).inserted_primary_key[0]
+        new_id = inserted_id(conn.execute(api_tokens.insert().values(**values)))
     return _view({**values, "id": new_id, "revoked_at": None}), token
 
 

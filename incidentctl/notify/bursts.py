@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Engine, RowMapping, or_, select
 
 from incidentctl.config import Settings
 from incidentctl.db.engine import database_errors
@@ -193,7 +193,8 @@ def summary(burst: Burst, cause: Cause) -> str:
     if cause.fired_first:
         return f"{head} — likely one cause: {name}, first to fire" + (f" and historically {past}" if past else "")
     first = burst.members[0]
-    return f"{head} — likely one cause: {name}, historically {past} (#{first.incident_id} {first.alertname} fired first)"
+    return (f"{head} — likely one cause: {name}, historically {past} "
+            f"(#{first.incident_id} {first.alertname} fired first)")
 
 
 def _within(span: timedelta) -> str:
@@ -214,7 +215,7 @@ class BurstContext:
 
 # --- storage --------------------------------------------------------------------------------------
 
-def member_of(row: Mapping[str, Any], labels: Sequence[str], *, new: bool = True) -> Member:
+def member_of(row: Mapping[str, Any] | RowMapping, labels: Sequence[str], *, new: bool = True) -> Member:
     return Member(row["id"], row["alertname"] or "", row["opened_at"], place_of(row, labels), new)
 
 

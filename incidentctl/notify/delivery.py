@@ -149,6 +149,7 @@ def _send_due(engine: Engine, settings: Settings, session: requests.Session | No
             summary.routes.append(RouteReport(route.name, mask_url(route.webhook_url), len(ids), "dry-run"))
             continue
         delivery = outbox.begin_delivery(engine, route.name, len(ids), now)
+        assert session is not None and message is not None  # a run that sends has a session; rows, a message
         result = send(session, route.webhook_url, message, settings.slack_timeout)
         summary.routes.append(_apply(engine, route, delivery, ids, attempts, result, now, summary))
     if not dry_run:
@@ -196,25 +197,25 @@ def _apply_thresholds(engine: Engine, routes: Sequence[Route], by_route: dict[st
     """Takes out of `by_route` the rows of episodes below their route's threshold: held back
     (still pending, checked again when `notify_after` is reached, or at every run when an
     alert can release them) or, when the episode ended below it, suppressed for good."""
-    gated = [r for r in routes if r.threshold and by_route.get(r.name)]
+    gated = [(r, r.threshold) for r in routes if r.threshold and by_route.get(r.name)]
     if not gated:
         return
-    ids = sorted({row["incident_id"] for route in gated for row in by_route[route.name]})
-    histories = outbox.change_histories(engine, ids, with_alerts=any(r.threshold.min_alerts for r in gated))
+    ids = sorted({row["incident_id"] for route, _ in gated for row in by_route[route.name]})
+    histories = outbox.change_histories(engine, ids, with_alerts=any(t.min_alerts for _, t in gated))
     hold: dict[tuple[datetime | None, str], list[int]] = {}
     never: dict[str, set[int]] = {}
-    for route in gated:
+    for route, threshold in gated:
         decided: dict[int, dict] = {}
         keep = []
         for row in by_route[route.name]:
             iid = row["incident_id"]
             if iid not in decided:
-                decided[iid] = verdicts(route.threshold, *histories[iid], now)
+                decided[iid] = verdicts(threshold, *histories[iid], now)
             verdict = decided[iid].get(row["id"])
             if verdict is None or verdict.action == ANNOUNCE:
                 keep.append(row)
             elif verdict.action == WAIT:
-                check = None if route.threshold.waits_for_alerts else verdict.until
+                check = None if threshold.waits_for_alerts else verdict.until
                 note = f"{outbox.HELD_PREFIX}route {route.name}: {verdict.reason}"
                 hold.setdefault((check, note), []).append(row["id"])
             else:
@@ -233,9 +234,10 @@ def _apply_thresholds(engine: Engine, routes: Sequence[Route], by_route: dict[st
         return
     for (check, note), row_ids in hold.items():
         outbox.mark(engine, row_ids, next_attempt_at=check, last_error=note)
-    for note, row_ids in never.items():
-        summary.below_threshold -= len(row_ids) - outbox.mark(engine, sorted(row_ids), state=OutboxState.SUPPRESSED,
-                                                              last_error=note, next_attempt_at=None)
+    for note, suppressed_ids in never.items():
+        summary.below_threshold -= len(suppressed_ids) - outbox.mark(engine, sorted(suppressed_ids),
+                                                                     state=OutboxState.SUPPRESSED,
+                                                                     last_error=note, next_attempt_at=None)
 
 
 def _group(pairs: list[tuple[int, int]]) -> dict[int, list[int]]:

@@ -235,7 +235,8 @@ def build_digest(changes: Sequence[Change], world: World, now: datetime, *, rout
     found = new_bursts(ordered, bursts) if bursts is not None else []
     ordered, heads = _group_bursts(ordered, found, bursts)
     summary = counts_line(ordered)
-    blocks: list[dict] = [{"type": "header", "text": {"type": "plain_text", "text": clip(f"incidentctl: {summary}", MAX_HEADER_TEXT), "emoji": True}}]
+    header = {"type": "plain_text", "text": clip(f"incidentctl: {summary}", MAX_HEADER_TEXT), "emoji": True}
+    blocks: list[dict] = [{"type": "header", "text": header}]
     # Reserve the tail: an "and N more" section, a divider and the footer.
     budget = MAX_BLOCKS - len(blocks) - 3
     shown = 0
@@ -283,7 +284,7 @@ def _group_bursts(ordered: list[Entry], found: Sequence[Burst],
                   context: BurstContext | None) -> tuple[list[Entry], dict[int, str]]:
     """New entries regrouped: each burst's (its likely cause first, then the rest as they were),
     then the others; and {id of the burst's first entry: the burst's line}."""
-    if not found:
+    if not found or context is None:  # bursts are found only with a context
         return list(ordered), {}
     by_id = {e.latest.incident_id: e for e in ordered if e.section == "opened"}
     position = {e.latest.incident_id: n for n, e in enumerate(ordered)}

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, and_, func, not_, or_, select
 
 from incidentctl.db.capabilities import capabilities
 from incidentctl.db.engine import reader
+from incidentctl.db.rows import inserted_id
 from incidentctl.db.schema import deliveries, grafana_alerts, incident_alerts, incident_events, incidents, notifications
 from incidentctl.incidents.model import IncidentStatus, OutboxState, Severity
 from incidentctl.notify.digest import Change, World
@@ -124,8 +125,8 @@ def mark(engine: Engine, ids: Sequence[int], **values: Any) -> int:
 def begin_delivery(engine: Engine, route: str, changes: int, now: datetime) -> int:
     """Logs a digest about to be POSTed (outcome `sending`); returns the delivery's id."""
     with engine.begin() as conn:
-        return conn.execute(deliveries.insert().values(attempted_at=now, route=route, changes=changes,
-                                                       outcome=SENDING)).inserted_primary_key[0]
+        return inserted_id(conn.execute(deliveries.insert().values(attempted_at=now, route=route, changes=changes,
+                                                                   outcome=SENDING)))
 
 
 def settle_delivery(engine: Engine, delivery_id: int, *, outcome: str, status: int | None, error: str | None,
@@ -193,7 +194,8 @@ def held(engine: Engine, now: datetime) -> tuple[int, datetime | None]:
 
 def change_record(row: Any, known_at: datetime | None = None) -> ChangeRecord:
     """A notifications row (id, change, created_at, severity, state, attempts) for the gate."""
-    gone = row["state"] in (OutboxState.SENT, OutboxState.FAILED) or (row["state"] == OutboxState.PENDING and (row["attempts"] or 0) > 0)
+    gone = row["state"] in (OutboxState.SENT, OutboxState.FAILED) or (
+        row["state"] == OutboxState.PENDING and (row["attempts"] or 0) > 0)
     return ChangeRecord(row["id"], row["change"], row["created_at"], row["severity"], gone, known_at)
 
 

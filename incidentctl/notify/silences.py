@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, or_, select
+from sqlalchemy import Connection, Engine, RowMapping, or_, select
 
 from incidentctl.db.engine import database_errors
+from incidentctl.db.rows import inserted_id
 from incidentctl.db.schema import incidents, silences
 from incidentctl.errors import InvalidSilence, InvalidTransition, NotFound
 
@@ -90,7 +91,7 @@ def state_of(row: Mapping[str, Any], now: datetime) -> str:
     return "active" if now < effective_end(row) else "expired"
 
 
-def incident_labels(incident: Mapping[str, Any]) -> dict[str, Any]:
+def incident_labels(incident: Mapping[str, Any] | RowMapping) -> dict[str, Any]:
     """Labels a silence is matched against: the incident's common labels, its group labels, and
     its alertname/cluster/namespace/service/severity columns."""
     labels: dict[str, Any] = {}
@@ -131,11 +132,11 @@ def silence_on(conn: Connection, matchers: Sequence[Matcher], *, starts_at: date
         raise InvalidSilence(f"the silence would end at {ends_at.isoformat()}, which is not in the future")
     values = {"matchers": [m.as_dict() for m in matchers], "starts_at": starts_at, "ends_at": ends_at,
               "created_by": created_by.strip()[:255] or "unknown", "comment": comment.strip(), "created_at": now}
-    new_id = conn.execute(silences.insert().values(**values)).inserted_primary_key[0]
+    new_id = inserted_id(conn.execute(silences.insert().values(**values)))
     return _view({**values, "id": new_id, "expired_at": None}, now)
 
 
-def incident_matchers(incident: Mapping[str, Any]) -> list[Matcher]:
+def incident_matchers(incident: Mapping[str, Any] | RowMapping) -> list[Matcher]:
     """The matchers that silence "this incident and its kind": its group labels that have a value
     (what makes its fingerprint), else its alertname/cluster/namespace/service. Pure."""
     group = {k: str(v) for k, v in (incident.get("group_labels") or {}).items() if v not in (None, "")}
@@ -157,10 +158,10 @@ def list_silences(engine: Engine, now: datetime, *, include_expired: bool = Fals
 def expire_silence(engine: Engine, silence_id: int, now: datetime) -> dict:
     """Ends a silence now. Raises NotFound, InvalidTransition (already over)."""
     with database_errors(engine), engine.begin() as conn:
-        row = conn.execute(select(silences).where(silences.c.id == silence_id)).first()
-        if row is None:
+        found = conn.execute(select(silences).where(silences.c.id == silence_id)).first()
+        if found is None:
             raise NotFound(f"no silence {silence_id}")
-        row = dict(row._mapping)
+        row = dict(found._mapping)
         if state_of(row, now) == "expired":
             raise InvalidTransition(f"silence {silence_id} is already over (since {effective_end(row).isoformat()})")
         conn.execute(silences.update().where(silences.c.id == silence_id).values(expired_at=now))

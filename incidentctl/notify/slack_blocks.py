@@ -218,7 +218,7 @@ def with_actions(message: dict, entries: Sequence[Entry], now: datetime,
     for block in message["blocks"]:
         entry = None
         if block.get("type") == "section" and "accessory" not in block:
-            entry = lines.get((block.get("text") or {}).get("text"))
+            entry = lines.get((block.get("text") or {}).get("text", ""))
         if entry is not None:
             state = (states or {}).get(entry.latest.incident_id)
             status = state.status if state is not None else entry.latest.status
@@ -230,7 +230,7 @@ def with_actions(message: dict, entries: Sequence[Entry], now: datetime,
 
 def incident_message(change: Change, state: IncidentState, now: datetime) -> dict:
     """One incident as it stands: its line (from its latest change), its state, buttons."""
-    line = change_line(Entry(state.status, change, (change.change,)), now)
+    line = change_line(Entry(change.change, change, (change.change,)), now)
     text = (f"[{severity_text(change.severity)}] {escape(clip(change.title, 200))} (#{change.incident_id}) — "
             f"{_state_words(state)}")
     blocks = [

@@ -67,6 +67,7 @@ def make_threshold(after: Any = None, min_alerts: Any = None, min_severity: Any 
                    where: str = "threshold") -> Threshold | None:
     """A Threshold from configured values (durations as text or seconds); None when every
     condition is off. Raises ConfigError naming `where`."""
+    delay: timedelta | None
     try:
         if isinstance(after, (int, float)) and not isinstance(after, bool):
             delay = timedelta(seconds=after)
@@ -176,7 +177,7 @@ def gate(threshold: Threshold | None, episode: Episode, alerts_fired: Sequence[d
 def verdicts(threshold: Threshold | None, changes: Sequence[ChangeRecord], alerts_fired: Sequence[datetime],
              now: datetime) -> dict[int, Verdict]:
     """{change id: the verdict on its episode} for an incident's changes."""
-    result = {}
+    result: dict[int, Verdict] = {}
     for episode in episodes(changes):
         verdict = gate(threshold, episode, alerts_fired, now)
         result.update((c.id, verdict) for c in episode.changes)

@@ -63,7 +63,7 @@ def _envelope(alerts: list[dict], *, grafana: bool) -> bytes:
         "receiver": "incidentctl", "status": "firing" if firing else "resolved", "alerts": alerts,
         "groupLabels": {"alertname": common.get("alertname", "")}, "commonLabels": common,
         "commonAnnotations": {}, "externalURL": GRAFANA_URL if grafana else "http://alertmanager:9093",
-        "version": "1" if grafana else "4", "groupKey": "{}:{alertname=\"%s\"}" % common.get("alertname", ""),
+        "version": "1" if grafana else "4", "groupKey": f'{{}}:{{alertname="{common.get("alertname", "")}"}}',
         "truncatedAlerts": 0,
     }
     if grafana:
@@ -85,7 +85,8 @@ def demo_story(now: datetime) -> list[Sample]:
     g = dict(grafana=True)
     story = [
         ("grafana: HighLatency on checkout, 2 pods", _envelope(
-            [_alert("firing", l, "p99 latency above 800ms", m(42), None, **g) for l in latency], **g), "Grafana"),
+            [_alert("firing", labels, "p99 latency above 800ms", m(42), None, **g) for labels in latency], **g),
+         "Grafana"),
         ("alertmanager: DiskAlmostFull on mysql", _envelope(
             [_alert("firing", disk, "/var/lib/mysql 93% full", m(38), None, grafana=False)], grafana=False),
          "Alertmanager/0.27.0"),
@@ -94,9 +95,10 @@ def demo_story(now: datetime) -> list[Sample]:
         ("grafana: KubePodCrashLooping resolved", _envelope(
             [_alert("resolved", crash, "ledger restarting", m(50), m(45), **g)], **g), "Grafana"),
         ("grafana: HighLatency repeat (repeat_interval)", _envelope(
-            [_alert("firing", l, "p99 latency above 800ms", m(42), None, **g) for l in latency], **g), "Grafana"),
+            [_alert("firing", labels, "p99 latency above 800ms", m(42), None, **g) for labels in latency], **g),
+         "Grafana"),
         ("grafana: HighLatency escalates, a third pod is critical", _envelope(
-            [_alert("firing", l, "p99 latency above 800ms", m(42), None, **g) for l in latency]
+            [_alert("firing", labels, "p99 latency above 800ms", m(42), None, **g) for labels in latency]
             + [_alert("firing", escalated, "p99 latency above 2s", m(20), None, **g)], **g), "Grafana"),
         ("grafana: KubePodCrashLooping fires again (a flap)", _envelope(
             [_alert("firing", crash, "ledger restarting", m(25), None, **g)], **g), "Grafana"),

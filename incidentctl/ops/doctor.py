@@ -129,7 +129,8 @@ def check_configuration(settings: Settings) -> Check:
         "secrets_set": sorted(name for name, value in settings.masked().items()
                               if value and name in _secret_names()),
     }
-    slack = "Slack configured" if settings.slack_webhook_url or routes else "Slack not configured (notifications stay pending)"
+    slack = ("Slack configured" if settings.slack_webhook_url or routes
+             else "Slack not configured (notifications stay pending)")
     message = f"database {detail['database']}; {slack}; receiver auth: {', '.join(auth) or 'none'}"
     if settings.host not in LOOPBACK and not auth:
         return Check("configuration", "warn",
@@ -196,7 +197,7 @@ def check_backlog(conn, now: datetime, limits: Thresholds) -> Check:
     level = level_for_age(age, limits.backlog_warn, limits.backlog_error)
     detail = {"unprocessed": count, "oldest_received_at": oldest,
               "oldest_age_seconds": round(age.total_seconds()) if age else 0}
-    if not count:
+    if not count or age is None:  # rows have an oldest
         return Check("backlog", "ok", "no unprocessed rows", detail)
     message = f"{count} unprocessed rows, oldest waiting {format_duration(age)}"
     if level != "ok":
@@ -254,7 +255,7 @@ def check_notifications(conn, now: datetime, limits: Thresholds) -> Check:
     parts = []
     if failed:
         parts.append(f"{failed} failed for good in the last {format_duration(limits.recent)}")
-    if pending:
+    if pending and age is not None:  # pending rows have an oldest
         parts.append(f"{pending} pending ({retrying} after an error), oldest {format_duration(age)}")
     if on_hold:
         parts.append(f"{on_hold} held below a route's threshold")
@@ -321,7 +322,7 @@ def check_actions(conn, now: datetime, limits: Thresholds) -> Check:
     detail = {"pending": count, "oldest_received_at": oldest,
               "oldest_age_seconds": round(age.total_seconds()) if age else 0, "replies_failed": untold}
     parts = [f"{count} action(s) from Slack or the REST API waiting, oldest {format_duration(age)}"
-             if count else "no actions waiting"]
+             if age is not None else "no actions waiting"]
     if level != "ok":
         parts[0] += " — is `incidentctl run` (or `process`) running?"
     if untold:

@@ -167,7 +167,8 @@ def test_commands_that_print_one_object_give_a_csv_row(seeded):
 # (environment or config, command, exit code, the one line on stderr): the core's errors,
 # raised by the settings or by a command, end every command the same way
 CORE_ERRORS = [
-    ({"INCIDENTCTL_BATCH_SIZE": "many"}, ["list"], 2, "error: environment variable INCIDENTCTL_BATCH_SIZE: invalid value"),
+    ({"INCIDENTCTL_BATCH_SIZE": "many"}, ["list"], 2,
+     "error: environment variable INCIDENTCTL_BATCH_SIZE: invalid value"),
     ({"INCIDENTCTL_DATABASE_URL": "postgresql://db/x"}, ["list"], 2, "unsupported database 'postgresql'"),
     ({"INCIDENTCTL_CONFIG": "missing.toml"}, ["process"], 2, "error: config file not found: missing.toml"),
     ({}, ["show", "424242"], 1, "error: incident 424242 not found"),
@@ -175,7 +176,8 @@ CORE_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize("env, args, code, line", CORE_ERRORS, ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+@pytest.mark.parametrize("env, args, code, line", CORE_ERRORS,
+                         ids=lambda v: " ".join(v) if isinstance(v, list) else None)
 def test_a_core_error_is_one_line_and_its_exit_code(sqlite_env, env, args, code, line):
     result = invoke(*args, env={**sqlite_env, **env})
     assert result.exit_code == code, result.output

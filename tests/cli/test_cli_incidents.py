@@ -10,6 +10,8 @@ from datetime import timedelta
 
 import pytest
 
+from incidentctl.cli.incidents import StatusChoice
+from incidentctl.incidents.model import IncidentStatus
 from tests.support import ROOT, T0
 from tests.support.cli import invoke, run_cli
 from tests.support.processing import store, store_spaced
@@ -214,8 +216,13 @@ def test_label_filter_follows_the_common_labels(db_url, engine):
 def test_label_filter_matches_long_values_exactly(db_url, engine):
     # The index holds the first 191 characters; the filter still compares whole values.
     long_a, long_b = "x" * 300 + "a", "x" * 300 + "b"
-    store_spaced(engine, [am_body("A", "eu1", "shop", "api", team=long_a), am_body("B", "eu1", "shop", "web", team=long_b)])
+    store_spaced(engine, [am_body("A", "eu1", "shop", "api", team=long_a),
+                          am_body("B", "eu1", "shop", "web", team=long_b)])
     assert invoke("process", db=db_url).exit_code == 0
     assert listing(db_url, "--label", f"team={long_a}", "--status", "all") == ["A"]
     assert listing(db_url, "--label", f"team={long_b}") == ["B"]
     assert listing(db_url, "--label", "team=" + "x" * 300) == []
+
+
+def test_status_choices_are_the_statuses_and_all():
+    assert [choice.value for choice in StatusChoice] == [*IncidentStatus, "all"]

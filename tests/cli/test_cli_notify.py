@@ -66,7 +66,8 @@ def test_nothing_due_says_what_is_pending_and_when(engine, cli_env, slack):
     assert (summary["due"], summary["waiting"], summary["next_attempt_at"]) == (0, 1, due_at.isoformat().replace(
         "+00:00", "Z"))
     listed = json.loads(invoke("outbox", "list", "-o", "json", env=env).output)
-    assert [(r["id"], r["state"], r["next_attempt_at"]) for r in listed] == [(nid, "pending", summary["next_attempt_at"])]
+    assert [(r["id"], r["state"], r["next_attempt_at"]) for r in listed] == [
+        (nid, "pending", summary["next_attempt_at"])]
     table = invoke("outbox", "list", env={**env, "COLUMNS": "250"}).output
     assert "next attempt" in table and stamp in table
 
@@ -167,7 +168,8 @@ def test_silence_commands(engine, cli_env):
                     "--comment", "db upgrade", "--by", "ana", "-o", "json", env=cli_env)
     assert result.exit_code == 0, result.output
     added = json.loads(result.output)
-    assert (added["state"], added["matchers"], added["created_by"]) == ("active", "cluster=prod alertname=~High.*", "ana")
+    assert (added["state"], added["matchers"], added["created_by"]) == (
+        "active", "cluster=prod alertname=~High.*", "ana")
     listed = json.loads(invoke("silence", "list", "-o", "json", env=cli_env).output)
     assert [s["id"] for s in listed] == [added["id"]]
     assert invoke("silence", "expire", str(added["id"]), env=cli_env).output == f"silence {added['id']} expired\n"

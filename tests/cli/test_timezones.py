@@ -56,7 +56,8 @@ LOCAL_TIMES = [
     (datetime(2026, 7, 5, 9, 0, tzinfo=timezone.utc), "Europe/Berlin", "2026-07-05 11:00:00 CEST"),  # summer time
     (datetime(2026, 1, 5, 3, 30, tzinfo=timezone.utc), "America/New_York", "2026-01-04 22:30:00 EST"),  # day before
     (datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc), "Asia/Kolkata", "2026-01-05 14:30:00 IST"),  # half-hour offset
-    (datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc), "America/Sao_Paulo", "2026-01-05 06:00:00 -03"),  # no abbreviation
+    # no abbreviation
+    (datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc), "America/Sao_Paulo", "2026-01-05 06:00:00 -03"),
 ]
 
 

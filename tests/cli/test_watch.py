@@ -60,9 +60,10 @@ def test_view_names_what_went_away_and_a_database_error():
     screen = view(ov, Changes({}, (7, 9)), T0, timedelta(seconds=2), "database x is unavailable: gone", live=False)
     from rich.console import Console
 
-    console = Console(width=200, record=True, file=open(os.devnull, "w"))
-    console.print(screen)
-    text = console.export_text()
+    with open(os.devnull, "w") as sink:
+        console = Console(width=200, record=True, file=sink)
+        console.print(screen)
+        text = console.export_text()
     assert "gone since the last refresh (resolved, or no longer matching): #7, #9" in text
     assert "database x is unavailable: gone (showing the last refresh; retrying)" in text
     assert "0 unresolved · oldest unacknowledged critical: none" in text and "Ctrl-C" not in text
@@ -110,7 +111,7 @@ def test_overview_counts_everything_it_does_not_list(engine, board):
 def test_overview_agrees_with_counting_the_list(engine):
     rnd = random.Random(4)
     incidents = []
-    for n in range(60):
+    for _ in range(60):
         severity = rnd.choice(("critical", "error", "warning", "info", "none"))
         status = rnd.choice(("open", "acknowledged", "resolved"))
         opened = T0 + timedelta(minutes=rnd.randint(0, 500))
@@ -145,7 +146,7 @@ def test_one_statement_per_refresh(db_url, board):
     assert result.output.count("incidentctl watch · ") == 3 and "\x1b[" not in result.output
     first = result.output.split("\n\n")[0]
     assert "16 unresolved: 3 critical, 12 warning, 1 info" in first
-    assert "oldest unacknowledged critical: #%d Old critical, open" % board["old_critical"] in first
+    assert f"oldest unacknowledged critical: #{board['old_critical']:d} Old critical, open" in first
     assert "unresolved incidents (times UTC, the newest 5 of 16)" in first
 
 

@@ -58,8 +58,10 @@ def test_utc_datetime_literals_match_the_type_then_pymysql(engine):
     with engine.connect() as conn:
         render = bulk._renderer(conn, column_type)
         dbapi = conn.connection.dbapi_connection
-        values = [datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc), datetime(2026, 1, 2, 3, 4, 5, 7, tzinfo=timezone.utc),
-                  datetime(1, 1, 1, tzinfo=timezone.utc), datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc),
+        values = [datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+                  datetime(2026, 1, 2, 3, 4, 5, 7, tzinfo=timezone.utc),
+                  datetime(1, 1, 1, tzinfo=timezone.utc),
+                  datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc),
                   datetime(2026, 1, 2, 3, 4, 5, 600, tzinfo=timezone(timedelta(hours=-7))), None]
         for value in values:
             expected = dbapi.escape(UtcDateTime().process_bind_param(value, conn.dialect))
@@ -79,7 +81,7 @@ def test_insert_returning_and_upsert_store_every_value(engine):
         ids = bulk.insert(conn, grafana_alerts, rows, returning="id")
         stored = {r.id: r for r in conn.execute(select(grafana_alerts))}
         assert ids == sorted(ids) and len(ids) == len(rows)
-        for raw_id, row in zip(ids, rows):
+        for raw_id, row in zip(ids, rows, strict=True):
             assert {k: getattr(stored[raw_id], k) for k in row} == row
         base = {"fingerprint": "f", "active_key": None, "status": "resolved", "title": "t", "severity": "info",
                 "opened_at": at, "last_alert_at": at, "group_labels": {"a": "it's ✓"}, "common_labels": {},
@@ -122,7 +124,8 @@ def test_values_repeated_across_rows_are_stored_row_by_row(engine):
 def _archive_rows(tag: str, count: int) -> list[dict]:
     at = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
     return [{"received_at": at, "source": "grafana", "remote_addr": None, "user_agent": None, "content_type": None,
-             "body": f"{tag}-{n}".encode(), "body_sha256": hashlib.sha256(f"{tag}-{n}".encode()).hexdigest(), "body_size": n,
+             "body": f"{tag}-{n}".encode(), "body_sha256": hashlib.sha256(f"{tag}-{n}".encode()).hexdigest(),
+             "body_size": n,
              "alert_count": None, "status": None, "parse_error": None} for n in range(count)]
 
 
@@ -235,8 +238,8 @@ def test_a_value_longer_than_the_server_holds_is_refused_not_cut(engine):
         packet = conn.exec_driver_sql("SELECT @@max_allowed_packet").scalar()
     row = _archive_rows("t", 1)[0]
     row["body"] = b"\x00" * (packet + 1)
-    with pytest.raises(bulk.ValueTooLong, match=f"a value of {packet + 1} bytes is longer than the database accepts"):
-        with engine.begin() as conn:
-            bulk.insert(conn, grafana_alerts, [row], returning="id")
+    too_long = f"a value of {packet + 1} bytes is longer than the database accepts"
+    with pytest.raises(bulk.ValueTooLong, match=too_long), engine.begin() as conn:
+        bulk.insert(conn, grafana_alerts, [row], returning="id")
     with engine.connect() as conn:
         assert conn.execute(select(grafana_alerts.c.id)).all() == []

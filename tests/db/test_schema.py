@@ -19,7 +19,8 @@ def _shape(engine) -> dict:
     for table in sorted(insp.get_table_names()):
         shape[table] = {
             "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(table)],
-            "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in insp.get_indexes(table)),
+            "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                              for i in insp.get_indexes(table)),
             "unique": sorted((u["name"], tuple(u["column_names"])) for u in insp.get_unique_constraints(table)),
             "pk": tuple(insp.get_pk_constraint(table)["constrained_columns"]),
             "fks": sorted((tuple(f["constrained_columns"]), f["referred_table"]) for f in insp.get_foreign_keys(table)),
@@ -52,7 +53,7 @@ def test_sql_schema_applied_by_a_dba_equals_db_upgrade(empty_database_url):
     from_sql = make_engine(empty_database_url("sql"))
     with from_sql.begin() as conn:
         for statement in SQL_SCHEMA.read_text().split(";\n"):
-            lines = [l for l in statement.splitlines() if not l.startswith("--")]
+            lines = [line for line in statement.splitlines() if not line.startswith("--")]
             if "".join(lines).strip():
                 conn.execute(text("\n".join(lines)))
     assert _shape(from_sql) == _shape(from_code)

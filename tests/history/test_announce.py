@@ -55,7 +55,8 @@ ONE = [c(1, "opened", 0), c(2, "escalated", 2, "critical"), c(3, "resolved", 8, 
     (NotifyRules(threshold=Threshold(after=5 * M)), ONE, (), {"pages": 1, "changes": 3, "first": 5}),
     # a route's threshold applies where the change is routed: critical changes go to oncall (none)
     (NotifyRules((Route("oncall", "", frozenset({"critical"})),
-                  Route("default", "", threshold=Threshold(after=30 * M)))), ONE, (), {"pages": 0, "changes": 2, "below_threshold": 1, "first": 2}),
+                  Route("default", "", threshold=Threshold(after=30 * M)))), ONE, (),
+     {"pages": 0, "changes": 2, "below_threshold": 1, "first": 2}),
     # a change that matches no route (no default) is held
     (NotifyRules((Route("oncall", "", frozenset({"critical"})),)), ONE, (), {"changes": 2, "held": 1, "first": 2}),
     # a recurring silence over 10:00–11:00 takes everything

@@ -59,7 +59,7 @@ def incident(engine, db_url):
     assert len(listed) == 2  # the one after the window is another incident
     (first,) = [i for i in listed if i["status"] == "resolved"]
     assert first["severity"] == "critical" and first["alert_count"] == 7  # alerts in its 5 requests
-    return env, first["id"], {**dict(zip([name for name, _ in story()], ids)), "later": later[0]}
+    return env, first["id"], {**dict(zip([name for name, _ in story()], ids, strict=True)), "later": later[0]}
 
 
 def test_show_raw_lists_the_requests_the_incident_was_made_from(incident):

@@ -21,7 +21,7 @@ RULES = RelatedRules(timedelta(minutes=5), LABELS, timedelta(days=30))
 
 def fact(iid: int, alertname: str, *place: str, after_s: float = 0) -> Fact:
     return Fact(iid, f"{alertname} ({'/'.join(place)})", alertname, "warning", "open", T0 + timedelta(seconds=after_s),
-                tuple((k, v) for k, v in zip(LABELS, place) if v))
+                tuple((k, v) for k, v in zip(LABELS, place, strict=False) if v))
 
 
 ANCHOR = fact(1, "PodCrash", "prod", "pay", "api")
@@ -134,9 +134,9 @@ def test_cooccurrence_link_from_history(engine, db_url):
     history = generate(days=30, seed=3)
     ids = insert(engine, history)
     # the last PostgresDown story: its root shares only the cluster with its dependents
-    root = max(i for i, g in zip(ids, history) if g.root and g.alertname == "PostgresDown")
-    story = next(g.story for i, g in zip(ids, history) if i == root)
-    dependents = {i for i, g in zip(ids, history) if g.story == story and not g.root}
+    root = max(i for i, g in zip(ids, history, strict=True) if g.root and g.alertname == "PostgresDown")
+    story = next(g.story for i, g in zip(ids, history, strict=True) if i == root)
+    dependents = {i for i, g in zip(ids, history, strict=True) if g.story == story and not g.root}
     links = related_json({"INCIDENTCTL_DATABASE_URL": db_url}, root)
     found = {x["id"]: x for x in links}
     assert dependents <= set(found)

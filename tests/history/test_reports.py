@@ -164,7 +164,8 @@ def test_report_counts_only_reopens_made_by_alerts_as_flaps(engine, db_url):
 
     store(engine, [(T0, am("Flappy", "firing", "2026-01-05T09:00:00Z")),
                    (T0 + timedelta(minutes=1), am("Handled", "firing", "2026-01-05T09:01:00Z")),
-                   (T0 + timedelta(minutes=5), am("Flappy", "resolved", "2026-01-05T09:00:00Z", "2026-01-05T09:05:00Z")),
+                   (T0 + timedelta(minutes=5),
+                    am("Flappy", "resolved", "2026-01-05T09:00:00Z", "2026-01-05T09:05:00Z")),
                    (T0 + timedelta(minutes=10), am("Flappy", "firing", "2026-01-05T09:10:00Z"))])
     env = {"INCIDENTCTL_DATABASE_URL": db_url}
     assert json.loads(invoke("process", "-o", "json", env=env, check=True).stdout)["reopened"] == 1

@@ -72,6 +72,7 @@ def test_decide_batch(case: Case):
 def test_what_it_decides_against_is_not_changed():
     first = decide_batch({}, [(0, [alert("a")])], RULES)
     (state,) = first.changes.incidents.values()
+    state.id = 1  # as write_batch gives it
     states = {state.fingerprint: state}
     before = copy.deepcopy(states)
     again = decide_batch(states, [(7, [alert("a", "resolved", at=3)])], RULES)

@@ -125,7 +125,7 @@ def test_replayed_row_is_parsed_by_shape_not_by_source(fixture_bodies):
     ("alerting", ["firing"]), ("no_data", ["firing"]), ("ok", ["resolved"]), ("pending", []), ("paused", []),
 ])
 def test_legacy_states(state, statuses):
-    body = ('{"ruleId": 7, "ruleName": "r", "title": "[x] r", "state": "%s", "evalMatches": []}' % state).encode()
+    body = f'{{"ruleId": 7, "ruleName": "r", "title": "[x] r", "state": "{state}", "evalMatches": []}}'.encode()
     assert [e.status for e in parse_body(body, RECEIVED)] == statuses
 
 
@@ -174,7 +174,8 @@ def test_parse_time_rejects_what_is_not_rfc_3339(text):
         parse_go_time(text)
 
 
-@given(moment=st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(timezone.utc)),
+@given(moment=st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1),
+                           timezones=st.just(timezone.utc)),
        nanos=st.integers(0, 999), digits=st.integers(0, 9), offset_minutes=st.integers(-14 * 60, 14 * 60),
        zulu=st.booleans())
 def test_parse_time_reads_every_rfc_3339_form_go_writes(moment, nanos, digits, offset_minutes, zulu):

@@ -59,7 +59,8 @@ def test_unparseable_rows_are_marked_and_never_block(engine, fixture_bodies):
     ids = store_spaced(engine, [b"{not json", good, b'{"custom": "template"}', b""])
     summary = process_all(engine, batch_size=1)
     assert (summary.rows, summary.errors, summary.opened) == (4, 3, 1)
-    marks = {r[0]: (r[1] is not None, r[2]) for r in _rows(engine, grafana_alerts, "id", "processed_at", "process_error")}
+    marks = {r[0]: (r[1] is not None, r[2])
+             for r in _rows(engine, grafana_alerts, "id", "processed_at", "process_error")}
     assert marks[ids[1]] == (True, None)
     assert marks[ids[0]][0] and "invalid JSON" in marks[ids[0]][1]
     assert marks[ids[2]][0] and "custom template" in marks[ids[2]][1]
@@ -184,7 +185,8 @@ def test_what_people_do_never_changes_series_nor_the_cache_version(engine, db_ur
 
     from incidentctl.db.schema import incident_alerts
 
-    store_spaced(engine, [fixture_bodies["alertmanager/am_v4_oncall-example_firing_3alerts_numFiring-added-by-oncall.json"]])
+    oncall = "alertmanager/am_v4_oncall-example_firing_3alerts_numFiring-added-by-oncall.json"
+    store_spaced(engine, [fixture_bodies[oncall]])
     process_all(engine)
     (iid,) = [r[0] for r in _rows(engine, incidents, "id")]
 

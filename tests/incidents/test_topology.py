@@ -7,7 +7,7 @@ import pytest
 from incidentctl.incidents.topology import place_of, same_place, scope_text, shared
 
 LABELS = ("cluster", "namespace", "service")
-P = lambda *values: tuple((k, v) for k, v in zip(LABELS, values) if v)  # noqa: E731
+P = lambda *values: tuple((k, v) for k, v in zip(LABELS, values, strict=False) if v)  # noqa: E731
 
 
 # (a, b, what they share, same place?)

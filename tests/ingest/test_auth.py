@@ -85,7 +85,7 @@ def test_check_request(case, policy, headers, body, error):
 
 
 def test_messages_never_contain_secrets():
-    for case, policy, headers, body, error in CASES:
+    for case, policy, headers, body, _error in CASES:
         try:
             check_request(policy, headers, body, NOW)
         except AuthFailed as exc:

@@ -15,7 +15,8 @@ FIXTURE_CASES = [
     # docs example, 2 firing alerts
     ("grafana/grafana_docs_webhook-notifier_firing_2alerts_values.json", "grafana", 2, "firing"),
     # Grafana 12 default template output
-    ("grafana/grafana12plus_alerting-test_default-payload-template_firing_one_alert_orgId.json", "grafana", 1, "firing"),
+    ("grafana/grafana12plus_alerting-test_default-payload-template_firing_one_alert_orgId.json",
+     "grafana", 1, "firing"),
     # real Grafana 9 firing, then the same alert resolved
     ("grafana/grafana9_zulip_firing_single_valueString.json", "grafana", 1, "firing"),
     ("grafana/grafana9_zulip_resolved_single.json", "grafana", 1, "resolved"),

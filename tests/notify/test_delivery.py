@@ -46,7 +46,8 @@ def run(engine, settings, session, at, **kw):
 
 def delivery_log(engine):
     with engine.connect() as conn:
-        return [(r.route, r.changes, r.outcome, r.status) for r in conn.execute(select(deliveries).order_by(deliveries.c.id))]
+        rows = conn.execute(select(deliveries).order_by(deliveries.c.id))
+        return [(r.route, r.changes, r.outcome, r.status) for r in rows]
 
 
 @pytest.mark.parametrize("attempts, retry_after, expected", [
@@ -219,5 +220,6 @@ def test_routes_by_severity_and_labels(engine, slack, session):
 
 def test_no_matching_route_and_no_default_stays_pending(engine, slack, session):
     nid = add_change(engine, add_incident(engine, severity="info"), severity="info")
-    summary = run(engine, settings_for(), session, NOW, routes=[Route("oncall", slack.url("ok"), frozenset({"critical"}))])
+    oncall = Route("oncall", slack.url("ok"), frozenset({"critical"}))
+    summary = run(engine, settings_for(), session, NOW, routes=[oncall])
     assert summary.unroutable == 1 and outbox_rows(engine)[nid]["state"] == "pending"

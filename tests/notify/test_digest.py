@@ -6,6 +6,8 @@ import json
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from incidentctl.notify.digest import (
     MAX_BLOCKS,
@@ -76,7 +78,8 @@ def test_alert_text_is_escaped_everywhere(hostile, forbidden):
 
 
 @pytest.mark.parametrize("url, expected", [
-    ("https://grafana.example/d/abc?orgId=1&var=x", "<https://grafana.example/d/abc?orgId=1&amp;var=x|rule>"),  # & escaped
+    # & escaped
+    ("https://grafana.example/d/abc?orgId=1&var=x", "<https://grafana.example/d/abc?orgId=1&amp;var=x|rule>"),
     ("https://g.example/x|<!channel>", "<https://g.example/x%7C&lt;!channel&gt;|rule>"),  # cannot close the link early
     ("javascript:alert(1)", None),  # only http(s)
     ("", None),  # no URL, no link
@@ -113,9 +116,6 @@ def test_resolved_change_says_how_long_it_lasted():
     c = change(kind="resolved", resolved_at=T0 + timedelta(minutes=42))
     assert "lasted 42m" in build_digest([c], World(), NOW)["blocks"][2]["text"]["text"]
 
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st
 
 KINDS = st.sampled_from(["opened", "reopened", "escalated", "acknowledged", "resolved"])
 

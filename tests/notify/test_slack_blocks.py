@@ -299,7 +299,8 @@ def test_thread_reply(kwargs, text):
 
 def test_times_show_in_each_readers_zone_with_utc_as_fallback():
     moment = datetime(2026, 3, 1, 13, 5, tzinfo=timezone(timedelta(hours=1)))  # 12:05 UTC
-    assert slack_time(moment) == f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|2026-03-01 12:05 UTC>"
+    stamp = int(moment.timestamp())
+    assert slack_time(moment) == f"<!date^{stamp}^{{date_short_pretty}} {{time}}|2026-03-01 12:05 UTC>"
 
 
 def test_lasted():

@@ -164,7 +164,8 @@ def test_missing_schema_is_an_error_that_names_the_fix(empty_database_url):
     engine.connect().close()  # an existing database without tables
     report = doctor(_settings(url), engine, NOW)
     engine.dispose()
-    assert _by_name(report)["schema"].level == "error" and "incidentctl db upgrade" in _by_name(report)["schema"].message
+    schema = _by_name(report)["schema"]
+    assert schema.level == "error" and "incidentctl db upgrade" in schema.message
     assert "backlog" not in _by_name(report) and report.exit_code == 2
 
 

@@ -59,7 +59,8 @@ def test_dashboard_model_is_a_grafana_mysql_dashboard():
             assert target["format"] in ("time_series", "table")
             assert target["datasource"] == panel["datasource"]
             # "Now" must not depend on the session time zone: UTC_TIMESTAMP(6), never NOW().
-            assert not {"NOW()", "CURRENT_TIMESTAMP", "SYSDATE()"} & set(re.findall(r"[A-Z_]+\(?\)?", target["rawSql"].upper()))
+            called = set(re.findall(r"[A-Z_]+\(?\)?", target["rawSql"].upper()))
+            assert not {"NOW()", "CURRENT_TIMESTAMP", "SYSDATE()"} & called
         assert len({t["refId"] for t in panel["targets"]}) == len(panel["targets"])
 
 
@@ -170,7 +171,7 @@ def _run(raw_conn, sql):
     with raw_conn.cursor() as cursor:
         cursor.execute(sql)
         names = [d[0] for d in cursor.description]
-        return names, [dict(zip(names, row)) for row in cursor.fetchall()]
+        return names, [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def _check_shape(panel, target, names, rows):
@@ -302,7 +303,9 @@ def test_noise_panels_show_what_incidentctl_noise_reports(engine, db_url):
                  r.median_firing_s) for r in report.rules]
     shown = [(r["alertname"], r["noisy"], r["incidents"], int(r["pages"]), int(r["acted_on"]),
               int(r["self_resolved"]), int(r["flaps"]), float(r["median_firing"])) for r in results["Noise by rule"]]
-    key = lambda row: (row[1] != "yes", -row[3], row[0])  # the panel's order: noisy first, most pages first
+    def key(row):  # the panel's order: noisy first, most pages first
+        return row[1] != "yes", -row[3], row[0]
+
     assert shown == sorted(expected, key=key)
     hours = [0] * 24
     for rule in report.rules:

@@ -61,7 +61,8 @@ def add_incidents_with_changes(engine: Engine, n: int, *, change: str = "opened"
     ids = []
     with engine.begin() as conn:  # one transaction: hundreds of commits would dominate the test
         for i in range(n):
-            iid = add_incident(conn, title=f"Incident {i}", severity=severity, opened_at=created_at - timedelta(minutes=5))
+            iid = add_incident(conn, title=f"Incident {i}", severity=severity,
+                               opened_at=created_at - timedelta(minutes=5))
             ids.append(add_change(conn, iid, change, severity=severity, created_at=created_at))
     return ids
 

@@ -57,7 +57,8 @@ def reserve_base_port():
     pinned = os.environ.get("INCIDENTCTL_GALERA_BASE_PORT")
     candidates = [int(pinned)] if pinned else range(4406, 5407, 100)  # 4306 is left to `make galera-up`
     for base in candidates:
-        lock = open(Path(tempfile.gettempdir()) / f"incidentctl-galera-{base}.lock", "w")
+        # held open on purpose: the lock lasts as long as the file stays open
+        lock = open(Path(tempfile.gettempdir()) / f"incidentctl-galera-{base}.lock", "w")  # noqa: SIM115
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

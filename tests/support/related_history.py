@@ -78,8 +78,8 @@ def generate(days: int = 30, seed: int = 7, stories_per_day: float = 3.0, noise_
         for _ in range(rnd.choice((0, 1, 1, 2))):
             namespace = rnd.choice(namespaces) if rnd.random() < 0.15 else rnd.choice(
                 [n for n in APP_NAMESPACES if n not in namespaces])
-            out.append(Generated(rnd.choice(COINCIDENT), cluster, namespace, rnd.choice(SERVICES), rnd.choice(SEVERITIES),
-                                 t0 + timedelta(seconds=rnd.uniform(-240, 240)), None))
+            out.append(Generated(rnd.choice(COINCIDENT), cluster, namespace, rnd.choice(SERVICES),
+                                 rnd.choice(SEVERITIES), t0 + timedelta(seconds=rnd.uniform(-240, 240)), None))
     for _ in range(int(days * noise_per_day)):
         name = rnd.choice(NOISE_ALONE) if rnd.random() < 0.25 else rnd.choice(NOISE)
         out.append(Generated(name, rnd.choice(CLUSTERS), rnd.choice(APP_NAMESPACES), rnd.choice(SERVICES),
@@ -111,7 +111,7 @@ def insert(engine: Engine, generated: Sequence[Generated]) -> list[int]:
 def true_pairs(ids: Sequence[int], generated: Sequence[Generated]) -> set[frozenset[int]]:
     """Every pair of incidents of the same story."""
     stories: dict[int, list[int]] = {}
-    for iid, g in zip(ids, generated):
+    for iid, g in zip(ids, generated, strict=True):
         if g.story is not None:
             stories.setdefault(g.story, []).append(iid)
     return {frozenset((a, b)) for members in stories.values() for a in members for b in members if a < b}

@@ -3,6 +3,7 @@ that can cut the receiver off from its database and bring it back."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import subprocess
@@ -26,7 +27,7 @@ class ServeProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        self._log = open(log_path, "wb")
+        self._log = open(log_path, "wb")  # noqa: SIM115 — the server's log while it runs; stop() closes it
         self.proc = subprocess.Popen(
             [incidentctl_bin, "serve", "--port", str(self.port), *extra_args],
             env=env, stdout=self._log, stderr=subprocess.STDOUT,
@@ -127,10 +128,8 @@ class TcpProxy:
 
 
 def _close(s: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         s.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
     s.close()
 
 
@@ -169,7 +168,7 @@ receivers:
 """)
         (workdir / "am-data").mkdir(exist_ok=True)
         self.log_path = workdir / "alertmanager.log"
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 — Alertmanager's log while it runs; stop() closes it
         self.proc = subprocess.Popen(
             [binary, f"--config.file={config}", f"--storage.path={workdir / 'am-data'}",
              f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address="],

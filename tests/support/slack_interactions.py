@@ -105,7 +105,8 @@ class SlackInteractions:
             raise ValueError(f"tamper must be one of {TAMPERS}")
         payload = self.payload(action_id, value, **fields)
         ts = str(int(self.clock()) if timestamp is None else timestamp)
-        ts = {"stale": str(int(ts) - SKEW), "future": str(int(ts) + SKEW), "malformed_timestamp": "soon"}.get(tamper, ts)
+        tampered = {"stale": str(int(ts) - SKEW), "future": str(int(ts) + SKEW), "malformed_timestamp": "soon"}
+        ts = tampered.get(tamper, ts)
         body = _form(payload)
         signature = sign("not-the-" + self.secret if tamper == "wrong_secret" else self.secret, ts, body)
         if tamper == "altered_body":

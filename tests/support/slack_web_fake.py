@@ -273,7 +273,8 @@ class FakeSlackWeb:
             message.text = args["text"] or ""
         if "blocks" in args:
             message.blocks = args["blocks"] or []
-        message.versions.append({"text": message.text, "blocks": message.blocks, "at": self.clock(), "via": "chat.update"})
+        message.versions.append({"text": message.text, "blocks": message.blocks, "at": self.clock(),
+                                 "via": "chat.update"})
         return {"ok": True, "channel": channel, "ts": message.ts, "text": message.text, "message": message.as_slack()}
 
     def _chat_getPermalink(self, args: dict, channel: str | None) -> dict:

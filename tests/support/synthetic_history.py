@@ -34,7 +34,8 @@ def history(series: int = 200, minutes: int = 240, seed: int = 1, flush_every: i
     all_series = []
     for i in range(series):
         labels = {"alertname": ALERTNAMES[i % len(ALERTNAMES)], "cluster": clusters[i % len(clusters)],
-                  "namespace": f"ns{(i // 7) % 25}", "service": f"svc{(i // 3) % 60}", "instance": f"10.0.{i // 250}.{i % 250}:9100",
+                  "namespace": f"ns{(i // 7) % 25}", "service": f"svc{(i // 3) % 60}",
+                  "instance": f"10.0.{i // 250}.{i % 250}:9100",
                   "severity": SEVERITIES[i % len(SEVERITIES)]}
         flappy = rnd.random() < 0.2
         all_series.append({"labels": labels, "fp": label_fingerprint(labels), "flappy": flappy,
@@ -49,10 +50,12 @@ def history(series: int = 200, minutes: int = 240, seed: int = 1, flush_every: i
         for s in all_series:
             if minute >= s["next"]:
                 if s["firing"]:
-                    s["firing"], s["ends"], s["pending_resolved"] = False, now + timedelta(seconds=rnd.randint(0, 59)), True
+                    s["firing"], s["pending_resolved"] = False, True
+                    s["ends"] = now + timedelta(seconds=rnd.randint(0, 59))
                     s["next"] = minute + (rnd.randint(3, 20) if s["flappy"] else rnd.randint(60, 400))
                 else:
-                    s["firing"], s["starts"], s["ends"], s["pending_resolved"] = True, now + timedelta(seconds=rnd.randint(0, 59)), None, False
+                    s["firing"], s["ends"], s["pending_resolved"] = True, None, False
+                    s["starts"] = now + timedelta(seconds=rnd.randint(0, 59))
                     s["next"] = minute + (rnd.randint(2, 15) if s["flappy"] else rnd.randint(20, 300))
         for key, members in groups.items():
             if (minute + offsets[key]) % flush_every:

@@ -12,7 +12,8 @@ def text(n: int, kind: str = "mrkdwn") -> dict:
 
 
 def button(action_id: str = "ack", label: str = "Ack", value: str = "1", **extra) -> dict:
-    return {"type": "button", "action_id": action_id, "text": {"type": "plain_text", "text": label}, "value": value, **extra}
+    return {"type": "button", "action_id": action_id, "text": {"type": "plain_text", "text": label}, "value": value,
+            **extra}
 
 
 def option(value: str, label: str = "opt") -> dict:

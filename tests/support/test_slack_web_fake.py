@@ -25,7 +25,8 @@ def text(n: int, kind: str = "mrkdwn") -> dict:
 
 
 def button(action_id: str = "ack", label: str = "Ack", value: str = "1", **extra) -> dict:
-    return {"type": "button", "action_id": action_id, "text": {"type": "plain_text", "text": label}, "value": value, **extra}
+    return {"type": "button", "action_id": action_id, "text": {"type": "plain_text", "text": label}, "value": value,
+            **extra}
 
 
 def option(value: str, label: str = "opt") -> dict:
@@ -88,7 +89,8 @@ def test_thread_replies_and_broadcast(fake):
     first = post(fake, text="update 1", thread_ts=parent)
     second = post(fake, text="update 2", thread_ts=parent, reply_broadcast=True)
     replies = fake.thread("C0ALERTS", parent)
-    assert [(m.ts, m.text, m.reply_broadcast) for m in replies] == [(first, "update 1", False), (second, "update 2", True)]
+    assert [(m.ts, m.text, m.reply_broadcast) for m in replies] == [(first, "update 1", False),
+                                                                     (second, "update 2", True)]
     assert fake.notes == []
 
 
@@ -157,8 +159,10 @@ def test_json_with_charset_has_no_warning(fake):
     ("chat.postMessage", {"channel": "C0ALERTS"}, AUTH, "no_text"),
     ("chat.postMessage", {"channel": "C0ALERTS", "text": "", "blocks": []}, AUTH, "no_text"),
     ("chat.postMessage", {"channel": "C0ALERTS", "text": "x" * 40001}, AUTH, "msg_too_long"),
-    ("chat.postMessage", {"channel": "C0ALERTS", "text": "x", "blocks": [{"type": "header", "text": text(151, "plain_text")}]}, AUTH, "invalid_blocks"),
-    ("chat.postMessage", {"channel": "C0ALERTS", "text": "x", "blocks": {"type": "divider"}}, AUTH, "invalid_blocks_format"),
+    ("chat.postMessage", {"channel": "C0ALERTS", "text": "x",
+                          "blocks": [{"type": "header", "text": text(151, "plain_text")}]}, AUTH, "invalid_blocks"),
+    ("chat.postMessage", {"channel": "C0ALERTS", "text": "x", "blocks": {"type": "divider"}}, AUTH,
+     "invalid_blocks_format"),
     ("chat.update", {"channel": "C0ALERTS", "ts": "1.000001", "text": "x"}, AUTH, "message_not_found"),
     ("chat.update", {"channel": "C0NOPE", "ts": "1.000001", "text": "x"}, AUTH, "channel_not_found"),
     ("chat.getPermalink", {"channel": "C0ALERTS", "message_ts": "1.000001"}, AUTH, "message_not_found"),
@@ -182,7 +186,8 @@ def test_token_revoked(fake):
     ("archived channel", "is_inactive"),
 ])
 def test_update_errors(fake, clock, case, error):
-    ts = fake.seed_message("C0ALERTS", "hello from a human") if case == "someone else's message" else post(fake, text="x")
+    someone_elses = case == "someone else's message"
+    ts = fake.seed_message("C0ALERTS", "hello from a human") if someone_elses else post(fake, text="x")
     args = {"channel": "C0ALERTS", "ts": ts, "text": "y"}
     if case == "edit window passed":
         fake.edit_window = 60
@@ -225,7 +230,8 @@ def test_injected_failures_count_down_and_match_channel(fake):
 
 def test_injected_5xx_and_any_method(fake):
     fake.fail("*", "service_unavailable", status=503, times=2)
-    assert call(fake, "chat.postMessage", channel="C0ALERTS", text="x")[:2] == (503, {"ok": False, "error": "service_unavailable"})
+    unavailable = (503, {"ok": False, "error": "service_unavailable"})
+    assert call(fake, "chat.postMessage", channel="C0ALERTS", text="x")[:2] == unavailable
     assert call(fake, "chat.getPermalink", channel="C0ALERTS", message_ts="1")[0] == 503
     assert call(fake, "chat.postMessage", channel="C0ALERTS", text="x")[0] == 200
 
@@ -305,7 +311,8 @@ def test_post_ephemeral_is_not_a_channel_message(fake):
     status, body, _ = call(fake, "chat.postEphemeral", channel="C0ALERTS", user="U0ALICE", text="only you")
     assert status == 200 and body["ok"] and body["message_ts"]
     assert fake.ephemeral_posts[0]["text"] == "only you" and fake.messages == {}
-    assert call(fake, "chat.update", channel="C0ALERTS", ts=body["message_ts"], text="x")[1]["error"] == "message_not_found"
+    updated = call(fake, "chat.update", channel="C0ALERTS", ts=body["message_ts"], text="x")
+    assert updated[1]["error"] == "message_not_found"
 
 
 def respond(url, body):
@@ -404,7 +411,8 @@ def app_url():
 NOW = 1_760_000_000
 ACTIONS = [{"type": "section", "block_id": "incident-7", "text": text(10), "accessory":
             {"type": "overflow", "action_id": "silence", "options": [option("1h", "1 hour"), option("1d", "1 day")]}},
-           {"type": "actions", "block_id": "buttons-7", "elements": [button("ack", "Ack", "7"), button("resolve", "Resolve", "7")]}]
+           {"type": "actions", "block_id": "buttons-7",
+            "elements": [button("ack", "Ack", "7"), button("resolve", "Resolve", "7")]}]
 
 
 def test_click_posts_a_signed_block_actions_form(fake, app_url):
@@ -419,7 +427,8 @@ def test_click_posts_a_signed_block_actions_form(fake, app_url):
     assert slack_verifies("s3cret", headers, body, NOW)
     payload = json.loads(parse_qs(body.decode())["payload"][0])
     assert payload["type"] == "block_actions" and payload["api_app_id"] and payload["token"] and payload["trigger_id"]
-    assert payload["container"] == {"type": "message", "message_ts": ts, "channel_id": "C0ALERTS", "is_ephemeral": False}
+    assert payload["container"] == {"type": "message", "message_ts": ts, "channel_id": "C0ALERTS",
+                                    "is_ephemeral": False}
     assert payload["channel"] == {"id": "C0ALERTS", "name": "alerts"}
     assert payload["user"]["id"] and payload["team"]["id"]
     assert payload["message"]["ts"] == ts and payload["message"]["blocks"] == ACTIONS
@@ -434,7 +443,8 @@ def test_overflow_click_carries_the_selected_option(fake):
     ts = post(fake, text="incident 7", blocks=ACTIONS)
     clicks = SlackInteractions("s3cret", clock=lambda: NOW)
     action = clicks.payload("silence", "1d", **fake.click_context("C0ALERTS", ts))["actions"][0]
-    assert (action["type"], action["block_id"], action["selected_option"]) == ("overflow", "incident-7", option("1d", "1 day"))
+    assert (action["type"], action["block_id"], action["selected_option"]) == (
+        "overflow", "incident-7", option("1d", "1 day"))
     with pytest.raises(ValueError):
         clicks.payload("silence", "1y", **fake.click_context("C0ALERTS", ts))
     with pytest.raises(ValueError):

@@ -53,7 +53,7 @@ def storable_body_limit(engine: Engine, max_body_bytes: int) -> int:
                     max_body_bytes)
         return max_body_bytes
     problem = room.problem(max_body_bytes)
-    if problem is None:
+    if problem is None or room.largest is None:  # a problem always has a largest
         return max_body_bytes
     log.warning("%s. Until then bodies over %d bytes are refused with 413.", problem, room.largest)
     return room.largest
@@ -69,7 +69,8 @@ def serve(settings: Settings, *, host: str, port: int, access_log: bool = False,
     config = uvicorn.Config(
         receiver, host=host, port=port, http="httptools", loop="auto", lifespan="on",
         access_log=access_log, log_level=settings.log_level.lower(), server_header=False,
-        timeout_graceful_shutdown=graceful_timeout,
+        # annotated int, but uvicorn waits with asyncio.timeout, which takes seconds as a float
+        timeout_graceful_shutdown=graceful_timeout,  # type: ignore[arg-type]
     )
     logging.getLogger("uvicorn.access").addFilter(AccessLogMasked(auth.secrets))  # Config set up logging
     # uvicorn re-raises the signal that stopped it once it has shut down; a no-op handler in its

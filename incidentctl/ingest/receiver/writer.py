@@ -60,7 +60,7 @@ class GroupCommitWriter:
     goes on writing its rows one by one; rows not reached by then fail (never written)."""
 
     def __init__(self, engine: Engine, *, max_batch: int = 256, retry_within: float = 5.0,
-                 on_commit: Callable[[list[RawAlert]], None] | None = None,
+                 on_commit: Callable[[list[RawAlert | InboxRequest]], None] | None = None,
                  on_error: Callable[[Exception], None] | None = None,
                  on_queue: Callable[[int], None] | None = None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
@@ -172,8 +172,8 @@ class GroupCommitWriter:
                 transaction.commit()
             except _FAILURES as exc:
                 raise _Whole() from exc
-        self._on_commit([p.raw for p, row_id in zip(pending, ids) if row_id is not None])
-        for p, row_id in zip(pending, ids):
+        self._on_commit([p.raw for p, row_id in zip(pending, ids, strict=True) if row_id is not None])
+        for p, row_id in zip(pending, ids, strict=True):
             p.future.set_result(row_id)
 
     def _fail(self, pending: list[_Pending], exc: BaseException | None, whole: bool = False) -> None:
@@ -218,8 +218,8 @@ def _store(conn: Connection, pending: list[_Pending]) -> list[int | None]:
         elif p.signature.key in fresh:
             fresh.discard(p.signature.key)  # a second use in the same group is a replay too
             kept.append(p)
-    alerts = [p for p in kept if isinstance(p.raw, RawAlert)]
-    actions = [p for p in kept if isinstance(p.raw, InboxRequest)]
-    ids = dict(zip(map(id, alerts), insert_raw_alerts(conn, [p.raw for p in alerts]), strict=True))
-    ids.update(zip(map(id, actions), insert_requests(conn, [p.raw for p in actions]), strict=True))
+    alerts = [(p, p.raw) for p in kept if isinstance(p.raw, RawAlert)]
+    actions = [(p, p.raw) for p in kept if isinstance(p.raw, InboxRequest)]
+    ids = dict(zip([id(p) for p, _ in alerts], insert_raw_alerts(conn, [raw for _, raw in alerts]), strict=True))
+    ids.update(zip([id(p) for p, _ in actions], insert_requests(conn, [raw for _, raw in actions]), strict=True))
     return [ids.get(id(p)) for p in pending]
