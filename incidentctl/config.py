@@ -197,6 +197,15 @@ class Settings:
     batch_size: int = setting(
         "INCIDENTCTL_BATCH_SIZE", 1000, int,
         "Raw rows claimed and applied per transaction by `process`.")
+    lease_ttl: float = setting(
+        "INCIDENTCTL_LEASE_TTL", 15.0, _seconds,
+        "How long the applier lease (`process`, `rebuild`, `replay --process`) lasts without renewal: a "
+        "standby worker on any host or node takes over this long after the holder died. Hosts' clocks "
+        "must agree to well within it.")
+    lease_wait: float = setting(
+        "INCIDENTCTL_LEASE_WAIT", 60.0, _seconds,
+        "How long `process`, `rebuild` and `replay --process` wait for the applier lease another worker "
+        "holds before giving up (exit 1); `run` does not wait: it stands by until its next turn.")
     # Related incidents (docs/REPORTS.md)
     related_window: float = setting(
         "INCIDENTCTL_RELATED_WINDOW", 300.0, _seconds,

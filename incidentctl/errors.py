@@ -13,6 +13,10 @@ class DatabaseUnavailable(IncidentctlError):
     exit_code = 3
 
 
+class DatabaseConflict(IncidentctlError):
+    """A transaction kept losing to concurrent ones (deadlock, certification, lock wait) past its retries."""
+
+
 class SchemaNotReady(IncidentctlError):
     """The database schema is missing or older than this version of incidentctl needs."""
 
@@ -42,7 +46,15 @@ class UnsupportedDatabase(ConfigError):
 
 
 class ProcessingBusy(IncidentctlError):
-    """Another `process` held the processing lock for longer than we waited."""
+    """Another worker held the applier lease for longer than we waited."""
+
+    def __init__(self, message: str, holder=None):
+        super().__init__(message)
+        self.holder = holder  # the lease row as read (db.lease.Holder), when known
+
+
+class LeaseLost(IncidentctlError):
+    """This worker's lease was taken over (it expired): the work done under it was rolled back."""
 
 
 class RebuildRefused(IncidentctlError):

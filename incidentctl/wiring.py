@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from incidentctl.config import Settings
 from incidentctl.db.engine import engine_from_settings, ensure_schema
+from incidentctl.db.lease import Lease
 from incidentctl.durations import utc_now
 
 
@@ -34,6 +35,10 @@ class Context:
             self._engine = engine
         return self._engine
 
+    def lease(self, *, wait: float | None = None) -> Lease:
+        """The applier lease for this worker, its times from the settings (`wait` overrides lease_wait)."""
+        return applier_lease(self.engine, self.settings, wait=wait)
+
     def raw_engine(self) -> Engine:
         """An engine with no schema check, for `db upgrade`/`db status`."""
         return engine_from_settings(self.settings)
@@ -42,3 +47,8 @@ class Context:
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+
+
+def applier_lease(engine: Engine, settings: Settings, *, wait: float | None = None) -> Lease:
+    """The applier lease as configured (lease_ttl, lease_wait), on wall time."""
+    return Lease(engine, ttl=settings.lease_ttl, wait=settings.lease_wait if wait is None else wait)

@@ -24,6 +24,9 @@ from incidentctl.db.schema import metadata
 from tests.support import FIXTURES
 from tests.support.cli import console_script
 
+# The Galera cluster fixture (`galera_cluster`), shared by the whole session: started once.
+pytest_plugins = ["tests.support.galera"]
+
 MYSQL_SERVER_URL = os.environ.get("INCIDENTCTL_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
 REQUIRE_MYSQL = os.environ.get("INCIDENTCTL_TEST_REQUIRE_MYSQL") == "1"
 RUN_ID = f"ict_{os.getpid()}_{secrets.token_hex(3)}"

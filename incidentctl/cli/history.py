@@ -125,13 +125,14 @@ def replay_cmd(
         task = progress.add_task("replaying", total=None)
         report = lambda n, total: progress.update(task, advance=n, total=total or None)  # noqa: E731
         summary = replay(engine, paths, clock=c.clock, received_at=moment, batch_size=batch_size, progress=report,
-                         process_with=rules if process else None)
+                         process_with=rules if process else None, lease=c.lease() if process else None)
     processed = summary.processed
     if processed is not None:
         # Each batch was processed as it was stored; rows that arrived meanwhile are left.
         with _progress(MofNCompleteColumn()) as progress:
             task = progress.add_task("processing", total=None)
             processed.add(process_pending(engine, rules, batch_size=c.settings.batch_size, clock=c.clock,
+                                          lease=c.lease(),
                                           progress=lambda done, total: progress.update(task, completed=done,
                                                                                        total=total)))
     if output is OutputFormat.json:

@@ -29,9 +29,11 @@ def process(
     """Turn unprocessed webhook rows into incidents (oldest first, one transaction per batch),
     then apply people's actions from Slack and the REST API (the action inbox, oldest first).
 
-    Prints a one-line summary: rows, alerts, opened, updated, reopened, resolved, ignored and
-    errors (rows that could not be processed; each is marked with its error and skipped, exit code 0),
-    and, when there were any, the actions applied and refused.
+    Prints a one-line summary: rows, alerts, opened, updated, reopened, resolved, ignored,
+    errors (rows that could not be processed; each is marked with its error and skipped, exit code 0)
+    and conflicts_retried (batches rolled back by a deadlock or Galera certification conflict and
+    run again), and, when there were any, the actions applied and refused. Holds the applier lease
+    while it processes alerts; while another worker holds it, waits up to lease_wait, then exits 1.
     """
     c = context(ctx)
     engine = c.engine
@@ -43,9 +45,10 @@ def process(
                           console=err_console, transient=True) as bar:
                 task = bar.add_task("rows", total=None)
                 summary = process_pending(engine, rules, batch_size=size, clock=c.clock, limit=limit,
-                                          progress=lambda done, total: bar.update(task, completed=done, total=total))
+                                          progress=lambda done, total: bar.update(task, completed=done, total=total),
+                                          lease=c.lease())
         else:
-            summary = process_pending(engine, rules, batch_size=size, clock=c.clock, limit=limit)
+            summary = process_pending(engine, rules, batch_size=size, clock=c.clock, limit=limit, lease=c.lease())
     with make_session() as session:
         actions = apply_pending(engine, allow=AllowList.configured(c.settings), session=session, clock=c.clock,
                                 timeout=c.settings.slack_timeout)

@@ -34,7 +34,7 @@ def rebuild_cmd(
 ) -> None:
     """Recompute every incident from the raw archive under the given (or configured) rules.
 
-    All or nothing: one transaction, under the processing lock. Acks, manual resolves, reopens
+    All or nothing: one transaction, under the applier lease. Acks, manual resolves, reopens
     and notes are replayed onto the rebuilt incident that is the same incident (shares an alert
     series and overlaps in time); the summary says how many could not be carried over. A
     rebuilt incident that continues an old one keeps its id. Nothing is sent to Slack.
@@ -49,7 +49,7 @@ def rebuild_cmd(
                         console=err_console, transient=True, disable=not err_console.is_terminal)
     with batch_collection(), progress as bar:
         task = bar.add_task("rows", total=None)
-        summary = rebuild(c.engine, rules, dry_run=dry_run, force=force,
+        summary = rebuild(c.engine, rules, dry_run=dry_run, force=force, lease=None if dry_run else c.lease(),
                           progress=lambda done, total: bar.update(task, completed=done, total=total))
     if output is not OutputFormat.table:
         sys.stdout.write(dumps(summary.as_dict()) + "\n")

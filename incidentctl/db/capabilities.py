@@ -1,6 +1,6 @@
 """What the database behind a connection can do, asked in one place rather than by dialect name.
 
-Code that takes another path on one database asks a question here (`capabilities(conn).skip_locked`);
+Code that takes another path on one database asks a question here (`capabilities(conn).delete_limit`);
 the answers come from the dialect, known once the connection is open, and are kept per dialect.
 """
 
@@ -20,8 +20,6 @@ class Capabilities:
     returning_many: bool  # an executemany INSERT … RETURNING, its rows in parameter order
     on_duplicate_key: bool  # upserts are MySQL's ON DUPLICATE KEY UPDATE / INSERT IGNORE, else SQLite's ON CONFLICT
     row_locks: bool  # SELECT … FOR UPDATE locks rows; SQLite has one writer, which BEGIN IMMEDIATE makes the only one
-    skip_locked: bool  # SELECT … FOR UPDATE SKIP LOCKED
-    named_locks: bool  # GET_LOCK / RELEASE_LOCK, server-wide
     delete_limit: bool  # DELETE … LIMIT
     packet_limit: bool  # a statement or a row read back travels in one packet of at most max_allowed_packet
     server_process: bool  # statements run in a server process, so a thread waiting on one frees our interpreter
@@ -47,8 +45,6 @@ def _of(dialect: Dialect) -> Capabilities:
         returning_many=bool(dialect.insert_executemany_returning_sort_by_parameter_order),
         on_duplicate_key=mysql,
         row_locks=mysql,
-        skip_locked=mysql,  # MySQL 8.0.1+, MariaDB 10.6+: the versions incidentctl runs on
-        named_locks=mysql,
         delete_limit=mysql,
         packet_limit=mysql,
         server_process=mysql,  # SQLite works inside our process, under our interpreter lock

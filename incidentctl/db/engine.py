@@ -12,7 +12,8 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, Operationa
 
 from incidentctl.config import Settings
 from incidentctl.db.migrations import schema_status, upgrade
-from incidentctl.errors import DatabaseUnavailable, SchemaNotReady, UnsupportedDatabase
+from incidentctl.db.retry import conflict_code
+from incidentctl.errors import DatabaseConflict, DatabaseUnavailable, SchemaNotReady, UnsupportedDatabase
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SUPPORTED_URLS = "sqlite:///PATH or mysql+pymysql://USER:PASSWORD@HOST:PORT/DATABASE"
@@ -166,8 +167,12 @@ def short_error(exc: BaseException) -> str:
 
 @contextmanager
 def database_errors(engine: Engine) -> Iterator[None]:
-    """Turns connection-level driver errors into DatabaseUnavailable naming the database."""
+    """Turns connection-level driver errors into DatabaseUnavailable naming the database; a
+    conflict (deadlock, certification failure, lock wait timeout) that reaches here is
+    DatabaseConflict, not an outage."""
     try:
         yield
     except (OperationalError, InterfaceError) as exc:
+        if conflict_code(exc) is not None:
+            raise DatabaseConflict(f"database {describe_url(engine.url)}: {short_error(exc)}") from exc
         raise DatabaseUnavailable(f"database {describe_url(engine.url)} is unavailable: {short_error(exc)}") from exc

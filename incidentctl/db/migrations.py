@@ -24,7 +24,9 @@ from incidentctl.db.schema import (
     incident_alerts,
     incident_labels,
     incidents,
+    leases,
     metadata,
+    notifications,
     schema_migrations,
     seen_signatures,
     series_labels,
@@ -108,6 +110,15 @@ def _action_inbox(conn: Connection) -> None:
     api_tokens.create(conn, checkfirst=True)
 
 
+def _leases(conn: Connection) -> None:
+    """The lease table, and the outbox's claim column (NULL: unclaimed, as every existing row is)."""
+    leases.create(conn, checkfirst=True)
+    if "claimed_by" not in {c["name"] for c in inspect(conn).get_columns(notifications.name)}:
+        column = notifications.c.claimed_by
+        kind = column.type.compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE {notifications.name} ADD COLUMN {column.name} {kind} NULL")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema: raw archive, incidents, events, outbox, silences", _initial),
     Migration(2, "incident_labels: the common labels of each incident, indexed for list --label", _incident_labels),
@@ -119,6 +130,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _series_labels),
     Migration(6, "action_inbox and api_tokens: actions people take from Slack and the REST API, applied by the batch",
               _action_inbox),
+    Migration(8, "leases: one applier at a time cluster-wide (owner, expiry, epoch); outbox claims by row update",
+              _leases),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql
 
 metadata = MetaData()
+LEASE_OWNER_MAX = 255
 
 # BIGINT ids on MySQL; SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
 Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -290,6 +291,9 @@ notifications = Table(
     Column("last_error", String(1024)),
     Column("sent_at", UtcDateTime),
     Column("silence_id", Id),
+    # The notify run that claimed the row until next_attempt_at (db/… claim_due): a row update,
+    # so two runs on two Galera nodes conflict at certification instead of both sending.
+    Column("claimed_by", String(LEASE_OWNER_MAX)),
     Index("ix_notifications_state", "state", "id"),
     Index("ix_notifications_incident", "incident_id"),
 )
@@ -384,4 +388,19 @@ api_tokens = Table(
     Column("revoked_at", UtcDateTime),
     UniqueConstraint("token_sha256", name="ux_api_tokens_sha256"),
     Index("ix_api_tokens_name", "name"),
+)
+
+# Leases (db/lease.py): who may do a job that only one worker at a time may do (the applier of
+# incident changes), until when, and under which epoch. Plain replicated rows, so the lease holds
+# cluster-wide on Galera where GET_LOCK does not; the epoch grows at every takeover and fences a
+# worker that lost its lease (its batch's write checks it in the same transaction).
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("owner", String(LEASE_OWNER_MAX), nullable=False),  # host:pid:random of the holder (or last holder)
+    Column("epoch", BigInteger, nullable=False),  # the fencing token: +1 at every acquisition
+    Column("acquired_at", UtcDateTime, nullable=False),
+    Column("renewed_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),  # released: set to the release time
 )

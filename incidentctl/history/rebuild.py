@@ -12,8 +12,9 @@ have quoted, and the Slack outbox rows hanging off it); the others get new ids, 
 rebuilt incident continues are deleted with their outbox rows. Nothing new is queued for
 Slack: history is not announced again.
 
-Safety: one transaction (all or nothing) under the processing lock, so `process` waits while a
-rebuild runs. Unprocessed rows are left for the next `process`, which applies them on top.
+Safety: one transaction (all or nothing) under the applier lease (db/lease.py), fenced before
+it commits, so `process` on any host or node waits while a rebuild runs. Unprocessed rows are
+left for the next `process`, which applies them on top.
 `dry_run` computes the same figures and writes nothing.
 """
 
@@ -22,13 +23,14 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, Row, func, select, update
 
 from incidentctl.db.engine import database_errors, reader
+from incidentctl.db.lease import Lease, applier_connection
+from incidentctl.db.retry import Backoff, retry_conflicts
 from incidentctl.db.schema import (
     grafana_alerts,
     incident_alerts,
@@ -40,7 +42,6 @@ from incidentctl.db.schema import (
 )
 from incidentctl.errors import InvalidTransition, RebuildRefused
 from incidentctl.incidents.decide import decide_row
-from incidentctl.incidents.lock import processing_connection
 from incidentctl.incidents.model import (
     SYSTEM_ACTOR,
     Action,
@@ -126,15 +127,25 @@ class RebuildSummary:
 
 
 def rebuild(engine: Engine, rules: Rules, *, dry_run: bool = False, force: bool = False,
-            progress: Callable[[int, int], None] | None = None) -> RebuildSummary:
-    """Rebuilds all incidents under `rules` in one transaction (or, with `dry_run`, only counts).
-    Raises RebuildRefused when retention purged raw rows that incidents were built from, unless
-    `force`; ProcessingBusy when a `process` run holds the lock; DatabaseUnavailable."""
-    # dry: a reader, with no lock and no write transaction
-    connection: AbstractContextManager[Connection] = (reader(engine).connect() if dry_run
-                                                      else processing_connection(engine))
-    with database_errors(engine), connection as conn, conn.begin():
-        return _Rebuild(conn, rules, dry_run, progress).run(force)
+            progress: Callable[[int, int], None] | None = None, lease: Lease | None = None) -> RebuildSummary:
+    """Rebuilds all incidents under `rules` in one transaction (or, with `dry_run`, only counts),
+    holding `lease` (default: the applier lease). Raises RebuildRefused when retention purged raw
+    rows that incidents were built from, unless `force`; ProcessingBusy when another worker holds
+    the lease; LeaseLost, DatabaseConflict, DatabaseUnavailable."""
+    if dry_run:  # a reader: no lease, no write transaction
+        with database_errors(engine), reader(engine).connect() as conn, conn.begin():
+            return _Rebuild(conn, rules, dry_run, progress).run(force)
+    lease = lease or Lease(engine)
+
+    def once() -> RebuildSummary:
+        with applier_connection(engine) as conn, conn.begin():
+            summary = _Rebuild(conn, rules, dry_run, progress).run(force)
+            lease.fence(conn)
+            return summary
+
+    with database_errors(engine), lease:
+        # A person's ack on another node meanwhile conflicts with the whole rebuild: run it again.
+        return retry_conflicts(once, backoff=Backoff(attempts=3, base=0.5, cap=2.0), counts=lease.conflicts)
 
 
 class _Rebuild:

@@ -22,7 +22,7 @@ import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -31,6 +31,7 @@ from typing import BinaryIO
 from sqlalchemy import Connection, Engine, bindparam, select
 
 from incidentctl.db.engine import database_errors
+from incidentctl.db.lease import Lease
 from incidentctl.db.rows import insert_rows
 from incidentctl.db.schema import grafana_alerts
 from incidentctl.history.action_records import ArchivedAction, from_action_record, is_action_record, store_action
@@ -265,7 +266,8 @@ def _events(item: Item) -> list[AlertEvent] | None:
 
 def replay(engine: Engine, paths: Sequence[str], *, clock: Callable[[], datetime], received_at: datetime | None = None,
            batch_size: int = BATCH_SIZE, progress: Callable[[int, int], None] | None = None,
-           stdin: BinaryIO | None = None, process_with: Rules | None = None) -> ReplaySummary:
+           stdin: BinaryIO | None = None, process_with: Rules | None = None,
+           lease: Lease | None = None) -> ReplaySummary:
     """Imports `paths` into the archive; returns what it read, stored, skipped and why. Bodies
     that carry no receive time (standard input) get the time `clock` reads at the start.
     `progress(advance, total)` is called with the input bytes consumed since the last call and
@@ -289,7 +291,8 @@ def replay(engine: Engine, paths: Sequence[str], *, clock: Callable[[], datetime
                 stored = store_batch(conn, [entry.alert for entry in items])
             return len(stored), _not_payloads(stored), None
         done = process_as_stored(engine, process_with, batch_size=batch_size, clock=clock, cache=cache,
-                                 prepare=lambda conn, at: prepare_processed(conn, items, at), decide_on=decider)
+                                 prepare=lambda conn, at: prepare_processed(conn, items, at), decide_on=decider,
+                                 lease=held)
         return done.prepared.count, _not_payloads(done.prepared.rows), done.processed
 
     def count(done: Future, size: int) -> None:
@@ -304,8 +307,11 @@ def replay(engine: Engine, paths: Sequence[str], *, clock: Callable[[], datetime
     # One batch is written on a thread while the next is read and parsed, so the database round
     # trip overlaps the parsing; at most two batches are in memory. With processing, the writer
     # has the batch's events decided on a thread of their own while it inserts the rows.
+    # With processing, the applier lease is held for the whole replay, not taken per batch.
+    held = (lease or Lease(engine)) if process_with is not None else None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-writer") as writer, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-decide") as decider:
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-decide") as decider, \
+            database_errors(engine), (held if held is not None else nullcontext()):
         in_flight: tuple[Future, int] | None = None
 
         def flush() -> None:

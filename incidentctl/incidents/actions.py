@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from incidentctl.db.capabilities import capabilities
 from incidentctl.db.engine import database_errors
+from incidentctl.db.retry import retry_conflicts
 from incidentctl.db.schema import incident_events, incidents, notifications
 from incidentctl.errors import InvalidTransition, NotFound
 from incidentctl.incidents.model import (
@@ -68,9 +69,17 @@ _RECORDED = {"ack": (TimelineKind.ACKNOWLEDGED, ChangeKind.ACKNOWLEDGED),
 def transition(engine: Engine, action: str, incident_id: int, *, by: str, note: str | None,
                now: datetime, via: str = Via.CLI) -> IncidentStatus:
     """ack: open → acknowledged; resolve: open|acknowledged → resolved (manual); reopen:
-    resolved → open. Returns the new status; raises NotFound, InvalidTransition."""
-    with database_errors(engine), engine.connect() as conn, conn.begin():
-        return transition_on(conn, action, incident_id, by=by, note=note, now=now, via=via)
+    resolved → open. Returns the new status; raises NotFound, InvalidTransition. A conflict
+    with a concurrent batch (1213/1205, e.g. on another Galera node) runs it again."""
+    if action not in _RECORDED:
+        raise ValueError(f"unknown transition {action!r}")
+
+    def once() -> IncidentStatus:
+        with engine.connect() as conn, conn.begin():
+            return transition_on(conn, action, incident_id, by=by, note=note, now=now, via=via)
+
+    with database_errors(engine):
+        return retry_conflicts(once)
 
 
 def transition_on(conn: Connection, action: str, incident_id: int, *, by: str, note: str | None,
@@ -112,8 +121,12 @@ def _apply(state: IncidentState, action: str, by: str, now: datetime) -> str:
 
 def add_note(engine: Engine, incident_id: int, text: str, *, by: str, now: datetime, via: str = Via.CLI) -> None:
     """Adds a note to the timeline of any incident; raises NotFound."""
-    with database_errors(engine), engine.connect() as conn, conn.begin():
-        note_on(conn, incident_id, text, by=by, now=now, via=via)
+    def once() -> None:
+        with engine.connect() as conn, conn.begin():
+            note_on(conn, incident_id, text, by=by, now=now, via=via)
+
+    with database_errors(engine):
+        retry_conflicts(once)
 
 
 def note_on(conn: Connection, incident_id: int, text: str, *, by: str, now: datetime, via: str = Via.CLI) -> None:

@@ -1,12 +1,14 @@
 """`process`: claim unprocessed raw rows oldest first, turn them into incident changes.
 
 Each batch claims its rows, applies every decision and marks the rows in ONE transaction, so a
-crash rolls the batch back and the next run takes the same rows again. MySQL/MariaDB claim with
-`FOR UPDATE SKIP LOCKED` and take a named lock per batch, so overlapping runs apply batches one
-after another in queue order (the result equals one run's); SQLite has one writer anyway
-(BEGIN IMMEDIATE). A row that cannot be turned into events (a body that is not a payload, or
-anything else one row raises) is marked with its error, changes nothing and is never retried;
-the rest of its batch applies.
+crash rolls the batch back and the next run takes the same rows again. Batches apply one at a
+time in queue order, whatever host or Galera node runs them: the worker holds the applier lease
+(db/lease.py) and each batch's transaction fences on it before it commits, so a worker that lost
+the lease commits nothing more. A conflict (1213: deadlock or Galera certification; 1205) rolls
+the batch back and it runs again after a jittered backoff (db/retry.py), counted in the summary.
+A row that cannot be turned into events (a body that is not a payload, or anything else one row
+raises) is marked with its error, changes nothing and is never retried; the rest of its batch
+applies.
 
 A batch is three steps: `load_states` (store.py) reads the incidents its events touch,
 `decide_batch` decides every row's events in memory, `write_batch` (store.py) writes the
@@ -29,11 +31,12 @@ from sqlalchemy.exc import IntegrityError
 
 from incidentctl.db.capabilities import capabilities
 from incidentctl.db.engine import database_errors, reader
+from incidentctl.db.lease import Lease, applier_connection
+from incidentctl.db.retry import Conflicts, retry_conflicts
 from incidentctl.db.rows import insert_rows
 from incidentctl.db.schema import ERROR_TEXT_MAX, grafana_alerts
 from incidentctl.incidents.decide import decide_row
 from incidentctl.incidents.fingerprint import incident_fingerprint
-from incidentctl.incidents.lock import processing_connection
 from incidentctl.incidents.model import Action, IncidentState, Rules
 from incidentctl.incidents.parsing import AlertEvent, PayloadError, parse_body
 from incidentctl.incidents.series_cache import SeriesCache
@@ -54,6 +57,7 @@ class ProcessSummary:
     resolved: int = 0
     ignored: int = 0
     errors: int = 0
+    conflicts_retried: int = 0  # batches rolled back by a deadlock / certification conflict and run again
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -126,33 +130,39 @@ def process_pending(
     limit: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     cache: SeriesCache | None = None,
+    lease: Lease | None = None,
 ) -> ProcessSummary:
     """Processes unprocessed rows under `rules`, `batch_size` rows a transaction, until none are
     left (or `limit` rows are done); each batch marks its rows processed at one reading of
     `clock`. `progress(done_rows, total_rows)` is called after each batch. A `cache` kept across
-    calls spares reading back the series of the incidents earlier calls touched. Raises
-    DatabaseUnavailable, ProcessingBusy."""
+    calls spares reading back the series of the incidents earlier calls touched. Holds `lease`
+    (default: the applier lease with default times) for the run. Raises DatabaseUnavailable,
+    ProcessingBusy, LeaseLost, DatabaseConflict."""
     size = max(1, batch_size)
     cache = SeriesCache() if cache is None else cache
+    lease = lease or Lease(engine)
     summary = ProcessSummary()
-    with database_errors(engine):
+    conflicts = Conflicts()
+    with database_errors(engine), lease:
         total = backlog(engine) if progress else 0
         if limit is not None:
             total = min(total, limit)
         while limit is None or summary.rows < limit:
             want = size if limit is None else min(size, limit - summary.rows)
-            done = _retrying(engine, partial(_queued_batch, size=want, rules=rules, clock=clock, cache=cache))
+            done = _retrying(engine, lease, conflicts, partial(_queued_batch, size=want, rules=rules, clock=clock,
+                                                              cache=cache, lease=lease))
             if done.rows == 0:
                 break
             summary.add(done)
             if progress:
                 progress(summary.rows, max(total, summary.rows))
+    summary.conflicts_retried = conflicts.total
     return summary
 
 
 def process_as_stored(engine: Engine, rules: Rules, *, batch_size: int, clock: Callable[[], datetime],
                       prepare: Callable[[Connection, datetime], PreparedRows], cache: SeriesCache | None = None,
-                      decide_on: Executor | None = None) -> StoredBatch:
+                      decide_on: Executor | None = None, lease: Lease | None = None) -> StoredBatch:
     """Stores rows and applies their events in one transaction, as a batch of `process` would.
 
     `prepare(conn, now)` returns the rows to store, already marked processed at `now` (the
@@ -162,10 +172,13 @@ def process_as_stored(engine: Engine, rules: Rules, *, batch_size: int, clock: C
     decided on `decide_on` while the rows are inserted, so the server's work on them overlaps
     ours; a row whose events then fail gets its `process_error` by one UPDATE afterwards. Like a
     batch, it is retried when a person's reopen races it (`prepare` is then called again).
-    Raises DatabaseUnavailable, ProcessingBusy."""
+    Holds `lease` (default: the applier lease) meanwhile; pass one already held to keep it across
+    calls. Raises DatabaseUnavailable, ProcessingBusy, LeaseLost, DatabaseConflict."""
     size = max(1, batch_size)
     cache = SeriesCache() if cache is None else cache
+    lease = lease or Lease(engine)
     summary = ProcessSummary()
+    conflicts = Conflicts()
 
     def batches(conn: Connection) -> StoredBatch:
         while True:
@@ -175,12 +188,15 @@ def process_as_stored(engine: Engine, rules: Rules, *, batch_size: int, clock: C
                 if done.rows == 0:  # the queue is empty: our rows come next
                     prepared = prepare(conn, clock())
                     done = _apply_prepared(conn, prepared, rules, cache, decide_on)
+                lease.fence(conn)
             summary.add(done)
             if prepared is not None:
                 return StoredBatch(prepared, summary)
 
-    with database_errors(engine):
-        return _retrying(engine, batches)
+    with database_errors(engine), lease:
+        stored = _retrying(engine, lease, conflicts, batches)
+    summary.conflicts_retried += conflicts.total
+    return stored
 
 
 def batch_fingerprints(rows: Rows, group_by: Sequence[str]) -> set[str]:
@@ -233,18 +249,21 @@ def decide_batch(states: Mapping[str, IncidentState], rows: Rows, rules: Rules) 
     return BatchDecision(changes, summary, errors)
 
 
-def _retrying(engine: Engine, work: Callable[[Connection], T]) -> T:
-    """`work(conn)` on a processing connection, again when it fails on the one unresolved
-    incident per fingerprint: a person reopened an incident of the same fingerprint meanwhile,
+def _retrying(engine: Engine, lease: Lease, conflicts: Conflicts, work: Callable[[Connection], T]) -> T:
+    """`work(conn)` on an applier connection, again (after a jittered backoff) when it conflicts
+    with a concurrent transaction, and again at once when it fails on the one unresolved incident
+    per fingerprint: a person reopened an incident of the same fingerprint meanwhile. Either way
     nothing was written (rolled back), and the next attempt reads the state afresh."""
-    for attempt in range(BATCH_RETRIES):
-        try:
-            with processing_connection(engine) as conn:
-                return work(conn)
-        except IntegrityError:
-            if attempt == BATCH_RETRIES - 1:
-                raise
-    raise AssertionError("unreachable")
+    def attempt() -> T:
+        for n in range(BATCH_RETRIES):
+            try:
+                with applier_connection(engine) as conn:
+                    return work(conn)
+            except IntegrityError:
+                if n == BATCH_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+    return retry_conflicts(attempt, counts=conflicts)
 
 
 @contextmanager
@@ -260,17 +279,19 @@ def _transaction(conn: Connection, cache: SeriesCache) -> Iterator[None]:
 
 
 def _queued_batch(conn: Connection, size: int, rules: Rules, clock: Callable[[], datetime],
-                  cache: SeriesCache) -> ProcessSummary:
+                  cache: SeriesCache, lease: Lease) -> ProcessSummary:
     with _transaction(conn, cache):
-        return _process_queued(conn, size, rules, clock, cache)
+        done = _process_queued(conn, size, rules, clock, cache)
+        if done.rows:
+            lease.fence(conn)
+        return done
 
 
 def _claim(conn: Connection, size: int) -> list:
+    """The oldest unprocessed rows: the lease makes this worker the only one taking them."""
     query = (select(grafana_alerts.c.id, grafana_alerts.c.received_at, grafana_alerts.c.body,
                     grafana_alerts.c.user_agent)
              .where(grafana_alerts.c.processed_at.is_(None)).order_by(grafana_alerts.c.id).limit(size))
-    if capabilities(conn).skip_locked:
-        query = query.with_for_update(skip_locked=True)
     return list(conn.execute(query))
 
 

@@ -32,7 +32,8 @@ from incidentctl.db.capabilities import capabilities
 from incidentctl.db.engine import database_errors, short_error
 from incidentctl.db.schema import action_inbox, incidents
 from incidentctl.durations import format_duration, parse_duration
-from incidentctl.errors import DatabaseUnavailable, IncidentctlError, NotFound
+from incidentctl.db.retry import retry_conflicts
+from incidentctl.errors import DatabaseConflict, DatabaseUnavailable, IncidentctlError, NotFound
 from incidentctl.incidents.actions import note_on, record_on, transition_on
 from incidentctl.incidents.model import TimelineKind
 from incidentctl.ingest.inbox import ActionKind, InboxState
@@ -107,7 +108,8 @@ def _pending_rows(engine: Engine, limit: int | None):
 
 
 def _apply_row(engine: Engine, row: InboxRow, allow: AllowList, now: datetime, tell: bool) -> InboxState | None:
-    """Applies one row or marks it refused; returns which (None: another applier had it)."""
+    """Applies one row or marks it refused; returns which (None: another applier had it, or it
+    is left pending after conflicting past its retries)."""
     response_url = None
     try:
         intent = read_intent(row)
@@ -115,15 +117,23 @@ def _apply_row(engine: Engine, row: InboxRow, allow: AllowList, now: datetime, t
         why = refusal(intent, allow)
         if why is not None:
             raise Refused(why)
-        with engine.connect() as conn, conn.begin():
-            if not _still_pending(conn, row.id):
-                return None
-            if intent.dedupe_key is not None:
-                _take_key(conn, row.id, intent.dedupe_key)
-            what = _apply(conn, intent)
-            conn.execute(update(action_inbox).where(action_inbox.c.id == row.id).values(
-                state=InboxState.APPLIED, reason=what[:1000], applied_at=now, dedupe_key=intent.dedupe_key))
-        return InboxState.APPLIED
+
+        def once() -> InboxState | None:
+            with engine.connect() as conn, conn.begin():
+                if not _still_pending(conn, row.id):
+                    return None
+                if intent.dedupe_key is not None:
+                    _take_key(conn, row.id, intent.dedupe_key)
+                what = _apply(conn, intent)
+                conn.execute(update(action_inbox).where(action_inbox.c.id == row.id).values(
+                    state=InboxState.APPLIED, reason=what[:1000], applied_at=now, dedupe_key=intent.dedupe_key))
+            return InboxState.APPLIED
+
+        # A conflict with a concurrent transaction (1213/1205, another Galera node) runs it again.
+        return retry_conflicts(once)
+    except DatabaseConflict:
+        log.warning("action %d kept conflicting with concurrent writes; left pending for the next run", row.id)
+        return None
     except Unusable as exc:
         reason, response_url = exc.reason, exc.response_url
     except IntegrityError:  # another applier took the same dedupe key between our check and write

@@ -13,8 +13,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, not_, or_, select
 
-from incidentctl.db.capabilities import capabilities
 from incidentctl.db.engine import reader
+from incidentctl.db.lease import owner_id
+from incidentctl.db.retry import Conflicts, retry_conflicts
 from incidentctl.db.rows import inserted_id
 from incidentctl.db.schema import deliveries, grafana_alerts, incident_alerts, incident_events, incidents, notifications
 from incidentctl.incidents.model import IncidentStatus, OutboxState, Severity
@@ -35,13 +36,16 @@ def _due(now: datetime):
 
 
 def claim_due(engine: Engine, now: datetime, lease: timedelta, *, claim: bool = True,
-              limit: int = 5000) -> list[dict]:
+              limit: int = 5000, claimer: str | None = None, conflicts: Conflicts | None = None) -> list[dict]:
     """Up to `limit` pending rows due at `now`, each joined with its incident, oldest first
     (a larger backlog goes out in the next runs; one digest says "and N more" anyway).
 
-    With `claim`, their next_attempt_at moves to now + lease in the same transaction, so an
-    overlapping notify run (cron and `run` on two hosts) skips them; if this run dies after
-    sending, the lease runs out and the next run sends them again (at-least-once).
+    With `claim`, the rows are claimed by a row UPDATE in one transaction: claimed_by = `claimer`
+    (default: a fresh host:pid:random) and next_attempt_at = now + lease, where they are still
+    due. An overlapping notify run (cron and `run` on two hosts) then skips them: on one server
+    its UPDATE waits for ours and finds them no longer due; on two Galera nodes the two UPDATEs
+    conflict at certification, the loser rolls back (1213) and its retry skips them. If this run
+    dies after sending, the lease runs out and the next run sends them again (at-least-once).
     """
     query = (select(notifications, incidents.c.title, incidents.c.status, incidents.c.cluster,
                     incidents.c.namespace, incidents.c.service, incidents.c.alertname,
@@ -50,15 +54,26 @@ def claim_due(engine: Engine, now: datetime, lease: timedelta, *, claim: bool = 
                     incidents.c.common_labels, incidents.c.group_labels,
                     incidents.c.severity.label("incident_severity"))
              .join(incidents, incidents.c.id == notifications.c.incident_id)
-             .where(_due(now)).order_by(notifications.c.id).limit(limit))
-    with (engine if claim else reader(engine)).begin() as conn:
-        if claim and capabilities(conn).skip_locked:
-            # SQLite's BEGIN IMMEDIATE already makes this transaction the only writer.
-            query = query.with_for_update(skip_locked=True, of=notifications)
-        rows = [dict(r._mapping) for r in conn.execute(query)]
-        if claim and rows:
-            _update(conn, [r["id"] for r in rows], next_attempt_at=now + lease)
-    return rows
+             .order_by(notifications.c.id))
+    if not claim:
+        with reader(engine).connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query.where(_due(now)).limit(limit))]
+    me = claimer or owner_id()
+    until = now + lease
+
+    def attempt() -> list[dict]:
+        with engine.begin() as conn:
+            due = list(conn.execute(select(notifications.c.id).where(_due(now))
+                                    .order_by(notifications.c.id).limit(limit)).scalars())
+            if not due:
+                return []
+            for chunk in chunks(due, 500):
+                conn.execute(notifications.update().where(notifications.c.id.in_(chunk), _due(now))
+                             .values(claimed_by=me, next_attempt_at=until))
+            return [dict(r._mapping) for r in conn.execute(
+                query.where(notifications.c.claimed_by == me, notifications.c.state == OutboxState.PENDING,
+                            notifications.c.next_attempt_at == until))]
+    return retry_conflicts(attempt, counts=conflicts)
 
 
 def links_for(engine: Engine, incident_ids: Sequence[int]) -> dict[int, dict[str, str]]:
@@ -118,8 +133,10 @@ def _update(conn: Connection, ids: Sequence[int], **values: Any) -> int:
 
 
 def mark(engine: Engine, ids: Sequence[int], **values: Any) -> int:
-    with engine.begin() as conn:
-        return _update(conn, ids, **values)
+    def attempt() -> int:
+        with engine.begin() as conn:
+            return _update(conn, ids, **values)
+    return retry_conflicts(attempt)
 
 
 def begin_delivery(engine: Engine, route: str, changes: int, now: datetime) -> int:
@@ -133,11 +150,14 @@ def settle_delivery(engine: Engine, delivery_id: int, *, outcome: str, status: i
                     ids: Sequence[int], **values: Any) -> int:
     """Records Slack's answer on the delivery and marks its outbox rows, one more attempt each, in
     one transaction; returns how many rows were marked."""
-    with engine.begin() as conn:
-        conn.execute(deliveries.update().where(deliveries.c.id == delivery_id)
-                     .values(outcome=outcome, status=status, error=error))
-        values["attempts"] = notifications.c.attempts + 1
-        return _update(conn, ids, **values)
+    values["attempts"] = notifications.c.attempts + 1
+
+    def attempt() -> int:
+        with engine.begin() as conn:
+            conn.execute(deliveries.update().where(deliveries.c.id == delivery_id)
+                         .values(outcome=outcome, status=status, error=error))
+            return _update(conn, ids, **values)
+    return retry_conflicts(attempt)
 
 
 def prune_deliveries(engine: Engine, before: datetime) -> int:

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, and_, func, not_, or_, select, text
 
 from incidentctl.config import SETTINGS, Settings, mask_secret
 from incidentctl.db.engine import database_url, describe_url, is_sqlite, reader, short_error
+from incidentctl.db.lease import APPLIER, Holder, read
 from incidentctl.db.migrations import schema_status
 from incidentctl.db.schema import action_inbox, deliveries, grafana_alerts, notifications, silences
 from incidentctl.durations import format_duration
@@ -26,6 +27,7 @@ from incidentctl.ingest.inbox import InboxState
 from incidentctl.notify.applier import REPLY_FAILED
 from incidentctl.notify.delivery import CLAIM_LEASE
 from incidentctl.notify.outbox import HELD_PREFIX
+from incidentctl.ops.cluster import cluster_check, galera_status
 
 LEVELS = ("ok", "warn", "error")
 EXIT_CODES = {"ok": 0, "warn": 1, "error": 2}
@@ -102,6 +104,8 @@ def doctor(settings: Settings, engine: Engine, now: datetime, thresholds: Thresh
         if schema.level == "ok":
             with engine.connect() as conn:
                 checks += [
+                    check_cluster(conn),
+                    check_lease(read(conn, APPLIER), now),
                     check_backlog(conn, now, limits),
                     check_bad_rows(conn, now, limits),
                     check_notifications(conn, now, limits),
@@ -187,6 +191,30 @@ def check_schema(engine: Engine) -> Check:
         return Check("schema", "error", f"schema version {status.current}, needs {status.latest}: "
                      "run `incidentctl db upgrade`", detail)
     return Check("schema", "ok", f"schema version {status.current} (latest)", detail)
+
+
+def check_cluster(conn) -> Check:
+    """The Galera node's state (ops/cluster.py); a single server or SQLite is ok."""
+    level, message, detail = cluster_check(galera_status(conn))
+    return Check("cluster", level, message, detail)
+
+
+def check_lease(holder: Holder | None, now: datetime) -> Check:
+    """Which worker holds the applier lease (`process`, `rebuild`, `replay --process`) and since
+    when, or who held it last. Informational: a stalled backlog is the backlog check's to report."""
+    if holder is None:
+        return Check("lease", "ok", "no worker has applied changes yet (the applier lease was never taken)",
+                     {"holder": None})
+    detail = {"holder": holder.owner, "epoch": holder.epoch, "acquired_at": holder.acquired_at,
+              "renewed_at": holder.renewed_at, "expires_at": holder.expires_at, "live": holder.live(now)}
+    since = format_duration(max(now - holder.acquired_at, timedelta(0)))
+    if holder.live(now):
+        left = format_duration(holder.expires_at - now)
+        return Check("lease", "ok", f"applier lease held by {holder.owner} for {since} (epoch {holder.epoch}, "
+                     f"expires in {left} unless renewed)", detail)
+    ago = format_duration(max(now - holder.expires_at, timedelta(0)))
+    return Check("lease", "ok", f"applier lease free: last held by {holder.owner} (epoch {holder.epoch}), "
+                 f"taken {since} ago, ended {ago} ago", detail)
 
 
 def check_backlog(conn, now: datetime, limits: Thresholds) -> Check:

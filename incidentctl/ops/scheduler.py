@@ -119,13 +119,16 @@ class Scheduler:
 def cycle_jobs(engine, settings, session, clock: Callable[[], datetime]) -> list[Job]:
     """The jobs of `incidentctl run`: process every process_interval, apply people's actions (the
     action inbox) every actions_interval, notify every notify_interval, and, when
-    purge_older_than is set, purge the raw archive once a day.
+    purge_older_than is set, purge the raw archive once a day. `process` stands by (one
+    `standby=…` line) while another worker holds the applier lease.
 
     With no Slack route configured there is no notify job: it could only count the outbox, and
     settings are read once, so this says so in one warning now instead of a line every run.
     Raises ConfigError for a bad [[routes]] table."""
     from dataclasses import asdict
 
+    from incidentctl.db.lease import Lease
+    from incidentctl.errors import ProcessingBusy
     from incidentctl.incidents.model import Rules
     from incidentctl.incidents.processor import process_pending
     from incidentctl.notify.applier import apply_pending
@@ -137,8 +140,15 @@ def cycle_jobs(engine, settings, session, clock: Callable[[], datetime]) -> list
     routes = load_routes(settings)
     rules = Rules.configured(settings)
 
+    # One worker name for the life of `run`; no waiting: a standby tries again at its next turn.
+    lease = Lease(engine, ttl=settings.lease_ttl, wait=0)
+
     def process() -> Mapping[str, Any]:
-        return process_pending(engine, rules, batch_size=settings.batch_size, clock=clock).as_dict()
+        try:
+            return process_pending(engine, rules, batch_size=settings.batch_size, clock=clock, lease=lease).as_dict()
+        except ProcessingBusy as exc:
+            holder = exc.holder
+            return {"standby": f"lease held by {holder.owner}" if holder is not None else str(exc)}
 
     allow = AllowList.configured(settings)
 

@@ -13,13 +13,13 @@ from incidentctl.db.schema import deliveries, seen_signatures
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
 SQLITE = Capabilities(bulk_insert=False, returning=True, returning_many=True, on_duplicate_key=False,
-                      row_locks=False, skip_locked=False, named_locks=False, delete_limit=False,
+                      row_locks=False, delete_limit=False,
                       packet_limit=False, server_process=False)
 MARIADB = Capabilities(bulk_insert=True, returning=True, returning_many=True, on_duplicate_key=True,
-                       row_locks=True, skip_locked=True, named_locks=True, delete_limit=True,
+                       row_locks=True, delete_limit=True,
                        packet_limit=True, server_process=True)
 MYSQL8 = Capabilities(bulk_insert=False, returning=False, returning_many=False, on_duplicate_key=True,
-                      row_locks=True, skip_locked=True, named_locks=True, delete_limit=True,
+                      row_locks=True, delete_limit=True,
                       packet_limit=True, server_process=True)
 
 
@@ -42,10 +42,10 @@ def test_what_it_says_it_can_do_works(engine):
                 returned = conn.execute(deliveries.insert().returning(deliveries.c.route),
                                         {"attempted_at": NOW, "route": "back", "changes": 1, "outcome": "ok"}).scalars()
                 assert list(returned) == ["back"]
-        if caps.row_locks or caps.skip_locked:
+        if caps.row_locks:
             with conn.begin():
                 query = select(deliveries.c.id).order_by(deliveries.c.id)
-                assert len(conn.execute(query.with_for_update(skip_locked=caps.skip_locked)).all()) >= 3
+                assert len(conn.execute(query.with_for_update()).all()) >= 3
         if caps.delete_limit:
             with conn.begin():
                 assert conn.execute(delete(deliveries).with_dialect_options(mysql_limit=2)).rowcount == 2
@@ -56,8 +56,5 @@ def test_what_it_says_it_can_do_works(engine):
                 upsert = mysql.insert(seen_signatures)
                 conn.execute(upsert.on_duplicate_key_update(expires_at=upsert.inserted.expires_at), row)
                 assert conn.scalar(select(func.count()).select_from(seen_signatures)) == 1
-        if caps.named_locks:
-            assert conn.scalar(text("SELECT GET_LOCK('incidentctl.test', 1)")) == 1
-            assert conn.scalar(text("SELECT RELEASE_LOCK('incidentctl.test')")) == 1
         if caps.packet_limit:
             assert int(conn.scalar(text("SELECT @@max_allowed_packet"))) > 0

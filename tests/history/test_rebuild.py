@@ -6,15 +6,16 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import delete, event, func, select, text
+from sqlalchemy import delete, event, func, select
 
 import incidentctl.history.rebuild as rebuild_module
 from incidentctl.config import load_settings
+from incidentctl.db.lease import Lease
 from incidentctl.db.schema import grafana_alerts, incident_alerts, incident_events, incidents
+from incidentctl.durations import utc_now
 from incidentctl.errors import ProcessingBusy, RebuildRefused
 from incidentctl.history.rebuild import rebuild
 from incidentctl.incidents.actions import add_note, transition
-from incidentctl.incidents.lock import LOCK_NAME
 from incidentctl.incidents.model import Rules
 from incidentctl.incidents.processor import backlog
 from tests.support.cli import run_cli
@@ -218,17 +219,13 @@ def test_unprocessed_rows_are_left_for_process(engine):
     assert database_incidents(engine) == expected_incidents(rows, SETTINGS.group_by, SETTINGS.reopen_window)
 
 
-@pytest.mark.backends("mysql")
-def test_rebuild_waits_for_a_running_process_and_gives_up(engine, monkeypatch):
+def test_rebuild_waits_for_the_lease_another_worker_holds_and_gives_up(engine):
     store(engine, _rows()[:200])
     process_all(engine)
     before = snapshot(engine)
-    monkeypatch.setattr("incidentctl.incidents.lock.LOCK_WAIT_SECONDS", 1)
-    with engine.connect() as holder:
-        assert holder.scalar(text("SELECT GET_LOCK(CONCAT(:n, DATABASE()), 0)"), {"n": LOCK_NAME}) == 1
-        with pytest.raises(ProcessingBusy, match="rebuild"):
-            rebuild(engine, COARSE)
-        holder.scalar(text("SELECT RELEASE_LOCK(CONCAT(:n, DATABASE()))"), {"n": LOCK_NAME})
+    with Lease(engine, clock=utc_now, owner="host-a:1:worker", heartbeat=False), \
+            pytest.raises(ProcessingBusy, match="host-a:1:worker"):
+        rebuild(engine, COARSE, lease=Lease(engine, clock=utc_now, wait=0.3))
     assert snapshot(engine) == before
 
 

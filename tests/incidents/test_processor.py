@@ -31,7 +31,7 @@ def test_fixtures_become_incidents(engine, fixture_bodies):
     summary = process_all(engine)
     # 14 bodies, 19 alerts; 3 test notifications and 1 resolve-before-fire are ignored
     assert summary.as_dict() == {"rows": 14, "alerts": 19, "opened": 9, "updated": 6, "reopened": 0,
-                                 "resolved": 0, "ignored": 4, "errors": 0}
+                                 "resolved": 0, "ignored": 4, "errors": 0, "conflicts_retried": 0}
     titles = sorted(r[0] for r in _rows(engine, incidents, "title"))
     assert titles == ["High CPU usage", "High memory usage", "InstanceDown", "Memory (copy)", "No Data alert",
                       "Panel Title alert", "Second webhook test", "Test alert", "alert1"]

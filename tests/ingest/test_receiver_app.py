@@ -423,3 +423,31 @@ def test_an_unexpected_error_in_the_writer_fails_its_rows_and_the_writer_goes_on
         assert isinstance(writer.submit(raw_alert(b"{}", received_at=FIXED)).result(10), int)
     finally:
         writer.stop()
+
+
+def test_a_group_commit_that_conflicts_is_written_again_and_counted(engine):
+    from incidentctl.ingest.archive import raw_alert
+    from incidentctl.ingest.receiver.writer import GroupCommitWriter
+    from tests.support.conflicts import conflicting
+
+    codes: list[int] = []
+    writer = GroupCommitWriter(engine, on_conflict=codes.append)
+    writer.start()
+    try:
+        with conflicting(engine, "INSERT INTO grafana_alerts", times=2, code=1205) as failed:
+            row_id = writer.submit(raw_alert(b'{"a": 1}', received_at=FIXED)).result(30)
+    finally:
+        writer.stop()
+    assert isinstance(row_id, int) and len(failed) == 2 and codes == [1205, 1205]
+    assert count_rows(engine, grafana_alerts) == 1
+
+
+def test_a_conflict_answers_2xx_after_the_retry_and_shows_in_metrics(receiver, engine, fixture_bodies):
+    from tests.support.conflicts import conflicting
+
+    with conflicting(engine, "INSERT INTO grafana_alerts") as failed:
+        response = call(receiver, "POST", "/webhook/grafana", fixture_bodies[GRAFANA])
+    assert response.status == 200 and len(failed) == 1 and len(rows(engine)) == 1
+    metrics = call(receiver, "GET", "/metrics").body.decode()
+    assert 'incidentctl_database_conflicts_retried_total{code="1213"} 1.0' in metrics
+    assert "incidentctl_database_errors_total 0.0" in metrics

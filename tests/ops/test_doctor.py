@@ -60,8 +60,9 @@ def _notification(conn, incident_id, state, created_at, attempts=0, last_error=N
 
 def test_healthy_database_is_all_ok(engine, db_url):
     report = doctor(_settings(db_url), engine, NOW)
-    assert [c.name for c in report.checks] == ["configuration", "database", "body_limit", "schema", "backlog",
-                                               "bad_rows", "notifications", "deliveries", "silences", "actions"]
+    assert [c.name for c in report.checks] == ["configuration", "database", "body_limit", "schema", "cluster",
+                                               "lease", "backlog", "bad_rows", "notifications", "deliveries",
+                                               "silences", "actions"]
     assert {c.level for c in report.checks} == {"ok"} and report.exit_code == 0
 
 

@@ -15,7 +15,7 @@ import pymysql
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.support.galera import CLUSTER_SCRIPT, galera, galera_cluster  # noqa: F401  (galera_cluster: fixture)
+from tests.support.galera import CLUSTER_SCRIPT, galera
 
 pytestmark = [pytest.mark.slow, pytest.mark.galera]
 

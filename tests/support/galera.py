@@ -1,9 +1,8 @@
 """The 3-node Galera cluster of bench/galera/cluster.py for tests: `galera_cluster`, a session
 fixture that starts it once on free ports and removes it at the end.
 
-A test module uses it with `from tests.support.galera import galera_cluster`; once a second module
-needs it, list this module in tests/conftest.py's `pytest_plugins` instead, so that the whole
-session shares one cluster. Without MariaDB/Galera installed the tests skip, unless
+tests/conftest.py lists this module in `pytest_plugins`, so the whole session shares one cluster
+(started by the first test that asks for it). Without MariaDB/Galera installed the tests skip, unless
 INCIDENTCTL_TEST_REQUIRE_TOOLS=1 (CI): then they fail."""
 
 from __future__ import annotations

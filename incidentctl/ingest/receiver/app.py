@@ -81,6 +81,7 @@ class Receiver:
             on_commit=self._count_commit,
             on_error=lambda exc: m.database_errors.inc(),
             on_queue=m.queue_depth.set,
+            on_conflict=lambda code: m.conflicts_retried.labels(str(code)).inc(),
         )
 
     def start(self) -> None:

@@ -12,6 +12,9 @@ One request's failure never answers for its neighbours: when a group's statement
 the database refuses), each row is written again on its own and answered by its own outcome.
 A failure no row can cause — connecting, beginning, committing, a lost connection — fails the
 whole group at once, as the database is the problem and trying row by row would only wait longer.
+A conflict (1213: deadlock, or a Galera certification failure during a cluster reconfiguration;
+1205) is neither: the group is written again after a jittered backoff (db/retry.py), each retry
+reported to `on_conflict(code)`.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from incidentctl.db.engine import describe_url, short_error
-from incidentctl.errors import DatabaseUnavailable
+from incidentctl.db.retry import conflict_code, retry_conflicts
+from incidentctl.errors import DatabaseConflict, DatabaseUnavailable
 from incidentctl.ingest import signatures
 from incidentctl.ingest.archive import RawAlert, insert_raw_alerts
 from incidentctl.ingest.inbox import InboxRequest, insert_requests
@@ -63,6 +67,7 @@ class GroupCommitWriter:
                  on_commit: Callable[[list[RawAlert | InboxRequest]], None] | None = None,
                  on_error: Callable[[Exception], None] | None = None,
                  on_queue: Callable[[int], None] | None = None,
+                 on_conflict: Callable[[int], None] | None = None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.engine = engine
         self.max_batch = max_batch
@@ -72,6 +77,7 @@ class GroupCommitWriter:
         self._on_commit = on_commit or (lambda rows: None)
         self._on_error = on_error or (lambda exc: None)
         self._on_queue = on_queue or (lambda depth: None)
+        self._on_conflict = on_conflict or (lambda code: None)
         self._monotonic = monotonic
         self._forget_at: float | None = None  # set once a signature is recorded
 
@@ -129,6 +135,8 @@ class GroupCommitWriter:
             self._commit(live)
         except _Whole as exc:
             self._fail(live, exc.__cause__, whole=True)
+        except DatabaseConflict as exc:  # not an outage: "did not store the row"
+            self._fail(live, exc)
         except _FAILURES as exc:
             if len(live) == 1:
                 self._fail(live, exc)
@@ -147,12 +155,18 @@ class GroupCommitWriter:
             except _Whole as exc:
                 self._fail(live[n:], exc.__cause__, whole=True)
                 return
+            except DatabaseConflict as exc:
+                self._fail(live[n:], exc)
+                return
             except _FAILURES as exc:
                 self._fail([pending], exc)
 
     def _commit(self, pending: list[_Pending]) -> None:
-        """Writes the rows in one transaction and answers them; raises _Whole, or what a
-        statement raised."""
+        """Writes the rows in one transaction, again after a conflict, and answers them; raises
+        _Whole, DatabaseConflict (still conflicting after the retries), or what a statement raised."""
+        retry_conflicts(lambda: self._commit_once(pending), on_retry=self._on_conflict)
+
+    def _commit_once(self, pending: list[_Pending]) -> None:
         try:
             conn = self.engine.connect()
         except _FAILURES as exc:
@@ -171,6 +185,8 @@ class GroupCommitWriter:
             try:
                 transaction.commit()
             except _FAILURES as exc:
+                if conflict_code(exc) is not None:  # certification lost: the group runs again
+                    raise
                 raise _Whole() from exc
         self._on_commit([p.raw for p, row_id in zip(pending, ids, strict=True) if row_id is not None])
         for p, row_id in zip(pending, ids, strict=True):

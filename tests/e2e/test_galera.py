@@ -1,0 +1,240 @@
+"""incidentctl on the 3-node MariaDB Galera cluster (bench/galera/cluster.py, started once per
+session): receivers on two nodes while the third is killed, two `run` workers on two nodes with
+the applier killed, two `notify` on two nodes, the lease raced from three nodes, and doctor.
+
+Reads that compare nodes use wsrep_sync_wait=1, so a node has applied every commit it knows of."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import threading
+import time
+from datetime import datetime, timezone
+
+import pytest
+import requests
+from sqlalchemy import Engine, create_engine, func, select, text
+
+from incidentctl.config import load_settings
+from incidentctl.db.engine import make_engine
+from incidentctl.db.lease import Lease, holder
+from incidentctl.db.migrations import upgrade
+from incidentctl.db.schema import deliveries, grafana_alerts, notifications
+from incidentctl.incidents.model import OutboxState
+from incidentctl.incidents.processor import backlog
+from incidentctl.ops.doctor import doctor
+from tests.support import FIXTURES
+from tests.support.cli import console_script, db_env
+from tests.support.processing import process_all, snapshot, store
+from tests.support.servers import ServeProcess, serve_env
+from tests.support.slack_fake import FakeSlack
+from tests.support.synthetic_history import history
+
+pytestmark = [pytest.mark.slow, pytest.mark.galera]
+
+LEASE_TTL = 3.0
+PROCESS_INTERVAL = 0.5
+
+
+@pytest.fixture
+def urls(galera_cluster):
+    """A fresh database with the schema on the cluster: {node number: its URL on that node}."""
+    name = f"ict_galera_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = create_engine(galera_cluster.node(1).url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+    found = {n: f"{galera_cluster.node(n).url}/{name}?charset=utf8mb4" for n in (1, 2, 3)}
+    first = make_engine(found[1])
+    upgrade(first)
+    first.dispose()
+    yield found
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+    admin.dispose()
+
+
+def synced(url: str) -> Engine:
+    """An engine whose reads wait until the node has applied every commit the cluster certified."""
+    return create_engine(url, pool_pre_ping=True,
+                         connect_args={"init_command": "SET SESSION wsrep_sync_wait = 1", "connect_timeout": 5})
+
+
+def test_receivers_on_two_nodes_store_every_body_once_while_the_third_is_killed(galera_cluster, urls, tmp_path):
+    template = json.loads((FIXTURES / "grafana/grafana9_zulip_firing_3alerts_2rules.json").read_bytes())
+    bodies = [json.dumps({**template, "message": f"load {n}"}).encode() for n in range(400)]
+    answers: dict[int, list[int]] = {n: [] for n in range(len(bodies))}
+    env = {n: serve_env(dict(os.environ), INCIDENTCTL_DATABASE_URL=urls[n]) for n in (1, 2)}
+    with ServeProcess(console_script(), env[1], tmp_path / "r1.log") as r1, \
+            ServeProcess(console_script(), env[2], tmp_path / "r2.log") as r2:
+
+        def sender(base: str, numbers: list[int]) -> None:
+            with requests.Session() as session:
+                for n in numbers:
+                    while True:  # as Grafana does: retry until a 2xx
+                        try:
+                            status = session.post(base + "/webhook/grafana", data=bodies[n], timeout=30).status_code
+                        except requests.RequestException:
+                            status = 0
+                        answers[n].append(status)
+                        if 200 <= status < 300:
+                            break
+                        time.sleep(0.2)
+
+        threads = [threading.Thread(target=sender, args=(r.url, list(range(k, len(bodies), 8))))
+                   for k, r in enumerate([r1, r2] * 4)]
+        for t in threads:
+            t.start()
+        time.sleep(1.0)
+        galera_cluster.kill(3)
+        time.sleep(2.0)
+        galera_cluster.start(3)  # rejoins (IST) while the load goes on
+        for t in threads:
+            t.join(180)
+        assert not any(t.is_alive() for t in threads)
+        galera_cluster.wait_synced(3)
+        metrics = requests.get(r1.url + "/metrics", timeout=5).text + requests.get(r2.url + "/metrics", timeout=5).text
+    assert all(200 <= codes[-1] < 300 for codes in answers.values())
+    stored = []
+    for n in (1, 2, 3):
+        e = synced(urls[n])
+        with e.connect() as conn:
+            stored.append(sorted(conn.execute(select(grafana_alerts.c.body_sha256, func.count())
+                                              .group_by(grafana_alerts.c.body_sha256)).all()))
+        e.dispose()
+    assert stored[0] == stored[1] == stored[2]  # the counts converge on every node, node 3 included
+    assert len(stored[0]) == len(bodies) and {count for _, count in stored[0]} == {1}  # each body once
+    assert "incidentctl_database_conflicts_retried" in metrics
+
+
+def _worker(urls: dict[int, str], n: int, log_path) -> subprocess.Popen:
+    env = {**os.environ, **db_env(urls[n]), "INCIDENTCTL_PROCESS_INTERVAL": str(PROCESS_INTERVAL),
+           "INCIDENTCTL_LEASE_TTL": str(LEASE_TTL), "INCIDENTCTL_BATCH_SIZE": "5", "INCIDENTCTL_LOG_LEVEL": "INFO",
+           "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([console_script(), "run"], env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
+
+
+def _wait(condition, timeout: float, what: str, step: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_two_run_workers_on_two_nodes_one_killed_mid_batch_equal_a_single_server(
+        galera_cluster, urls, mysql_server, tmp_path):
+    rows = list(history(series=40, minutes=180, seed=11))  # recurring label sets: fire, resolve, flap
+    reference = make_engine(mysql_server.create_database("galera_reference"))
+    upgrade(reference)
+    store(reference, rows)
+    process_all(reference)
+    expected = snapshot(reference)
+    reference.dispose()
+
+    watch = synced(urls[3])
+    store(watch, rows)
+    workers = {n: _worker(urls, n, tmp_path / f"run{n}.log") for n in (1, 2)}
+    try:
+        def applying():
+            lease = holder(watch)
+            with watch.connect() as conn:
+                done = conn.scalar(select(func.count()).where(grafana_alerts.c.processed_at.is_not(None)))
+            return lease if lease is not None and lease.live(datetime.now(timezone.utc)) and done >= 20 else None
+
+        lease = _wait(applying, 60, "a worker applying batches")
+        pid = int(lease.owner.split(":")[1])
+        victim = next(n for n, p in workers.items() if p.pid == pid)
+        workers[victim].send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        workers[victim].wait()
+        survivor = workers[3 - victim]
+        taken = _wait(lambda: (h := holder(watch)) is not None and h.owner != lease.owner and h, 30, "a takeover")
+        takeover = time.monotonic() - killed_at
+        assert taken.epoch > lease.epoch
+        assert takeover <= LEASE_TTL + PROCESS_INTERVAL + 3.0  # the ttl, a turn, and a loaded machine's slack
+        _wait(lambda: backlog(watch) == 0, 180, "the backlog to drain", step=0.5)
+        survivor.send_signal(signal.SIGTERM)
+        assert survivor.wait(60) == 0
+    finally:
+        for p in workers.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    log = (tmp_path / f"run{3 - victim}.log").read_text(errors="replace")
+    assert " failed: " not in log, log[-3000:]
+    assert snapshot(watch) == expected  # incidents, series, events, outbox: row by row
+    watch.dispose()
+
+
+def test_two_notify_on_two_nodes_send_each_change_once(urls, tmp_path):
+    writer = synced(urls[1])
+    store(writer, list(history(series=30, minutes=120, seed=5)))
+    process_all(writer)
+    with writer.connect() as conn:
+        changes = conn.scalar(select(func.count()).select_from(notifications))
+    assert changes > 10
+    with FakeSlack(slow_seconds=1.0) as slack:
+        env = {n: {**os.environ, **db_env(urls[n]), "SLACK_WEBHOOK_URL": slack.url("ok")} for n in (1, 2)}
+        for _ in range(3):  # both at once, three times
+            runs = [subprocess.Popen([console_script(), "notify"], env=env[n], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE) for n in (1, 2)]
+            outs = [p.communicate(timeout=120) for p in runs]
+            assert [p.returncode for p in runs] == [0, 0], outs
+        sent_bodies = len(slack.bodies("ok"))
+    with writer.connect() as conn:
+        states = dict(conn.execute(select(notifications.c.state, func.count())
+                                   .group_by(notifications.c.state)).all())
+        ok = conn.execute(select(func.count(), func.sum(deliveries.c.changes))
+                          .where(deliveries.c.outcome == "ok")).one()
+    writer.dispose()
+    assert states == {OutboxState.SENT: changes}
+    assert ok[0] == sent_bodies and ok[1] == changes  # every change in exactly one digest Slack received
+
+
+def test_the_lease_raced_from_three_nodes_has_one_holder_per_epoch(urls):
+    engines = {n: make_engine(urls[n]) for n in (1, 2, 3)}
+    epochs: list[tuple[int, int]] = []
+    lock = threading.Lock()
+    inside = []
+    overlaps = []
+
+    def worker(n: int) -> None:
+        lease = Lease(engines[n], ttl=10, wait=60, heartbeat=False)
+        for _ in range(5):
+            with lease:
+                with lock:
+                    if inside:
+                        overlaps.append((n, list(inside)))
+                    inside.append(n)
+                    epochs.append((lease.epoch, n))
+                time.sleep(0.02)
+                with lock:
+                    inside.remove(n)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in (1, 2, 3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    for e in engines.values():
+        e.dispose()
+    assert overlaps == []
+    assert sorted(e for e, _ in epochs) == list(range(1, 16))  # 15 acquisitions, each its own epoch
+
+
+def test_doctor_reports_the_node_and_the_lease(urls):
+    engine = make_engine(urls[2])
+    with Lease(engine, owner="host-x:42:doctor", heartbeat=False):
+        report = doctor(load_settings({"INCIDENTCTL_DATABASE_URL": urls[2]}), engine, datetime.now(timezone.utc))
+    engine.dispose()
+    checks = {c.name: c for c in report.checks}
+    assert checks["cluster"].level == "ok", checks["cluster"].message
+    assert "Synced, Primary component of 3 node(s)" in checks["cluster"].message
+    assert checks["cluster"].detail["node"] == "node2"
+    assert "held by host-x:42:doctor" in checks["lease"].message
