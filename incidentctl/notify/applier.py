@@ -30,9 +30,9 @@ from sqlalchemy.exc import IntegrityError
 
 from incidentctl.db.capabilities import capabilities
 from incidentctl.db.engine import database_errors, short_error
+from incidentctl.db.retry import retry_conflicts
 from incidentctl.db.schema import action_inbox, incidents
 from incidentctl.durations import format_duration, parse_duration
-from incidentctl.db.retry import retry_conflicts
 from incidentctl.errors import DatabaseConflict, DatabaseUnavailable, IncidentctlError, NotFound
 from incidentctl.incidents.actions import note_on, record_on, transition_on
 from incidentctl.incidents.model import TimelineKind
