@@ -1,3 +1,5 @@
+"""`python -m incidentctl`: the command line."""
+
 from incidentctl.cli import main
 
 main()

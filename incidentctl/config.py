@@ -24,15 +24,6 @@ from incidentctl.errors import ConfigError
 T = TypeVar("T")
 
 
-def _bool(raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"expected true/false, got {raw!r}")
-
-
 def _csv(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
@@ -79,6 +70,27 @@ def _slack_signing_secret(raw: str) -> str:
     if any(c.isspace() for c in secret):
         raise ValueError("a signing secret has no spaces (Slack app → Basic Information → Signing Secret)")
     return secret
+
+
+# A Slack mention of a person (`<@U…>`) or a user group (`<!subteam^S…>`).
+SLACK_HANDLE = re.compile(r"<@[UW][A-Z0-9]{2,20}>|<!subteam\^S[A-Z0-9]{2,20}>")
+
+
+def slack_handle(raw: str) -> str:
+    """An on-call handle to mention in reminders; empty means none."""
+    value = raw.strip()
+    if value and not SLACK_HANDLE.fullmatch(value):
+        raise ValueError(f"{value[:40]!r} is not a Slack mention like <@U0123ABCD> or <!subteam^S0123ABCD>")
+    return value
+
+
+def _severity_names(raw: str) -> tuple[str, ...]:
+    """Severities (comma-separated) that get reminders; empty: none."""
+    names = tuple(n.strip().lower() for n in raw.split(",") if n.strip())
+    bad = [n for n in names if n not in ("critical", "error", "warning", "info", "none")]
+    if bad:
+        raise ValueError(f"unknown severity {bad[0]!r}: expected critical, error, warning, info or none")
+    return names
 
 
 def _severity_name(raw: str) -> str:
@@ -246,6 +258,34 @@ class Settings:
     api_allowed_tokens: tuple[str, ...] = setting(
         "INCIDENTCTL_API_ALLOWED_TOKENS", (), _csv,
         "Names of the API tokens whose actions are applied (`incidentctl token list`); empty: every live token.")
+    slack_api_url: str = setting(
+        "INCIDENTCTL_SLACK_API_URL", "https://slack.com/api/", str,
+        "Base URL of Slack's Web API (a proxy, or a test double).")
+    slack_update_window: float = setting(
+        "INCIDENTCTL_SLACK_UPDATE_WINDOW", 86400.0, _seconds,
+        "With a bot token: messages posted within this long are kept current in place (chat.update, "
+        "thread replies) when an incident they show changes.")
+    slack_sync_interval: float = setting(
+        "INCIDENTCTL_SLACK_SYNC_INTERVAL", 3.0, _seconds,
+        "How often `run` brings the bot's messages up to date and sends reminders (with a bot token).")
+    slack_oncall: str = setting(
+        "SLACK_ONCALL", "", slack_handle,
+        "Default route: the on-call handle reminders mention (`<@U…>` or `<!subteam^S…>`); routes set `oncall`.")
+    remind_after: float = setting(
+        "INCIDENTCTL_REMIND_AFTER", 900.0, _seconds,
+        "With a bot token: first reminder of an unacknowledged incident this long after it opened.")
+    remind_every: float = setting(
+        "INCIDENTCTL_REMIND_EVERY", 900.0, _seconds,
+        "Time between reminders of an incident still unacknowledged.")
+    remind_max: int = setting(
+        "INCIDENTCTL_REMIND_MAX", 3, int,
+        "Reminders per incident at most (0: none); then one message to the route's escalation route.")
+    remind_severities: tuple[str, ...] = setting(
+        "INCIDENTCTL_REMIND_SEVERITIES", ("critical",), _severity_names,
+        "Severities whose unacknowledged incidents get reminders (comma-separated; empty: none).")
+    escalate_to: str = setting(
+        "INCIDENTCTL_ESCALATE_TO", "", str,
+        "Default route: the route that hears once when reminders ran out; routes set `escalate_to`.")
     notify_after: float = setting(
         "INCIDENTCTL_NOTIFY_AFTER", 0.0, _optional_seconds,
         "Default route: announce an incident only once it has fired this long (e.g. 5m); 0 or empty: at "

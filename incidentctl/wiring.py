@@ -2,6 +2,7 @@
 
 The composition root: it may import every layer below the CLI, and only the CLI imports it
 (tests/test_layers.py). The receiver's server builds its own engine (other timeouts and pool).
+The engine's schema is checked when first used; the embedded SQLite default upgrades itself.
 """
 
 from __future__ import annotations

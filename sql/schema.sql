@@ -149,10 +149,33 @@ CREATE TABLE silences (
 	comment TEXT NOT NULL, 
 	created_at DATETIME(6) NOT NULL, 
 	expired_at DATETIME(6), 
+	slack_seen_at DATETIME(6), 
 	PRIMARY KEY (id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 CREATE INDEX ix_silences_ends_at ON silences (ends_at);
+
+CREATE TABLE slack_messages (
+	id BIGINT NOT NULL AUTO_INCREMENT, 
+	route VARCHAR(64) NOT NULL, 
+	channel VARCHAR(32) NOT NULL, 
+	ts VARCHAR(32) NOT NULL, 
+	posted_at DATETIME(6) NOT NULL, 
+	base MEDIUMTEXT NOT NULL, 
+	`lines` MEDIUMTEXT NOT NULL, 
+	changes_seen INTEGER NOT NULL, 
+	changes_shown INTEGER NOT NULL, 
+	state VARCHAR(16) NOT NULL, 
+	permalink VARCHAR(512), 
+	attempts INTEGER NOT NULL, 
+	next_attempt_at DATETIME(6), 
+	last_error VARCHAR(1024), 
+	updated_at DATETIME(6), 
+	PRIMARY KEY (id), 
+	CONSTRAINT ux_slack_messages_channel_ts UNIQUE (channel, ts)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+CREATE INDEX ix_slack_messages_posted ON slack_messages (posted_at);
 
 CREATE TABLE incident_alerts (
 	id BIGINT NOT NULL AUTO_INCREMENT, 
@@ -224,12 +247,14 @@ CREATE TABLE notifications (
 	sent_at DATETIME(6), 
 	silence_id BIGINT, 
 	claimed_by VARCHAR(255), 
+	threaded_at DATETIME(6), 
 	PRIMARY KEY (id), 
 	FOREIGN KEY(incident_id) REFERENCES incidents (id) ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
 CREATE INDEX ix_notifications_incident ON notifications (incident_id);
 CREATE INDEX ix_notifications_state ON notifications (state, id);
+CREATE INDEX ix_notifications_threaded ON notifications (threaded_at, id);
 
 CREATE TABLE series_labels (
 	incident_id BIGINT NOT NULL, 
@@ -242,10 +267,51 @@ CREATE TABLE series_labels (
 
 CREATE INDEX ix_series_labels_pair ON series_labels (name, value, opened_at, incident_id);
 
+CREATE TABLE slack_message_incidents (
+	message_id BIGINT NOT NULL, 
+	incident_id BIGINT NOT NULL, 
+	PRIMARY KEY (message_id, incident_id), 
+	FOREIGN KEY(message_id) REFERENCES slack_messages (id) ON DELETE CASCADE, 
+	FOREIGN KEY(incident_id) REFERENCES incidents (id) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+CREATE INDEX ix_slack_message_incidents_incident ON slack_message_incidents (incident_id, message_id);
+
+CREATE TABLE slack_reminders (
+	incident_id BIGINT NOT NULL, 
+	sent INTEGER NOT NULL, 
+	last_sent_at DATETIME(6), 
+	escalated_at DATETIME(6), 
+	last_error VARCHAR(1024), 
+	updated_at DATETIME(6) NOT NULL, 
+	PRIMARY KEY (incident_id), 
+	FOREIGN KEY(incident_id) REFERENCES incidents (id) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+CREATE TABLE slack_replies (
+	id BIGINT NOT NULL AUTO_INCREMENT, 
+	message_id BIGINT NOT NULL, 
+	notification_id BIGINT NOT NULL, 
+	incident_id BIGINT NOT NULL, 
+	state VARCHAR(16) NOT NULL, 
+	created_at DATETIME(6) NOT NULL, 
+	attempts INTEGER NOT NULL, 
+	next_attempt_at DATETIME(6), 
+	last_error VARCHAR(1024), 
+	reply_ts VARCHAR(32), 
+	sent_at DATETIME(6), 
+	PRIMARY KEY (id), 
+	CONSTRAINT ux_slack_replies_change UNIQUE (message_id, notification_id), 
+	FOREIGN KEY(message_id) REFERENCES slack_messages (id) ON DELETE CASCADE
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+CREATE INDEX ix_slack_replies_state ON slack_replies (state, id);
+
 INSERT INTO schema_migrations (version, description, applied_at) VALUES (1, 'initial schema: raw archive, incidents, events, outbox, silences', UTC_TIMESTAMP(6));
 INSERT INTO schema_migrations (version, description, applied_at) VALUES (2, 'incident_labels: the common labels of each incident, indexed for list --label', UTC_TIMESTAMP(6));
 INSERT INTO schema_migrations (version, description, applied_at) VALUES (3, 'deliveries: one row per Slack digest sent, with its outcome (unknown = possible duplicate)', UTC_TIMESTAMP(6));
 INSERT INTO schema_migrations (version, description, applied_at) VALUES (4, 'seen_signatures: signatures of stored signed webhooks, so a replay is not stored twice', UTC_TIMESTAMP(6));
 INSERT INTO schema_migrations (version, description, applied_at) VALUES (5, 'series_labels: the labels of every series of each incident, indexed for list --series-label', UTC_TIMESTAMP(6));
 INSERT INTO schema_migrations (version, description, applied_at) VALUES (6, 'action_inbox and api_tokens: actions people take from Slack and the REST API, applied by the batch', UTC_TIMESTAMP(6));
+INSERT INTO schema_migrations (version, description, applied_at) VALUES (7, 'slack_messages, slack_message_incidents, slack_replies, slack_reminders: bot messages kept current, their thread replies and reminders', UTC_TIMESTAMP(6));
 INSERT INTO schema_migrations (version, description, applied_at) VALUES (8, 'leases: one applier at a time cluster-wide (owner, expiry, epoch); outbox claims by row update', UTC_TIMESTAMP(6));

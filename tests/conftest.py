@@ -2,8 +2,10 @@
 
 MySQL: INCIDENTCTL_TEST_MYSQL_URL names the server (default mysql+pymysql://root@127.0.0.1:3306).
 Each test session creates its own databases (`ict_<pid>_<random>_…`) and drops them at the end,
-so parallel runs never meet. When the server cannot be reached the suite runs on SQLite only and
-says so in its header, unless INCIDENTCTL_TEST_REQUIRE_MYSQL=1 (set by .ci/run): then it fails.
+so parallel runs never meet; under pytest-xdist (`-n 2`) each worker is a process, and a session,
+of its own, so workers never share a database or a SQLite directory either. When the server
+cannot be reached the suite runs on SQLite only and says so in its header, unless
+INCIDENTCTL_TEST_REQUIRE_MYSQL=1 (set by .ci/run): then it fails.
 """
 
 from __future__ import annotations
@@ -49,6 +51,11 @@ BACKENDS = ["sqlite"] + ([] if _MYSQL_PROBLEM else ["mysql"])
 
 
 def pytest_configure(config):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # xdist hands its workers the controller's terminal width as COLUMNS=80; the CLI reads
+        # COLUMNS (cli/output.py, stdout_console), so a worker drops it to run as one process does.
+        os.environ.pop("COLUMNS", None)
+        os.environ.pop("LINES", None)
     if _MYSQL_PROBLEM and REQUIRE_MYSQL:
         raise pytest.UsageError(
             f"INCIDENTCTL_TEST_REQUIRE_MYSQL=1 but MySQL at {MYSQL_SERVER_URL} is unreachable: {_MYSQL_PROBLEM}"
@@ -198,6 +205,55 @@ def second_engine(empty_database_url):
     yield make
     for other in engines:
         other.dispose()
+
+
+_LOADED: dict[tuple[str, str], str] = {}  # (loader, backend) → its loaded copy: a SQLite path or a MySQL database
+
+
+@pytest.fixture
+def loaded(backend, engine, request):
+    """Factory: `loaded(load)` fills this test's (empty) database with what `load(engine)` writes.
+    The load runs once a session per backend, into a database of its own; each test gets a copy
+    of its tables, which costs a few statements instead of the load (a history processed batch by
+    batch takes about a second). Ids are the first load's."""
+
+    def fill(load) -> None:
+        key = (f"{load.__module__}.{load.__qualname__}", backend)
+        if key not in _LOADED:
+            if backend == "sqlite":
+                path = request.getfixturevalue("_sqlite_dir") / f"loaded_{len(_LOADED)}.db"
+                shutil.copyfile(request.getfixturevalue("_sqlite_schema_file"), path)
+                url, _LOADED[key] = f"sqlite+pysqlite:///{path}", str(path)
+            else:
+                url = request.getfixturevalue("mysql_server").create_database(f"loaded{len(_LOADED)}")
+                _LOADED[key] = make_url(url).database
+            source = make_engine(url)
+            try:
+                upgrade(source)
+                load(source)
+            finally:
+                source.dispose()
+        tables = [t.name for t in metadata.sorted_tables if t.name != "schema_migrations"]  # parents first
+        if backend == "mysql":
+            with engine.begin() as conn:
+                for name in tables:
+                    conn.exec_driver_sql(f"INSERT INTO `{name}` SELECT * FROM `{_LOADED[key]}`.`{name}`")
+            return
+        # SQLite attaches and detaches only outside a transaction: the driver's own connection,
+        # which leaves BEGIN to whoever issues it.
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute("ATTACH DATABASE ? AS loaded", (_LOADED[key],))
+            cursor.execute("BEGIN IMMEDIATE")
+            for name in tables:
+                cursor.execute(f'INSERT INTO main."{name}" SELECT * FROM loaded."{name}"')
+            cursor.execute("COMMIT")
+            cursor.execute("DETACH DATABASE loaded")
+        finally:
+            raw.close()
+
+    return fill
 
 
 @pytest.fixture

@@ -8,20 +8,35 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from incidentctl.cli.app import app, context, err_console, option_value, output_option, time_value
 from incidentctl.cli.output import OutputFormat, dumps
 from incidentctl.history.export import count_rows, export_archive, export_to_file, parse_utc
-from incidentctl.history.replay import BATCH_SIZE, replay
+from incidentctl.history.replay import BATCH_SIZE, replay, replay_and_process
 from incidentctl.incidents.model import Rules
-from incidentctl.incidents.processor import process_pending
 from incidentctl.ops.gc_tuning import batch_collection
 
 
 def _progress(*columns) -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), *columns, TimeRemainingColumn(),
                     console=err_console, transient=True, disable=not err_console.is_terminal)
+
+
+class _AmountColumn(ProgressColumn):
+    """Bytes read for a task whose `unit` is bytes, rows done out of the total for the others."""
+
+    def render(self, task: Task):
+        return (DownloadColumn() if task.fields.get("unit") == "bytes" else MofNCompleteColumn()).render(task)
 
 
 EXPORT_FORMAT = "jsonl"
@@ -119,22 +134,24 @@ def replay_cmd(
     moment = None
     if received_at is not None:
         moment = option_value("--received-at", _iso_time, received_at)
-    engine = c.engine
-    rules = Rules.configured(c.settings)
-    with batch_collection(), _progress(DownloadColumn()) as progress:
-        task = progress.add_task("replaying", total=None)
-        report = lambda n, total: progress.update(task, advance=n, total=total or None)  # noqa: E731
-        summary = replay(engine, paths, clock=c.clock, received_at=moment, batch_size=batch_size, progress=report,
-                         process_with=rules if process else None, lease=c.lease() if process else None)
+    with batch_collection(), _progress(_AmountColumn()) as progress:
+        reading = progress.add_task("replaying", total=None, unit="bytes")
+        report = lambda n, total: progress.update(reading, advance=n, total=total or None)  # noqa: E731
+        if process:
+            queue = progress.add_task("processing", total=None, unit="rows", visible=False)
+
+            def queued(done: int, total: int) -> None:  # the rows left waiting, after the last batch
+                progress.update(reading, visible=False)
+                progress.update(queue, completed=done, total=total, visible=True)
+
+            summary = replay_and_process(c.engine, paths, Rules.configured(c.settings), clock=c.clock,
+                                         received_at=moment, batch_size=batch_size, progress=report,
+                                         queue_batch_size=c.settings.batch_size, queue_progress=queued,
+                                         lease=c.lease())
+        else:
+            summary = replay(c.engine, paths, clock=c.clock, received_at=moment, batch_size=batch_size,
+                             progress=report)
     processed = summary.processed
-    if processed is not None:
-        # Each batch was processed as it was stored; rows that arrived meanwhile are left.
-        with _progress(MofNCompleteColumn()) as progress:
-            task = progress.add_task("processing", total=None)
-            processed.add(process_pending(engine, rules, batch_size=c.settings.batch_size, clock=c.clock,
-                                          lease=c.lease(),
-                                          progress=lambda done, total: progress.update(task, completed=done,
-                                                                                       total=total)))
     if output is OutputFormat.json:
         typer.echo(dumps({**summary.as_dict(), **({"processed": processed.as_dict()} if processed else {})}))
     else:

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from incidentctl.cli.app import OutputOption, TzOption, app, context, err_console, time_value
+from incidentctl.cli.app import OutputOption, TzOption, app, context, err_console, option_value, time_value
 from incidentctl.cli.output import (
     Col,
     OutputFormat,
@@ -86,21 +86,47 @@ def render_incident_table(rows: list[dict], now: datetime, *, console: Console |
                 console=console, empty="no incidents match")
 
 
+# The filters `list` and `watch` share: declared once, read into an IncidentFilter by incident_filter.
+SeverityOption = typer.Option(None, "--severity", help=f"One of {SEVERITY_CHOICES}.")
+ClusterOption = typer.Option(None, "--cluster", help="Only this cluster.")
+NamespaceOption = typer.Option(None, "--namespace", help="Only this namespace.")
+ServiceOption = typer.Option(None, "--service", help="Only this service.")
+AlertnameOption = typer.Option(None, "--alertname", help="Only this alertname.")
+LabelOption = typer.Option([], "--label", help="name=value every series of the incident carries; repeatable.")
+SeriesLabelOption = typer.Option([], "--series-label", help="name=value some series of the incident carries "
+                                 "(e.g. pod=api-7f9c); repeatable, each must match.")
+SinceOption = typer.Option(None, "--since", help="Opened since: 2h, 7d or an ISO 8601 time.")
+
+
+def incident_filter(*, status: str | None, severity: str | None, cluster: str | None, namespace: str | None,
+                    service: str | None, alertname: str | None, label: list[str], series_label: list[str],
+                    limit: int, since: datetime | None = None) -> IncidentFilter:
+    """The filter options as an IncidentFilter; a bad severity or label pair is a usage error naming
+    its option."""
+    if severity is not None:
+        if severity.strip().lower() not in SEVERITY_NAMES:
+            raise typer.BadParameter(f"{severity!r} is not one of {SEVERITY_CHOICES}", param_hint="'--severity'")
+        severity = normalize_severity(severity)  # `high` → error, as the processor reads labels
+    labels = tuple(option_value("--label", parse_label_filter, text) for text in label)
+    carried = tuple(option_value("--series-label", lambda t: parse_label_filter(t, "--series-label"), text)
+                    for text in series_label)
+    return IncidentFilter(status=status, severity=severity, cluster=cluster, namespace=namespace, service=service,
+                          alertname=alertname, labels=labels, series_labels=carried, since=since, limit=limit)
+
+
 @app.command("list")
 def list_cmd(
     ctx: typer.Context,
     status: StatusChoice | None = typer.Option(None, "--status", help="Only incidents in this status.",
                                                   case_sensitive=False, show_default="open + acknowledged"),
-    severity: str | None = typer.Option(None, "--severity", help=f"One of {SEVERITY_CHOICES}."),
-    cluster: str | None = typer.Option(None, "--cluster", help="Only this cluster."),
-    namespace: str | None = typer.Option(None, "--namespace", help="Only this namespace."),
-    service: str | None = typer.Option(None, "--service", help="Only this service."),
-    alertname: str | None = typer.Option(None, "--alertname", help="Only this alertname."),
-    label: list[str] = typer.Option([], "--label", help="name=value every series of the incident carries; repeatable."),
-    series_label: list[str] = typer.Option([], "--series-label",
-                                           help="name=value some series of the incident carries (e.g. pod=api-7f9c); "
-                                                "repeatable, each must match."),
-    since: str | None = typer.Option(None, "--since", help="Opened since: 2h, 7d or an ISO 8601 time."),
+    severity: str | None = SeverityOption,
+    cluster: str | None = ClusterOption,
+    namespace: str | None = NamespaceOption,
+    service: str | None = ServiceOption,
+    alertname: str | None = AlertnameOption,
+    label: list[str] = LabelOption,
+    series_label: list[str] = SeriesLabelOption,
+    since: str | None = SinceOption,
     limit: int = typer.Option(50, "--limit", min=1, help="At most this many incidents."),
     output: OutputFormat = OutputOption,
     tz: str | None = TzOption,
@@ -108,23 +134,9 @@ def list_cmd(
     """List incidents, newest first (default: the unresolved ones)."""
     c = context(ctx)
     now = c.clock()
-    if severity is not None:
-        if severity.strip().lower() not in SEVERITY_NAMES:
-            raise typer.BadParameter(f"{severity!r} is not one of {SEVERITY_CHOICES}",
-                                     param_hint="'--severity'")
-        severity = normalize_severity(severity)  # `high` → error, as the processor reads labels
-    try:
-        labels = tuple(parse_label_filter(text) for text in label)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="'--label'") from None
-    try:
-        series_labels = tuple(parse_label_filter(text, "--series-label") for text in series_label)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="'--series-label'") from None
-    since_at = time_value("--since", since, now)
-    flt = IncidentFilter(status=status.value if status else None, severity=severity,
-                         cluster=cluster, namespace=namespace, service=service, alertname=alertname,
-                         labels=labels, series_labels=series_labels, since=since_at, limit=limit)
+    flt = incident_filter(status=status.value if status else None, severity=severity, cluster=cluster,
+                          namespace=namespace, service=service, alertname=alertname, label=label,
+                          series_label=series_label, since=time_value("--since", since, now), limit=limit)
     rows = mark_silenced(c.engine, list_incidents(c.engine, flt), now)
     if output is OutputFormat.table:
         render_incident_table(rows, now)

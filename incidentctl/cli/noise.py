@@ -7,7 +7,16 @@ from datetime import timedelta
 
 import typer
 
-from incidentctl.cli.app import TzOption, app, context, option_value, output_option, time_value
+from incidentctl.cli.app import (
+    TzOption,
+    WindowSinceOption,
+    WindowUntilOption,
+    app,
+    context,
+    option_value,
+    output_option,
+    window_value,
+)
 from incidentctl.cli.output import Col, OutputFormat, dumps, local_time, render_rows, stdout_console
 from incidentctl.durations import format_duration, parse_duration
 from incidentctl.history.noise import (
@@ -45,9 +54,8 @@ RULE_COLUMNS = [
 @app.command("noise")
 def noise_cmd(
     ctx: typer.Context,
-    since: str = typer.Option("30d", "--since", help="Start of the window: a duration ago (30d, 12h) or an ISO 8601 "
-                              "time. Incidents are selected by when they opened."),
-    until: str | None = typer.Option(None, "--until", help="End of the window.", show_default="now"),
+    since: str = WindowSinceOption,
+    until: str | None = WindowUntilOption,
     within: str = typer.Option("5m", "--within", help="Self-resolved: resolved by its alerts within this long of "
                                "opening, with no action by a person."),
     min_pages: int = typer.Option(MIN_PAGES, "--min-pages", min=1, help="A rule pages at least this often to "
@@ -71,10 +79,7 @@ def noise_cmd(
     """
     c = context(ctx)
     now = c.clock()
-    start = time_value("--since", since, now)
-    end = time_value("--until", until, now) or now
-    if end <= start:
-        raise typer.BadParameter("must be after --since", param_hint="'--until'")
+    start, end = window_value(since, until, now)
     limit = option_value("--within", parse_duration, within)
     report = build_noise(c.engine, c.settings, since=start, until=end, within=limit or SELF_RESOLVED,
                          min_pages=min_pages, replay=replay, replay_rows=replay_rows)

@@ -27,10 +27,13 @@ def notify(
 ) -> None:
     """Send one Slack digest per route for the pending outbox, and mark what was sent.
 
-    When nothing is due, says what is pending for later and when it is due. Exit codes: 0 everything
-    due was delivered, or nothing was due; 1 a route failed (rows stay pending for a retry, or are
-    marked failed on a permanent answer), a change matched no route, or Slack is not configured
-    (SLACK_WEBHOOK_URL unset; the outbox stays pending); 3 the database is unavailable.
+    When nothing is due, says what is pending for later and when it is due. With SLACK_BOT_TOKEN,
+    routes with a channel are posted to by the Slack app's bot, and its recent messages are then
+    kept current (edited in place, changes replied in their threads, reminders). Exit codes: 0
+    everything due was delivered, or nothing was due; 1 a route failed (rows stay pending for a
+    retry, or are marked failed on a permanent answer), Slack refused the bot (token, channel), a
+    change matched no route, or Slack is not configured (SLACK_WEBHOOK_URL unset; the outbox stays
+    pending); 3 the database is unavailable.
     """
     c = context(ctx)
     routes = load_routes(c.settings)  # a bad [[routes]] table stops the command before anything is claimed
@@ -47,9 +50,10 @@ def notify(
         _print(summary, c.clock())
     if not summary.slack_configured:
         raise SlackNotConfigured(
-            f"Slack is not configured: set SLACK_WEBHOOK_URL (or [[routes]] in the config file); "
+            f"Slack is not configured: set SLACK_WEBHOOK_URL, or SLACK_BOT_TOKEN and SLACK_CHANNEL (or [[routes]] "
+            f"in the config file); "
             f"{summary.due} due change(s) stay pending")
-    if not summary.ok and summary.due:
+    if not summary.ok and (summary.due or summary.slack_errors):
         raise typer.Exit(1)
 
 
@@ -60,29 +64,56 @@ def _print(s: NotifySummary, now: datetime) -> None:
         typer.echo(f"nothing due: {_waiting(s, now)}" if s.waiting else "nothing to send")
         if s.held:
             typer.echo(_held(s))
+        _print_slack(s)
         return
     for r in s.routes:
+        where = f"channel {r.channel}" if r.channel else r.webhook
         if r.outcome == "ok":
-            typer.echo(f"route {r.route} ({r.webhook}): sent {r.changes} change(s)")
+            typer.echo(f"route {r.route} ({where}): sent {r.changes} change(s)")
         elif r.outcome == "permanent":
-            typer.echo(f"route {r.route} ({r.webhook}): FAILED, Slack says {r.status} {r.error}; "
-                       f"{r.changes} change(s) marked failed — fix the webhook, then `incidentctl outbox retry`")
+            fix = "the bot's token or channel" if r.channel else "the webhook"
+            typer.echo(f"route {r.route} ({where}): FAILED, Slack says {r.status or ''} {r.error}; "
+                       f"{r.changes} change(s) marked failed — fix {fix}, then `incidentctl outbox retry`")
         elif r.outcome == "unknown":
-            typer.echo(f"route {r.route} ({r.webhook}): sent, no answer ({r.error}); Slack may have posted it, "
+            typer.echo(f"route {r.route} ({where}): sent, no answer ({r.error}); Slack may have posted it, "
                        f"{r.changes} change(s) retry after {_time(r.next_attempt_at)} (a duplicate is possible)")
         else:
-            typer.echo(f"route {r.route} ({r.webhook}): not delivered ({r.error}); "
+            typer.echo(f"route {r.route} ({where}): not delivered ({r.error}); "
                        f"{r.changes} change(s) retry after {_time(r.next_attempt_at)}")
     typer.echo(f"sent {s.sent}, suppressed {s.suppressed} (silenced), retrying {s.retrying}, "
                f"failed {s.failed}, unroutable {s.unroutable}"
                + (f", never announced {s.below_threshold} (resolved below threshold)" if s.below_threshold else ""))
     if s.unroutable:
         typer.echo("some changes match no route and no default route is set (SLACK_WEBHOOK_URL)")
+    if s.in_place:
+        typer.echo(f"{s.in_place} change(s) delivered in place (their messages edited, replied in the thread)")
     if s.waiting:
         typer.echo(f"still pending: {_waiting(s, now)}")
     if s.held:
         typer.echo(_held(s))
+    _print_slack(s)
 
+
+def _print_slack(s: NotifySummary) -> None:
+    """What keeping the bot's messages current did, and what Slack refused."""
+    if not s.slack:
+        return
+    k = s.slack
+    done = [f"{k['updated']} message(s) updated", f"{k['replies']} thread repl(ies)"]
+    for key, words in (("reposted", "posted anew (no longer editable)"), ("reminders", "reminder(s)"),
+                       ("escalations", "escalation(s)"), ("retrying", "to retry"), ("failed", "failed"),
+                       ("lost", "reposted without an answer (not sent again)"),
+                       ("replies_unknown", "change(s) replied without an answer (not sent again)")):
+        if k[key]:
+            done.append(f"{k[key]} {words}")
+    if any(k[key] for key in ("updated", "replies", "reposted", "reminders", "escalations", "retrying", "failed",
+                              "lost", "replies_unknown")):
+        typer.echo("slack app: " + ", ".join(done))
+    for e in k["errors"]:
+        hint = {"workspace": "fix SLACK_BOT_TOKEN (reinstall the app, or a new token)",
+                "channel": "check the channel ID and `/invite` the bot"}.get(e["scope"], "")
+        typer.echo(f"slack app: FAILED in {e['channel']}: Slack says {e['error']} ({e['scope']})"
+                   + (f" — {hint}" if hint else ""))
 
 def _held(s: NotifySummary) -> str:
     """`held: 2 change(s) below their route's threshold, checked again at … / at every run`."""

@@ -2,7 +2,11 @@
 
 Times: JSON and CSV are for programs and always say UTC (ISO 8601, `Z`); tables and messages are
 for people and show times in the display zone (`local_time`), which the root command sets from
-the `display_timezone` setting and `--tz` overrides."""
+the `display_timezone` setting and `--tz` overrides.
+
+Width: tables print at the terminal's width, `COLUMNS` when set, otherwise (a pipe, cron mail)
+without a limit, so no cell is cut for `grep` (`stdout_console`).
+"""
 
 from __future__ import annotations
 

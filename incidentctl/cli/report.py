@@ -8,7 +8,15 @@ from enum import StrEnum
 
 import typer
 
-from incidentctl.cli.app import OutputOption, TzOption, app, context, time_value
+from incidentctl.cli.app import (
+    OutputOption,
+    TzOption,
+    WindowSinceOption,
+    WindowUntilOption,
+    app,
+    context,
+    window_value,
+)
 from incidentctl.cli.output import Col, OutputFormat, dumps, local_time, render_rows, stdout_console, to_csv
 from incidentctl.durations import format_duration
 from incidentctl.history.reports import SreReport, build_report, metric_rows, report_dict
@@ -89,9 +97,8 @@ NOISE_COLUMNS = [
 @app.command("report")
 def report_cmd(
     ctx: typer.Context,
-    since: str = typer.Option("30d", "--since", help="Start of the window: a duration ago (30d, 12h) or an "
-                              "ISO 8601 time. Incidents are selected by when they opened."),
-    until: str | None = typer.Option(None, "--until", help="End of the window.", show_default="now"),
+    since: str = WindowSinceOption,
+    until: str | None = WindowUntilOption,
     by: By | None = typer.Option(None, "--by", case_sensitive=False,
                                     help="One row of figures per value of this incident field."),
     top: int = typer.Option(10, "--top", min=1, help="How many noisy fingerprints to list."),
@@ -108,10 +115,7 @@ def report_cmd(
     """
     c = context(ctx)
     now = c.clock()
-    start = time_value("--since", since, now)
-    end = time_value("--until", until, now) or now
-    if end <= start:
-        raise typer.BadParameter("must be after --since", param_hint="'--until'")
+    start, end = window_value(since, until, now)
     report = build_report(c.engine, since=start, until=end, by=by.value if by else None, top=top)
     if output is OutputFormat.json:
         sys.stdout.write(dumps(report_dict(report)) + "\n")

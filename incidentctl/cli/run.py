@@ -1,4 +1,4 @@
-"""`incidentctl run`: the long-running scheduler (process and notify on their intervals)."""
+"""`incidentctl run`: the long-running scheduler (process, notify and the Slack app's updates on their intervals)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,10 @@ def run(ctx: typer.Context) -> None:
     """Process new alerts every INCIDENTCTL_PROCESS_INTERVAL, apply people's actions from Slack
     and the REST API every INCIDENTCTL_ACTIONS_INTERVAL and send the Slack digest every
     INCIDENTCTL_NOTIFY_INTERVAL, until SIGTERM/SIGINT.
+
+    With SLACK_BOT_TOKEN and a channel, a `slack` job every INCIDENTCTL_SLACK_SYNC_INTERVAL
+    (default 3 s) keeps the bot's recent messages current (edits, thread replies) and sends
+    reminders.
 
     Runs never overlap; each logs one line with its counts to stderr. Without Slack configured there
     are no notify runs, and one warning at start says so. On SIGTERM/SIGINT the current run

@@ -67,12 +67,7 @@ def silence_add(
     matchers = [parse_matcher(m) for m in match]
     row = add_silence(c.engine, matchers, starts_at=now, ends_at=ends_at, comment=comment,
                       created_by=by or _user(), now=now)
-    if output is OutputFormat.json:
-        typer.echo(dumps(row))
-    elif output is OutputFormat.csv:
-        render_rows([row], COLUMNS, output)
-    else:
-        typer.echo(f"silence {row['id']} added: {row['matchers']} until {local_time(row['ends_at'])}")
+    _print_row(row, output, f"silence {row['id']} added: {row['matchers']} until {local_time(row['ends_at'])}")
 
 
 @silence_app.command("list")
@@ -97,9 +92,14 @@ def silence_expire(
     """End a silence now; exits 1 when it does not exist or is already over."""
     c = context(ctx)
     row = expire_silence(c.engine, silence_id, c.clock())
+    _print_row(row, output, f"silence {silence_id} expired")
+
+
+def _print_row(row: dict, output: OutputFormat, line: str) -> None:
+    """The silence a command changed: the row as JSON or CSV, else one line for people."""
     if output is OutputFormat.json:
         typer.echo(dumps(row))
     elif output is OutputFormat.csv:
         render_rows([row], COLUMNS, output)
     else:
-        typer.echo(f"silence {silence_id} expired")
+        typer.echo(line)

@@ -18,12 +18,24 @@ from rich.markup import escape
 from rich.text import Text
 
 from incidentctl.cli.app import TzOption, app, context, option_value, time_value
-from incidentctl.cli.incidents import SEVERITY_STYLE, incident_columns
+from incidentctl.cli.incidents import (
+    SEVERITY_STYLE,
+    AlertnameOption,
+    ClusterOption,
+    LabelOption,
+    NamespaceOption,
+    SeriesLabelOption,
+    ServiceOption,
+    SeverityOption,
+    SinceOption,
+    incident_columns,
+    incident_filter,
+)
 from incidentctl.cli.output import Col, local_time, stdout_console, table_of, zone_label
 from incidentctl.durations import format_duration, parse_duration
 from incidentctl.errors import DatabaseUnavailable
-from incidentctl.incidents.listing import IncidentFilter, parse_label_filter
-from incidentctl.incidents.model import SEVERITY_NAMES, Severity, normalize_severity
+from incidentctl.incidents.listing import IncidentFilter
+from incidentctl.incidents.model import Severity
 from incidentctl.incidents.overview import Overview, overview
 
 # What identifies a change people care about: a new series firing, a new alert, an ack, a rise.
@@ -103,15 +115,14 @@ def watch_cmd(
                                         show_default="until Ctrl-C"),
     status: str | None = typer.Option(None, "--status", metavar="<open|acknowledged>",
                                          help="Only incidents in this status.", show_default="open + acknowledged"),
-    severity: str | None = typer.Option(None, "--severity", help=f"One of {', '.join(reversed(Severity))}."),
-    cluster: str | None = typer.Option(None, "--cluster", help="Only this cluster."),
-    namespace: str | None = typer.Option(None, "--namespace", help="Only this namespace."),
-    service: str | None = typer.Option(None, "--service", help="Only this service."),
-    alertname: str | None = typer.Option(None, "--alertname", help="Only this alertname."),
-    label: list[str] = typer.Option([], "--label", help="name=value every series of the incident carries; repeatable."),
-    series_label: list[str] = typer.Option([], "--series-label",
-                                           help="name=value some series of the incident carries; repeatable."),
-    since: str | None = typer.Option(None, "--since", help="Opened since: 2h, 7d or an ISO 8601 time."),
+    severity: str | None = SeverityOption,
+    cluster: str | None = ClusterOption,
+    namespace: str | None = NamespaceOption,
+    service: str | None = ServiceOption,
+    alertname: str | None = AlertnameOption,
+    label: list[str] = LabelOption,
+    series_label: list[str] = SeriesLabelOption,
+    since: str | None = SinceOption,
     limit: int = typer.Option(50, "--limit", min=1, help="At most this many incidents on screen."),
     tz: str | None = TzOption,
 ) -> None:
@@ -127,16 +138,8 @@ def watch_cmd(
     if status not in (None, "open", "acknowledged"):
         raise typer.BadParameter(f"{status!r}: watch shows unresolved incidents (open or acknowledged)",
                                  param_hint="'--status'")
-    if severity is not None:
-        if severity.strip().lower() not in SEVERITY_NAMES:
-            raise typer.BadParameter(f"{severity!r} is not one of {', '.join(reversed(Severity))}",
-                                     param_hint="'--severity'")
-        severity = normalize_severity(severity)
-    labels = tuple(option_value("--label", parse_label_filter, text) for text in label)
-    carried = tuple(option_value("--series-label", lambda t: parse_label_filter(t, "--series-label"), text)
-                    for text in series_label)
-    flt = IncidentFilter(status=status, severity=severity, cluster=cluster, namespace=namespace, service=service,
-                         alertname=alertname, labels=labels, series_labels=carried, limit=limit)
+    flt = incident_filter(status=status, severity=severity, cluster=cluster, namespace=namespace, service=service,
+                          alertname=alertname, label=label, series_label=series_label, limit=limit)
     time_value("--since", since, c.clock())  # a bad value is a usage error now, not at the first refresh
     board = _Board(c.engine, c.clock, flt, since, every)
     console = stdout_console()

@@ -1,4 +1,14 @@
-"""Database wiring: which URL, and an Engine tuned for it (SQLite WAL, MySQL timeouts)."""
+"""Database wiring: which URL, and an Engine tuned for it (SQLite WAL, MySQL timeouts).
+
+The URL is INCIDENTCTL_DATABASE_URL, else one built from DB_*, else the embedded SQLite file.
+`supported_url` admits SQLite and MySQL/MariaDB through PyMySQL (whose escaping
+mariadb_insert.py relies on) and raises UnsupportedDatabase, a ConfigError (exit 2), for
+anything else. SQLite: WAL, a busy timeout, `synchronous=FULL` (a 2xx promises the row survives
+power loss), and SQLAlchemy, not the driver, emits `BEGIN IMMEDIATE`, so a writer waits for the
+lock instead of failing halfway. MySQL: a connect timeout, optional socket timeouts, pre-ping.
+`database_errors()` turns connection failures into DatabaseUnavailable (exit 3); `reader(engine)`
+is the engine for reading only (on SQLite its transactions begin DEFERRED and take no write lock).
+"""
 
 from __future__ import annotations
 

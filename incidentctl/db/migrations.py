@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import Connection, Engine, Insert, inspect, select
+from sqlalchemy import Connection, Engine, Insert, inspect, select, text
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -30,6 +30,11 @@ from incidentctl.db.schema import (
     schema_migrations,
     seen_signatures,
     series_labels,
+    silences,
+    slack_message_incidents,
+    slack_messages,
+    slack_reminders,
+    slack_replies,
 )
 
 
@@ -110,6 +115,21 @@ def _action_inbox(conn: Connection) -> None:
     api_tokens.create(conn, checkfirst=True)
 
 
+def _slack_messages(conn: Connection) -> None:
+    """The Slack app's messages, the incidents each shows, thread replies owed, reminders sent;
+    notifications.threaded_at and silences.slack_seen_at, set on every existing row (no message
+    shows their incidents yet)."""
+    for table in (slack_messages, slack_message_incidents, slack_replies, slack_reminders):
+        table.create(conn, checkfirst=True)
+    now = datetime.now(timezone.utc)
+    for table, column in ((notifications, notifications.c.threaded_at), (silences, silences.c.slack_seen_at)):
+        if column.name not in {c["name"] for c in inspect(conn).get_columns(table.name)}:
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
+        conn.execute(table.update().where(column.is_(None)).values({column.name: now}))
+    next(i for i in notifications.indexes if i.name == "ix_notifications_threaded").create(conn, checkfirst=True)
+
+
 def _leases(conn: Connection) -> None:
     """The lease table, and the outbox's claim column (NULL: unclaimed, as every existing row is)."""
     leases.create(conn, checkfirst=True)
@@ -130,6 +150,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _series_labels),
     Migration(6, "action_inbox and api_tokens: actions people take from Slack and the REST API, applied by the batch",
               _action_inbox),
+    Migration(7, "slack_messages, slack_message_incidents, slack_replies, slack_reminders: bot "
+                 "messages kept current, their thread replies and reminders", _slack_messages),
     Migration(8, "leases: one applier at a time cluster-wide (owner, expiry, epoch); outbox claims by row update",
               _leases),
 )
@@ -142,10 +164,6 @@ class SchemaStatus:
     current: int  # 0 = no schema
     latest: int
     pending: tuple[Migration, ...]
-
-    @property
-    def up_to_date(self) -> bool:
-        return not self.pending
 
 
 def schema_status(engine: Engine) -> SchemaStatus:

@@ -294,8 +294,12 @@ notifications = Table(
     # The notify run that claimed the row until next_attempt_at (db/… claim_due): a row update,
     # so two runs on two Galera nodes conflict at certification instead of both sending.
     Column("claimed_by", String(LEASE_OWNER_MAX)),
+    # When the Slack app's messages showing the incident took this change in (thread replies
+    # queued, re-render due); NULL: not yet (notify/slack_store.py queue_replies).
+    Column("threaded_at", UtcDateTime),
     Index("ix_notifications_state", "state", "id"),
     Index("ix_notifications_incident", "incident_id"),
+    Index("ix_notifications_threaded", "threaded_at", "id"),
 )
 
 # The delivery log: one row per digest POSTed to Slack (one route's message in one notify run).
@@ -327,6 +331,9 @@ silences = Table(
     Column("comment", Text, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("expired_at", UtcDateTime),
+    # Until when the Slack app has shown this silence on its messages (NULL: not yet); a start,
+    # an end or an expiry after it makes the messages of the incidents it covers stale.
+    Column("slack_seen_at", UtcDateTime),
     Index("ix_silences_ends_at", "ends_at"),
 )
 
@@ -403,4 +410,78 @@ leases = Table(
     Column("acquired_at", UtcDateTime, nullable=False),
     Column("renewed_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),  # released: set to the release time
+)
+
+# Messages the Slack app's bot posted (chat.postMessage), kept current with chat.update. `base`
+# is the digest as built (no actions, no states), `lines` which of its blocks shows which
+# incident ({"block index": incident id}), so a re-render needs no outbox row of the time.
+# `changes_seen` counts the changes of its incidents taken in since it was posted; the message
+# shows them all when `changes_shown` equals it. A message Slack no longer lets us edit is
+# posted again: the row takes the new ts. `state`: live | lost (a repost whose outcome is
+# unknown: not posted again blindly) | failed (Slack refuses the render).
+slack_messages = Table(
+    "slack_messages",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("route", String(64), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("ts", String(32), nullable=False),
+    Column("posted_at", UtcDateTime, nullable=False),
+    Column("base", JsonText, nullable=False),
+    Column("lines", JsonText, nullable=False),
+    Column("changes_seen", Integer, nullable=False, default=0),
+    Column("changes_shown", Integer, nullable=False, default=0),
+    Column("state", String(16), nullable=False),
+    Column("permalink", String(512)),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime),
+    Column("last_error", String(1024)),
+    Column("updated_at", UtcDateTime),
+    UniqueConstraint("channel", "ts", name="ux_slack_messages_channel_ts"),
+    Index("ix_slack_messages_posted", "posted_at"),
+)
+
+# Which incidents each bot message shows ("every recent message that shows it").
+slack_message_incidents = Table(
+    "slack_message_incidents",
+    metadata,
+    Column("message_id", Id, ForeignKey("slack_messages.id", ondelete="CASCADE"), primary_key=True,
+           autoincrement=False),
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True,
+           autoincrement=False),
+    Index("ix_slack_message_incidents_incident", "incident_id", "message_id"),
+)
+
+# Thread replies owed: one row per (message, change), sent coalesced (one reply per message per
+# run). Claimed before posting like the outbox; `unknown` (posted, no answer) is never re-sent.
+# The changes a digest announces are rows `shown` of their own message (no reply to itself).
+slack_replies = Table(
+    "slack_replies",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("message_id", Id, ForeignKey("slack_messages.id", ondelete="CASCADE"), nullable=False),
+    Column("notification_id", Id, nullable=False),
+    Column("incident_id", Id, nullable=False),
+    Column("state", String(16), nullable=False),  # pending | sent | unknown | failed | shown
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime),
+    Column("last_error", String(1024)),
+    Column("reply_ts", String(32)),
+    Column("sent_at", UtcDateTime),
+    UniqueConstraint("message_id", "notification_id", name="ux_slack_replies_change"),
+    Index("ix_slack_replies_state", "state", "id"),
+)
+
+# Reminders sent for an unacknowledged incident, and whether it was escalated.
+slack_reminders = Table(
+    "slack_reminders",
+    metadata,
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True,
+           autoincrement=False),
+    Column("sent", Integer, nullable=False, default=0),
+    Column("last_sent_at", UtcDateTime),
+    Column("escalated_at", UtcDateTime),
+    Column("last_error", String(1024)),
+    Column("updated_at", UtcDateTime, nullable=False),
 )

@@ -24,10 +24,10 @@ from sqlalchemy import Connection, select
 from incidentctl.db.schema import incident_events, incidents
 from incidentctl.history.recurrence import RecurringWindow
 from incidentctl.history.stats import median
-from incidentctl.incidents.model import SYSTEM_ACTOR, Action, Decision, IncidentState
+from incidentctl.incidents.model import SYSTEM_ACTOR, Action, ChangeKind, Decision, IncidentState
 from incidentctl.incidents.parsing import AlertEvent
 from incidentctl.notify.routes import DEFAULT_ROUTE, Route, route_for
-from incidentctl.notify.silences import incident_labels, silence_for
+from incidentctl.notify.silences import silence_for, silence_labels
 from incidentctl.notify.thresholds import ANNOUNCE, STARTS, WAIT, ChangeRecord, Threshold, verdicts
 
 PEOPLE_EVENTS = ("acknowledged", "note", "reopened")  # by a person when the actor is not incidentctl
@@ -54,7 +54,7 @@ class NotifyRules:
 class IncidentHistory:
     key: Key
     alertname: str
-    labels: Mapping[str, Any]  # silences.incident_labels of the incident
+    labels: Mapping[str, Any]  # silences.silence_labels of the incident
     changes: tuple[ChangeRecord, ...]
     alerts_fired: tuple[datetime, ...] = ()  # when each distinct alert first fired, sorted
     silenced: frozenset[int] = frozenset()  # changes a stored silence suppressed
@@ -94,13 +94,13 @@ def keep_firing(changes: Sequence[ChangeRecord], window: timedelta) -> tuple[lis
         return replace(r, at=r.at + window, known_at=(r.known_at or r.at) + window)
 
     for c in sorted(changes, key=lambda c: c.id):
-        if c.change == "reopened" and resolve is not None and c.at - resolve.at <= window:
+        if c.change == ChangeKind.REOPENED and resolve is not None and c.at - resolve.at <= window:
             resolve, dropped = None, dropped + 2
             continue
         if resolve is not None:
             result.append(later(resolve))
             resolve = None
-        if c.change == "resolved":
+        if c.change == ChangeKind.RESOLVED:
             resolve = c
         else:
             result.append(c)
@@ -185,7 +185,7 @@ class Ledger:
                 current.fired[series_fp] = entry.at
         for m in decision.messages:
             self._seq += 1
-            known = max(m.at, event.received_at) if m.change == "resolved" else None
+            known = max(m.at, event.received_at) if m.change == ChangeKind.RESOLVED else None
             current.changes.append(ChangeRecord(self._seq, m.change, m.at, m.severity, False, known))
 
     def finish(self, now: datetime) -> None:
@@ -198,7 +198,7 @@ class Ledger:
 
     def _close(self, current: _Open, now: datetime) -> None:
         s = current.state
-        labels = incident_labels({"common_labels": s.common_labels, "group_labels": s.group_labels,
+        labels = silence_labels({"common_labels": s.common_labels, "group_labels": s.group_labels,
                                   "alertname": s.alertname, "cluster": s.cluster, "namespace": s.namespace,
                                   "service": s.service})
         silenced = frozenset(c.id for c in current.changes

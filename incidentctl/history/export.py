@@ -4,7 +4,10 @@ The record format (documented in docs/REPORTS.md, "Export format") is shared wit
 which reads it back: `to_record` writes it, `from_record` checks and decodes it.
 Rows are read by keyset pagination on the id, one short read per page, so memory stays flat
 however large the archive is and no long transaction holds back writers. `incident_rows`
-finds the rows one incident was made from (`show --raw`, `export --incident`).
+finds the rows one incident was made from (`show --raw`, `export --incident`): the rows its
+timeline names and, since a repeat writes no timeline entry, the processed rows received during
+its life whose body carries one of its series — no link table, so the processor's hot path
+writes nothing more. Files are written through a temporary file renamed at the end.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from incidentctl.history.export import PAGE_SIZE, RECORD_KEYS
 from incidentctl.history.recurrence import parse_window
 from incidentctl.history.simulate import Rules, simulate
 from incidentctl.history.stats import percentile
+from incidentctl.incidents.model import ChangeKind
 from incidentctl.notify.thresholds import Threshold, episodes
 
 SHARE = 0.2  # a pattern worth a fix: at least this share of a rule's episodes or pages
@@ -112,7 +113,7 @@ def _flap_gaps(histories: Sequence[IncidentHistory]) -> list[timedelta]:
     for h in histories:
         ordered = sorted(h.changes, key=lambda c: c.id)
         for a, b in zip(ordered, ordered[1:], strict=False):  # each with the next
-            if a.change == "resolved" and b.change == "reopened":
+            if a.change == ChangeKind.RESOLVED and b.change == ChangeKind.REOPENED:
                 gaps.append(max(b.at - a.at, timedelta(0)))
     return gaps
 

@@ -32,10 +32,10 @@ from incidentctl.history.fixes import (
 )
 from incidentctl.history.recurrence import hour_of_week, periodic_window
 from incidentctl.history.stats import median
-from incidentctl.incidents.model import SYSTEM_ACTOR, OutboxState, Rules
+from incidentctl.incidents.model import SYSTEM_ACTOR, ChangeKind, OutboxState, Resolution, Rules, TimelineKind
 from incidentctl.notify import outbox
 from incidentctl.notify.routes import load_routes
-from incidentctl.notify.silences import incident_labels
+from incidentctl.notify.silences import silence_labels
 from incidentctl.notify.thresholds import STARTS, ChangeRecord, episodes
 
 SELF_RESOLVED = timedelta(minutes=5)
@@ -183,11 +183,11 @@ def _people(conn: Connection, since: datetime, found: dict[int, _Incident]) -> t
     query = (select(e.incident_id, e.kind, func.count())
              .where(e.kind.in_(PEOPLE_EVENTS), e.at >= since, e.actor != SYSTEM_ACTOR)
              .group_by(e.incident_id, e.kind))
-    acted = {i.id for i in found.values() if i.resolution == "manual"}
+    acted = {i.id for i in found.values() if i.resolution == Resolution.MANUAL}
     reopens: Counter = Counter()
     for incident_id, kind, n in conn.execute(query):
         acted.add(incident_id)
-        if kind == "reopened":
+        if kind == TimelineKind.REOPENED:
             reopens[incident_id] += n
     return acted, reopens
 
@@ -228,7 +228,7 @@ def _resolve_known(conn: Connection, found: dict[int, _Incident], shorter_than: 
     raw: dict[tuple[int, datetime], int] = {}
     times = sorted(wanted)
     for start in range(0, len(times), PAGE_SIZE):
-        query = select(e.incident_id, e.at, e.raw_alert_id).where(e.kind == "resolved",
+        query = select(e.incident_id, e.at, e.raw_alert_id).where(e.kind == TimelineKind.RESOLVED,
                                                                    e.at.in_(times[start:start + PAGE_SIZE]))
         for r in conn.execute(query):
             if r.incident_id in wanted.get(r.at, ()) and r.raw_alert_id is not None:
@@ -268,7 +268,7 @@ def _figures(name: str, group: list[_Incident], people: set[int], people_reopens
 
 def _labels(engine: Engine, ids: Sequence[int], *, common: bool) -> tuple[dict[int, dict], dict[int, dict]]:
     """Per incident: its group_by values and, with `common` (a route matches labels), the
-    labels routes and silences match (silences.incident_labels)."""
+    labels routes and silences match (silences.silence_labels)."""
     i = incidents.c
     labels, groups = {}, {}
     columns = [i.id, i.group_labels] + ([i.common_labels, i.alertname, i.cluster, i.namespace, i.service]
@@ -277,14 +277,15 @@ def _labels(engine: Engine, ids: Sequence[int], *, common: bool) -> tuple[dict[i
         for start in range(0, len(ids), PAGE_SIZE):
             for row in conn.execute(select(*columns).where(i.id.in_(list(ids[start:start + PAGE_SIZE])))):
                 groups[row.id] = row.group_labels or {}
-                labels[row.id] = incident_labels(row._mapping) if common else groups[row.id]
+                labels[row.id] = silence_labels(row._mapping) if common else groups[row.id]
     return labels, groups
 
 
 def _history(incident: _Incident, labels: dict, known: dict, fired: dict) -> IncidentHistory:
     """The incident's stored changes as a backtest replays them: none gone out yet."""
     changes = tuple(replace(c, known_at=known[(incident.id, c.at)])
-                    if c.change == "resolved" and (incident.id, c.at) in known else c for c in incident.changes)
+                    if c.change == ChangeKind.RESOLVED and (incident.id, c.at) in known else c
+                    for c in incident.changes)
     silenced = frozenset(incident.silenced)
     alerts = tuple(fired[incident.id][1]) if incident.id in fired else ()
     return IncidentHistory((incident.fingerprint, incident.opened_at), incident.alertname, labels, changes,

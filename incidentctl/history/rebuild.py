@@ -7,10 +7,13 @@ same pure decision `process` applies (`decide.decide`), with the incidents held 
 What people did is replayed where it happened: each ack, manual resolve, reopen and note is
 applied just before the first raw row processed after it, to every rebuilt incident that is
 the same incident — it shares an alert series with the old incident and their lifetimes
-overlap. A rebuilt incident keeps the id of the old incident it continues (an id people may
-have quoted, and the Slack outbox rows hanging off it); the others get new ids, and old ids no
-rebuilt incident continues are deleted with their outbox rows. Nothing new is queued for
-Slack: history is not announced again.
+overlap. An old incident is continued by the new one that opens holding one of its series,
+preferring the same fingerprint and opening time (which unchanged rules always give, so a
+rebuild under them rewrites every row as it was), else one alive when it opens. A rebuilt
+incident keeps the id of the old incident it continues (an id people may have quoted, and the
+Slack outbox rows hanging off it); the others get new ids, and old ids no rebuilt incident
+continues are deleted with their outbox rows. Nothing new is queued for Slack: history is not
+announced again.
 
 Safety: one transaction (all or nothing) under the applier lease (db/lease.py), fenced before
 it commits, so `process` on any host or node waits while a rebuild runs. Unprocessed rows are

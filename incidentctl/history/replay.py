@@ -38,11 +38,11 @@ from incidentctl.history.action_records import ArchivedAction, from_action_recor
 from incidentctl.history.export import BadRecord, from_record, is_record
 from incidentctl.incidents.model import Rules
 from incidentctl.incidents.parsing import AlertEvent, parse_document
-from incidentctl.incidents.processor import PreparedRows, ProcessSummary, error_text, process_as_stored
+from incidentctl.incidents.processor import PreparedRows, ProcessSummary, error_text, process_as_stored, process_pending
 from incidentctl.incidents.series_cache import SeriesCache
 from incidentctl.ingest import jsondoc
 from incidentctl.ingest.archive import RawAlert
-from incidentctl.ingest.sniff import decode_body
+from incidentctl.ingest.sniff import decode_body, json_kind
 from incidentctl.notify.applier import apply_pending
 from incidentctl.notify.intent import AllowList
 
@@ -191,8 +191,7 @@ def line_item(location: str, line: bytes, line_time: datetime,
                     user_agent=record.user_agent, content_type=record.content_type, source=record.source,
                     body_sha256=obj["body_sha256"])
     if not isinstance(obj, dict):
-        kind = {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(obj), "number")
-        return InputError(location, f"a JSON {kind} is neither a webhook body nor an export record")
+        return InputError(location, f"a JSON {json_kind(obj)} is neither a webhook body nor an export record")
     return item(line, parse, received_at=line_time, source=REPLAY_SOURCE)
 
 
@@ -355,6 +354,26 @@ def replay(engine: Engine, paths: Sequence[str], *, clock: Callable[[], datetime
             flush()
         if in_flight is not None:
             count(*in_flight)
+    return summary
+
+
+def replay_and_process(engine: Engine, paths: Sequence[str], rules: Rules, *, clock: Callable[[], datetime],
+                       queue_batch_size: int, received_at: datetime | None = None, batch_size: int = BATCH_SIZE,
+                       progress: Callable[[int, int], None] | None = None,
+                       queue_progress: Callable[[int, int], None] | None = None,
+                       stdin: BinaryIO | None = None, lease: Lease | None = None) -> ReplaySummary:
+    """`replay --process`: `replay` processing each batch as it is stored (`process_with=rules`),
+    then the rows still waiting in the queue (received while it ran, after its last batch)
+    processed as `process` does, `queue_batch_size` a transaction, so none is left waiting.
+    `queue_progress(done_rows, total_rows)` reports that last step; the summary's `processed`
+    counts both. The applier `lease` (default: one with default times) is held across both."""
+    lease = lease or Lease(engine)
+    with lease:
+        summary = replay(engine, paths, clock=clock, received_at=received_at, batch_size=batch_size,
+                         progress=progress, stdin=stdin, process_with=rules, lease=lease)
+        assert summary.processed is not None
+        summary.processed.add(process_pending(engine, rules, batch_size=queue_batch_size, clock=clock,
+                                              progress=queue_progress, lease=lease))
     return summary
 
 

@@ -3,7 +3,9 @@
 Pure: `decide(state, event, …)` takes the model's plain dataclasses (model.py) and returns a
 Decision (action, reason, the new state, the timeline entries and outbox messages to write).
 The processor applies it to the database; `simulate`/`rebuild` run it over history in memory.
-Times are event times.
+Times are event times. `decide_row` decides one raw row's events in order over the newest
+incidents without changing them, so a row applies whole or not at all (the processor's
+`decide_batch` runs it over a batch). The rules: docs/SEMANTICS.md.
 """
 
 from __future__ import annotations

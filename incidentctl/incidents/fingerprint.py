@@ -1,4 +1,9 @@
-"""Fingerprints: which alert series an alert belongs to, and which incident it groups into."""
+"""Fingerprints: which alert series an alert belongs to, and which incident it groups into.
+
+The alert fingerprint is the payload's own, else Alertmanager's `LabelSet.Fingerprint` (FNV-1a),
+so both agree; the incident fingerprint hashes the `group_by` values. Definitions with an
+example: docs/SEMANTICS.md, "Fingerprints".
+"""
 
 from __future__ import annotations
 

@@ -114,7 +114,7 @@ UNKNOWN_SEVERITY = Severity.WARNING  # a severity we cannot read is worth a look
 
 def normalize_severity(value: str | None) -> Severity:
     """The `severity` label → critical | error | warning | info | none (case-insensitive);
-    absent → none; an unknown value → warning (documented in ARCHITECTURE.md)."""
+    absent → none; an unknown value → warning (docs/SEMANTICS.md, "Severity")."""
     if value is None:
         return Severity.NONE
     return _SEVERITY_ALIASES.get(value.strip().lower(), UNKNOWN_SEVERITY)

@@ -2,6 +2,15 @@
 
 The processor owns the transaction; these functions run inside it. MySQL reads the incidents
 `FOR UPDATE` so a person's ack/resolve cannot slip between the read and the write.
+
+`load_states` reads, for a batch's incident fingerprints, the unresolved incident (by
+`active_key`) or else the newest one, with its series. `write_batch(conn, changes, raw_ids)`
+writes a batch's decisions (timeline entries name their raw row by position in `raw_ids`):
+updates of existing incidents (on MariaDB one multi-row `INSERT … ON DUPLICATE KEY UPDATE`,
+guarded so it can only ever update the row of its own id), new incidents, series upserts,
+timeline and outbox rows, the `incident_labels` rows of incidents whose common labels changed
+(only opening an incident and adding a series change them) and the `series_labels` rows of the
+series added, leaving out pairs the incident has indexed already.
 """
 
 from __future__ import annotations

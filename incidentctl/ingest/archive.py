@@ -1,4 +1,10 @@
-"""The raw archive (`grafana_alerts`): every webhook body, byte for byte, with its label."""
+"""The raw archive (`grafana_alerts`): every webhook body, byte for byte, with its label.
+
+`RawAlert` is a request as it will be stored (body, sha256, size, the sniffed label, client
+metadata); `insert_raw_alerts` writes a batch in the caller's transaction. `body_room` says how
+large a body the database can store and give back: `max_allowed_packet` less a row's overhead
+on MariaDB, half that on MySQL 8, no limit that matters on SQLite.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """Labels a webhook body for the raw archive: which sender, how many alerts, top status.
 
+The sender (grafana, grafana-legacy, alertmanager, unknown) is told by the body's shape, then
+its `version` field, then the user agent. Pure.
+
 The receiver parses no further than this. A body that is not a known payload is still stored;
 the label says why (parse_error) so `process` skips it and people can find it.
 """
@@ -56,7 +59,7 @@ def decode_body(body: bytes, user_agent: str | None = None) -> tuple[Any, BodyLa
 def label_document(doc: Any, user_agent: str | None = None) -> BodyLabel:
     """`label_body` for a body already decoded from JSON (the processor decodes it once)."""
     if not isinstance(doc, dict):
-        return BodyLabel("unknown", Verdict.NOT_JSON, parse_error=f"JSON {_kind(doc)} is not a webhook payload")
+        return BodyLabel("unknown", Verdict.NOT_JSON, parse_error=f"JSON {json_kind(doc)} is not a webhook payload")
     if "alerts" in doc:
         return _label_alert_list(doc, user_agent)
     if "ruleName" in doc or "evalMatches" in doc or "ruleId" in doc:
@@ -69,7 +72,8 @@ def _label_alert_list(doc: dict[str, Any], user_agent: str | None) -> BodyLabel:
     source = _alert_list_source(doc, user_agent)
     alerts = doc["alerts"]
     if not isinstance(alerts, list):
-        return BodyLabel(source, Verdict.UNKNOWN_SHAPE, parse_error=f"`alerts` is a JSON {_kind(alerts)}, not an array")
+        return BodyLabel(source, Verdict.UNKNOWN_SHAPE,
+                         parse_error=f"`alerts` is a JSON {json_kind(alerts)}, not an array")
     for i, alert in enumerate(alerts):
         problem = _alert_problem(alert)
         if problem:
@@ -98,21 +102,21 @@ def _alert_list_source(doc: dict[str, Any], user_agent: str | None) -> str:
 
 def _alert_problem(alert: Any) -> str | None:
     if not isinstance(alert, dict):
-        return f"expected an object, got a JSON {_kind(alert)}"
+        return f"expected an object, got a JSON {json_kind(alert)}"
     labels = alert.get("labels")
     if not isinstance(labels, dict):
         return "`labels` missing or not an object"
     for name, value in labels.items():
         if not isinstance(value, str):
-            return f"label {name!r} is a JSON {_kind(value)}, not a string"
+            return f"label {name!r} is a JSON {json_kind(value)}, not a string"
     if alert.get("status") not in ("firing", "resolved"):
         return f"`status` is {alert.get('status')!r}, expected 'firing' or 'resolved'"
     for key in ("annotations",):
         if key in alert and alert[key] is not None and not isinstance(alert[key], dict):
-            return f"`{key}` is a JSON {_kind(alert[key])}, not an object"
+            return f"`{key}` is a JSON {json_kind(alert[key])}, not an object"
     for key in ("startsAt", "endsAt", "fingerprint"):
         if key in alert and alert[key] is not None and not isinstance(alert[key], str):
-            return f"`{key}` is a JSON {_kind(alert[key])}, not a string"
+            return f"`{key}` is a JSON {json_kind(alert[key])}, not a string"
     return None
 
 
@@ -127,7 +131,8 @@ def _label_legacy(doc: dict[str, Any]) -> BodyLabel:
     return BodyLabel("grafana-legacy", Verdict.KNOWN, alert_count=1, status=status)
 
 
-def _kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
+    """A decoded JSON value's type as JSON names it: object, array, string, number, boolean, null."""
     return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
         type(value), "number"
     )

@@ -8,7 +8,9 @@ now, with the trail of its changes (`opened → resolved → reopened`). New inc
 (notify/bursts.py: many opening within minutes in one place) are listed together under the
 burst's line, which names the likely cause, first. Every piece of alert
 data is escaped (`&`, `<`, `>`) before it is put into mrkdwn, so a label value cannot inject a
-mention (`<!channel>`) or a link.
+mention (`<!channel>`) or a link. `limit_violations` checks a message against those limits
+(slack_sdk checks neither block count, field length nor `text`); `change_line` writes an
+incident's line, wherever it is listed; `identity` tells incidents apart in it (docs/SLACK.md).
 """
 
 from __future__ import annotations
@@ -272,7 +274,7 @@ def new_bursts(ordered: Sequence[Entry], context: BurstContext) -> list[Burst]:
     """The bursts that hold at least one incident listed under New here."""
     rules = context.rules
     members = [Member(e.latest.incident_id, e.latest.alertname or "", e.latest.opened_at or e.latest.created_at,
-                      place_of(_labels_of(e.latest), rules.labels)) for e in ordered if e.section == "opened"]
+                      place_of(_labels_of(e.latest), rules.labels)) for e in ordered if e.section == ChangeKind.OPENED]
     return [b for b in find_bursts([*members, *context.earlier], rules) if b.new]
 
 
@@ -286,7 +288,7 @@ def _group_bursts(ordered: list[Entry], found: Sequence[Burst],
     then the others; and {id of the burst's first entry: the burst's line}."""
     if not found or context is None:  # bursts are found only with a context
         return list(ordered), {}
-    by_id = {e.latest.incident_id: e for e in ordered if e.section == "opened"}
+    by_id = {e.latest.incident_id: e for e in ordered if e.section == ChangeKind.OPENED}
     position = {e.latest.incident_id: n for n, e in enumerate(ordered)}
     grouped: list[Entry] = []
     heads: dict[int, str] = {}
@@ -297,8 +299,8 @@ def _group_bursts(ordered: list[Entry], found: Sequence[Burst],
         heads[ids[0]] = burst_line(burst, cause)
         grouped.extend(by_id[i] for i in ids)
     taken = {e.latest.incident_id for e in grouped}
-    rest = [e for e in ordered if e.section == "opened" and e.latest.incident_id not in taken]
-    return grouped + rest + [e for e in ordered if e.section != "opened"], heads
+    rest = [e for e in ordered if e.section == ChangeKind.OPENED and e.latest.incident_id not in taken]
+    return grouped + rest + [e for e in ordered if e.section != ChangeKind.OPENED], heads
 
 
 def fallback_text(ordered: Sequence[Entry], world: World, now: datetime, summary: str,

@@ -2,7 +2,10 @@
 and the delivery log of the digests sent for them.
 
 Rows are written by the processor (and the incident commands) in the same transaction as the
-change they announce, with state `pending`. Only this module changes their delivery columns.
+change they announce, with state `pending`. Only this module changes their delivery columns,
+and a mark applies only to rows still pending, so one run never undoes another's. A digest is
+logged (`deliveries`) as `sending` before its POST and settled with Slack's answer in the
+transaction that marks its rows.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from incidentctl.db.lease import owner_id
 from incidentctl.db.retry import Conflicts, retry_conflicts
 from incidentctl.db.rows import inserted_id
 from incidentctl.db.schema import deliveries, grafana_alerts, incident_alerts, incident_events, incidents, notifications
-from incidentctl.incidents.model import IncidentStatus, OutboxState, Severity
+from incidentctl.incidents.model import IncidentStatus, OutboxState, Severity, TimelineKind
 from incidentctl.notify.digest import Change, World
 from incidentctl.notify.thresholds import ChangeRecord
 from incidentctl.slicing import chunks
@@ -225,7 +228,7 @@ def resolve_known_at(conn: Connection, incident_ids: Sequence[int]) -> dict[tupl
     e, g = incident_events.c, grafana_alerts.c
     query = (select(e.incident_id, e.at, g.received_at)
              .select_from(incident_events.outerjoin(grafana_alerts, g.id == e.raw_alert_id))
-             .where(e.incident_id.in_(list(incident_ids)), e.kind == "resolved"))
+             .where(e.incident_id.in_(list(incident_ids)), e.kind == TimelineKind.RESOLVED))
     return {(r.incident_id, r.at): max(r.at, r.received_at or r.at) for r in conn.execute(query)}
 
 
@@ -261,12 +264,6 @@ def change_histories(engine: Engine, incident_ids: Sequence[int], *, with_alerts
                 at = known.get((row["incident_id"], row["created_at"])) if row["change"] == "resolved" else None
                 result[row["incident_id"]][0].append(change_record(row, at))
     return result
-
-
-def count_by_state(engine: Engine) -> dict[str, int]:
-    with reader(engine).connect() as conn:
-        rows = conn.execute(select(notifications.c.state, func.count()).group_by(notifications.c.state)).all()
-    return {state: n for state, n in rows}
 
 
 def retry_failed(engine: Engine, ids: Sequence[int] | None) -> int:

@@ -19,6 +19,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+BACKOFF_BASE = 30.0
+BACKOFF_MAX = 3600.0
+
 # Float slack for a bucket refilled exactly to one token after sleeping the computed wait.
 _EPSILON = 1e-9
 
@@ -86,3 +89,11 @@ class Pacer:
         """No call of `method` for `seconds` from now (Slack's Retry-After), on any channel."""
         until = self.clock() + max(seconds, 0.0)
         self._blocked[method] = max(self._blocked.get(method, until), until)
+
+
+def backoff_seconds(attempts: int, retry_after: float | None) -> float:
+    """Wait before the next try of something Slack did not take: its Retry-After when it gave
+    one, else 30 s doubling per attempt, capped at an hour."""
+    if retry_after is not None:
+        return min(retry_after, BACKOFF_MAX)
+    return min(BACKOFF_BASE * 2 ** max(attempts - 1, 0), BACKOFF_MAX)

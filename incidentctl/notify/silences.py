@@ -4,7 +4,8 @@ A silenced alert still updates its incident; only its Slack notifications are su
 Whether an outbox row is silenced is decided at the change's `created_at` (its event time),
 not at the time `notify` runs, so the answer is the same whenever notify runs: a change that
 happened inside a window stays suppressed after the window ends, and one that happened after
-it is sent. The labels matched are the incident's (see `incident_labels`).
+it is sent. The labels matched are the incident's (see `silence_labels`).
+`silenced_incidents()` tells `list` and `show` which incidents are silenced now.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def state_of(row: Mapping[str, Any], now: datetime) -> str:
     return "active" if now < effective_end(row) else "expired"
 
 
-def incident_labels(incident: Mapping[str, Any] | RowMapping) -> dict[str, Any]:
+def silence_labels(incident: Mapping[str, Any] | RowMapping) -> dict[str, Any]:
     """Labels a silence is matched against: the incident's common labels, its group labels, and
     its alertname/cluster/namespace/service/severity columns."""
     labels: dict[str, Any] = {}
@@ -189,7 +190,7 @@ def silenced_incidents(engine: Engine, incident_ids: Sequence[int], now: datetim
         rows = conn.execute(select(incidents).where(incidents.c.id.in_(list(incident_ids)))).all()
     result = {}
     for r in rows:
-        sid = silence_for(active, incident_labels(r._mapping), now)
+        sid = silence_for(active, silence_labels(r._mapping), now)
         if sid is not None:
             result[r.id] = sid
     return result

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from incidentctl.durations import format_duration, parse_duration
+from incidentctl.incidents.model import IncidentStatus
 from incidentctl.notify.digest import (
     MAX_SECTION_TEXT,
     MAX_TEXT,
@@ -48,7 +49,6 @@ KINDS = (ACK, RESOLVE, REOPEN, SILENCE)
 SILENCE_DURATIONS = ("1h", "4h", "24h")
 MAX_SILENCE = timedelta(days=30)
 LABELS = {ACK: "Acknowledge", RESOLVE: "Resolve", REOPEN: "Reopen"}
-STATUSES = ("open", "acknowledged", "resolved")
 
 _ID = re.compile(r"[1-9][0-9]{0,18}")
 _DURATION = re.compile(r"[1-9][0-9]{0,5}[mhd]")
@@ -178,10 +178,10 @@ def slack_time(moment: datetime) -> str:
 
 def state_line(state: IncidentState, now: datetime) -> str:
     """`:white_check_mark: *Resolved* by bob · <time>`, and whether it is silenced."""
-    if state.status == "resolved":
+    if state.status == IncidentStatus.RESOLVED:
         who = " (its alerts resolved)" if state.resolution == "auto" else f" by {actor(state.resolved_by)}"
         text = f":white_check_mark: *Resolved*{who}{_at(state.resolved_at)}"
-    elif state.status == "acknowledged":
+    elif state.status == IncidentStatus.ACKNOWLEDGED:
         text = f":eyes: *Acknowledged* by {actor(state.acknowledged_by)}{_at(state.acknowledged_at)}"
     else:
         text = ":rotating_light: *Open*, not acknowledged"
@@ -202,7 +202,7 @@ def _struck(line: str) -> str:
 
 def _line(line: str, status: str, state: IncidentState | None, now: datetime) -> str:
     tail = "\n" + state_line(state, now) if state is not None else ""
-    body = _struck(line) if status == "resolved" else line
+    body = _struck(line) if status == IncidentStatus.RESOLVED else line
     return clip(body, MAX_SECTION_TEXT - len(tail)) + tail
 
 
@@ -228,6 +228,33 @@ def with_actions(message: dict, entries: Sequence[Entry], now: datetime,
     return {**message, "blocks": blocks}
 
 
+def menu_lines(message: dict) -> dict[int, int]:
+    """{block index: incident id} of the lines of a message from `with_actions` (its menus)."""
+    found = {}
+    for i, block in enumerate(message["blocks"]):
+        action_id = (block.get("accessory") or {}).get("action_id", "")
+        parts = action_id.split(":")
+        if len(parts) == 3 and parts[:2] == [ACTION_PREFIX, "menu"] and _ID.fullmatch(parts[2]):
+            found[i] = int(parts[2])
+    return found
+
+
+def render_current(base: dict, lines: Mapping[int, int], states: Mapping[int, IncidentState],
+                   now: datetime) -> dict:
+    """A posted digest as it stands now: `base` (the digest as built) with, on each line of
+    `lines` ({block index: incident id}), the incident's current state and its actions. A line
+    whose incident is gone (deleted) keeps its text and loses its menu."""
+    blocks = []
+    for i, block in enumerate(base["blocks"]):
+        state = states.get(lines[i]) if i in lines else None
+        if state is not None:
+            text = _line(block["text"]["text"], state.status, state, now)
+            block = {**block, "text": {"type": "mrkdwn", "text": text},
+                     "accessory": overflow_menu(state.incident_id, state.status)}
+        blocks.append(block)
+    return {**base, "blocks": blocks}
+
+
 def incident_message(change: Change, state: IncidentState, now: datetime) -> dict:
     """One incident as it stands: its line (from its latest change), its state, buttons."""
     line = change_line(Entry(change.change, change, (change.change,)), now)
@@ -244,9 +271,9 @@ def incident_message(change: Change, state: IncidentState, now: datetime) -> dic
 
 def _state_words(state: IncidentState) -> str:
     """The state in plain words for notifications (no mrkdwn tokens but a mention)."""
-    if state.status == "resolved":
+    if state.status == IncidentStatus.RESOLVED:
         return "resolved" + ("" if state.resolution == "auto" else f" by {actor(state.resolved_by)}")
-    if state.status == "acknowledged":
+    if state.status == IncidentStatus.ACKNOWLEDGED:
         return f"acknowledged by {actor(state.acknowledged_by)}"
     return "open, not acknowledged"
 

@@ -4,12 +4,15 @@ Many changes to the incidents a message shows make many renders of it; only the 
 `coalesce` keeps one render per message (the one with the highest `seq`), and `send_updates`
 sends those, in the order the messages have been waiting, through the client's pacing. A
 message that can no longer be edited (`MessageGone`) is posted again as a new message in its
-channel; the result carries the new ts, for the caller to point the message's incidents at.
+channel; the result carries the new ts, for the caller to point the message's incidents at. A
+repost without an answer is `lost`, never posted again blindly. A workspace-wide failure (the
+token) stops the run early; a dead channel skips only its own messages. Slack's answers never
+raise here: each update gets a result.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from incidentctl.notify.slack_api import MessageGone, OutcomeUnknown, Permanent, Retryable, SlackApi
@@ -18,6 +21,7 @@ UPDATED = "updated"
 REPOSTED = "reposted"  # edit refused: the render went out as a new message (new_ts)
 RETRY = "retry"  # not done this time (Slack overloaded, rate limited, no answer): send again later
 FAILED = "failed"  # permanent: the token, the channel or the render must be fixed first
+LOST = "lost"  # edit refused and the repost got no answer: it may be in the channel; not posted again
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ class PendingUpdate:
 @dataclass(frozen=True)
 class UpdateResult:
     update: PendingUpdate
-    outcome: str  # updated | reposted | retry | failed
+    outcome: str  # updated | reposted | retry | failed | lost
     new_ts: str | None = None  # reposted: the new message
     error: str | None = None
     retry_after: float | None = None
@@ -59,17 +63,21 @@ def coalesce(updates: Iterable[PendingUpdate]) -> list[PendingUpdate]:
     return sorted(newest.values(), key=lambda u: (oldest[u.key], u.channel, u.ts))
 
 
-def send_updates(api: SlackApi, updates: Sequence[PendingUpdate]) -> list[UpdateResult]:
+def send_updates(api: SlackApi, updates: Sequence[PendingUpdate],
+                 keep_going: Callable[[PendingUpdate], bool] | None = None) -> list[UpdateResult]:
     """Coalesces `updates` and sends each message's newest render with chat.update.
 
-    Never raises for Slack's answers: each update gets a result. After a workspace-wide
+    Never raises for Slack's answers: each update sent gets a result. After a workspace-wide
     permanent error (the token) or a rate limit longer than the client waits, the remaining
     updates are not sent and share that result; after a channel's permanent error, the rest of
-    that channel's are not sent."""
+    that channel's are not sent. When `keep_going(update)` says no, that update and the rest
+    are left for later: no result."""
     results: list[UpdateResult] = []
     stop: UpdateResult | None = None
     dead_channels: dict[str, UpdateResult] = {}
     for u in coalesce(updates):
+        if stop is None and keep_going is not None and not keep_going(u):
+            break
         earlier = stop or dead_channels.get(u.channel)
         if earlier is not None:
             results.append(UpdateResult(u, earlier.outcome, error=earlier.error, retry_after=earlier.retry_after,
@@ -101,7 +109,9 @@ def send_update(api: SlackApi, u: PendingUpdate) -> UpdateResult:
         return UpdateResult(u, REPOSTED, new_ts=new_ts)
     except Permanent as exc:
         return UpdateResult(u, FAILED, error=exc.error, scope=exc.scope)
-    except (Retryable, OutcomeUnknown, MessageGone) as exc:
-        # A post without an answer may have gone out; retrying the update finds the message gone
-        # again and posts again, so this (rare) case can leave a duplicate.
+    except OutcomeUnknown as exc:
+        # The new message may be in the channel, and without its ts nothing can find it again:
+        # posting once more could show it twice, so the caller stops keeping this one current.
+        return UpdateResult(u, LOST, error=exc.error)
+    except (Retryable, MessageGone) as exc:
         return UpdateResult(u, RETRY, error=exc.error, retry_after=exc.retry_after)

@@ -12,7 +12,9 @@ tried) is announced: nothing of it waits any more, so a resolve of something ann
 delayed. Times are the changes' event times; an episode's end is when incidentctl learned of
 the resolve (the resolving webhook's `received_at`), so the answer is the one a `notify`
 running continuously would give, whenever it actually runs. `notify` and the backtests of
-`simulate` and `noise` all decide through `gate`.
+`simulate` and `noise` all decide through `gate`. A held row stays pending with the reason as
+its `last_error` prefix, which `outbox.waiting` leaves out and `outbox.held` counts: no schema
+change was needed.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 
 from incidentctl.config import ConfigError
 from incidentctl.durations import format_duration, parse_duration
-from incidentctl.incidents.model import Severity, severity_rank
+from incidentctl.incidents.model import ChangeKind, Severity, severity_rank
 
 KEYS = ("notify_after", "notify_min_alerts", "notify_min_severity")
 STARTS = ("opened", "reopened")
@@ -131,11 +133,11 @@ def episodes(changes: Sequence[ChangeRecord]) -> list[Episode]:
     def close() -> None:
         if current:
             last = current[-1]
-            end = (last.known_at or last.at) if last.change == "resolved" else None
+            end = (last.known_at or last.at) if last.change == ChangeKind.RESOLVED else None
             result.append(Episode(current[0].at, end, tuple(current)))
 
     for change in sorted(changes, key=lambda c: c.id):
-        if change.change in STARTS or (current and current[-1].change == "resolved"):
+        if change.change in STARTS or (current and current[-1].change == ChangeKind.RESOLVED):
             close()
             current = []
         current.append(change)

@@ -2,7 +2,10 @@
 
 Each check returns a Check (name, level ok|warn|error, message, detail). The report's exit code
 follows the monitoring-plugin convention: 0 all ok, 1 warnings, 2 errors, 3 the database cannot
-be reached (state unknown). Nothing here writes to the database.
+be reached (state unknown). Nothing here writes to the database. Database checks run in order
+and stop where the next would be meaningless (unreachable → no schema check; old schema → no
+table queries). Ages are judged against `now` and Thresholds stretched by the schedule
+settings; `level_for_age` is the one decision.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from incidentctl.incidents.model import OutboxState
 from incidentctl.ingest.archive import body_room
 from incidentctl.ingest.inbox import InboxState
 from incidentctl.notify.applier import REPLY_FAILED
+from incidentctl.notify import slack_store
 from incidentctl.notify.delivery import CLAIM_LEASE
 from incidentctl.notify.outbox import HELD_PREFIX
 from incidentctl.ops.cluster import cluster_check, galera_status
@@ -113,6 +117,7 @@ def doctor(settings: Settings, engine: Engine, now: datetime, thresholds: Thresh
                     check_silences(conn, now, limits),
                     check_actions(conn, now, limits),
                 ]
+            checks.append(check_slack_app(settings, engine, now, limits))
     return DoctorReport(tuple(checks))
 
 
@@ -133,8 +138,8 @@ def check_configuration(settings: Settings) -> Check:
         "secrets_set": sorted(name for name, value in settings.masked().items()
                               if value and name in _secret_names()),
     }
-    slack = ("Slack configured" if settings.slack_webhook_url or routes
-             else "Slack not configured (notifications stay pending)")
+    configured = settings.slack_webhook_url or routes or (settings.slack_bot_token and settings.slack_channel)
+    slack = "Slack configured" if configured else "Slack not configured (notifications stay pending)"
     message = f"database {detail['database']}; {slack}; receiver auth: {', '.join(auth) or 'none'}"
     if settings.host not in LOOPBACK and not auth:
         return Check("configuration", "warn",
@@ -319,6 +324,39 @@ def check_deliveries(conn, now: datetime, limits: Thresholds) -> Check:
         return Check("deliveries", "ok", message, detail)
     return Check("deliveries", "warn", message + " — Slack answers slower than INCIDENTCTL_SLACK_TIMEOUT, "
                  "or notify runs are killed mid-send", detail)
+
+
+def check_slack_app(settings: Settings, engine: Engine, now: datetime, limits: Thresholds) -> Check:
+    """With a bot token: what Slack refused lately — the token or a channel (permanent: nothing
+    reaches Slack until someone fixes it), digests the bot could not post, messages no longer
+    kept current, thread replies that went out without an answer."""
+    if not settings.slack_bot_token:
+        return Check("slack_app", "ok", "no SLACK_BOT_TOKEN: the Slack app is not used (incoming webhooks only)",
+                     {"bot": False})
+    since = now - limits.recent
+    found = slack_store.failures(engine, since)
+    n = notifications.c
+    with engine.connect() as conn:
+        refused = conn.execute(select(func.count(), func.max(n.last_error)).where(
+            n.state == OutboxState.FAILED, n.created_at >= since,
+            or_(n.last_error.startswith("workspace: "), n.last_error.startswith("channel: ")))).one()
+    detail = {"bot": True, **found, "digests_refused": refused[0]}
+    window = format_duration(limits.recent)
+    problems = []
+    if refused[0]:
+        problems.append(f"{refused[0]} change(s) not posted, Slack refused the bot ({refused[1]})")
+    if found["messages_failing"]:
+        problems.append(f"{found['messages_failing']} message(s) not kept current ({found['last_error']})")
+    if found["replies_failed"]:
+        problems.append(f"{found['replies_failed']} thread reply(ies) refused")
+    if problems:
+        return Check("slack_app", "error", f"in the last {window}: " + "; ".join(problems)
+                     + " — check SLACK_BOT_TOKEN and that the bot is in its channels (/invite)", detail)
+    unsure = found["messages_lost"] + found["replies_unknown"]
+    if unsure:
+        return Check("slack_app", "warn", f"in the last {window}: {found['messages_lost']} repost(s) and "
+                     f"{found['replies_unknown']} thread reply(ies) sent without an answer (not sent again)", detail)
+    return Check("slack_app", "ok", f"nothing refused by Slack in the last {window}", detail)
 
 
 def check_silences(conn, now: datetime, limits: Thresholds) -> Check:

@@ -7,7 +7,9 @@ changed it. Repeats that changed nothing have no event and go with the rest. Eve
 incidents keep their `raw_alert_id`, which then names a deleted row.
 
 Each batch is one short transaction deleting at most `batch` rows by primary key, so MySQL
-locks only those rows, never the table, and the receiver keeps inserting meanwhile.
+locks only those rows, never the table, and the receiver keeps inserting meanwhile. Rows are
+walked in (received_at, id) keyset order on the `received_at` index; the rows of unresolved
+incidents are re-read every batch (few: open incidents are few, so `raw_alert_id` needs no index).
 """
 
 from __future__ import annotations

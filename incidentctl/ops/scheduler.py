@@ -4,6 +4,8 @@ Jobs share a single worker thread, so no job ever overlaps itself or another (pr
 notify never fight over the database); a job that is still running when its next turn comes is
 not started twice (max_instances=1), and missed turns are coalesced into one. A stop request
 (SIGTERM/SIGINT in `run_until_signalled`) lets the current run finish, then returns.
+`cycle_jobs` builds the jobs: process and notify, or process only (with one warning) when no
+Slack route is configured. `cron/` holds crontab, systemd and Kubernetes alternatives.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from incidentctl.errors import IncidentctlError
 
 log = logging.getLogger("incidentctl.run")
 PURGE_INTERVAL = 86400.0
+# Seconds one run may wait on Slack's rate limits: the jobs share one worker (slack_sync.Budget).
+SLACK_RUN_BUDGET = 5.0
 NOTIFY_COUNTS = ("due", "sent", "retrying", "failed", "suppressed", "unroutable", "outcome_unknown", "waiting",
-                 "below_threshold", "held")
+                 "below_threshold", "held", "in_place")
 
 
 @dataclass(frozen=True)
@@ -118,9 +122,12 @@ class Scheduler:
 
 def cycle_jobs(engine, settings, session, clock: Callable[[], datetime]) -> list[Job]:
     """The jobs of `incidentctl run`: process every process_interval, apply people's actions (the
-    action inbox) every actions_interval, notify every notify_interval, and, when
-    purge_older_than is set, purge the raw archive once a day. `process` stands by (one
-    `standby=…` line) while another worker holds the applier lease.
+    action inbox) every actions_interval, notify every notify_interval, with a bot token `slack`
+    every slack_sync_interval (the bot's messages kept current, thread replies, reminders:
+    notify/slack_sync.py), and, when purge_older_than is set, purge the raw archive once a day.
+    notify and slack share one Web API client, so one pacer keeps both within Slack's limits (the
+    jobs run on one thread). `process` stands by (one `standby=…` line) while another worker
+    holds the applier lease.
 
     With no Slack route configured there is no notify job: it could only count the outbox, and
     settings are read once, so this says so in one warning now instead of a line every run.
@@ -132,13 +139,14 @@ def cycle_jobs(engine, settings, session, clock: Callable[[], datetime]) -> list
     from incidentctl.incidents.model import Rules
     from incidentctl.incidents.processor import process_pending
     from incidentctl.notify.applier import apply_pending
-    from incidentctl.notify.delivery import notify_pending
+    from incidentctl.notify.delivery import bot_api, notify_pending, sync
     from incidentctl.notify.intent import AllowList
     from incidentctl.notify.routes import load_routes
     from incidentctl.ops.retention import purge
 
     routes = load_routes(settings)
     rules = Rules.configured(settings)
+    api = bot_api(settings, session)
 
     # One worker name for the life of `run`; no waiting: a standby tries again at its next turn.
     lease = Lease(engine, ttl=settings.lease_ttl, wait=0)
@@ -157,8 +165,13 @@ def cycle_jobs(engine, settings, session, clock: Callable[[], datetime]) -> list
                              timeout=settings.slack_timeout).as_dict()
 
     def notify() -> Mapping[str, Any]:
-        summary = notify_pending(engine, settings, session, clock=clock, routes=routes)
+        summary = notify_pending(engine, settings, session, clock=clock, routes=routes, api=api,
+                                 slack_budget=SLACK_RUN_BUDGET)
         return {k: v for k, v in summary.as_dict().items() if k in NOTIFY_COUNTS}
+
+    def slack() -> Mapping[str, Any]:
+        assert api is not None  # scheduled only with a bot token
+        return sync(engine, settings, api, routes, clock(), SLACK_RUN_BUDGET).as_dict()
 
     def purge_old() -> Mapping[str, Any]:
         return asdict(purge(engine, settings.purge_older_than, clock()))
@@ -167,8 +180,10 @@ def cycle_jobs(engine, settings, session, clock: Callable[[], datetime]) -> list
     if routes:
         jobs.append(Job("notify", settings.notify_interval, notify))
     else:
-        log.warning("Slack is not configured (SLACK_WEBHOOK_URL or [[routes]] in the config file): "
-                       "no notify runs; the outbox stays pending until it is set and `run` restarts")
+        log.warning("Slack is not configured (SLACK_WEBHOOK_URL, SLACK_BOT_TOKEN with SLACK_CHANNEL, or [[routes]] "
+                    "in the config file): no notify runs; the outbox stays pending until it is set and `run` restarts")
+    if api is not None and any(r.channel for r in routes):
+        jobs.append(Job("slack", settings.slack_sync_interval, slack))
     if settings.purge_older_than:
         jobs.append(Job("purge", PURGE_INTERVAL, purge_old))
     return jobs

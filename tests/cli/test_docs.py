@@ -50,3 +50,27 @@ def test_every_command_has_a_section_in_cli_doc():
         group, leaf = path[0], path[-1]
         assert any(f"incidentctl {group}" in h and (leaf == group or f" {leaf}" in h) for h in headings), (
             f"docs/CLI.md has no section for `incidentctl {' '.join(path)}`")
+
+
+def test_architecture_names_every_package_and_top_level_module():
+    # docs/ARCHITECTURE.md has one paragraph per package, in pipeline order: a package added
+    # without its paragraph (or a sub-package without a mention) fails here.
+    import ast
+
+    text = (DOCS / "ARCHITECTURE.md").read_text()
+    package = ROOT / "incidentctl"
+    headings = [line for line in text.splitlines() if line.startswith("### ")]
+    for init in sorted(package.rglob("__init__.py")):
+        folder = init.parent
+        if folder == package:
+            continue
+        if folder.parent == package:
+            assert any(f"`{folder.name}/`" in h for h in headings), f"ARCHITECTURE.md: no section for {folder.name}/"
+        else:
+            assert f"{folder.name}/" in text, f"docs/ARCHITECTURE.md does not name {folder.relative_to(package)}/"
+    for module in sorted(package.glob("*.py")):
+        if module.stem not in ("__init__", "__main__"):
+            assert f"{module.name}" in text, f"docs/ARCHITECTURE.md does not name {module.name}"
+    # The detail of each module is its docstring, not a second copy here.
+    for module in sorted(package.rglob("*.py")):
+        assert ast.get_docstring(ast.parse(module.read_text())), f"{module.relative_to(ROOT)} has no docstring"

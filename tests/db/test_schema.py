@@ -121,3 +121,35 @@ def test_upgrade_adds_the_delivery_log_and_notify_uses_it(empty_database_url):
     with engine.connect() as conn:
         assert conn.execute(select(deliveries.c.outcome, deliveries.c.changes)).all() == [("ok", 1)]
     engine.dispose()
+
+
+def test_upgrade_to_the_slack_app_tables_takes_existing_changes_as_seen(empty_database_url):
+    # A version-5 database: no threaded_at / slack_seen_at, no slack_* tables, changes and a silence.
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import inspect, select, text
+
+    from incidentctl.db.schema import metadata, notifications, schema_migrations, silences
+    from incidentctl.notify.silences import Matcher, add_silence
+    from tests.support.factories import add_incidents_with_changes
+
+    SLACK = next(m for m in MIGRATIONS if m.version == 7)
+    engine = make_engine(empty_database_url())
+    t0 = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    slack_tables = {"slack_messages", "slack_message_incidents", "slack_replies", "slack_reminders"}
+    with engine.begin() as conn:
+        metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t.name not in slack_tables])
+        next(i for i in notifications.indexes if i.name == "ix_notifications_threaded").drop(conn)
+        conn.execute(text("ALTER TABLE notifications DROP COLUMN threaded_at"))
+        conn.execute(text("ALTER TABLE silences DROP COLUMN slack_seen_at"))
+        conn.execute(schema_migrations.insert(), [{"version": m.version, "description": m.description,
+                                                   "applied_at": t0} for m in MIGRATIONS if m is not SLACK])
+    add_incidents_with_changes(engine, 2)  # inserts name their columns: no threaded_at
+    add_silence(engine, [Matcher("team", "db")], starts_at=t0, ends_at=t0 + timedelta(hours=1), comment="c",
+                created_by="me", now=t0)
+    assert upgrade(engine) == [SLACK]
+    assert slack_tables <= set(inspect(engine).get_table_names())
+    with engine.connect() as conn:
+        assert None not in conn.execute(select(notifications.c.threaded_at)).scalars().all()
+        assert None not in conn.execute(select(silences.c.slack_seen_at)).scalars().all()
+    engine.dispose()

@@ -22,8 +22,8 @@ WINDOW = ["--since", SINCE.isoformat(), "--until", UNTIL.isoformat()]
 
 
 @pytest.fixture
-def history(engine, db_url):
-    load(engine)
+def history(loaded, db_url):
+    loaded(load)  # the history is processed once a session; each test reads a copy
     return {"db_url": db_url, "env": {"INCIDENTCTL_DATABASE_URL": db_url}}
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from incidentctl.history.related import RelatedRules, related_incidents
 from tests.support.related_history import generate, insert, precision_recall, true_pairs
 
@@ -16,6 +18,7 @@ MIN_PRECISION = 0.90
 MIN_RECALL = 0.90
 
 
+@pytest.mark.slow  # a generated month, thousands of incidents: a quality measure, not a check of one change
 def test_precision_and_recall_on_a_generated_history(engine):
     history = generate(days=30, seed=7)
     ids = insert(engine, history)

@@ -308,8 +308,8 @@ def test_processing_as_it_goes_equals_replay_then_process(engine, second_engine,
     other = second_engine("then")
     for target in (engine, other):
         store(target, rows[:1])  # the backlog
-    summary = replay(engine, [str(tmp_path / "history.jsonl")], clock=CLOCK, batch_size=7, process_with=rules)
-    replay(other, [str(tmp_path / "history.jsonl")], clock=CLOCK, batch_size=7)
+    summary = replay(engine, [str(tmp_path / "history.jsonl")], clock=CLOCK, batch_size=23, process_with=rules)
+    replay(other, [str(tmp_path / "history.jsonl")], clock=CLOCK, batch_size=23)
     then = process_all(other)
     assert summary.processed == then and then.rows == len(rows) + 1 and then.errors == 1
     assert snapshot(engine) == snapshot(other)
@@ -318,6 +318,31 @@ def test_processing_as_it_goes_equals_replay_then_process(engine, second_engine,
     again = replay(engine, [str(tmp_path / "history.jsonl")], clock=CLOCK, process_with=rules)
     assert (again.stored, again.processed.rows) == (0, 0) and again.duplicates == len(rows)
     source.dispose()
+
+
+def test_replay_and_process_leaves_no_row_waiting(engine, tmp_path):
+    # `replay --process` processes rows queued before each batch with it; rows waiting after its last
+    # batch (here: no batch at all, as the input holds only a bad line) are processed at the end, as
+    # `process` would, so the queue is empty after it. replay(process_with=…) alone leaves them.
+    from incidentctl.config import load_settings
+    from incidentctl.history.replay import replay_and_process
+    from incidentctl.incidents.model import Rules
+    from tests.support.processing import store
+    from tests.support.synthetic_history import history
+
+    rules = Rules.configured(load_settings({}))
+    store(engine, list(history(series=3, minutes=10, seed=5)))
+    waiting = count_rows(engine, grafana_alerts)
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b"not json\n")
+    alone = replay(engine, [str(path)], clock=CLOCK, process_with=rules)
+    assert alone.processed.rows == 0 and [w for _, w, _ in _queue(engine)] == [True] * waiting
+    calls = []
+    summary = replay_and_process(engine, [str(path)], rules, clock=CLOCK, queue_batch_size=2,
+                                 queue_progress=lambda done, total: calls.append((done, total)))
+    assert (summary.error_count, summary.stored, summary.processed.rows) == (1, 0, waiting)
+    assert not any(w for _, w, _ in _queue(engine))
+    assert calls[-1] == (waiting, waiting) and len(calls) == -(-waiting // 2)
 
 
 def test_processing_as_it_goes_marks_each_batch_at_a_reading_of_the_clock(engine, tmp_path, fixture_bodies):

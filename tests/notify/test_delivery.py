@@ -193,10 +193,11 @@ def test_crash_between_send_and_mark_resends_after_lease(engine, slack, session)
     assert run(engine, settings, session, NOW + timedelta(hours=2)).due == 0  # and never again
 
 
-def test_500_changes_one_valid_message(engine, slack, session):
-    add_incidents_with_changes(engine, 500)
+def test_more_changes_than_a_message_holds_make_one_valid_message(engine, slack, session):
+    # Three times what fits in 50 blocks: the rest is counted in one "and N more" line.
+    add_incidents_with_changes(engine, 150)
     summary = run(engine, settings_for(slack.url("scripted")), session, NOW)
-    assert summary.sent == 500
+    assert summary.sent == 150
     body = slack.bodies("scripted")[-1]
     assert limit_violations(body) == [] and len(body["blocks"]) == MAX_BLOCKS
     assert "more — run `incidentctl list`" in body["text"]

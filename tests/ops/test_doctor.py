@@ -62,7 +62,7 @@ def test_healthy_database_is_all_ok(engine, db_url):
     report = doctor(_settings(db_url), engine, NOW)
     assert [c.name for c in report.checks] == ["configuration", "database", "body_limit", "schema", "cluster",
                                                "lease", "backlog", "bad_rows", "notifications", "deliveries",
-                                               "silences", "actions"]
+                                               "silences", "actions", "slack_app"]
     assert {c.level for c in report.checks} == {"ok"} and report.exit_code == 0
 
 

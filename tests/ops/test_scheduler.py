@@ -151,3 +151,31 @@ def test_cycle_jobs_bad_routes_raise_config_error():
     base = load_settings(environ=SLACK)
     with pytest.raises(ConfigError, match="webhook_url"):
         cycle_jobs(None, Settings(base.values, base.sources, {"routes": [{"name": "oncall"}]}), None, time.time)
+
+
+def test_cycle_jobs_with_a_bot_token_keep_its_messages_current(engine):
+    """With a bot token and a channel, `run` has a `slack` job every slack_sync_interval (3 s by
+    default); one run of it edits the message an acknowledgement changed."""
+    import requests
+
+    from incidentctl.config import load_settings
+    from incidentctl.incidents.actions import transition
+    from incidentctl.ops.scheduler import cycle_jobs
+    from tests.support import T0
+    from tests.support.factories import add_incidents_with_changes, outbox_rows
+    from tests.support.slack_web_fake import TOKEN, FakeSlackWeb
+
+    with FakeSlackWeb() as fake, requests.Session() as session:
+        settings = load_settings(environ={"SLACK_BOT_TOKEN": TOKEN, "SLACK_CHANNEL": "C0ALERTS",
+                                          "INCIDENTCTL_SLACK_API_URL": fake.api_url})
+        now = [T0]
+        jobs = {j.name: j for j in cycle_jobs(engine, settings, session, lambda: now[0])}
+        assert [(name, job.interval) for name, job in jobs.items()] == [
+            ("process", 15.0), ("actions", 3.0), ("notify", 30.0), ("slack", 3.0)]
+        (change,) = add_incidents_with_changes(engine, 1, created_at=T0)
+        assert jobs["notify"].func()["sent"] == 1
+        transition(engine, "ack", outbox_rows(engine)[change]["incident_id"], by="jo", note=None, now=T0)
+        counts = jobs["slack"].func()
+        (message,) = fake.messages.values() if len(fake.messages) == 1 else [
+            m for m in fake.messages.values() if not m.thread_ts]
+        assert (counts["updated"], counts["replies"], message.update_count) == (1, 1, 1)

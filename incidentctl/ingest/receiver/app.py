@@ -1,6 +1,6 @@
 """The receiver's ASGI app: route, authenticate, bound the body, hand it to the writer, answer.
 
-Status rules (docs/ARCHITECTURE.md, "Receiver answers"):
+Status rules (docs/SEMANTICS.md, "The receiver's answers"):
 - 200: stored, a known payload (Grafana, Grafana legacy, Alertmanager).
 - 202: stored, a JSON object that is not a known payload (e.g. a Grafana 12 custom template);
   kept for inspection and replay, `process` marks it with its error.

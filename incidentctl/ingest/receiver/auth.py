@@ -2,7 +2,9 @@
 Slack's v0 signature (the Slack door of the action inbox).
 
 Pure functions over the request's headers and raw body; secrets are compared in constant time
-and never appear in a message.
+(`hmac.compare_digest`) and never appear in a message. Grafana 12 may sign a timestamp with the
+body (`"<ts>:" + body`): the timestamp must be within `hmac_max_skew`, and the request's
+`Signature` is returned, valid until the timestamp leaves the skew (signatures.py).
 """
 
 from __future__ import annotations

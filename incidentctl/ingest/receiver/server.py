@@ -1,4 +1,12 @@
-"""Runs the receiver on uvicorn: C HTTP parser (httptools), uvloop, graceful SIGTERM."""
+"""Runs the receiver on uvicorn: C HTTP parser (httptools), uvloop, graceful SIGTERM.
+
+SIGTERM stops accepting, lets in-flight requests finish (up to `--graceful-timeout`), then the
+lifespan shutdown drains the writer; the process exits 0. At start, when the database cannot
+hold a body as large as `max_body_bytes` (`archive.body_room`), it warns and lowers the limit
+(`storable_body_limit`): such a body would get a 503 at every retry, while above the lowered
+limit it gets a final 413 at once. uvicorn's access log (`--access-log`) passes through a filter
+that masks every query-string value and any configured secret in the path.
+"""
 
 from __future__ import annotations
 

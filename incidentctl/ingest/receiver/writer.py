@@ -14,7 +14,12 @@ A failure no row can cause — connecting, beginning, committing, a lost connect
 whole group at once, as the database is the problem and trying row by row would only wait longer.
 A conflict (1213: deadlock, or a Galera certification failure during a cluster reconfiguration;
 1205) is neither: the group is written again after a jittered backoff (db/retry.py), each retry
-reported to `on_conflict(code)`.
+reported to `on_conflict(code)`. Rows not reached within `write_timeout` are withdrawn
+unwritten (the request answers 503).
+
+A request's signature, when it has one, is claimed in the group's transaction, one statement for
+the group: a request whose signature was already claimed is answered as a replay and not
+inserted. Once a minute, a writer that has claimed signatures deletes the expired ones.
 """
 
 from __future__ import annotations

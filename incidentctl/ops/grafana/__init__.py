@@ -1,7 +1,9 @@
 """Grafana files shipped with incidentctl: the SRE dashboard and provisioning YAML.
 
 The files live beside this module as package data, so `incidentctl grafana …` can print them
-wherever incidentctl is installed.
+wherever incidentctl is installed. The dashboard's SQL uses only Grafana's MySQL macros, and
+"now" is `UTC_TIMESTAMP(6)`, whatever the session's zone; tests/support/grafana_mysql.py expands
+the macros as Grafana does, so every panel's query runs on MariaDB in the tests.
 """
 
 from __future__ import annotations
