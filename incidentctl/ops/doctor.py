@@ -27,8 +27,8 @@ from incidentctl.durations import format_duration
 from incidentctl.incidents.model import OutboxState
 from incidentctl.ingest.archive import body_room
 from incidentctl.ingest.inbox import InboxState
-from incidentctl.notify.applier import REPLY_FAILED
 from incidentctl.notify import slack_store
+from incidentctl.notify.applier import REPLY_FAILED
 from incidentctl.notify.delivery import CLAIM_LEASE
 from incidentctl.notify.outbox import HELD_PREFIX
 from incidentctl.ops.cluster import cluster_check, galera_status
