@@ -67,7 +67,11 @@ class ProcessSummary:
             setattr(self, name, getattr(self, name) + value)
 
     def line(self) -> str:
-        return ", ".join(f"{value} {name}" for name, value in asdict(self).items())
+        """`4 rows, 5 alerts, …`; conflicts only when there were some (they are rare, and news)."""
+        counts = asdict(self)
+        conflicts = counts.pop("conflicts_retried")
+        text = ", ".join(f"{value} {name}" for name, value in counts.items())
+        return text + (f", {conflicts} conflicts retried" if conflicts else "")
 
 
 _COUNTER = {Action.OPEN: "opened", Action.REOPEN: "reopened", Action.AUTO_RESOLVE: "resolved",

@@ -12,7 +12,7 @@ from incidentctl.db.schema import grafana_alerts, incidents, notifications
 from incidentctl.incidents.actions import transition
 from incidentctl.incidents.listing import show_incident
 from incidentctl.incidents.model import Rules
-from incidentctl.incidents.processor import backlog
+from incidentctl.incidents.processor import ProcessSummary, backlog
 from tests.support import T0
 from tests.support.cli import invoke
 from tests.support.processing import process_all, snapshot, store, store_spaced
@@ -24,6 +24,15 @@ RULES = Rules.configured(load_settings({}))
 def _rows(engine, table, *cols):
     with engine.connect() as conn:
         return [tuple(r) for r in conn.execute(select(*(table.c[c] for c in cols)).order_by(table.c.id))]
+
+
+@pytest.mark.parametrize(("conflicts", "tail"), [
+    (0, "0 ignored, 0 errors"),  # the common case reads as it always did
+    (3, "0 ignored, 0 errors, 3 conflicts retried"),
+])
+def test_the_summary_line_names_conflicts_only_when_there_were_some(conflicts, tail):
+    line = ProcessSummary(rows=4, alerts=5, opened=2, conflicts_retried=conflicts).line()
+    assert line.startswith("4 rows, 5 alerts, 2 opened, ") and line.endswith(tail)
 
 
 def test_fixtures_become_incidents(engine, fixture_bodies):
