@@ -44,8 +44,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_receiver(db_url: str, port: int) -> subprocess.Popen:
-    env = {**os.environ, "INCIDENTCTL_DATABASE_URL": db_url, "INCIDENTCTL_LOG_LEVEL": "WARNING"}
+def start_receiver(db_url: str, port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
+    env = {**os.environ, "INCIDENTCTL_DATABASE_URL": db_url, "INCIDENTCTL_LOG_LEVEL": "WARNING", **(env or {})}
     proc = subprocess.Popen([INCIDENTCTL, "serve", "--port", str(port)], env=env)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

@@ -248,6 +248,16 @@ class Settings:
     slack_channel: str = setting(
         "SLACK_CHANNEL", "", slack_channel_id,
         "Slack channel ID (`C…`) of the default route, for the Slack app's bot; routes set their own `channel`.")
+    slack_allowed_channels: tuple[str, ...] = setting(
+        "INCIDENTCTL_SLACK_ALLOWED_CHANNELS", (), _csv,
+        "Slack channel IDs whose buttons may act on incidents (comma-separated); empty: any channel. Other "
+        "clicks are refused and the person told why.")
+    slack_allowed_users: tuple[str, ...] = setting(
+        "INCIDENTCTL_SLACK_ALLOWED_USERS", (), _csv,
+        "Slack user IDs (`U…`) who may act on incidents from Slack; empty: anyone in the channel.")
+    api_allowed_tokens: tuple[str, ...] = setting(
+        "INCIDENTCTL_API_ALLOWED_TOKENS", (), _csv,
+        "Names of the API tokens whose actions are applied (`incidentctl token list`); empty: every live token.")
     slack_api_url: str = setting(
         "INCIDENTCTL_SLACK_API_URL", "https://slack.com/api/", str,
         "Base URL of Slack's Web API (a proxy, or a test double).")
@@ -293,6 +303,9 @@ class Settings:
     notify_interval: float = setting(
         "INCIDENTCTL_NOTIFY_INTERVAL", 30.0, _seconds,
         "How often `run` sends the Slack digest.")
+    actions_interval: float = setting(
+        "INCIDENTCTL_ACTIONS_INTERVAL", 3.0, _seconds,
+        "How often `run` applies people's actions from Slack and the REST API (the action inbox).")
     # Retention
     purge_older_than: float = setting(
         "INCIDENTCTL_PURGE_OLDER_THAN", 0.0, _optional_seconds,

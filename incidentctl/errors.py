@@ -73,3 +73,9 @@ class ExportFileError(IncidentctlError):
 
 class SlackNotConfigured(IncidentctlError):
     """No Slack webhook is configured, so nothing can be sent."""
+
+
+class TokenError(IncidentctlError):
+    """An API token request that cannot be done as asked (a bad name, a live token already)."""
+
+    exit_code = 2

@@ -22,6 +22,7 @@ from incidentctl.cli import (
     silence,
     simulate,
     slack,
+    token,
     watch,
 )
 from incidentctl.cli.app import app

@@ -94,7 +94,8 @@ def export_cmd(
             summary = export_to_file(engine, out, **selection, progress=report)
     target = summary.path or "standard output"
     of = f" of incident {incident}" if incident is not None else ""
-    err_console.print(f"exported {summary.rows} request(s){of} to {target}", highlight=False)
+    acts = f" and {summary.actions} action(s) people took" if summary.actions else ""
+    err_console.print(f"exported {summary.rows} request(s){of}{acts} to {target}", highlight=False)
     if summary.purged_ids:
         err_console.print(f"[yellow]note:[/yellow] {len(summary.purged_ids)} request(s) of its timeline were purged "
                           "by retention: a replay will not rebuild it whole", highlight=False)
@@ -163,7 +164,10 @@ def replay_cmd(
                    f"duplicates {summary.duplicates}, errors {summary.error_count}"
                    + (f" ({summary.not_payloads} stored bodies are not known payloads)" if summary.not_payloads else "")
                    + (f"; skipped {summary.skipped_files} file(s) without a .json/.jsonl/.ndjson suffix"
-                      if summary.skipped_files else ""))
+                      if summary.skipped_files else "")
+                   + (f"; actions {summary.actions} stored ({summary.actions_applied} applied), "
+                      f"{summary.action_duplicates} already there" if summary.actions or summary.action_duplicates
+                      else ""))
         if processed is not None:
             typer.echo(f"processed {processed.line()}")
     if summary.error_count:

@@ -9,6 +9,9 @@ from incidentctl.cli.app import OutputOption, app, context, err_console
 from incidentctl.cli.output import OutputFormat, dumps
 from incidentctl.incidents.model import Rules
 from incidentctl.incidents.processor import backlog, process_pending
+from incidentctl.notify.applier import apply_pending
+from incidentctl.notify.intent import AllowList
+from incidentctl.notify.slack import make_session
 from incidentctl.ops.gc_tuning import batch_collection
 
 PROGRESS_MIN_ROWS = 2000  # below this a run takes about a second: no bar
@@ -23,13 +26,14 @@ def process(
     limit: int | None = typer.Option(None, "--limit", min=1, help="Process at most this many raw rows."),
     output: OutputFormat = OutputOption,
 ) -> None:
-    """Turn unprocessed webhook rows into incidents (oldest first, one transaction per batch).
+    """Turn unprocessed webhook rows into incidents (oldest first, one transaction per batch),
+    then apply people's actions from Slack and the REST API (the action inbox, oldest first).
 
     Prints a one-line summary: rows, alerts, opened, updated, reopened, resolved, ignored,
     errors (rows that could not be processed; each is marked with its error and skipped, exit code 0)
     and conflicts_retried (batches rolled back by a deadlock or Galera certification conflict and
-    run again). Holds the applier lease meanwhile; while another worker holds it, waits up to
-    lease_wait, then exits 1.
+    run again), and, when there were any, the actions applied and refused. Holds the applier lease
+    while it processes alerts; while another worker holds it, waits up to lease_wait, then exits 1.
     """
     c = context(ctx)
     engine = c.engine
@@ -45,10 +49,15 @@ def process(
                                           lease=c.lease())
         else:
             summary = process_pending(engine, rules, batch_size=size, clock=c.clock, limit=limit, lease=c.lease())
+    with make_session() as session:
+        actions = apply_pending(engine, allow=AllowList.configured(c.settings), session=session, clock=c.clock,
+                                timeout=c.settings.slack_timeout)
+    values = {**summary.as_dict(), "actions_applied": actions.applied, "actions_refused": actions.refused}
     if output is OutputFormat.json:
-        typer.echo(dumps(summary.as_dict()))
+        typer.echo(dumps(values))
     elif output is OutputFormat.csv:
-        values = summary.as_dict()
         typer.echo(",".join(values) + "\n" + ",".join(str(v) for v in values.values()))
     else:
-        typer.echo(f"processed {summary.line()}")
+        acted = actions.applied or actions.refused
+        done = f"; actions: {actions.applied} applied, {actions.refused} refused" if acted else ""
+        typer.echo(f"processed {summary.line()}{done}")

@@ -14,7 +14,8 @@ from incidentctl.ops.scheduler import Scheduler, cycle_jobs
 
 @app.command("run")
 def run(ctx: typer.Context) -> None:
-    """Process new alerts every INCIDENTCTL_PROCESS_INTERVAL and send the Slack digest every
+    """Process new alerts every INCIDENTCTL_PROCESS_INTERVAL, apply people's actions from Slack
+    and the REST API every INCIDENTCTL_ACTIONS_INTERVAL and send the Slack digest every
     INCIDENTCTL_NOTIFY_INTERVAL, until SIGTERM/SIGINT.
 
     With SLACK_BOT_TOKEN and a channel, a `slack` job every INCIDENTCTL_SLACK_SYNC_INTERVAL

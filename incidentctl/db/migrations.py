@@ -18,6 +18,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from incidentctl.db.capabilities import capabilities
 from incidentctl.db.schema import (
     LABEL_TEXT_MAX,
+    action_inbox,
+    api_tokens,
     deliveries,
     incident_alerts,
     incident_labels,
@@ -107,6 +109,12 @@ def _seen_signatures(conn: Connection) -> None:
     seen_signatures.create(conn, checkfirst=True)
 
 
+def _action_inbox(conn: Connection) -> None:
+    """The action inbox and the REST door's tokens; both start empty."""
+    action_inbox.create(conn, checkfirst=True)
+    api_tokens.create(conn, checkfirst=True)
+
+
 def _slack_messages(conn: Connection) -> None:
     """The Slack app's messages, the incidents each shows, thread replies owed, reminders sent;
     notifications.threaded_at and silences.slack_seen_at, set on every existing row (no message
@@ -140,6 +148,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _seen_signatures),
     Migration(5, "series_labels: the labels of every series of each incident, indexed for list --series-label",
               _series_labels),
+    Migration(6, "action_inbox and api_tokens: actions people take from Slack and the REST API, applied by the batch",
+              _action_inbox),
     Migration(7, "slack_messages, slack_message_incidents, slack_replies, slack_reminders: bot "
                  "messages kept current, their thread replies and reminders", _slack_messages),
     Migration(8, "leases: one applier at a time cluster-wide (owner, expiry, epoch); outbox claims by row update",

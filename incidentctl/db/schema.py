@@ -365,6 +365,54 @@ seen_signatures = Table(
     Index("ix_seen_signatures_expires_at", "expires_at"),
 )
 
+# People's actions as they arrived, through either door (Slack's interactivity URL, the REST
+# API), appended by the receiver and applied oldest first by the batch (notify/applier.py).
+# Append-only but for the applier's marks (state, reason, applied_at, dedupe_key, reply_*).
+action_inbox = Table(
+    "action_inbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("door", String(16), nullable=False),  # slack | api
+    Column("remote_addr", String(64)),
+    Column("content_type", String(255)),
+    # The request headers needed to verify it again or audit it (Slack: its timestamp and
+    # signature), never a secret: the REST door's Authorization header is not kept.
+    Column("headers", JsonText, nullable=False),
+    Column("body", Body, nullable=False),  # exactly as received
+    Column("incident_id", Id),  # the REST door: the id in its path
+    Column("token_id", Id),  # the REST door: the api_tokens row that authenticated it
+    Column("token_name", String(255)),  # … and its owner's name then: who acted (kept by export/replay)
+    Column("state", String(16), nullable=False),  # pending | applied | refused
+    Column("reason", String(1024)),  # why it was refused; what it did when applied
+    Column("applied_at", UtcDateTime),  # when the applier decided (applied or refused)
+    # The same click sent again (a retry, a replay re-signed) has the same key: the second is
+    # refused as a duplicate. NULL until applied; unique, so two appliers cannot both apply it.
+    Column("dedupe_key", String(64)),
+    Column("reply_state", String(16)),  # Slack's ephemeral answer: pending | sent | failed; NULL: none
+    Column("reply_attempts", Integer, nullable=False, default=0),
+    Column("reply_error", String(1024)),
+    UniqueConstraint("dedupe_key", name="ux_action_inbox_dedupe_key"),
+    Index("ix_action_inbox_state", "state", "id"),
+    Index("ix_action_inbox_reply", "reply_state", "id"),
+    Index("ix_action_inbox_received_at", "received_at", "id"),
+)
+
+# Per-person API tokens of the REST door. Only the token's sha256 is kept: it is shown once, by
+# `incidentctl token add`. A revoked token stays listed (revoked_at set); its name may be reused.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False),  # the person (or system) it belongs to: the actor
+    Column("token_sha256", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("revoked_at", UtcDateTime),
+    UniqueConstraint("token_sha256", name="ux_api_tokens_sha256"),
+    Index("ix_api_tokens_name", "name"),
+)
+
 # Leases (db/lease.py): who may do a job that only one worker at a time may do (the applier of
 # incident changes), until when, and under which epoch. Plain replicated rows, so the lease holds
 # cluster-wide on Galera where GET_LOCK does not; the epoch grows at every takeover and fences a

@@ -49,6 +49,7 @@ class ExportSummary:
     last_id: int | None
     path: str | None  # None: standard output
     purged_ids: tuple[int, ...] = ()  # rows an exported incident's timeline names, no longer stored
+    actions: int = 0  # people's actions (action inbox rows) written beside the webhooks
 
 
 @dataclass(frozen=True)
@@ -205,26 +206,47 @@ def export_archive(engine: Engine, out: BinaryIO | BufferedIOBase, *, since: dat
                    until: datetime | None = None, incident: int | None = None,
                    progress: Callable[[int], None] | None = None) -> ExportSummary:
     """Writes the archive (received in [since, until), or the rows of `incident`) as JSON
-    Lines to `out`; `progress(rows)` is called after each page."""
+    Lines to `out`; `progress(rows)` is called after each page. Without `incident`, people's
+    actions (the action inbox) are written among the webhooks in the order they were received
+    (action_records.py), so a replay applies them where they happened."""
+    # Imported here: action_records reads this module's record helpers.
+    from incidentctl.history.action_records import iter_actions, to_action_record
+
     purged: list[int] = []
     source: Iterable[Any]
     if incident is not None:
         selected = incident_rows(engine, incident)
         source, purged = selected.rows, selected.purged_ids
+        actions: Iterator[dict] = iter(())
     else:
         source = iter_rows(engine, since, until)
-    rows, first_id, last_id = 0, None, None
+        actions = iter_actions(engine, since, until)
+    rows, first_id, last_id, written_actions = 0, None, None, 0
+    action = next(actions, None)
     for row in source:
-        out.write(json.dumps(to_record(row), ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
-        out.write(b"\n")
+        # A webhook and an action received at the same instant: the webhook first, as `process` does.
+        while action is not None and action["received_at"] < row["received_at"]:
+            _write(out, to_action_record(action))
+            written_actions += 1
+            action = next(actions, None)
+        _write(out, to_record(row))
         rows += 1
         first_id = row["id"] if first_id is None else first_id
         last_id = row["id"]
         if progress is not None and rows % PAGE_SIZE == 0:
             progress(rows)
+    while action is not None:
+        _write(out, to_action_record(action))
+        written_actions += 1
+        action = next(actions, None)
     if progress is not None:
         progress(rows)
-    return ExportSummary(rows, first_id, last_id, None, tuple(purged))
+    return ExportSummary(rows, first_id, last_id, None, tuple(purged), written_actions)
+
+
+def _write(out: BinaryIO | BufferedIOBase, record: dict) -> None:
+    out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    out.write(b"\n")
 
 
 def count_rows(engine: Engine, since: datetime | None, until: datetime | None) -> int:
@@ -255,4 +277,5 @@ def export_to_file(engine: Engine, path: Path, **kwargs) -> ExportSummary:
     finally:
         if tmp.exists():
             tmp.unlink()
-    return ExportSummary(summary.rows, summary.first_id, summary.last_id, str(path), summary.purged_ids)
+    return ExportSummary(summary.rows, summary.first_id, summary.last_id, str(path), summary.purged_ids,
+                         summary.actions)

@@ -1,5 +1,9 @@
 """Replay: import historical webhook bodies into the raw archive, idempotently.
 
+An export also holds people's actions (action_records.py): each is stored in the action inbox
+once the webhooks read before it are written, and with processing applied right then, so the
+incidents come out as they were (acknowledged, resolved, silenced by whom and when).
+
 Inputs are files or directories of `.json` files (one webhook body each) and JSON Lines files
 (our own export, or one body per line), each possibly gzip-compressed. A stored request is
 identified by (received_at, body_sha256): a row already in the archive, or met earlier in the
@@ -30,6 +34,7 @@ from incidentctl.db.engine import database_errors
 from incidentctl.db.lease import Lease
 from incidentctl.db.rows import insert_rows
 from incidentctl.db.schema import grafana_alerts
+from incidentctl.history.action_records import ArchivedAction, from_action_record, is_action_record, store_action
 from incidentctl.history.export import BadRecord, from_record, is_record
 from incidentctl.incidents.model import Rules
 from incidentctl.incidents.parsing import AlertEvent, parse_document
@@ -38,6 +43,8 @@ from incidentctl.incidents.series_cache import SeriesCache
 from incidentctl.ingest import jsondoc
 from incidentctl.ingest.archive import RawAlert
 from incidentctl.ingest.sniff import decode_body, json_kind
+from incidentctl.notify.applier import apply_pending
+from incidentctl.notify.intent import AllowList
 
 # Rows per transaction: per-batch costs (the lock, the batch's incidents and series, the commit)
 # dominate below it, and two batches in memory stay within budget (docs/PERFORMANCE.md, History).
@@ -79,6 +86,9 @@ class ReplaySummary:
     error_count: int = 0
     errors: list[InputError] = field(default_factory=list)
     processed: ProcessSummary | None = None  # with processing as it goes
+    actions: int = 0  # people's actions stored in the action inbox
+    action_duplicates: int = 0  # … already there
+    actions_applied: int = 0  # with processing: applied again (the others were refused)
 
     def add_error(self, error: InputError) -> None:
         self.error_count += 1
@@ -89,7 +99,8 @@ class ReplaySummary:
     def as_dict(self) -> dict:
         return {"files": self.files, "read": self.read, "stored": self.stored, "duplicates": self.duplicates,
                 "not_payloads": self.not_payloads, "skipped_files": self.skipped_files,
-                "errors": self.error_count,
+                "errors": self.error_count, "actions": self.actions, "action_duplicates": self.action_duplicates,
+                "actions_applied": self.actions_applied,
                 "error_list": [{"location": e.location, "message": e.message} for e in self.errors]}
 
 
@@ -130,8 +141,8 @@ def file_time(path: str, received_at: datetime | None, now: datetime) -> datetim
     return datetime.fromtimestamp(seconds, timezone.utc).replace(microsecond=micros)
 
 
-def read_items(path: str, base_time: datetime, stream: BinaryIO,
-               on_progress: Callable[[], None] = lambda: None, parse: bool = False) -> Iterator[Item | InputError]:
+def read_items(path: str, base_time: datetime, stream: BinaryIO, on_progress: Callable[[], None] = lambda: None,
+               parse: bool = False) -> Iterator[Item | ArchivedAction | InputError]:
     """Bodies in one input: the whole file for `.json[.gz]`, else one per JSON line. A file that
     breaks off (truncated gzip, I/O error) ends with an InputError at the line it broke on.
     With `parse`, each body is also parsed into alert events as `process` would."""
@@ -156,14 +167,21 @@ def read_items(path: str, base_time: datetime, stream: BinaryIO,
         yield InputError(f"{path}:{number + 1}", f"cannot read further: {_reason(exc)}")
 
 
-def line_item(location: str, line: bytes, line_time: datetime, parse: bool = False) -> Item | InputError:
-    """One JSON line → an export record, a webhook body (received at `line_time`), or an error."""
+def line_item(location: str, line: bytes, line_time: datetime,
+              parse: bool = False) -> Item | ArchivedAction | InputError:
+    """One JSON line → an export record, a person's action, a webhook body (received at
+    `line_time`), or an error."""
     try:
         obj = jsondoc.loads_fields(line)  # a record's numbers are not read; a body is decoded again
     except RecursionError:
         return InputError(location, "JSON nested too deeply")
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
         return InputError(location, f"invalid JSON: {exc}")
+    if is_action_record(obj):
+        try:
+            return from_action_record(obj)
+        except BadRecord as exc:
+            return InputError(location, f"bad action record: {exc}")
     if is_record(obj):
         try:
             record = from_record(obj)
@@ -302,11 +320,31 @@ def replay(engine: Engine, paths: Sequence[str], *, clock: Callable[[], datetime
             in_flight = (writer.submit(store, batch.copy()), len(batch))
             batch.clear()
 
+        def act(action: ArchivedAction) -> None:
+            """Stores (and with processing applies) an action once everything before it is written."""
+            nonlocal in_flight
+            if batch:
+                flush()
+            if in_flight is not None:
+                count(*in_flight)
+                in_flight = None
+            with database_errors(engine), engine.begin() as conn:
+                stored = store_action(conn, action, now)
+            if stored is None:
+                summary.action_duplicates += 1
+                return
+            summary.actions += 1
+            if process_with is not None:
+                summary.actions_applied += apply_pending(engine, allow=AllowList(), session=None, clock=clock).applied
+
         for path in files:
             summary.files += 1
             for entry in _read_file(path, received_at, now, advance, stdin, process_with is not None):
                 if isinstance(entry, InputError):
                     summary.add_error(entry)
+                    continue
+                if isinstance(entry, ArchivedAction):
+                    act(entry)
                     continue
                 summary.read += 1
                 batch.append(entry)
@@ -340,7 +378,7 @@ def replay_and_process(engine: Engine, paths: Sequence[str], rules: Rules, *, cl
 
 
 def _read_file(path: str, received_at: datetime | None, now: datetime, progress: Callable[[int], None] | None,
-               stdin: BinaryIO | None, parse: bool) -> Iterable[Item | InputError]:
+               stdin: BinaryIO | None, parse: bool) -> Iterable[Item | ArchivedAction | InputError]:
     """Items of one input; a file that cannot be opened is an InputError, not an exception."""
     with ExitStack() as opened:  # closes the file, never stdin
         try:

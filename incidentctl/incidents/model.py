@@ -68,7 +68,16 @@ class TimelineKind(StrEnum):
     RESOLVED = "resolved"
     REOPENED = "reopened"
     NOTE = "note"
+    SILENCED = "silenced"  # a person silenced the incident's labels (detail: silence id, until)
     IGNORED = "ignored"  # an event that changed nothing, with why
+
+
+class Via(StrEnum):
+    """The door a person's action came through (in its timeline row's detail)."""
+
+    CLI = "cli"
+    SLACK = "slack"
+    API = "api"
 
 
 class ChangeKind(StrEnum):

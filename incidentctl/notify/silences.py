@@ -117,6 +117,14 @@ def silence_for(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, Any], mo
 def add_silence(engine: Engine, matchers: Sequence[Matcher], *, starts_at: datetime, ends_at: datetime,
                 comment: str, created_by: str, now: datetime) -> dict:
     """Stores a silence; returns it. Raises InvalidSilence."""
+    with database_errors(engine), engine.begin() as conn:
+        return silence_on(conn, matchers, starts_at=starts_at, ends_at=ends_at, comment=comment,
+                          created_by=created_by, now=now)
+
+
+def silence_on(conn: Connection, matchers: Sequence[Matcher], *, starts_at: datetime, ends_at: datetime,
+               comment: str, created_by: str, now: datetime) -> dict:
+    """`add_silence` in the caller's transaction."""
     if not matchers:
         raise InvalidSilence("a silence needs at least one --match")
     if not comment.strip():
@@ -125,9 +133,17 @@ def add_silence(engine: Engine, matchers: Sequence[Matcher], *, starts_at: datet
         raise InvalidSilence(f"the silence would end at {ends_at.isoformat()}, which is not in the future")
     values = {"matchers": [m.as_dict() for m in matchers], "starts_at": starts_at, "ends_at": ends_at,
               "created_by": created_by.strip()[:255] or "unknown", "comment": comment.strip(), "created_at": now}
-    with database_errors(engine), engine.begin() as conn:
-        new_id = inserted_id(conn.execute(silences.insert().values(**values)))
+    new_id = inserted_id(conn.execute(silences.insert().values(**values)))
     return _view({**values, "id": new_id, "expired_at": None}, now)
+
+
+def incident_matchers(incident: Mapping[str, Any] | RowMapping) -> list[Matcher]:
+    """The matchers that silence "this incident and its kind": its group labels that have a value
+    (what makes its fingerprint), else its alertname/cluster/namespace/service. Pure."""
+    group = {k: str(v) for k, v in (incident.get("group_labels") or {}).items() if v not in (None, "")}
+    if not group:
+        group = {k: str(incident[k]) for k in ("alertname", "cluster", "namespace", "service") if incident.get(k)}
+    return [Matcher(name, value) for name, value in sorted(group.items()) if _NAME.match(name)]
 
 
 def list_silences(engine: Engine, now: datetime, *, include_expired: bool = False) -> list[dict]:

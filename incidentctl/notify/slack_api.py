@@ -243,20 +243,8 @@ class SlackApi:
         return str(self.call("chat.postEphemeral", args, channel=channel).get("message_ts", ""))
 
     def respond(self, response_url: str, payload: dict) -> None:
-        """POSTs `payload` to an interaction's response_url (ephemeral by default; Slack allows 5
-        uses within 30 minutes). No token is sent and no pacing applies."""
-        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        try:
-            response = self.session.post(response_url, data=data, timeout=self.timeout, allow_redirects=False,
-                                         headers={"Content-Type": "application/json; charset=utf-8"})
-        except requests.RequestException as exc:
-            raise error_for("response_url", _answer_for_exception(exc, response_url, self.timeout)) from None
-        try:
-            answer = classify_response_url(response.status_code, response.text)
-        finally:
-            response.close()
-        if answer.outcome != OK:
-            raise error_for("response_url", answer)
+        """POSTs `payload` to an interaction's response_url (see `respond`)."""
+        respond(self.session, response_url, payload, timeout=self.timeout)
 
     # -- the call --------------------------------------------------------------------------
     def call(self, method: str, args: dict, *, channel: str | None = None, form: bool = False) -> dict:
@@ -303,6 +291,24 @@ class SlackApi:
             return classify(response.status_code, response.text, response.headers.get("Retry-After"))
         finally:
             response.close()
+
+
+def respond(session: requests.Session, response_url: str, payload: dict, *, timeout: float = 10.0) -> None:
+    """POSTs `payload` to an interaction's response_url (ephemeral by default; Slack allows 5
+    uses within 30 minutes). No token is needed or sent, and no pacing applies. Raises a
+    SlackApiError classified like the Web API's (Retryable, OutcomeUnknown, Permanent)."""
+    data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    try:
+        response = session.post(response_url, data=data, timeout=timeout, allow_redirects=False,
+                                headers={"Content-Type": "application/json; charset=utf-8"})
+    except requests.RequestException as exc:
+        raise error_for("response_url", _answer_for_exception(exc, response_url, timeout)) from None
+    try:
+        answer = classify_response_url(response.status_code, response.text)
+    finally:
+        response.close()
+    if answer.outcome != OK:
+        raise error_for("response_url", answer)
 
 
 def _answer_for_exception(exc: requests.RequestException, url: str, timeout: float) -> Answer:

@@ -22,11 +22,13 @@ from incidentctl.config import SETTINGS, Settings, mask_secret
 from incidentctl.db.engine import database_url, describe_url, is_sqlite, reader, short_error
 from incidentctl.db.lease import APPLIER, Holder, read
 from incidentctl.db.migrations import schema_status
-from incidentctl.db.schema import deliveries, grafana_alerts, notifications, silences
+from incidentctl.db.schema import action_inbox, deliveries, grafana_alerts, notifications, silences
 from incidentctl.durations import format_duration
 from incidentctl.incidents.model import OutboxState
 from incidentctl.ingest.archive import body_room
+from incidentctl.ingest.inbox import InboxState
 from incidentctl.notify import slack_store
+from incidentctl.notify.applier import REPLY_FAILED
 from incidentctl.notify.delivery import CLAIM_LEASE
 from incidentctl.notify.outbox import HELD_PREFIX
 from incidentctl.ops.cluster import cluster_check, galera_status
@@ -56,13 +58,17 @@ class Thresholds:
     recent: timedelta = timedelta(hours=24)  # window for bad rows and failed notifications
     silence_soon: timedelta = timedelta(hours=24)
     unknown_warn: int = 3  # digests with an unknown outcome within `recent` that warn
+    # A person waits on a click: an action still pending this long means nothing applies the inbox.
+    actions_warn: timedelta = timedelta(minutes=1)
+    actions_error: timedelta = timedelta(minutes=15)
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Thresholds:
-        """Defaults, stretched so a slow schedule (process/notify interval) is not a warning."""
+        """Defaults, stretched so a slow schedule (process/notify/actions interval) is not a warning."""
         return cls(
             backlog_warn=max(cls.backlog_warn, timedelta(seconds=4 * settings.process_interval)),
             pending_warn=max(cls.pending_warn, timedelta(seconds=4 * settings.notify_interval)),
+            actions_warn=max(cls.actions_warn, timedelta(seconds=4 * settings.actions_interval)),
         )
 
 
@@ -109,6 +115,7 @@ def doctor(settings: Settings, engine: Engine, now: datetime, thresholds: Thresh
                     check_notifications(conn, now, limits),
                     check_deliveries(conn, now, limits),
                     check_silences(conn, now, limits),
+                    check_actions(conn, now, limits),
                 ]
             checks.append(check_slack_app(settings, engine, now, limits))
     return DoctorReport(tuple(checks))
@@ -366,3 +373,26 @@ def check_silences(conn, now: datetime, limits: Thresholds) -> Check:
                      f"{format_duration(limits.silence_soon)}", detail)
     listed = ", ".join(f"#{r.id} in {format_duration(r.ends_at - now)} ({r.created_by})" for r in soon)
     return Check("silences", "ok", f"{len(soon)} of {len(active)} active silences end soon: {listed}", detail)
+
+
+def check_actions(conn, now: datetime, limits: Thresholds) -> Check:
+    """People's actions (Slack clicks, REST calls) waiting to be applied, and refusals that could
+    not be told to the person in Slack within `recent`."""
+    c = action_inbox.c
+    count, oldest = conn.execute(select(func.count(), func.min(c.received_at)).where(
+        c.state == InboxState.PENDING)).one()
+    untold = conn.scalar(select(func.count()).where(c.reply_state == REPLY_FAILED,
+                                                    c.applied_at >= now - limits.recent)) or 0
+    age = now - oldest if oldest is not None else None
+    level = level_for_age(age, limits.actions_warn, limits.actions_error)
+    detail = {"pending": count, "oldest_received_at": oldest,
+              "oldest_age_seconds": round(age.total_seconds()) if age else 0, "replies_failed": untold}
+    parts = [f"{count} action(s) from Slack or the REST API waiting, oldest {format_duration(age)}"
+             if age is not None else "no actions waiting"]
+    if level != "ok":
+        parts[0] += " — is `incidentctl run` (or `process`) running?"
+    if untold:
+        parts.append(f"{untold} refusal(s) in the last {format_duration(limits.recent)} could not be told in "
+                     "Slack (see action_inbox.reply_error)")
+        level = "warn" if level == "ok" else level
+    return Check("actions", level, "; ".join(parts), detail)

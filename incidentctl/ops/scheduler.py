@@ -121,12 +121,13 @@ class Scheduler:
 
 
 def cycle_jobs(engine, settings, session, clock: Callable[[], datetime]) -> list[Job]:
-    """The jobs of `incidentctl run`: process every process_interval, notify every notify_interval,
-    with a bot token `slack` every slack_sync_interval (the bot's messages kept current, thread
-    replies, reminders: notify/slack_sync.py), and, when purge_older_than is set, purge the raw
-    archive once a day. notify and slack share one Web API client, so one pacer keeps both
-    within Slack's limits (the jobs run on one thread). `process` stands by (one `standby=…`
-    line) while another worker holds the applier lease.
+    """The jobs of `incidentctl run`: process every process_interval, apply people's actions (the
+    action inbox) every actions_interval, notify every notify_interval, with a bot token `slack`
+    every slack_sync_interval (the bot's messages kept current, thread replies, reminders:
+    notify/slack_sync.py), and, when purge_older_than is set, purge the raw archive once a day.
+    notify and slack share one Web API client, so one pacer keeps both within Slack's limits (the
+    jobs run on one thread). `process` stands by (one `standby=…` line) while another worker
+    holds the applier lease.
 
     With no Slack route configured there is no notify job: it could only count the outbox, and
     settings are read once, so this says so in one warning now instead of a line every run.
@@ -137,7 +138,9 @@ def cycle_jobs(engine, settings, session, clock: Callable[[], datetime]) -> list
     from incidentctl.errors import ProcessingBusy
     from incidentctl.incidents.model import Rules
     from incidentctl.incidents.processor import process_pending
+    from incidentctl.notify.applier import apply_pending
     from incidentctl.notify.delivery import bot_api, notify_pending, sync
+    from incidentctl.notify.intent import AllowList
     from incidentctl.notify.routes import load_routes
     from incidentctl.ops.retention import purge
 
@@ -155,6 +158,12 @@ def cycle_jobs(engine, settings, session, clock: Callable[[], datetime]) -> list
             holder = exc.holder
             return {"standby": f"lease held by {holder.owner}" if holder is not None else str(exc)}
 
+    allow = AllowList.configured(settings)
+
+    def actions() -> Mapping[str, Any]:
+        return apply_pending(engine, allow=allow, session=session, clock=clock,
+                             timeout=settings.slack_timeout).as_dict()
+
     def notify() -> Mapping[str, Any]:
         summary = notify_pending(engine, settings, session, clock=clock, routes=routes, api=api,
                                  slack_budget=SLACK_RUN_BUDGET)
@@ -167,7 +176,7 @@ def cycle_jobs(engine, settings, session, clock: Callable[[], datetime]) -> list
     def purge_old() -> Mapping[str, Any]:
         return asdict(purge(engine, settings.purge_older_than, clock()))
 
-    jobs = [Job("process", settings.process_interval, process)]
+    jobs = [Job("process", settings.process_interval, process), Job("actions", settings.actions_interval, actions)]
     if routes:
         jobs.append(Job("notify", settings.notify_interval, notify))
     else:

@@ -155,7 +155,8 @@ def test_end_to_end_through_the_console_script(engine, cli_env, fixture_bodies):
     done = run_cli("process", "--output", "json", env=env)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"rows": 4, "alerts": 5, "opened": 2, "updated": 3, "reopened": 0,
-                                       "resolved": 0, "ignored": 0, "errors": 1, "conflicts_retried": 0}
+                                       "resolved": 0, "ignored": 0, "errors": 1, "conflicts_retried": 0,
+                                       "actions_applied": 0, "actions_refused": 0}
     listed = json.loads(run_cli("list", "--output", "json", env=env).stdout)
     assert sorted((r["alertname"], r["series_firing"], r["series_count"]) for r in listed) == [
         ("Second webhook test", 1, 1), ("Test alert", 2, 3)]

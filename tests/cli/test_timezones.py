@@ -21,12 +21,13 @@ from tests.support.processing import store_spaced
 # does not take it (an option that changes nothing misleads).
 SHOWS_TIMES = {
     "list", "show", "related", "watch", "report", "notify", "purge", "rebuild", "demo",
-    "outbox list", "silence add", "silence list", "noise",
+    "outbox list", "silence add", "silence list", "noise", "token list",
 }
 NO_TIMES = {
     "config", "ack", "resolve", "reopen", "note", "serve", "doctor", "process", "run", "export", "replay",
     "simulate", "db upgrade", "db status", "db ddl", "outbox retry", "silence expire",
     "grafana dashboard", "grafana datasource", "grafana contact-point", "grafana provider", "slack manifest",
+    "token add", "token revoke",
 }
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from incidentctl.config import load_settings
 from incidentctl.db.engine import make_engine
-from incidentctl.db.schema import deliveries, grafana_alerts, incidents, notifications, silences
+from incidentctl.db.schema import action_inbox, deliveries, grafana_alerts, incidents, notifications, silences
 from incidentctl.ops.doctor import Thresholds, doctor, level_for_age
 from tests.support.cli import invoke, run_cli
 
@@ -62,7 +62,7 @@ def test_healthy_database_is_all_ok(engine, db_url):
     report = doctor(_settings(db_url), engine, NOW)
     assert [c.name for c in report.checks] == ["configuration", "database", "body_limit", "schema", "cluster",
                                                "lease", "backlog", "bad_rows", "notifications", "deliveries",
-                                               "silences", "slack_app"]
+                                               "silences", "actions", "slack_app"]
     assert {c.level for c in report.checks} == {"ok"} and report.exit_code == 0
 
 
@@ -237,3 +237,31 @@ def test_body_limit_says_whether_the_database_can_store_the_largest_body(cli_env
         assert (code, check["level"]) == (1, "warn")
         assert check["detail"]["largest_storable"] == packet - (64 << 10) < 20 << 20
         assert f"max_allowed_packet = {packet}" in check["message"] and "413" in check["message"]
+
+
+def _action(conn, received_at, state="pending", reply_state=None):
+    conn.execute(action_inbox.insert(), {"received_at": received_at, "door": "api", "headers": {},
+                                         "body": b'{"action": "ack"}', "state": state,
+                                         "applied_at": None if state == "pending" else received_at,
+                                         "reply_state": reply_state, "reply_attempts": 1})
+
+
+def test_actions_waiting_warn_then_error_and_untold_refusals_warn(engine, db_url):
+    with engine.begin() as conn:
+        _action(conn, NOW)  # just arrived
+    check = _by_name(doctor(_settings(db_url), engine, NOW))["actions"]
+    assert check.level == "ok" and check.detail["pending"] == 1
+    with engine.begin() as conn:
+        _action(conn, NOW - 5 * MIN)
+    check = _by_name(doctor(_settings(db_url), engine, NOW))["actions"]
+    assert check.level == "warn" and "incidentctl run" in check.message and check.detail["oldest_age_seconds"] == 300
+    with engine.begin() as conn:
+        _action(conn, NOW - 20 * MIN)
+    assert _by_name(doctor(_settings(db_url), engine, NOW))["actions"].level == "error"
+
+
+def test_refusals_slack_was_not_told_of_warn(engine, db_url):
+    with engine.begin() as conn:
+        _action(conn, NOW - 5 * MIN, state="refused", reply_state="failed")
+    check = _by_name(doctor(_settings(db_url), engine, NOW))["actions"]
+    assert check.level == "warn" and check.detail["replies_failed"] == 1 and "could not be told" in check.message

@@ -121,11 +121,11 @@ def test_cycle_jobs_purge_only_when_configured(tmp_path):
     from incidentctl.ops.scheduler import cycle_jobs
 
     plain = cycle_jobs(None, load_settings(environ=SLACK), None, time.time)
-    assert [(j.name, j.interval) for j in plain] == [("process", 15.0), ("notify", 30.0)]
+    assert [(j.name, j.interval) for j in plain] == [("process", 15.0), ("actions", 3.0), ("notify", 30.0)]
     settings = load_settings(environ={**SLACK, "INCIDENTCTL_PURGE_OLDER_THAN": "90d",
                                       "INCIDENTCTL_NOTIFY_INTERVAL": "1m"})
     assert [(j.name, j.interval) for j in cycle_jobs(None, settings, None, time.time)] == [
-        ("process", 15.0), ("notify", 60.0), ("purge", 86400.0)]
+        ("process", 15.0), ("actions", 3.0), ("notify", 60.0), ("purge", 86400.0)]
 
 
 def test_cycle_jobs_without_slack_warn_once_and_do_not_notify(caplog):
@@ -134,7 +134,7 @@ def test_cycle_jobs_without_slack_warn_once_and_do_not_notify(caplog):
 
     with caplog.at_level(logging.INFO, logger="incidentctl.run"):
         jobs = cycle_jobs(None, load_settings(environ={}), None, time.time)
-    assert [j.name for j in jobs] == ["process"]
+    assert [j.name for j in jobs] == ["process", "actions"]  # the REST door needs no Slack
     assert [(r.levelname, r.getMessage().split(" (")[0]) for r in caplog.records] == [
         ("WARNING", "Slack is not configured")]
     caplog.clear()
@@ -171,7 +171,7 @@ def test_cycle_jobs_with_a_bot_token_keep_its_messages_current(engine):
         now = [T0]
         jobs = {j.name: j for j in cycle_jobs(engine, settings, session, lambda: now[0])}
         assert [(name, job.interval) for name, job in jobs.items()] == [
-            ("process", 15.0), ("notify", 30.0), ("slack", 3.0)]
+            ("process", 15.0), ("actions", 3.0), ("notify", 30.0), ("slack", 3.0)]
         (change,) = add_incidents_with_changes(engine, 1, created_at=T0)
         assert jobs["notify"].func()["sent"] == 1
         transition(engine, "ack", outbox_rows(engine)[change]["incident_id"], by="jo", note=None, now=T0)

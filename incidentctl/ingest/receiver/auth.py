@@ -1,4 +1,5 @@
-"""Webhook authentication: bearer token, basic auth and Grafana's HMAC signature.
+"""Request authentication: bearer token, basic auth, Grafana's HMAC signature (webhooks) and
+Slack's v0 signature (the Slack door of the action inbox).
 
 Pure functions over the request's headers and raw body; secrets are compared in constant time
 (`hmac.compare_digest`) and never appear in a message. Grafana 12 may sign a timestamp with the
@@ -141,3 +142,34 @@ def sign(secret: str, message: bytes) -> str:
 
 def _equal(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode("utf-8"))
+
+
+SLACK_SCHEME = "slack-v0"
+SLACK_MAX_SKEW = 300.0  # Slack's own rule: refuse a timestamp more than five minutes away
+
+
+def check_slack_signature(secret: str, headers: Mapping[str, str], body: bytes, now: float,
+                          max_skew: float = SLACK_MAX_SKEW) -> Signature:
+    """Checks Slack's v0 request signature (`X-Slack-Signature: v0=<hex HMAC-SHA256 of
+    "v0:{X-Slack-Request-Timestamp}:{raw body}">`, keyed by the app's signing secret), compared
+    in constant time, its timestamp within `max_skew` of `now`. Returns the request's Signature
+    (valid until the timestamp leaves the skew: a replay before then is recorded, signatures.py);
+    raises AuthFailed, whose message never holds the secret."""
+    if not secret:
+        raise AuthFailed("no Slack signing secret is configured (SLACK_SIGNING_SECRET)")
+    raw_ts = headers.get("x-slack-request-timestamp", "").strip()
+    given = headers.get("x-slack-signature", "").strip()
+    if not raw_ts:
+        raise AuthFailed("missing X-Slack-Request-Timestamp header")
+    if not given:
+        raise AuthFailed("missing X-Slack-Signature header")
+    if not raw_ts.isdigit():
+        raise AuthFailed("X-Slack-Request-Timestamp is not Unix seconds")
+    timestamp = int(raw_ts)
+    if abs(now - timestamp) > max_skew:
+        raise AuthFailed("X-Slack-Request-Timestamp is more than five minutes away (a replay, or a clock off)")
+    expected = "v0=" + sign(secret, b"v0:" + raw_ts.encode() + b":" + body)
+    if not _equal(given.lower(), expected):
+        raise AuthFailed("wrong X-Slack-Signature")
+    expires = datetime.fromtimestamp(timestamp + max_skew, timezone.utc)
+    return signature_of(SLACK_SCHEME, expected, expires)

@@ -30,6 +30,8 @@ class ReceiverMetrics:
                                 ["reason"], registry=r)
         self.replays = Counter("incidentctl_webhook_replays", "Signed webhooks already stored, answered 200 "
                                "and not stored again.", registry=r)
+        self.actions_stored = Counter("incidentctl_actions_stored", "People's actions committed to the inbox, by "
+                                      "door (slack, api).", ["door"], registry=r)
         self.database_errors = Counter("incidentctl_database_errors", "Failed commits and health checks.",
                                        registry=r)
         self.conflicts_retried = Counter(

@@ -44,7 +44,8 @@ def build_receiver(settings: Settings) -> Receiver:
     except DatabaseUnavailable as exc:
         log.warning("%s; answering 503 until it is back", exc)
     return Receiver(engine, max_body_bytes=max_body_bytes, write_timeout=settings.write_timeout,
-                    auth=AuthPolicy.from_settings(settings), clock=utc_now)
+                    auth=AuthPolicy.from_settings(settings), clock=utc_now,
+                    slack_signing_secret=settings.slack_signing_secret)
 
 
 def storable_body_limit(engine: Engine, max_body_bytes: int) -> int:

@@ -1,5 +1,8 @@
 """Group commit: one thread writes every waiting row in one transaction, one fsync for all.
 
+The rows are webhooks for the raw archive and people's actions for the inbox (both doors),
+written together.
+
 Each request still gets its answer only after its own row is committed: the request thread
 (or event loop) waits on a Future that the writer resolves with the row id after COMMIT, or fails
 with DatabaseUnavailable. While the writer commits a batch, new rows queue up and form the next
@@ -37,6 +40,7 @@ from incidentctl.db.retry import conflict_code, retry_conflicts
 from incidentctl.errors import DatabaseConflict, DatabaseUnavailable
 from incidentctl.ingest import signatures
 from incidentctl.ingest.archive import RawAlert, insert_raw_alerts
+from incidentctl.ingest.inbox import InboxRequest, insert_requests
 from incidentctl.ingest.signatures import Signature
 
 log = logging.getLogger(__name__)
@@ -49,7 +53,7 @@ FORGET_EVERY = 60.0
 
 @dataclass
 class _Pending:
-    raw: RawAlert
+    raw: RawAlert | InboxRequest  # a webhook for the archive, or a person's action for the inbox
     future: Future
     signature: Signature | None = None
 
@@ -65,7 +69,7 @@ class GroupCommitWriter:
     goes on writing its rows one by one; rows not reached by then fail (never written)."""
 
     def __init__(self, engine: Engine, *, max_batch: int = 256, retry_within: float = 5.0,
-                 on_commit: Callable[[list[RawAlert]], None] | None = None,
+                 on_commit: Callable[[list[RawAlert | InboxRequest]], None] | None = None,
                  on_error: Callable[[Exception], None] | None = None,
                  on_queue: Callable[[int], None] | None = None,
                  on_conflict: Callable[[int], None] | None = None,
@@ -94,9 +98,10 @@ class GroupCommitWriter:
             self._thread.join(timeout)
             self._thread = None
 
-    def submit(self, raw: RawAlert, signature: Signature | None = None) -> Future:
-        """Queues a row; the Future resolves to its id after COMMIT, or to None when `signature`
-        was already recorded (a replay: the request was stored before and nothing is written)."""
+    def submit(self, raw: RawAlert | InboxRequest, signature: Signature | None = None) -> Future:
+        """Queues a row (a webhook, or an action for the inbox); the Future resolves to its id
+        after COMMIT, or to None when `signature` was already recorded (a replay: the request
+        was stored before and nothing is written)."""
         future: Future = Future()
         self._queue.put(_Pending(raw, future, signature))
         return future
@@ -234,5 +239,8 @@ def _store(conn: Connection, pending: list[_Pending]) -> list[int | None]:
         elif p.signature.key in fresh:
             fresh.discard(p.signature.key)  # a second use in the same group is a replay too
             kept.append(p)
-    ids = dict(zip(map(id, kept), insert_raw_alerts(conn, [p.raw for p in kept]), strict=True))
+    alerts = [(p, p.raw) for p in kept if isinstance(p.raw, RawAlert)]
+    actions = [(p, p.raw) for p in kept if isinstance(p.raw, InboxRequest)]
+    ids = dict(zip([id(p) for p, _ in alerts], insert_raw_alerts(conn, [raw for _, raw in alerts]), strict=True))
+    ids.update(zip([id(p) for p, _ in actions], insert_requests(conn, [raw for _, raw in actions]), strict=True))
     return [ids.get(id(p)) for p in pending]

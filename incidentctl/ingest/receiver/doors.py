@@ -1,0 +1,217 @@
+"""The action inbox's two doors on the receiver: Slack's interactivity URL and the REST API.
+
+Both only append (ingest/inbox.py); the batch applies what they stored (notify/applier.py).
+- `POST /slack/actions`: Slack's v0 signature is checked before anything else (401, nothing
+  stored); the request is stored byte for byte with the headers that let it be verified again,
+  and answered 200 with an empty body once committed (Slack wants an answer within 3 s; the
+  person hears back in Slack from the applier). A replay of a request already stored, while
+  its signature is valid, is answered 200 and not stored again (signatures.py). 404 when no
+  signing secret is configured.
+- `POST /api/v1/incidents/{id}/actions`: `Authorization: Bearer <token>` of a live API token
+  (401 otherwise), a JSON body checked by `check_api_body` (400 with the reason), an incident
+  that exists (404: the one read the door does to decide anything) → 202 `{"action_id": N}`.
+- `GET /api/v1/actions/{id}` (any live token): pending, applied or refused, and why.
+A database that does not answer gives 503 (nothing stored; Retry-After).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import TYPE_CHECKING
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from incidentctl.db.engine import short_error
+from incidentctl.ingest.inbox import (
+    BadRequest,
+    Door,
+    InboxRequest,
+    action_status,
+    check_api_body,
+    incident_exists,
+    kept_headers,
+)
+from incidentctl.ingest.receiver.auth import AuthFailed, check_slack_signature
+from incidentctl.ingest.receiver.http import (
+    BodyTooLarge,
+    ClientGone,
+    NotStored,
+    Receive,
+    Send,
+    json_answer,
+    read_body,
+    respond,
+)
+from incidentctl.ingest.tokens import TokenOwner, owner_of
+
+if TYPE_CHECKING:
+    from incidentctl.ingest.receiver.app import Receiver
+
+SLACK_PATH = "/slack/actions"
+_INCIDENT_ACTIONS = re.compile(r"/api/v1/incidents/([1-9][0-9]{0,18})/actions")
+_ACTION = re.compile(r"/api/v1/actions/([1-9][0-9]{0,18})")
+API_MAX_BODY = 64 * 1024  # a REST action is a few fields; a note at most 4,000 characters
+CHALLENGE = [(b"www-authenticate", b'Bearer realm="incidentctl-api"')]
+
+
+class Doors:
+    """Routes and answers the doors' requests for `receiver` (its writer, clock and refusals)."""
+
+    ENDPOINTS = {"POST /slack/actions": "Slack interactivity (signed block_actions), stored for the batch",
+                 "POST /api/v1/incidents/{id}/actions": "an action by an API token's owner, stored for the batch",
+                 "GET /api/v1/actions/{id}": "whether a stored action was applied or refused"}
+
+    def __init__(self, receiver: Receiver, slack_signing_secret: str = "") -> None:
+        self.receiver = receiver
+        self.slack_signing_secret = slack_signing_secret
+
+    @staticmethod
+    def serves(path: str) -> bool:
+        return path == SLACK_PATH or path.startswith("/api/")
+
+    @staticmethod
+    def endpoint_name(path: str) -> str:
+        return "slack_actions" if path == SLACK_PATH else "api"
+
+    async def route(self, path: str, scope: dict, receive: Receive, send: Send) -> int:
+        r, method = self.receiver, scope["method"]
+        if path == SLACK_PATH:
+            if method != "POST":
+                return await r.refuse(send, scope, 405, f"{path} takes POST, not {method}", [(b"allow", b"POST")])
+            return await self._slack(scope, receive, send)
+        if m := _INCIDENT_ACTIONS.fullmatch(path):
+            if method != "POST":
+                return await r.refuse(send, scope, 405, f"{path} takes POST, not {method}", [(b"allow", b"POST")])
+            return await self._api_action(int(m.group(1)), scope, receive, send)
+        if m := _ACTION.fullmatch(path):
+            if method not in ("GET", "HEAD"):
+                return await r.refuse(send, scope, 405, f"{path} takes GET, not {method}", [(b"allow", b"GET, HEAD")])
+            return await self._api_status(int(m.group(1)), scope, send)
+        return await r.refuse(send, scope, 404, f"no such endpoint: {path}; the API has POST "
+                                                "/api/v1/incidents/{id}/actions and GET /api/v1/actions/{id}")
+
+    # Slack
+
+    async def _slack(self, scope: dict, receive: Receive, send: Send) -> int:
+        r = self.receiver
+        received_at = r.clock()
+        if not self.slack_signing_secret:
+            return await r.refuse(send, scope, 404, "Slack interactivity is not configured here "
+                                                    "(set SLACK_SIGNING_SECRET)")
+        headers = _headers(scope)
+        body = await self._body(scope, receive, send, headers, r.max_body_bytes)
+        if isinstance(body, int):
+            return body
+        try:
+            signature = check_slack_signature(self.slack_signing_secret, headers, body, received_at.timestamp())
+        except AuthFailed as exc:
+            return await r.unauthorized(send, scope, exc)
+        request = InboxRequest(received_at, Door.SLACK, body, kept_headers(Door.SLACK, headers), _client(scope),
+                               headers.get("content-type"))
+        try:
+            await r.write(request, signature)
+        except NotStored as exc:  # a 503, which Slack shows the person as an error
+            return await r.unavailable(send, scope, str(exc))
+        return await respond(send, 200, b"", b"text/plain; charset=utf-8")
+
+    # REST
+
+    async def _api_action(self, incident_id: int, scope: dict, receive: Receive, send: Send) -> int:
+        r = self.receiver
+        received_at = r.clock()
+        headers = _headers(scope)
+        token = _bearer(headers)
+        if token is None:
+            return await self._no_token(send, scope, "missing Authorization: Bearer <token> header")
+        try:
+            owner, exists = await self._in_thread(self._lookup, token, incident_id)
+        except SQLAlchemyError as exc:
+            return await r.unavailable(send, scope, f"database unavailable: {short_error(exc)}; not stored, retry")
+        if owner is None:
+            return await self._no_token(send, scope, "unknown or revoked API token")
+        body = await self._body(scope, receive, send, headers, API_MAX_BODY)
+        if isinstance(body, int):
+            return body
+        try:
+            check_api_body(body)
+        except BadRequest as exc:
+            return await r.refuse(send, scope, 400, str(exc))
+        if not exists:
+            return await r.refuse(send, scope, 404, f"incident {incident_id} not found")
+        request = InboxRequest(received_at, Door.API, body, kept_headers(Door.API, headers), _client(scope),
+                               headers.get("content-type"), incident_id=incident_id, token_id=owner.id,
+                               token_name=owner.name)
+        try:
+            action_id = await r.write(request, None)
+        except NotStored as exc:
+            return await r.unavailable(send, scope, str(exc))
+        return await json_answer(send, 202, {"action_id": action_id, "state": "pending",
+                                             "status": f"/api/v1/actions/{action_id}"})
+
+    async def _api_status(self, action_id: int, scope: dict, send: Send) -> int:
+        r = self.receiver
+        token = _bearer(_headers(scope))
+        if token is None:
+            return await self._no_token(send, scope, "missing Authorization: Bearer <token> header")
+        try:
+            owner, status = await self._in_thread(self._status, token, action_id)
+        except SQLAlchemyError as exc:
+            return await r.unavailable(send, scope, f"database unavailable: {short_error(exc)}")
+        if owner is None:
+            return await self._no_token(send, scope, "unknown or revoked API token")
+        if status is None:
+            return await r.refuse(send, scope, 404, f"action {action_id} not found")
+        return await json_answer(send, 200, {
+            "action_id": status["id"], "door": status["door"], "incident_id": status["incident_id"],
+            "state": status["state"], "reason": status["reason"],
+            "received_at": status["received_at"].isoformat(),
+            "applied_at": status["applied_at"].isoformat() if status["applied_at"] else None})
+
+    # Helpers
+
+    def _lookup(self, token: str, incident_id: int) -> tuple[TokenOwner | None, bool]:
+        with self.receiver.engine.connect() as conn:
+            owner = owner_of(conn, token)
+            return owner, owner is not None and incident_exists(conn, incident_id)
+
+    def _status(self, token: str, action_id: int) -> tuple[TokenOwner | None, dict | None]:
+        with self.receiver.engine.connect() as conn:
+            owner = owner_of(conn, token)
+            return owner, action_status(conn, action_id) if owner is not None else None
+
+    async def _in_thread(self, func, *args):
+        return await asyncio.get_running_loop().run_in_executor(None, func, *args)
+
+    async def _body(self, scope: dict, receive: Receive, send: Send, headers: dict, limit: int) -> bytes | int:
+        """The body, or the status answered instead (413, or 499 when the client left)."""
+        r = self.receiver
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            return await r.too_large(send, scope, limit)
+        try:
+            return await read_body(receive, limit)
+        except BodyTooLarge:
+            return await r.too_large(send, scope, limit)
+        except ClientGone:
+            return 499
+
+    async def _no_token(self, send: Send, scope: dict, why: str) -> int:
+        self.receiver.metrics.rejected.labels("unauthorized").inc()
+        return await self.receiver.refuse(send, scope, 401, f"unauthorized: {why}", CHALLENGE)
+
+
+def _headers(scope: dict) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+def _client(scope: dict) -> str | None:
+    client = scope.get("client")
+    return client[0] if client else None
+
+
+def _bearer(headers: dict[str, str]) -> str | None:
+    scheme, _, credentials = headers.get("authorization", "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        return None
+    return credentials.strip()
