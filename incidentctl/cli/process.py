@@ -51,7 +51,7 @@ def process(
             summary = process_pending(engine, rules, batch_size=size, clock=c.clock, limit=limit, lease=c.lease())
     with make_session() as session:
         actions = apply_pending(engine, allow=AllowList.configured(c.settings), session=session, clock=c.clock,
-                                timeout=c.settings.slack_timeout)
+                                timeout=c.settings.slack_timeout, lease=c.lease())
     values = {**summary.as_dict(), "actions_applied": actions.applied, "actions_refused": actions.refused}
     if output is OutputFormat.json:
         typer.echo(dumps(values))

@@ -335,7 +335,8 @@ def replay(engine: Engine, paths: Sequence[str], *, clock: Callable[[], datetime
                 return
             summary.actions += 1
             if process_with is not None:
-                summary.actions_applied += apply_pending(engine, allow=AllowList(), session=None, clock=clock).applied
+                summary.actions_applied += apply_pending(engine, allow=AllowList(), session=None, clock=clock,
+                                                       lease=held).applied
 
         for path in files:
             summary.files += 1

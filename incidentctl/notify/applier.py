@@ -30,10 +30,11 @@ from sqlalchemy.exc import IntegrityError
 
 from incidentctl.db.capabilities import capabilities
 from incidentctl.db.engine import database_errors, short_error
+from incidentctl.db.lease import Lease
 from incidentctl.db.retry import retry_conflicts
 from incidentctl.db.schema import action_inbox, incidents
 from incidentctl.durations import format_duration, parse_duration
-from incidentctl.errors import DatabaseConflict, DatabaseUnavailable, IncidentctlError, NotFound
+from incidentctl.errors import DatabaseConflict, DatabaseUnavailable, IncidentctlError, LeaseLost, NotFound
 from incidentctl.incidents.actions import note_on, record_on, transition_on
 from incidentctl.incidents.model import TimelineKind
 from incidentctl.ingest.inbox import ActionKind, InboxState
@@ -73,15 +74,20 @@ class Refused(IncidentctlError):
 
 
 def apply_pending(engine: Engine, *, allow: AllowList, session: requests.Session | None,
-                  clock: Callable[[], datetime], limit: int | None = None, timeout: float = 10.0) -> ApplySummary:
+                  clock: Callable[[], datetime], limit: int | None = None, timeout: float = 10.0,
+                  lease: Lease | None = None) -> ApplySummary:
     """Applies pending inbox rows oldest first, then sends the replies owed; returns the counts.
-    With no `session` (replay: history), nobody is told anything. Raises DatabaseUnavailable
-    (the rows not reached stay pending)."""
+    With no `session` (replay: history), nobody is told anything. Holds `lease` (default: the
+    applier lease with default times; nested in a holder's `with`, held once) and fences each
+    row's transaction on it, so actions apply in one order with the alerts' batches, cluster-wide.
+    Raises DatabaseUnavailable (the rows not reached stay pending), ProcessingBusy (another
+    worker holds the lease) and LeaseLost."""
     now = clock()
     summary = ApplySummary()
-    with database_errors(engine):
+    lease = lease or Lease(engine)
+    with database_errors(engine), lease:
         for row in _pending_rows(engine, limit):
-            outcome = _apply_row(engine, row, allow, now, tell=session is not None)
+            outcome = _apply_row(engine, row, allow, now, tell=session is not None, lease=lease)
             if outcome == InboxState.APPLIED:
                 summary.applied += 1
             elif outcome == InboxState.REFUSED:
@@ -107,7 +113,8 @@ def _pending_rows(engine: Engine, limit: int | None):
         last, seen = page[-1].id, seen + len(page)
 
 
-def _apply_row(engine: Engine, row: InboxRow, allow: AllowList, now: datetime, tell: bool) -> InboxState | None:
+def _apply_row(engine: Engine, row: InboxRow, allow: AllowList, now: datetime, tell: bool,
+               lease: Lease) -> InboxState | None:
     """Applies one row or marks it refused; returns which (None: another applier had it, or it
     is left pending after conflicting past its retries)."""
     response_url = None
@@ -127,6 +134,7 @@ def _apply_row(engine: Engine, row: InboxRow, allow: AllowList, now: datetime, t
                 what = _apply(conn, intent)
                 conn.execute(update(action_inbox).where(action_inbox.c.id == row.id).values(
                     state=InboxState.APPLIED, reason=what[:1000], applied_at=now, dedupe_key=intent.dedupe_key))
+                lease.fence(conn)
             return InboxState.APPLIED
 
         # A conflict with a concurrent transaction (1213/1205, another Galera node) runs it again.
@@ -139,7 +147,7 @@ def _apply_row(engine: Engine, row: InboxRow, allow: AllowList, now: datetime, t
     except IntegrityError:  # another applier took the same dedupe key between our check and write
         reason = "the same click was already applied"
     except IncidentctlError as exc:
-        if isinstance(exc, DatabaseUnavailable):
+        if isinstance(exc, DatabaseUnavailable | LeaseLost):
             raise
         reason = str(exc)
     except Exception as exc:  # a bug must not hold the rows behind this one

@@ -161,8 +161,12 @@ def cycle_jobs(engine, settings, session, clock: Callable[[], datetime]) -> list
     allow = AllowList.configured(settings)
 
     def actions() -> Mapping[str, Any]:
-        return apply_pending(engine, allow=allow, session=session, clock=clock,
-                             timeout=settings.slack_timeout).as_dict()
+        try:
+            return apply_pending(engine, allow=allow, session=session, clock=clock,
+                                 timeout=settings.slack_timeout, lease=lease).as_dict()
+        except ProcessingBusy as exc:
+            holder = exc.holder
+            return {"standby": f"lease held by {holder.owner}" if holder is not None else str(exc)}
 
     def notify() -> Mapping[str, Any]:
         summary = notify_pending(engine, settings, session, clock=clock, routes=routes, api=api,

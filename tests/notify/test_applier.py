@@ -6,13 +6,15 @@ longer applies is refused with its reason, and a Slack person is told at the fak
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
 from sqlalchemy import select
 
+from incidentctl.db.lease import Lease
 from incidentctl.db.schema import action_inbox, incident_events, incidents, silences
+from incidentctl.errors import LeaseLost, ProcessingBusy
 from incidentctl.incidents.actions import transition
 from incidentctl.ingest.receiver.app import Receiver
 from incidentctl.ingest.tokens import add_token
@@ -238,3 +240,30 @@ def test_an_ack_after_the_cli_resolved_it_is_refused(engine, receiver, clicks, s
     apply(engine, session)
     assert inbox(engine)[0]["state"] == "refused"
     assert "resolved" in slack.ephemeral[0]["body"]["text"]
+
+
+def test_actions_wait_for_the_applier_lease_held_by_another_worker(engine, receiver, clicks, slack, session):
+    iid = add_incident(engine)
+    click(receiver, clicks, slack, f"ic1:ack:{iid}")
+    other = Lease(engine, owner="host-b:2:worker", heartbeat=False)
+    with other, pytest.raises(ProcessingBusy):
+        apply_pending(engine, allow=OPEN, session=session, clock=lambda: T0,
+                      lease=Lease(engine, owner="host-a:1:standby", heartbeat=False, wait=0))
+    assert inbox(engine)[0]["state"] == "pending"  # nothing applied while another worker held it
+    assert apply(engine, session).applied == 1
+
+
+def test_an_applier_that_lost_the_lease_applies_nothing_after_it(engine, receiver, clicks, slack, session):
+    iid = add_incident(engine)
+    click(receiver, clicks, slack, f"ic1:ack:{iid}")
+    now = [datetime.now(timezone.utc)]
+    stale = Lease(engine, clock=lambda: now[0], owner="host-a:1:stale", ttl=5, heartbeat=False)
+    standby = Lease(engine, clock=lambda: now[0], owner="host-b:2:standby", ttl=5, heartbeat=False, wait=0)
+    with stale:
+        now[0] += timedelta(seconds=6)  # it stalls past its expiry; the standby takes over
+        standby.acquire()
+        with pytest.raises(LeaseLost):
+            apply_pending(engine, allow=OPEN, session=session, clock=lambda: T0, lease=stale)
+    assert (inbox(engine)[0]["state"], incident(engine, iid)["status"]) == ("pending", "open")  # rolled back
+    standby.release()
+    assert apply(engine, session).applied == 1
