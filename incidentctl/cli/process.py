@@ -39,19 +39,21 @@ def process(
     engine = c.engine
     show_bar = err_console.is_terminal and backlog(engine) >= PROGRESS_MIN_ROWS
     rules, size = Rules.configured(c.settings), batch_size or c.settings.batch_size
-    with batch_collection():
-        if show_bar:
-            with Progress(TextColumn("processing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                          console=err_console, transient=True) as bar:
-                task = bar.add_task("rows", total=None)
-                summary = process_pending(engine, rules, batch_size=size, clock=c.clock, limit=limit,
-                                          progress=lambda done, total: bar.update(task, completed=done, total=total),
-                                          lease=c.lease())
-        else:
-            summary = process_pending(engine, rules, batch_size=size, clock=c.clock, limit=limit, lease=c.lease())
-    with make_session() as session:
-        actions = apply_pending(engine, allow=AllowList.configured(c.settings), session=session, clock=c.clock,
-                                timeout=c.settings.slack_timeout, lease=c.lease())
+    lease = c.lease()
+    with lease:  # held once across the alerts and the actions, so they apply in one order
+        with batch_collection():
+            if show_bar:
+                with Progress(TextColumn("processing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                              console=err_console, transient=True) as bar:
+                    task = bar.add_task("rows", total=None)
+                    summary = process_pending(
+                        engine, rules, batch_size=size, clock=c.clock, limit=limit, lease=lease,
+                        progress=lambda done, total: bar.update(task, completed=done, total=total))
+            else:
+                summary = process_pending(engine, rules, batch_size=size, clock=c.clock, limit=limit, lease=lease)
+        with make_session() as session:
+            actions = apply_pending(engine, allow=AllowList.configured(c.settings), session=session, clock=c.clock,
+                                    timeout=c.settings.slack_timeout, lease=lease)
     values = {**summary.as_dict(), "actions_applied": actions.applied, "actions_refused": actions.refused}
     if output is OutputFormat.json:
         typer.echo(dumps(values))
