@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from incidentctl.db.schema import action_inbox
 from incidentctl.ingest.receiver.app import Receiver
@@ -16,6 +16,7 @@ from incidentctl.ingest.tokens import add_token, revoke_token
 from tests.support import T0
 from tests.support.asgi import call
 from tests.support.factories import add_incident, count_rows
+from tests.support.inbox import clicking_receiver, inbox
 from tests.support.slack_interactions import TAMPERS, SlackInteractions, sign
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -23,21 +24,13 @@ SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 
 @pytest.fixture
 def receiver(engine):
-    r = Receiver(engine, max_body_bytes=256 * 1024, write_timeout=5.0, clock=lambda: T0,
-                 slack_signing_secret=SECRET)
-    r.start()
-    yield r
-    r.stop()
+    with clicking_receiver(engine, SECRET) as r:
+        yield r
 
 
 @pytest.fixture
 def slack():
     return SlackInteractions(SECRET, clock=lambda: T0.timestamp())
-
-
-def inbox(engine) -> list[dict]:
-    with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(select(action_inbox).order_by(action_inbox.c.id))]
 
 
 def post(receiver, request):

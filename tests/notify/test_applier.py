@@ -16,7 +16,6 @@ from incidentctl.db.lease import Lease
 from incidentctl.db.schema import action_inbox, incident_events, incidents, silences
 from incidentctl.errors import LeaseLost, ProcessingBusy
 from incidentctl.incidents.actions import transition
-from incidentctl.ingest.receiver.app import Receiver
 from incidentctl.ingest.tokens import add_token
 from incidentctl.notify.applier import apply_pending
 from incidentctl.notify.intent import AllowList
@@ -24,6 +23,7 @@ from tests.support import T0
 from tests.support.asgi import call
 from tests.support.cli import invoke
 from tests.support.factories import add_incident, count_rows
+from tests.support.inbox import clicking_receiver, inbox
 from tests.support.slack_web_fake import FakeSlackWeb, SlackInteractions, sign
 
 SECRET = "test-signing-secret"
@@ -31,11 +31,8 @@ SECRET = "test-signing-secret"
 
 @pytest.fixture
 def receiver(engine):
-    r = Receiver(engine, max_body_bytes=256 * 1024, write_timeout=5.0, clock=lambda: T0,
-                 slack_signing_secret=SECRET)
-    r.start()
-    yield r
-    r.stop()
+    with clicking_receiver(engine, SECRET) as r:
+        yield r
 
 
 @pytest.fixture
@@ -79,11 +76,6 @@ def timeline(engine, incident_id) -> list[dict]:
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(select(incident_events).where(e.incident_id == incident_id)
                                                        .order_by(e.id))]
-
-
-def inbox(engine) -> list[dict]:
-    with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(select(action_inbox).order_by(action_inbox.c.id))]
 
 
 def test_a_click_acknowledges_the_incident_with_the_slack_user_via_slack(engine, receiver, clicks, slack, session):
