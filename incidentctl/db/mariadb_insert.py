@@ -185,6 +185,11 @@ def _statements(conn: Connection, table: Table, names: list[str], rows: Sequence
     yield head + ",".join(parts) + tail
 
 
+# UTC datetimes → their literals, shared by every UtcDateTime column (a literal depends on the
+# value alone); emptied when it grows past TIME_LITERALS_MAX (a few MB).
+_TIME_LITERALS: dict[datetime, str] = {}
+TIME_LITERALS_MAX = 20_000
+
 # Rows rendered at a time, column by column: few enough that a batch of bodies' literals is
 # small beside a statement.
 RENDER_ROWS = 100
@@ -200,6 +205,13 @@ def _column_renderer(conn: Connection, column_type: Any, ahead: _SentAhead) -> C
     if _python_type(column_type) is bytes or isinstance(column_type, JsonText):
         return lambda values: list(map(convert, values))  # unique or unhashable: nothing to look up
     memo: dict[Any, str] = {}
+    if isinstance(column_type, UtcDateTime):
+        # One time is written to several columns and tables (a series' start is its row's
+        # starts_at and last_event_at and its timeline entry's time) and again in later batches
+        # (a series' counters): rendered once per run, not once per column.
+        if len(_TIME_LITERALS) > TIME_LITERALS_MAX:
+            _TIME_LITERALS.clear()
+        memo = _TIME_LITERALS
     get = memo.get
 
     def render_all(values: list) -> list[str]:

@@ -12,13 +12,14 @@ applies.
 
 A batch is three steps: `load_states` (store.py) reads the incidents its events touch,
 `decide_batch` decides every row's events in memory, `write_batch` (store.py) writes the
-outcome. `replay --process` takes the same steps for rows it stores as it goes
+outcome. While the server still runs the batch's writes, `ReadAhead` reads and parses the next
+batch's rows on a connection of its own. `replay --process` takes the same steps for rows it stores as it goes
 (`process_as_stored`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -147,6 +148,7 @@ def process_pending(
     lease = lease or Lease(engine)
     summary = ProcessSummary()
     conflicts = Conflicts()
+    ahead = ReadAhead(engine, size)
     with database_errors(engine), lease:
         total = backlog(engine) if progress else 0
         if limit is not None:
@@ -154,7 +156,7 @@ def process_pending(
         while limit is None or summary.rows < limit:
             want = size if limit is None else min(size, limit - summary.rows)
             done = _retrying(engine, lease, conflicts, partial(_queued_batch, size=want, rules=rules, clock=clock,
-                                                              cache=cache, lease=lease))
+                                                              cache=cache, lease=lease, ahead=ahead))
             if done.rows == 0:
                 break
             summary.add(done)
@@ -283,41 +285,91 @@ def _transaction(conn: Connection, cache: SeriesCache) -> Iterator[None]:
 
 
 def _queued_batch(conn: Connection, size: int, rules: Rules, clock: Callable[[], datetime],
-                  cache: SeriesCache, lease: Lease) -> ProcessSummary:
-    with _transaction(conn, cache):
-        done = _process_queued(conn, size, rules, clock, cache)
-        if done.rows:
-            lease.fence(conn)
-        return done
+                  cache: SeriesCache, lease: Lease, ahead: ReadAhead | None = None) -> ProcessSummary:
+    try:
+        with _transaction(conn, cache):
+            done = _process_queued(conn, size, rules, clock, cache, ahead)
+            if done.rows:
+                lease.fence(conn)
+            return done
+    except BaseException:
+        if ahead is not None:
+            ahead.drop()  # read while this batch's rows were queued: run again, the batch claims them
+        raise
 
 
-def _claim(conn: Connection, size: int) -> list:
-    """The oldest unprocessed rows: the lease makes this worker the only one taking them."""
-    query = (select(grafana_alerts.c.id, grafana_alerts.c.received_at, grafana_alerts.c.body,
-                    grafana_alerts.c.user_agent)
-             .where(grafana_alerts.c.processed_at.is_(None)).order_by(grafana_alerts.c.id).limit(size))
-    return list(conn.execute(query))
+@dataclass
+class Claimed:
+    """A batch's queued rows: their ids in queue order, the events of each row that parsed (by
+    position) and why each other row did not."""
+
+    ids: list[int]
+    parsed: list[tuple[int, list[AlertEvent]]]
+    failed: dict[int, str]
+
+
+def _claim(conn: Connection, size: int) -> Claimed:
+    """The oldest unprocessed rows, parsed: the lease makes this worker the only one taking them."""
+    return _parsed(conn.execute(_QUEUED.limit(size)))
+
+
+def _parsed(rows: Iterable) -> Claimed:
+    claimed = Claimed([], [], {})
+    for position, row in enumerate(rows):
+        claimed.ids.append(row.id)
+        try:
+            claimed.parsed.append((position, parse_body(bytes(row.body), row.received_at, row.user_agent)))
+        except Exception as exc:  # whatever one body raises is that row's error, never the batch's
+            claimed.failed[position] = error_text(exc)
+    return claimed
+
+
+class ReadAhead:
+    """The next batch's rows, read on a connection of their own and parsed while the server is
+    still writing the current batch (on MariaDB the writes run on the pipeline's thread, see
+    store.write_batch): the next batch starts deciding at once instead of waiting for the server,
+    then parsing. The worker holds the lease, so nobody else takes queued rows: the rows read
+    ahead are the ones the next batch would claim, the oldest unprocessed but the current
+    batch's. Only a read: a batch that fails or is retried drops them and claims afresh."""
+
+    def __init__(self, engine: Engine, size: int) -> None:
+        self.engine = engine
+        self.size = size
+        self._next: Claimed | None = None
+
+    def read(self, current: Sequence[int]) -> None:
+        taken = set(current)
+        with reader(self.engine).connect() as conn:
+            ids = [i for i in conn.scalars(_QUEUED_IDS.limit(self.size + len(taken))) if i not in taken]
+            rows = conn.execute(_BY_IDS, {"ids": ids[:self.size]}).all() if ids else []
+        self._next = _parsed(rows)
+
+    def take(self, size: int) -> Claimed | None:
+        """The rows read ahead for a batch of `size`, once; None when there are none to use (a
+        batch that finds the queue empty claims, as rows may have come since)."""
+        claimed, self._next = self._next, None
+        if claimed is None or not claimed.ids or len(claimed.ids) > size:
+            return None
+        return claimed
+
+    def drop(self) -> None:
+        self._next = None
 
 
 def _process_queued(conn: Connection, size: int, rules: Rules, clock: Callable[[], datetime],
-                    cache: SeriesCache) -> ProcessSummary:
-    """Claims up to `size` queued rows and processes them, marking them processed at one reading
-    of `clock`."""
-    claimed = _claim(conn, size)
-    if not claimed:
+                    cache: SeriesCache, ahead: ReadAhead | None = None) -> ProcessSummary:
+    """Claims up to `size` queued rows (or takes those `ahead` read) and processes them,
+    marking them processed at one reading of `clock`; meanwhile `ahead` reads the next ones."""
+    claimed = ahead.take(size) if ahead is not None else None
+    if claimed is None:
+        claimed = _claim(conn, size)
+    if not claimed.ids:
         return ProcessSummary()
     now = clock()
-    ids = [row.id for row in claimed]
-    parsed: list[tuple[int, list[AlertEvent]]] = []
-    failed: dict[int, str] = {}
-    for position, row in enumerate(claimed):
-        try:
-            parsed.append((position, parse_body(bytes(row.body), row.received_at, row.user_agent)))
-        except Exception as exc:  # whatever one body raises is that row's error, never the batch's
-            failed[position] = error_text(exc)
+    ids, parsed, failed = claimed.ids, claimed.parsed, dict(claimed.failed)
     states = load_states(conn, batch_fingerprints(parsed, rules.group_by), cache)
     decided = decide_batch(states, parsed, rules)
-    _write(conn, decided, ids, cache)
+    _write(conn, decided, ids, cache, meanwhile=None if ahead is None else partial(ahead.read, ids))
     failed.update(decided.errors)
     ok_ids = [ids[position] for position, _ in parsed if position not in failed]
     for chunk in chunks(ok_ids, 500):
@@ -326,7 +378,7 @@ def _process_queued(conn: Connection, size: int, rules: Rules, clock: Callable[[
         conn.execute(_MARK_FAILED, [{"_id": ids[position], "now": now, "error": error}
                                     for position, error in failed.items()])
     summary = decided.summary
-    summary.rows, summary.errors = len(claimed), len(failed)
+    summary.rows, summary.errors = len(ids), len(failed)
     return summary
 
 
@@ -351,12 +403,18 @@ def _apply_prepared(conn: Connection, prepared: PreparedRows, rules: Rules, cach
     return summary
 
 
-def _write(conn: Connection, decided: BatchDecision, raw_ids: Sequence[int], cache: SeriesCache) -> None:
-    write_batch(conn, decided.changes, raw_ids)
+def _write(conn: Connection, decided: BatchDecision, raw_ids: Sequence[int], cache: SeriesCache,
+           meanwhile: Callable[[], None] | None = None) -> None:
+    write_batch(conn, decided.changes, raw_ids, meanwhile=meanwhile)
     cache.stage(decided.changes.incidents.values())
 
 
 # Built once: statements built per call leave cyclic garbage (ops/gc_tuning.py).
+_QUEUED = (select(grafana_alerts.c.id, grafana_alerts.c.received_at, grafana_alerts.c.body, grafana_alerts.c.user_agent)
+           .where(grafana_alerts.c.processed_at.is_(None)).order_by(grafana_alerts.c.id))
+_QUEUED_IDS = select(grafana_alerts.c.id).where(grafana_alerts.c.processed_at.is_(None)).order_by(grafana_alerts.c.id)
+_BY_IDS = (select(grafana_alerts.c.id, grafana_alerts.c.received_at, grafana_alerts.c.body, grafana_alerts.c.user_agent)
+           .where(grafana_alerts.c.id.in_(bindparam("ids", expanding=True))).order_by(grafana_alerts.c.id))
 _MARK_PROCESSED = (update(grafana_alerts).where(grafana_alerts.c.id.in_(bindparam("ids", expanding=True)))
                    .values(processed_at=bindparam("now"), process_error=None))
 _MARK_FAILED = (update(grafana_alerts).where(grafana_alerts.c.id == bindparam("_id"))

@@ -121,6 +121,29 @@ def test_values_repeated_across_rows_are_stored_row_by_row(engine):
         assert [kept[i] for i in incident_ids] == labels
 
 
+@pytest.mark.backends("mysql")
+def test_times_rendered_once_per_run_are_stored_right_in_every_column_and_statement(engine, monkeypatch):
+    # UTC times' literals are kept across columns and statements (and emptied past a bound): the
+    # same instant, written as another offset, is the same literal; each row keeps its own time.
+    _mariadb_only(engine)
+    monkeypatch.setattr(bulk, "TIME_LITERALS_MAX", 5)
+    bulk._TIME_LITERALS.clear()
+    times = [datetime(2026, 3, 4, 5, 6, n, 70 * n, tzinfo=timezone.utc) for n in range(9)]
+    plus_two = timezone(timedelta(hours=2))
+    with engine.begin() as conn:
+        for _ in range(3):  # the first fills the memo past its bound; the next ones read from it
+            base = {"fingerprint": "f", "active_key": None, "status": "resolved", "title": "t", "severity": "info",
+                    "group_labels": {}, "common_labels": {}, "alert_count": 1, "series_count": 0,
+                    "series_firing": 0, "reopen_count": 0}
+            rows = [{**base, "opened_at": at if n % 2 else at.astimezone(plus_two),
+                     "last_alert_at": times[(n + 1) % len(times)]} for n, at in enumerate(times)]
+            ids = bulk.insert(conn, incidents, rows, returning="id")
+            stored = {r.id: (r.opened_at, r.last_alert_at)
+                      for r in conn.execute(select(incidents.c.id, incidents.c.opened_at, incidents.c.last_alert_at))}
+            assert [stored[i] for i in ids] == [(at, times[(n + 1) % len(times)]) for n, at in enumerate(times)]
+            assert len(bulk._TIME_LITERALS) <= len(times) + 5
+
+
 def _archive_rows(tag: str, count: int) -> list[dict]:
     at = datetime(2026, 3, 4, 5, 6, 7, tzinfo=timezone.utc)
     return [{"received_at": at, "source": "grafana", "remote_addr": None, "user_agent": None, "content_type": None,

@@ -10,8 +10,10 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import Engine, select
 
 from incidentctl.db.schema import (
+    grafana_alerts,
     incident_alerts,
     incident_events,
+    incident_labels,
     incidents,
     label_key,
     metadata,
@@ -55,6 +57,23 @@ def snapshot(engine: Engine) -> dict:
         del r["id"]
     return {"incidents": sorted(inc, key=lambda r: (r["fingerprint"], r["opened_at"])), "series": series,
             "events": events, "outbox": outbox, "series_labels": labels}
+
+
+def written_rows(engine: Engine) -> dict[str, list]:
+    """Every row processing wrote, in id order; where ids legitimately depend on how rows were
+    grouped into statements (a series upserted, a label set rewritten), without the id and sorted."""
+    with engine.connect() as conn:
+        def all_of(table, *, keep_id=True):
+            found = [dict(r._mapping) for r in conn.execute(select(table).order_by(*table.primary_key.columns))]
+            if keep_id:
+                return found
+            return sorted(tuple(sorted((k, repr(v)) for k, v in r.items() if k != "id")) for r in found)
+
+        raw = [(r.id, r.process_error, r.processed_at is not None) for r in conn.execute(
+            select(grafana_alerts.c.id, grafana_alerts.c.process_error, grafana_alerts.c.processed_at))]
+        return {"raw": raw, "incidents": all_of(incidents), "events": all_of(incident_events),
+                "outbox": all_of(notifications), "series": all_of(incident_alerts, keep_id=False),
+                "labels": all_of(incident_labels, keep_id=False), "series_labels": all_of(series_labels)}
 
 
 def series_label_index(engine: Engine) -> tuple[set, set]:
