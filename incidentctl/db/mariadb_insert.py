@@ -99,6 +99,22 @@ def _head_tail(conn: Connection, table: Table, names: list[str], update: Sequenc
     return head, " ON DUPLICATE KEY UPDATE " + ", ".join(assignments) if assignments else ""
 
 
+def update_statements(conn: Connection, table: Table, values: dict[str, Any], key: str,
+                      keys: Sequence[Any]) -> Iterator[str]:
+    """`UPDATE table SET values WHERE key IN (keys)` as statements of literal text (for a
+    `Pipeline`), CHUNK_KEYS keys each, the values rendered as `insert` renders them."""
+    quote = conn.dialect.identifier_preparer.quote
+    assignments = ", ".join(f"{quote(name)} = {_converter(conn, table.c[name].type)(value)}"
+                            for name, value in values.items())
+    literal = _converter(conn, table.c[key].type)
+    for start in range(0, len(keys), CHUNK_KEYS):
+        listed = ",".join(map(literal, keys[start:start + CHUNK_KEYS]))
+        yield f"UPDATE {quote(table.name)} SET {assignments} WHERE {quote(key)} IN ({listed})"
+
+
+CHUNK_KEYS = 500
+
+
 class Pipeline:
     """Statements run in order on a helper thread of their own, on the caller's connection, while
     the caller renders the next ones: the server's work on one statement overlaps ours on the

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from incidentctl.db import mariadb_insert
 from incidentctl.db.capabilities import capabilities
+from incidentctl.slicing import chunks
 
 # SQLite's multi-row INSERT … RETURNING statements carry up to this many bytes of binary values
 # (the archive's bodies); MariaDB's statements are mariadb_insert's.
@@ -116,6 +117,21 @@ def update_rows(conn: Connection, table: Table, rows: Sequence[dict]) -> None:
         conn.execute(_update_by_id(table, columns), [{**row, "_id": row["id"]} for row in rows])
 
 
+def update_where_in(conn: Connection, table: Table, values: dict[str, Any], key: str, keys: Sequence[Any]) -> None:
+    """Sets `values` on the rows of `table` whose `key` column is one of `keys`, in the caller's
+    transaction. Inside `pipelined` on MariaDB it may return before the server has run it."""
+    if not keys:
+        return
+    pipeline = _PIPELINES.get(id(conn))
+    if pipeline is not None:
+        for statement in mariadb_insert.update_statements(conn, table, values, key, keys):
+            pipeline.send(statement)
+        return
+    statement = _update_where_in(table, key, tuple(values))
+    for chunk in chunks(keys, mariadb_insert.CHUNK_KEYS):
+        conn.execute(statement, {**{f"_set_{c}": v for c, v in values.items()}, "_keys": list(chunk)})
+
+
 # Built once per table and set of columns: statements built per call leave cyclic garbage (ops/gc_tuning.py).
 @cache
 def _upsert(table: Table, on_duplicate_key: bool, key: tuple[str, ...], columns: tuple[str, ...]):
@@ -168,3 +184,9 @@ def _python_type(column_type) -> type | None:
         return column_type.python_type
     except NotImplementedError:
         return None
+
+
+@cache
+def _update_where_in(table: Table, key: str, columns: tuple[str, ...]):
+    return (update(table).where(table.c[key].in_(bindparam("_keys", expanding=True)))
+            .values({c: bindparam(f"_set_{c}") for c in columns}))

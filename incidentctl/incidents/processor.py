@@ -34,7 +34,7 @@ from incidentctl.db.capabilities import capabilities
 from incidentctl.db.engine import database_errors, reader
 from incidentctl.db.lease import Lease, applier_connection
 from incidentctl.db.retry import Conflicts, retry_conflicts
-from incidentctl.db.rows import insert_rows
+from incidentctl.db.rows import insert_rows, pipelined, update_where_in
 from incidentctl.db.schema import ERROR_TEXT_MAX, grafana_alerts
 from incidentctl.incidents.decide import decide_row
 from incidentctl.incidents.fingerprint import incident_fingerprint
@@ -42,7 +42,7 @@ from incidentctl.incidents.model import Action, IncidentState, Rules
 from incidentctl.incidents.parsing import AlertEvent, PayloadError, parse_body
 from incidentctl.incidents.series_cache import SeriesCache
 from incidentctl.incidents.store import Changes, load_states, write_batch
-from incidentctl.slicing import chunks, clip
+from incidentctl.slicing import clip
 
 BATCH_RETRIES = 3
 T = TypeVar("T")
@@ -369,11 +369,13 @@ def _process_queued(conn: Connection, size: int, rules: Rules, clock: Callable[[
     ids, parsed, failed = claimed.ids, claimed.parsed, dict(claimed.failed)
     states = load_states(conn, batch_fingerprints(parsed, rules.group_by), cache)
     decided = decide_batch(states, parsed, rules)
-    _write(conn, decided, ids, cache, meanwhile=None if ahead is None else partial(ahead.read, ids))
     failed.update(decided.errors)
     ok_ids = [ids[position] for position, _ in parsed if position not in failed]
-    for chunk in chunks(ok_ids, 500):
-        conn.execute(_MARK_PROCESSED, {"ids": chunk, "now": now})
+    with pipelined(conn):  # on MariaDB the statements may run on while the next rows are read
+        _write(conn, decided, ids, cache)
+        update_where_in(conn, grafana_alerts, {"processed_at": now, "process_error": None}, "id", ok_ids)
+        if ahead is not None:
+            ahead.read(ids)
     if failed:
         conn.execute(_MARK_FAILED, [{"_id": ids[position], "now": now, "error": error}
                                     for position, error in failed.items()])
@@ -403,9 +405,8 @@ def _apply_prepared(conn: Connection, prepared: PreparedRows, rules: Rules, cach
     return summary
 
 
-def _write(conn: Connection, decided: BatchDecision, raw_ids: Sequence[int], cache: SeriesCache,
-           meanwhile: Callable[[], None] | None = None) -> None:
-    write_batch(conn, decided.changes, raw_ids, meanwhile=meanwhile)
+def _write(conn: Connection, decided: BatchDecision, raw_ids: Sequence[int], cache: SeriesCache) -> None:
+    write_batch(conn, decided.changes, raw_ids)
     cache.stage(decided.changes.incidents.values())
 
 
@@ -415,8 +416,6 @@ _QUEUED = (select(grafana_alerts.c.id, grafana_alerts.c.received_at, grafana_ale
 _QUEUED_IDS = select(grafana_alerts.c.id).where(grafana_alerts.c.processed_at.is_(None)).order_by(grafana_alerts.c.id)
 _BY_IDS = (select(grafana_alerts.c.id, grafana_alerts.c.received_at, grafana_alerts.c.body, grafana_alerts.c.user_agent)
            .where(grafana_alerts.c.id.in_(bindparam("ids", expanding=True))).order_by(grafana_alerts.c.id))
-_MARK_PROCESSED = (update(grafana_alerts).where(grafana_alerts.c.id.in_(bindparam("ids", expanding=True)))
-                   .values(processed_at=bindparam("now"), process_error=None))
 _MARK_FAILED = (update(grafana_alerts).where(grafana_alerts.c.id == bindparam("_id"))
                 .values(processed_at=bindparam("now"), process_error=bindparam("error")))
 _SET_ERROR = (update(grafana_alerts).where(grafana_alerts.c.id == bindparam("_id"))

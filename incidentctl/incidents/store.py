@@ -15,7 +15,7 @@ series added, leaving out pairs the incident has indexed already.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -175,8 +175,7 @@ class Changes:
         self.events.extend((key, entry, raw_key) for entry in timeline)
 
 
-def write_batch(conn: Connection, changes: Changes, raw_ids: Sequence[int] | None = None, *,
-                meanwhile: Callable[[], None] | None = None) -> None:
+def write_batch(conn: Connection, changes: Changes, raw_ids: Sequence[int] | None = None) -> None:
     """Writes a batch's changes in the caller's transaction: inserts new incidents, updates the
     others, upserts touched series, appends timeline and outbox rows. A timeline entry names its
     raw row by a key, a position in `raw_ids` (or, without them, the row's id), and may name an
@@ -228,8 +227,6 @@ def write_batch(conn: Connection, changes: Changes, raw_ids: Sequence[int] | Non
                 {"incident_id": ids[key], "change": m.change, "reason": clip(m.reason, 255), "severity": m.severity,
                  "created_at": m.at, "state": OutboxState.PENDING, "attempts": 0}
                 for key, m in changes.messages])
-        if meanwhile is not None:
-            meanwhile()  # while the statements above may still be running
 
 
 def _upsert_series(conn: Connection, rows: list[dict], keys: tuple[str, ...]) -> None:

@@ -3,6 +3,7 @@ rendered (bulk) one."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
@@ -12,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from incidentctl.db import rows as rows_module
 from incidentctl.db.capabilities import capabilities
-from incidentctl.db.rows import insert_rows, pipelined, update_rows
+from incidentctl.db.rows import insert_rows, pipelined, update_rows, update_where_in
 from incidentctl.db.schema import grafana_alerts, incident_alerts, incidents, series_labels
 from incidentctl.ingest.archive import raw_alert
 from tests.support.factories import add_incident
@@ -120,6 +121,25 @@ def test_a_pipelined_block_writes_every_row_by_its_end(engine, path):
         # the block has ended: every statement ran, in order (the second met "b" and kept it)
         found = conn.execute(select(series_labels.c.name).where(series_labels.c.incident_id == incident)).scalars()
         assert sorted(found) == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("in_pipeline", [False, True])
+def test_update_where_in_sets_the_values_of_the_rows_named_and_no_other(engine, path, monkeypatch, in_pipeline):
+    monkeypatch.setattr(rows_module.mariadb_insert, "CHUNK_KEYS", 3)  # several statements
+    with engine.begin() as conn:
+        ids = insert_rows(conn, grafana_alerts, [raw_alert(b'{"n": %d}' % n, received_at=T).row() for n in range(8)],
+                          returning="id")
+    marked = T + timedelta(microseconds=123_456)
+    chosen = [ids[0], ids[2], ids[3], ids[5], ids[7]]
+    with engine.begin() as conn:
+        block = pipelined(conn) if in_pipeline else nullcontext()
+        with block:
+            update_where_in(conn, grafana_alerts, {"processed_at": marked, "process_error": "it's 50% done"}, "id",
+                            chosen)
+        found = dict(conn.execute(select(grafana_alerts.c.id, grafana_alerts.c.processed_at)).all())
+        errors = dict(conn.execute(select(grafana_alerts.c.id, grafana_alerts.c.process_error)).all())
+    assert found == {i: marked if i in chosen else None for i in ids}
+    assert errors == {i: "it's 50% done" if i in chosen else None for i in ids}
 
 
 @pytest.mark.backends("mysql")
