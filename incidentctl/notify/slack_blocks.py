@@ -290,15 +290,17 @@ REPLIES = {
 
 
 def thread_reply(kind: str, incident_id: int, title: str, *, by: str | None = None,
-                 detail: str | None = None, until: datetime | None = None, permalink: str | None = None) -> dict:
+                 detail: str | None = None, until: datetime | None = None, permalink: str | None = None,
+                 detail_limit: int = 2000) -> dict:
     """The thread answer for a change of an incident, e.g.
     `:white_check_mark: *Resolved* by bob · #42 HighCPU · lasted 1h5m · <link|announced here>`.
-    `detail` is free text (escaped: a reason, how long, a note), `until` the end of a silence,
+    `detail` is free text (escaped: a reason, how long, a note; cut to `detail_limit`
+    characters), `until` the end of a silence,
     `permalink` the message that announced the incident."""
     emoji, word = REPLIES.get(kind, (":information_source:", escape(kind.capitalize())))
     parts = [f"{emoji} *{word}*" + (f" by {actor(by)}" if by else ""), f"#{incident_id} {escape(clip(title, 200))}"]
     if detail:
-        parts.append(escape(clip(detail, 2000)))
+        parts.append(escape(clip(detail, detail_limit)))
     if until is not None:
         parts.append(f"until {slack_time(until)}")
     announced = link(permalink, "announced here")

@@ -24,6 +24,7 @@ from incidentctl.db.engine import reader
 from incidentctl.db.retry import retry_conflicts
 from incidentctl.db.rows import inserted_id
 from incidentctl.db.schema import (
+    incident_events,
     incidents,
     notifications,
     silences,
@@ -32,7 +33,8 @@ from incidentctl.db.schema import (
     slack_reminders,
     slack_replies,
 )
-from incidentctl.incidents.model import OutboxState
+from incidentctl.incidents.actions import note_reason
+from incidentctl.incidents.model import ChangeKind, OutboxState, TimelineKind
 from incidentctl.notify.silences import (
     matchers_from,
     matches_all,
@@ -88,7 +90,8 @@ def queue_replies(engine: Engine, since: datetime, now: datetime, limit: int = Q
     """Takes in up to `limit` changes not taken in yet, oldest first: each live message posted
     since `since` that shows the change's incident gets a reply row (unless the change is
     silenced: a suppressed row, or an incident silenced now; or the message announced it itself)
-    and is due for a re-render. Returns how many replies were queued."""
+    and is due for a re-render. A note gets its reply even while the incident is silenced, and
+    makes no re-render (the message does not show notes). Returns how many replies were queued."""
     return retry_conflicts(lambda: _queue_replies(engine, since, now, limit))
 
 
@@ -98,7 +101,8 @@ def _queue_replies(engine: Engine, since: datetime, now: datetime, limit: int) -
     # certification (1213) and its retry sees them taken.
     m, s, n, r = slack_messages.c, slack_message_incidents.c, notifications.c, slack_replies.c
     with engine.begin() as conn:
-        fresh = select(n.id, n.incident_id, n.state).where(n.threaded_at.is_(None)).order_by(n.id).limit(limit)
+        fresh = (select(n.id, n.incident_id, n.state, n.change).where(n.threaded_at.is_(None))
+                 .order_by(n.id).limit(limit))
         if capabilities(conn).row_locks:
             fresh = fresh.with_for_update()
         rows = conn.execute(fresh).all()
@@ -126,11 +130,13 @@ def _queue_replies(engine: Engine, since: datetime, now: datetime, limit: int) -
             for message_id in showing.get(row.incident_id, ()):
                 if (message_id, row.id) in announced:
                     continue
+                # A note changes nothing the message shows, and a silence quiets alerts, not people.
+                if row.change == ChangeKind.NOTE:
+                    replies.append(_reply_row(message_id, row.id, row.incident_id, now))
+                    continue
                 seen[message_id] = seen.get(message_id, 0) + 1
                 if row.state != OutboxState.SUPPRESSED and row.incident_id not in silenced:
-                    replies.append({"message_id": message_id, "notification_id": row.id,
-                                    "incident_id": row.incident_id, "state": PENDING, "created_at": now,
-                                    "attempts": 0})
+                    replies.append(_reply_row(message_id, row.id, row.incident_id, now))
         if replies:
             conn.execute(slack_replies.insert(), replies)
         for message_id, count in seen.items():
@@ -139,6 +145,11 @@ def _queue_replies(engine: Engine, since: datetime, now: datetime, limit: int) -
         for chunk in chunks(ids, 500):
             conn.execute(notifications.update().where(n.id.in_(chunk)).values(threaded_at=now))
     return len(replies)
+
+
+def _reply_row(message_id: int, notification_id: int, incident_id: int, now: datetime) -> dict:
+    return {"message_id": message_id, "notification_id": notification_id, "incident_id": incident_id,
+            "state": PENDING, "created_at": now, "attempts": 0}
 
 
 def take_in_silences(engine: Engine, since: datetime, now: datetime) -> int:
@@ -266,6 +277,33 @@ def claim_replies(engine: Engine, now: datetime, lease: timedelta, limit: int = 
                 .join(slack_messages, m.id == r.message_id).join(notifications, n.id == r.notification_id)
                 .join(incidents, i.id == r.incident_id).where(r.id.in_(chunk))))
     return sorted(rows, key=lambda x: x["id"])
+
+
+def note_texts(engine: Engine, rows: Sequence[Mapping[str, Any]]) -> dict[int, tuple[str, str]]:
+    """{outbox row id: (who, the whole text)} for claimed note replies: the outbox keeps 255
+    characters, the timeline row the note (same incident and time, and the same reason: found
+    again after a `rebuild`, which rewrites the timeline). A row whose note is not found is left
+    out (its reason serves)."""
+    notes = [r for r in rows if r["change"] == ChangeKind.NOTE]
+    if not notes:
+        return {}
+    e = incident_events.c
+    found: dict[tuple[int, datetime], list[tuple[str, str]]] = {}
+    with reader(engine).connect() as conn:
+        for chunk in chunks(notes, 500):
+            query = (select(e.incident_id, e.at, e.actor, e.detail)
+                     .where(e.incident_id.in_({r["incident_id"] for r in chunk}), e.kind == TimelineKind.NOTE,
+                            e.at.in_({r["created_at"] for r in chunk})).order_by(e.id))
+            for row in conn.execute(query):
+                text = (row.detail or {}).get("text") or ""
+                found.setdefault((row.incident_id, row.at), []).append((row.actor, text))
+    texts = {}
+    for r in notes:
+        match = next((note for note in found.get((r["incident_id"], r["created_at"]), ())
+                      if note_reason(*note) == r["reason"]), None)
+        if match is not None:
+            texts[r["notification_id"]] = match
+    return texts
 
 
 def prune_messages(engine: Engine, before: datetime) -> int:
