@@ -309,6 +309,19 @@ def thread_reply(kind: str, incident_id: int, title: str, *, by: str | None = No
     return {"text": clip(" · ".join(parts), MAX_TEXT)}
 
 
+def silence_reply(by: str | None, starts_at: datetime, ends_at: datetime, incidents: Sequence[tuple[int, str]],
+                  most: int = 5) -> dict:
+    """The thread answer for a silence that began covering incidents of a message, e.g.
+    `:no_bell: *Silenced* by mo for 4h (until <time>) · #42 HighCPU, #43 DiskFull`; the first
+    `most` incidents named, then how many more."""
+    named = [f"#{iid} {escape(clip(title, 200))}" for iid, title in incidents[:most]]
+    if len(incidents) > most:
+        named.append(f"and {len(incidents) - most} more")
+    head = (f":no_bell: *Silenced* by {actor(by)} for {format_duration(ends_at - starts_at)} "
+            f"(until {slack_time(ends_at)})")
+    return {"text": clip(" · ".join([head, ", ".join(named)] if named else [head]), MAX_TEXT)}
+
+
 def lasted(opened_at: datetime | None, resolved_at: datetime | None) -> str | None:
     """`lasted 1h5m`, for a resolve reply's detail."""
     if opened_at is None or resolved_at is None:

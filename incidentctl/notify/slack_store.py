@@ -36,6 +36,7 @@ from incidentctl.db.schema import (
 from incidentctl.incidents.actions import note_reason
 from incidentctl.incidents.model import ChangeKind, OutboxState, TimelineKind
 from incidentctl.notify.silences import (
+    active_at,
     matchers_from,
     matches_all,
     silence_for,
@@ -155,24 +156,52 @@ def _reply_row(message_id: int, notification_id: int, incident_id: int, now: dat
 def take_in_silences(engine: Engine, since: datetime, now: datetime) -> int:
     """Makes stale the live recent messages showing an incident that a silence began or stopped
     covering since the Slack app last looked at that silence (created, started, ended, expired);
-    returns how many messages. Reads the messages' incidents only when some silence changed."""
-    si, m, s = silences.c, slack_messages.c, slack_message_incidents.c
+    returns how many messages. A silence active now that a message posted before it began has not
+    heard of gets a reply row there (once per message and silence: `silenced by … for 4h`). Reads
+    the messages' incidents only when some silence changed."""
+    return retry_conflicts(lambda: _take_in_silences(engine, since, now))
+
+
+def _take_in_silences(engine: Engine, since: datetime, now: datetime) -> int:
+    # Two overlapping runs, as in _queue_replies: the silences' rows are locked (one server) or
+    # both runs write their slack_seen_at (Galera: one loses certification, its retry sees them seen).
+    si, m, s, r = silences.c, slack_messages.c, slack_message_incidents.c, slack_replies.c
 
     def crossed(moment):
         return and_(moment.is_not(None), moment <= now, or_(si.slack_seen_at.is_(None), moment > si.slack_seen_at))
 
     with engine.begin() as conn:
-        changed = [dict(r._mapping) for r in conn.execute(
-            select(silences).where(or_(si.slack_seen_at.is_(None), crossed(si.created_at), crossed(si.starts_at),
-                                       crossed(si.ends_at), crossed(si.expired_at))))]
+        query = select(silences).where(or_(si.slack_seen_at.is_(None), crossed(si.created_at), crossed(si.starts_at),
+                                           crossed(si.ends_at), crossed(si.expired_at)))
+        if capabilities(conn).row_locks:
+            query = query.with_for_update()
+        changed = [dict(row._mapping) for row in conn.execute(query)]
         if not changed:
             return 0
-        shown = conn.execute(select(s.message_id, incidents).join(incidents, incidents.c.id == s.incident_id)
-                             .join(slack_messages, m.id == s.message_id).where(_recent(since))).all()
-        matchers = [matchers_from(row["matchers"]) for row in changed]
-        stale = sorted({r.message_id for r in shown
-                        if any(matches_all(ms, silence_labels(r._mapping)) for ms in matchers)})
-        for chunk in chunks(stale, 500):
+        shown = conn.execute(select(s.message_id, m.posted_at, incidents)
+                             .join(incidents, incidents.c.id == s.incident_id)
+                             .join(slack_messages, m.id == s.message_id).where(_recent(since))
+                             .order_by(s.message_id, s.incident_id)).all()
+        stale: set[int] = set()
+        owed: dict[tuple[int, int], int] = {}  # (message, silence) → the first incident it covers there
+        for silence in changed:
+            matchers = matchers_from(silence["matchers"])
+            news = active_at(silence, now)
+            began = max(silence["created_at"], silence["starts_at"])
+            for row in shown:
+                if matches_all(matchers, silence_labels(row._mapping)):
+                    stale.add(row.message_id)
+                    if news and row.posted_at <= began:
+                        owed.setdefault((row.message_id, silence["id"]), row.id)
+        if owed:
+            for chunk in chunks(sorted({sid for _, sid in owed}), 500):
+                for pair in conn.execute(select(r.message_id, r.silence_id).where(r.silence_id.in_(chunk))):
+                    owed.pop(tuple(pair), None)
+        if owed:
+            conn.execute(slack_replies.insert(), [
+                {"message_id": mid, "silence_id": sid, "incident_id": iid, "state": PENDING, "created_at": now,
+                 "attempts": 0} for (mid, sid), iid in sorted(owed.items())])
+        for chunk in chunks(sorted(stale), 500):
             conn.execute(slack_messages.update().where(m.id.in_(chunk)).values(changes_seen=m.changes_seen + 1))
         conn.execute(silences.update().where(si.id.in_([row["id"] for row in changed])).values(slack_seen_at=now))
     return len(stale)
@@ -268,15 +297,39 @@ def claim_replies(engine: Engine, now: datetime, lease: timedelta, limit: int = 
         return claimed
     claimed = retry_conflicts(attempt)
     rows: list[dict] = []
+    si = silences.c
     with reader(engine).connect() as conn:
         for chunk in chunks(claimed, 500):
             rows.extend(dict(x._mapping) for x in conn.execute(
-                select(r.id, r.message_id, r.incident_id, r.notification_id, r.attempts, m.channel, m.ts,
-                       m.route, n.change, n.reason, n.created_at, i.title, i.opened_at, i.resolved_at,
-                       i.resolution)
-                .join(slack_messages, m.id == r.message_id).join(notifications, n.id == r.notification_id)
+                select(r.id, r.message_id, r.incident_id, r.notification_id, r.silence_id, r.attempts, m.channel,
+                       m.ts, m.route, n.change, n.reason, n.created_at, i.title, i.opened_at, i.resolved_at,
+                       i.resolution, si.created_by.label("silenced_by"), si.starts_at.label("silence_starts_at"),
+                       si.ends_at.label("silence_ends_at"), si.matchers.label("silence_matchers"))
+                .join(slack_messages, m.id == r.message_id).outerjoin(notifications, n.id == r.notification_id)
+                .outerjoin(silences, si.id == r.silence_id)
                 .join(incidents, i.id == r.incident_id).where(r.id.in_(chunk))))
     return sorted(rows, key=lambda x: x["id"])
+
+
+def silence_covers(engine: Engine, rows: Sequence[Mapping[str, Any]]) -> dict[int, list[tuple[int, str]]]:
+    """{reply id: [(incident id, title)]} for claimed silence replies: the incidents of the
+    reply's message that its silence covers, by id."""
+    owed = [x for x in rows if x["silence_id"] is not None]
+    if not owed:
+        return {}
+    s = slack_message_incidents.c
+    shown: dict[int, list] = {}
+    with reader(engine).connect() as conn:
+        for chunk in chunks(sorted({x["message_id"] for x in owed}), 500):
+            for row in conn.execute(select(s.message_id, incidents).join(incidents, incidents.c.id == s.incident_id)
+                                    .where(s.message_id.in_(chunk)).order_by(s.incident_id)):
+                shown.setdefault(row.message_id, []).append(row)
+    covers = {}
+    for x in owed:
+        matchers = matchers_from(x["silence_matchers"] or [])
+        covers[x["id"]] = [(row.id, row.title) for row in shown.get(x["message_id"], ())
+                           if matches_all(matchers, silence_labels(row._mapping))]
+    return covers
 
 
 def note_texts(engine: Engine, rows: Sequence[Mapping[str, Any]]) -> dict[int, tuple[str, str]]:

@@ -5,7 +5,8 @@ One run (`sync_messages`, called by `notify` and by `run` every slack_sync_inter
 1. `queue_replies`: each change (an outbox row: alerts, the CLI, the action inbox) of an incident
    that a live message posted within slack_update_window shows gets a reply row for that message
    (a note too: an outbox row only threads take, which makes no re-render);
-   a silence that began or stopped covering such an incident makes the message stale too.
+   a silence that began or stopped covering such an incident makes the message stale too, and
+   one that began after the message was posted is owed a reply there (once per message).
 2. Every such message whose incidents changed after what it shows is rendered again from its
    stored digest with the incidents' current states, the newest render only (coalesced), and
    sent with chat.update, paced. A message Slack will not edit any more (message_not_found,
@@ -38,7 +39,7 @@ from incidentctl.notify.pacing import backoff_seconds
 from incidentctl.notify.reminders import ESCALATE, REMIND, ReminderPolicy, Sent, decide, escalation_text, reminder_text
 from incidentctl.notify.routes import Route
 from incidentctl.notify.slack_api import OutcomeUnknown, Permanent, RateLimited, Retryable, SlackApi, SlackApiError
-from incidentctl.notify.slack_blocks import lasted, render_current, thread_reply
+from incidentctl.notify.slack_blocks import lasted, render_current, silence_reply, thread_reply
 from incidentctl.notify.slack_updates import FAILED, LOST, REPOSTED, RETRY, UPDATED, PendingUpdate, send_updates
 from incidentctl.slicing import clip
 
@@ -173,6 +174,7 @@ def _reply(engine: Engine, api: SlackApi, now: datetime, summary: SyncSummary, b
         return False
     first = store.announcing(engine, {r["incident_id"] for r in rows if r["change"] == "resolved"})
     notes = store.note_texts(engine, rows)
+    covers = store.silence_covers(engine, rows)
     by_message: dict[int, list[dict]] = {}
     for r in rows:
         by_message.setdefault(r["message_id"], []).append(r)
@@ -186,7 +188,8 @@ def _reply(engine: Engine, api: SlackApi, now: datetime, summary: SyncSummary, b
         if head["channel"] in dead_channels:
             store.settle_replies(engine, ids, next_attempt_at=now + PERMANENT_RETRY)
             continue
-        lines = [note_line(r, notes.get(r["notification_id"])) if r["change"] == "note"
+        lines = [_silence_line(r, covers[r["id"]]) if r["silence_id"] is not None
+                 else note_line(r, notes.get(r["notification_id"])) if r["change"] == "note"
                  else _reply_line(api, engine, r, first.get(r["incident_id"]), head) for r in message_rows]
         text = clip("\n".join(lines), MAX_REPLY_TEXT)
         try:
@@ -245,6 +248,12 @@ def note_line(row: dict, note: tuple[str, str] | None) -> str:
         by, text = note
     return thread_reply("note", row["incident_id"], row["title"], by=by, detail=text or None,
                         detail_limit=NOTE_TEXT)["text"]
+
+
+def _silence_line(row: dict, covered: list[tuple[int, str]]) -> str:
+    """A silence as a thread line: who, for how long, until when, and what it covers here."""
+    return silence_reply(row["silenced_by"], row["silence_starts_at"], row["silence_ends_at"],
+                         covered or [(row["incident_id"], row["title"])])["text"]
 
 
 def _permalink(api: SlackApi, engine: Engine, announced: dict | None) -> str | None:

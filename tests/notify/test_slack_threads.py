@@ -12,7 +12,7 @@ import requests
 from sqlalchemy import select
 
 from incidentctl.config import load_settings
-from incidentctl.db.schema import notifications, slack_replies
+from incidentctl.db.schema import incidents, notifications, slack_replies
 from incidentctl.incidents.actions import add_note, transition
 from incidentctl.ingest.tokens import add_token
 from incidentctl.notify.applier import apply_pending
@@ -24,7 +24,7 @@ from tests.support import T0
 from tests.support.asgi import call
 from tests.support.factories import add_incidents_with_changes, count_rows, outbox_rows
 from tests.support.inbox import clicking_receiver
-from tests.support.slack_web_fake import TOKEN, FakeSlackWeb, ManualClock
+from tests.support.slack_web_fake import TOKEN, FakeSlackWeb, ManualClock, SlackInteractions
 
 NOW = T0 + timedelta(minutes=1)
 CHANNEL = "C0ALERTS"
@@ -163,3 +163,86 @@ def test_a_note_from_the_rest_door_is_replied_with_the_other_changes_of_the_run(
         states = conn.execute(select(slack_replies.c.state)).scalars().all()
     assert sorted(states) == ["sent", "sent", "shown", "shown"]
     assert count_rows(engine, notifications, notifications.c.state == "thread") == 1
+
+
+# Silences: one reply per message and silence, when it begins covering incidents the message shows.
+
+def test_a_silence_is_replied_once_in_each_message_showing_what_it_covers(engine, fake, api):
+    from incidentctl.notify.silences import expire_silence
+
+    changes = add_incidents_with_changes(engine, 2, created_at=NOW)
+    covered, other = incident_of(engine, changes[0]), incident_of(engine, changes[1])
+    with engine.begin() as conn:  # the second incident is another service: the silence leaves it out
+        conn.execute(incidents.update().where(incidents.c.id == other)
+                     .values(service="db", group_labels={"service": "db"}, common_labels={"service": "db"}))
+    notify(engine, fake, api)
+    with engine.begin() as conn:
+        conn.execute(notifications.insert().values(incident_id=covered, change="escalated", reason="from warning",
+                                                   severity="critical", created_at=NOW + timedelta(minutes=1),
+                                                   state="pending", attempts=0))
+    notify(engine, fake, api, now=NOW + timedelta(minutes=1))
+    messages = top_level(fake)
+    silence = add_silence(engine, [Matcher("service", "api")], starts_at=NOW + timedelta(minutes=2),
+                          ends_at=NOW + timedelta(hours=4, minutes=2), comment="deploy", created_by="mo",
+                          now=NOW + timedelta(minutes=2))
+
+    summary = notify(engine, fake, api, now=NOW + timedelta(minutes=3))
+
+    assert summary.slack["replies"] == 2
+    until = NOW + timedelta(hours=4, minutes=2)
+    for message in messages:
+        (reply,) = [r for r in fake.thread(CHANNEL, message.ts) if "Silenced" in r.text]  # (and the escalation)
+        assert reply.text == (f":no_bell: *Silenced* by mo for 4h (until <!date^{int(until.timestamp())}"
+                              f"^{{date_short_pretty}} {{time}}|{until:%Y-%m-%d %H:%M} UTC>) · #{covered} Incident 0")
+        assert f"#{other}" not in reply.text
+    assert notify(engine, fake, api, now=NOW + timedelta(minutes=4)).slack["replies"] == 0
+    expire_silence(engine, silence["id"], NOW + timedelta(minutes=5))
+    ended = notify(engine, fake, api, now=NOW + timedelta(minutes=6))
+    assert ended.slack["updated"] == 2 and ended.slack["replies"] == 0  # its end edits, replies nothing
+    with engine.connect() as conn:
+        rows = conn.execute(select(slack_replies.c.message_id, slack_replies.c.notification_id,
+                                   slack_replies.c.state).where(slack_replies.c.silence_id == silence["id"])).all()
+    assert sorted((state, nid) for _, nid, state in rows) == [("sent", None), ("sent", None)]
+
+
+def test_a_message_posted_after_a_silence_began_gets_no_reply_for_it(engine, fake, api):
+    add_silence(engine, [Matcher("service", "db")], starts_at=NOW, ends_at=NOW + timedelta(hours=1),
+                comment="migration", created_by="mo", now=NOW)
+    add_incidents_with_changes(engine, 1, created_at=NOW)
+
+    notify(engine, fake, api, now=NOW + timedelta(minutes=1))
+
+    (message,) = top_level(fake)
+    assert fake.thread(CHANNEL, message.ts) == [] and count_rows(engine, slack_replies, slack_replies.c.silence_id
+                                                                 .is_not(None)) == 0
+
+
+@pytest.mark.parametrize("door", ["slack", "api"])
+def test_a_silence_from_slack_or_the_rest_door_is_replied_with_who_and_how_long(engine, fake, api, door):
+    # The messages are older than the click, which arrives at T0.
+    posted = T0 - timedelta(minutes=10)
+    (change,) = add_incidents_with_changes(engine, 1, created_at=posted)
+    notify(engine, fake, api, now=posted)
+    (message,) = top_level(fake)
+    incident = incident_of(engine, change)
+    clicks = SlackInteractions(SECRET, clock=lambda: T0.timestamp())
+    _, token = add_token(engine, "bob", created_by="admin", now=T0)
+    with clicking_receiver(engine, SECRET) as receiver, requests.Session() as session:
+        if door == "slack":
+            request = clicks.raw(f"ic1:silence:{incident}:4h", f"ic1:silence:{incident}:4h",
+                                 response_url=fake.response_url(CHANNEL, message.ts))
+            assert call(receiver, "POST", "/slack/actions", request.body, request.headers).status == 200
+        else:
+            answer = call(receiver, "POST", f"/api/v1/incidents/{incident}/actions",
+                          json.dumps({"action": "silence", "duration": "24h"}).encode(),
+                          {"authorization": f"Bearer {token}", "content-type": "application/json"})
+            assert answer.status == 202
+        assert apply_pending(engine, allow=AllowList(), session=session, clock=lambda: T0).applied == 1
+
+    notify(engine, fake, api, now=T0 + timedelta(minutes=1))
+
+    (reply,) = fake.thread(CHANNEL, message.ts)
+    who, length = ("alice", "4h") if door == "slack" else ("bob", "1d")
+    assert reply.text.startswith(f":no_bell: *Silenced* by {who} for {length} (until ")
+    assert reply.text.endswith(f" · #{incident} Incident 0")
+    assert any("silenced until" in (b.get("text") or {}).get("text", "") for b in message.blocks)  # and edited
