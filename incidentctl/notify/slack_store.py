@@ -306,8 +306,8 @@ def claim_replies(engine: Engine, now: datetime, lease: timedelta, limit: int = 
                        i.resolution, si.created_by.label("silenced_by"), si.starts_at.label("silence_starts_at"),
                        si.ends_at.label("silence_ends_at"), si.matchers.label("silence_matchers"))
                 .join(slack_messages, m.id == r.message_id).outerjoin(notifications, n.id == r.notification_id)
-                .outerjoin(silences, si.id == r.silence_id)
-                .join(incidents, i.id == r.incident_id).where(r.id.in_(chunk))))
+                .outerjoin(silences, si.id == r.silence_id).join(incidents, i.id == r.incident_id)
+                .where(r.id.in_(chunk), or_(n.id.is_not(None), si.id.is_not(None)))))
     return sorted(rows, key=lambda x: x["id"])
 
 
