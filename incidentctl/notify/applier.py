@@ -1,13 +1,13 @@
 """The batch side of the action inbox: apply people's actions oldest first, exactly once.
 
 `apply_pending` reads pending action_inbox rows in id order. Each row's meaning comes from its
-raw bytes (intent.py, pure); the allow-lists may refuse it (a Slack user group's members asked
-of Slack by usergroups.py, kept a while; when Slack cannot say, refused); then, in ONE transaction, the row
-is locked and found still pending, its dedupe key is checked, the action goes through the same
-transitions as the CLI (incidents/actions.py, silences.py) with `by` the Slack user or token
-owner and `via` slack or api on the timeline, and the row is marked applied. So a crash
-anywhere leaves the row pending and the incident untouched, and two appliers never apply a
-row twice (the row lock; SQLite has one writer).
+raw bytes (intent.py, pure); the allow-lists may refuse it (a Slack user group's members are
+asked of Slack by usergroups.py and kept a while; when Slack cannot say, refused); then, in ONE
+transaction, the row is locked and found still pending, its dedupe key is checked, the action
+goes through the same transitions as the CLI (incidents/actions.py, silences.py) with `by` the
+Slack user or token owner and `via` slack or api on the timeline, and the row is marked applied.
+So a crash anywhere leaves the row pending and the incident untouched, and two appliers never
+apply a row twice (the row lock; SQLite has one writer).
 
 An action that no longer applies (an ack of a resolved incident, an unknown id, a duplicate)
 is marked refused with the reason, in a transaction of its own, and the batch goes on: one bad

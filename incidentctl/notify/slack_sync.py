@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
+from incidentctl.incidents.model import ChangeKind
 from incidentctl.notify import slack_store as store
 from incidentctl.notify.pacing import backoff_seconds
 from incidentctl.notify.reminders import ESCALATE, REMIND, ReminderPolicy, Sent, decide, escalation_text, reminder_text
@@ -189,7 +190,7 @@ def _reply(engine: Engine, api: SlackApi, now: datetime, summary: SyncSummary, b
             store.settle_replies(engine, ids, next_attempt_at=now + PERMANENT_RETRY)
             continue
         lines = [_silence_line(r, covers[r["id"]]) if r["silence_id"] is not None
-                 else note_line(r, notes.get(r["notification_id"])) if r["change"] == "note"
+                 else _note_line(r, notes.get(r["notification_id"])) if r["change"] == ChangeKind.NOTE
                  else _reply_line(api, engine, r, first.get(r["incident_id"]), head) for r in message_rows]
         text = clip("\n".join(lines), MAX_REPLY_TEXT)
         try:
@@ -239,14 +240,14 @@ def _reply_line(api: SlackApi, engine: Engine, row: dict, announced: dict | None
     return reply["text"]
 
 
-def note_line(row: dict, note: tuple[str, str] | None) -> str:
+def _note_line(row: dict, note: tuple[str, str] | None) -> str:
     """A note as a thread line: `:memo: *Note* by alice · #42 HighCPU · <text>`, the text as long
     as a section may be (the reply as a whole is cut to MAX_REPLY_TEXT)."""
     if note is None:  # its timeline row is gone: the outbox's reason (`note by <who>: <text>`, cut)
         by, _, text = row["reason"].removeprefix("note by ").partition(": ")
     else:
         by, text = note
-    return thread_reply("note", row["incident_id"], row["title"], by=by, detail=text or None,
+    return thread_reply(ChangeKind.NOTE, row["incident_id"], row["title"], by=by, detail=text or None,
                         detail_limit=NOTE_TEXT)["text"]
 
 
