@@ -254,7 +254,11 @@ class Settings:
         "clicks are refused and the person told why.")
     slack_allowed_users: tuple[str, ...] = setting(
         "INCIDENTCTL_SLACK_ALLOWED_USERS", (), _csv,
-        "Slack user IDs (`U…`) who may act on incidents from Slack; empty: anyone in the channel.")
+        "Slack user IDs (`U…`) and user-group IDs (`S…`, looked up with the bot token; scope usergroups:read) "
+        "who may act on incidents from Slack; empty: anyone in the channel.")
+    slack_usergroup_ttl: float = setting(
+        "INCIDENTCTL_SLACK_USERGROUP_TTL", 300.0, _seconds,
+        "How long a Slack user group's members, once looked up, are trusted before Slack is asked again.")
     api_allowed_tokens: tuple[str, ...] = setting(
         "INCIDENTCTL_API_ALLOWED_TOKENS", (), _csv,
         "Names of the API tokens whose actions are applied (`incidentctl token list`); empty: every live token.")

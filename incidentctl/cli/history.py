@@ -61,7 +61,8 @@ def export_cmd(
                                        help="Write to PATH (gzip-compressed when it ends in .gz).",
                                        show_default="standard output"),
     incident: int | None = typer.Option(None, "--incident", metavar="ID", help="Only the requests this "
-                                           "incident was made from (see `show ID --raw`), as replay input."),
+                                           "incident was made from (see `show ID --raw`) and the actions "
+                                           "that name it, as replay input."),
     output: str = typer.Option(EXPORT_FORMAT, "--output", "-o", metavar=f"<{EXPORT_FORMAT}>",
                                callback=_export_format, help="Output format: JSON Lines, the only one."),
 ) -> None:
@@ -69,7 +70,8 @@ def export_cmd(
 
     Each object holds the request's time, source and headers and the body exactly as received
     (format: docs/REPORTS.md). Rows are streamed, so any size fits in memory. With --incident,
-    the requests one incident was made from: `replay` of them rebuilds it on another database.
+    the requests one incident was made from and people's actions on it: `replay` of them
+    rebuilds it on another database.
     """
     c = context(ctx)
     now = c.clock()

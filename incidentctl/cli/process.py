@@ -10,8 +10,10 @@ from incidentctl.cli.output import OutputFormat, dumps
 from incidentctl.incidents.model import Rules
 from incidentctl.incidents.processor import backlog, process_pending
 from incidentctl.notify.applier import apply_pending
+from incidentctl.notify.delivery import bot_api
 from incidentctl.notify.intent import AllowList
 from incidentctl.notify.slack import make_session
+from incidentctl.notify.usergroups import UserGroups
 from incidentctl.ops.gc_tuning import batch_collection
 
 PROGRESS_MIN_ROWS = 2000  # below this a run takes about a second: no bar
@@ -52,8 +54,9 @@ def process(
             else:
                 summary = process_pending(engine, rules, batch_size=size, clock=c.clock, limit=limit, lease=lease)
         with make_session() as session:
+            groups = UserGroups(bot_api(c.settings, session), ttl=c.settings.slack_usergroup_ttl)
             actions = apply_pending(engine, allow=AllowList.configured(c.settings), session=session, clock=c.clock,
-                                    timeout=c.settings.slack_timeout, lease=lease)
+                                    timeout=c.settings.slack_timeout, lease=lease, groups=groups)
     values = {**summary.as_dict(), "actions_applied": actions.applied, "actions_refused": actions.refused}
     if output is OutputFormat.json:
         typer.echo(dumps(values))

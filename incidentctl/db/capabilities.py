@@ -23,6 +23,7 @@ class Capabilities:
     delete_limit: bool  # DELETE … LIMIT
     packet_limit: bool  # a statement or a row read back travels in one packet of at most max_allowed_packet
     server_process: bool  # statements run in a server process, so a thread waiting on one frees our interpreter
+    alter_columns: bool  # ALTER TABLE … MODIFY a column / ADD a constraint; SQLite copies the table instead
 
 
 def capabilities(conn: Connection) -> Capabilities:
@@ -48,4 +49,5 @@ def _of(dialect: Dialect) -> Capabilities:
         delete_limit=mysql,
         packet_limit=mysql,
         server_process=mysql,  # SQLite works inside our process, under our interpreter lock
+        alter_columns=mysql,
     )

@@ -139,6 +139,29 @@ def _leases(conn: Connection) -> None:
         conn.exec_driver_sql(f"ALTER TABLE {notifications.name} ADD COLUMN {column.name} {kind} NULL")
 
 
+def _silence_replies(conn: Connection) -> None:
+    """slack_replies: a row may be owed for a silence (silence_id, unique per message) instead of
+    a change, so notification_id may be NULL. The rows are kept; SQLite, which cannot change a
+    column, gets the table copied into its new shape."""
+    names = {c["name"] for c in inspect(conn).get_columns(slack_replies.name)}
+    if "silence_id" in names:
+        return
+    if capabilities(conn).alter_columns:
+        kind = slack_replies.c.silence_id.type.compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f"ALTER TABLE {slack_replies.name} MODIFY notification_id {kind} NULL, "
+                             f"ADD COLUMN silence_id {kind} NULL AFTER notification_id, "
+                             "ADD CONSTRAINT ux_slack_replies_silence UNIQUE (message_id, silence_id)")
+        return
+    old = f"{slack_replies.name}_v8"
+    conn.exec_driver_sql(f"ALTER TABLE {slack_replies.name} RENAME TO {old}")
+    for index in slack_replies.indexes:  # index names are the database's, not the table's
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index.name}")
+    slack_replies.create(conn)
+    columns = ", ".join(sorted(names))
+    conn.exec_driver_sql(f"INSERT INTO {slack_replies.name} ({columns}) SELECT {columns} FROM {old}")
+    conn.exec_driver_sql(f"DROP TABLE {old}")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema: raw archive, incidents, events, outbox, silences", _initial),
     Migration(2, "incident_labels: the common labels of each incident, indexed for list --label", _incident_labels),
@@ -154,6 +177,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                  "messages kept current, their thread replies and reminders", _slack_messages),
     Migration(8, "leases: one applier at a time cluster-wide (owner, expiry, epoch); outbox claims by row update",
               _leases),
+    Migration(9, "slack_replies.silence_id: a thread reply owed for a silence that began covering "
+                 "incidents of a message", _silence_replies),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

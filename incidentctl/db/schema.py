@@ -468,15 +468,17 @@ slack_message_incidents = Table(
     Index("ix_slack_message_incidents_incident", "incident_id", "message_id"),
 )
 
-# Thread replies owed: one row per (message, change), sent coalesced (one reply per message per
-# run). Claimed before posting like the outbox; `unknown` (posted, no answer) is never re-sent.
-# The changes a digest announces are rows `shown` of their own message (no reply to itself).
+# Thread replies owed: one row per (message, change) or (message, silence), sent coalesced (one
+# reply per message per run). Claimed before posting like the outbox; `unknown` (posted, no
+# answer) is never re-sent. The changes a digest announces are rows `shown` of their own message
+# (no reply to itself). A silence's row names the first incident of the message it covers.
 slack_replies = Table(
     "slack_replies",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("message_id", Id, ForeignKey("slack_messages.id", ondelete="CASCADE"), nullable=False),
-    Column("notification_id", Id, nullable=False),
+    Column("notification_id", Id),  # the change (an outbox row); NULL: a silence's reply
+    Column("silence_id", Id),  # the silence that began covering incidents of the message
     Column("incident_id", Id, nullable=False),
     Column("state", String(16), nullable=False),  # pending | sent | unknown | failed | shown
     Column("created_at", UtcDateTime, nullable=False),
@@ -486,6 +488,7 @@ slack_replies = Table(
     Column("reply_ts", String(32)),
     Column("sent_at", UtcDateTime),
     UniqueConstraint("message_id", "notification_id", name="ux_slack_replies_change"),
+    UniqueConstraint("message_id", "silence_id", name="ux_slack_replies_silence"),
     Index("ix_slack_replies_state", "state", "id"),
 )
 

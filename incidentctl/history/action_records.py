@@ -29,6 +29,7 @@ from sqlalchemy import Connection, Engine, and_, or_, select
 
 from incidentctl.db.engine import database_errors, reader
 from incidentctl.db.schema import action_inbox, incidents
+from incidentctl.errors import NotFound
 from incidentctl.history.export import BadRecord, format_time, parse_utc
 from incidentctl.ingest.inbox import Door, InboxRequest, InboxState, insert_requests
 from incidentctl.notify.intent import InboxRow, Unusable, read_intent
@@ -82,6 +83,18 @@ def iter_actions(engine: Engine, since: datetime | None = None, until: datetime 
             row["incident_opened_at"] = incident.opened_at if incident else None
             yield row
         after = (page[-1]["received_at"], page[-1]["id"])
+
+
+def actions_on(engine: Engine, incident_id: int) -> Iterator[dict]:
+    """The inbox rows that name incident `incident_id` (the REST path, or a Slack button's
+    value), whatever became of them, by (received_at, id). An action on an incident comes after
+    it opened, so only rows received since are read. Raises NotFound."""
+    i = incidents.c
+    with database_errors(engine), reader(engine).connect() as conn:
+        opened_at = conn.scalar(select(i.opened_at).where(i.id == incident_id))
+    if opened_at is None:
+        raise NotFound(f"incident {incident_id} not found")
+    return (row for row in iter_actions(engine, since=opened_at) if row["named_incident"] == incident_id)
 
 
 def _named_incident(row: dict) -> int | None:

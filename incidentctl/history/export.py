@@ -7,7 +7,8 @@ however large the archive is and no long transaction holds back writers. `incide
 finds the rows one incident was made from (`show --raw`, `export --incident`): the rows its
 timeline names and, since a repeat writes no timeline entry, the processed rows received during
 its life whose body carries one of its series — no link table, so the processor's hot path
-writes nothing more. Files are written through a temporary file renamed at the end.
+writes nothing more; `export --incident` adds the actions that name it (action_records.py).
+Files are written through a temporary file renamed at the end.
 """
 
 from __future__ import annotations
@@ -206,18 +207,19 @@ def export_archive(engine: Engine, out: BinaryIO | BufferedIOBase, *, since: dat
                    until: datetime | None = None, incident: int | None = None,
                    progress: Callable[[int], None] | None = None) -> ExportSummary:
     """Writes the archive (received in [since, until), or the rows of `incident`) as JSON
-    Lines to `out`; `progress(rows)` is called after each page. Without `incident`, people's
-    actions (the action inbox) are written among the webhooks in the order they were received
-    (action_records.py), so a replay applies them where they happened."""
+    Lines to `out`; `progress(rows)` is called after each page. People's actions (the action
+    inbox; with `incident`, those that name it) are written among the webhooks in the order they
+    were received (action_records.py), so a replay applies them where they happened."""
     # Imported here: action_records reads this module's record helpers.
-    from incidentctl.history.action_records import iter_actions, to_action_record
+    from incidentctl.history.action_records import actions_on, iter_actions, to_action_record
 
     purged: list[int] = []
     source: Iterable[Any]
+    actions: Iterator[dict]
     if incident is not None:
         selected = incident_rows(engine, incident)
         source, purged = selected.rows, selected.purged_ids
-        actions: Iterator[dict] = iter(())
+        actions = actions_on(engine, incident)
     else:
         source = iter_rows(engine, since, until)
         actions = iter_actions(engine, since, until)

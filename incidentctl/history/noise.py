@@ -198,7 +198,7 @@ def _attach_changes(conn: Connection, found: dict[int, _Incident], since: dateti
     query = (select(n.id, n.incident_id, n.change, n.created_at, n.severity, n.state, n.route, n.silence_id,
                     n.last_error.startswith(outbox.HELD_PREFIX, autoescape=True).label("held"))
              .select_from(notifications.join(incidents, i.id == n.incident_id))
-             .where(i.opened_at >= since, i.opened_at < until).order_by(n.id))
+             .where(i.opened_at >= since, i.opened_at < until, n.change != ChangeKind.NOTE).order_by(n.id))
     for nid, iid, change, at, severity, state, route, silence_id, held in conn.execute(query):
         incident = found.get(iid)
         if incident is None:

@@ -4,7 +4,8 @@ A transition loads the incident as the model's IncidentState, applies the model'
 (which says what is allowed and what changes) and writes back the columns that changed. Each
 takes `now` from the caller and writes an incident_events row with the actor, and the door the
 action came through (`via`: cli, slack, api) in its detail, in the same transaction; ack/resolve/
-reopen also write an outbox row for Slack. The `*_on` forms run in the caller's transaction (the
+reopen also write an outbox row for Slack's digests and threads, a note one for the threads only
+(state `thread`: no digest takes it). The `*_on` forms run in the caller's transaction (the
 inbox applier marks its row in the same one); the others open their own.
 """
 
@@ -130,9 +131,20 @@ def add_note(engine: Engine, incident_id: int, text: str, *, by: str, now: datet
 
 
 def note_on(conn: Connection, incident_id: int, text: str, *, by: str, now: datetime, via: str = Via.CLI) -> None:
-    """`add_note` in the caller's transaction."""
-    _locked(conn, incident_id)
+    """`add_note` in the caller's transaction: the timeline row, and an outbox row born `thread`
+    whose reason is `note_reason` (the Slack app replies it in the threads of the messages that
+    show the incident, reading the whole text from the timeline row; no digest takes it)."""
+    row = _locked(conn, incident_id)
     _event(conn, incident_id, TimelineKind.NOTE, now, by, {"text": text, "via": via})
+    conn.execute(notifications.insert().values(
+        incident_id=incident_id, change=ChangeKind.NOTE, reason=note_reason(by, text), severity=row.severity,
+        created_at=now, state=OutboxState.THREAD, attempts=0))
+
+
+def note_reason(by: str, text: str) -> str:
+    """A note's outbox reason: `note by <who>: <text>`, cut to the column's 255 characters (the
+    timeline row keeps the whole text)."""
+    return f"note by {by}: {text}"[:255]
 
 
 def record_on(conn: Connection, incident_id: int, kind: TimelineKind, *, by: str, now: datetime,

@@ -88,15 +88,20 @@ class ChangeKind(StrEnum):
     ESCALATED = "escalated"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
+    # A person's note: replied in the threads of the Slack app's messages, never in a digest
+    # (its row is born THREAD).
+    NOTE = "note"
 
 
 class OutboxState(StrEnum):
-    """Of an outbox row: pending until sent, failed for good, or suppressed by a silence."""
+    """Of an outbox row: pending until sent, failed for good, or suppressed by a silence; a note
+    is `thread` from the start (no digest takes it; only the Slack app's threads hear of it)."""
 
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"
     SUPPRESSED = "suppressed"
+    THREAD = "thread"
 
 
 _SEVERITY_RANK: dict[str, int] = {severity: rank for rank, severity in enumerate(Severity)}

@@ -1,12 +1,13 @@
 """The batch side of the action inbox: apply people's actions oldest first, exactly once.
 
 `apply_pending` reads pending action_inbox rows in id order. Each row's meaning comes from its
-raw bytes (intent.py, pure); the allow-lists may refuse it; then, in ONE transaction, the row
-is locked and found still pending, its dedupe key is checked, the action goes through the same
-transitions as the CLI (incidents/actions.py, silences.py) with `by` the Slack user or token
-owner and `via` slack or api on the timeline, and the row is marked applied. So a crash
-anywhere leaves the row pending and the incident untouched, and two appliers never apply a
-row twice (the row lock; SQLite has one writer).
+raw bytes (intent.py, pure); the allow-lists may refuse it (a Slack user group's members are
+asked of Slack by usergroups.py and kept a while; when Slack cannot say, refused); then, in ONE
+transaction, the row is locked and found still pending, its dedupe key is checked, the action
+goes through the same transitions as the CLI (incidents/actions.py, silences.py) with `by` the
+Slack user or token owner and `via` slack or api on the timeline, and the row is marked applied.
+So a crash anywhere leaves the row pending and the incident untouched, and two appliers never
+apply a row twice (the row lock; SQLite has one writer).
 
 An action that no longer applies (an ack of a resolved incident, an unknown id, a duplicate)
 is marked refused with the reason, in a transaction of its own, and the batch goes on: one bad
@@ -38,11 +39,21 @@ from incidentctl.errors import DatabaseConflict, DatabaseUnavailable, Incidentct
 from incidentctl.incidents.actions import note_on, record_on, transition_on
 from incidentctl.incidents.model import TimelineKind
 from incidentctl.ingest.inbox import ActionKind, InboxState
-from incidentctl.notify.intent import AllowList, InboxRow, Intent, Unusable, read_intent, refusal, response_url_of
+from incidentctl.notify.intent import (
+    AllowList,
+    InboxRow,
+    Intent,
+    Members,
+    Unusable,
+    read_intent,
+    refusal,
+    response_url_of,
+)
 from incidentctl.notify.silences import incident_matchers, silence_on
 from incidentctl.notify.slack import RETRYABLE, UNKNOWN
 from incidentctl.notify.slack_api import SlackApiError, respond
 from incidentctl.notify.slack_blocks import refusal as refusal_message
+from incidentctl.notify.usergroups import UserGroups
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +86,10 @@ class Refused(IncidentctlError):
 
 def apply_pending(engine: Engine, *, allow: AllowList, session: requests.Session | None,
                   clock: Callable[[], datetime], limit: int | None = None, timeout: float = 10.0,
-                  lease: Lease | None = None) -> ApplySummary:
+                  lease: Lease | None = None, groups: UserGroups | None = None) -> ApplySummary:
     """Applies pending inbox rows oldest first, then sends the replies owed; returns the counts.
+    `groups` looks up the Slack user groups of the allow-list (without it, a person allowed
+    only through a group is refused, saying why).
     With no `session` (replay: history), nobody is told anything. Holds `lease` (default: the
     applier lease with default times; nested in a holder's `with`, held once) and fences each
     row's transaction on it, so actions apply in one order with the alerts' batches, cluster-wide.
@@ -87,7 +100,8 @@ def apply_pending(engine: Engine, *, allow: AllowList, session: requests.Session
     lease = lease or Lease(engine)
     with database_errors(engine), lease:
         for row in _pending_rows(engine, limit):
-            outcome = _apply_row(engine, row, allow, now, tell=session is not None, lease=lease)
+            outcome = _apply_row(engine, row, allow, now, tell=session is not None, lease=lease,
+                                 members=groups.members if groups is not None else None)
             if outcome == InboxState.APPLIED:
                 summary.applied += 1
             elif outcome == InboxState.REFUSED:
@@ -114,14 +128,14 @@ def _pending_rows(engine: Engine, limit: int | None):
 
 
 def _apply_row(engine: Engine, row: InboxRow, allow: AllowList, now: datetime, tell: bool,
-               lease: Lease) -> InboxState | None:
+               lease: Lease, members: Members | None = None) -> InboxState | None:
     """Applies one row or marks it refused; returns which (None: another applier had it, or it
     is left pending after conflicting past its retries)."""
     response_url = None
     try:
         intent = read_intent(row)
         response_url = intent.response_url
-        why = refusal(intent, allow)
+        why = refusal(intent, allow, members)
         if why is not None:
             raise Refused(why)
 

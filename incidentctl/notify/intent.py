@@ -3,7 +3,8 @@
 `read_intent(row)` turns a stored request into an Intent — the action, the incident, who (the
 Slack user's name, or the API token's owner), through which door, and for Slack the
 response_url to answer on and a dedupe key — or raises Unusable with the reason. `refusal(intent,
-allow)` says why the allow-lists refuse it, or None.
+allow, members)` says why the allow-lists refuse it, or None; `members` (a Slack user group's
+members, looked up by notify/usergroups.py) is the one thing it is given rather than reads.
 
 Dedupe (Slack): the key is a sha256 of the team, the user, the action's `action_ts` and the
 element's action_id and value. Slack stamps `action_ts` when the person clicks, so a request
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -151,28 +152,65 @@ def _api_intent(row: InboxRow) -> Intent:
 
 @dataclass(frozen=True)
 class AllowList:
-    """Who may act; an empty set allows everyone through that door."""
+    """Who may act; an empty set allows everyone through that door. Slack people are allowed by
+    user id or by membership of a user group (`S…`)."""
 
     slack_channels: frozenset[str] = frozenset()
     slack_users: frozenset[str] = frozenset()
     tokens: frozenset[str] = frozenset()
+    slack_groups: frozenset[str] = frozenset()
 
     @classmethod
     def configured(cls, settings: Settings) -> AllowList:
-        return cls(frozenset(settings.slack_allowed_channels), frozenset(settings.slack_allowed_users),
-                   frozenset(settings.api_allowed_tokens))
+        people = frozenset(settings.slack_allowed_users)
+        groups = frozenset(p for p in people if p.startswith(GROUP_PREFIX))
+        return cls(frozenset(settings.slack_allowed_channels), people - groups,
+                   frozenset(settings.api_allowed_tokens), groups)
 
 
-def refusal(intent: Intent, allow: AllowList) -> str | None:
-    """Why the allow-lists refuse `intent`, or None."""
+GROUP_PREFIX = "S"  # Slack user-group ids (subteams); user ids start with U or W
+
+
+class MembershipUnknown(Exception):
+    """Who is in a Slack user group could not be found out; `reason` says why, for a person."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+# A user group's members (raises MembershipUnknown): notify/usergroups.py asks Slack.
+Members = Callable[[str], frozenset[str]]
+_NOT_ALLOWED = "you are not allowed to act on incidents from Slack (INCIDENTCTL_SLACK_ALLOWED_USERS)"
+
+
+def refusal(intent: Intent, allow: AllowList, members: Members | None = None) -> str | None:
+    """Why the allow-lists refuse `intent`, or None. A Slack user not listed by id is looked
+    for in the listed user groups with `members`, in id order; a group that cannot be looked up
+    (no `members`, or it raises) refuses with why: never an allow by default."""
     if intent.via is Via.SLACK:
         if allow.slack_channels and intent.slack_channel not in allow.slack_channels:
             return "actions from this channel are not allowed (INCIDENTCTL_SLACK_ALLOWED_CHANNELS)"
-        if allow.slack_users and intent.slack_user not in allow.slack_users:
-            return "you are not allowed to act on incidents from Slack (INCIDENTCTL_SLACK_ALLOWED_USERS)"
+        if (allow.slack_users or allow.slack_groups) and intent.slack_user not in allow.slack_users:
+            return _by_groups(intent.slack_user, allow.slack_groups, members)
     if intent.via is Via.API and allow.tokens and intent.token not in allow.tokens:
         return f"token {intent.token!r} is not allowed to act (INCIDENTCTL_API_ALLOWED_TOKENS)"
     return None
+
+
+def _by_groups(user: str | None, groups: frozenset[str], members: Members | None) -> str | None:
+    unknown = None
+    for group in sorted(groups):
+        try:
+            if members is None:
+                raise MembershipUnknown("no Slack bot token to look it up with")
+            if user is not None and user in members(group):
+                return None
+        except MembershipUnknown as exc:
+            unknown = unknown or f"could not check Slack user group {group}: {exc.reason}"
+    if unknown is not None:
+        return f"{_NOT_ALLOWED}: {unknown}"
+    return _NOT_ALLOWED
 
 
 def _mapping(value: object) -> Mapping:

@@ -21,7 +21,7 @@ from incidentctl.db.lease import owner_id
 from incidentctl.db.retry import Conflicts, retry_conflicts
 from incidentctl.db.rows import inserted_id
 from incidentctl.db.schema import deliveries, grafana_alerts, incident_alerts, incident_events, incidents, notifications
-from incidentctl.incidents.model import IncidentStatus, OutboxState, Severity, TimelineKind
+from incidentctl.incidents.model import ChangeKind, IncidentStatus, OutboxState, Severity, TimelineKind
 from incidentctl.notify.digest import Change, World
 from incidentctl.notify.thresholds import ChangeRecord
 from incidentctl.slicing import chunks
@@ -247,7 +247,8 @@ def alerts_fired(conn: Connection, incident_ids: Sequence[int]) -> dict[int, lis
 def change_histories(engine: Engine, incident_ids: Sequence[int], *, with_alerts: bool
                      ) -> dict[int, tuple[list[ChangeRecord], list[datetime]]]:
     """{incident id: (its outbox changes for the gate, when its alerts first fired)} — the
-    alerts only `with_alerts` (a threshold counting them)."""
+    alerts only `with_alerts` (a threshold counting them). Notes are not changes a digest
+    announces, so the gate does not see them."""
     n = notifications.c
     result: dict[int, tuple[list[ChangeRecord], list[datetime]]] = {}
     with reader(engine).connect() as conn:
@@ -256,7 +257,7 @@ def change_histories(engine: Engine, incident_ids: Sequence[int], *, with_alerts
             known = resolve_known_at(conn, chunk)
             fired = alerts_fired(conn, chunk) if with_alerts else {}
             query = (select(n.id, n.incident_id, n.change, n.created_at, n.severity, n.state, n.attempts)
-                     .where(n.incident_id.in_(chunk)).order_by(n.id))
+                     .where(n.incident_id.in_(chunk), n.change != ChangeKind.NOTE).order_by(n.id))
             for iid in chunk:
                 result[iid] = ([], fired.get(iid, []))
             for r in conn.execute(query):

@@ -40,6 +40,7 @@ SLACK_RATES: dict[str, tuple[Rate, ...]] = {
     "chat.update": (Rate(50 / 60, 5),),
     "chat.postEphemeral": (Rate(100 / 60, 10),),
     "chat.getPermalink": (Rate(100 / 60, 10),),
+    "usergroups.users.list": (Rate(20 / 60, 3),),  # Tier 2
 }
 
 

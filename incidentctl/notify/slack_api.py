@@ -1,5 +1,6 @@
 """The Slack Web API client: chat.postMessage / chat.update / chat.getPermalink /
-chat.postEphemeral with a bot token, and answers to an interaction's `response_url`.
+chat.postEphemeral and usergroups.users.list with a bot token, and answers to an interaction's
+`response_url`.
 
 Every answer is classified where it arrives, and a call that does not succeed raises one of:
 - `Retryable` — Slack did not act on it: no connection, HTTP 5xx, `service_unavailable`,
@@ -231,6 +232,11 @@ class SlackApi:
         """chat.getPermalink → the message's https link (a thread reply's carries its thread)."""
         data = self.call("chat.getPermalink", {"channel": channel, "message_ts": ts}, channel=channel, form=True)
         return str(data["permalink"])
+
+    def usergroup_members(self, usergroup: str) -> list[str]:
+        """usergroups.users.list (scope usergroups:read) → the user ids in the group."""
+        data = self.call("usergroups.users.list", {"usergroup": usergroup}, form=True)
+        return [str(user) for user in data.get("users") or []]
 
     def post_ephemeral(self, channel: str, user: str, text: str, blocks: list | None = None,
                        thread_ts: str | None = None) -> str:

@@ -290,21 +290,36 @@ REPLIES = {
 
 
 def thread_reply(kind: str, incident_id: int, title: str, *, by: str | None = None,
-                 detail: str | None = None, until: datetime | None = None, permalink: str | None = None) -> dict:
+                 detail: str | None = None, until: datetime | None = None, permalink: str | None = None,
+                 detail_limit: int = 2000) -> dict:
     """The thread answer for a change of an incident, e.g.
     `:white_check_mark: *Resolved* by bob · #42 HighCPU · lasted 1h5m · <link|announced here>`.
-    `detail` is free text (escaped: a reason, how long, a note), `until` the end of a silence,
+    `detail` is free text (escaped: a reason, how long, a note; cut to `detail_limit`
+    characters), `until` the end of a silence,
     `permalink` the message that announced the incident."""
     emoji, word = REPLIES.get(kind, (":information_source:", escape(kind.capitalize())))
     parts = [f"{emoji} *{word}*" + (f" by {actor(by)}" if by else ""), f"#{incident_id} {escape(clip(title, 200))}"]
     if detail:
-        parts.append(escape(clip(detail, 2000)))
+        parts.append(escape(clip(detail, detail_limit)))
     if until is not None:
         parts.append(f"until {slack_time(until)}")
     announced = link(permalink, "announced here")
     if announced:
         parts.append(announced)
     return {"text": clip(" · ".join(parts), MAX_TEXT)}
+
+
+def silence_reply(by: str | None, starts_at: datetime, ends_at: datetime, incidents: Sequence[tuple[int, str]],
+                  most: int = 5) -> dict:
+    """The thread answer for a silence that began covering incidents of a message, e.g.
+    `:no_bell: *Silenced* by mo for 4h (until <time>) · #42 HighCPU, #43 DiskFull`; the first
+    `most` incidents named, then how many more."""
+    named = [f"#{iid} {escape(clip(title, 200))}" for iid, title in incidents[:most]]
+    if len(incidents) > most:
+        named.append(f"and {len(incidents) - most} more")
+    head = (f":no_bell: *Silenced* by {actor(by)} for {format_duration(ends_at - starts_at)} "
+            f"(until {slack_time(ends_at)})")
+    return {"text": clip(" · ".join([head, ", ".join(named)] if named else [head]), MAX_TEXT)}
 
 
 def lasted(opened_at: datetime | None, resolved_at: datetime | None) -> str | None:

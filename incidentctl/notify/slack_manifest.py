@@ -5,7 +5,8 @@ schemas/manifest.schema.1.0.0.json; docs.slack.dev/reference/app-manifest): disp
 1–35 characters, bot display name 1–80, interactivity Request URL http(s) up to 3,500.
 Scopes are the fewest the app needs: `chat:write` covers chat.postMessage, chat.update and
 chat.postEphemeral in channels the bot was invited to; chat.getPermalink and response_url need
-none. `chat:write.public` (posting to public channels without an invitation) is left out: it
+none; `usergroups:read` lets the allow-list name Slack user groups (usergroups.users.list).
+`chat:write.public` (posting to public channels without an invitation) is left out: it
 lets the bot into every public channel, and an invitation is one command (`/invite @name`).
 No events, no slash commands, no incoming webhooks; token rotation off (a rotating token
 expires every 12 hours and needs a refresh flow incidentctl does not have).
@@ -17,7 +18,7 @@ import json
 from urllib.parse import urlsplit
 
 ACTIONS_PATH = "/slack/actions"
-BOT_SCOPES = ("chat:write",)
+BOT_SCOPES = ("chat:write", "usergroups:read")
 DEFAULT_NAME = "incidentctl"
 MAX_NAME = 35
 MAX_URL = 3500

@@ -24,6 +24,7 @@ from incidentctl.db.engine import reader
 from incidentctl.db.retry import retry_conflicts
 from incidentctl.db.rows import inserted_id
 from incidentctl.db.schema import (
+    incident_events,
     incidents,
     notifications,
     silences,
@@ -32,8 +33,10 @@ from incidentctl.db.schema import (
     slack_reminders,
     slack_replies,
 )
-from incidentctl.incidents.model import OutboxState
+from incidentctl.incidents.actions import note_reason
+from incidentctl.incidents.model import ChangeKind, OutboxState, TimelineKind
 from incidentctl.notify.silences import (
+    active_at,
     matchers_from,
     matches_all,
     silence_for,
@@ -88,7 +91,8 @@ def queue_replies(engine: Engine, since: datetime, now: datetime, limit: int = Q
     """Takes in up to `limit` changes not taken in yet, oldest first: each live message posted
     since `since` that shows the change's incident gets a reply row (unless the change is
     silenced: a suppressed row, or an incident silenced now; or the message announced it itself)
-    and is due for a re-render. Returns how many replies were queued."""
+    and is due for a re-render. A note gets its reply even while the incident is silenced, and
+    makes no re-render (the message does not show notes). Returns how many replies were queued."""
     return retry_conflicts(lambda: _queue_replies(engine, since, now, limit))
 
 
@@ -98,7 +102,8 @@ def _queue_replies(engine: Engine, since: datetime, now: datetime, limit: int) -
     # certification (1213) and its retry sees them taken.
     m, s, n, r = slack_messages.c, slack_message_incidents.c, notifications.c, slack_replies.c
     with engine.begin() as conn:
-        fresh = select(n.id, n.incident_id, n.state).where(n.threaded_at.is_(None)).order_by(n.id).limit(limit)
+        fresh = (select(n.id, n.incident_id, n.state, n.change).where(n.threaded_at.is_(None))
+                 .order_by(n.id).limit(limit))
         if capabilities(conn).row_locks:
             fresh = fresh.with_for_update()
         rows = conn.execute(fresh).all()
@@ -126,11 +131,13 @@ def _queue_replies(engine: Engine, since: datetime, now: datetime, limit: int) -
             for message_id in showing.get(row.incident_id, ()):
                 if (message_id, row.id) in announced:
                     continue
+                # A note changes nothing the message shows, and a silence quiets alerts, not people.
+                if row.change == ChangeKind.NOTE:
+                    replies.append(_reply_row(message_id, row.id, row.incident_id, now))
+                    continue
                 seen[message_id] = seen.get(message_id, 0) + 1
                 if row.state != OutboxState.SUPPRESSED and row.incident_id not in silenced:
-                    replies.append({"message_id": message_id, "notification_id": row.id,
-                                    "incident_id": row.incident_id, "state": PENDING, "created_at": now,
-                                    "attempts": 0})
+                    replies.append(_reply_row(message_id, row.id, row.incident_id, now))
         if replies:
             conn.execute(slack_replies.insert(), replies)
         for message_id, count in seen.items():
@@ -141,27 +148,60 @@ def _queue_replies(engine: Engine, since: datetime, now: datetime, limit: int) -
     return len(replies)
 
 
+def _reply_row(message_id: int, notification_id: int, incident_id: int, now: datetime) -> dict:
+    return {"message_id": message_id, "notification_id": notification_id, "incident_id": incident_id,
+            "state": PENDING, "created_at": now, "attempts": 0}
+
+
 def take_in_silences(engine: Engine, since: datetime, now: datetime) -> int:
     """Makes stale the live recent messages showing an incident that a silence began or stopped
     covering since the Slack app last looked at that silence (created, started, ended, expired);
-    returns how many messages. Reads the messages' incidents only when some silence changed."""
-    si, m, s = silences.c, slack_messages.c, slack_message_incidents.c
+    returns how many messages. A silence active now that a message posted before it began has not
+    heard of gets a reply row there (once per message and silence: `silenced by … for 4h`). Reads
+    the messages' incidents only when some silence changed."""
+    return retry_conflicts(lambda: _take_in_silences(engine, since, now))
+
+
+def _take_in_silences(engine: Engine, since: datetime, now: datetime) -> int:
+    # Two overlapping runs, as in _queue_replies: the silences' rows are locked (one server) or
+    # both runs write their slack_seen_at (Galera: one loses certification, its retry sees them seen).
+    si, m, s, r = silences.c, slack_messages.c, slack_message_incidents.c, slack_replies.c
 
     def crossed(moment):
         return and_(moment.is_not(None), moment <= now, or_(si.slack_seen_at.is_(None), moment > si.slack_seen_at))
 
     with engine.begin() as conn:
-        changed = [dict(r._mapping) for r in conn.execute(
-            select(silences).where(or_(si.slack_seen_at.is_(None), crossed(si.created_at), crossed(si.starts_at),
-                                       crossed(si.ends_at), crossed(si.expired_at))))]
+        query = select(silences).where(or_(si.slack_seen_at.is_(None), crossed(si.created_at), crossed(si.starts_at),
+                                           crossed(si.ends_at), crossed(si.expired_at)))
+        if capabilities(conn).row_locks:
+            query = query.with_for_update()
+        changed = [dict(row._mapping) for row in conn.execute(query)]
         if not changed:
             return 0
-        shown = conn.execute(select(s.message_id, incidents).join(incidents, incidents.c.id == s.incident_id)
-                             .join(slack_messages, m.id == s.message_id).where(_recent(since))).all()
-        matchers = [matchers_from(row["matchers"]) for row in changed]
-        stale = sorted({r.message_id for r in shown
-                        if any(matches_all(ms, silence_labels(r._mapping)) for ms in matchers)})
-        for chunk in chunks(stale, 500):
+        shown = conn.execute(select(s.message_id, m.posted_at, incidents)
+                             .join(incidents, incidents.c.id == s.incident_id)
+                             .join(slack_messages, m.id == s.message_id).where(_recent(since))
+                             .order_by(s.message_id, s.incident_id)).all()
+        stale: set[int] = set()
+        owed: dict[tuple[int, int], int] = {}  # (message, silence) → the first incident it covers there
+        for silence in changed:
+            matchers = matchers_from(silence["matchers"])
+            news = active_at(silence, now)
+            began = max(silence["created_at"], silence["starts_at"])
+            for row in shown:
+                if matches_all(matchers, silence_labels(row._mapping)):
+                    stale.add(row.message_id)
+                    if news and row.posted_at <= began:
+                        owed.setdefault((row.message_id, silence["id"]), row.id)
+        if owed:
+            for chunk in chunks(sorted({sid for _, sid in owed}), 500):
+                for pair in conn.execute(select(r.message_id, r.silence_id).where(r.silence_id.in_(chunk))):
+                    owed.pop(tuple(pair), None)
+        if owed:
+            conn.execute(slack_replies.insert(), [
+                {"message_id": mid, "silence_id": sid, "incident_id": iid, "state": PENDING, "created_at": now,
+                 "attempts": 0} for (mid, sid), iid in sorted(owed.items())])
+        for chunk in chunks(sorted(stale), 500):
             conn.execute(slack_messages.update().where(m.id.in_(chunk)).values(changes_seen=m.changes_seen + 1))
         conn.execute(silences.update().where(si.id.in_([row["id"] for row in changed])).values(slack_seen_at=now))
     return len(stale)
@@ -257,15 +297,66 @@ def claim_replies(engine: Engine, now: datetime, lease: timedelta, limit: int = 
         return claimed
     claimed = retry_conflicts(attempt)
     rows: list[dict] = []
+    si = silences.c
     with reader(engine).connect() as conn:
         for chunk in chunks(claimed, 500):
             rows.extend(dict(x._mapping) for x in conn.execute(
-                select(r.id, r.message_id, r.incident_id, r.notification_id, r.attempts, m.channel, m.ts,
-                       m.route, n.change, n.reason, n.created_at, i.title, i.opened_at, i.resolved_at,
-                       i.resolution)
-                .join(slack_messages, m.id == r.message_id).join(notifications, n.id == r.notification_id)
-                .join(incidents, i.id == r.incident_id).where(r.id.in_(chunk))))
+                select(r.id, r.message_id, r.incident_id, r.notification_id, r.silence_id, r.attempts, m.channel,
+                       m.ts, m.route, n.change, n.reason, n.created_at, i.title, i.opened_at, i.resolved_at,
+                       i.resolution, si.created_by.label("silenced_by"), si.starts_at.label("silence_starts_at"),
+                       si.ends_at.label("silence_ends_at"), si.matchers.label("silence_matchers"))
+                .join(slack_messages, m.id == r.message_id).outerjoin(notifications, n.id == r.notification_id)
+                .outerjoin(silences, si.id == r.silence_id).join(incidents, i.id == r.incident_id)
+                .where(r.id.in_(chunk), or_(n.id.is_not(None), si.id.is_not(None)))))
     return sorted(rows, key=lambda x: x["id"])
+
+
+def silence_covers(engine: Engine, rows: Sequence[Mapping[str, Any]]) -> dict[int, list[tuple[int, str]]]:
+    """{reply id: [(incident id, title)]} for claimed silence replies: the incidents of the
+    reply's message that its silence covers, by id."""
+    owed = [x for x in rows if x["silence_id"] is not None]
+    if not owed:
+        return {}
+    s = slack_message_incidents.c
+    shown: dict[int, list] = {}
+    with reader(engine).connect() as conn:
+        for chunk in chunks(sorted({x["message_id"] for x in owed}), 500):
+            for row in conn.execute(select(s.message_id, incidents).join(incidents, incidents.c.id == s.incident_id)
+                                    .where(s.message_id.in_(chunk)).order_by(s.incident_id)):
+                shown.setdefault(row.message_id, []).append(row)
+    covers = {}
+    for x in owed:
+        matchers = matchers_from(x["silence_matchers"] or [])
+        covers[x["id"]] = [(row.id, row.title) for row in shown.get(x["message_id"], ())
+                           if matches_all(matchers, silence_labels(row._mapping))]
+    return covers
+
+
+def note_texts(engine: Engine, rows: Sequence[Mapping[str, Any]]) -> dict[int, tuple[str, str]]:
+    """{outbox row id: (who, the whole text)} for claimed note replies: the outbox keeps 255
+    characters, the timeline row the note (same incident and time, and the same reason: found
+    again after a `rebuild`, which rewrites the timeline). A row whose note is not found is left
+    out (its reason serves)."""
+    notes = [r for r in rows if r["change"] == ChangeKind.NOTE]
+    if not notes:
+        return {}
+    e = incident_events.c
+    found: dict[tuple[int, datetime], list[tuple[str, str]]] = {}
+    with reader(engine).connect() as conn:
+        for chunk in chunks(notes, 500):
+            query = (select(e.incident_id, e.at, e.actor, e.detail)
+                     .where(e.incident_id.in_({r["incident_id"] for r in chunk}), e.kind == TimelineKind.NOTE,
+                            e.at.in_({r["created_at"] for r in chunk})).order_by(e.id))
+            for row in conn.execute(query):
+                text = (row.detail or {}).get("text") or ""
+                found.setdefault((row.incident_id, row.at), []).append((row.actor, text))
+    texts = {}
+    for r in notes:
+        match = next((note for note in found.get((r["incident_id"], r["created_at"]), ())
+                      if note_reason(*note) == r["reason"]), None)
+        if match is not None:
+            texts[r["notification_id"]] = match
+    return texts
 
 
 def prune_messages(engine: Engine, before: datetime) -> int:

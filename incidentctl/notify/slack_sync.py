@@ -3,15 +3,18 @@ re-rendered (chat.update) → replies posted (one per message per run) → remin
 
 One run (`sync_messages`, called by `notify` and by `run` every slack_sync_interval):
 1. `queue_replies`: each change (an outbox row: alerts, the CLI, the action inbox) of an incident
-   that a live message posted within slack_update_window shows gets a reply row for that message;
-   a silence that began or stopped covering such an incident makes the message stale too.
+   that a live message posted within slack_update_window shows gets a reply row for that message
+   (a note too: an outbox row only threads take, which makes no re-render);
+   a silence that began or stopped covering such an incident makes the message stale too, and
+   one that began after the message was posted is owed a reply there (once per message).
 2. Every such message whose incidents changed after what it shows is rendered again from its
    stored digest with the incidents' current states, the newest render only (coalesced), and
    sent with chat.update, paced. A message Slack will not edit any more (message_not_found,
    cant_update_message, edit_window_closed) is posted anew in its channel and followed from then
    on; a repost without an answer is `lost` (never posted twice blindly).
 3. The replies owed, claimed like the outbox, one thread reply per message listing its changes;
-   a resolve links to the message that announced the incident (chat.getPermalink, kept).
+   a resolve links to the message that announced the incident (chat.getPermalink, kept), a note
+   gives its whole text (from its timeline row), cut to Slack's limits.
    Posted and no answer → `unknown`, not sent again (the message itself, edited in place, says
    where the incident stands).
 4. Reminders (notify/reminders.py).
@@ -31,18 +34,20 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
+from incidentctl.incidents.model import ChangeKind
 from incidentctl.notify import slack_store as store
 from incidentctl.notify.pacing import backoff_seconds
 from incidentctl.notify.reminders import ESCALATE, REMIND, ReminderPolicy, Sent, decide, escalation_text, reminder_text
 from incidentctl.notify.routes import Route
 from incidentctl.notify.slack_api import OutcomeUnknown, Permanent, RateLimited, Retryable, SlackApi, SlackApiError
-from incidentctl.notify.slack_blocks import lasted, render_current, thread_reply
+from incidentctl.notify.slack_blocks import lasted, render_current, silence_reply, thread_reply
 from incidentctl.notify.slack_updates import FAILED, LOST, REPOSTED, RETRY, UPDATED, PendingUpdate, send_updates
 from incidentctl.slicing import clip
 
 REPLY_LEASE = timedelta(minutes=2)
 PERMANENT_RETRY = timedelta(minutes=10)
 MAX_REPLY_TEXT = 4000
+NOTE_TEXT = 3000  # Slack's limit for a section's text; the reply is cut to MAX_REPLY_TEXT
 # The actor in an outbox row's reason, as incidents/actions.py writes it.
 _BY = {"acknowledged": "acknowledged by ", "resolved": "manual by ", "reopened": "reopened by "}
 
@@ -169,6 +174,8 @@ def _reply(engine: Engine, api: SlackApi, now: datetime, summary: SyncSummary, b
     if not rows:
         return False
     first = store.announcing(engine, {r["incident_id"] for r in rows if r["change"] == "resolved"})
+    notes = store.note_texts(engine, rows)
+    covers = store.silence_covers(engine, rows)
     by_message: dict[int, list[dict]] = {}
     for r in rows:
         by_message.setdefault(r["message_id"], []).append(r)
@@ -182,7 +189,9 @@ def _reply(engine: Engine, api: SlackApi, now: datetime, summary: SyncSummary, b
         if head["channel"] in dead_channels:
             store.settle_replies(engine, ids, next_attempt_at=now + PERMANENT_RETRY)
             continue
-        lines = [_reply_line(api, engine, r, first.get(r["incident_id"]), head) for r in message_rows]
+        lines = [_silence_line(r, covers[r["id"]]) if r["silence_id"] is not None
+                 else _note_line(r, notes.get(r["notification_id"])) if r["change"] == ChangeKind.NOTE
+                 else _reply_line(api, engine, r, first.get(r["incident_id"]), head) for r in message_rows]
         text = clip("\n".join(lines), MAX_REPLY_TEXT)
         try:
             _, ts = api.post_message(head["channel"], text, thread_ts=head["ts"])
@@ -229,6 +238,23 @@ def _reply_line(api: SlackApi, engine: Engine, row: dict, announced: dict | None
         permalink = _permalink(api, engine, announced)
     reply = thread_reply(change, row["incident_id"], row["title"], by=by, detail=detail, permalink=permalink)
     return reply["text"]
+
+
+def _note_line(row: dict, note: tuple[str, str] | None) -> str:
+    """A note as a thread line: `:memo: *Note* by alice · #42 HighCPU · <text>`, the text as long
+    as a section may be (the reply as a whole is cut to MAX_REPLY_TEXT)."""
+    if note is None:  # its timeline row is gone: the outbox's reason (`note by <who>: <text>`, cut)
+        by, _, text = row["reason"].removeprefix("note by ").partition(": ")
+    else:
+        by, text = note
+    return thread_reply(ChangeKind.NOTE, row["incident_id"], row["title"], by=by, detail=text or None,
+                        detail_limit=NOTE_TEXT)["text"]
+
+
+def _silence_line(row: dict, covered: list[tuple[int, str]]) -> str:
+    """A silence as a thread line: who, for how long, until when, and what it covers here."""
+    return silence_reply(row["silenced_by"], row["silence_starts_at"], row["silence_ends_at"],
+                         covered or [(row["incident_id"], row["title"])])["text"]
 
 
 def _permalink(api: SlackApi, engine: Engine, announced: dict | None) -> str | None:

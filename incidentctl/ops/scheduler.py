@@ -142,6 +142,7 @@ def cycle_jobs(engine, settings, session, clock: Callable[[], datetime]) -> list
     from incidentctl.notify.delivery import bot_api, notify_pending, sync
     from incidentctl.notify.intent import AllowList
     from incidentctl.notify.routes import load_routes
+    from incidentctl.notify.usergroups import UserGroups
     from incidentctl.ops.retention import purge
 
     routes = load_routes(settings)
@@ -159,11 +160,12 @@ def cycle_jobs(engine, settings, session, clock: Callable[[], datetime]) -> list
             return {"standby": f"lease held by {holder.owner}" if holder is not None else str(exc)}
 
     allow = AllowList.configured(settings)
+    groups = UserGroups(api, ttl=settings.slack_usergroup_ttl)  # members kept across the batches
 
     def actions() -> Mapping[str, Any]:
         try:
             return apply_pending(engine, allow=allow, session=session, clock=clock,
-                                 timeout=settings.slack_timeout, lease=lease).as_dict()
+                                 timeout=settings.slack_timeout, lease=lease, groups=groups).as_dict()
         except ProcessingBusy as exc:
             holder = exc.holder
             return {"standby": f"lease held by {holder.owner}" if holder is not None else str(exc)}

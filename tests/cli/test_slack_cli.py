@@ -82,7 +82,7 @@ def test_manifest_fits_slacks_schema_and_yaml_equals_json(name):
     manifest = build_manifest("https://incidentctl.example.com", name)
     assert schema_problems(manifest) == []
     assert yaml.safe_load(to_yaml(manifest)) == json.loads(to_json(manifest)) == manifest
-    assert manifest["oauth_config"]["scopes"]["bot"] == ["chat:write"]
+    assert manifest["oauth_config"]["scopes"]["bot"] == ["chat:write", "usergroups:read"]
     assert manifest["display_information"]["name"] == manifest["features"]["bot_user"]["display_name"] == name
 
 

@@ -14,13 +14,13 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
 SQLITE = Capabilities(bulk_insert=False, returning=True, returning_many=True, on_duplicate_key=False,
                       row_locks=False, delete_limit=False,
-                      packet_limit=False, server_process=False)
+                      packet_limit=False, server_process=False, alter_columns=False)
 MARIADB = Capabilities(bulk_insert=True, returning=True, returning_many=True, on_duplicate_key=True,
                        row_locks=True, delete_limit=True,
-                       packet_limit=True, server_process=True)
+                       packet_limit=True, server_process=True, alter_columns=True)
 MYSQL8 = Capabilities(bulk_insert=False, returning=False, returning_many=False, on_duplicate_key=True,
                       row_locks=True, delete_limit=True,
-                      packet_limit=True, server_process=True)
+                      packet_limit=True, server_process=True, alter_columns=True)
 
 
 def test_each_backend_answers_as_expected(engine, backend):

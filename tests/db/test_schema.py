@@ -153,3 +153,56 @@ def test_upgrade_to_the_slack_app_tables_takes_existing_changes_as_seen(empty_da
         assert None not in conn.execute(select(notifications.c.threaded_at)).scalars().all()
         assert None not in conn.execute(select(silences.c.slack_seen_at)).scalars().all()
     engine.dispose()
+
+
+def test_upgrade_to_silence_replies_keeps_the_replies_and_gives_the_current_shape(empty_database_url):
+    # A version-8 database: slack_replies without silence_id, notification_id NOT NULL, and a reply owed.
+    from datetime import datetime, timezone
+
+    from sqlalchemy import Column, ForeignKey, Index, Integer, MetaData, String, Table, UniqueConstraint, select
+
+    from incidentctl.db.schema import Id, UtcDateTime, metadata, schema_migrations, slack_messages, slack_replies
+
+    t0 = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    old = MetaData()
+    Table("slack_messages", old, Column("id", Id, primary_key=True))  # only for the foreign key
+    v8 = Table("slack_replies", old,
+               Column("id", Id, primary_key=True, autoincrement=True),
+               Column("message_id", Id, ForeignKey("slack_messages.id", ondelete="CASCADE"), nullable=False),
+               Column("notification_id", Id, nullable=False),
+               Column("incident_id", Id, nullable=False),
+               Column("state", String(16), nullable=False),
+               Column("created_at", UtcDateTime, nullable=False),
+               Column("attempts", Integer, nullable=False, default=0),
+               Column("next_attempt_at", UtcDateTime),
+               Column("last_error", String(1024)),
+               Column("reply_ts", String(32)),
+               Column("sent_at", UtcDateTime),
+               UniqueConstraint("message_id", "notification_id", name="ux_slack_replies_change"),
+               Index("ix_slack_replies_state", "state", "id"))
+    SILENCES = next(m for m in MIGRATIONS if m.version == 9)
+    fresh = make_engine(empty_database_url("fresh"))
+    upgrade(fresh)
+    engine = make_engine(empty_database_url("v8"))
+    with engine.begin() as conn:
+        metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t.name != "slack_replies"])
+        v8.create(conn)
+        conn.execute(schema_migrations.insert(), [{"version": m.version, "description": m.description,
+                                                   "applied_at": t0} for m in MIGRATIONS if m is not SILENCES])
+        conn.execute(slack_messages.insert().values(id=1, route="default", channel="C0ALERTS", ts="1.000100",
+                                                    posted_at=t0, base={}, lines={}, changes_seen=1,
+                                                    changes_shown=0, state="live", attempts=0))
+        conn.execute(v8.insert().values(message_id=1, notification_id=7, incident_id=3, state="pending",
+                                        created_at=t0, attempts=0))
+
+    assert upgrade(engine) == [SILENCES]
+
+    assert _shape(engine)["slack_replies"] == _shape(fresh)["slack_replies"]
+    with engine.connect() as conn:
+        (row,) = conn.execute(select(slack_replies)).all()
+    assert (row.message_id, row.notification_id, row.silence_id, row.state) == (1, 7, None, "pending")
+    with engine.begin() as conn:  # a silence's reply: no change, once per message
+        conn.execute(slack_replies.insert().values(message_id=1, silence_id=4, incident_id=3, state="pending",
+                                                   created_at=t0, attempts=0))
+    engine.dispose()
+    fresh.dispose()

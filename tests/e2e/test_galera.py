@@ -1,6 +1,7 @@
 """incidentctl on the 3-node MariaDB Galera cluster (bench/galera/cluster.py, started once per
 session): receivers on two nodes while the third is killed, two `run` workers on two nodes with
-the applier killed, two `notify` on two nodes, the lease raced from three nodes, and doctor.
+the applier killed, two `notify` on two nodes, the Slack app's thread replies queued from two
+nodes, the lease raced from three nodes, and doctor.
 
 Reads that compare nodes use wsrep_sync_wait=1, so a node has applied every commit it knows of."""
 
@@ -195,6 +196,53 @@ def test_two_notify_on_two_nodes_send_each_change_once(urls, tmp_path):
     writer.dispose()
     assert states == {OutboxState.SENT: changes}
     assert ok[0] == sent_bodies and ok[1] == changes  # every change in exactly one digest Slack received
+
+
+def test_slack_runs_on_two_nodes_queue_one_reply_per_message_for_a_note_and_a_silence(urls):
+    from datetime import timedelta
+
+    from incidentctl.db.schema import slack_message_incidents, slack_messages, slack_replies
+    from incidentctl.incidents.actions import add_note
+    from incidentctl.notify.silences import Matcher, add_silence
+    from incidentctl.notify.slack_store import queue_replies, take_in_silences
+    from tests.support import T0
+    from tests.support.factories import add_incidents_with_changes, outbox_rows
+
+    writer, other = synced(urls[1]), synced(urls[2])
+    now = T0 + timedelta(minutes=1)
+    changes = add_incidents_with_changes(writer, 4, created_at=now)
+    incident_ids = sorted({outbox_rows(writer)[c]["incident_id"] for c in changes})
+    with writer.begin() as conn:
+        for n in range(3):  # three messages, each showing every incident
+            conn.execute(slack_messages.insert().values(
+                id=n + 1, route="default", channel="C0ALERTS", ts=f"1000.00010{n}", posted_at=T0, base={},
+                lines={}, changes_seen=0, changes_shown=0, state="live", attempts=0))
+            conn.execute(slack_message_incidents.insert(), [{"message_id": n + 1, "incident_id": i}
+                                                            for i in incident_ids])
+    add_note(writer, incident_ids[0], "on it", by="alice", now=now)
+    silence = add_silence(writer, [Matcher("service", "api")], starts_at=now, ends_at=now + timedelta(hours=1),
+                          comment="deploy", created_by="mo", now=now)
+    gate = threading.Barrier(4)
+
+    def run(engine) -> None:
+        gate.wait()
+        queue_replies(engine, T0, now)
+        take_in_silences(engine, T0, now)
+
+    threads = [threading.Thread(target=run, args=(e,)) for e in (writer, other, writer, other)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    r = slack_replies.c
+    with writer.connect() as conn:
+        pairs = conn.execute(select(r.message_id, r.notification_id, r.silence_id)).all()
+    writer.dispose()
+    other.dispose()
+    assert len(pairs) == len(set(pairs))
+    assert sorted(m for m, _, sid in pairs if sid == silence["id"]) == [1, 2, 3]
+    assert sorted(m for m, nid, _ in pairs if nid is not None) == [1, 2, 3]  # the note (the changes: silenced)
 
 
 def test_the_lease_raced_from_three_nodes_has_one_holder_per_epoch(urls):

@@ -152,3 +152,57 @@ def test_rows_purged_by_retention_are_named(incident, engine):
     assert [r["id"] for r in json.loads(result.stdout)][0] == raw["repeat"]
     exported = invoke("export", "--incident", str(incident_id), env=env)
     assert "1 request(s) of its timeline were purged" in exported.stderr
+
+
+def test_export_incident_holds_the_actions_that_name_it_and_replay_applies_them(incident, engine, second_engine,
+                                                                                 tmp_path):
+    import requests
+
+    from incidentctl.ingest.receiver.app import Receiver
+    from incidentctl.ingest.tokens import add_token
+    from incidentctl.notify.applier import apply_pending
+    from incidentctl.notify.intent import AllowList
+    from tests.support.asgi import call
+    from tests.support.slack_web_fake import SlackInteractions
+
+    env, incident_id, _ = incident
+    listed = json.loads(invoke("list", "--status", "all", "--alertname", "DiskFull", "-o", "json", env=env).stdout)
+    (disk,) = [i["id"] for i in listed]
+    acted = T0 + timedelta(minutes=10)
+    _, token = add_token(engine, "bob", created_by="admin", now=T0)
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    receiver = Receiver(engine, max_body_bytes=256 * 1024, write_timeout=5.0, clock=lambda: acted,
+                        slack_signing_secret="secret")
+    receiver.start()
+    try:
+        for action in ({"action": "note", "text": "cache warmed"}, {"action": "ack"}):  # the ack: refused, resolved
+            assert call(receiver, "POST", f"/api/v1/incidents/{incident_id}/actions", json.dumps(action).encode(),
+                        headers).status == 202
+        click = SlackInteractions("secret", clock=lambda: acted.timestamp()).raw(f"ic1:ack:{disk}", f"ic1:ack:{disk}")
+        assert call(receiver, "POST", "/slack/actions", click.body, click.headers).status == 200  # another incident
+    finally:
+        receiver.stop()
+    with requests.Session() as session:
+        done = apply_pending(engine, allow=AllowList(), session=session, clock=lambda: acted)
+    assert (done.applied, done.refused) == (2, 1)
+
+    path = tmp_path / "incident.jsonl"
+    result = invoke("export", "--incident", str(incident_id), "-f", str(path), env=env)
+
+    assert result.exit_code == 0, result.output
+    assert "exported 5 request(s) of incident" in result.output and "and 2 action(s) people took" in result.output
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    actions = [r for r in records if "door" in r]
+    assert [(a["door"], a["incident_id"], a["state"], json.loads(a["body"])["action"]) for a in actions] == [
+        ("api", incident_id, "applied", "note"), ("api", incident_id, "refused", "ack")]
+    assert records[-2:] == actions  # received after the webhooks, written after them
+    target = second_engine("replayed")
+    target_env = {"INCIDENTCTL_DATABASE_URL": target.url.render_as_string(hide_password=False)}
+    assert invoke("replay", str(path), "--process", env=target_env).exit_code == 0
+    source = snapshot(engine)
+    (mine,) = [i for i in source["incidents"] if i["status"] == "resolved" and i["alertname"] == "Latency"]
+    key = (mine["fingerprint"], mine["opened_at"].isoformat())
+    replayed = snapshot(target)
+    (note,) = [e for e in source["events"] if e[0] == key and e[1] == "note"]
+    assert [e for e in replayed["events"] if e[1] == "note"] == [note]  # applied where it happened, by bob
+    assert replayed["outbox"] == [x for x in source["outbox"] if x[0] == key]  # the note's row too

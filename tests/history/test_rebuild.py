@@ -89,6 +89,21 @@ def test_default_rules_change_nothing(engine):
     assert summary.incidents_dropped == 0 and summary.rows > 400
 
 
+def test_a_notes_outbox_row_stays_and_finds_its_text_again_after_a_rebuild(engine):
+    # The Slack app replies a note from its outbox row and reads the whole text from the timeline,
+    # which a rebuild rewrites with new ids.
+    from incidentctl.db.schema import notifications
+    from incidentctl.notify.slack_store import note_texts
+
+    _processed_with_people(engine)
+    rebuild(engine, DEFAULT)
+    with engine.connect() as conn:
+        (row,) = [dict(r._mapping) for r in conn.execute(select(notifications).where(notifications.c.change == "note"))]
+    assert row["state"] == "thread"
+    claimed = {"notification_id": row["id"], **{k: row[k] for k in ("change", "incident_id", "created_at", "reason")}}
+    assert note_texts(engine, [claimed]) == {row["id"]: ("carol", "post-mortem: same root cause as last week")}
+
+
 def test_acks_and_resolves_stay_on_their_incident(engine):
     _, acted = _processed_with_people(engine)
     rebuild(engine, DEFAULT)

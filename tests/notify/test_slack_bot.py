@@ -343,4 +343,5 @@ def test_a_silence_shows_on_the_message_and_its_end_too(engine, fake, api):
     expire_silence(engine, silence["id"], NOW + timedelta(minutes=4))
     assert notify(engine, fake, api, now=NOW + timedelta(minutes=5)).slack["updated"] == 1
     assert "silenced" not in line_of(message, incident)
-    assert fake.thread(CHANNEL, message.ts) == []  # a silence edits the message, replies nothing
+    (reply,) = fake.thread(CHANNEL, message.ts)  # its start is replied once, its end only edits
+    assert reply.text.startswith(":no_bell: *Silenced* by mo for 3h59m (until ")

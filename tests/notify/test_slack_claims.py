@@ -1,5 +1,6 @@
 """The Slack app's claims hold when two runs overlap (cron and `run`, or workers on two hosts):
-a change is taken in once, a thread reply is claimed by one run, a reminder recorded once.
+a change (a note too) is taken in once, a silence's reply queued once per message, a thread reply
+claimed by one run, a reminder recorded once.
 Both databases; threads stand in for the second run."""
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ from datetime import timedelta
 
 from incidentctl.db.schema import (
     notifications,
+    silences,
     slack_message_incidents,
     slack_messages,
     slack_reminders,
     slack_replies,
 )
 from incidentctl.notify import slack_store
-from incidentctl.notify.slack_store import claim_reminder, claim_replies, queue_replies
+from incidentctl.notify.slack_store import claim_reminder, claim_replies, queue_replies, take_in_silences
 from tests.support import T0
 from tests.support.factories import add_incidents_with_changes, count_rows, outbox_rows
 
@@ -23,10 +25,10 @@ NOW = T0 + timedelta(minutes=1)
 LEASE = timedelta(minutes=5)
 
 
-def _message_showing(engine, incident_ids: list[int]) -> int:
+def _message_showing(engine, incident_ids: list[int], ts: str = "1000.000100") -> int:
     with engine.begin() as conn:
         message_id = conn.execute(slack_messages.insert().values(
-            route="default", channel="C0ALERTS", ts="1000.000100", posted_at=T0, base={}, lines={},
+            route="default", channel="C0ALERTS", ts=ts, posted_at=T0, base={}, lines={},
             changes_seen=0, changes_shown=0, state=slack_store.LIVE, attempts=0)).inserted_primary_key[0]
         conn.execute(slack_message_incidents.insert(),
                      [{"message_id": message_id, "incident_id": i} for i in incident_ids])
@@ -133,3 +135,34 @@ def test_a_reminder_is_recorded_once_when_runs_overlap(engine):
     assert sorted(second) == [False, False, True]
     # a claim made on a stale count (another run already sent the second) is refused
     assert claim_reminder(engine, incident_id, sent=1, escalate=False, now=NOW) is False
+
+
+def _silence(engine) -> int:
+    from incidentctl.notify.silences import Matcher, add_silence
+
+    return add_silence(engine, [Matcher("service", "api")], starts_at=NOW, ends_at=NOW + timedelta(hours=1),
+                       comment="deploy", created_by="mo", now=NOW)["id"]
+
+
+def test_a_silence_another_run_is_taking_in_is_not_replied_again(engine):
+    _changes_with_a_message(engine, 3)
+    silence_id = _silence(engine)
+    taking = silences.update().where(silences.c.id == silence_id).values(slack_seen_at=NOW)
+    _while_other_run_claims(engine, taking, lambda: take_in_silences(engine, T0, NOW))
+    assert count_rows(engine, slack_replies) == 0  # the other run (here: only its mark) owns it
+
+
+def test_overlapping_runs_queue_one_reply_per_message_for_a_silence_and_a_note(engine):
+    from incidentctl.incidents.actions import add_note
+
+    changes = _changes_with_a_message(engine, 3)
+    _message_showing(engine, [outbox_rows(engine)[changes[0]]["incident_id"]], ts="1000.000200")  # a second
+    silence_id = _silence(engine)
+    add_note(engine, outbox_rows(engine)[changes[0]]["incident_id"], "on it", by="alice", now=NOW)
+
+    _together(lambda: (queue_replies(engine, T0, NOW), take_in_silences(engine, T0, NOW)), n=3)
+
+    r = slack_replies.c
+    assert count_rows(engine, slack_replies, r.silence_id == silence_id) == 2  # one in each message
+    # the note in both; the changes none: their incidents are silenced now
+    assert count_rows(engine, slack_replies, r.notification_id.is_not(None)) == 2

@@ -6,16 +6,21 @@ Behaviour follows Slack's documentation (/work/shared/SLACK.md; api.slack.com/me
   `token` field; `blocks` as a JSON string). Answers HTTP 200 `{"ok": true|false, …}` except
   rate limits: HTTP 429, `Retry-After: <whole seconds>`, `{"ok": false, "error": "ratelimited"}`.
   JSON without a charset gets Slack's `missing_charset` warning.
-- chat.postMessage, chat.update, chat.getPermalink, chat.postEphemeral; anything else:
-  `unknown_method`. Errors: not_authed, invalid_auth, token_revoked, channel_not_found,
-  not_in_channel, is_archived, is_inactive, message_not_found, cant_update_message,
-  edit_window_closed, msg_too_long (text > 40,000), no_text, invalid_blocks (tests/support/slack_blockkit.py),
-  invalid_blocks_format; any error (or a 5xx) can be injected with `fail()`.
+- chat.postMessage, chat.update, chat.getPermalink, chat.postEphemeral, and
+  usergroups.users.list (scope usergroups:read; `usergroups` holds each group's members; an
+  unknown group answers `no_such_subteam`, as Slack documents); anything else: `unknown_method`.
+  A method whose scope is not in `scopes` answers Slack's
+  `{"ok": false, "error": "missing_scope", "needed": …, "provided": …}`. Errors: not_authed,
+  invalid_auth, token_revoked, channel_not_found, not_in_channel, is_archived, is_inactive,
+  message_not_found, cant_update_message, edit_window_closed, msg_too_long (text > 40,000),
+  no_text, invalid_blocks (tests/support/slack_blockkit.py), invalid_blocks_format; any error
+  (or a 5xx) can be injected with `fail()`.
 - Rate limits are token buckets in simulated seconds: chat.postMessage per channel (Slack: about
   one a second, short bursts allowed), chat.update per workspace (Tier 3, 50+/min),
-  chat.postEphemeral per workspace (Tier 4, 100+/min). Slack publishes no burst sizes; the
-  defaults in LIMITS are this fake's. A request to a bucket before its Retry-After has passed is
-  a violation (`violations`); the first one after it counts in `honoured`.
+  chat.postEphemeral per workspace (Tier 4, 100+/min), usergroups.users.list per workspace
+  (Tier 2, 20+/min). Slack publishes no burst sizes; the defaults in LIMITS are this fake's. A
+  request to a bucket before its Retry-After has passed is a violation (`violations`); the first
+  one after it counts in `honoured`.
 - /respond/<id> is a response_url: records the JSON posted (`ephemeral`), applies
   replace_original / delete_original / in_channel to the bound message, answers 200 `ok`
   (plain text, as Slack does). Slack allows 5 uses within 30 minutes; past that this fake
@@ -64,7 +69,11 @@ LIMITS = {
     "chat.postMessage": Limit(1.0, 4, per_channel=True),
     "chat.update": Limit(50 / 60, 10),
     "chat.postEphemeral": Limit(100 / 60, 20),
+    "usergroups.users.list": Limit(20 / 60, 5),  # Tier 2
 }
+# The bot scope each method needs (api.slack.com/methods/…); the fake grants `scopes`.
+SCOPES = {"chat.postMessage": "chat:write", "chat.update": "chat:write", "chat.postEphemeral": "chat:write",
+          "usergroups.users.list": "usergroups:read"}
 
 
 class ManualClock:
@@ -136,7 +145,8 @@ class FakeSlackWeb:
         self._serving = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     def reset(self) -> None:
-        """Forgets every message, call, failure, revocation, archive and rate-limit state."""
+        """Forgets every message, call, failure, revocation, archive, user group, scope taken away
+        and rate-limit state."""
         self.revoked, self.archived = set(), set()
         self.messages: dict[tuple[str, str], Message] = {}
         self.calls: list[Call] = []
@@ -144,6 +154,8 @@ class FakeSlackWeb:
         self.notes: list[tuple[str, str]] = []  # (method, note): accepted, but worth a look
         self.ephemeral: list[dict] = []        # response_url posts: {"id", "body", "at", "status"}
         self.ephemeral_posts: list[dict] = []  # chat.postEphemeral args + message_ts
+        self.usergroups: dict[str, list[str]] = {}  # user-group id (S…) -> its members' user ids
+        self.scopes = {"chat:write", "usergroups:read"}  # what the bot token was granted
         self.throttled: list[dict] = []        # every 429: {"method", "bucket", "at", "retry_after"}
         self.violations: list[dict] = []       # requests to a bucket before Retry-After passed
         self.honoured = 0
@@ -224,7 +236,8 @@ class FakeSlackWeb:
         return status, answer, headers
 
     def _call(self, method: str, args: dict, token: str | None) -> tuple[int, dict, dict]:
-        handler = getattr(self, "_" + method.replace(".", "_"), None) if method.startswith("chat.") else None
+        known = method.startswith(("chat.", "usergroups."))
+        handler = getattr(self, "_" + method.replace(".", "_"), None) if known else None
         if handler is None:
             return 200, {"ok": False, "error": "unknown_method"}, {}
         if not token:
@@ -233,6 +246,10 @@ class FakeSlackWeb:
             return 200, {"ok": False, "error": "token_revoked"}, {}
         if token not in self.tokens:
             return 200, {"ok": False, "error": "invalid_auth"}, {}
+        needed = SCOPES.get(method)
+        if needed is not None and needed not in self.scopes:
+            return 200, {"ok": False, "error": "missing_scope", "needed": needed,
+                         "provided": ",".join(sorted(self.scopes))}, {}
         channel = self._resolve(args.get("channel"))
         injected = self._injected(method, channel)
         if injected:
@@ -297,6 +314,14 @@ class FakeSlackWeb:
         ts = self._next_ts()
         self.ephemeral_posts.append({**args, "channel": channel, "message_ts": ts})
         return {"ok": True, "message_ts": ts}
+
+    def _usergroups_users_list(self, args: dict, channel: str | None) -> dict:
+        group = args.get("usergroup")
+        if not group:
+            return {"ok": False, "error": "invalid_arguments"}
+        if group not in self.usergroups:
+            return {"ok": False, "error": "no_such_subteam"}
+        return {"ok": True, "users": list(self.usergroups[group])}
 
     def _channel_error(self, channel: str | None, archived_error: str) -> str | None:
         if channel not in self.channels:

@@ -149,6 +149,20 @@ def test_json_with_charset_has_no_warning(fake):
     assert response.json()["ok"] and "warning" not in response.json()
 
 
+def test_usergroup_members_as_slack_answers_them(fake):
+    fake.usergroups["S0ONCALL"] = ["U060R4BJ4", "W123A4BC5"]
+
+    def members(group):  # a form-encoded method: Slack takes no JSON body for it
+        return requests.post(fake.api_url + "usergroups.users.list", data={"usergroup": group}, headers=AUTH,
+                             timeout=5).json()
+
+    assert members("S0ONCALL") == {"ok": True, "users": ["U060R4BJ4", "W123A4BC5"]}
+    assert members("S0NOPE") == {"ok": False, "error": "no_such_subteam"}
+    fake.scopes.discard("usergroups:read")  # installed from an older manifest
+    assert members("S0ONCALL") == {"ok": False, "error": "missing_scope", "needed": "usergroups:read",
+                                   "provided": "chat:write"}
+
+
 @pytest.mark.parametrize("method, args, headers, error", [
     ("chat.postMessage", {"channel": "C0ALERTS", "text": "x"}, {}, "not_authed"),
     ("chat.postMessage", {"channel": "C0ALERTS", "text": "x", "token": TOKEN}, {}, "not_authed"),  # JSON: header only
