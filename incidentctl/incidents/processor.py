@@ -337,11 +337,15 @@ class ReadAhead:
         self.size = size
         self._next: Claimed | None = None
 
-    def read(self, current: Sequence[int]) -> None:
+    def read(self, current: Sequence[int]) -> list:
+        """The rows the next batch would claim: the oldest queued but `current`, the batch's."""
         taken = set(current)
         with reader(self.engine).connect() as conn:
             ids = [i for i in conn.scalars(_QUEUED_IDS.limit(self.size + len(taken))) if i not in taken]
-            rows = conn.execute(_BY_IDS, {"ids": ids[:self.size]}).all() if ids else []
+            return list(conn.execute(_BY_IDS, {"ids": ids[:self.size]})) if ids else []
+
+    def keep(self, rows: list) -> None:
+        """Parses the rows `read` for the next batch to `take`."""
         self._next = _parsed(rows)
 
     def take(self, size: int) -> Claimed | None:
@@ -371,11 +375,14 @@ def _process_queued(conn: Connection, size: int, rules: Rules, clock: Callable[[
     decided = decide_batch(states, parsed, rules)
     failed.update(decided.errors)
     ok_ids = [ids[position] for position, _ in parsed if position not in failed]
-    with pipelined(conn):  # on MariaDB the statements may run on while the next rows are read
+    with pipelined(conn):  # on MariaDB the statements run on while the next rows are read and parsed
         _write(conn, decided, ids, cache)
+        # Read before the rows are marked: a read of the queue index while our uncommitted marks
+        # change it would have to look past them, row by row.
+        following = ahead.read(ids) if ahead is not None else []
         update_where_in(conn, grafana_alerts, {"processed_at": now, "process_error": None}, "id", ok_ids)
         if ahead is not None:
-            ahead.read(ids)
+            ahead.keep(following)
     if failed:
         conn.execute(_MARK_FAILED, [{"_id": ids[position], "now": now, "error": error}
                                     for position, error in failed.items()])

@@ -26,7 +26,7 @@ def test_the_rows_read_ahead_are_the_oldest_queued_but_the_current_batchs(engine
         conn.execute(update(grafana_alerts).where(grafana_alerts.c.id.in_(ids[:2] + ids[3:4]))
                      .values(processed_at=bodies[0][0]))
     ahead = ReadAhead(engine, 3)
-    ahead.read([ids[4], ids[6]])  # the current batch: not necessarily the lowest ids
+    ahead.keep(ahead.read([ids[4], ids[6]]))  # the current batch: not necessarily the lowest ids
     claimed = ahead.take(3)
     assert claimed is not None and claimed.ids == [ids[2], ids[5], ids[7]]
     assert [position for position, _ in claimed.parsed] == [0, 1, 2] and claimed.failed == {}
@@ -36,16 +36,16 @@ def test_the_rows_read_ahead_are_the_oldest_queued_but_the_current_batchs(engine
 def test_rows_read_ahead_for_a_bigger_batch_or_none_at_all_are_not_used(engine, bodies):
     ids = store(engine, bodies[:4])
     ahead = ReadAhead(engine, 3)
-    ahead.read([])
+    ahead.keep(ahead.read([]))
     assert ahead.take(2) is None  # `process --limit` asks for fewer: the batch claims them itself
-    ahead.read(ids)
+    ahead.keep(ahead.read(ids))
     assert ahead.take(3) is None  # nothing queued behind: the batch claims, as rows may have come
 
 
 def test_a_body_read_ahead_that_does_not_parse_carries_its_error(engine, bodies):
     ids = store(engine, [bodies[0], (bodies[1][0], b"{not json")])
     ahead = ReadAhead(engine, 5)
-    ahead.read([])
+    ahead.keep(ahead.read([]))
     claimed = ahead.take(5)
     assert claimed is not None and claimed.ids == ids
     assert [p for p, _ in claimed.parsed] == [0] and "invalid JSON" in claimed.failed[1]
