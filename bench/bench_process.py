@@ -68,7 +68,9 @@ COMPARE = os.environ.get("BENCH_PROCESS_COMPARE", "")
 BIN = Path(sys.executable).parent / "incidentctl"
 
 
-def fresh_database(label: str, unique: bool = True) -> str:
+def fresh_database(label: str, unique: bool = True, binary: Path = BIN) -> str:
+    """An empty database at the schema of `binary`'s code (another version's code may not run
+    on this one's newer schema)."""
     name = f"bench_process_{label}_{os.getpid()}" if unique else f"bench_process_{label}"
     admin = create_engine(SERVER, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -76,10 +78,18 @@ def fresh_database(label: str, unique: bool = True) -> str:
         conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
     admin.dispose()
     url = f"{SERVER}/{name}"
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
+    upgrade_with(url, binary)
     return url
+
+
+def upgrade_with(url: str, binary: Path) -> None:
+    if binary == BIN:
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+    else:
+        subprocess.run([str(binary), "db", "upgrade"], env={**os.environ, "INCIDENTCTL_DATABASE_URL": url},
+                       check=True, capture_output=True)
 
 
 def drop_database(url: str) -> None:
@@ -143,9 +153,9 @@ def database_exists(name: str) -> bool:
     return exists
 
 
-def copy_of(template: str) -> str:
-    """A fresh database with the template's raw rows, none processed."""
-    url = fresh_database("p")
+def copy_of(template: str, binary: Path = BIN) -> str:
+    """A fresh database at `binary`'s schema with the template's raw rows, none processed."""
+    url = fresh_database("p", binary=binary)
     engine = make_engine(url)
     with engine.begin() as conn:
         conn.execute(text(f"INSERT INTO grafana_alerts SELECT * FROM `{template}`.grafana_alerts"))
@@ -153,11 +163,11 @@ def copy_of(template: str) -> str:
     return url
 
 
-def sqlite_copy(template: str, path: Path) -> str:
-    """A SQLite database at `path` with the template's raw rows, none processed."""
+def sqlite_copy(template: str, path: Path, binary: Path = BIN) -> str:
+    """A SQLite database at `path`, at `binary`'s schema, with the template's raw rows, none processed."""
     url = f"sqlite+pysqlite:///{path}"
+    upgrade_with(url, binary)
     source, target = make_engine(f"{SERVER}/{template}"), make_engine(url)
-    upgrade(target)
     with source.connect() as read, target.begin() as write:
         rows = read.execution_options(stream_results=True).execute(select(grafana_alerts).order_by(grafana_alerts.c.id))
         for chunk in rows.mappings().partitions(1000):
@@ -215,7 +225,7 @@ def bench_process() -> None:
             template, rows, stored = backlog_template(scenario, alerts)
             for _ in range(ROUNDS):
                 for name, binary in codes:
-                    url = copy_of(template)
+                    url = copy_of(template, binary)
                     seconds, rss_kib, line, cpu = run_process(url, binary)
                     written = rows_written(url)
                     drop_database(url)
@@ -232,7 +242,7 @@ def bench_process() -> None:
                         missed.append(f"{scenario} {stored:,} alerts: peak RSS {mb:.1f} MB > 150 MB")
             if alerts == SMALL:
                 for name, binary in codes:
-                    url = copy_of(template)
+                    url = copy_of(template, binary)
                     found = split(url, binary)
                     drop_database(url)
                     ms = found["ms_per_batch"]
@@ -243,7 +253,7 @@ def bench_process() -> None:
                     print(f"      statements: {found['statements']}")
                 for name, binary in codes:  # the same backlog on SQLite (target: within 2x of MariaDB)
                     with tempfile.TemporaryDirectory(prefix="bench_process_") as tmp:
-                        url = sqlite_copy(template, Path(tmp) / "process.db")
+                        url = sqlite_copy(template, Path(tmp) / "process.db", binary)
                         seconds, rss_kib, line, cpu = run_process(url, binary)
                     print(f"  {scenario:<6} {name:<5} SQLite {stored:>9,} alerts: process {seconds:6.1f}s = "
                           f"{stored / seconds:8,.0f} alerts/s, peak RSS {rss_kib / 1024:5.1f} MB, CPU {cpu:5.1f}s; "
