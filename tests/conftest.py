@@ -26,6 +26,7 @@ from incidentctl.db.migrations import upgrade
 from incidentctl.db.schema import metadata
 from tests.support import FIXTURES
 from tests.support.cli import console_script
+from tests.support.databases import empty_tables, leftovers
 
 # The Galera cluster fixture (`galera_cluster`), shared by the whole session: started once.
 pytest_plugins = ["tests.support.galera"]
@@ -135,13 +136,6 @@ def _mysql_schema(request):
     engine.dispose()
 
 
-def _empty_tables(engine: Engine) -> None:
-    with engine.begin() as conn:
-        for table in reversed(metadata.sorted_tables):
-            if table.name != "schema_migrations":
-                conn.execute(table.delete())
-
-
 @pytest.fixture(scope="session")
 def _sqlite_dir(tmp_path_factory):
     """Where the tests' SQLite databases live: in RAM (/dev/shm) when there is one, because every
@@ -156,10 +150,12 @@ def _sqlite_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def _sqlite_schema_file(_sqlite_dir):
-    """One SQLite file with the schema, copied for each test (a copy is much faster than migrating)."""
+    """One SQLite file with the schema, copied byte for byte for each test (a copy is much faster
+    than migrating), so checking it once checks every copy."""
     path = _sqlite_dir / "schema.db"
     engine = make_engine(f"sqlite+pysqlite:///{path}")
     upgrade(engine)
+    _check_fresh(engine)
     engine.dispose()  # the last connection closed: the WAL is checkpointed into the file
     return path
 
@@ -176,8 +172,17 @@ def db_url(backend, request):
             leftover.unlink(missing_ok=True)
         return
     url, engine = request.getfixturevalue("_mysql_schema")
-    _empty_tables(engine)
+    empty_tables(engine)
+    _check_fresh(engine)
     yield url
+
+
+def _check_fresh(engine: Engine) -> None:
+    """Fails the test unless its database is as a fresh one: no test sees what another left."""
+    with engine.connect() as conn:
+        found = leftovers(conn)
+    if found:
+        pytest.fail(f"the test's database is not fresh: {'; '.join(found)}", pytrace=False)
 
 
 @pytest.fixture
