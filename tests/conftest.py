@@ -12,6 +12,7 @@ INCIDENTCTL_TEST_REQUIRE_MYSQL=1 (set by .ci/run): then it fails.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -208,15 +209,40 @@ def empty_database_url(backend, request):
     return make
 
 
+@pytest.fixture(scope="session")
+def _mysql_create_tables(_mysql_schema):
+    """The shared database's CREATE TABLE statements as MariaDB shows them (indexes and foreign keys
+    included), parents first, without the AUTO_INCREMENT counter the tests' rows moved; and the
+    database's name, whose schema_migrations rows a copy takes."""
+    url, engine = _mysql_schema
+    with engine.connect() as conn:
+        statements = [re.sub(r" AUTO_INCREMENT=\d+", "", conn.exec_driver_sql(f"SHOW CREATE TABLE `{t.name}`").one()[1])
+                      for t in metadata.sorted_tables]
+    return statements, make_url(url).database
+
+
 @pytest.fixture
-def second_engine(empty_database_url):
+def second_engine(backend, request, empty_database_url):
     """Factory: an engine on a new database of `backend` with the schema, for comparing two
-    databases fed the same rows; disposed at the end of the test."""
+    databases fed the same rows; disposed at the end of the test. The schema is the session's:
+    on SQLite a copy of the template file, on MySQL its tables made by the shared database's own
+    CREATE TABLE statements (much faster than migrating), checked fresh."""
     engines = []
 
     def make(label: str = "second") -> Engine:
-        other = make_engine(empty_database_url(label))
-        upgrade(other)
+        if backend == "sqlite":
+            template = request.getfixturevalue("_sqlite_schema_file")
+            path = template.with_name(f"{label}_{secrets.token_hex(6)}.db")
+            shutil.copyfile(template, path)
+            other = make_engine(f"sqlite+pysqlite:///{path}")
+        else:
+            statements, shared = request.getfixturevalue("_mysql_create_tables")
+            other = make_engine(empty_database_url(label))
+            with other.begin() as conn:
+                for statement in statements:
+                    conn.exec_driver_sql(statement)
+                conn.exec_driver_sql(f"INSERT INTO schema_migrations SELECT * FROM `{shared}`.schema_migrations")
+            _check_fresh(other)
         engines.append(other)
         return other
 
