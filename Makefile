@@ -23,9 +23,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# The quick tests on 4 workers (they wait on commits far more than on the CPU, so 4 beat 2 even on
-# two cores), then the slow ones (processes, servers, the Galera cluster) in one process, in a
-# fixed order. Exit code 5 (nothing collected: PYTEST_ARGS picked only quick or only slow tests) is fine.
+# The quick tests on 4 workers (on two cores: while one waits on a commit or a test's server, another
+# runs), which steal queued tests from each other (--dist worksteal, pyproject's addopts) so no
+# worker is left alone with a queue at the end; then the slow ones (processes, servers, the Galera
+# cluster) in one process, in a fixed order. Exit code 5 (nothing collected: PYTEST_ARGS picked
+# only quick or only slow tests) is fine.
 QUICK := $(BIN)/python -m pytest -m "not slow" -n 4 $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 test: $(STAMP)

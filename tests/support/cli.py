@@ -3,16 +3,23 @@ installed console script in a new process (`run_cli`; a test doing that is marke
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
 
+import typer.testing
 from typer.testing import CliRunner, Result
 
 from incidentctl.cli import app
 
+# typer's runner builds the click command from the app on every invoke, inspecting every command's
+# signature (about 20 ms of CPU, and the quick tests invoke the CLI thousands of times): built once a
+# process instead, as the console script builds it once. Running a command does not change it.
+assert callable(typer.testing._get_command), "typer.testing no longer has _get_command: see this cache"
+typer.testing._get_command = functools.cache(typer.testing._get_command)
 _runner = CliRunner()
 
 
