@@ -17,7 +17,7 @@ from incidentctl.notify.silences import Matcher, add_silence
 from incidentctl.notify.slack_api import SlackApi
 from tests.support import T0
 from tests.support.factories import add_incidents_with_changes, outbox_rows
-from tests.support.slack_web_fake import TOKEN, FakeSlackWeb, ManualClock
+from tests.support.slack_web_fake import TOKEN
 
 POLICY = ReminderPolicy(after=timedelta(minutes=15), every=timedelta(minutes=10), most=3,
                         severities=frozenset({"critical"}))
@@ -89,22 +89,15 @@ severity = ["none"]
 """
 
 
-@pytest.fixture(scope="module")
-def server():
-    clock = ManualClock(1000.0)
-    with FakeSlackWeb(clock=clock) as fake:
-        yield fake, clock
+@pytest.fixture
+def fake(slack_web):
+    slack_web[0].reset()
+    return slack_web[0]
 
 
 @pytest.fixture
-def fake(server):
-    server[0].reset()
-    return server[0]
-
-
-@pytest.fixture
-def api(server):
-    fake, clock = server
+def api(slack_web):
+    fake, clock = slack_web
     with requests.Session() as session:
         yield SlackApi(session, TOKEN, base_url=fake.api_url, clock=clock, sleep=clock.advance, timeout=5)
 

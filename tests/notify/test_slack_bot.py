@@ -21,22 +21,15 @@ from tests.support import T0
 from tests.support.cli import invoke
 from tests.support.factories import add_incidents_with_changes, count_rows, outbox_rows
 from tests.support.slack_blockkit import problems
-from tests.support.slack_web_fake import TOKEN, FakeSlackWeb, ManualClock
+from tests.support.slack_web_fake import TOKEN
 
 NOW = T0 + timedelta(minutes=1)
 CHANNEL = "C0ALERTS"
 
 
-@pytest.fixture(scope="module")
-def server():
-    clock = ManualClock(1000.0)
-    with FakeSlackWeb(clock=clock) as fake:
-        yield fake, clock
-
-
 @pytest.fixture
-def fake(server):
-    fake, _ = server
+def fake(slack_web):
+    fake, _ = slack_web
     fake.reset()
     fake.outside.clear()
     fake.edit_window = None
@@ -44,8 +37,8 @@ def fake(server):
 
 
 @pytest.fixture
-def api(server):
-    fake, clock = server
+def api(slack_web):
+    fake, clock = slack_web
     with requests.Session() as session:
         yield SlackApi(session, TOKEN, base_url=fake.api_url, clock=clock, sleep=clock.advance, timeout=5)
 
@@ -213,7 +206,7 @@ def test_slacks_permanent_answers_are_reported_while_keeping_messages_current(en
     assert (later.slack["updated"], later.slack["replies"], later.slack_errors) == (1, 1, [])
 
 
-def test_a_429_is_honoured(engine, fake, api, server):
+def test_a_429_is_honoured(engine, fake, api, slack_web):
     (change,) = add_incidents_with_changes(engine, 1, created_at=NOW)
     notify(engine, fake, api)
     transition(engine, "ack", incident_of(engine, change), by="frank", note=None, now=NOW + timedelta(minutes=1))
@@ -248,8 +241,8 @@ def test_a_reply_without_an_answer_is_not_sent_again(engine, fake, api):
             "shown", "unknown"]  # the opening, announced by the digest itself; the ack's reply
 
 
-def test_notify_cli_posts_then_an_ack_from_the_cli_updates_the_message(db_url, engine, fake, server):
-    _, clock = server
+def test_notify_cli_posts_then_an_ack_from_the_cli_updates_the_message(db_url, engine, fake, slack_web):
+    _, clock = slack_web
     add_incidents_with_changes(engine, 1, created_at=NOW)
     env = {"INCIDENTCTL_DATABASE_URL": db_url, "SLACK_BOT_TOKEN": TOKEN, "SLACK_CHANNEL": CHANNEL,
            "INCIDENTCTL_SLACK_API_URL": fake.api_url, "SLACK_WEBHOOK_URL": ""}
@@ -299,11 +292,11 @@ def test_a_dry_run_shows_the_bots_message_and_posts_nothing(engine, fake):
     assert fake.calls == [] and count_rows(engine, slack_messages) == 0
 
 
-def test_a_run_waits_on_slacks_limits_at_most_its_budget_and_the_next_run_goes_on(engine, fake, api, server):
+def test_a_run_waits_on_slacks_limits_at_most_its_budget_and_the_next_run_goes_on(engine, fake, api, slack_web):
     from incidentctl.notify.delivery import sync
     from incidentctl.notify.routes import load_routes
 
-    _, clock = server
+    _, clock = slack_web
     incidents = []
     for _ in range(12):  # twelve messages, one incident each
         (change,) = add_incidents_with_changes(engine, 1, created_at=NOW)

@@ -24,30 +24,23 @@ from tests.support import T0
 from tests.support.asgi import call
 from tests.support.factories import add_incidents_with_changes, count_rows, outbox_rows
 from tests.support.inbox import clicking_receiver
-from tests.support.slack_web_fake import TOKEN, FakeSlackWeb, ManualClock, SlackInteractions
+from tests.support.slack_web_fake import TOKEN, SlackInteractions
 
 NOW = T0 + timedelta(minutes=1)
 CHANNEL = "C0ALERTS"
 SECRET = "test-signing-secret"
 
 
-@pytest.fixture(scope="module")
-def server():
-    clock = ManualClock(1000.0)
-    with FakeSlackWeb(clock=clock) as fake:
-        yield fake, clock
-
-
 @pytest.fixture
-def fake(server):
-    fake, _ = server
+def fake(slack_web):
+    fake, _ = slack_web
     fake.reset()
     return fake
 
 
 @pytest.fixture
-def api(server):
-    fake, clock = server
+def api(slack_web):
+    fake, clock = slack_web
     with requests.Session() as session:
         yield SlackApi(session, TOKEN, base_url=fake.api_url, clock=clock, sleep=clock.advance, timeout=5)
 

@@ -14,29 +14,22 @@ from incidentctl.ingest.inbox import ActionKind
 from incidentctl.notify.intent import AllowList, Intent, MembershipUnknown, refusal
 from incidentctl.notify.slack_api import SlackApi
 from incidentctl.notify.usergroups import UserGroups
-from tests.support.slack_web_fake import TOKEN, FakeSlackWeb, ManualClock
+from tests.support.slack_web_fake import TOKEN
 
 T = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
 
-@pytest.fixture(scope="module")
-def server():
-    clock = ManualClock(1000.0)
-    with FakeSlackWeb(clock=clock) as fake:
-        yield fake, clock
-
-
 @pytest.fixture
-def fake(server):
-    fake, _ = server
+def fake(slack_web):
+    fake, _ = slack_web
     fake.reset()
     fake.usergroups["S0ONCALL"] = ["U0ALICE", "W0BOB"]
     return fake
 
 
 @pytest.fixture
-def groups(server):
-    fake, clock = server
+def groups(slack_web):
+    fake, clock = slack_web
     with requests.Session() as session:
         api = SlackApi(session, TOKEN, base_url=fake.api_url, clock=clock, sleep=clock.advance, timeout=5)
         yield UserGroups(api, ttl=300, clock=clock)
@@ -47,8 +40,8 @@ def click(user: str) -> Intent:
                   slack_channel="C0ALERTS")
 
 
-def test_members_are_asked_of_slack_once_and_kept_for_the_ttl(fake, groups, server):
-    clock = server[1]
+def test_members_are_asked_of_slack_once_and_kept_for_the_ttl(fake, groups, slack_web):
+    clock = slack_web[1]
     assert groups.members("S0ONCALL") == {"U0ALICE", "W0BOB"}
     fake.usergroups["S0ONCALL"] = ["U0CAROL"]  # changed in Slack meanwhile
     clock.advance(299)
@@ -127,7 +120,7 @@ def test_a_group_and_no_way_to_look_it_up_refuses():
 SECRET = "test-signing-secret"
 
 
-def test_the_applier_allows_a_groups_member_and_refuses_when_slack_cannot_say(engine, fake, groups, server):
+def test_the_applier_allows_a_groups_member_and_refuses_when_slack_cannot_say(engine, fake, groups, slack_web):
     from sqlalchemy import select
 
     from incidentctl.db.schema import incidents
@@ -149,7 +142,7 @@ def test_the_applier_allows_a_groups_member_and_refuses_when_slack_cannot_say(en
             return apply_pending(engine, allow=allow, session=session, clock=lambda: T0, groups=groups)
 
         assert click_and_apply(first).applied == 1  # alice (U0ALICE) is in S0ONCALL
-        server[1].advance(300)  # the members kept run out
+        slack_web[1].advance(300)  # the members kept run out
         fake.scopes.discard("usergroups:read")
         assert click_and_apply(second).refused == 1
 
