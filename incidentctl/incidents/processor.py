@@ -13,8 +13,8 @@ applies.
 A batch is three steps: `load_states` (store.py) reads the incidents its events touch,
 `decide_batch` decides every row's events in memory, `write_batch` (store.py) writes the
 outcome. While the server still runs the batch's writes, `ReadAhead` reads and parses the next
-batch's rows on a connection of its own. `replay --process` takes the same steps for rows it stores as it goes
-(`process_as_stored`).
+batch's rows on a connection of its own. `replay --process` takes the same steps for rows it
+stores as it goes (`process_as_stored`).
 """
 
 from __future__ import annotations
@@ -326,9 +326,9 @@ def _parsed(rows: Iterable) -> Claimed:
 
 class ReadAhead:
     """The next batch's rows, read on a connection of their own and parsed while the server is
-    still writing the current batch (on MariaDB the writes run on the pipeline's thread, see
-    store.write_batch): the next batch starts deciding at once instead of waiting for the server,
-    then parsing. The worker holds the lease, so nobody else takes queued rows: the rows read
+    still writing and marking the current batch (on MariaDB those statements run on a thread of
+    their own, `db.rows.pipelined`): the next batch starts deciding at once instead of waiting
+    for the server, then parsing. The worker holds the lease, so nobody else takes queued rows: the rows read
     ahead are the ones the next batch would claim, the oldest unprocessed but the current
     batch's. Only a read: a batch that fails or is retried drops them and claims afresh."""
 
