@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import requests
 
-from tests.support.slack_web_fake import FakeSlackWeb, ManualClock
+from incidentctl.notify.slack_api import SlackApi
+from tests.support.slack_web_fake import TOKEN, FakeSlackWeb, ManualClock
 
 
 @pytest.fixture(scope="module")
@@ -14,3 +16,11 @@ def slack_web():
     clock = ManualClock(1000.0)
     with FakeSlackWeb(clock=clock) as fake:
         yield fake, clock
+
+
+@pytest.fixture
+def api(slack_web):
+    """A SlackApi client of that fake, sleeping on its clock (a 429's Retry-After passes at once)."""
+    fake, clock = slack_web
+    with requests.Session() as session:
+        yield SlackApi(session, TOKEN, base_url=fake.api_url, clock=clock, sleep=clock.advance, timeout=5)

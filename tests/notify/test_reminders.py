@@ -7,14 +7,12 @@ from datetime import timedelta
 from typing import NamedTuple
 
 import pytest
-import requests
 
 from incidentctl.config import load_settings
 from incidentctl.incidents.actions import transition
 from incidentctl.notify.delivery import notify_pending
 from incidentctl.notify.reminders import ESCALATE, NONE, REMIND, ReminderPolicy, Sent, decide
 from incidentctl.notify.silences import Matcher, add_silence
-from incidentctl.notify.slack_api import SlackApi
 from tests.support import T0
 from tests.support.factories import add_incidents_with_changes, outbox_rows
 from tests.support.slack_web_fake import TOKEN
@@ -93,13 +91,6 @@ severity = ["none"]
 def fake(slack_web):
     slack_web[0].reset()
     return slack_web[0]
-
-
-@pytest.fixture
-def api(slack_web):
-    fake, clock = slack_web
-    with requests.Session() as session:
-        yield SlackApi(session, TOKEN, base_url=fake.api_url, clock=clock, sleep=clock.advance, timeout=5)
 
 
 @pytest.fixture

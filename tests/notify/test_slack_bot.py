@@ -9,14 +9,12 @@ import json
 from datetime import timedelta
 
 import pytest
-import requests
 from sqlalchemy import select
 
 from incidentctl.config import load_settings
 from incidentctl.db.schema import slack_message_incidents, slack_messages, slack_replies
 from incidentctl.incidents.actions import transition
 from incidentctl.notify.delivery import notify_pending
-from incidentctl.notify.slack_api import SlackApi
 from tests.support import T0
 from tests.support.cli import invoke
 from tests.support.factories import add_incidents_with_changes, count_rows, outbox_rows
@@ -34,13 +32,6 @@ def fake(slack_web):
     fake.outside.clear()
     fake.edit_window = None
     return fake
-
-
-@pytest.fixture
-def api(slack_web):
-    fake, clock = slack_web
-    with requests.Session() as session:
-        yield SlackApi(session, TOKEN, base_url=fake.api_url, clock=clock, sleep=clock.advance, timeout=5)
 
 
 def settings(fake, **env):

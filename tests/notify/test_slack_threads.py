@@ -19,7 +19,6 @@ from incidentctl.notify.applier import apply_pending
 from incidentctl.notify.delivery import notify_pending
 from incidentctl.notify.intent import AllowList
 from incidentctl.notify.silences import Matcher, add_silence
-from incidentctl.notify.slack_api import SlackApi
 from tests.support import T0
 from tests.support.asgi import call
 from tests.support.factories import add_incidents_with_changes, count_rows, outbox_rows
@@ -36,13 +35,6 @@ def fake(slack_web):
     fake, _ = slack_web
     fake.reset()
     return fake
-
-
-@pytest.fixture
-def api(slack_web):
-    fake, clock = slack_web
-    with requests.Session() as session:
-        yield SlackApi(session, TOKEN, base_url=fake.api_url, clock=clock, sleep=clock.advance, timeout=5)
 
 
 def settings(fake, **env):
