@@ -201,9 +201,11 @@ def test_all_or_nothing(engine, with_people, monkeypatch):
                 raise RuntimeError("disk full (injected)")
 
     event.listen(engine, "before_cursor_execute", fail_the_third_chunk)
-    with pytest.raises(RuntimeError, match="injected"):
-        rebuild(engine, COARSE)
-    event.remove(engine, "before_cursor_execute", fail_the_third_chunk)
+    try:
+        with pytest.raises(RuntimeError, match="injected"):
+            rebuild(engine, COARSE)
+    finally:
+        event.remove(engine, "before_cursor_execute", fail_the_third_chunk)
     assert snapshot(engine) == before and _ids(engine) == ids
     assert rebuild(engine, COARSE).incidents_after < len(ids)
 
