@@ -3,6 +3,7 @@ option errors that name the option, the core's errors as one line and an exit co
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -70,6 +71,14 @@ def output_option(*formats: OutputFormat):
 
 
 OutputOption = output_option()
+
+
+def os_user() -> str:
+    """Who runs the command, for `--by` left out: the OS user ("unknown" when it has no name)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def option_value(option: str, parse: Callable[[str], T], text: str) -> T:

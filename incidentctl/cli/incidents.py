@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import sys
 from datetime import datetime
 from enum import StrEnum
@@ -11,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from incidentctl.cli.app import OutputOption, TzOption, app, context, err_console, option_value, time_value
+from incidentctl.cli.app import OutputOption, TzOption, app, context, err_console, option_value, os_user, time_value
 from incidentctl.cli.output import (
     Col,
     OutputFormat,
@@ -45,13 +44,6 @@ class StatusChoice(StrEnum):
     acknowledged = IncidentStatus.ACKNOWLEDGED.value
     resolved = IncidentStatus.RESOLVED.value
     all = "all"
-
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def _by_option():
@@ -246,7 +238,7 @@ def _who(at, by, how=None) -> str:
 def _transition(ctx: typer.Context, action: str, ids: list[int], by: str | None, note: str | None,
                 output: OutputFormat) -> None:
     c = context(ctx)
-    outcomes = transition_many(c.engine, action, ids, by=by or _os_user(), note=note, now=c.clock())
+    outcomes = transition_many(c.engine, action, ids, by=by or os_user(), note=note, now=c.clock())
     if output is OutputFormat.table:
         for o in outcomes:
             if o.ok:
@@ -291,7 +283,7 @@ def note_cmd(ctx: typer.Context, incident_id: int = typer.Argument(..., metavar=
              output: OutputFormat = OutputOption) -> None:
     """Add a note to an incident's timeline (any status)."""
     c = context(ctx)
-    add_note(c.engine, incident_id, text, by=by or _os_user(), now=c.clock())
+    add_note(c.engine, incident_id, text, by=by or os_user(), now=c.clock())
     result = {"id": incident_id, "ok": True}
     if output is OutputFormat.json:
         typer.echo(dumps(result))

@@ -130,6 +130,17 @@ def render_rows(
     console.print(table_of(rows, columns, title=title))
 
 
+def print_row(row: dict, columns: Sequence[Col], fmt: OutputFormat, line: str) -> None:
+    """The one row a command changed: the whole object as JSON, the columns as CSV, else `line`
+    for people."""
+    if fmt is OutputFormat.json:
+        sys.stdout.write(dumps(row) + "\n")
+    elif fmt is OutputFormat.csv:
+        sys.stdout.write(to_csv([row], [c.key for c in columns]))
+    else:
+        sys.stdout.write(line + "\n")
+
+
 def table_of(rows: Sequence[dict], columns: Sequence[Col], *, title: str | None = None,
              row_style: Callable[[dict], str | None] | None = None) -> Table:
     """The rich table of `rows` (`row_style` may set a whole row's style, e.g. to highlight it)."""

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import getpass
 from datetime import datetime, timezone
 
 import typer
 
-from incidentctl.cli.app import OutputOption, TzOption, app, context
-from incidentctl.cli.output import Col, OutputFormat, display_zone, dumps, local_time, render_rows
+from incidentctl.cli.app import OutputOption, TzOption, app, context, os_user
+from incidentctl.cli.output import Col, OutputFormat, display_zone, local_time, print_row, render_rows
 from incidentctl.durations import parse_duration
 from incidentctl.errors import InvalidSilence
 from incidentctl.notify.silences import add_silence, expire_silence, list_silences, parse_matcher
@@ -19,13 +18,6 @@ app.add_typer(silence_app, name="silence")
 
 COLUMNS = [Col("id", "id"), Col("state", "state"), Col("matchers", "matchers"), Col("starts_at", "starts"),
            Col("ends_at", "ends"), Col("created_by", "by"), Col("comment", "comment")]
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def _until(text: str) -> datetime:
@@ -66,8 +58,8 @@ def silence_add(
         ends_at = _until(until)
     matchers = [parse_matcher(m) for m in match]
     row = add_silence(c.engine, matchers, starts_at=now, ends_at=ends_at, comment=comment,
-                      created_by=by or _user(), now=now)
-    _print_row(row, output, f"silence {row['id']} added: {row['matchers']} until {local_time(row['ends_at'])}")
+                      created_by=by or os_user(), now=now)
+    print_row(row, COLUMNS, output, f"silence {row['id']} added: {row['matchers']} until {local_time(row['ends_at'])}")
 
 
 @silence_app.command("list")
@@ -92,14 +84,4 @@ def silence_expire(
     """End a silence now; exits 1 when it does not exist or is already over."""
     c = context(ctx)
     row = expire_silence(c.engine, silence_id, c.clock())
-    _print_row(row, output, f"silence {silence_id} expired")
-
-
-def _print_row(row: dict, output: OutputFormat, line: str) -> None:
-    """The silence a command changed: the row as JSON or CSV, else one line for people."""
-    if output is OutputFormat.json:
-        typer.echo(dumps(row))
-    elif output is OutputFormat.csv:
-        render_rows([row], COLUMNS, output)
-    else:
-        typer.echo(line)
+    print_row(row, COLUMNS, output, f"silence {silence_id} expired")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import getpass
-
 import typer
 
-from incidentctl.cli.app import OutputOption, TzOption, app, context, err_console
-from incidentctl.cli.output import Col, OutputFormat, dumps, render_rows
+from incidentctl.cli.app import OutputOption, TzOption, app, context, err_console, os_user
+from incidentctl.cli.output import Col, OutputFormat, dumps, print_row, render_rows
 from incidentctl.ingest.tokens import add_token, list_tokens, revoke_token
 
 token_app = typer.Typer(help="API tokens for the REST API (POST /api/v1/incidents/{id}/actions).",
@@ -16,13 +14,6 @@ app.add_typer(token_app, name="token")
 
 COLUMNS = [Col("id", "id"), Col("name", "name"), Col("state", "state"), Col("created_at", "created"),
            Col("created_by", "by"), Col("revoked_at", "revoked")]
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 @token_app.command("add")
@@ -34,7 +25,7 @@ def token_add(
     """Create an API token for NAME and print it, once: only its hash is stored. Exits 2 when NAME
     already has a live token."""
     c = context(ctx)
-    row, token = add_token(c.engine, name, created_by=_user(), now=c.clock())
+    row, token = add_token(c.engine, name, created_by=os_user(), now=c.clock())
     if output is OutputFormat.table:
         typer.echo(token)
         err_console.print(f"token {row['id']} for {row['name']}: shown once, keep it now "
@@ -68,9 +59,4 @@ def token_revoke(
     still applied). Exits 1 when there is no such live token."""
     c = context(ctx)
     row = revoke_token(c.engine, name_or_id, now=c.clock())
-    if output is OutputFormat.json:
-        typer.echo(dumps(row))
-    elif output is OutputFormat.csv:
-        render_rows([row], COLUMNS, output)
-    else:
-        typer.echo(f"token {row['id']} ({row['name']}) revoked")
+    print_row(row, COLUMNS, output, f"token {row['id']} ({row['name']}) revoked")

@@ -17,9 +17,6 @@ at the time it was first received.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -30,7 +27,7 @@ from sqlalchemy import Connection, Engine, and_, or_, select
 from incidentctl.db.engine import database_errors, reader
 from incidentctl.db.schema import action_inbox, incidents
 from incidentctl.errors import NotFound
-from incidentctl.history.export import BadRecord, format_time, parse_utc
+from incidentctl.history.export import BadRecord, body_fields, format_time, parse_utc, record_body
 from incidentctl.ingest.inbox import Door, InboxRequest, InboxState, insert_requests
 from incidentctl.notify.intent import InboxRow, Unusable, read_intent
 
@@ -113,23 +110,14 @@ def to_action_record(row: dict) -> dict:
               "incident_opened_at": format_time(row["incident_opened_at"]) if row["incident_opened_at"] else None,
               "token": row["token_name"], "headers": row["headers"], "content_type": row["content_type"],
               "remote_addr": row["remote_addr"], "state": row["state"], "reason": row["reason"],
-              "applied_at": format_time(row["applied_at"]) if row["applied_at"] else None,
-              "body_sha256": hashlib.sha256(body).hexdigest()}
-    try:
-        record["body"] = body.decode("utf-8")
-    except UnicodeDecodeError:
-        record["body_base64"] = base64.b64encode(body).decode("ascii")
+              "applied_at": format_time(row["applied_at"]) if row["applied_at"] else None}
+    record.update(body_fields(body))
     return record
 
 
 def from_action_record(obj: dict) -> ArchivedAction:
     """Decodes an action record; raises BadRecord naming what is wrong."""
-    try:
-        body = obj["body"].encode("utf-8") if "body" in obj else base64.b64decode(obj["body_base64"], validate=True)
-    except (KeyError, AttributeError, binascii.Error, TypeError, ValueError, UnicodeEncodeError):
-        raise BadRecord("action record without a valid `body` or `body_base64`") from None
-    if hashlib.sha256(body).hexdigest() != obj.get("body_sha256"):
-        raise BadRecord("body does not match `body_sha256`")
+    body = record_body(obj)
     door = obj["door"]
     if door not in set(Door):
         raise BadRecord(f"unknown door {str(door)[:20]!r}")

@@ -92,12 +92,43 @@ def to_record(row: Any) -> dict:
     """One grafana_alerts row → the export object (body as text when UTF-8, else base64)."""
     record = {key: row[key] for key in RECORD_KEYS}
     record["received_at"] = format_time(row["received_at"])
-    body: bytes = row["body"]
-    try:
-        record["body"] = body.decode("utf-8")
-    except UnicodeDecodeError:
-        record["body_base64"] = base64.b64encode(body).decode("ascii")
+    record.update(body_fields(row["body"], with_sha256=False))
     return record
+
+
+def body_fields(body: bytes, *, with_sha256: bool = True) -> dict[str, str]:
+    """A record's body: `body` as text when it is UTF-8, else `body_base64`, and its `body_sha256`
+    (a webhook row keeps its own sha256 column). Webhook and action records write bodies alike."""
+    fields = {"body_sha256": hashlib.sha256(body).hexdigest()} if with_sha256 else {}
+    try:
+        fields["body"] = body.decode("utf-8")
+    except UnicodeDecodeError:
+        fields["body_base64"] = base64.b64encode(body).decode("ascii")
+    return fields
+
+
+def record_body(obj: dict) -> bytes:
+    """The body `body_fields` wrote, checked against its `body_sha256`; raises BadRecord naming
+    what is wrong."""
+    if "body" in obj and "body_base64" in obj:
+        raise BadRecord("record has both `body` and `body_base64`")
+    if "body" in obj:
+        if not isinstance(obj["body"], str):
+            raise BadRecord("`body` is not a string")
+        try:
+            body = obj["body"].encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRecord("`body` holds text that is not valid Unicode") from None
+    elif "body_base64" in obj:
+        try:
+            body = base64.b64decode(obj["body_base64"], validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            raise BadRecord("`body_base64` is not valid base64") from None
+    else:
+        raise BadRecord("record has neither `body` nor `body_base64`")
+    if hashlib.sha256(body).hexdigest() != obj.get("body_sha256"):
+        raise BadRecord("body does not match `body_sha256`")
+    return body
 
 
 def is_record(obj: Any) -> bool:
@@ -108,22 +139,7 @@ def is_record(obj: Any) -> bool:
 
 def from_record(obj: dict) -> Record:
     """Decodes an export record; raises BadRecord naming what is wrong."""
-    if "body" in obj and "body_base64" in obj:
-        raise BadRecord("record has both `body` and `body_base64`")
-    if "body" in obj:
-        if not isinstance(obj["body"], str):
-            raise BadRecord("`body` is not a string")
-        try:
-            body = obj["body"].encode("utf-8")
-        except UnicodeEncodeError:
-            raise BadRecord("`body` holds text that is not valid Unicode") from None
-    else:
-        try:
-            body = base64.b64decode(obj["body_base64"], validate=True)
-        except (binascii.Error, TypeError, ValueError):
-            raise BadRecord("`body_base64` is not valid base64") from None
-    if hashlib.sha256(body).hexdigest() != obj["body_sha256"]:
-        raise BadRecord("body does not match `body_sha256`")
+    body = record_body(obj)
     if not isinstance(obj["received_at"], str):
         raise BadRecord("`received_at` is not a string")
     try:

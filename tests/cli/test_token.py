@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import select
 
 from incidentctl.db.schema import api_tokens
@@ -45,3 +46,18 @@ def test_revoke_by_name_or_id(engine, db_url):
 def test_a_bad_name_is_refused(db_url):
     result = invoke("token", "add", "bob smith", db=db_url)
     assert result.exit_code == 2 and "letters, digits" in result.output
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "csv"])
+def test_revoke_prints_the_row_in_each_output_format(db_url, fmt):
+    added = json.loads(invoke("token", "add", "bob", "-o", "json", db=db_url).stdout)
+    out = invoke("token", "revoke", "bob", "-o", fmt, db=db_url).stdout
+    if fmt == "table":
+        assert out == f"token {added['id']} (bob) revoked\n"
+    elif fmt == "json":
+        row = json.loads(out)
+        assert (row["id"], row["name"], row["state"]) == (added["id"], "bob", "revoked")
+    else:
+        header, line = out.splitlines()
+        assert header == "id,name,state,created_at,created_by,revoked_at"
+        assert line.startswith(f"{added['id']},bob,revoked,")

@@ -9,6 +9,7 @@ import json
 import pytest
 from sqlalchemy import update
 
+from incidentctl.db.engine import make_engine
 from incidentctl.db.schema import action_inbox
 from incidentctl.ingest.receiver.app import Receiver
 from incidentctl.ingest.receiver.auth import AuthFailed, check_slack_signature
@@ -185,3 +186,16 @@ def test_signature_helper_agrees_with_the_test_client():
     # The fake's `sign` and the receiver's check are written apart; they agree on a body.
     headers = {"x-slack-request-timestamp": "1700000000", "x-slack-signature": sign("s", 1700000000, b"payload=1")}
     assert check_slack_signature("s", headers, b"payload=1", 1700000000)
+
+
+def test_rest_door_is_503_when_the_database_is_unreachable():
+    # The token cannot be checked: a 503 that says so (and, for an action, that it was not stored).
+    down = make_engine("mysql+pymysql://root@127.0.0.1:1/nothing", connect_timeout=1)
+    with clicking_receiver(down, SECRET) as receiver:
+        action = api(receiver, "/api/v1/incidents/1/actions", {"action": "ack"}, "ict_anything")
+        status = api(receiver, "/api/v1/actions/1", token="ict_anything", method="GET")
+    assert action.status == status.status == 503
+    assert action.json()["error"].startswith("database unavailable: ")
+    assert action.json()["error"].endswith("; not stored, retry")
+    assert status.json()["error"].startswith("database unavailable: ")
+    assert "not stored" not in status.json()["error"]

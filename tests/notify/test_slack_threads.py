@@ -55,16 +55,21 @@ def incident_of(engine, change_id: int) -> int:
     return outbox_rows(engine)[change_id]["incident_id"]
 
 
+def escalate_and_notify(engine, fake, api, incident: int) -> None:
+    """The incident escalates a minute on (news: a second digest, a second message showing it)."""
+    at = NOW + timedelta(minutes=1)
+    with engine.begin() as conn:
+        conn.execute(notifications.insert().values(incident_id=incident, change="escalated", reason="from warning",
+                                                   severity="critical", created_at=at, state="pending", attempts=0))
+    notify(engine, fake, api, now=at)
+
+
 def two_messages_showing(engine, fake, api) -> tuple[int, list]:
     """An incident announced, then escalated (news: a second digest): two live messages show it."""
     (change,) = add_incidents_with_changes(engine, 1, created_at=NOW)
     notify(engine, fake, api)
     incident = incident_of(engine, change)
-    with engine.begin() as conn:
-        conn.execute(notifications.insert().values(incident_id=incident, change="escalated", reason="from warning",
-                                                   severity="critical", created_at=NOW + timedelta(minutes=1),
-                                                   state="pending", attempts=0))
-    notify(engine, fake, api, now=NOW + timedelta(minutes=1))
+    escalate_and_notify(engine, fake, api, incident)
     messages = top_level(fake)
     assert len(messages) == 2
     return incident, messages
@@ -162,11 +167,7 @@ def test_a_silence_is_replied_once_in_each_message_showing_what_it_covers(engine
         conn.execute(incidents.update().where(incidents.c.id == other)
                      .values(service="db", group_labels={"service": "db"}, common_labels={"service": "db"}))
     notify(engine, fake, api)
-    with engine.begin() as conn:
-        conn.execute(notifications.insert().values(incident_id=covered, change="escalated", reason="from warning",
-                                                   severity="critical", created_at=NOW + timedelta(minutes=1),
-                                                   state="pending", attempts=0))
-    notify(engine, fake, api, now=NOW + timedelta(minutes=1))
+    escalate_and_notify(engine, fake, api, covered)
     messages = top_level(fake)
     silence = add_silence(engine, [Matcher("service", "api")], starts_at=NOW + timedelta(minutes=2),
                           ends_at=NOW + timedelta(hours=4, minutes=2), comment="deploy", created_by="mo",

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from incidentctl.db.engine import short_error
@@ -47,6 +49,8 @@ from incidentctl.ingest.tokens import TokenOwner, owner_of
 
 if TYPE_CHECKING:
     from incidentctl.ingest.receiver.app import Receiver
+
+T = TypeVar("T")
 
 SLACK_PATH = "/slack/actions"
 _INCIDENT_ACTIONS = re.compile(r"/api/v1/incidents/([1-9][0-9]{0,18})/actions")
@@ -121,15 +125,10 @@ class Doors:
         r = self.receiver
         received_at = r.clock()
         headers = _headers(scope)
-        token = _bearer(headers)
-        if token is None:
-            return await self._no_token(send, scope, "missing Authorization: Bearer <token> header")
-        try:
-            owner, exists = await self._in_thread(self._lookup, token, incident_id)
-        except SQLAlchemyError as exc:
-            return await r.unavailable(send, scope, f"database unavailable: {short_error(exc)}; not stored, retry")
-        if owner is None:
-            return await self._no_token(send, scope, "unknown or revoked API token")
+        found = await self._authenticated(scope, send, headers, incident_exists, incident_id, "; not stored, retry")
+        if isinstance(found, int):
+            return found
+        owner, exists = found
         body = await self._body(scope, receive, send, headers, API_MAX_BODY)
         if isinstance(body, int):
             return body
@@ -151,15 +150,10 @@ class Doors:
 
     async def _api_status(self, action_id: int, scope: dict, send: Send) -> int:
         r = self.receiver
-        token = _bearer(_headers(scope))
-        if token is None:
-            return await self._no_token(send, scope, "missing Authorization: Bearer <token> header")
-        try:
-            owner, status = await self._in_thread(self._status, token, action_id)
-        except SQLAlchemyError as exc:
-            return await r.unavailable(send, scope, f"database unavailable: {short_error(exc)}")
-        if owner is None:
-            return await self._no_token(send, scope, "unknown or revoked API token")
+        found = await self._authenticated(scope, send, _headers(scope), action_status, action_id)
+        if isinstance(found, int):
+            return found
+        _, status = found
         if status is None:
             return await r.refuse(send, scope, 404, f"action {action_id} not found")
         return await json_answer(send, 200, {
@@ -170,15 +164,28 @@ class Doors:
 
     # Helpers
 
-    def _lookup(self, token: str, incident_id: int) -> tuple[TokenOwner | None, bool]:
-        with self.receiver.engine.connect() as conn:
-            owner = owner_of(conn, token)
-            return owner, owner is not None and incident_exists(conn, incident_id)
+    async def _authenticated(self, scope: dict, send: Send, headers: dict[str, str],
+                             lookup: Callable[[Connection, int], T], key: int,
+                             not_stored: str = "") -> tuple[TokenOwner, T] | int:
+        """The bearer token's owner and what `lookup(conn, key)` finds for them (one connection),
+        or the status answered instead: 401 without a live token, 503 without the database."""
+        token = _bearer(headers)
+        if token is None:
+            return await self._no_token(send, scope, "missing Authorization: Bearer <token> header")
+        try:
+            owner, found = await self._in_thread(self._owner_and, token, lookup, key)
+        except SQLAlchemyError as exc:
+            why = f"database unavailable: {short_error(exc)}{not_stored}"
+            return await self.receiver.unavailable(send, scope, why)
+        if owner is None:
+            return await self._no_token(send, scope, "unknown or revoked API token")
+        return owner, found
 
-    def _status(self, token: str, action_id: int) -> tuple[TokenOwner | None, dict | None]:
+    def _owner_and(self, token: str, lookup: Callable[[Connection, int], T],
+                   key: int) -> tuple[TokenOwner | None, T | None]:
         with self.receiver.engine.connect() as conn:
             owner = owner_of(conn, token)
-            return owner, action_status(conn, action_id) if owner is not None else None
+            return owner, lookup(conn, key) if owner is not None else None
 
     async def _in_thread(self, func, *args):
         return await asyncio.get_running_loop().run_in_executor(None, func, *args)
