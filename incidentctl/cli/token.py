@@ -6,9 +6,11 @@ import getpass
 
 import typer
 
-from incidentctl.cli.app import OutputOption, TzOption, app, context, err_console
+from incidentctl.cli.app import OutputOption, TzOption, context, err_console, module_app
 from incidentctl.cli.output import Col, OutputFormat, dumps, render_rows
 from incidentctl.ingest.tokens import add_token, list_tokens, revoke_token
+
+app = module_app()
 
 token_app = typer.Typer(help="API tokens for the REST API (POST /api/v1/incidents/{id}/actions).",
                         no_args_is_help=True)
