@@ -10,9 +10,9 @@ from incidentctl.cli.output import OutputFormat, dumps
 from incidentctl.incidents.model import Rules
 from incidentctl.incidents.processor import backlog, process_pending
 from incidentctl.notify.applier import apply_pending
-from incidentctl.notify.delivery import bot_api
 from incidentctl.notify.intent import AllowList
 from incidentctl.notify.slack import make_session
+from incidentctl.notify.slack_api import bot_api
 from incidentctl.notify.usergroups import UserGroups
 from incidentctl.ops.gc_tuning import batch_collection
 

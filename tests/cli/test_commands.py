@@ -127,5 +127,7 @@ def test_process_imports_its_module_and_the_pipeline_only(tmp_path):
     assert output.startswith("Usage: incidentctl process [OPTIONS]")
     assert _loaded(modules, *COMMAND_MODULES) == ["incidentctl.cli.process"]
     assert {"incidentctl.incidents.processor", "incidentctl.notify.applier"} <= modules  # it did load
+    # not the reports, the scheduler, the receiver, nor the Slack digest and its upkeep (that is `notify`)
     assert _loaded(modules, "incidentctl.history", "incidentctl.ops.scheduler", "incidentctl.ops.doctor",
-                   "incidentctl.ingest.receiver", "apscheduler", "uvicorn") == []
+                   "incidentctl.ingest.receiver", "incidentctl.notify.delivery", "incidentctl.notify.slack_sync",
+                   "apscheduler", "uvicorn") == []
