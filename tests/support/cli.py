@@ -16,9 +16,10 @@ from typer.testing import CliRunner, Result
 
 from incidentctl.cli import app
 
-# typer's runner builds the click command from the app on every invoke, inspecting every command's
-# signature (about 20 ms of CPU, and the quick tests invoke the CLI thousands of times): built once a
-# process instead, as the console script builds it once. Running a command does not change it.
+# typer's runner builds the click command from the app on every invoke, and the root then builds
+# each command it runs from that command's signature (about 20 ms of CPU for them all, and the quick
+# tests invoke the CLI thousands of times): built once a process instead, as the console script
+# builds it once, so the root keeps each command it has built. Running a command changes nothing else.
 assert callable(typer.testing._get_command), "typer.testing no longer has _get_command: see this cache"
 typer.testing._get_command = functools.cache(typer.testing._get_command)
 _runner = CliRunner()
