@@ -3,6 +3,10 @@
 The composition root: it may import every layer below the CLI, and only the CLI imports it
 (tests/test_layers.py). The receiver's server builds its own engine (other timeouts and pool).
 The engine's schema is checked when first used; the embedded SQLite default upgrades itself.
+
+The database modules (SQLAlchemy, the drivers) are imported where the engine is first built, not
+when this module is: every command builds a Context, and `--help`, `--version` and the commands
+that never open the database should not pay for loading them.
 """
 
 from __future__ import annotations
@@ -10,13 +14,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-
-from sqlalchemy import Engine
+from typing import TYPE_CHECKING
 
 from incidentctl.config import Settings
-from incidentctl.db.engine import engine_from_settings, ensure_schema
-from incidentctl.db.lease import Lease
 from incidentctl.durations import utc_now
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from incidentctl.db.lease import Lease
 
 
 @dataclass
@@ -31,6 +37,8 @@ class Context:
     def engine(self) -> Engine:
         """The engine, schema checked (the embedded SQLite default upgrades itself)."""
         if self._engine is None:
+            from incidentctl.db.engine import engine_from_settings, ensure_schema
+
             engine = engine_from_settings(self.settings)
             ensure_schema(engine)
             self._engine = engine
@@ -42,6 +50,8 @@ class Context:
 
     def raw_engine(self) -> Engine:
         """An engine with no schema check, for `db upgrade`/`db status`."""
+        from incidentctl.db.engine import engine_from_settings
+
         return engine_from_settings(self.settings)
 
     def close(self) -> None:
@@ -52,4 +62,6 @@ class Context:
 
 def applier_lease(engine: Engine, settings: Settings, *, wait: float | None = None) -> Lease:
     """The applier lease as configured (lease_ttl, lease_wait), on wall time."""
+    from incidentctl.db.lease import Lease
+
     return Lease(engine, ttl=settings.lease_ttl, wait=settings.lease_wait if wait is None else wait)

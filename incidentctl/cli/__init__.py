@@ -1,30 +1,9 @@
-"""The command line: thin wiring over the core. Each module registers one group of commands."""
+"""The command line: thin wiring over the core. Each module registers one group of commands on an
+app of its own; the root (cli/app.py) imports a module when one of its commands runs, from the
+table in cli/commands.py."""
 
 from __future__ import annotations
 
-from incidentctl.cli import (
-    config_cmd,
-    db,
-    demo,
-    doctor,
-    grafana_cmd,
-    history,
-    incidents,
-    noise,
-    notify,
-    process,
-    purge,
-    rebuild,
-    related,
-    report,
-    run,
-    serve,
-    silence,
-    simulate,
-    slack,
-    token,
-    watch,
-)
 from incidentctl.cli.app import app
 
 

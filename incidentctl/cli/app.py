@@ -1,20 +1,29 @@
 """The typer application and the conventions every command shares: the context, `--output/-o`,
-option errors that name the option, the core's errors as one line and an exit code."""
+option errors that name the option, the core's errors as one line and an exit code.
+
+The root group loads its commands lazily, click's "LazyGroup" pattern: each command module
+registers its commands on an app of its own (`module_app()`), the table in cli/commands.py names
+the module of each, and the root imports a module when one of its commands runs. A run imports the
+root, the one command's module and what that needs; the root's --help lists the table.
+"""
 
 from __future__ import annotations
 
 import getpass
+import importlib
 from collections.abc import Callable
 from datetime import datetime
+from difflib import get_close_matches
 from pathlib import Path
 from typing import TypeVar, overload
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from incidentctl import __version__
+from incidentctl.cli.commands import COMMANDS
 from incidentctl.cli.output import OutputFormat, display_zone, set_display_zone
 from incidentctl.config import load_settings, zone_name
 from incidentctl.durations import parse_since
@@ -28,8 +37,36 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 
 class _Commands(TyperGroup):
-    """The root group: a core error (IncidentctlError), wherever a command or the settings raise
-    it, ends the command with its one-line message on stderr and its exit code."""
+    """The root group: the commands of cli/commands.py, each built from its module when first asked
+    for (kept in `self.commands` after). A core error (IncidentctlError), wherever a command or the
+    settings raise it, ends the command with its one-line message on stderr and its exit code."""
+
+    def list_commands(self, ctx):
+        return list(COMMANDS)
+
+    def get_command(self, ctx, cmd_name):
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, _, attribute = COMMANDS[cmd_name].target.partition(":")
+            owner = getattr(importlib.import_module(module), attribute)
+            self.commands[cmd_name] = typer.main.get_group(owner).commands[cmd_name]
+        return self.commands.get(cmd_name)
+
+    def resolve_command(self, ctx, args):
+        # typer suggests near names from `self.commands`, which holds only the commands built so far
+        name = args[0]
+        near = [] if name in COMMANDS or name.startswith("-") else get_close_matches(name, list(COMMANDS))
+        if near:
+            ctx.fail(f"No such command {name!r}. Did you mean {', '.join(map(repr, near))}?")
+        return super().resolve_command(ctx, args)
+
+    def format_commands(self, ctx, formatter):
+        # The table's help, shortened as click shortens a command's own (a stand-in command carries
+        # it): listing the commands imports none of them.
+        limit = formatter.width - 6 - max(map(len, COMMANDS))
+        rows = [(name, TyperCommand(name, help=entry.help).get_short_help_str(limit))
+                for name, entry in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx):
         try:
@@ -52,6 +89,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def module_app() -> typer.Typer:
+    """A command module's own app, on which it registers its commands and groups; the root takes
+    each from it by name (cli/commands.py). Plain click help as the root's: typer takes the markup
+    mode from the app a command is built from."""
+    return typer.Typer(rich_markup_mode=None)
 
 
 def output_option(*formats: OutputFormat):

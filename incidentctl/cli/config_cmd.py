@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from incidentctl.cli.app import OutputOption, app, context
+from incidentctl.cli.app import OutputOption, context, module_app
 from incidentctl.cli.output import Col, OutputFormat, dumps, render_rows
 from incidentctl.config import SETTINGS
 from incidentctl.db.engine import database_url, describe_url
+
+app = module_app()
 
 
 @app.command("config")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from incidentctl.cli.app import app, context, output_option
+from incidentctl.cli.app import context, module_app, output_option
 from incidentctl.cli.output import OutputFormat, dumps
 from incidentctl.db.engine import database_errors, describe_url
 from incidentctl.db.migrations import mysql_ddl, schema_status, upgrade
+
+app = module_app()
 
 db_app = typer.Typer(help="Create, upgrade and inspect the database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import requests
 import typer
 
-from incidentctl.cli.app import TzOption, app
+from incidentctl.cli.app import TzOption, module_app
 from incidentctl.cli.incidents import render_incident_table
 from incidentctl.cli.output import Col, OutputFormat, dumps, render_rows
 from incidentctl.config import load_settings
@@ -20,6 +20,8 @@ from incidentctl.incidents.model import Rules
 from incidentctl.incidents.processor import process_pending
 from incidentctl.notify.delivery import notify_pending, preview_digests
 from incidentctl.ops.demo import DemoReceiver, archived_rows, demo_database_path, demo_story
+
+app = module_app()
 
 
 @app.command("demo")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from incidentctl.cli.app import OutputOption, app, context
+from incidentctl.cli.app import OutputOption, context, module_app
 from incidentctl.cli.output import Col, OutputFormat, dumps, render_rows, stdout_console
 from incidentctl.ops.doctor import EXIT_UNREACHABLE, doctor
+
+app = module_app()
 
 STYLE = {"ok": "green", "warn": "yellow", "error": "red"}
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from incidentctl.cli.app import app
+from incidentctl.cli.app import module_app
 from incidentctl.ops import grafana
+
+app = module_app()
 
 grafana_app = typer.Typer(
     help="Print the Grafana dashboard and provisioning files (redirect them into Grafana's folders).",

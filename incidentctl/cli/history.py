@@ -19,12 +19,14 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from incidentctl.cli.app import app, context, err_console, option_value, output_option, time_value
+from incidentctl.cli.app import context, err_console, module_app, option_value, output_option, time_value
 from incidentctl.cli.output import OutputFormat, dumps
 from incidentctl.history.export import count_rows, export_archive, export_to_file, parse_utc
 from incidentctl.history.replay import BATCH_SIZE, replay, replay_and_process
 from incidentctl.incidents.model import Rules
 from incidentctl.ops.gc_tuning import batch_collection
+
+app = module_app()
 
 
 def _progress(*columns) -> Progress:

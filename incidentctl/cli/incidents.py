@@ -10,7 +10,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from incidentctl.cli.app import OutputOption, TzOption, app, context, err_console, option_value, os_user, time_value
+from incidentctl.cli.app import (
+    OutputOption,
+    TzOption,
+    context,
+    err_console,
+    module_app,
+    option_value,
+    os_user,
+    time_value,
+)
 from incidentctl.cli.output import (
     Col,
     OutputFormat,
@@ -29,6 +38,8 @@ from incidentctl.incidents.actions import add_note, transition_many
 from incidentctl.incidents.listing import IncidentFilter, list_incidents, parse_label_filter, show_incident
 from incidentctl.incidents.model import SEVERITY_NAMES, IncidentStatus, Severity, TimelineKind, normalize_severity
 from incidentctl.notify.silences import mark_silenced
+
+app = module_app()
 
 SEVERITY_STYLE = {Severity.CRITICAL: "bold red", Severity.ERROR: "red", Severity.WARNING: "yellow",
                   Severity.INFO: "cyan", Severity.NONE: "dim"}

@@ -11,8 +11,8 @@ from incidentctl.cli.app import (
     TzOption,
     WindowSinceOption,
     WindowUntilOption,
-    app,
     context,
+    module_app,
     option_value,
     output_option,
     window_value,
@@ -30,6 +30,8 @@ from incidentctl.history.noise import (
 )
 from incidentctl.history.recurrence import hour_of_day_counts
 from incidentctl.history.stats import sparkline
+
+app = module_app()
 
 
 def _dur(value, _row) -> str:

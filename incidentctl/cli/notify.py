@@ -6,7 +6,7 @@ from datetime import datetime
 
 import typer
 
-from incidentctl.cli.app import OutputOption, TzOption, app, context, err_console, output_option
+from incidentctl.cli.app import OutputOption, TzOption, context, err_console, module_app, output_option
 from incidentctl.cli.output import Col, OutputFormat, dumps, local_time, render_rows
 from incidentctl.db.engine import database_errors
 from incidentctl.durations import format_duration
@@ -16,6 +16,8 @@ from incidentctl.notify import outbox
 from incidentctl.notify.delivery import NotifySummary, notify_pending
 from incidentctl.notify.routes import load_routes
 from incidentctl.notify.slack import make_session
+
+app = module_app()
 
 
 @app.command("notify")

@@ -5,16 +5,18 @@ from __future__ import annotations
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from incidentctl.cli.app import OutputOption, app, context, err_console
+from incidentctl.cli.app import OutputOption, context, err_console, module_app
 from incidentctl.cli.output import OutputFormat, dumps
 from incidentctl.incidents.model import Rules
 from incidentctl.incidents.processor import backlog, process_pending
 from incidentctl.notify.applier import apply_pending
-from incidentctl.notify.delivery import bot_api
 from incidentctl.notify.intent import AllowList
 from incidentctl.notify.slack import make_session
+from incidentctl.notify.slack_api import bot_api
 from incidentctl.notify.usergroups import UserGroups
 from incidentctl.ops.gc_tuning import batch_collection
+
+app = module_app()
 
 PROGRESS_MIN_ROWS = 2000  # below this a run takes about a second: no bar
 

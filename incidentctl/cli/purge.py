@@ -5,10 +5,12 @@ from __future__ import annotations
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from incidentctl.cli.app import OutputOption, TzOption, app, context, err_console, option_value
+from incidentctl.cli.app import OutputOption, TzOption, context, err_console, module_app, option_value
 from incidentctl.cli.output import OutputFormat, dumps, local_time, to_csv
 from incidentctl.durations import format_duration, parse_duration
 from incidentctl.ops.retention import DEFAULT_BATCH, purge
+
+app = module_app()
 
 
 @app.command("purge")

@@ -8,13 +8,15 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from incidentctl.cli.app import TzOption, app, context, err_console, output_option
+from incidentctl.cli.app import TzOption, context, err_console, module_app, output_option
 from incidentctl.cli.output import OutputFormat, dumps, local_time
 from incidentctl.cli.simulate import rules_from_options
 from incidentctl.durations import format_duration
 from incidentctl.history.rebuild import rebuild
 from incidentctl.incidents.model import Rules
 from incidentctl.ops.gc_tuning import batch_collection
+
+app = module_app()
 
 
 @app.command("rebuild")

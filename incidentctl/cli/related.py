@@ -8,11 +8,13 @@ from datetime import timedelta
 import typer
 from rich.console import Console
 
-from incidentctl.cli.app import OutputOption, TzOption, app, context
+from incidentctl.cli.app import OutputOption, TzOption, context, module_app
 from incidentctl.cli.output import Col, OutputFormat, local_time, render_rows, stdout_console, zone_label
 from incidentctl.durations import format_duration
 from incidentctl.history.related import MAX_CANDIDATES, Related, RelatedRules, related_incidents
 from incidentctl.incidents.topology import scope_text
+
+app = module_app()
 
 
 def link_rows(related: Related) -> list[dict]:

@@ -13,14 +13,16 @@ from incidentctl.cli.app import (
     TzOption,
     WindowSinceOption,
     WindowUntilOption,
-    app,
     context,
+    module_app,
     window_value,
 )
 from incidentctl.cli.output import Col, OutputFormat, dumps, local_time, render_rows, stdout_console, to_csv
 from incidentctl.durations import format_duration
 from incidentctl.history.reports import SreReport, build_report, metric_rows, report_dict
 from incidentctl.history.stats import bar, sparkline
+
+app = module_app()
 
 MAX_BAR_DAYS = 62
 

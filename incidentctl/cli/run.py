@@ -7,9 +7,11 @@ import sys
 
 import typer
 
-from incidentctl.cli.app import app, context
+from incidentctl.cli.app import context, module_app
 from incidentctl.notify.slack import make_session
 from incidentctl.ops.scheduler import Scheduler, cycle_jobs
+
+app = module_app()
 
 
 @app.command("run")

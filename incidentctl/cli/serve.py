@@ -6,7 +6,9 @@ import logging
 
 import typer
 
-from incidentctl.cli.app import app, context
+from incidentctl.cli.app import context, module_app
+
+app = module_app()
 
 
 @app.command("serve")

@@ -6,11 +6,13 @@ from datetime import datetime, timezone
 
 import typer
 
-from incidentctl.cli.app import OutputOption, TzOption, app, context, os_user
+from incidentctl.cli.app import OutputOption, TzOption, context, module_app, os_user
 from incidentctl.cli.output import Col, OutputFormat, display_zone, local_time, print_row, render_rows
 from incidentctl.durations import parse_duration
 from incidentctl.errors import InvalidSilence
 from incidentctl.notify.silences import add_silence, expire_silence, list_silences, parse_matcher
+
+app = module_app()
 
 silence_app = typer.Typer(help="Silence Slack notifications for matching alerts during a time window.",
                           no_args_is_help=True)

@@ -8,7 +8,7 @@ from datetime import timedelta
 import typer
 from rich.progress import BarColumn, Progress, TextColumn
 
-from incidentctl.cli.app import app, context, err_console, option_value, output_option, time_value
+from incidentctl.cli.app import context, err_console, module_app, option_value, output_option, time_value
 from incidentctl.cli.output import Col, OutputFormat, dumps, render_rows, stdout_console
 from incidentctl.config import Settings
 from incidentctl.db.engine import database_errors
@@ -21,6 +21,8 @@ from incidentctl.incidents.model import Rules, Severity
 from incidentctl.notify.routes import load_routes
 from incidentctl.notify.thresholds import Threshold
 from incidentctl.ops.gc_tuning import batch_collection
+
+app = module_app()
 
 
 def rules_from_options(settings: Settings, group_by: str | None, reopen_window: str | None) -> Rules:

@@ -6,8 +6,10 @@ from enum import StrEnum
 
 import typer
 
-from incidentctl.cli.app import app, err_console
+from incidentctl.cli.app import err_console, module_app
 from incidentctl.notify import slack_manifest
+
+app = module_app()
 
 slack_app = typer.Typer(help="Set up the Slack app (buttons on incidents; see docs/SLACK.md).", no_args_is_help=True)
 app.add_typer(slack_app, name="slack")

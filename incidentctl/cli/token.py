@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from incidentctl.cli.app import OutputOption, TzOption, app, context, err_console, os_user
+from incidentctl.cli.app import OutputOption, TzOption, context, err_console, module_app, os_user
 from incidentctl.cli.output import Col, OutputFormat, dumps, print_row, render_rows
 from incidentctl.ingest.tokens import add_token, list_tokens, revoke_token
+
+app = module_app()
 
 token_app = typer.Typer(help="API tokens for the REST API (POST /api/v1/incidents/{id}/actions).",
                         no_args_is_help=True)

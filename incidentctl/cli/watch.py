@@ -17,7 +17,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.text import Text
 
-from incidentctl.cli.app import TzOption, app, context, option_value, time_value
+from incidentctl.cli.app import TzOption, context, module_app, option_value, time_value
 from incidentctl.cli.incidents import (
     SEVERITY_STYLE,
     AlertnameOption,
@@ -37,6 +37,8 @@ from incidentctl.errors import DatabaseUnavailable
 from incidentctl.incidents.listing import IncidentFilter
 from incidentctl.incidents.model import Severity
 from incidentctl.incidents.overview import Overview, overview
+
+app = module_app()
 
 # What identifies a change people care about: a new series firing, a new alert, an ack, a rise.
 WATCHED = ("status", "severity", "series_firing", "series_count", "alert_count", "acknowledged_by", "reopen_count")

@@ -35,7 +35,7 @@ from incidentctl.notify.reminders import ReminderPolicy
 from incidentctl.notify.routes import DEFAULT_ROUTE, Route, load_routes, route_for
 from incidentctl.notify.silences import silence_for, silence_labels, silences_active_between
 from incidentctl.notify.slack import OK, PERMANENT, UNKNOWN, SendResult, mask_url, send
-from incidentctl.notify.slack_api import SlackApi
+from incidentctl.notify.slack_api import SlackApi, bot_api
 from incidentctl.notify.slack_bot import bot_message, post_digest, split_in_place
 from incidentctl.notify.slack_sync import SyncSummary, sync_messages
 from incidentctl.notify.thresholds import ANNOUNCE, WAIT, verdicts
@@ -128,13 +128,6 @@ def notify_pending(engine: Engine, settings: Settings, session: requests.Session
         summary.waiting, summary.next_attempt_at = outbox.waiting(engine, now)
         summary.held, summary.held_until = outbox.held(engine, now)
     return summary
-
-
-def bot_api(settings: Settings, session: requests.Session | None) -> SlackApi | None:
-    """The bot's Web API client, when a bot token is set."""
-    if not settings.slack_bot_token or session is None:
-        return None
-    return SlackApi(session, settings.slack_bot_token, base_url=settings.slack_api_url, timeout=settings.slack_timeout)
 
 
 def sync(engine: Engine, settings: Settings, api: SlackApi, routes: Sequence[Route], now: datetime,

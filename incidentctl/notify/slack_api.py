@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 import requests
 
+from incidentctl.config import Settings
 from incidentctl.notify.pacing import Pacer
 from incidentctl.notify.slack import OK, PERMANENT, RETRYABLE, UNKNOWN, classify_exception, parse_retry_after
 
@@ -322,3 +323,9 @@ def _answer_for_exception(exc: requests.RequestException, url: str, timeout: flo
     result = classify_exception(exc, url, timeout)
     return Answer(result.outcome, None, result.error)
 
+
+def bot_api(settings: Settings, session: requests.Session | None) -> SlackApi | None:
+    """The bot's Web API client, when a bot token is set."""
+    if not settings.slack_bot_token or session is None:
+        return None
+    return SlackApi(session, settings.slack_bot_token, base_url=settings.slack_api_url, timeout=settings.slack_timeout)

@@ -139,9 +139,10 @@ def cycle_jobs(engine, settings, session, clock: Callable[[], datetime]) -> list
     from incidentctl.incidents.model import Rules
     from incidentctl.incidents.processor import process_pending
     from incidentctl.notify.applier import apply_pending
-    from incidentctl.notify.delivery import bot_api, notify_pending, sync
+    from incidentctl.notify.delivery import notify_pending, sync
     from incidentctl.notify.intent import AllowList
     from incidentctl.notify.routes import load_routes
+    from incidentctl.notify.slack_api import bot_api
     from incidentctl.notify.usergroups import UserGroups
     from incidentctl.ops.retention import purge
 

@@ -8,27 +8,11 @@ import io
 import json
 
 import pytest
-import typer
 
-from incidentctl.cli import app
-from tests.support.cli import invoke
+from tests.support.cli import command_tree, invoke
 from tests.support.processing import store_spaced
 
-
-def _commands():
-    """(path, click command, its context) for every command a user can run."""
-    def walk(command, path, parent):
-        # as click makes it: the command's context_settings, the rest inherited from the parent
-        ctx = typer.Context(command, info_name=path[-1] if path else "incidentctl", parent=parent,
-                            **(command.context_settings or {}))
-        yield path, command, ctx
-        for name, sub in getattr(command, "commands", {}).items():
-            yield from walk(sub, path + (name,), ctx)
-
-    return list(walk(typer.main.get_command(app), (), None))
-
-
-COMMANDS = _commands()
+COMMANDS = command_tree()
 
 
 def _options(command):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from incidentctl.config import SETTINGS, settings_markdown
 from tests.support import ROOT
+from tests.support.cli import command_tree
 
 DOCS = ROOT / "docs"
 
@@ -18,20 +19,7 @@ def test_configuration_doc_has_the_generated_settings_table():
 
 def _leaf_commands():
     """(path, click command) for every command a user can run, e.g. ("db", "upgrade")."""
-    import typer
-
-    from incidentctl.cli import app
-
-    root = typer.main.get_command(app)
-
-    def walk(command, path):
-        if hasattr(command, "commands"):  # a group (typer may vendor its own click)
-            for name, sub in command.commands.items():
-                yield from walk(sub, path + (name,))
-        else:
-            yield path, command
-
-    return list(walk(root, ()))
+    return [(path, command) for path, command, _ in command_tree() if not hasattr(command, "list_commands")]
 
 
 def test_every_command_and_option_has_help_text():

@@ -16,11 +16,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import typer
 
-from incidentctl.cli import app
 from incidentctl.config import SETTINGS_BY_NAME
 from tests.support import ROOT
+from tests.support.cli import command_tree
 
 
 def instructions(path: Path) -> list[tuple[str, str]]:
@@ -45,13 +44,13 @@ def exec_form(args: str) -> list[str]:
 
 def resolve(argv: list[str]):
     """The (click) command `incidentctl argv…` runs, its options checked."""
-    command = typer.main.get_command(app)
-    words = list(argv)
-    while words and hasattr(command, "commands"):  # a group (typer vendors its own click)
+    commands = {path: command for path, command, _ in command_tree()}
+    path, words = (), list(argv)
+    while words and hasattr(commands[path], "list_commands"):  # a group (typer vendors its own click)
         name = words.pop(0)
-        sub = command.commands.get(name)
-        assert sub is not None, f"no command `{name}` in `incidentctl {' '.join(argv)}`"
-        command = sub
+        path += (name,)
+        assert path in commands, f"no command `{name}` in `incidentctl {' '.join(argv)}`"
+    command = commands[path]
     known = {opt for p in command.params for opt in getattr(p, "opts", [])}
     for word in words:
         if word.startswith("-"):

@@ -10,17 +10,35 @@ import subprocess
 import sys
 from collections.abc import Mapping
 
+import typer
 import typer.testing
 from typer.testing import CliRunner, Result
 
 from incidentctl.cli import app
 
-# typer's runner builds the click command from the app on every invoke, inspecting every command's
-# signature (about 20 ms of CPU, and the quick tests invoke the CLI thousands of times): built once a
-# process instead, as the console script builds it once. Running a command does not change it.
+# typer's runner builds the click command from the app on every invoke, and the root then builds
+# each command it runs from that command's signature (about 20 ms of CPU for them all, and the quick
+# tests invoke the CLI thousands of times): built once a process instead, as the console script
+# builds it once, so the root keeps each command it has built. Running a command changes nothing else.
 assert callable(typer.testing._get_command), "typer.testing no longer has _get_command: see this cache"
 typer.testing._get_command = functools.cache(typer.testing._get_command)
 _runner = CliRunner()
+
+
+def command_tree() -> list[tuple[tuple[str, ...], typer.core.TyperCommand | typer.core.TyperGroup, typer.Context]]:
+    """(path, click command, its context) for every command a user can run, the root first, e.g.
+    (("db", "upgrade"), …): the commands `invoke` runs, asked of each group by click's
+    list_commands/get_command (the root builds a command from its module only when asked for it)."""
+    def walk(command, path, parent):
+        # as click makes it: the command's context_settings, the rest inherited from the parent
+        ctx = typer.Context(command, info_name=path[-1] if path else "incidentctl", parent=parent,
+                            **(command.context_settings or {}))
+        yield path, command, ctx
+        if hasattr(command, "list_commands"):  # a group (typer vendors its own click)
+            for name in command.list_commands(ctx):
+                yield from walk(command.get_command(ctx, name), path + (name,), ctx)
+
+    return list(walk(typer.testing._get_command(app), (), None))
 
 
 def db_env(db_url: str, **extra: str) -> dict[str, str]:
