@@ -11,6 +11,7 @@ INCIDENTCTL_TEST_REQUIRE_MYSQL=1 (set by .ci/run): then it fails.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import secrets
@@ -75,6 +76,14 @@ def pytest_configure(config):
         raise pytest.UsageError(
             f"INCIDENTCTL_TEST_REQUIRE_MYSQL=1 but MySQL at {MYSQL_SERVER_URL} is unreachable: {_MYSQL_PROBLEM}"
         )
+
+
+def pytest_collection_finish(session):
+    """Freezes what is alive once the tests are collected (modules, the schema, every test item: some
+    hundreds of thousands of objects), so the collector's full sweeps, a dozen or more in a worker,
+    skip them instead of walking them all each time; what the tests make is swept as before."""
+    gc.collect()
+    gc.freeze()
 
 
 def pytest_report_header(config):
@@ -187,10 +196,28 @@ def _check_fresh(engine: Engine) -> None:
 
 
 @pytest.fixture
-def engine(db_url):
-    engine = make_engine(db_url)
+def engine(db_url, backend, request):
+    """An engine on db_url. On MySQL, where every test's database is the session's one, the
+    session's engine: a new one would set up its dialect again on its first connection and compile
+    every statement again (its own cache). It is disposed after each test, so no connection, nor a
+    setting made on one, outlives the test; a test removes the event listeners it adds."""
+    if backend == "sqlite":
+        engine = make_engine(db_url)
+        yield engine
+        engine.dispose()
+        return
+    _, engine = request.getfixturevalue("_mysql_schema")
+    listeners = _listeners(engine)
     yield engine
     engine.dispose()
+    if _listeners(engine) != listeners:
+        pytest.fail("the test left event listeners on the session's engine (event.remove them)", pytrace=False)
+
+
+def _listeners(engine: Engine) -> list[tuple[str, int]]:
+    """How many listeners each event of the engine and its pool has."""
+    return [(name, len(getattr(dispatch, name)))
+            for dispatch in (engine.dispatch, engine.pool.dispatch) for name in dispatch._event_names]
 
 
 @pytest.fixture

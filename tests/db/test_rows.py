@@ -32,15 +32,27 @@ def path(request, backend, monkeypatch):
     return request.param
 
 
-def _statements(engine) -> list[str]:
+@pytest.fixture
+def statements_sent(engine):
+    """Factory: from the call on, the statements `engine` sends, in the list it returns; the
+    listener is removed after the test (the engine may be the session's: tests/conftest.py)."""
     seen: list[str] = []
-    event.listen(engine, "before_cursor_execute", lambda conn, cursor, statement, *rest: seen.append(statement))
-    return seen
+
+    def record(conn, cursor, statement, *rest):
+        seen.append(statement)
+
+    def start() -> list[str]:
+        event.listen(engine, "before_cursor_execute", record)
+        return seen
+
+    yield start
+    if event.contains(engine, "before_cursor_execute", record):
+        event.remove(engine, "before_cursor_execute", record)
 
 
 @pytest.mark.backends("mysql")
-def test_mariadb_takes_the_rendered_path(engine):
-    statements = _statements(engine)
+def test_mariadb_takes_the_rendered_path(engine, statements_sent):
+    statements = statements_sent()
     rows = [raw_alert(b'{"n": %d}' % i, received_at=T + timedelta(seconds=i)).row() for i in range(50)]
     with engine.begin() as conn:
         assert capabilities(conn).bulk_insert, "the MySQL test server must be MariaDB (CI runs MariaDB)"
@@ -143,9 +155,9 @@ def test_update_where_in_sets_the_values_of_the_rows_named_and_no_other(engine, 
 
 
 @pytest.mark.backends("mysql")
-def test_a_pipelined_statement_that_fails_fails_the_block_and_the_ones_behind_it_do_not_run(engine):
+def test_a_pipelined_statement_that_fails_fails_the_block_and_the_ones_behind_it_do_not_run(engine, statements_sent):
     incident = add_incident(engine)
-    statements = _statements(engine)
+    statements = statements_sent()
     with pytest.raises(IntegrityError), engine.begin() as conn, pipelined(conn):
         insert_rows(conn, series_labels, _labels(incident, ["a"]))
         insert_rows(conn, series_labels, _labels(incident, ["a"]))  # the same key again, no on_conflict

@@ -78,8 +78,22 @@ def _processed_with_people(engine, rules: Rules = DEFAULT, seed: int = 7):
     return rows, acted
 
 
-def test_default_rules_change_nothing(engine):
-    _processed_with_people(engine)
+@pytest.fixture
+def with_people(loaded, engine) -> dict:
+    """This test's database as _processed_with_people leaves it (processed once a session, each test
+    reading a copy); the incidents people acted on, by what they did, read back from their events."""
+    loaded(_processed_with_people)
+    done = {("acknowledged", "alice"): "acked", ("resolved", "bob"): "resolved", ("note", "carol"): "noted",
+            ("reopened", "dave"): "reopened"}
+    with engine.connect() as conn:
+        events = conn.execute(select(incident_events.c.kind, incident_events.c.actor, incident_events.c.incident_id)
+                              .where(incident_events.c.actor.in_(["alice", "bob", "carol", "dave"]))).all()
+    acted = {done[kind, actor]: incident_id for kind, actor, incident_id in events if (kind, actor) in done}
+    assert len(acted) == len(done)
+    return acted
+
+
+def test_default_rules_change_nothing(engine, with_people):
     before, ids = snapshot(engine), _ids(engine)
     summary = rebuild(engine, DEFAULT)
     assert snapshot(engine) == before  # incidents, series, timelines (people's events in place), outbox
@@ -89,13 +103,12 @@ def test_default_rules_change_nothing(engine):
     assert summary.incidents_dropped == 0 and summary.rows > 400
 
 
-def test_a_notes_outbox_row_stays_and_finds_its_text_again_after_a_rebuild(engine):
+def test_a_notes_outbox_row_stays_and_finds_its_text_again_after_a_rebuild(engine, with_people):
     # The Slack app replies a note from its outbox row and reads the whole text from the timeline,
     # which a rebuild rewrites with new ids.
     from incidentctl.db.schema import notifications
     from incidentctl.notify.slack_store import note_texts
 
-    _processed_with_people(engine)
     rebuild(engine, DEFAULT)
     with engine.connect() as conn:
         (row,) = [dict(r._mapping) for r in conn.execute(select(notifications).where(notifications.c.change == "note"))]
@@ -104,8 +117,8 @@ def test_a_notes_outbox_row_stays_and_finds_its_text_again_after_a_rebuild(engin
     assert note_texts(engine, [claimed]) == {row["id"]: ("carol", "post-mortem: same root cause as last week")}
 
 
-def test_acks_and_resolves_stay_on_their_incident(engine):
-    _, acted = _processed_with_people(engine)
+def test_acks_and_resolves_stay_on_their_incident(engine, with_people):
+    acted = with_people
     rebuild(engine, DEFAULT)
     with engine.connect() as conn:
         status = dict(conn.execute(select(incidents.c.id, incidents.c.acknowledged_by)
@@ -167,8 +180,7 @@ def test_group_by_fingerprint_gives_one_incident_per_series_and_the_ack_follows(
     assert (summary.actions, summary.actions_carried, summary.not_carried_count) == (1, 1, 0)
 
 
-def test_dry_run_writes_nothing_and_reports_what_the_rebuild_does(engine):
-    _processed_with_people(engine)
+def test_dry_run_writes_nothing_and_reports_what_the_rebuild_does(engine, with_people):
     before = checksums(engine)
     preview = rebuild(engine, COARSE, dry_run=True)
     assert checksums(engine) == before
@@ -177,8 +189,7 @@ def test_dry_run_writes_nothing_and_reports_what_the_rebuild_does(engine):
     assert preview.incidents_after < preview.incidents_before
 
 
-def test_all_or_nothing(engine, monkeypatch):
-    _processed_with_people(engine)
+def test_all_or_nothing(engine, with_people, monkeypatch):
     before, ids = snapshot(engine), _ids(engine)
     monkeypatch.setattr(rebuild_module, "ROWS_PER_CHUNK", 50)
     timelines = []
@@ -190,9 +201,11 @@ def test_all_or_nothing(engine, monkeypatch):
                 raise RuntimeError("disk full (injected)")
 
     event.listen(engine, "before_cursor_execute", fail_the_third_chunk)
-    with pytest.raises(RuntimeError, match="injected"):
-        rebuild(engine, COARSE)
-    event.remove(engine, "before_cursor_execute", fail_the_third_chunk)
+    try:
+        with pytest.raises(RuntimeError, match="injected"):
+            rebuild(engine, COARSE)
+    finally:
+        event.remove(engine, "before_cursor_execute", fail_the_third_chunk)
     assert snapshot(engine) == before and _ids(engine) == ids
     assert rebuild(engine, COARSE).incidents_after < len(ids)
 
@@ -208,8 +221,8 @@ def _purge_alerts_of(engine, incident_id: int) -> None:
         conn.execute(delete(grafana_alerts).where(grafana_alerts.c.id.in_(doomed)))
 
 
-def test_purged_raw_alerts_refuse_the_rebuild_unless_forced(engine):
-    _, acted = _processed_with_people(engine)
+def test_purged_raw_alerts_refuse_the_rebuild_unless_forced(engine, with_people):
+    acted = with_people
     _purge_alerts_of(engine, acted["acked"])
     before = snapshot(engine)
     with pytest.raises(RebuildRefused, match="--force"):

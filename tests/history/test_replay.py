@@ -376,8 +376,10 @@ def test_a_processed_batch_whose_insert_fails_leaves_nothing_behind(engine, tmp_
     event.listen(engine, "before_cursor_execute", refuse_archive_rows)
     path = tmp_path / "bodies.jsonl"
     path.write_bytes(b"\n".join(json.dumps(json.loads(body)).encode() for body in fixture_bodies.values()))
-    with pytest.raises(RuntimeError, match="disk full"):
-        replay(engine, [str(path)], clock=CLOCK, process_with=Rules.configured(load_settings({})))
-    event.remove(engine, "before_cursor_execute", refuse_archive_rows)
+    try:
+        with pytest.raises(RuntimeError, match="disk full"):
+            replay(engine, [str(path)], clock=CLOCK, process_with=Rules.configured(load_settings({})))
+    finally:
+        event.remove(engine, "before_cursor_execute", refuse_archive_rows)
     counts = [count_rows(engine, table) for table in (grafana_alerts, incidents, notifications)]
     assert counts == [0, 0, 0]

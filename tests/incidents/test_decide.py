@@ -272,17 +272,21 @@ def test_severity_normalisation(label, severity):
     assert normalize_severity(label) == severity
 
 
+# The strategies _streams draws from, built once: building one per draw cost more than the draw.
+_COUNTS, _FPS, _MINUTES, _LAGS = st.integers(1, 40), st.sampled_from("abc"), st.integers(0, 300), st.integers(0, 20)
+_SEVERITIES = st.sampled_from(["info", "warning", "critical", "P3", None])
+
+
 @st.composite
 def _streams(draw):
     events = []
-    for _ in range(draw(st.integers(1, 40))):
-        fp = draw(st.sampled_from("abc"))
-        at = draw(st.integers(0, 300))
+    for _ in range(draw(_COUNTS)):
+        fp = draw(_FPS)
+        at = draw(_MINUTES)
         if draw(st.booleans()):
-            events.append(fire(fp, at, start=at - draw(st.integers(0, 20)),
-                               severity=draw(st.sampled_from(["info", "warning", "critical", "P3", None]))))
+            events.append(fire(fp, at, start=at - draw(_LAGS), severity=draw(_SEVERITIES)))
         else:
-            events.append(res(fp, at, end=at - draw(st.integers(0, 20)), start=draw(st.integers(0, 300))))
+            events.append(res(fp, at, end=at - draw(_LAGS), start=draw(_MINUTES)))
     return events
 
 

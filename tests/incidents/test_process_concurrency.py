@@ -96,7 +96,10 @@ def test_receiver_inserts_do_not_wait_for_a_processing_batch(engine, db_url, fix
                 inserted.extend(insert_raw_alerts(other, [raw_alert(body, received_at=datetime.now(timezone.utc))]))
 
     event.listen(engine, "after_cursor_execute", receive_after_the_timeline)
-    # the steady state: the backlog is smaller than a batch, so the claim reads to the queue's end
-    assert process_all(engine).rows == 2  # the received row is taken by the next batch
-    receiver.dispose()
+    try:
+        # the steady state: the backlog is smaller than a batch, so the claim reads to the queue's end
+        assert process_all(engine).rows == 2  # the received row is taken by the next batch
+    finally:
+        event.remove(engine, "after_cursor_execute", receive_after_the_timeline)
+        receiver.dispose()
     assert len(inserted) == 1 and backlog(engine) == 0

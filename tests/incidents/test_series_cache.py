@@ -132,16 +132,20 @@ def _event(fp: str, status: str, at: int, start: int) -> AlertEvent:
                       ends_at=when if status == "resolved" else None)
 
 
+# The strategies _rows draws from, built once: building one per draw cost more than the draw.
+_ROWS, _EVENTS, _MINUTES, _LAGS = st.integers(1, 30), st.integers(1, 3), st.integers(0, 600), st.integers(-5, 90)
+_SERIES, _STATUSES = st.sampled_from("xyz"), st.sampled_from(["firing", "resolved"])
+
+
 @st.composite
 def _rows(draw):
     """Raw rows of one to three events: firing and resolved alerts of three series, any order and timing."""
     rows = []
-    for _ in range(draw(st.integers(1, 30))):
+    for _ in range(draw(_ROWS)):
         row = []
-        for _ in range(draw(st.integers(1, 3))):
-            at = draw(st.integers(0, 600))
-            row.append(_event(draw(st.sampled_from("xyz")), draw(st.sampled_from(["firing", "resolved"])), at,
-                              at - draw(st.integers(-5, 90))))
+        for _ in range(draw(_EVENTS)):
+            at = draw(_MINUTES)
+            row.append(_event(draw(_SERIES), draw(_STATUSES), at, at - draw(_LAGS)))
         rows.append(row)
     return rows
 

@@ -18,6 +18,15 @@ from incidentctl.ops.gc_tuning import BATCH_THRESHOLDS, batch_collection
 NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
 
 
+@pytest.fixture(autouse=True)
+def unfrozen_collector():
+    """The collector as a command finds it, nothing frozen: the suite freezes what it collected
+    (tests/conftest.py), so these tests unfreeze it first and freeze what is alive again after."""
+    gc.unfreeze()
+    yield
+    gc.freeze()
+
+
 def test_batch_collection_tunes_the_collector_and_restores_it():
     before = gc.get_threshold()
     assert gc.get_freeze_count() == 0

@@ -27,10 +27,13 @@ _COLUMNS_SQL = {
 
 
 def empty_tables(engine: Engine) -> None:
-    """Deletes every row but the recorded migrations, children first, in one transaction."""
+    """Deletes every row but the recorded migrations, children first, in one transaction. One
+    statement asks which tables have rows, and only those are emptied: a test fills a few."""
     with engine.begin() as conn:
+        filled = conn.execute(select(*(exists(select(1).select_from(t)).label(t.name) for t in APP_TABLES))).one()
         for table in reversed(APP_TABLES):
-            conn.execute(table.delete())
+            if filled._mapping[table.name]:
+                conn.execute(table.delete())
 
 
 def leftovers(conn: Connection) -> list[str]:
