@@ -201,6 +201,11 @@ class Pane:
         subprocess.run([TMUX, "-L", self.socket, "kill-server"], capture_output=True, timeout=10)
 
 
+def _row(screen: str, title: str) -> bool:
+    """Whether the screen shows a table row of the incident with this title."""
+    return any(title in line and "│" in line for line in screen.splitlines())
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
 def test_watch_in_a_real_terminal(engine, cli_env, incidentctl_bin, tmp_path):
@@ -216,8 +221,10 @@ def test_watch_in_a_real_terminal(engine, cli_env, incidentctl_bin, tmp_path):
         assert "DiskFull (prod)" in screen and pane.flag("alternate_on") == "1"  # drawn on the alternate screen
         store(engine, [(now, am("NodeDown", now - timedelta(seconds=30)))])
         subprocess.run([incidentctl_bin, "process"], env=cli_env, check=True, capture_output=True, timeout=60)
-        # the next refresh shows it, marked and in reverse video, and counts it in the header
-        screen = pane.wait_for(lambda s: "NodeDown (prod)" in s and "2 unresolved" in s, escapes=True)
+        # the next refresh shows it, marked and in reverse video, and counts it in the header; waited
+        # for until both rows are drawn (a capture can land halfway through a redraw)
+        screen = pane.wait_for(lambda s: "2 unresolved" in s and _row(s, "NodeDown (prod)")
+                               and _row(s, "DiskFull (prod)"), escapes=True)
         (line,) = [x for x in screen.splitlines() if "NodeDown (prod)" in x and "│" in x]  # its table row
         assert "\x1b[7m" in line and re.sub(r"\x1b\[[0-9;]*m", "", line).split("│")[1].strip() == NEW
         (old,) = [x for x in screen.splitlines() if "DiskFull (prod)" in x and "│" in x]
