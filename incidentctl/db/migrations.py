@@ -17,12 +17,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from incidentctl.db.capabilities import capabilities
 from incidentctl.db.schema import (
-    LABEL_TEXT_MAX,
     action_inbox,
     api_tokens,
     deliveries,
     incident_alerts,
-    incident_labels,
     incidents,
     leases,
     metadata,
@@ -50,26 +48,8 @@ def _initial(conn: Connection) -> None:
 
 
 def _incident_labels(conn: Connection) -> None:
-    """The label index of `list --label`, filled from every incident's common labels."""
-    incident_labels.create(conn, checkfirst=True)
-    c = incidents.c
-    last = 0
-    while True:
-        page = conn.execute(select(c.id, c.opened_at, c.common_labels).where(c.id > last)
-                            .order_by(c.id).limit(BACKFILL_PAGE)).all()
-        if not page:
-            return
-        rows = [row for r in page for row in _label_rows(r.id, r.opened_at, r.common_labels or {})]
-        if rows:
-            conn.execute(incident_labels.insert(), rows)
-        last = page[-1].id
-
-
-def _label_rows(incident_id: int, opened_at: datetime, labels: dict[str, str]) -> list[dict]:
-    # A copy of incidents.store.label_rows as it was when this migration was written: a migration
-    # must not change when live code does.
-    return [{"incident_id": incident_id, "name": name[:LABEL_TEXT_MAX], "value": str(value)[:LABEL_TEXT_MAX],
-             "opened_at": opened_at} for name, value in labels.items()]
+    """Created the common-label index of `list --label` (incident_labels). Superseded: that
+    list reads series_labels, and version 10 drops the table, so there is nothing to create."""
 
 
 def _series_labels(conn: Connection) -> None:
@@ -162,6 +142,17 @@ def _silence_replies(conn: Connection) -> None:
     conn.exec_driver_sql(f"DROP TABLE {old}")
 
 
+def _fewer_indexes(conn: Connection) -> None:
+    """Two indexes every batch kept up and no query reads. incident_labels: a common label is
+    carried by every series, so series_labels has it (exactly, where incident_labels clipped
+    it), and `list` confirms it is common on incidents.common_labels. The series' fingerprint
+    index: series are read by incident (ux_incident_alerts_series), never by fingerprint alone."""
+    conn.exec_driver_sql("DROP TABLE IF EXISTS incident_labels")
+    if "ix_incident_alerts_fingerprint" in {i["name"] for i in inspect(conn).get_indexes(incident_alerts.name)}:
+        on = f" ON {incident_alerts.name}" if conn.dialect.name in ("mysql", "mariadb") else ""
+        conn.exec_driver_sql(f"DROP INDEX ix_incident_alerts_fingerprint{on}")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema: raw archive, incidents, events, outbox, silences", _initial),
     Migration(2, "incident_labels: the common labels of each incident, indexed for list --label", _incident_labels),
@@ -179,6 +170,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _leases),
     Migration(9, "slack_replies.silence_id: a thread reply owed for a silence that began covering "
                  "incidents of a message", _silence_replies),
+    Migration(10, "incident_labels and ix_incident_alerts_fingerprint dropped: list --label reads series_labels, "
+                  "series are read by incident", _fewer_indexes),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -180,24 +180,8 @@ incidents = Table(
     Index("ix_incidents_alertname_opened", "alertname", "opened_at"),
 )
 
-# The incident's common labels, one row each, so `list --label k=v` reads the few incidents
-# carrying a label from an index instead of scanning the JSON of every incident. Values are
-# clipped to LABEL_TEXT_MAX characters (the index's width); `list` re-checks the full pair on
-# common_labels. opened_at is the incident's (it never changes), so newest-first is index order.
+# The longest label name or value a `series_labels` key holds as it is (schema.LabelKey).
 LABEL_TEXT_MAX = 191
-incident_labels = Table(
-    "incident_labels",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
-    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
-    # No unique (incident_id, name): MySQL's default collations would call `Team` and `team` one
-    # name; the writer never repeats a name (labels are a dict).
-    Column("name", String(LABEL_TEXT_MAX), nullable=False),
-    Column("value", String(LABEL_TEXT_MAX), nullable=False),
-    Column("opened_at", UtcDateTime, nullable=False),
-    Index("ix_incident_labels_pair", "name", "value", "opened_at", "incident_id"),
-    Index("ix_incident_labels_incident", "incident_id"),
-)
 
 
 class LabelKey(TypeDecorator):
@@ -234,8 +218,8 @@ def label_key(text: str) -> bytes:
 # The labels of every series of an incident, one row per distinct (name, value) its series
 # have carried, so `list --series-label pod=X` ("which incident has pod X?") reads the few
 # incidents from an index. Written when a series is added (its labels never change: its
-# fingerprint hashes them), with opened_at the incident's, so newest-first is index order as in
-# incident_labels.
+# fingerprint hashes them), with opened_at the incident's (it never changes), so newest-first
+# is index order. `list --label` (a pair every series carries) reads it too.
 series_labels = Table(
     "series_labels",
     metadata,
@@ -271,7 +255,6 @@ incident_alerts = Table(
     Column("last_seen_at", UtcDateTime, nullable=False),
     Column("times_seen", Integer, nullable=False, default=0),
     Index("ux_incident_alerts_series", "incident_id", "alert_fingerprint", unique=True),
-    Index("ix_incident_alerts_fingerprint", "alert_fingerprint"),
 )
 
 # The timeline and audit log of every incident.

@@ -38,7 +38,6 @@ from incidentctl.db.schema import (
     grafana_alerts,
     incident_alerts,
     incident_events,
-    incident_labels,
     incidents,
     notifications,
     series_labels,
@@ -177,7 +176,7 @@ class _Rebuild:
         pending = deque(actions)
         total = _count_rows(self.conn)
         if not self.dry_run:
-            for table in (incident_events, incident_alerts, incident_labels, series_labels):
+            for table in (incident_events, incident_alerts, series_labels):
                 self.conn.execute(table.delete())
             # The unique active_key would stop a rebuilt incident from opening while an old row
             # of its fingerprint is still unresolved; every surviving row is rewritten anyway.

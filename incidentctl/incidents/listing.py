@@ -14,10 +14,8 @@ from sqlalchemy.sql.operators import custom_op
 
 from incidentctl.db.engine import database_errors, reader
 from incidentctl.db.schema import (
-    LABEL_TEXT_MAX,
     incident_alerts,
     incident_events,
-    incident_labels,
     incidents,
     series_labels,
 )
@@ -76,48 +74,46 @@ def list_query(flt: IncidentFilter):
 def _with_labels(query, flt: IncidentFilter, columns: list[tuple[str, str]]):
     """`query` restricted to the incidents carrying every label of `flt`, newest first.
 
-    The label indexes find them, incident_labels for common labels and series_labels for the
-    labels of any series; both are keyed (name, value, opened_at, incident_id). The first label
-    is read in newest-first order (a rare label reads a few index entries, not every incident),
-    the others by the whole index key, from the index alone. For a common label,
-    common_labels (JSON, sorted keys, no spaces: a pair reads `"k":"v"`) confirms each pair
-    whole, as incident_labels holds values clipped to LABEL_TEXT_MAX; series_labels keys are
-    exact (schema.LabelKey)."""
+    One index finds both kinds: series_labels holds every pair any series of an incident has
+    carried, keyed exactly (schema.LabelKey) and by (name, value, opened_at, incident_id). A
+    common label (`--label`) is a pair every series carries, so it is carried too; common_labels
+    (JSON, sorted keys, no spaces: a pair reads `"k":"v"`) then confirms it is common. The first
+    label is read in newest-first order (a rare label reads a few index entries, not every
+    incident), the others by the whole index key, from the index alone."""
     c = incidents.c
-    labels = [incident_labels.alias(f"label{n}") for n in range(len(flt.labels))]
-    for il, (name, value) in zip(labels, flt.labels, strict=True):
-        query = query.where(il.c.name == name[:LABEL_TEXT_MAX], il.c.value == value[:LABEL_TEXT_MAX])
+    pairs = list(flt.labels) + list(flt.series_labels)
+    labels = [series_labels.alias(f"label{n}") for n in range(len(pairs))]
+    for sl, (name, value) in zip(labels, pairs, strict=True):
+        query = query.where(sl.c.name == name, sl.c.value == value)
+    for name, value in flt.labels:
         pair = json.dumps(name, ensure_ascii=False) + ":" + json.dumps(value, ensure_ascii=False)
         query = query.where(type_coerce(c.common_labels, Text).like("%" + _escape_like(pair) + "%", escape="\\"))
-    carried = [series_labels.alias(f"series_label{n}") for n in range(len(flt.series_labels))]
-    for sl, (name, value) in zip(carried, flt.series_labels, strict=True):
-        query = query.where(sl.c.name == name, sl.c.value == value)
-    labels += carried
     first = labels[0]
     if flt.since is not None:
         query = query.where(first.c.opened_at >= flt.since)
     query = query.order_by(first.c.opened_at.desc(), first.c.incident_id.desc())
     if flt.status not in ("all", IncidentStatus.RESOLVED):
         # Unresolved incidents are few: MariaDB reads them first by (status, opened_at) and
-        # checks their labels, fast whatever the labels (reading the labels first would walk
-        # every entry of the first one to find the few unresolved).
+        # checks their labels by primary key (incident_id, name, value), fast whatever the
+        # labels (reading the labels first would walk every entry of the first one to find the
+        # few unresolved).
         source: FromClause = incidents.join(first, first.c.incident_id == c.id)
-        for il in labels[1:]:
-            source = source.join(il, _same_incident(il, il.c.incident_id, first))
+        for sl in labels[1:]:
+            source = source.join(sl, _same_incident(sl, sl.c.incident_id, first))
         return query.select_from(source).where(*(c[name] == value for name, value in columns))
     # Over all history the labels drive, and every filter is checked on an index before an
     # incident row is fetched: fetching first is a random read per entry of the first label
-    # (docs/PERFORMANCE.md, `list`; plans in docs/DATABASE.md). A column filter is
-    # checked through an alias of incidents on its index (column, opened_at), which InnoDB
-    # extends with id, so from the index alone (FORCE INDEX: MariaDB would rather fetch the
-    # row by PRIMARY). _StraightJoin puts the fetch after every check and leaves the
-    # optimizer to pick which check drives (the smallest set).
+    # (docs/PERFORMANCE.md, `list`; plans in docs/DATABASE.md). By its primary key
+    # (incident_id, …) MariaDB would probe all of series_labels, a random read each; the pair
+    # index keeps the probes of one pair together. A column filter is checked through an alias
+    # of incidents on its index (column, opened_at), which InnoDB extends with id, so from the
+    # index alone (FORCE INDEX: MariaDB would rather fetch the row by PRIMARY). _StraightJoin
+    # puts the fetch after every check and leaves the optimizer to pick which check drives (the
+    # smallest set).
     source = first
-    for il in labels[1:]:
-        source = source.join(il, _same_incident(il, il.c.incident_id, first))
-    for sl in carried:
-        # By its primary key (incident_id, …) MariaDB would probe all of series_labels, a
-        # random read each; the pair index keeps the probes of one pair together.
+    for sl in labels[1:]:
+        source = source.join(sl, _same_incident(sl, sl.c.incident_id, first))
+    for sl in labels:
         for dialect in ("mysql", "mariadb"):
             query = query.with_hint(sl, "FORCE INDEX (ix_series_labels_pair)", dialect_name=dialect)
     for name, value in columns:

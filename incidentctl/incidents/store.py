@@ -8,9 +8,8 @@ The processor owns the transaction; these functions run inside it. MySQL reads t
 writes a batch's decisions (timeline entries name their raw row by position in `raw_ids`):
 updates of existing incidents (on MariaDB one multi-row `INSERT … ON DUPLICATE KEY UPDATE`,
 guarded so it can only ever update the row of its own id), new incidents, series upserts,
-timeline and outbox rows, the `incident_labels` rows of incidents whose common labels changed
-(only opening an incident and adding a series change them) and the `series_labels` rows of the
-series added, leaving out pairs the incident has indexed already.
+timeline and outbox rows, and the `series_labels` rows of the series added, leaving out pairs
+the incident has indexed already.
 """
 
 from __future__ import annotations
@@ -24,10 +23,8 @@ from sqlalchemy import Connection, bindparam, func, select
 from incidentctl.db.capabilities import capabilities
 from incidentctl.db.rows import insert_rows, pipelined, update_rows
 from incidentctl.db.schema import (
-    LABEL_TEXT_MAX,
     incident_alerts,
     incident_events,
-    incident_labels,
     incidents,
     notifications,
     series_labels,
@@ -45,7 +42,6 @@ _ACTIVE = select(incidents).where(incidents.c.active_key.in_(bindparam("keys", e
 _NEWEST_IDS = (select(func.max(incidents.c.id)).where(incidents.c.fingerprint.in_(bindparam("fps", expanding=True)))
                .group_by(incidents.c.fingerprint))
 _BY_ID = select(incidents).where(incidents.c.id.in_(bindparam("ids", expanding=True)))
-_DELETE_LABELS = incident_labels.delete().where(incident_labels.c.incident_id.in_(bindparam("ids", expanding=True)))
 _SERIES = (select(incident_alerts.c.incident_id, incident_alerts.c.alert_fingerprint, incident_alerts.c.status,
                   incident_alerts.c.severity, incident_alerts.c.starts_at, incident_alerts.c.ends_at,
                   incident_alerts.c.last_event_at, incident_alerts.c.first_seen_at, incident_alerts.c.last_seen_at,
@@ -151,7 +147,6 @@ class Changes:
     series: dict[int, set[str]] = field(default_factory=dict)
     events: list[tuple[int, TimelineEntry, int | None]] = field(default_factory=list)  # key, entry, raw key
     messages: list[tuple[int, Message]] = field(default_factory=list)
-    relabel: set[int] = field(default_factory=set)  # keys whose common labels may have changed
     added: dict[int, set[str]] = field(default_factory=dict)  # series added in this batch, by key
     _next_new: int = -1
 
@@ -164,9 +159,6 @@ class Changes:
         self.series.setdefault(key, set()).add(series_fp)
         if state.series[series_fp].times_seen == 1:  # only the decision that adds a series leaves it at 1
             self.added.setdefault(key, set()).add(series_fp)
-            # Common labels are set or narrowed only by a series joining (an open, a new series,
-            # a reopen by a new series), so that is when the label rows are rewritten.
-            self.relabel.add(key)
         self.events.extend((key, entry, raw_key) for entry in timeline)
         self.messages.extend((key, message) for message in messages)
 
@@ -192,9 +184,6 @@ def write_batch(conn: Connection, changes: Changes, raw_ids: Sequence[int] | Non
         for (key, state), new_id in zip(new, insert_rows(conn, incidents, [incident_row(s) for _, s in new],
                                                           returning="id"), strict=True):
             ids[key] = state.id = new_id
-    if changes.relabel:
-        for chunk in chunks([key for key in sorted(changes.relabel) if key > 0], CHUNK):
-            conn.execute(_DELETE_LABELS, {"ids": list(chunk)})
     # The rest needs no answer from the server: each table's rows are prepared while the
     # statements before them run.
     with pipelined(conn):
@@ -211,10 +200,6 @@ def write_batch(conn: Connection, changes: Changes, raw_ids: Sequence[int] | Non
                                       for row in _added_label_rows(ids[key], changes.incidents[key], fps)])
         if counters:
             _upsert_series(conn, counters, _SERIES_COUNTERS)
-        if changes.relabel:
-            insert_rows(conn, incident_labels, [row for key in sorted(changes.relabel)
-                                                for row in label_rows(ids[key], changes.incidents[key].opened_at,
-                                                                      changes.incidents[key].common_labels)])
         if changes.events:
             insert_rows(conn, incident_events, [
                 {"incident_id": ids.get(key, key), "kind": e.kind, "at": e.at, "actor": e.actor,
@@ -231,12 +216,6 @@ def write_batch(conn: Connection, changes: Changes, raw_ids: Sequence[int] | Non
 
 def _upsert_series(conn: Connection, rows: list[dict], keys: tuple[str, ...]) -> None:
     insert_rows(conn, incident_alerts, rows, on_conflict=("incident_id", "alert_fingerprint"), update=keys)
-
-
-def label_rows(incident_id: int, opened_at: datetime, labels: dict[str, str]) -> list[dict]:
-    """The incident_labels rows of an incident's common labels."""
-    return [{"incident_id": incident_id, "name": name[:LABEL_TEXT_MAX], "value": str(value)[:LABEL_TEXT_MAX],
-             "opened_at": opened_at} for name, value in labels.items()]
 
 
 def series_label_rows(incident_id: int, opened_at: datetime, label_sets: Iterable[dict[str, str]],

@@ -18,7 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from incidentctl.cli.watch import CHANGED, NEW, Changes, compare, view
-from incidentctl.db.schema import incident_labels
+from incidentctl.db.schema import series_labels
 from incidentctl.incidents.listing import IncidentFilter
 from incidentctl.incidents.overview import Overview, overview
 from tests.support.cli import invoke
@@ -85,8 +85,8 @@ def board(engine):
     ids["new_critical"] = add_incident(engine, title="New critical", severity="critical",
                                        opened_at=T0 + timedelta(hours=1))
     with engine.begin() as conn:  # the label index `process` keeps, for --label
-        conn.execute(incident_labels.insert().values(incident_id=ids["info"], name="team", value="db",
-                                                     opened_at=T0 + timedelta(minutes=1)))
+        conn.execute(series_labels.insert().values(incident_id=ids["info"], name="team", value="db",
+                                                   opened_at=T0 + timedelta(minutes=1)))
     return ids
 
 

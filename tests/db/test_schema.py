@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import func, inspect, select, text
 
 from incidentctl.db.engine import make_engine
 from incidentctl.db.migrations import LATEST_VERSION, MIGRATIONS, mysql_ddl, schema_status, upgrade
+from incidentctl.db.schema import schema_migrations
+from incidentctl.incidents.listing import IncidentFilter, list_incidents
 from tests.support import ROOT
 
 SQL_SCHEMA = ROOT / "sql" / "schema.sql"
@@ -63,32 +67,67 @@ def test_sql_schema_applied_by_a_dba_equals_db_upgrade(empty_database_url):
 
 
 def test_upgrade_from_version_1_indexes_the_labels_of_existing_incidents(empty_database_url):
-    # A version-1 database (no incident_labels) with incidents, as a deployment of that version has.
+    # A version-1 database (no label index) with incidents and their series, as a deployment of
+    # that version has: `list --label` finds them through the series index the upgrade fills.
     from datetime import datetime, timezone
 
-    from sqlalchemy import select
-
-    from incidentctl.db.schema import incident_labels, incidents, metadata, schema_migrations, seen_signatures
-    from incidentctl.incidents.listing import IncidentFilter, list_incidents
+    from incidentctl.db.schema import incident_alerts, incidents, metadata, seen_signatures, series_labels
 
     engine = make_engine(empty_database_url())
     t0 = datetime(2026, 1, 5, tzinfo=timezone.utc)
     with engine.begin() as conn:
         metadata.create_all(conn, tables=[t for t in metadata.sorted_tables
-                                          if t.name not in (incident_labels.name, seen_signatures.name)])
+                                          if t.name not in (series_labels.name, seen_signatures.name)])
         conn.execute(schema_migrations.insert().values(version=1, description="initial", applied_at=t0))
+        labels = [{"alertname": f"A{i}", "team": "db" if i == 3 else "web"} for i in range(2500)]
         conn.execute(incidents.insert(), [
-            {"fingerprint": f"fp{i}", "status": "resolved", "title": f"T{i}", "severity": "info", "opened_at": t0,
-             "last_alert_at": t0, "common_labels": {"alertname": f"A{i}", "team": "db" if i == 3 else "web"},
-             "alert_count": 1, "series_count": 1, "series_firing": 0, "reopen_count": 0}
+            {"id": i + 1, "fingerprint": f"fp{i}", "status": "resolved", "title": f"T{i}", "severity": "info",
+             "opened_at": t0, "last_alert_at": t0, "common_labels": labels[i], "alert_count": 1,
+             "series_count": 1, "series_firing": 0, "reopen_count": 0}
             for i in range(2500)])  # more than one backfill page
+        conn.execute(incident_alerts.insert(), [
+            {"incident_id": i + 1, "alert_fingerprint": f"s{i}", "status": "resolved", "severity": "info",
+             "labels": labels[i], "annotations": {}, "last_event_at": t0, "first_seen_at": t0, "last_seen_at": t0,
+             "times_seen": 1} for i in range(2500)])
     assert [m.version for m in upgrade(engine)] == [m.version for m in MIGRATIONS if m.version >= 2]
     with engine.connect() as conn:
         assert conn.scalar(select(seen_signatures.c.signature_hash).limit(1)) is None  # created, empty
-        assert conn.scalar(select(incident_labels.c.id).order_by(incident_labels.c.id.desc()).limit(1)) == 5000
+        assert conn.scalar(select(func.count()).select_from(series_labels)) == 5000
+        assert not inspect(conn).has_table("incident_labels")
     found = list_incidents(engine, IncidentFilter(status="all", labels=(("team", "db"),)))
     assert [r["title"] for r in found] == ["T3"]
     engine.dispose()
+
+
+def test_upgrade_drops_the_indexes_no_query_reads_and_lists_by_label_as_before(empty_database_url):
+    # A version-9 database keeps incident_labels beside series_labels and indexes series by
+    # fingerprint alone; version 10 drops both.
+    from tests.support.processing import process_all, store_spaced
+
+    engine = make_engine(empty_database_url())
+    upgrade(engine)
+    store_spaced(engine, [_body({"alertname": "Disk", "team": "db"}), _body({"alertname": "Cpu", "team": "web"})])
+    process_all(engine)
+    with engine.begin() as conn:
+        conn.execute(schema_migrations.delete().where(schema_migrations.c.version == 10))
+        conn.exec_driver_sql("CREATE TABLE incident_labels (id INTEGER PRIMARY KEY, incident_id BIGINT NOT NULL, "
+                             "name VARCHAR(191) NOT NULL, value VARCHAR(191) NOT NULL)")
+        conn.exec_driver_sql("INSERT INTO incident_labels (id, incident_id, name, value) VALUES (1, 1, 'team', 'db')")
+        conn.exec_driver_sql("CREATE INDEX ix_incident_alerts_fingerprint ON incident_alerts (alert_fingerprint)")
+    assert [m.version for m in upgrade(engine)] == [10]
+    with engine.connect() as conn:
+        assert not inspect(conn).has_table("incident_labels")
+        assert [i["name"] for i in inspect(conn).get_indexes("incident_alerts")] == ["ux_incident_alerts_series"]
+    assert schema_status(engine).current == LATEST_VERSION
+    found = list_incidents(engine, IncidentFilter(status="all", labels=(("team", "db"),)))
+    assert [r["alertname"] for r in found] == ["Disk"]
+    engine.dispose()
+
+
+def _body(labels: dict) -> bytes:
+    alert = {"status": "firing", "labels": labels, "annotations": {}, "startsAt": "2026-01-05T00:00:00Z",
+             "endsAt": "0001-01-01T00:00:00Z"}
+    return json.dumps({"version": "4", "status": "firing", "alerts": [alert]}).encode()
 
 
 def test_upgrade_adds_the_delivery_log_and_notify_uses_it(empty_database_url):

@@ -12,9 +12,9 @@ from sqlalchemy.dialects import mysql
 
 from incidentctl.db.engine import make_engine
 from incidentctl.db.migrations import upgrade
-from incidentctl.db.schema import LABEL_TEXT_MAX, incident_labels, incidents, series_labels
+from incidentctl.db.schema import LABEL_TEXT_MAX, incidents, series_labels
 from incidentctl.incidents.listing import IncidentFilter, list_incidents, list_query
-from incidentctl.incidents.store import label_rows, series_label_rows
+from incidentctl.incidents.store import series_label_rows
 from tests.support import T0
 
 LONG = "x" * LABEL_TEXT_MAX  # two team values that the label index clips to the same text
@@ -52,7 +52,6 @@ def insert(engine, rows: list[dict]) -> list[dict]:
         for row in rows:
             iid = conn.execute(incidents.insert().values(
                 **{k: v for k, v in row.items() if k != "series"})).inserted_primary_key[0]
-            conn.execute(incident_labels.insert(), label_rows(iid, row["opened_at"], row["common_labels"]))
             conn.execute(series_labels.insert(), series_label_rows(iid, row["opened_at"], row["series"]))
             stored.append({**row, "id": iid})
     return stored
@@ -155,9 +154,9 @@ def test_only_all_or_resolved_reads_the_labels_before_the_incidents():
         sql = str(list_query(flt).compile(dialect=mysql.dialect()))
         assert ("STRAIGHT_JOIN" in sql) is straight, status
         assert ("FORCE INDEX (ix_incidents_cluster_opened)" in sql) is straight, status
-        flt = IncidentFilter(status=status, series_labels=(("pod", "p1"), ("node", "n1")))
+        flt = IncidentFilter(status=status, series_labels=(("pod", "p1"), ("node", "n1")), labels=(("team", "t1"),))
         sql = str(list_query(flt).compile(dialect=mysql.dialect()))
-        assert sql.count("FORCE INDEX (ix_series_labels_pair)") == (2 if straight else 0), status
+        assert sql.count("FORCE INDEX (ix_series_labels_pair)") == (3 if straight else 0), status
 
 
 @pytest.mark.backends("mysql")
@@ -166,13 +165,14 @@ def test_mysql_checks_every_filter_on_an_index_before_fetching_an_incident(engin
     flt = IncidentFilter(status="all", labels=(("team", "t1"), ("zone", "z0")), cluster="c1", severity="warning")
     sql = str(list_query(flt).compile(engine, compile_kwargs={"literal_binds": True}))
     with engine.connect() as conn:
-        conn.execute(text("ANALYZE TABLE incidents, incident_labels"))  # statistics as a live database has
+        conn.execute(text("ANALYZE TABLE incidents, series_labels"))  # statistics as a live database has
         plan = conn.execute(text("EXPLAIN " + sql)).mappings().all()
     assert plan[-1]["table"] == "incidents"
     checks = {row["table"]: row for row in plan[:-1]}
     assert set(checks) == {"label0", "label1", "by_cluster", "by_severity"}
     assert checks["by_cluster"]["key"] == "ix_incidents_cluster_opened"
     assert checks["by_severity"]["key"] == "ix_incidents_severity_opened"
+    assert checks["label0"]["key"] == checks["label1"]["key"] == "ix_series_labels_pair"
     assert all("Using index" in (row["Extra"] or "") for row in checks.values()), plan
 
 
@@ -183,11 +183,11 @@ def test_mysql_checks_series_labels_on_their_index_before_fetching_an_incident(e
                          cluster="c1")
     sql = str(list_query(flt).compile(engine, compile_kwargs={"literal_binds": True}))
     with engine.connect() as conn:
-        conn.execute(text("ANALYZE TABLE incidents, incident_labels, series_labels"))
+        conn.execute(text("ANALYZE TABLE incidents, series_labels"))
         plan = conn.execute(text("EXPLAIN " + sql)).mappings().all()
     assert plan[-1]["table"] == "incidents"
     checks = {row["table"]: row for row in plan[:-1]}
-    assert set(checks) == {"label0", "series_label0", "series_label1", "by_cluster"}
+    assert set(checks) == {"label0", "label1", "label2", "by_cluster"}  # the common label first
     # Not series_labels' primary key (incident_id, …): probes by it read all over the table.
-    assert checks["series_label0"]["key"] == checks["series_label1"]["key"] == "ix_series_labels_pair"
+    assert checks["label0"]["key"] == checks["label1"]["key"] == checks["label2"]["key"] == "ix_series_labels_pair"
     assert all("Using index" in (row["Extra"] or "") for row in checks.values()), plan

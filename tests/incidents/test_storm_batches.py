@@ -28,7 +28,7 @@ def test_a_storm_gives_the_same_rows_in_batches_of_1_37_and_1000(second_engine, 
     first = found[1]
     # The storm is what it should be: mostly new series, many incidents, resolves, outbox rows.
     assert len(first["incidents"]) > ALERTS // 12 and len(first["series"]) > ALERTS * 2 // 3
-    assert any(i["status"] == "resolved" for i in first["incidents"]) and first["outbox"] and first["labels"]
+    assert any(i["status"] == "resolved" for i in first["incidents"]) and first["outbox"] and first["series_labels"]
     for size in (37, 1000):
         for table, expected in first.items():
             assert found[size][table] == expected, f"{table} differs in batches of {size}"

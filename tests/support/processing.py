@@ -13,7 +13,6 @@ from incidentctl.db.schema import (
     grafana_alerts,
     incident_alerts,
     incident_events,
-    incident_labels,
     incidents,
     label_key,
     metadata,
@@ -61,7 +60,7 @@ def snapshot(engine: Engine) -> dict:
 
 def written_rows(engine: Engine) -> dict[str, list]:
     """Every row processing wrote, in id order; where ids legitimately depend on how rows were
-    grouped into statements (a series upserted, a label set rewritten), without the id and sorted."""
+    grouped into statements (a series upserted), without the id and sorted."""
     with engine.connect() as conn:
         def all_of(table, *, keep_id=True):
             found = [dict(r._mapping) for r in conn.execute(select(table).order_by(*table.primary_key.columns))]
@@ -73,7 +72,7 @@ def written_rows(engine: Engine) -> dict[str, list]:
             select(grafana_alerts.c.id, grafana_alerts.c.process_error, grafana_alerts.c.processed_at))]
         return {"raw": raw, "incidents": all_of(incidents), "events": all_of(incident_events),
                 "outbox": all_of(notifications), "series": all_of(incident_alerts, keep_id=False),
-                "labels": all_of(incident_labels, keep_id=False), "series_labels": all_of(series_labels)}
+                "series_labels": all_of(series_labels)}
 
 
 def series_label_index(engine: Engine) -> tuple[set, set]:
