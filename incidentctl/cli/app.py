@@ -144,23 +144,6 @@ def time_value(option: str, text: str | None, now: datetime) -> datetime | None:
     return None if text is None else option_value(option, lambda t: parse_since(t, now, display_zone()), text)
 
 
-# The window of `report` and `noise`: incidents opened in [--since, --until).
-WindowSinceOption = typer.Option("30d", "--since", help="Start of the window: a duration ago (30d, 12h) or an "
-                                 "ISO 8601 time. Incidents are selected by when they opened.")
-WindowUntilOption = typer.Option(None, "--until", help="End of the window.", show_default="now")
-
-
-def window_value(since: str, until: str | None, now: datetime) -> tuple[datetime, datetime]:
-    """The window's start and end (`now` when --until is not given); an end not after the start is
-    a usage error."""
-    start = time_value("--since", since, now)
-    end = time_value("--until", until, now) or now
-    assert start is not None  # --since has a default
-    if end <= start:
-        raise typer.BadParameter("must be after --since", param_hint="'--until'")
-    return start, end
-
-
 def _tz(value: str | None) -> str | None:
     if value is not None:
         set_display_zone(option_value("--tz", zone_name, value))

@@ -10,16 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from incidentctl.cli.app import (
-    OutputOption,
-    TzOption,
-    context,
-    err_console,
-    module_app,
-    option_value,
-    os_user,
-    time_value,
-)
+from incidentctl.cli.app import OutputOption, TzOption, context, err_console, module_app, os_user, time_value
+from incidentctl.cli.options import IncidentFilters, grouped
 from incidentctl.cli.output import (
     Col,
     OutputFormat,
@@ -35,8 +27,8 @@ from incidentctl.durations import format_age
 from incidentctl.history.export import RECORD_KEYS, IncidentRows, incident_rows, to_record
 from incidentctl.history.related import RelatedRules, related_incidents
 from incidentctl.incidents.actions import add_note, transition_many
-from incidentctl.incidents.listing import IncidentFilter, list_incidents, parse_label_filter, show_incident
-from incidentctl.incidents.model import SEVERITY_NAMES, IncidentStatus, Severity, TimelineKind, normalize_severity
+from incidentctl.incidents.listing import list_incidents, show_incident
+from incidentctl.incidents.model import IncidentStatus, Severity, TimelineKind
 from incidentctl.notify.silences import mark_silenced
 
 app = module_app()
@@ -45,7 +37,6 @@ SEVERITY_STYLE = {Severity.CRITICAL: "bold red", Severity.ERROR: "red", Severity
                   Severity.INFO: "cyan", Severity.NONE: "dim"}
 STATUS_STYLE: dict[str, str] = {IncidentStatus.OPEN: "bold", IncidentStatus.ACKNOWLEDGED: "blue",
                                 IncidentStatus.RESOLVED: "green"}
-SEVERITY_CHOICES = ", ".join(reversed(Severity))  # most severe first
 
 
 class StatusChoice(StrEnum):
@@ -89,47 +80,13 @@ def render_incident_table(rows: list[dict], now: datetime, *, console: Console |
                 console=console, empty="no incidents match")
 
 
-# The filters `list` and `watch` share: declared once, read into an IncidentFilter by incident_filter.
-SeverityOption = typer.Option(None, "--severity", help=f"One of {SEVERITY_CHOICES}.")
-ClusterOption = typer.Option(None, "--cluster", help="Only this cluster.")
-NamespaceOption = typer.Option(None, "--namespace", help="Only this namespace.")
-ServiceOption = typer.Option(None, "--service", help="Only this service.")
-AlertnameOption = typer.Option(None, "--alertname", help="Only this alertname.")
-LabelOption = typer.Option([], "--label", help="name=value every series of the incident carries; repeatable.")
-SeriesLabelOption = typer.Option([], "--series-label", help="name=value some series of the incident carries "
-                                 "(e.g. pod=api-7f9c); repeatable, each must match.")
-SinceOption = typer.Option(None, "--since", help="Opened since: 2h, 7d or an ISO 8601 time.")
-
-
-def incident_filter(*, status: str | None, severity: str | None, cluster: str | None, namespace: str | None,
-                    service: str | None, alertname: str | None, label: list[str], series_label: list[str],
-                    limit: int, since: datetime | None = None) -> IncidentFilter:
-    """The filter options as an IncidentFilter; a bad severity or label pair is a usage error naming
-    its option."""
-    if severity is not None:
-        if severity.strip().lower() not in SEVERITY_NAMES:
-            raise typer.BadParameter(f"{severity!r} is not one of {SEVERITY_CHOICES}", param_hint="'--severity'")
-        severity = normalize_severity(severity)  # `high` → error, as the processor reads labels
-    labels = tuple(option_value("--label", parse_label_filter, text) for text in label)
-    carried = tuple(option_value("--series-label", lambda t: parse_label_filter(t, "--series-label"), text)
-                    for text in series_label)
-    return IncidentFilter(status=status, severity=severity, cluster=cluster, namespace=namespace, service=service,
-                          alertname=alertname, labels=labels, series_labels=carried, since=since, limit=limit)
-
-
 @app.command("list")
+@grouped
 def list_cmd(
     ctx: typer.Context,
     status: StatusChoice | None = typer.Option(None, "--status", help="Only incidents in this status.",
                                                   case_sensitive=False, show_default="open + acknowledged"),
-    severity: str | None = SeverityOption,
-    cluster: str | None = ClusterOption,
-    namespace: str | None = NamespaceOption,
-    service: str | None = ServiceOption,
-    alertname: str | None = AlertnameOption,
-    label: list[str] = LabelOption,
-    series_label: list[str] = SeriesLabelOption,
-    since: str | None = SinceOption,
+    filters: IncidentFilters = IncidentFilters(),
     limit: int = typer.Option(50, "--limit", min=1, help="At most this many incidents."),
     output: OutputFormat = OutputOption,
     tz: str | None = TzOption,
@@ -137,9 +94,8 @@ def list_cmd(
     """List incidents, newest first (default: the unresolved ones)."""
     c = context(ctx)
     now = c.clock()
-    flt = incident_filter(status=status.value if status else None, severity=severity, cluster=cluster,
-                          namespace=namespace, service=service, alertname=alertname, label=label,
-                          series_label=series_label, since=time_value("--since", since, now), limit=limit)
+    flt = filters.incident_filter(status=status.value if status else None, limit=limit,
+                                  since=time_value("--since", filters.since, now))
     rows = mark_silenced(c.engine, list_incidents(c.engine, flt), now)
     if output is OutputFormat.table:
         render_incident_table(rows, now)

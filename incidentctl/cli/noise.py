@@ -7,16 +7,8 @@ from datetime import timedelta
 
 import typer
 
-from incidentctl.cli.app import (
-    TzOption,
-    WindowSinceOption,
-    WindowUntilOption,
-    context,
-    module_app,
-    option_value,
-    output_option,
-    window_value,
-)
+from incidentctl.cli.app import TzOption, context, module_app, option_value, output_option
+from incidentctl.cli.options import Window, grouped
 from incidentctl.cli.output import Col, OutputFormat, dumps, local_time, render_rows, stdout_console
 from incidentctl.durations import format_duration, parse_duration
 from incidentctl.history.noise import (
@@ -54,10 +46,10 @@ RULE_COLUMNS = [
 
 
 @app.command("noise")
+@grouped
 def noise_cmd(
     ctx: typer.Context,
-    since: str = WindowSinceOption,
-    until: str | None = WindowUntilOption,
+    window: Window = Window(),
     within: str = typer.Option("5m", "--within", help="Self-resolved: resolved by its alerts within this long of "
                                "opening, with no action by a person."),
     min_pages: int = typer.Option(MIN_PAGES, "--min-pages", min=1, help="A rule pages at least this often to "
@@ -81,7 +73,7 @@ def noise_cmd(
     """
     c = context(ctx)
     now = c.clock()
-    start, end = window_value(since, until, now)
+    start, end = window.bounds(now)
     limit = option_value("--within", parse_duration, within)
     report = build_noise(c.engine, c.settings, since=start, until=end, within=limit or SELF_RESOLVED,
                          min_pages=min_pages, replay=replay, replay_rows=replay_rows)

@@ -8,15 +8,8 @@ from enum import StrEnum
 
 import typer
 
-from incidentctl.cli.app import (
-    OutputOption,
-    TzOption,
-    WindowSinceOption,
-    WindowUntilOption,
-    context,
-    module_app,
-    window_value,
-)
+from incidentctl.cli.app import OutputOption, TzOption, context, module_app
+from incidentctl.cli.options import Window, grouped
 from incidentctl.cli.output import Col, OutputFormat, dumps, local_time, render_rows, stdout_console, to_csv
 from incidentctl.durations import format_duration
 from incidentctl.history.reports import SreReport, build_report, metric_rows, report_dict
@@ -97,10 +90,10 @@ NOISE_COLUMNS = [
 
 
 @app.command("report")
+@grouped
 def report_cmd(
     ctx: typer.Context,
-    since: str = WindowSinceOption,
-    until: str | None = WindowUntilOption,
+    window: Window = Window(),
     by: By | None = typer.Option(None, "--by", case_sensitive=False,
                                     help="One row of figures per value of this incident field."),
     top: int = typer.Option(10, "--top", min=1, help="How many noisy fingerprints to list."),
@@ -117,7 +110,7 @@ def report_cmd(
     """
     c = context(ctx)
     now = c.clock()
-    start, end = window_value(since, until, now)
+    start, end = window.bounds(now)
     report = build_report(c.engine, since=start, until=end, by=by.value if by else None, top=top)
     if output is OutputFormat.json:
         sys.stdout.write(dumps(report_dict(report)) + "\n")

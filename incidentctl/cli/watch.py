@@ -18,19 +18,8 @@ from rich.markup import escape
 from rich.text import Text
 
 from incidentctl.cli.app import TzOption, context, module_app, option_value, time_value
-from incidentctl.cli.incidents import (
-    SEVERITY_STYLE,
-    AlertnameOption,
-    ClusterOption,
-    LabelOption,
-    NamespaceOption,
-    SeriesLabelOption,
-    ServiceOption,
-    SeverityOption,
-    SinceOption,
-    incident_columns,
-    incident_filter,
-)
+from incidentctl.cli.incidents import SEVERITY_STYLE, incident_columns
+from incidentctl.cli.options import IncidentFilters, grouped
 from incidentctl.cli.output import Col, local_time, stdout_console, table_of, zone_label
 from incidentctl.durations import format_duration, parse_duration
 from incidentctl.errors import DatabaseUnavailable
@@ -110,6 +99,7 @@ def view(ov: Overview | None, changes: Changes, now: datetime, interval: timedel
 
 
 @app.command("watch")
+@grouped
 def watch_cmd(
     ctx: typer.Context,
     interval: str = typer.Option("2s", "--interval", "-n", help="Time between refreshes (e.g. 2s, 500ms, 1m)."),
@@ -117,14 +107,7 @@ def watch_cmd(
                                         show_default="until Ctrl-C"),
     status: str | None = typer.Option(None, "--status", metavar="<open|acknowledged>",
                                          help="Only incidents in this status.", show_default="open + acknowledged"),
-    severity: str | None = SeverityOption,
-    cluster: str | None = ClusterOption,
-    namespace: str | None = NamespaceOption,
-    service: str | None = ServiceOption,
-    alertname: str | None = AlertnameOption,
-    label: list[str] = LabelOption,
-    series_label: list[str] = SeriesLabelOption,
-    since: str | None = SinceOption,
+    filters: IncidentFilters = IncidentFilters(),
     limit: int = typer.Option(50, "--limit", min=1, help="At most this many incidents on screen."),
     tz: str | None = TzOption,
 ) -> None:
@@ -140,10 +123,9 @@ def watch_cmd(
     if status not in (None, "open", "acknowledged"):
         raise typer.BadParameter(f"{status!r}: watch shows unresolved incidents (open or acknowledged)",
                                  param_hint="'--status'")
-    flt = incident_filter(status=status, severity=severity, cluster=cluster, namespace=namespace, service=service,
-                          alertname=alertname, label=label, series_label=series_label, limit=limit)
-    time_value("--since", since, c.clock())  # a bad value is a usage error now, not at the first refresh
-    board = _Board(c.engine, c.clock, flt, since, every)
+    flt = filters.incident_filter(status=status, limit=limit)
+    time_value("--since", filters.since, c.clock())  # a bad value is a usage error now, not at the first refresh
+    board = _Board(c.engine, c.clock, flt, filters.since, every)
     console = stdout_console()
     try:
         if console.is_terminal:
