@@ -34,17 +34,8 @@ from incidentctl.ingest.inbox import (
     incident_exists,
     kept_headers,
 )
+from incidentctl.ingest.receiver import http
 from incidentctl.ingest.receiver.auth import AuthFailed, check_slack_signature
-from incidentctl.ingest.receiver.http import (
-    BodyTooLarge,
-    ClientGone,
-    NotStored,
-    Receive,
-    Send,
-    json_answer,
-    read_body,
-    respond,
-)
 from incidentctl.ingest.tokens import TokenOwner, owner_of
 
 if TYPE_CHECKING:
@@ -78,7 +69,7 @@ class Doors:
     def endpoint_name(path: str) -> str:
         return "slack_actions" if path == SLACK_PATH else "api"
 
-    async def route(self, path: str, scope: dict, receive: Receive, send: Send) -> int:
+    async def route(self, path: str, scope: dict, receive: http.Receive, send: http.Send) -> int:
         r, method = self.receiver, scope["method"]
         if path == SLACK_PATH:
             if method != "POST":
@@ -97,7 +88,7 @@ class Doors:
 
     # Slack
 
-    async def _slack(self, scope: dict, receive: Receive, send: Send) -> int:
+    async def _slack(self, scope: dict, receive: http.Receive, send: http.Send) -> int:
         r = self.receiver
         received_at = r.clock()
         if not self.slack_signing_secret:
@@ -115,13 +106,13 @@ class Doors:
                                headers.get("content-type"))
         try:
             await r.write(request, signature)
-        except NotStored as exc:  # a 503, which Slack shows the person as an error
+        except http.NotStored as exc:  # a 503, which Slack shows the person as an error
             return await r.unavailable(send, scope, str(exc))
-        return await respond(send, 200, b"", b"text/plain; charset=utf-8")
+        return await http.respond(send, 200, b"", b"text/plain; charset=utf-8")
 
     # REST
 
-    async def _api_action(self, incident_id: int, scope: dict, receive: Receive, send: Send) -> int:
+    async def _api_action(self, incident_id: int, scope: dict, receive: http.Receive, send: http.Send) -> int:
         r = self.receiver
         received_at = r.clock()
         headers = _headers(scope)
@@ -143,12 +134,12 @@ class Doors:
                                token_name=owner.name)
         try:
             action_id = await r.write(request, None)
-        except NotStored as exc:
+        except http.NotStored as exc:
             return await r.unavailable(send, scope, str(exc))
-        return await json_answer(send, 202, {"action_id": action_id, "state": "pending",
-                                             "status": f"/api/v1/actions/{action_id}"})
+        return await http.json_answer(send, 202, {"action_id": action_id, "state": "pending",
+                                                  "status": f"/api/v1/actions/{action_id}"})
 
-    async def _api_status(self, action_id: int, scope: dict, send: Send) -> int:
+    async def _api_status(self, action_id: int, scope: dict, send: http.Send) -> int:
         r = self.receiver
         found = await self._authenticated(scope, send, _headers(scope), action_status, action_id)
         if isinstance(found, int):
@@ -156,7 +147,7 @@ class Doors:
         _, status = found
         if status is None:
             return await r.refuse(send, scope, 404, f"action {action_id} not found")
-        return await json_answer(send, 200, {
+        return await http.json_answer(send, 200, {
             "action_id": status["id"], "door": status["door"], "incident_id": status["incident_id"],
             "state": status["state"], "reason": status["reason"],
             "received_at": status["received_at"].isoformat(),
@@ -164,7 +155,7 @@ class Doors:
 
     # Helpers
 
-    async def _authenticated(self, scope: dict, send: Send, headers: dict[str, str],
+    async def _authenticated(self, scope: dict, send: http.Send, headers: dict[str, str],
                              lookup: Callable[[Connection, int], T], key: int,
                              not_stored: str = "") -> tuple[TokenOwner, T] | int:
         """The bearer token's owner and what `lookup(conn, key)` finds for them (one connection),
@@ -190,20 +181,21 @@ class Doors:
     async def _in_thread(self, func, *args):
         return await asyncio.get_running_loop().run_in_executor(None, func, *args)
 
-    async def _body(self, scope: dict, receive: Receive, send: Send, headers: dict, limit: int) -> bytes | int:
+    async def _body(self, scope: dict, receive: http.Receive, send: http.Send, headers: dict,
+                    limit: int) -> bytes | int:
         """The body, or the status answered instead (413, or 499 when the client left)."""
         r = self.receiver
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             return await r.too_large(send, scope, limit)
         try:
-            return await read_body(receive, limit)
-        except BodyTooLarge:
+            return await http.read_body(receive, limit)
+        except http.BodyTooLarge:
             return await r.too_large(send, scope, limit)
-        except ClientGone:
+        except http.ClientGone:
             return 499
 
-    async def _no_token(self, send: Send, scope: dict, why: str) -> int:
+    async def _no_token(self, send: http.Send, scope: dict, why: str) -> int:
         self.receiver.metrics.rejected.labels("unauthorized").inc()
         return await self.receiver.refuse(send, scope, 401, f"unauthorized: {why}", CHALLENGE)
 
