@@ -19,7 +19,8 @@ from tests.support import ROOT
 
 PACKAGE = "incidentctl"
 LAYERS = ("db", "ingest", "incidents", "notify", "history", "ops", "wiring", "cli")
-BASE = ("", "config", "errors", "durations", "slicing")  # "" is the package's __init__; slicing: clip, chunks
+# "" is the package's __init__; slicing: clip, chunks; counting: the counters of a run's summary
+BASE = ("", "config", "errors", "durations", "slicing", "counting")
 ENTRY_POINTS = {"__main__": "cli"}  # `python -m incidentctl` runs the CLI
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from incidentctl.counting import Counts
 from incidentctl.db.schema import incident_events, incidents
 from incidentctl.history.recurrence import RecurringWindow
 from incidentctl.history.stats import median
@@ -61,7 +62,7 @@ class IncidentHistory:
 
 
 @dataclass
-class Heard:
+class Heard(Counts):
     """What was announced, summed over incidents."""
 
     incidents: int = 0
@@ -72,15 +73,6 @@ class Heard:
     kept_firing: int = 0  # changes a keep-firing window took away (a resolve and its reopen)
     held: int = 0  # still held at the end (below a threshold, or matching no route)
     first_page_at: datetime | None = None  # one incident: its first announcement (None: never)
-
-    def add(self, other: Heard) -> None:
-        for name in ("incidents", "pages", "changes", "below_threshold", "silenced", "kept_firing", "held"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-
-    def as_dict(self) -> dict:
-        return {"incidents": self.incidents, "pages": self.pages, "changes": self.changes,
-                "below_threshold": self.below_threshold, "silenced": self.silenced,
-                "kept_firing": self.kept_firing, "held": self.held}
 
 
 def keep_firing(changes: Sequence[ChangeRecord], window: timedelta) -> tuple[list[ChangeRecord], int]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import TypeVar
@@ -30,6 +30,7 @@ from typing import TypeVar
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from incidentctl.counting import Counts
 from incidentctl.db.capabilities import capabilities
 from incidentctl.db.engine import database_errors, reader
 from incidentctl.db.lease import Lease, applier_connection
@@ -49,7 +50,7 @@ T = TypeVar("T")
 
 
 @dataclass
-class ProcessSummary:
+class ProcessSummary(Counts):
     rows: int = 0
     alerts: int = 0
     opened: int = 0
@@ -60,16 +61,9 @@ class ProcessSummary:
     errors: int = 0
     conflicts_retried: int = 0  # batches rolled back by a deadlock / certification conflict and run again
 
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
-
-    def add(self, other: ProcessSummary) -> None:
-        for name, value in asdict(other).items():
-            setattr(self, name, getattr(self, name) + value)
-
     def line(self) -> str:
         """`4 rows, 5 alerts, …`; conflicts only when there were some (they are rare, and news)."""
-        counts = asdict(self)
+        counts = self.as_dict()
         conflicts = counts.pop("conflicts_retried")
         text = ", ".join(f"{value} {name}" for name, value in counts.items())
         return text + (f", {conflicts} conflicts retried" if conflicts else "")

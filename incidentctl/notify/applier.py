@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import requests
 from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
+from incidentctl.counting import Counts
 from incidentctl.db.capabilities import capabilities
 from incidentctl.db.engine import database_errors, short_error
 from incidentctl.db.lease import Lease
@@ -66,18 +67,12 @@ _TRANSITIONS = {ActionKind.ACK: "acknowledged", ActionKind.RESOLVE: "resolved", 
 
 
 @dataclass
-class ApplySummary:
+class ApplySummary(Counts):
     applied: int = 0
     refused: int = 0
     replies_sent: int = 0
     replies_failed: int = 0
     replies_waiting: int = 0
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    def line(self) -> str:
-        return " ".join(f"{k}={v}" for k, v in self.as_dict().items())
 
 
 class Refused(IncidentctlError):
