@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import sys
-from datetime import timedelta
 
 import typer
 
 from incidentctl.cli.app import TzOption, context, module_app, option_value, output_option
 from incidentctl.cli.options import Window, grouped
-from incidentctl.cli.output import Col, OutputFormat, dumps, local_time, render_rows, stdout_console
-from incidentctl.durations import format_duration, parse_duration
+from incidentctl.cli.output import Col, OutputFormat, dumps, local_time, render_rows, seconds_cell, stdout_console
+from incidentctl.durations import parse_duration
 from incidentctl.history.noise import (
     MIN_PAGES,
     REPLAY,
@@ -26,10 +25,6 @@ from incidentctl.history.stats import sparkline
 app = module_app()
 
 
-def _dur(value, _row) -> str:
-    return "-" if value is None else format_duration(timedelta(seconds=value))
-
-
 RULE_COLUMNS = [
     Col("alertname", "rule", style="bold"),
     Col("noisy", "noisy", render=lambda v, r: "yes" if v else ""),
@@ -38,7 +33,7 @@ RULE_COLUMNS = [
     Col("acted_on", "acted on"),
     Col("self_resolved", "self-resolved"),
     Col("flaps", "flaps"),
-    Col("median_firing_s", "median firing", render=_dur),
+    Col("median_firing_s", "median firing", render=seconds_cell),
     Col("pages_by_route", "routes", render=lambda v, r: ", ".join(f"{k} {n}" for k, n in v.items()) or "-"),
     Col("hour_of_week", "pages by hour (UTC)", render=lambda v, r: sparkline(hour_of_day_counts(v)), no_wrap=True),
     Col("periodic_window", "periodic window", render=lambda v, r: v or "-"),

@@ -19,13 +19,15 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.table import Table
+
+from incidentctl.durations import format_duration
 
 # Wider than any row: off a terminal a table is as wide as its widest row, never cut or wrapped.
 UNLIMITED_WIDTH = 1_000_000
@@ -90,6 +92,11 @@ class Col:
     render: Callable[[Any, dict], str] | None = None
     style: str | None = None
     no_wrap: bool = False
+
+
+def seconds_cell(value: float | None, _row: dict | None = None) -> str:
+    """Seconds as a duration people read (`1h5m`), `-` for none; also a Col's `render`."""
+    return "-" if value is None else format_duration(timedelta(seconds=value))
 
 
 def to_jsonable(value: Any) -> Any:

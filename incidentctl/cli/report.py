@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import sys
-from datetime import timedelta
 from enum import StrEnum
 
 import typer
 
 from incidentctl.cli.app import OutputOption, TzOption, context, module_app
 from incidentctl.cli.options import Window, grouped
-from incidentctl.cli.output import Col, OutputFormat, dumps, local_time, render_rows, stdout_console, to_csv
-from incidentctl.durations import format_duration
+from incidentctl.cli.output import (
+    Col,
+    OutputFormat,
+    dumps,
+    local_time,
+    render_rows,
+    seconds_cell,
+    stdout_console,
+    to_csv,
+)
 from incidentctl.history.reports import SreReport, build_report, metric_rows, report_dict
 from incidentctl.history.stats import bar, sparkline
 
@@ -27,13 +34,13 @@ class By(StrEnum):
     alertname = "alertname"
 
 
-def _dur(value, _row) -> str:
-    return "-" if value is None else format_duration(timedelta(seconds=value))
+def _median_p90(prefix: str):
+    return lambda median, row: f"{seconds_cell(median)} / {seconds_cell(row[f'{prefix}_p90'])}"
 
 
 def _triple(prefix: str):
     def render(row) -> str:
-        return " / ".join(_dur(row[f"{prefix}_{s}"], row) for s in ("mean", "median", "p90"))
+        return " / ".join(seconds_cell(row[f"{prefix}_{s}"]) for s in ("mean", "median", "p90"))
     return render
 
 
@@ -44,8 +51,8 @@ GROUP_COLUMNS = [
     Col("auto_resolved", "auto"),
     Col("manual_resolved", "manual"),
     Col("never_acked", "never acked"),
-    Col("mtta_median", "MTTA med / p90", render=lambda v, r: f"{_dur(v, r)} / {_dur(r['mtta_p90'], r)}", no_wrap=True),
-    Col("mttr_median", "MTTR med / p90", render=lambda v, r: f"{_dur(v, r)} / {_dur(r['mttr_p90'], r)}", no_wrap=True),
+    Col("mtta_median", "MTTA med / p90", render=_median_p90("mtta"), no_wrap=True),
+    Col("mttr_median", "MTTR med / p90", render=_median_p90("mttr"), no_wrap=True),
     Col("flapping", "flapping"),
     Col("short_lived", "short-lived"),
 ]
