@@ -27,13 +27,16 @@ BATCH_THRESHOLDS = (100_000, 20, 20)
 def batch_collection() -> Iterator[None]:
     """Runs the block with the collector tuned for a batch job, then restores its settings.
     Objects alive on entry (modules, the schema, the engine) are frozen out of the sweeps: they
-    live as long as the command does."""
-    thresholds, frozen = gc.get_threshold(), gc.get_freeze_count()
-    gc.freeze()
+    live as long as the command does. In a process that froze objects itself (one running commands
+    in-process, such as a test session) only the thresholds change: freezing again there would keep
+    whatever garbage is alive on entry for good, and the count of frozen objects walks them all."""
+    thresholds, freeze = gc.get_threshold(), gc.get_freeze_count() == 0
+    if freeze:
+        gc.freeze()
     gc.set_threshold(*BATCH_THRESHOLDS)
     try:
         yield
     finally:
         gc.set_threshold(*thresholds)
-        if not frozen:  # objects someone else froze stay frozen
+        if freeze:
             gc.unfreeze()

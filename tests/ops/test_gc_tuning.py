@@ -46,9 +46,13 @@ def test_batch_collection_restores_the_collector_when_the_job_fails():
 def test_batch_collection_leaves_objects_frozen_by_others_frozen():
     gc.freeze()
     try:
+        frozen = gc.get_freeze_count()
+        made_since = [[] for _ in range(1000)]  # what a second freeze would take too
         with batch_collection():
-            pass
-        assert gc.get_freeze_count() > 0
+            assert gc.get_threshold() == BATCH_THRESHOLDS
+            assert gc.get_freeze_count() <= frozen  # the host's objects only (a few may have died since)
+        assert 0 < gc.get_freeze_count() <= frozen
+        del made_since
     finally:
         gc.unfreeze()
 
