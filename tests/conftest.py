@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from incidentctl.db.engine import make_engine
 from incidentctl.db.migrations import upgrade
 from incidentctl.db.schema import metadata
+from incidentctl.ops.gc_tuning import BATCH_THRESHOLDS
 from tests.support import FIXTURES
 from tests.support.cli import console_script
 from tests.support.databases import empty_tables, leftovers
@@ -79,11 +80,12 @@ def pytest_configure(config):
 
 
 def pytest_collection_finish(session):
-    """Freezes what is alive once the tests are collected (modules, the schema, every test item: some
-    hundreds of thousands of objects), so the collector's full sweeps, a dozen or more in a worker,
-    skip them instead of walking them all each time; what the tests make is swept as before."""
-    gc.collect()
-    gc.freeze()
+    """The cyclic collector as the batch jobs run it (ops/gc_tuning.py), sweeping rarely: every test
+    leaves engines, pools and compiled statements in reference cycles, which the default thresholds
+    swept over and over, now and then with a full sweep of every object alive (the collected items
+    included). Nothing is frozen: under a frozen heap, batch_collection's check for it (run by
+    process, replay, rebuild and simulate) walks every frozen object."""
+    gc.set_threshold(*BATCH_THRESHOLDS)
 
 
 def pytest_report_header(config):

@@ -14,17 +14,20 @@ from incidentctl.history.export import export_to_file
 from incidentctl.history.replay import replay
 from incidentctl.incidents.model import Rules
 from incidentctl.ops.gc_tuning import BATCH_THRESHOLDS, batch_collection
+from tests.support import INTERPRETER_GC_THRESHOLDS
 
 NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
 
 
 @pytest.fixture(autouse=True)
-def unfrozen_collector():
-    """The collector as a command finds it, nothing frozen: the suite freezes what it collected
-    (tests/conftest.py), so these tests unfreeze it first and freeze what is alive again after."""
-    gc.unfreeze()
+def command_collector():
+    """The collector as a command finds it, with the interpreter's thresholds: the suite runs with
+    batch_collection's (tests/conftest.py), so these tests set the interpreter's first and the
+    suite's again after."""
+    suite = gc.get_threshold()
+    gc.set_threshold(*INTERPRETER_GC_THRESHOLDS)
     yield
-    gc.freeze()
+    gc.set_threshold(*suite)
 
 
 def test_batch_collection_tunes_the_collector_and_restores_it():
