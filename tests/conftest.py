@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -44,6 +45,12 @@ def _without_tls(url: str) -> str:
     if any(key.startswith("ssl") for key in parsed.query):
         return url
     return parsed.update_query_dict({"ssl_disabled": "true"}).render_as_string(hide_password=False)
+
+
+# Hypothesis's dev/CI profiles: without a profile option every property runs its full count of
+# examples (`make test`, CI); `make quick` loads this one (--hypothesis-profile=quick), a quarter of
+# them, for the loop while changing code. A test's own count scales with it (tests/support/properties.py).
+settings.register_profile("quick", max_examples=25)
 
 
 MYSQL_SERVER_URL = _without_tls(os.environ.get("INCIDENTCTL_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306"))

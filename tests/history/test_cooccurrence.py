@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from incidentctl.history.cooccurrence import binomial_tail, pair_stats, together_count
+from tests.support.properties import examples
 
 T0 = datetime(2026, 4, 1, tzinfo=timezone.utc)
 W = timedelta(minutes=5)
@@ -92,7 +93,7 @@ times_strategy = st.dictionaries(
     max_size=3)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(times_strategy, st.sampled_from(["A", "B", "C"]), st.sampled_from(["A", "B", "C"]))
 def test_pair_stats_properties(times, a, b):
     span = timedelta(days=30)

@@ -14,6 +14,7 @@ from incidentctl.incidents.decide import decide
 from incidentctl.incidents.model import Action, normalize_severity
 from incidentctl.incidents.parsing import AlertEvent
 from tests.support import T0
+from tests.support.properties import examples
 
 GROUP_BY = ("alertname", "cluster", "namespace", "service")
 WINDOW = timedelta(minutes=30)
@@ -291,7 +292,7 @@ def _streams(draw):
 
 
 @given(_streams())
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 def test_any_event_stream_keeps_the_incident_consistent(events):
     # Whatever order and timing alerts arrive in, decide never fails and the state stays coherent.
     _, _, _, incidents = run(events)

@@ -13,6 +13,7 @@ from incidentctl.incidents.decide import decide_row
 from incidentctl.incidents.model import Action, IncidentState, SeriesState
 from incidentctl.incidents.parsing import AlertEvent
 from incidentctl.incidents.series_cache import SeriesCache
+from tests.support.properties import examples
 
 T = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 GROUP_BY = ("alertname", "cluster", "namespace", "service")
@@ -156,7 +157,7 @@ def _kept(state: IncidentState) -> dict:
 
 
 @given(_rows())
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 def test_a_decision_never_changes_series_without_changing_the_version(rows):
     states: dict[str, IncidentState] = {}
     for events in rows:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from incidentctl.ingest import jsondoc
 from incidentctl.ingest.sniff import decode_body
+from tests.support.properties import examples
 
 
 def outcome(decode, data: bytes):
@@ -32,14 +33,14 @@ json_values = st.recursive(
     max_leaves=20)
 
 
-@settings(max_examples=400)
+@settings(max_examples=examples(400))
 @given(json_values, st.booleans())
 def test_any_document_decodes_as_json_decodes_it(value, ascii_only):
     data = json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
     assert outcome(jsondoc.loads, data) == outcome(json.loads, data)
 
 
-@settings(max_examples=400)
+@settings(max_examples=examples(400))
 @given(st.binary(max_size=64) | st.text(alphabet='{}[]":,0123456789-+.eE \t\n\\uNaIfitynl\x00\x7f', max_size=40)
        .map(lambda t: t.encode()))
 def test_any_bytes_decode_or_fail_as_json_does(data):

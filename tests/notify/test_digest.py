@@ -22,6 +22,7 @@ from incidentctl.notify.digest import (
     link,
 )
 from tests.support import T0
+from tests.support.properties import examples
 
 NOW = T0 + timedelta(hours=1)
 
@@ -120,7 +121,7 @@ def test_resolved_change_says_how_long_it_lasted():
 KINDS = st.sampled_from(["opened", "reopened", "escalated", "acknowledged", "resolved"])
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.lists(st.tuples(KINDS, st.text(max_size=600), st.text(max_size=300), st.text(max_size=80)),
                 min_size=1, max_size=80))
 def test_any_alert_text_fits_and_cannot_open_a_slack_token(items):
@@ -205,7 +206,7 @@ def listed_counts(message: dict) -> dict[str, int]:
     return found
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 12), KINDS, st.sampled_from(["open", "acknowledged", "resolved"])),
                 min_size=1, max_size=40))
 def test_the_header_counts_what_the_sections_list(items):
