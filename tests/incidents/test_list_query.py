@@ -85,6 +85,8 @@ CASES = [
     ({"labels": (("team", "t1"), ("zone", "z0")), "since": T0 + timedelta(minutes=12)}, "--since, never meet"),
     ({"labels": (("team", LONG + "a"), ("zone", "z1"))}, "a clipped value: common_labels tells them apart"),
     ({"labels": (("team", "nobody"), ("zone", "z0")), "severity": "critical"}, "a label no incident has"),
+    ({"labels": (("team", "T1"),)}, "a common label differing in case only"),
+    ({"labels": (("zone", "z1 "),)}, "a common label with a trailing space"),
     ({"series_labels": (("pod", "p7-1"),)}, "a series label of one incident (not its trailing-space twin)"),
     ({"series_labels": (("node", "n1"),)}, "a series label of many incidents"),
     ({"series_labels": (("node", "N1"),)}, "a series label differing in case only"),
