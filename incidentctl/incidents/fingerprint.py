@@ -55,7 +55,9 @@ def incident_fingerprint(group_by: Sequence[str], labels: Mapping[str, str], ale
     return _group_hash(tuple(group_by), _values(group_by, labels, alert_fp))
 
 
-@lru_cache(maxsize=65536)
+# The groups alerting now repeat batch after batch; an alert storm's new groups come once each.
+# Bounded low so a long run (a storm, `incidentctl run` for weeks) keeps flat memory.
+@lru_cache(maxsize=4096)
 def _group_hash(names: tuple[str, ...], values: tuple[str, ...]) -> str:
     data = b"\xff".join(f"{name}={value}".encode() for name, value in zip(names, values, strict=True))
     return hashlib.sha256(data).hexdigest()[:32]
