@@ -19,8 +19,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, exists, select
+from sqlalchemy import Connection, Engine, exists, or_, select
 
+from incidentctl.db.engine import database_errors
 from incidentctl.db.rows import insert_rows
 from incidentctl.db.schema import action_inbox, incidents
 from incidentctl.durations import parse_duration
@@ -50,6 +51,14 @@ class InboxState(StrEnum):
     PENDING = "pending"
     APPLIED = "applied"
     REFUSED = "refused"
+
+
+class ReplyState(StrEnum):
+    """A refused Slack action's ephemeral answer (`reply_state`; NULL: none owed)."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
 
 
 # The Slack request headers kept with a row: enough to verify the signature again and to audit.
@@ -171,3 +180,12 @@ def action_status(conn: Connection, action_id: int) -> dict[str, Any] | None:
     row = conn.execute(select(c.id, c.door, c.incident_id, c.state, c.reason, c.received_at, c.applied_at)
                        .where(c.id == action_id)).first()
     return None if row is None else dict(row._mapping)
+
+
+def actions_waiting(engine: Engine) -> bool:
+    """Whether the applier has anything to do: a pending row, or a reply still owed. Lets a batch
+    with none skip loading the applier and its Slack client. Raises DatabaseUnavailable."""
+    c = action_inbox.c
+    with database_errors(engine), engine.connect() as conn:
+        return bool(conn.scalar(select(or_(exists().where(c.state == InboxState.PENDING),
+                                           exists().where(c.reply_state == ReplyState.PENDING)))))

@@ -39,7 +39,7 @@ from incidentctl.durations import format_duration, parse_duration
 from incidentctl.errors import DatabaseConflict, DatabaseUnavailable, IncidentctlError, LeaseLost, NotFound
 from incidentctl.incidents.actions import note_on, record_on, transition_on
 from incidentctl.incidents.model import TimelineKind
-from incidentctl.ingest.inbox import ActionKind, InboxState
+from incidentctl.ingest.inbox import ActionKind, InboxState, ReplyState
 from incidentctl.notify.intent import (
     AllowList,
     InboxRow,
@@ -61,7 +61,6 @@ log = logging.getLogger(__name__)
 PAGE = 200  # inbox rows read per query
 MAX_REPLY_ATTEMPTS = 5
 RESPONSE_URL_LIFETIME = timedelta(minutes=30)  # Slack accepts a response_url this long
-REPLY_PENDING, REPLY_SENT, REPLY_FAILED = "pending", "sent", "failed"
 # What each transition of the CLI is called, and the words for what it did.
 _TRANSITIONS = {ActionKind.ACK: "acknowledged", ActionKind.RESOLVE: "resolved", ActionKind.REOPEN: "reopened"}
 
@@ -210,7 +209,7 @@ def _mark_refused(engine: Engine, row_id: int, reason: str, now: datetime, *, re
     with engine.begin() as conn:
         conn.execute(update(action_inbox).where(c.id == row_id, c.state == InboxState.PENDING).values(
             state=InboxState.REFUSED, reason=reason[:1000], applied_at=now,
-            reply_state=REPLY_PENDING if reply else None))
+            reply_state=ReplyState.PENDING if reply else None))
 
 
 def _send_replies(engine: Engine, session: requests.Session, now: datetime, summary: ApplySummary,
@@ -219,25 +218,25 @@ def _send_replies(engine: Engine, session: requests.Session, now: datetime, summ
     c = action_inbox.c
     with engine.connect() as conn:
         owed = conn.execute(select(c.id, c.body, c.reason, c.received_at, c.reply_attempts)
-                            .where(c.reply_state == REPLY_PENDING).order_by(c.id)).all()
+                            .where(c.reply_state == ReplyState.PENDING).order_by(c.id)).all()
     for row in owed:
         url = response_url_of(bytes(row.body))
         attempts = row.reply_attempts + 1
-        state, error = REPLY_SENT, None
+        state, error = ReplyState.SENT, None
         if url is None:
-            state, error = REPLY_FAILED, "no response_url in the request"
+            state, error = ReplyState.FAILED, "no response_url in the request"
         elif now - row.received_at > RESPONSE_URL_LIFETIME:
-            state, error = REPLY_FAILED, "response_url expired (Slack accepts it for 30 minutes)"
+            state, error = ReplyState.FAILED, "response_url expired (Slack accepts it for 30 minutes)"
         else:
             try:
                 respond(session, url, refusal_message(f"Not done: {row.reason}"), timeout=timeout)
             except SlackApiError as exc:
                 error = str(exc)
                 retry = exc.outcome in (RETRYABLE, UNKNOWN) and attempts < MAX_REPLY_ATTEMPTS
-                state = REPLY_PENDING if retry else REPLY_FAILED
-        if state == REPLY_SENT:
+                state = ReplyState.PENDING if retry else ReplyState.FAILED
+        if state == ReplyState.SENT:
             summary.replies_sent += 1
-        elif state == REPLY_FAILED:
+        elif state == ReplyState.FAILED:
             summary.replies_failed += 1
             log.warning("could not tell Slack user why action %d was refused: %s", row.id, error)
         else:

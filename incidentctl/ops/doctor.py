@@ -26,9 +26,8 @@ from incidentctl.db.schema import action_inbox, deliveries, grafana_alerts, noti
 from incidentctl.durations import format_duration
 from incidentctl.incidents.model import OutboxState
 from incidentctl.ingest.archive import body_room
-from incidentctl.ingest.inbox import InboxState
+from incidentctl.ingest.inbox import InboxState, ReplyState
 from incidentctl.notify import slack_store
-from incidentctl.notify.applier import REPLY_FAILED
 from incidentctl.notify.delivery import CLAIM_LEASE
 from incidentctl.notify.outbox import HELD_PREFIX
 from incidentctl.ops.cluster import cluster_check, galera_status
@@ -381,7 +380,7 @@ def check_actions(conn, now: datetime, limits: Thresholds) -> Check:
     c = action_inbox.c
     count, oldest = conn.execute(select(func.count(), func.min(c.received_at)).where(
         c.state == InboxState.PENDING)).one()
-    untold = conn.scalar(select(func.count()).where(c.reply_state == REPLY_FAILED,
+    untold = conn.scalar(select(func.count()).where(c.reply_state == ReplyState.FAILED,
                                                     c.applied_at >= now - limits.recent)) or 0
     age = now - oldest if oldest is not None else None
     level = level_for_age(age, limits.actions_warn, limits.actions_error)
