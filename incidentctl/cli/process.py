@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from incidentctl.cli.app import OutputOption, context, err_console, module_app
 from incidentctl.cli.output import OutputFormat, dumps
 from incidentctl.incidents.model import Rules
 from incidentctl.incidents.processor import backlog, process_pending
-from incidentctl.notify.applier import apply_pending
-from incidentctl.notify.intent import AllowList
-from incidentctl.notify.slack import make_session
-from incidentctl.notify.slack_api import bot_api
-from incidentctl.notify.usergroups import UserGroups
+from incidentctl.ingest.inbox import actions_waiting
 from incidentctl.ops.gc_tuning import batch_collection
+
+if TYPE_CHECKING:
+    from incidentctl.db.lease import Lease
+    from incidentctl.wiring import Context
 
 app = module_app()
 
@@ -46,7 +47,9 @@ def process(
     lease = c.lease()
     with lease:  # held once across the alerts and the actions, so they apply in one order
         with batch_collection():
-            if show_bar:
+            if show_bar:  # rich.progress imported only then: most runs show no bar
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
                 with Progress(TextColumn("processing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                               console=err_console, transient=True) as bar:
                     task = bar.add_task("rows", total=None)
@@ -55,16 +58,29 @@ def process(
                         progress=lambda done, total: bar.update(task, completed=done, total=total))
             else:
                 summary = process_pending(engine, rules, batch_size=size, clock=c.clock, limit=limit, lease=lease)
-        with make_session() as session:
-            groups = UserGroups(bot_api(c.settings, session), ttl=c.settings.slack_usergroup_ttl)
-            actions = apply_pending(engine, allow=AllowList.configured(c.settings), session=session, clock=c.clock,
-                                    timeout=c.settings.slack_timeout, lease=lease, groups=groups)
-    values = {**summary.as_dict(), "actions_applied": actions.applied, "actions_refused": actions.refused}
+        applied, refused = _apply_actions(c, lease) if actions_waiting(engine) else (0, 0)
+    values = {**summary.as_dict(), "actions_applied": applied, "actions_refused": refused}
     if output is OutputFormat.json:
         typer.echo(dumps(values))
     elif output is OutputFormat.csv:
         typer.echo(",".join(values) + "\n" + ",".join(str(v) for v in values.values()))
     else:
-        acted = actions.applied or actions.refused
-        done = f"; actions: {actions.applied} applied, {actions.refused} refused" if acted else ""
+        done = f"; actions: {applied} applied, {refused} refused" if applied or refused else ""
         typer.echo(f"processed {summary.line()}{done}")
+
+
+def _apply_actions(c: Context, lease: Lease) -> tuple[int, int]:
+    """Applies the action inbox under `lease`; returns the actions applied and refused. The applier
+    and its Slack client (requests) are imported here: most runs find no action waiting, and in an
+    alert storm a run's start-up counts."""
+    from incidentctl.notify.applier import apply_pending
+    from incidentctl.notify.intent import AllowList
+    from incidentctl.notify.slack import make_session
+    from incidentctl.notify.slack_api import bot_api
+    from incidentctl.notify.usergroups import UserGroups
+
+    with make_session() as session:
+        groups = UserGroups(bot_api(c.settings, session), ttl=c.settings.slack_usergroup_ttl)
+        actions = apply_pending(c.engine, allow=AllowList.configured(c.settings), session=session, clock=c.clock,
+                                timeout=c.settings.slack_timeout, lease=lease, groups=groups)
+    return actions.applied, actions.refused

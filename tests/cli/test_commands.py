@@ -87,14 +87,14 @@ def test_a_mistyped_command_gets_a_suggestion():
     assert "Error: No such command 'lst'. Did you mean 'list'?" in result.output
 
 
-def _imported_by(*args: str, cwd) -> tuple[str, set[str]]:
+def _imported_by(*args: str, cwd, settings: dict[str, str] | None = None) -> tuple[str, set[str]]:
     """The standard output of `incidentctl ARGS` run by main() in a new Python, and the modules it
-    had imported by the end, with no incidentctl setting in its environment."""
+    had imported by the end, with no incidentctl setting in its environment but `settings`."""
     code = (f"import sys; sys.argv = ['incidentctl', *{list(args)!r}]\n"
             "from incidentctl.cli import main\n"
             "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
             "import json; print(json.dumps(sorted(sys.modules)))\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INCIDENTCTL_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INCIDENTCTL_")} | (settings or {})
     done = subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr
@@ -126,8 +126,20 @@ def test_process_imports_its_module_and_the_pipeline_only(tmp_path):
     output, modules = _imported_by("process", "--help", cwd=tmp_path)
     assert output.startswith("Usage: incidentctl process [OPTIONS]")
     assert _loaded(modules, *COMMAND_MODULES) == ["incidentctl.cli.process"]
-    assert {"incidentctl.incidents.processor", "incidentctl.notify.applier"} <= modules  # it did load
-    # not the reports, the scheduler, the receiver, nor the Slack digest and its upkeep (that is `notify`)
+    assert "incidentctl.incidents.processor" in modules  # it did load
+    # not the reports, the scheduler, the receiver, nor the Slack digest and its upkeep (that is `notify`),
+    # nor the action applier and its Slack client, nor the progress bar: a run loads those when it needs them
     assert _loaded(modules, "incidentctl.history", "incidentctl.ops.scheduler", "incidentctl.ops.doctor",
-                   "incidentctl.ingest.receiver", "incidentctl.notify.delivery", "incidentctl.notify.slack_sync",
-                   "apscheduler", "uvicorn") == []
+                   "incidentctl.ingest.receiver", "incidentctl.notify", "apscheduler", "uvicorn", "requests",
+                   "rich.progress") == []
+
+
+@pytest.mark.slow
+def test_process_with_nothing_waiting_loads_no_applier_slack_client_or_progress_bar(tmp_path):
+    # An alert storm runs `process` again and again, its start-up in every run: the applier, its
+    # Slack client (requests) and the progress bar come only with an action waiting or a long queue.
+    output, modules = _imported_by("process", cwd=tmp_path,
+                                   settings={"INCIDENTCTL_SQLITE_PATH": str(tmp_path / "empty.db")})
+    assert output.startswith("processed 0 rows")
+    assert "incidentctl.incidents.processor" in modules
+    assert _loaded(modules, "incidentctl.notify", "requests", "urllib3", "rich.progress") == []

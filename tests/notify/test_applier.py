@@ -225,6 +225,19 @@ def test_process_applies_the_inbox_after_the_alerts(engine, receiver, clicks, sl
     assert incident(engine, iid)["status"] == "acknowledged"
 
 
+def test_process_sends_a_reply_still_owed_with_no_action_pending(engine, receiver, clicks, slack, session, db_url):
+    # the run that refused it could not reach Slack; the next `process` has no action to apply but
+    # still owes the reply (on the real clock, past Slack's 30 minutes: given up, said so)
+    iid = add_incident(engine, status="resolved", resolved_at=T0, resolved_by="bob")
+    click(receiver, clicks, slack, f"ic1:ack:{iid}", response_url="http://127.0.0.1:9/respond/closed")
+    assert apply(engine, session).replies_waiting == 1
+    result = invoke("process", "-o", "json", db=db_url)
+    assert result.exit_code == 0, result.output
+    assert (json.loads(result.output)["actions_applied"], json.loads(result.output)["actions_refused"]) == (0, 0)
+    assert (inbox(engine)[0]["reply_state"], inbox(engine)[0]["reply_attempts"]) == ("failed", 2)
+    assert "expired" in inbox(engine)[0]["reply_error"]
+
+
 def test_an_ack_after_the_cli_resolved_it_is_refused(engine, receiver, clicks, slack, session):
     iid = add_incident(engine)
     click(receiver, clicks, slack, f"ic1:ack:{iid}")
