@@ -333,10 +333,8 @@ class ReadAhead:
 
     def read(self, current: Sequence[int]) -> list:
         """The rows the next batch would claim: the oldest queued but `current`, the batch's."""
-        taken = set(current)
         with reader(self.engine).connect() as conn:
-            ids = [i for i in conn.scalars(_QUEUED_IDS.limit(self.size + len(taken))) if i not in taken]
-            return list(conn.execute(_BY_IDS, {"ids": ids[:self.size]})) if ids else []
+            return list(conn.execute(_QUEUED_BUT.limit(self.size), {"current": list(current)}))
 
     def keep(self, rows: list) -> None:
         """Parses the rows `read` for the next batch to `take`."""
@@ -414,9 +412,7 @@ def _write(conn: Connection, decided: BatchDecision, raw_ids: Sequence[int], cac
 # Built once: statements built per call leave cyclic garbage (ops/gc_tuning.py).
 _QUEUED = (select(grafana_alerts.c.id, grafana_alerts.c.received_at, grafana_alerts.c.body, grafana_alerts.c.user_agent)
            .where(grafana_alerts.c.processed_at.is_(None)).order_by(grafana_alerts.c.id))
-_QUEUED_IDS = select(grafana_alerts.c.id).where(grafana_alerts.c.processed_at.is_(None)).order_by(grafana_alerts.c.id)
-_BY_IDS = (select(grafana_alerts.c.id, grafana_alerts.c.received_at, grafana_alerts.c.body, grafana_alerts.c.user_agent)
-           .where(grafana_alerts.c.id.in_(bindparam("ids", expanding=True))).order_by(grafana_alerts.c.id))
+_QUEUED_BUT = _QUEUED.where(grafana_alerts.c.id.not_in(bindparam("current", expanding=True)))
 _MARK_FAILED = (update(grafana_alerts).where(grafana_alerts.c.id == bindparam("_id"))
                 .values(processed_at=bindparam("now"), process_error=bindparam("error")))
 _SET_ERROR = (update(grafana_alerts).where(grafana_alerts.c.id == bindparam("_id"))
