@@ -59,19 +59,20 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict], *, returni
 
 
 @contextmanager
-def pipelined(conn: Connection) -> Iterator[None]:
+def pipelined(conn: Connection) -> Iterator[bool]:
     """Inside the block, `insert_rows` without `returning` may return before the server has run
     its statements: where the database works in a process of its own and the rows go through
     mariadb_insert, they run in order on a helper thread while the caller prepares the next
     rows. The block ends once all have run, raising the first failure (the ones behind it did
-    not run). Inside it, use `conn` through `insert_rows` only. Elsewhere a plain block."""
+    not run). Inside it, use `conn` through `insert_rows` only. Elsewhere a plain block. Gives
+    whether statements may run on behind the caller (a pipeline of this block or of one around it)."""
     caps = capabilities(conn)
     if not (caps.bulk_insert and caps.server_process) or id(conn) in _PIPELINES:
-        yield
+        yield id(conn) in _PIPELINES
         return
     pipeline = _PIPELINES[id(conn)] = mariadb_insert.Pipeline(conn)
     try:
-        yield
+        yield True
         pipeline.wait()
     except BaseException:
         pipeline.stop()  # what is still queued is not run: the transaction fails anyway

@@ -13,7 +13,9 @@ applies.
 A batch is three steps: `load_states` (store.py) reads the incidents its events touch,
 `decide_batch` decides every row's events in memory, `write_batch` (store.py) writes the
 outcome. While the server still runs the batch's writes, `ReadAhead` reads and parses the next
-batch's rows on a connection of its own. `replay --process` takes the same steps for rows it
+batch's rows on a connection of its own and decides them over the incidents as this batch leaves
+them; the next batch uses that decision when `load_states`, under its locks, reads the very states
+it was made on (else it decides again). `replay --process` takes the same steps for rows it
 stores as it goes (`process_as_stored`).
 """
 
@@ -41,8 +43,8 @@ from incidentctl.incidents.decide import decide_row
 from incidentctl.incidents.fingerprint import incident_fingerprint
 from incidentctl.incidents.model import Action, IncidentState, Rules
 from incidentctl.incidents.parsing import AlertEvent, PayloadError, parse_body
-from incidentctl.incidents.series_cache import SeriesCache
-from incidentctl.incidents.store import Changes, load_states, write_batch
+from incidentctl.incidents.series_cache import SeriesCache, bare_series
+from incidentctl.incidents.store import Changes, load_states, peek_states, write_batch
 from incidentctl.slicing import clip
 
 BATCH_RETRIES = 3
@@ -84,6 +86,7 @@ class BatchDecision:
     changes: Changes
     summary: ProcessSummary
     errors: dict[int, str]
+    states: dict[str, IncidentState]  # by incident fingerprint, as the batch leaves them
 
 
 @dataclass(frozen=True)
@@ -130,19 +133,21 @@ def process_pending(
     progress: Callable[[int, int], None] | None = None,
     cache: SeriesCache | None = None,
     lease: Lease | None = None,
+    ahead: ReadAhead | None = None,
 ) -> ProcessSummary:
     """Processes unprocessed rows under `rules`, `batch_size` rows a transaction, until none are
     left (or `limit` rows are done); each batch marks its rows processed at one reading of
     `clock`. `progress(done_rows, total_rows)` is called after each batch. A `cache` kept across
     calls spares reading back the series of the incidents earlier calls touched. Holds `lease`
-    (default: the applier lease with default times) for the run. Raises DatabaseUnavailable,
-    ProcessingBusy, LeaseLost, DatabaseConflict."""
+    (default: the applier lease with default times) for the run. `ahead`: the ReadAhead to use
+    (one of `batch_size` rows; its counts tell how often its guesses held). Raises
+    DatabaseUnavailable, ProcessingBusy, LeaseLost, DatabaseConflict."""
     size = max(1, batch_size)
     cache = SeriesCache() if cache is None else cache
     lease = lease or Lease(engine)
     summary = ProcessSummary()
     conflicts = Conflicts()
-    ahead = ReadAhead(engine, size)
+    ahead = ahead or ReadAhead(engine, size)
     with database_errors(engine), lease:
         total = backlog(engine) if progress else 0
         if limit is not None:
@@ -246,7 +251,7 @@ def decide_batch(states: Mapping[str, IncidentState], rows: Rows, rules: Rules) 
                                raw_key)
             elif decision.timeline:  # ignored: its timeline entry, on the incident as it is
                 changes.note(keys[fp], decision.timeline, raw_key)
-    return BatchDecision(changes, summary, errors)
+    return BatchDecision(changes, summary, errors, states)
 
 
 def _retrying(engine: Engine, lease: Lease, conflicts: Conflicts, work: Callable[[Connection], T]) -> T:
@@ -300,6 +305,16 @@ class Claimed:
     ids: list[int]
     parsed: list[tuple[int, list[AlertEvent]]]
     failed: dict[int, str]
+    guess: Guess | None = None  # ReadAhead's decision on these rows
+
+
+@dataclass(frozen=True)
+class Guess:
+    """A decision made before its batch began, and the incident states it was made on."""
+
+    fingerprints: set[str]
+    states: dict[str, IncidentState]
+    decision: BatchDecision
 
 
 def _claim(conn: Connection, size: int) -> Claimed:
@@ -321,15 +336,24 @@ def _parsed(rows: Iterable) -> Claimed:
 class ReadAhead:
     """The next batch's rows, read on a connection of their own and parsed while the server is
     still writing and marking the current batch (on MariaDB those statements run on a thread of
-    their own, `db.rows.pipelined`): the next batch starts deciding at once instead of waiting
-    for the server, then parsing. The worker holds the lease, so nobody else takes queued rows: the rows read
-    ahead are the ones the next batch would claim, the oldest unprocessed but the current
-    batch's. Only a read: a batch that fails or is retried drops them and claims afresh."""
+    their own, `db.rows.pipelined`): the next batch starts at once instead of waiting for the
+    server, then parsing. The worker holds the lease, so nobody else takes queued rows: the rows
+    read ahead are the ones the next batch would claim, the oldest unprocessed but the current
+    batch's. Only a read: a batch that fails or is retried drops them and claims afresh.
+
+    Meanwhile `guess` decides them too. The lease makes this worker the only one changing
+    incidents by alerts, so the states the next batch will read are the ones this batch leaves,
+    and for the other incidents the ones committed now; a person's ack or resolve in between
+    is the exception, and the next batch finds it: it uses the guess only when the states
+    `load_states` reads under its locks equal the ones the guess was made on. A decision is a
+    pure function of those states and the rows, so the outcome is the same either way."""
 
     def __init__(self, engine: Engine, size: int) -> None:
         self.engine = engine
         self.size = size
         self._next: Claimed | None = None
+        self.guesses = 0  # decisions made ahead
+        self.held = 0  # of them, the ones their batch used
 
     def read(self, current: Sequence[int]) -> list:
         """The rows the next batch would claim: the oldest queued but `current`, the batch's."""
@@ -339,6 +363,37 @@ class ReadAhead:
     def keep(self, rows: list) -> None:
         """Parses the rows `read` for the next batch to `take`."""
         self._next = _parsed(rows)
+
+    def guess(self, after: Mapping[str, IncidentState], rules: Rules, cache: SeriesCache) -> None:
+        """Decides the rows kept for the next batch over the incidents as the current batch
+        leaves them (`after`, by fingerprint; its new incidents have their ids) and, for the
+        others, as they are committed now (read on a connection of their own, without locks)."""
+        claimed = self._next
+        if claimed is None or not claimed.parsed:
+            return
+        fingerprints = batch_fingerprints(claimed.parsed, rules.group_by)
+        states: dict[str, IncidentState] = {}
+        unknown = []
+        for fp in fingerprints:
+            state = after.get(fp)
+            if state is None:
+                unknown.append(fp)
+            else:  # as load_states will read it: series without their labels, annotations, links
+                states[fp] = loaded = state.copy()
+                loaded.series = bare_series(loaded.series)
+        if unknown:
+            with reader(self.engine).connect() as conn:
+                states.update(peek_states(conn, unknown, cache))
+        claimed.guess = Guess(fingerprints, states, decide_batch(states, claimed.parsed, rules))
+        self.guesses += 1
+
+    def decision(self, claimed: Claimed, states: Mapping[str, IncidentState]) -> BatchDecision | None:
+        """The guess on `claimed` when `states` (read by its batch) are the ones it was made on."""
+        guess = claimed.guess
+        if guess is None or guess.states != states:
+            return None
+        self.held += 1
+        return guess.decision
 
     def take(self, size: int) -> Claimed | None:
         """The rows read ahead for a batch of `size`, once; None when there are none to use (a
@@ -363,11 +418,15 @@ def _process_queued(conn: Connection, size: int, rules: Rules, clock: Callable[[
         return ProcessSummary()
     now = clock()
     ids, parsed, failed = claimed.ids, claimed.parsed, dict(claimed.failed)
-    states = load_states(conn, batch_fingerprints(parsed, rules.group_by), cache)
-    decided = decide_batch(states, parsed, rules)
+    fingerprints = claimed.guess.fingerprints if claimed.guess else batch_fingerprints(parsed, rules.group_by)
+    states = load_states(conn, fingerprints, cache)
+    decided = ahead.decision(claimed, states) if ahead is not None else None
+    if decided is None:
+        decided = decide_batch(states, parsed, rules)
     failed.update(decided.errors)
     ok_ids = [ids[position] for position, _ in parsed if position not in failed]
-    with pipelined(conn):  # on MariaDB the statements run on while the next rows are read and parsed
+    # On MariaDB the statements run on while the next rows are read, parsed and decided.
+    with pipelined(conn) as running_on:
         _write(conn, decided, ids, cache)
         # Read before the rows are marked: a read of the queue index while our uncommitted marks
         # change it would have to look past them, row by row.
@@ -375,6 +434,8 @@ def _process_queued(conn: Connection, size: int, rules: Rules, clock: Callable[[
         update_where_in(conn, grafana_alerts, {"processed_at": now, "process_error": None}, "id", ok_ids)
         if ahead is not None:
             ahead.keep(following)
+            if running_on:  # else nothing runs meanwhile: the next batch decides when it begins
+                ahead.guess(decided.states, rules, cache)
     if failed:
         conn.execute(_MARK_FAILED, [{"_id": ids[position], "now": now, "error": error}
                                     for position, error in failed.items()])

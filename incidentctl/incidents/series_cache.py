@@ -49,6 +49,14 @@ class SeriesCache:
         self.hits += 1
         return True
 
+    def peek(self, state: IncidentState, series_count: int) -> bool:
+        """`fill` that changes nothing here: neither the order of use nor the count of hits."""
+        entry = self._entries.get(state.id) if state.id is not None else None
+        if entry is None or entry[0] != self.version(state, series_count):
+            return False
+        state.series = dict(entry[1])
+        return True
+
     def stage(self, states: Iterable[IncidentState]) -> None:
         self._staged.extend(states)
 
@@ -59,12 +67,7 @@ class SeriesCache:
             old = self._entries.pop(state.id, None)
             if old is not None:
                 self._size -= len(old[1])
-            # As load_states reads them: without labels, annotations and links. A series this run
-            # read (from the database or from here) has none already and is never changed in place
-            # (a decision changes a copy), so it is kept as it is.
-            series = {fp: s if s.labels is None and s.annotations is None and s.links is None else _bare(s)
-                      for fp, s in state.series.items()}
-            self._put(state.id, (self.version(state, len(state.series)), series))
+            self._put(state.id, (self.version(state, len(state.series)), bare_series(state.series)))
         self._staged.clear()
 
     def rollback(self) -> None:
@@ -76,6 +79,14 @@ class SeriesCache:
         while self._size > self.limit and self._entries:
             oldest = next(iter(self._entries))
             self._size -= len(self._entries.pop(oldest)[1])
+
+
+def bare_series(series: dict[str, SeriesState]) -> dict[str, SeriesState]:
+    """Series as load_states reads them: without labels, annotations and links. A series this run
+    read (from the database or from here) has none already and is never changed in place (a
+    decision changes a copy), so it is kept as it is."""
+    return {fp: s if s.labels is None and s.annotations is None and s.links is None else _bare(s)
+            for fp, s in series.items()}
 
 
 def _bare(series: SeriesState) -> SeriesState:

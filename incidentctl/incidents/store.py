@@ -14,7 +14,7 @@ the incident has indexed already.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -55,8 +55,26 @@ def load_states(conn: Connection, fingerprints: Iterable[str], cache: SeriesCach
     """The incident each fingerprint's next alert applies to: the unresolved one, else the newest.
     Incident rows are always read (people change them); series come from `cache` when it holds
     them as they are."""
+    fill = None if cache is None else cache.fill
+    states = _read_states(conn, fingerprints, lock=capabilities(conn).row_locks, fill=fill)
+    if cache is not None:
+        cache.stage(state for _, (state, from_cache) in sorted(states.items()) if not from_cache)
+    return {state.fingerprint: state for state, _ in states.values()}
+
+
+def peek_states(conn: Connection, fingerprints: Iterable[str], cache: SeriesCache | None = None
+                ) -> dict[str, IncidentState]:
+    """What `load_states` would return now, read without locks and without changing `cache`: a
+    guess for a batch that has not begun (the processor's `ReadAhead`), on a connection of its
+    own, to be checked against what `load_states` reads when the batch does begin."""
+    fill = None if cache is None else cache.peek
+    return {state.fingerprint: state for state, _ in _read_states(conn, fingerprints, lock=False, fill=fill).values()}
+
+
+def _read_states(conn: Connection, fingerprints: Iterable[str], *, lock: bool,
+                 fill: Callable[[IncidentState, int], bool] | None) -> dict[int, tuple[IncidentState, bool]]:
+    """By incident id: the state and whether `fill` gave it its series (else they were read)."""
     fps = sorted(set(fingerprints))
-    lock = capabilities(conn).row_locks
     active_query, by_id_query = (_ACTIVE.with_for_update(), _BY_ID.with_for_update()) if lock else (_ACTIVE, _BY_ID)
     rows: dict[int, dict] = {}
     for chunk in chunks(fps, CHUNK):
@@ -71,9 +89,8 @@ def load_states(conn: Connection, fingerprints: Iterable[str], cache: SeriesCach
         for row in conn.execute(by_id_query, {"ids": list(id_chunk)}):
             rows[row.id] = dict(row._mapping)
     states = {row["id"]: incident_state(row) for row in rows.values()}
-    missing = sorted(states)
-    if cache is not None:
-        missing = [i for i in missing if not cache.fill(states[i], rows[i]["series_count"])]
+    filled = set() if fill is None else {i for i in sorted(states) if fill(states[i], rows[i]["series_count"])}
+    missing = [i for i in sorted(states) if i not in filled]
     # Labels, annotations and links are not read: an event that changes them rewrites them all.
     for chunk in chunks(missing, CHUNK):
         for row in conn.execute(_SERIES, {"ids": list(chunk)}):
@@ -82,9 +99,7 @@ def load_states(conn: Connection, fingerprints: Iterable[str], cache: SeriesCach
                 annotations=None, links=None, starts_at=row.starts_at, ends_at=row.ends_at,
                 last_event_at=row.last_event_at, first_seen_at=row.first_seen_at, last_seen_at=row.last_seen_at,
                 times_seen=row.times_seen)
-    if cache is not None:
-        cache.stage(states[i] for i in missing)
-    return {s.fingerprint: s for s in states.values()}
+    return {i: (state, i in filled) for i, state in states.items()}
 
 
 def incident_state(row) -> IncidentState:

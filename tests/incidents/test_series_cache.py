@@ -49,6 +49,21 @@ def test_a_committed_incident_fills_the_next_read_of_the_same_version():
     assert cache.hits == 1
 
 
+def test_a_peek_fills_as_fill_does_but_changes_neither_the_order_of_use_nor_the_hits():
+    cache = SeriesCache(limit=4)
+    cache.stage([_state(1), _state(2)])
+    cache.commit()
+    peeked = _row(_state(1))
+    assert cache.peek(peeked, series_count=2) and sorted(peeked.series) == ["s1", "s2"]
+    assert not cache.peek(_row(_state(2, alert_count=4)), series_count=2)  # another version
+    assert not cache.peek(_row(_state(3)), series_count=2)  # not kept
+    assert cache.hits == 0
+    cache.stage([_state(3)])  # two more series: the least recently used incident goes
+    cache.commit()
+    assert not cache.fill(_row(_state(1)), series_count=2)  # 1 was used least recently: the peek did not count
+    assert cache.fill(_row(_state(2)), series_count=2)
+
+
 def test_kept_series_are_as_load_states_reads_them_without_labels():
     # Labels, annotations and links are not loaded; a series carrying them would be rewritten whole.
     cache = SeriesCache()
