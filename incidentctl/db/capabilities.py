@@ -24,6 +24,7 @@ class Capabilities:
     packet_limit: bool  # a statement or a row read back travels in one packet of at most max_allowed_packet
     server_process: bool  # statements run in a server process, so a thread waiting on one frees our interpreter
     alter_columns: bool  # ALTER TABLE … MODIFY a column / ADD a constraint; SQLite copies the table instead
+    live_auto_increment: bool  # information_schema.tables.AUTO_INCREMENT is the table's counter now (MySQL 8 caches it)
 
 
 def capabilities(conn: Connection) -> Capabilities:
@@ -50,4 +51,5 @@ def _of(dialect: Dialect) -> Capabilities:
         packet_limit=mysql,
         server_process=mysql,  # SQLite works inside our process, under our interpreter lock
         alter_columns=mysql,
+        live_auto_increment=mariadb,
     )

@@ -47,12 +47,15 @@ def insert(conn: Connection, table: Table, rows: Sequence[dict], *, update: Sequ
     `returning` (the autoincrement primary key), returns its values in row order: from RETURNING,
     or for a plain INSERT of many rows from LAST_INSERT_ID() (`consecutive_ids`). SQLAlchemy's
     Python-side column defaults are not applied: rows carry every such column. With a `pipeline`
-    (and no `returning`), the statements are handed to it and may still be running on return."""
+    (and no `returning`), the statements are handed to it and may still be running on return;
+    with `returning`, its statements run first (the answer is needed now)."""
     if not rows:
         return []
-    if pipeline is not None and returning is None:
-        _send(conn, table, rows, update, update_sql, pipeline)
-        return []
+    if pipeline is not None:
+        if returning is None:
+            _send(conn, table, rows, update, update_sql, pipeline)
+            return []
+        pipeline.wait()
     names = list(rows[0])
     head, tail = _head_tail(conn, table, names, update, update_sql)
     consecutive = (returning is not None and not tail and len(rows) >= CONSECUTIVE_MIN_ROWS

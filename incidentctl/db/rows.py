@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Table, bindparam, func, null, update
+from sqlalchemy import Connection, CursorResult, Table, bindparam, func, null, text, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -96,10 +96,33 @@ def _new_id(conn: Connection, table: Table, row: dict) -> Any:
     return inserted_id(conn.execute(table.insert(), row))
 
 
+def reserve_ids(conn: Connection, table: Table, count: int) -> list[int] | None:
+    """`count` ids for new rows of `table` that the caller inserts with their `id` set: the next
+    values of the table's AUTO_INCREMENT counter, which never gives again an id a row had (a
+    deleted incident's id may still be in a Slack message's buttons), so that the INSERT needs
+    no answer and can run on behind the caller (`pipelined`). Only for a writer no other can
+    insert beside (the applier lease's holder). None where the database does not tell the
+    counter as it is now: the caller inserts with `returning`."""
+    if not capabilities(conn).live_auto_increment:
+        return None
+    pipeline = _PIPELINES.get(id(conn))
+    if pipeline is not None:
+        pipeline.wait()  # the connection is the pipeline's while statements are pending
+    first = conn.execute(_AUTO_INCREMENT, {"table": table.name}).scalar()
+    if first is None:  # the server keeps no counter for the table: let it give the ids
+        return None
+    return list(range(int(first), int(first) + count))
+
+
+_AUTO_INCREMENT = text("SELECT auto_increment FROM information_schema.tables "
+                       "WHERE table_schema = DATABASE() AND table_name = :table")
+
+
 def update_rows(conn: Connection, table: Table, rows: Sequence[dict]) -> None:
     """Updates rows of `table` that exist, each named by its `id`, to its other columns, in the
     caller's transaction. Each row is whole (every column without a default: MySQL inserts it
-    before it meets the duplicate key), and all have the same keys.
+    before it meets the duplicate key), and all have the same keys. Inside `pipelined` on MariaDB
+    it may return before the server has run it.
 
     MySQL/MariaDB: one multi-row INSERT … ON DUPLICATE KEY UPDATE instead of a round trip per row.
     Every id exists, so InnoDB meets the primary key first; should another unique key of the
@@ -110,7 +133,7 @@ def update_rows(conn: Connection, table: Table, rows: Sequence[dict]) -> None:
     caps = capabilities(conn)
     if caps.bulk_insert:
         name = conn.dialect.identifier_preparer.quote(table.name)
-        mariadb_insert.insert(conn, table, rows, update=columns,
+        mariadb_insert.insert(conn, table, rows, update=columns, pipeline=_PIPELINES.get(id(conn)),
                               update_sql=f"id = IF({name}.id = VALUES(id), {name}.id, NULL)")
     elif caps.on_duplicate_key:
         conn.execute(_guarded_upsert(table, columns), rows)

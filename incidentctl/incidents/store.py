@@ -21,7 +21,7 @@ from datetime import datetime
 from sqlalchemy import Connection, bindparam, func, select
 
 from incidentctl.db.capabilities import capabilities
-from incidentctl.db.rows import insert_rows, pipelined, update_rows
+from incidentctl.db.rows import insert_rows, pipelined, reserve_ids, update_rows
 from incidentctl.db.schema import (
     incident_alerts,
     incident_events,
@@ -188,20 +188,26 @@ def write_batch(conn: Connection, changes: Changes, raw_ids: Sequence[int] | Non
     raw row by a key, a position in `raw_ids` (or, without them, the row's id), and may name an
     incident this batch does not change by its id (a positive key)."""
     ids: dict[int, int] = {}
-    # Existing incidents first: one that resolved in this batch frees its active_key for a new
-    # incident of the same fingerprint opened later in the batch.
     updates = [{"id": key, **incident_row(state)} for key, state in changes.incidents.items() if key > 0]
-    if updates:
-        update_rows(conn, incidents, updates)
-        ids.update((u["id"], u["id"]) for u in updates)
     new = [(key, state) for key, state in changes.incidents.items() if key < 0]
-    if new:
-        for (key, state), new_id in zip(new, insert_rows(conn, incidents, [incident_row(s) for _, s in new],
-                                                          returning="id"), strict=True):
-            ids[key] = state.id = new_id
-    # The rest needs no answer from the server: each table's rows are prepared while the
-    # statements before them run.
+    # The applier lease makes this the only writer of incidents: new ones get the ids the
+    # table's counter gives next, so nothing needs an answer from the server, and each table's
+    # rows are prepared while the statements before them run.
+    reserved = reserve_ids(conn, incidents, len(new)) if new else None
     with pipelined(conn):
+        # Existing incidents first: one that resolved in this batch frees its active_key for a
+        # new incident of the same fingerprint opened later in the batch.
+        if updates:
+            update_rows(conn, incidents, updates)
+            ids.update((u["id"], u["id"]) for u in updates)
+        if new:
+            rows = [incident_row(s) for _, s in new]
+            if reserved is None:
+                reserved = insert_rows(conn, incidents, rows, returning="id")
+            else:
+                insert_rows(conn, incidents, [{"id": i, **row} for i, row in zip(reserved, rows, strict=True)])
+            for (key, state), new_id in zip(new, reserved, strict=True):
+                ids[key] = state.id = new_id
         full: list[dict] = []
         counters: list[dict] = []
         for key, fps in changes.series.items():

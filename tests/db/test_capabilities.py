@@ -14,13 +14,13 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
 SQLITE = Capabilities(bulk_insert=False, returning=True, returning_many=True, on_duplicate_key=False,
                       row_locks=False, delete_limit=False,
-                      packet_limit=False, server_process=False, alter_columns=False)
+                      packet_limit=False, server_process=False, alter_columns=False, live_auto_increment=False)
 MARIADB = Capabilities(bulk_insert=True, returning=True, returning_many=True, on_duplicate_key=True,
                        row_locks=True, delete_limit=True,
-                       packet_limit=True, server_process=True, alter_columns=True)
+                       packet_limit=True, server_process=True, alter_columns=True, live_auto_increment=True)
 MYSQL8 = Capabilities(bulk_insert=False, returning=False, returning_many=False, on_duplicate_key=True,
                       row_locks=True, delete_limit=True,
-                      packet_limit=True, server_process=True, alter_columns=True)
+                      packet_limit=True, server_process=True, alter_columns=True, live_auto_increment=False)
 
 
 def test_each_backend_answers_as_expected(engine, backend):
@@ -58,3 +58,14 @@ def test_what_it_says_it_can_do_works(engine):
                 assert conn.scalar(select(func.count()).select_from(seen_signatures)) == 1
         if caps.packet_limit:
             assert int(conn.scalar(text("SELECT @@max_allowed_packet"))) > 0
+        if caps.live_auto_increment:  # the counter as it is now: past a deleted row, past a rolled-back one
+            conn.rollback()  # the reads above began a transaction
+            with conn.begin():
+                newest = conn.scalar(select(func.max(deliveries.c.id)))
+                conn.execute(delete(deliveries).where(deliveries.c.id == newest))
+            with conn.begin() as rolled_back:
+                conn.execute(deliveries.insert(), {"id": newest + 5, "attempted_at": NOW, "route": "r", "changes": 1,
+                                                   "outcome": "ok"})
+                rolled_back.rollback()
+            assert conn.scalar(text("SELECT auto_increment FROM information_schema.tables WHERE table_schema = "
+                                    "DATABASE() AND table_name = 'deliveries'")) == newest + 6

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from incidentctl.db import rows as rows_module
 from incidentctl.db.capabilities import capabilities
-from incidentctl.db.rows import insert_rows, pipelined, update_rows, update_where_in
+from incidentctl.db.rows import insert_rows, pipelined, reserve_ids, update_rows, update_where_in
 from incidentctl.db.schema import grafana_alerts, incident_alerts, incidents, series_labels
 from incidentctl.ingest.archive import raw_alert
 from tests.support.factories import add_incident
@@ -175,3 +175,32 @@ def test_a_failure_inside_a_pipelined_block_stops_what_is_queued(engine):
         1 / 0  # noqa: B018  (the caller's own failure while rows are still on their way)
     with engine.connect() as conn:
         assert conn.execute(select(series_labels)).all() == []
+
+
+def test_reserved_ids_come_after_every_id_the_table_ever_gave(engine):
+    """Where the database tells its AUTO_INCREMENT counter as it is, the ids reserved follow it:
+    never the id of a deleted incident (a Slack message's buttons may still name it) nor one a
+    rolled-back batch took. Elsewhere none are reserved: the INSERT returns the ids."""
+    ids = [add_incident(engine) for _ in range(3)]
+    with engine.begin() as conn:
+        conn.execute(incidents.delete().where(incidents.c.id == ids[-1]))
+    with engine.connect() as conn:
+        reserved = reserve_ids(conn, incidents, 2)
+        if not capabilities(conn).live_auto_increment:
+            assert reserved is None
+            return
+        assert reserved == [ids[-1] + 1, ids[-1] + 2]
+        conn.rollback()
+        with conn.begin() as rolled_back:
+            insert_rows(conn, incidents, [{"id": reserved[0], **_incident_row(engine, ids[0])}])
+            rolled_back.rollback()
+        assert reserve_ids(conn, incidents, 1) == [reserved[0] + 1]
+
+
+def _incident_row(engine, incident_id: int) -> dict:
+    """An incident's columns but its id and a fingerprint of its own (one unresolved incident per
+    fingerprint)."""
+    with engine.connect() as conn:
+        row = dict(conn.execute(select(incidents).where(incidents.c.id == incident_id)).one()._mapping)
+    del row["id"]
+    return {**row, "fingerprint": "reserved", "active_key": "reserved"}
