@@ -25,7 +25,7 @@ class SeriesCache:
         self.limit = limit
         self._entries: dict[int, tuple[tuple, dict[str, SeriesState]]] = {}
         self._size = 0
-        self._staged: list[IncidentState] = []
+        self._staged: list[tuple[int, tuple[tuple, dict[str, SeriesState]]]] = []
         self.hits = 0  # incidents whose series came from here
 
     @staticmethod
@@ -58,16 +58,18 @@ class SeriesCache:
         return True
 
     def stage(self, states: Iterable[IncidentState]) -> None:
-        self._staged.extend(states)
+        """Keeps `states` (with their ids) once the transaction commits. Their series are stripped
+        now, while the server still runs the batch's statements, not after the commit, when the
+        next batch waits for them."""
+        self._staged.extend((state.id, (self.version(state, len(state.series)), bare_series(state.series)))
+                            for state in states if state.id is not None)
 
     def commit(self) -> None:
-        for state in self._staged:
-            if state.id is None:
-                continue
-            old = self._entries.pop(state.id, None)
+        for incident_id, entry in self._staged:
+            old = self._entries.pop(incident_id, None)
             if old is not None:
                 self._size -= len(old[1])
-            self._put(state.id, (self.version(state, len(state.series)), bare_series(state.series)))
+            self._put(incident_id, entry)
         self._staged.clear()
 
     def rollback(self) -> None:
