@@ -252,7 +252,8 @@ def bench_process() -> None:
                     print(f"  {scenario:<6} {name:<5} in-process, batches of 1,000: {found['seconds']:.1f}s; a batch: "
                           + ", ".join(f"{step} {value:.1f} ms" for step, value in ms.items())
                           + f"; {found['statements_per_batch']} statements "
-                          f"({found['questions_per_batch']} server questions)")
+                          f"({found['questions_per_batch']} server questions)"
+                          + (f"; decided ahead: {found['decided_ahead']}" if found.get("decided_ahead") else ""))
                     print(f"      statements: {found['statements']}")
                 for name, binary in codes:  # the same backlog on SQLite (target: within 2x of MariaDB)
                     with tempfile.TemporaryDirectory(prefix="bench_process_") as tmp:

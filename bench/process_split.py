@@ -1,8 +1,9 @@
 """Where a `process` batch's time goes: runs `process_pending` in-process over a filled database
 and prints one line of JSON: per batch, the milliseconds spent parsing bodies, loading incident
 state, deciding, writing, and the rest (claiming and marking rows, commits), plus the statements
-the batches sent (counted as SQLAlchemy hands them to the driver, by verb and table) and the
-server's own count (SHOW SESSION STATUS 'Questions' on the processing connection).
+the batches sent (counted as SQLAlchemy hands them to the driver, by verb and table), the
+server's own count (SHOW SESSION STATUS 'Questions' on the processing connection) and how many
+batches used the decision made for them while the batch before was written.
 
 Run by bench_process.py with the interpreter of the code under test, so that old and new code
 can be compared: `python bench/process_split.py DATABASE_URL [BATCH_SIZE]`. It imports
@@ -11,6 +12,7 @@ can be compared: `python bench/process_split.py DATABASE_URL [BATCH_SIZE]`. It i
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import sys
@@ -46,10 +48,14 @@ def main(url: str, batch_size: int) -> None:
         connections.add(conn.connection.dbapi_connection)
 
     questions_before = _questions(engine)
+    # Code that decides the next batch ahead takes a ReadAhead whose counts say how often that held.
+    options = {}
+    if "ahead" in inspect.signature(processor.process_pending).parameters:
+        options["ahead"] = processor.ReadAhead(engine, batch_size)
     start = time.perf_counter()
     with batch_collection():
         summary = processor.process_pending(engine, Rules.configured(load_settings({})), batch_size=batch_size,
-                                            clock=lambda: datetime.now(timezone.utc))
+                                            clock=lambda: datetime.now(timezone.utc), **options)
     total = time.perf_counter() - start
     questions = sum(_questions_of(c) for c in connections) - questions_before
     batches = max(1, -(-summary.rows // batch_size))
@@ -58,7 +64,8 @@ def main(url: str, batch_size: int) -> None:
     print(json.dumps({"seconds": round(total, 2), "alerts": summary.alerts, "batches": batches, "ms_per_batch": ms,
                       "statements_per_batch": round(sum(statements.values()) / batches, 1),
                       "questions_per_batch": round(questions / batches, 1) if questions >= 0 else None,
-                      "statements": dict(statements.most_common())}))
+                      "statements": dict(statements.most_common()),
+                      "decided_ahead": (f"{options['ahead'].held} of {batches} batches" if options else None)}))
     engine.dispose()
 
 
