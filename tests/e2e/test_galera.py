@@ -24,13 +24,13 @@ from incidentctl.config import load_settings
 from incidentctl.db.engine import make_engine
 from incidentctl.db.lease import Lease, holder
 from incidentctl.db.migrations import upgrade
-from incidentctl.db.schema import deliveries, grafana_alerts, notifications
-from incidentctl.incidents.model import OutboxState
+from incidentctl.db.schema import deliveries, grafana_alerts, incidents, notifications
+from incidentctl.incidents.model import OutboxState, Rules
 from incidentctl.incidents.processor import backlog
 from incidentctl.ops.doctor import doctor
 from tests.support import FIXTURES
 from tests.support.cli import console_script, db_env
-from tests.support.processing import process_all, snapshot, store
+from tests.support.processing import database_incidents, expected_incidents, process_all, snapshot, store
 from tests.support.servers import ServeProcess, serve_env
 from tests.support.slack_fake import FakeSlack
 from tests.support.synthetic_history import history
@@ -286,3 +286,32 @@ def test_doctor_reports_the_node_and_the_lease(urls):
     assert "Synced, Primary component of 3 node(s)" in checks["cluster"].message
     assert checks["cluster"].detail["node"] == "node2"
     assert "held by host-x:42:doctor" in checks["lease"].message
+
+
+def test_processing_moving_between_nodes_never_reuses_an_incident_id(urls):
+    """New incidents take the ids their node's AUTO_INCREMENT counter gives next (reserve_ids):
+    the queue processed a third on node 1, a third on node 2, the rest on node 1 again, each node
+    opening incidents after the other's, gives every incident an id of its own, with nothing
+    failed or retried, and the incidents one uninterrupted run decides."""
+    bodies = list(history(series=40, minutes=120, seed=23))
+    engines = {n: make_engine(urls[n]) for n in (1, 2)}
+    try:
+        store(engines[1], bodies)
+        summaries = []
+        for n, limit in ((1, len(bodies) // 3), (2, len(bodies) // 3), (1, None)):
+            with synced(urls[n]).connect() as conn:  # this node has applied what the other wrote
+                conn.execute(text("SELECT 1"))
+            summaries.append(process_all(engines[n], batch_size=25, limit=limit))
+        assert sum(s.rows for s in summaries) == len(bodies)
+        assert all(s.opened > 0 and s.errors == 0 and s.conflicts_retried == 0 for s in summaries)
+        reader = synced(urls[1])
+        with reader.connect() as conn:
+            ids = list(conn.scalars(select(incidents.c.id)))
+        assert len(ids) == len(set(ids))
+        rules = Rules.configured(load_settings({}))
+        assert database_incidents(reader) == expected_incidents(bodies, rules.group_by,
+                                                                rules.reopen_window.total_seconds())
+        reader.dispose()
+    finally:
+        for e in engines.values():
+            e.dispose()
