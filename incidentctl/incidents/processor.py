@@ -351,6 +351,7 @@ class ReadAhead:
     def __init__(self, engine: Engine, size: int) -> None:
         self.engine = engine
         self.size = size
+        self._query = _QUEUED_BUT.limit(size)  # built once (ops/gc_tuning.py)
         self._next: Claimed | None = None
         self.guesses = 0  # decisions made ahead
         self.held = 0  # of them, the ones their batch used
@@ -358,7 +359,7 @@ class ReadAhead:
     def read(self, current: Sequence[int]) -> list:
         """The rows the next batch would claim: the oldest queued but `current`, the batch's."""
         with reader(self.engine).connect() as conn:
-            return list(conn.execute(_QUEUED_BUT.limit(self.size), {"current": list(current)}))
+            return list(conn.execute(self._query, {"current": list(current)}))
 
     def keep(self, rows: list) -> None:
         """Parses the rows `read` for the next batch to `take`."""
