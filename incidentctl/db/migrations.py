@@ -17,9 +17,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from incidentctl.db.capabilities import capabilities
 from incidentctl.db.schema import (
+    QUEUE_ROW_FORMAT,
     action_inbox,
     api_tokens,
     deliveries,
+    grafana_alerts,
     incident_alerts,
     incidents,
     leases,
@@ -153,6 +155,15 @@ def _fewer_indexes(conn: Connection) -> None:
         conn.exec_driver_sql(f"DROP INDEX ix_incident_alerts_fingerprint{on}")
 
 
+def _queue_marks_in_place(conn: Connection) -> None:
+    """grafana_alerts in the REDUNDANT row format, whose records keep the room of a NULL
+    fixed-width column: setting processed_at then changes the record in place, where DYNAMIC
+    rewrites it, body and all (docs/ARCHITECTURE.md). MariaDB rebuilds the table online
+    (receivers keep appending); SQLite has no row formats."""
+    if conn.dialect.name in ("mysql", "mariadb"):
+        conn.exec_driver_sql(f"ALTER TABLE {grafana_alerts.name} ROW_FORMAT={QUEUE_ROW_FORMAT}")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema: raw archive, incidents, events, outbox, silences", _initial),
     Migration(2, "incident_labels: the common labels of each incident, indexed for list --label", _incident_labels),
@@ -172,6 +183,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                  "incidents of a message", _silence_replies),
     Migration(10, "incident_labels and ix_incident_alerts_fingerprint dropped: list --label reads series_labels, "
                   "series are read by incident", _fewer_indexes),
+    Migration(11, "grafana_alerts in the REDUNDANT row format: process marks rows processed in place",
+              _queue_marks_in_place),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -241,7 +254,8 @@ def mysql_ddl() -> str:
     ]
     for table in metadata.sorted_tables:
         create = str(CreateTable(table).compile(dialect=dialect)).strip()
-        parts.append(f"{create} ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;\n")
+        columns, _, options = create.rpartition(")")  # options: the table's own (ROW_FORMAT)
+        parts.append(f"{columns}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4{' ' + options if options else ''};\n")
         for index in sorted(table.indexes, key=lambda i: i.name or ""):
             parts.append(str(CreateIndex(index).compile(dialect=dialect)).strip() + ";")
         if table.indexes:

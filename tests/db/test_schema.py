@@ -28,8 +28,18 @@ def _shape(engine) -> dict:
             "unique": sorted((u["name"], tuple(u["column_names"])) for u in insp.get_unique_constraints(table)),
             "pk": tuple(insp.get_pk_constraint(table)["constrained_columns"]),
             "fks": sorted((tuple(f["constrained_columns"]), f["referred_table"]) for f in insp.get_foreign_keys(table)),
+            "row_format": _row_format(engine, table),
         }
     return shape
+
+
+def _row_format(engine, table: str) -> str | None:
+    """InnoDB's row format of `table` (None on SQLite)."""
+    if engine.dialect.name not in ("mysql", "mariadb"):
+        return None
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT row_format FROM information_schema.tables WHERE table_schema = DATABASE() "
+                                 "AND table_name = :t"), {"t": table}).scalar_one()
 
 
 def test_upgrade_creates_schema_and_is_idempotent(empty_database_url):
@@ -121,6 +131,37 @@ def test_upgrade_drops_the_indexes_no_query_reads_and_lists_by_label_as_before(e
     assert schema_status(engine).current == LATEST_VERSION
     found = list_incidents(engine, IncidentFilter(status="all", labels=(("team", "db"),)))
     assert [r["alertname"] for r in found] == ["Disk"]
+    engine.dispose()
+
+
+def test_upgrade_to_version_11_marks_the_queue_in_place_and_keeps_every_body(empty_database_url):
+    # A version-10 database on MariaDB keeps grafana_alerts in the server's default row format
+    # (DYNAMIC); version 11 rebuilds it REDUNDANT, bodies and queue as they were.
+    from tests.support.processing import process_all, store_spaced
+
+    engine = make_engine(empty_database_url())
+    upgrade(engine)
+    bodies = [_body({"alertname": "Disk", "team": "db"}), _body({"alertname": "Cpu", "team": "web"})]
+    store_spaced(engine, bodies[:1])
+    process_all(engine)
+    store_spaced(engine, bodies[1:])  # still queued when the upgrade runs
+    mysql = engine.dialect.name in ("mysql", "mariadb")
+    with engine.begin() as conn:
+        conn.execute(schema_migrations.delete().where(schema_migrations.c.version == 11))
+        if mysql:
+            conn.exec_driver_sql("ALTER TABLE grafana_alerts ROW_FORMAT=DYNAMIC")
+    assert _row_format(engine, "grafana_alerts") == ("Dynamic" if mysql else None)
+
+    assert [m.version for m in upgrade(engine)] == [11]
+
+    assert _row_format(engine, "grafana_alerts") == ("Redundant" if mysql else None)
+    assert schema_status(engine).current == LATEST_VERSION
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT body, processed_at IS NULL FROM grafana_alerts ORDER BY id")).all()
+    assert [(bytes(body), queued) for body, queued in stored] == [(bodies[0], 0), (bodies[1], 1)]
+    process_all(engine)
+    found = list_incidents(engine, IncidentFilter(status="all"))
+    assert sorted(r["alertname"] for r in found) == ["Cpu", "Disk"]
     engine.dispose()
 
 
