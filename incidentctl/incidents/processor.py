@@ -351,28 +351,15 @@ class ReadAhead:
     def __init__(self, engine: Engine, size: int) -> None:
         self.engine = engine
         self.size = size
-        self._ids = _QUEUED_IDS_BUT.limit(size)  # built once (ops/gc_tuning.py)
+        self._query = _QUEUED_BUT.limit(size)  # built once (ops/gc_tuning.py)
         self._next: Claimed | None = None
         self.guesses = 0  # decisions made ahead
         self.held = 0  # of them, the ones their batch used
 
     def read(self, current: Sequence[int]) -> list:
-        """The rows the next batch would claim: the oldest queued but `current`, the batch's.
-        Their ids come from the queue index alone; their bodies, when the ids are close together
-        (as they are in a backlog), from one range of the table in key order, which costs the
-        server half of fetching each row through the queue index (docs/PERFORMANCE.md)."""
+        """The rows the next batch would claim: the oldest queued but `current`, the batch's."""
         with reader(self.engine).connect() as conn:
-            ids = list(conn.execute(self._ids, {"current": list(current)}).scalars())
-            if not ids:
-                return []
-            if ids[-1] - ids[0] < 2 * len(ids):
-                rows = conn.execute(_QUEUED_BETWEEN, {"first": ids[0], "last": ids[-1]})
-            else:
-                rows = conn.execute(_QUEUED_AMONG, {"ids": ids})
-            # In the range, a row a receiver committed since the ids were read is left for the
-            # batch after: this batch takes what it would have claimed.
-            wanted = set(ids)
-            return [row for row in rows if row.id in wanted]
+            return list(conn.execute(self._query, {"current": list(current)}))
 
     def keep(self, rows: list) -> None:
         """Parses the rows `read` for the next batch to `take`."""
@@ -487,17 +474,7 @@ def _write(conn: Connection, decided: BatchDecision, raw_ids: Sequence[int], cac
 # Built once: statements built per call leave cyclic garbage (ops/gc_tuning.py).
 _QUEUED = (select(grafana_alerts.c.id, grafana_alerts.c.received_at, grafana_alerts.c.body, grafana_alerts.c.user_agent)
            .where(grafana_alerts.c.processed_at.is_(None)).order_by(grafana_alerts.c.id))
-_QUEUED_IDS_BUT = (select(grafana_alerts.c.id)
-                   .where(grafana_alerts.c.processed_at.is_(None),
-                          grafana_alerts.c.id.not_in(bindparam("current", expanding=True)))
-                   .order_by(grafana_alerts.c.id))
-_QUEUED_BETWEEN = _QUEUED.where(grafana_alerts.c.id.between(bindparam("first"), bindparam("last")))
-_QUEUED_AMONG = _QUEUED.where(grafana_alerts.c.id.in_(bindparam("ids", expanding=True)))
-for _dialect in ("mysql", "mariadb"):
-    # MariaDB would rather walk the queue index for both, fetching each row by its id.
-    _QUEUED_IDS_BUT = _QUEUED_IDS_BUT.with_hint(grafana_alerts, "FORCE INDEX (ix_grafana_alerts_queue)",
-                                                dialect_name=_dialect)
-    _QUEUED_BETWEEN = _QUEUED_BETWEEN.with_hint(grafana_alerts, "FORCE INDEX (PRIMARY)", dialect_name=_dialect)
+_QUEUED_BUT = _QUEUED.where(grafana_alerts.c.id.not_in(bindparam("current", expanding=True)))
 _MARK_FAILED = (update(grafana_alerts).where(grafana_alerts.c.id == bindparam("_id"))
                 .values(processed_at=bindparam("now"), process_error=bindparam("error")))
 _SET_ERROR = (update(grafana_alerts).where(grafana_alerts.c.id == bindparam("_id"))

@@ -14,7 +14,6 @@ from incidentctl.db.capabilities import capabilities
 from incidentctl.db.lease import Lease
 from incidentctl.db.schema import grafana_alerts, incidents
 from incidentctl.incidents.actions import transition_many
-from incidentctl.incidents.parsing import parse_body
 from incidentctl.incidents.processor import ReadAhead
 from tests.support import T0
 from tests.support.processing import process_all, snapshot, store, written_rows
@@ -37,20 +36,6 @@ def test_the_rows_read_ahead_are_the_oldest_queued_but_the_current_batchs(engine
     assert claimed is not None and claimed.ids == [ids[2], ids[5], ids[7]]
     assert [position for position, _ in claimed.parsed] == [0, 1, 2] and claimed.failed == {}
     assert ahead.take(3) is None  # taken once
-
-
-def test_rows_read_ahead_far_apart_are_the_oldest_queued_too(engine, bodies):
-    # Two queued rows with many processed ones between them: read by id, not as one range.
-    ids = store(engine, bodies[:12])
-    with engine.begin() as conn:
-        conn.execute(update(grafana_alerts).where(grafana_alerts.c.id.in_(ids[1:10]))
-                     .values(processed_at=bodies[0][0]))
-    ahead = ReadAhead(engine, 2)
-    ahead.keep(ahead.read([ids[11]]))
-    claimed = ahead.take(2)
-    assert claimed is not None and claimed.ids == [ids[0], ids[10]]
-    expected = [[e.fingerprint for e in parse_body(body, at)] for at, body in (bodies[0], bodies[10])]
-    assert [[e.fingerprint for e in events] for _, events in claimed.parsed] == expected
 
 
 def test_rows_read_ahead_for_a_bigger_batch_or_none_at_all_are_not_used(engine, bodies):
