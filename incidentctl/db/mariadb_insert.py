@@ -26,7 +26,7 @@ from pymysql.converters import escape_string
 from sqlalchemy import Connection, Table, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from incidentctl.db.schema import JsonText, UtcDateTime
+from incidentctl.db.schema import JsonText, LabelKey, UtcDateTime, label_key
 
 # Fewer round trips than smaller statements, less memory than larger ones, far under MariaDB's
 # 16 MiB max_allowed_packet (docs/PERFORMANCE.md, History).
@@ -194,7 +194,13 @@ def _statements(conn: Connection, table: Table, names: list[str], rows: Sequence
         chunk = rows[start:start + RENDER_ROWS]
         # Column by column: a column's literals come from its memo in one pass (see _column_renderer).
         literals = [render(list(map(itemgetter(name), chunk))) for name, render in zip(names, columns, strict=True)]
-        for row_text in map(template.__mod__, zip(*literals, strict=True)):
+        texts = list(map(template.__mod__, zip(*literals, strict=True)))
+        grown = size + sum(map(len, texts)) + len(texts)
+        if grown <= STATEMENT_CHARS:  # the whole chunk fits: no row of it would start a statement
+            parts.extend(texts)
+            size = grown
+            continue
+        for row_text in texts:
             if parts and size + len(row_text) > STATEMENT_CHARS:
                 statement = head + ",".join(parts) + tail
                 parts, size = [], 0  # the rows' texts go before the statement is sent
@@ -265,6 +271,8 @@ def _converter(conn: Connection, column_type: Any, ahead: _SentAhead | None = No
     convert = literal if process is None else (lambda value: literal(process(value)))
     if isinstance(column_type, UtcDateTime):
         convert = _utc_datetime(convert)
+    if isinstance(column_type, LabelKey):  # text to its key's bytes (never long), in one call
+        return lambda value: "X'" + label_key(value).hex() + "'" if type(value) is str else convert(value)
     if _python_type(column_type) is bytes:
         return lambda value: ("X'" + value.hex() + "'" if type(value) is bytes and len(value) <= longest
                               else convert(value))

@@ -11,6 +11,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from itertools import chain
 from sys import intern
 from typing import Any
 
@@ -174,10 +175,13 @@ def _unstorable(labels: dict[str, str], annotations: dict[str, str], links: dict
     """Why an alert's text cannot be hashed or stored, or None. JSON allows a lone UTF-16
     surrogate escape (`"\\ud800"`); UTF-8, and so the fingerprints and both databases, do not. A
     payload fingerprint longer than the column would fail the whole batch's write on MySQL."""
-    for kind, fields in (("label", labels), ("annotation", annotations), ("link", links)):
-        for name, value in fields.items():
-            if not (name.isascii() and value.isascii()) and not (_encodes(name) and _encodes(value)):
-                return f"{kind} {name!r} is not valid Unicode text (a lone surrogate escape)"
+    # All the text at once first: nearly always ASCII, or text that encodes.
+    joined = "".join(chain(labels, labels.values(), annotations, annotations.values(), links, links.values()))
+    if not joined.isascii() and not _encodes(joined):
+        for kind, fields in (("label", labels), ("annotation", annotations), ("link", links)):
+            for name, value in fields.items():
+                if not (_encodes(name) and _encodes(value)):
+                    return f"{kind} {name!r} is not valid Unicode text (a lone surrogate escape)"
     if fingerprint:
         if len(fingerprint) > FINGERPRINT_MAX:
             return f"`fingerprint` is longer than {FINGERPRINT_MAX} characters"
