@@ -105,7 +105,9 @@ def output_option(*formats: OutputFormat):
         return typer.Option(OutputFormat.table, "--output", "-o", help="Output format.", case_sensitive=False)
     names = [f.value for f in formats]
 
-    def check(value: OutputFormat) -> OutputFormat:
+    def check(value: OutputFormat | str) -> OutputFormat:
+        # typer before 0.29 hands a parameter callback the choice's text, later ones the enum.
+        value = OutputFormat(value.lower() if isinstance(value, str) else value)
         if value not in formats:
             raise typer.BadParameter(f"{value.value!r}: this command prints {' or '.join(names)}")
         return value
