@@ -7,16 +7,19 @@ Each migration is a function over a Connection, written to work on MySQL and SQL
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import Connection, Engine, Insert, inspect, select, text
+from sqlalchemy import Connection, Engine, Insert, Table, inspect, select, text
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.schema import CreateTable
 
 from incidentctl.db.capabilities import capabilities
 from incidentctl.db.schema import (
+    NEVER_REUSED_IDS,
     QUEUE_ROW_FORMAT,
     action_inbox,
     api_tokens,
@@ -164,6 +167,43 @@ def _queue_marks_in_place(conn: Connection) -> None:
         conn.exec_driver_sql(f"ALTER TABLE {grafana_alerts.name} ROW_FORMAT={QUEUE_ROW_FORMAT}")
 
 
+def _ids_never_given_again(conn: Connection) -> None:
+    """On SQLite, the tables of NEVER_REUSED_IDS copied into AUTOINCREMENT tables (SQLite cannot
+    change a table's key), their rows and ids as they were; from then on SQLite keeps the highest
+    id it gave and never gives it again. Ids deleted before this upgrade cannot be known: the
+    counter starts at the highest id still there. MySQL and MariaDB keep such a counter already."""
+    if conn.dialect.name != "sqlite":
+        return
+    for name in NEVER_REUSED_IDS:
+        if _sqlite_autoincrement(conn, name):
+            continue
+        _sqlite_copy_into_current_shape(conn, metadata.tables[name])
+
+
+def _sqlite_autoincrement(conn: Connection, name: str) -> bool:
+    sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).scalar()
+    return "AUTOINCREMENT" in (sql or "").upper()
+
+
+def _sqlite_copy_into_current_shape(conn: Connection, table: Table) -> None:
+    """SQLite's way to change a table (its documentation, 'Making Other Kinds Of Table Schema
+    Changes'): create the new shape under another name, copy the rows, drop the old table and
+    rename the new one, so that the other tables' foreign keys, which name the table, find the
+    new one. `upgrade` turns foreign keys off for it (dropping a parent would cascade) and
+    checks them before it commits."""
+    new = f"{table.name}_new"
+    create = str(CreateTable(table).compile(dialect=conn.dialect)).strip()
+    head = f"CREATE TABLE {table.name} ("
+    assert create.startswith(head), create[:80]
+    conn.exec_driver_sql(f"CREATE TABLE {new} (" + create[len(head):])
+    columns = ", ".join(c["name"] for c in inspect(conn).get_columns(table.name))
+    conn.exec_driver_sql(f"INSERT INTO {new} ({columns}) SELECT {columns} FROM {table.name}")
+    conn.exec_driver_sql(f"DROP TABLE {table.name}")  # its indexes with it
+    conn.exec_driver_sql(f"ALTER TABLE {new} RENAME TO {table.name}")
+    for index in table.indexes:
+        index.create(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema: raw archive, incidents, events, outbox, silences", _initial),
     Migration(2, "incident_labels: the common labels of each incident, indexed for list --label", _incident_labels),
@@ -185,6 +225,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                   "series are read by incident", _fewer_indexes),
     Migration(11, "grafana_alerts in the REDUNDANT row format: process marks rows processed in place",
               _queue_marks_in_place),
+    Migration(12, "incidents and grafana_alerts ids never given again on SQLite (AUTOINCREMENT), "
+                  "as MySQL and MariaDB never give them", _ids_never_given_again),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -208,7 +250,7 @@ def schema_status(engine: Engine) -> SchemaStatus:
 def upgrade(engine: Engine, now: datetime | None = None) -> list[Migration]:
     """Brings the schema to the latest version; returns what it applied. Idempotent."""
     now = now or datetime.now(timezone.utc)
-    with engine.begin() as conn:
+    with engine.connect() as conn, _sqlite_foreign_keys_off(conn), conn.begin():
         recorded = _recorded_versions(conn)
         if not recorded and not _has_app_tables(conn):
             metadata.create_all(conn)
@@ -226,7 +268,29 @@ def upgrade(engine: Engine, now: datetime | None = None) -> list[Migration]:
                     version=migration.version, description=migration.description, applied_at=now
                 )
             )
+        if conn.dialect.name == "sqlite":
+            broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+            if broken:  # a copied table lost a parent row: roll back rather than commit that
+                raise RuntimeError(f"schema upgrade left {len(broken)} rows without their parent "
+                                   f"(first: {tuple(broken[0])}); nothing was changed")
     return applied
+
+
+@contextmanager
+def _sqlite_foreign_keys_off(conn: Connection) -> Iterator[None]:
+    """SQLite: foreign keys off while migrations copy tables (`_sqlite_copy_into_current_shape`).
+    The pragma is a no-op inside a transaction, so it is set on the driver's connection before
+    the upgrade's transaction begins, and set back on afterwards whatever happened."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None  # None only once closed
+    dbapi.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        dbapi.execute("PRAGMA foreign_keys=ON")
 
 
 def _recorded_versions(conn: Connection) -> set[int]:
@@ -243,7 +307,7 @@ def _has_app_tables(conn: Connection) -> bool:
 def mysql_ddl() -> str:
     """The current schema as MySQL/MariaDB DDL, as kept in sql/schema.sql."""
     from sqlalchemy.dialects import mysql
-    from sqlalchemy.schema import CreateIndex, CreateTable
+    from sqlalchemy.schema import CreateIndex
 
     dialect = mysql.dialect()
     parts = [

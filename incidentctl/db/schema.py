@@ -108,6 +108,13 @@ schema_migrations = Table(
     Column("applied_at", UtcDateTime, nullable=False),
 )
 
+# Tables whose ids outlive their rows: a deleted incident's id stays in Slack buttons and in
+# people's notes, a purged raw row's id in the timeline of its incident. A new row must never
+# get such an id. InnoDB's AUTO_INCREMENT counter never goes back (it is persisted since MariaDB
+# 10.2 and MySQL 8.0); SQLite gives max(id) + 1 unless the table is AUTOINCREMENT, so after the
+# newest incidents are deleted (`rebuild`) or every raw row is purged it would give their ids again.
+NEVER_REUSED_IDS = ("grafana_alerts", "incidents")
+
 # One row per webhook request, exactly as received. Append-only but for the processing marks.
 # The longest parse_error / process_error written (the columns hold 1,024 characters).
 ERROR_TEXT_MAX = 1000
@@ -142,6 +149,7 @@ grafana_alerts = Table(
     # The one format whose records keep room for a NULL fixed-width column: `process` sets
     # processed_at in place instead of rewriting each row with its body (docs/ARCHITECTURE.md).
     mysql_row_format=QUEUE_ROW_FORMAT,
+    sqlite_autoincrement=True,  # see NEVER_REUSED_IDS
 )
 
 incidents = Table(
@@ -184,6 +192,7 @@ incidents = Table(
     Index("ix_incidents_namespace_opened", "namespace", "opened_at"),
     Index("ix_incidents_service_opened", "service", "opened_at"),
     Index("ix_incidents_alertname_opened", "alertname", "opened_at"),
+    sqlite_autoincrement=True,  # see NEVER_REUSED_IDS
 )
 
 # The longest label name or value a `series_labels` key holds as it is (schema.LabelKey).

@@ -11,7 +11,7 @@ from incidentctl.db.engine import make_engine
 from incidentctl.db.migrations import LATEST_VERSION, MIGRATIONS, mysql_ddl, schema_status, upgrade
 from incidentctl.db.schema import schema_migrations
 from incidentctl.incidents.listing import IncidentFilter, list_incidents
-from tests.support import ROOT
+from tests.support import ROOT, T0
 
 SQL_SCHEMA = ROOT / "sql" / "schema.sql"
 
@@ -29,8 +29,19 @@ def _shape(engine) -> dict:
             "pk": tuple(insp.get_pk_constraint(table)["constrained_columns"]),
             "fks": sorted((tuple(f["constrained_columns"]), f["referred_table"]) for f in insp.get_foreign_keys(table)),
             "row_format": _row_format(engine, table),
+            "autoincrement": _sqlite_autoincrement(engine, table),
         }
     return shape
+
+
+def _sqlite_autoincrement(engine, table: str) -> bool | None:
+    """Whether SQLite's table is AUTOINCREMENT (None on MySQL, whose counter always is)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    with engine.connect() as conn:
+        sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t"),
+                           {"t": table}).scalar()
+    return "AUTOINCREMENT" in sql.upper()
 
 
 def _row_format(engine, table: str) -> str | None:
@@ -162,6 +173,109 @@ def test_upgrade_to_version_11_marks_the_queue_in_place_and_keeps_every_body(emp
     process_all(engine)
     found = list_incidents(engine, IncidentFilter(status="all"))
     assert sorted(r["alertname"] for r in found) == ["Cpu", "Disk"]
+    engine.dispose()
+
+
+def test_an_id_whose_row_was_deleted_is_never_given_again(empty_database_url):
+    # rebuild deletes the newest incidents it does not continue, and purge may delete every raw
+    # row: their ids stay in Slack buttons and timelines, so new rows must get other ids.
+    from incidentctl.db.schema import grafana_alerts, incidents
+    from tests.support.processing import process_all, store_spaced
+
+    engine = make_engine(empty_database_url())
+    upgrade(engine)
+    raw_ids = store_spaced(engine, [_body({"alertname": name}) for name in ("Disk", "Cpu", "Net")])
+    process_all(engine)
+    with engine.begin() as conn:
+        incident_ids = list(conn.execute(select(incidents.c.id).order_by(incidents.c.id)).scalars())
+        conn.execute(incidents.delete().where(incidents.c.id == incident_ids[-1]))
+        conn.execute(grafana_alerts.delete())
+    assert len(incident_ids) == 3
+
+    new_raw = store_spaced(engine, [_body({"alertname": "Mem"})])
+    process_all(engine)
+
+    assert new_raw[0] > max(raw_ids)
+    with engine.connect() as conn:
+        new_incident = conn.execute(select(incidents.c.id).where(incidents.c.alertname == "Mem")).scalar_one()
+    assert new_incident > incident_ids[-1]
+    engine.dispose()
+
+
+@pytest.mark.backends("sqlite")
+def test_upgrade_to_version_12_keeps_every_row_and_id_and_gives_no_id_twice(empty_database_url):
+    # A version-11 SQLite database: incidents and grafana_alerts without AUTOINCREMENT (SQLite
+    # gave max(id) + 1). Version 12 copies both into AUTOINCREMENT tables; the other tables'
+    # rows, which hang off incidents by foreign keys, stay attached (and still cascade).
+    from sqlalchemy import MetaData
+
+    from incidentctl.db.schema import NEVER_REUSED_IDS, grafana_alerts, incident_events, incidents, metadata
+    from tests.support.processing import process_all, snapshot, store_spaced
+
+    engine = make_engine(empty_database_url())
+    old = MetaData()
+    v11 = [metadata.tables[name].to_metadata(old) for name in NEVER_REUSED_IDS]
+    for table in v11:
+        table.dialect_options["sqlite"]["autoincrement"] = False
+    with engine.begin() as conn:
+        metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t.name not in NEVER_REUSED_IDS])
+        old.create_all(conn)
+        conn.execute(schema_migrations.insert(), [{"version": m.version, "description": m.description,
+                                                   "applied_at": T0} for m in MIGRATIONS if m.version < 12])
+    assert [_sqlite_autoincrement(engine, name) for name in NEVER_REUSED_IDS] == [False, False]
+    raw_ids = store_spaced(engine, [_body({"alertname": name}) for name in ("Disk", "Cpu", "Net")])
+    process_all(engine)
+    before = snapshot(engine)
+    with engine.connect() as conn:
+        ids_before = list(conn.execute(select(incidents.c.id).order_by(incidents.c.id)).scalars())
+        bodies_before = conn.execute(select(grafana_alerts.c.id, grafana_alerts.c.body)).all()
+
+    assert [m.version for m in upgrade(engine)] == [12]
+
+    assert [_sqlite_autoincrement(engine, name) for name in NEVER_REUSED_IDS] == [True, True]
+    fresh = make_engine(empty_database_url("fresh"))
+    upgrade(fresh)
+    assert _shape(engine) == _shape(fresh)
+    assert snapshot(engine) == before
+    with engine.connect() as conn:
+        assert list(conn.execute(select(incidents.c.id).order_by(incidents.c.id)).scalars()) == ids_before
+        assert conn.execute(select(grafana_alerts.c.id, grafana_alerts.c.body)).all() == bodies_before
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1  # back on for the pool's next user
+        assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+    newest = ids_before[-1]
+    with engine.begin() as conn:
+        conn.execute(incidents.delete().where(incidents.c.id == newest))
+        assert conn.execute(select(func.count()).where(incident_events.c.incident_id == newest)).scalar() == 0
+        conn.execute(grafana_alerts.delete().where(grafana_alerts.c.id == raw_ids[-1]))
+    new_raw = store_spaced(engine, [_body({"alertname": "Mem"})])
+    process_all(engine)
+    assert new_raw[0] > raw_ids[-1]
+    with engine.connect() as conn:
+        assert conn.execute(select(incidents.c.id).where(incidents.c.alertname == "Mem")).scalar_one() > newest
+    engine.dispose()
+    fresh.dispose()
+
+
+@pytest.mark.backends("sqlite")
+def test_a_failed_upgrade_on_sqlite_leaves_foreign_keys_on(empty_database_url, monkeypatch):
+    import incidentctl.db.migrations as migrations
+
+    engine = make_engine(empty_database_url())
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(schema_migrations.delete().where(schema_migrations.c.version == LATEST_VERSION))
+
+    def broken(conn):
+        raise RuntimeError("migration failed")
+
+    latest = migrations.MIGRATIONS[-1]
+    monkeypatch.setattr(migrations, "MIGRATIONS", (*migrations.MIGRATIONS[:-1],
+                                                   migrations.Migration(latest.version, latest.description, broken)))
+    with pytest.raises(RuntimeError, match="migration failed"):
+        upgrade(engine)
+    assert schema_status(engine).current == LATEST_VERSION - 1  # rolled back
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     engine.dispose()
 
 
