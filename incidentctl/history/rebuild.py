@@ -227,7 +227,7 @@ class _Rebuild:
             elif decision.action == Action.REOPEN:
                 s.reopens += 1
             self.states[fp] = state
-            self.changes.record(self.keys[fp], state, event.fingerprint, decision.timeline, (), row.id)
+            self.changes.record(self.keys[fp], decision, event.fingerprint, row.id, messages=False)
 
     def _open(self, fp: str, state: IncidentState, series: str) -> None:
         self.summary.incidents_after += 1

@@ -178,14 +178,26 @@ class IncidentState:
     alert_count: int = 0
     reopen_count: int = 0
     series: dict[str, SeriesState] = field(default_factory=dict)
+    # How many series fire: counted once, then kept by `decide` as it changes a series' status
+    # (`count_firing`), so an incident of 20,000 series is not counted again on every resolve.
+    # None: not counted yet. Code that gives `series` other statuses sets it back to None.
+    firing_count: int | None = field(default=None, compare=False, repr=False)
 
     @property
     def series_firing(self) -> int:
-        return sum(1 for s in self.series.values() if s.status == _FIRING)
+        if self.firing_count is None:
+            self.firing_count = sum(1 for s in self.series.values() if s.status == _FIRING)
+        return self.firing_count
 
-    def copy(self) -> IncidentState:
-        """A copy whose series dict is new; series themselves are shared (copy one before changing it)."""
-        return _shallow(self, series=dict(self.series))
+    def count_firing(self, was_firing: bool, fires: bool) -> None:
+        """A series of this incident went from firing or not to firing or not."""
+        if self.firing_count is not None and was_firing != fires:
+            self.firing_count += 1 if fires else -1
+
+    def copy(self, *, share_series: bool = False) -> IncidentState:
+        """A copy whose series dict is new; series themselves are shared (copy one before changing
+        it). With `share_series`, the series dict too (its owner may change it: decide_row's `owned`)."""
+        return _shallow(self) if share_series else _shallow(self, series=dict(self.series))
 
     # The transitions: by people (ack, resolve, reopen) and by the decision (resolve when every
     # series resolved, reopen when one fires again). Each raises InvalidTransition, carrying
@@ -261,6 +273,7 @@ class Decision:
     state: IncidentState | None
     timeline: tuple[TimelineEntry, ...] = ()  # when ignored: its `ignored` entry, if it has an incident
     messages: tuple[Message, ...] = ()
+    added_series: bool = False  # the event's series is new to the incident (its labels get indexed)
 
     @property
     def changed(self) -> bool:

@@ -231,9 +231,11 @@ def decide_batch(states: Mapping[str, IncidentState], rows: Rows, rules: Rules) 
     changes = Changes()
     summary = ProcessSummary()
     errors: dict[int, str] = {}
+    owned: set[str] = set()  # incidents whose state here is one a decision of this batch made
     for raw_key, events in rows:
         try:
-            decided = decide_row(states, events, group_by=rules.group_by, reopen_window=rules.reopen_window)
+            decided = decide_row(states, events, group_by=rules.group_by, reopen_window=rules.reopen_window,
+                                 owned=owned)
         except Exception as exc:  # a bug on one row's events must not stop the queue
             errors[raw_key] = error_text(exc)
             continue
@@ -245,10 +247,10 @@ def decide_batch(states: Mapping[str, IncidentState], rows: Rows, rules: Rules) 
                 continue
             if decision.changed:
                 states[fp] = decision.state
+                owned.add(fp)
                 if decision.action == Action.OPEN:
                     keys[fp] = changes.key_for_new()
-                changes.record(keys[fp], decision.state, event.fingerprint, decision.timeline, decision.messages,
-                               raw_key)
+                changes.record(keys[fp], decision, event.fingerprint, raw_key)
             elif decision.timeline:  # ignored: its timeline entry, on the incident as it is
                 changes.note(keys[fp], decision.timeline, raw_key)
     return BatchDecision(changes, summary, errors, states)

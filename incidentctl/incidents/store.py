@@ -29,7 +29,15 @@ from incidentctl.db.schema import (
     notifications,
     series_labels,
 )
-from incidentctl.incidents.model import IncidentState, IncidentStatus, Message, OutboxState, SeriesState, TimelineEntry
+from incidentctl.incidents.model import (
+    Decision,
+    IncidentState,
+    IncidentStatus,
+    Message,
+    OutboxState,
+    SeriesState,
+    TimelineEntry,
+)
 from incidentctl.incidents.series_cache import SeriesCache
 from incidentctl.slicing import chunks, clip
 
@@ -169,13 +177,17 @@ class Changes:
         self._next_new -= 1
         return self._next_new
 
-    def record(self, key: int, state: IncidentState, series_fp: str, timeline, messages, raw_key: int) -> None:
-        self.incidents[key] = state
+    def record(self, key: int, decision: Decision, series_fp: str, raw_key: int, *, messages: bool = True) -> None:
+        """A decision that changed the incident (its `state`, the newest; `messages`: whether its
+        outbox messages are written too)."""
+        assert decision.state is not None  # a change leaves an incident
+        self.incidents[key] = decision.state
         self.series.setdefault(key, set()).add(series_fp)
-        if state.series[series_fp].times_seen == 1:  # only the decision that adds a series leaves it at 1
+        if decision.added_series:
             self.added.setdefault(key, set()).add(series_fp)
-        self.events.extend((key, entry, raw_key) for entry in timeline)
-        self.messages.extend((key, message) for message in messages)
+        self.events.extend((key, entry, raw_key) for entry in decision.timeline)
+        if messages:
+            self.messages.extend((key, message) for message in decision.messages)
 
     def note(self, key: int, timeline, raw_key: int | None) -> None:
         """Timeline entries for an incident the decision left as it was (an ignored event)."""

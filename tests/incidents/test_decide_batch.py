@@ -47,6 +47,16 @@ CASES = [
     # a poison row changes nothing, not even its good first event; the next row opens as if it were not there
     Case("poison-row-whole", [(0, [alert("a"), POISON]), (1, [alert("a", at=2)])],
          {"alerts": 1, "opened": 1}, [0], [("opened", 1), ("alert_firing", 1)], ["opened"]),
+    # the same in an incident an earlier row of the batch changed (its series are changed in place):
+    # the new series the poison row brought is taken out again, so the resolve of the first resolves
+    Case("poison-row-undone-in-a-changed-incident",
+         [(0, [alert("a")]), (1, [alert("b", at=1, start=1), POISON]), (2, [alert("a", "resolved", at=5)])],
+         {"alerts": 2, "opened": 1, "resolved": 1}, [1],
+         [("opened", 0), ("alert_firing", 0), ("alert_resolved", 2), ("resolved", 2)], ["opened", "resolved"]),
+    # and a series the poison row resolved fires on as before: the next firing alert is a repeat
+    Case("poison-row-undone-on-a-series",
+         [(0, [alert("a")]), (1, [alert("a", "resolved", at=2), POISON]), (2, [alert("a", at=3)])],
+         {"alerts": 2, "opened": 1, "updated": 1}, [1], [("opened", 0), ("alert_firing", 0)], ["opened"]),
     # a resolve without an incident is ignored and writes nothing
     Case("resolve-without-incident", [(4, [alert("a", "resolved")])], {"alerts": 1, "ignored": 1}, [], [], []),
     # the incident resolves with its only series; a new episode within the window reopens it
