@@ -19,7 +19,9 @@ from incidentctl.incidents.model import IncidentState, SeriesState
 class SeriesCache:
     """Series by incident id. What a transaction reads or writes is staged and kept only once it
     commits, so a rolled-back batch leaves nothing behind; at most `limit` series are kept, the
-    least recently used go first."""
+    least recently used go first, except the incident kept last: one incident of more series
+    than that (a storm of 25,000 pods) stays, as the batch that used it held it anyway, instead
+    of being read back from the database by every batch."""
 
     def __init__(self, limit: int = 20_000):
         self.limit = limit
@@ -78,7 +80,7 @@ class SeriesCache:
     def _put(self, incident_id: int, entry: tuple[tuple, dict[str, SeriesState]]) -> None:
         self._entries[incident_id] = entry
         self._size += len(entry[1])
-        while self._size > self.limit and self._entries:
+        while self._size > self.limit and len(self._entries) > 1:
             oldest = next(iter(self._entries))
             self._size -= len(self._entries.pop(oldest)[1])
 

@@ -138,6 +138,21 @@ def test_least_recently_used_go_first_beyond_the_limit():
     assert cache._size == 4
 
 
+def test_an_incident_of_more_series_than_the_limit_stays_until_another_is_kept():
+    # Its batch held its series anyway; dropping them would only read them back next batch.
+    cache = SeriesCache(limit=4)
+    cache.stage([_state(1)])
+    cache.stage([_state(2, series=("s1", "s2", "s3", "s4", "s5"))])
+    cache.commit()
+    assert not cache.fill(_row(_state(1)), series_count=2)  # the older one made room
+    assert cache.fill(_row(_state(2)), series_count=5)
+    cache.stage([_state(3)])
+    cache.commit()
+    assert not cache.fill(_row(_state(2)), series_count=5)
+    assert cache.fill(_row(_state(3)), series_count=2)
+    assert cache._size == 2
+
+
 # The invariant the cache rests on: the processor never changes an incident's series without
 # counting an alert on it (alert_count), so a kept entry is never used after its series changed.
 
