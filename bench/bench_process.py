@@ -6,7 +6,9 @@
      series over clusters/namespaces/services, repeats every 5 min, flapping series, resolves),
      where most alerts repeat a series an incident already has;
    - storm: an alert storm (tests/support/storm_history.py: bodies of a few alerts, nearly every
-     alert a new series, one in eight opening an incident, a fifth resolving).
+     alert a new series, one in eight opening an incident, a fifth resolving);
+   - wide: the same storm into a few wide incidents (5,000 to 20,000 pods each, three storming at
+     once), where a decision must not cost in proportion to its incident's series.
    Each run is the real `incidentctl process` (start-up included): alerts/s, rows/s written
    (incidents, series, timeline, outbox and label rows), the child's peak RSS (flat = the same
    at both sizes). For the small backlog, bench/process_split.py then shows where a batch's
@@ -20,7 +22,7 @@
    with their EXPLAIN plans, plus one `incidentctl list` run.
 
 Sizes (env): BENCH_PROCESS_SMALL=50000, BENCH_PROCESS_LARGE=500000 (alerts),
-BENCH_PROCESS_SERIES=2000 (steady), BENCH_PROCESS_SCENARIOS=steady,storm, BENCH_PROCESS_ROUNDS=1,
+BENCH_PROCESS_SERIES=2000 (steady), BENCH_PROCESS_SCENARIOS=steady,storm,wide, BENCH_PROCESS_ROUNDS=1,
 BENCH_LIST_INCIDENTS=1000000; BENCH_PROCESS_ONLY=process|list runs one half;
 BENCH_PROCESS_KEEP=1 keeps the filled backlogs (`bench_process_tpl_<scenario>_<alerts>`) for the
 next run; BENCH_EXPLAIN=1 prints the query plans; BENCH_LIST_KEEP=1 keeps the list database
@@ -62,7 +64,7 @@ SERIES = int(os.environ.get("BENCH_PROCESS_SERIES", "2000"))
 LIST_INCIDENTS = int(os.environ.get("BENCH_LIST_INCIDENTS", "1000000"))
 KEEP_LIST_DATABASE = os.environ.get("BENCH_LIST_KEEP") == "1"
 KEEP_PROCESS_DATABASES = os.environ.get("BENCH_PROCESS_KEEP") == "1"
-SCENARIOS = [s for s in os.environ.get("BENCH_PROCESS_SCENARIOS", "steady,storm").split(",") if s]
+SCENARIOS = [s for s in os.environ.get("BENCH_PROCESS_SCENARIOS", "steady,storm,wide").split(",") if s]
 ROUNDS = int(os.environ.get("BENCH_PROCESS_ROUNDS", "1"))
 COMPARE = os.environ.get("BENCH_PROCESS_COMPARE", "")
 BIN = Path(sys.executable).parent / "incidentctl"
@@ -121,7 +123,11 @@ def fill_history(url: str, alerts: int, bodies: Iterable[tuple[datetime, bytes]]
 def scenario_bodies(scenario: str) -> Iterable[tuple[datetime, bytes]]:
     if scenario == "steady":
         return history(series=SERIES, minutes=10**6, seed=11)
-    return storm(alerts=10**9, seed=17)
+    if scenario == "wide":
+        return storm(alerts=10**9, seed=19, pods=(5_000, 20_000), storming_at_once=3)
+    if scenario == "storm":
+        return storm(alerts=10**9, seed=17)
+    raise SystemExit(f"unknown scenario {scenario!r} (BENCH_PROCESS_SCENARIOS: steady, storm, wide)")
 
 
 def backlog_template(scenario: str, alerts: int) -> tuple[str, int, int]:

@@ -208,8 +208,9 @@ class _Rebuild:
         s.rows += 1
         try:  # as `process`: a row that cannot be parsed or decided changes nothing
             events = parse_body(bytes(row.body), row.received_at, row.user_agent)
+            # Every state held here was made by this rebuild's decisions: theirs to change in place.
             decided = decide_row(self.states, events, group_by=self.rules.group_by,
-                                 reopen_window=self.rules.reopen_window)
+                                 reopen_window=self.rules.reopen_window, owned=self.states)
         except Exception:
             s.unparsable += 1
             return

@@ -5,8 +5,9 @@ Nearly every alert is a series never seen before (a pod of its own); about one a
 opens a new incident (a new alertname/cluster/namespace/service); about a fifth of the alerts
 resolve a series that fired earlier, so some incidents auto-resolve. Bodies carry a few alerts
 of one incident each, severities are mixed, and the label combinations run into the thousands
-(clusters × namespaces × services × nodes × containers). Deterministic for a seed. Used by the
-tests and by bench/bench_process.py.
+(clusters × namespaces × services × nodes × containers). With `pods` in the thousands, the same
+storm falls into a few wide incidents (one alertname in a cluster, every pod of a node pool).
+Deterministic for a seed. Used by the tests and by bench/bench_process.py.
 """
 
 from __future__ import annotations
@@ -27,16 +28,19 @@ CONTAINERS = ("app", "sidecar", "proxy", "init", "worker")
 OPEN_INCIDENTS = 60  # incidents storming at once
 
 
-def storm(alerts: int = 2000, seed: int = 7, start: datetime = T0) -> Iterator[tuple[datetime, bytes]]:
-    """Yields (received_at, body) in arrival order until at least `alerts` alerts were sent."""
+def storm(alerts: int = 2000, seed: int = 7, start: datetime = T0, *, pods: tuple[int, int] = (1, 12),
+          storming_at_once: int = OPEN_INCIDENTS) -> Iterator[tuple[datetime, bytes]]:
+    """Yields (received_at, body) in arrival order until at least `alerts` alerts were sent. Each
+    incident gets between `pods` failing pods (series), `storming_at_once` incidents at a time:
+    pods=(5_000, 20_000) is a node pool whose pods all fail into a few incidents."""
     rnd = random.Random(seed)
     keys = _incident_keys(rnd)
     storming: list[dict] = []
     sent = 0
     now = start
     while sent < alerts:
-        while len(storming) < OPEN_INCIDENTS:
-            storming.append(_incident(next(keys), rnd))
+        while len(storming) < storming_at_once:
+            storming.append(_incident(next(keys), rnd, pods))
         incident = storming[rnd.randrange(len(storming))]
         now += timedelta(milliseconds=rnd.randint(1, 40))
         body = []
@@ -62,9 +66,9 @@ def _incident_keys(rnd: random.Random) -> Iterator[tuple[str, str, str, str]]:
             yield key
 
 
-def _incident(key: tuple[str, str, str, str], rnd: random.Random) -> dict:
-    # ~6.4 new series and ~1.6 resolves an incident: one alert in eight opens one.
-    return {"key": key, "left": rnd.randint(1, 12), "pods": 0, "firing": [], "to_resolve": 0}
+def _incident(key: tuple[str, str, str, str], rnd: random.Random, pods: tuple[int, int]) -> dict:
+    # With pods=(1, 12): ~6.4 new series and ~1.6 resolves an incident, one alert in eight opens one.
+    return {"key": key, "left": rnd.randint(*pods), "pods": 0, "firing": [], "to_resolve": 0}
 
 
 def _next_alert(incident: dict, now: datetime, rnd: random.Random) -> dict | None:
