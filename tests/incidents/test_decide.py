@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from incidentctl.incidents.decide import decide
+from incidentctl.incidents.decide import decide, decide_row
 from incidentctl.incidents.model import Action, normalize_severity
 from incidentctl.incidents.parsing import AlertEvent
 from tests.support import T0
@@ -303,3 +303,32 @@ def test_any_event_stream_keeps_the_incident_consistent(events):
         else:
             assert state.resolved_at is None and state.series_firing >= 1
         assert state.opened_at <= max(s.last_seen_at for s in state.series.values())
+
+
+@given(_streams())
+@settings(max_examples=examples(200), deadline=None)
+def test_deciding_in_place_decides_what_copying_decides(events):
+    # decide_row with `owned` (decide_batch, rebuild) changes the series dicts it owns in place; over
+    # rows of up to three events it must decide what copying decides, event by event, end in equal
+    # incidents, and keep their firing count equal to their series' statuses.
+    copied: dict = {}
+    in_place: dict = {}
+    owned: set = set()
+    for start in range(0, len(events), 3):
+        row = events[start:start + 3]
+        a = decide_row(copied, row, group_by=GROUP_BY, reopen_window=WINDOW)
+        b = decide_row(in_place, row, group_by=GROUP_BY, reopen_window=WINDOW, owned=owned)
+        assert [(fp, d.action, d.reason, d.timeline, d.messages, d.added_series) for _, fp, d in b] == \
+            [(fp, d.action, d.reason, d.timeline, d.messages, d.added_series) for _, fp, d in a]
+        for event, fp, d in a:
+            if d.changed and d.state is not None:
+                # The decision says it added a series exactly when the series was seen once.
+                assert d.added_series == (d.state.series[event.fingerprint].times_seen == 1)
+                copied[fp] = d.state
+        for _, fp, d in b:
+            if d.changed and d.state is not None:
+                in_place[fp] = d.state
+                owned.add(fp)
+    assert in_place == copied
+    for state in in_place.values():
+        assert state.series_firing == sum(1 for s in state.series.values() if s.status == "firing")
