@@ -103,22 +103,39 @@ def list_cmd(
         render_rows(rows, [Col(name, name) for name in rows[0]] if rows else [Col("id", "id")], output)
 
 
+# What `show` prints in its table unless told: a screen, not a storm's 20,000 series.
+TABLE_SERIES, TABLE_EVENTS = 20, 50
+
+
 @app.command("show")
 def show_cmd(ctx: typer.Context, incident_id: int = typer.Argument(..., metavar="ID", help="Incident id."),
              raw: bool = typer.Option(False, "--raw", help="Print the raw webhook requests the incident was "
                                       "made from, bodies as stored, instead of the incident."),
+             series: int | None = typer.Option(
+                 None, "--series", min=0, metavar="N",
+                 help="Alert series to show, the firing first, the most recently seen first; 0: all.",
+                 show_default=f"{TABLE_SERIES} in the table, all with -o json"),
+             events: int | None = typer.Option(
+                 None, "--events", min=0, metavar="N", help="Timeline events to show, the newest; 0: all.",
+                 show_default=f"{TABLE_EVENTS} in the table, all with -o json or csv"),
              output: OutputFormat = OutputOption, tz: str | None = TzOption) -> None:
     """Show one incident: its alert series (labels, annotations, links), its timeline and the
     incidents probably related to it (as `incidentctl related ID`).
 
-    CSV output is the timeline, one event per row. With --raw: the archived requests that
-    touched it (id, received time, sender, body), in the export format for JSON and CSV.
+    The table shows the firing series and the newest events first when there are many (a storm
+    puts thousands of pods into one incident) and says how many more there are. CSV output is the
+    timeline, one event per row. With --raw: the archived requests that touched it (id, received
+    time, sender, body), in the export format for JSON and CSV.
     """
     c = context(ctx)
     if raw:
         _print_raw(incident_rows(c.engine, incident_id), output)
         return
-    (incident,) = mark_silenced(c.engine, [show_incident(c.engine, incident_id)], c.clock())
+    table = output is OutputFormat.table
+    series_limit = _limit(series, TABLE_SERIES if table else 0)
+    events_limit = _limit(events, TABLE_EVENTS if table else 0)
+    found = show_incident(c.engine, incident_id, series_limit=series_limit, events_limit=events_limit)
+    (incident,) = mark_silenced(c.engine, [found], c.clock())
     if output is OutputFormat.csv:
         render_rows(incident["events"], TIMELINE_COLUMNS, output)
         return
@@ -132,6 +149,10 @@ def show_cmd(ctx: typer.Context, incident_id: int = typer.Argument(..., metavar=
 
 TIMELINE_COLUMNS = [Col(key, key) for key in ("id", "at", "kind", "actor", "alert_fingerprint", "raw_alert_id",
                                                "detail")]
+def _limit(asked: int | None, default: int) -> int | None:
+    """A --series/--events value as show_incident's limit: 0 (asked, or the default) is none."""
+    chosen = default if asked is None else asked
+    return chosen or None
 
 
 def _print_incident(incident: dict, now: datetime) -> None:
@@ -161,6 +182,12 @@ def _print_incident(incident: dict, now: datetime) -> None:
                        "\n".join(f"{k}: {v}" for k, v in sorted(s["annotations"].items())),
                        "\n".join(f"{k}: {v}" for k, v in s["links"].items()), str(s["times_seen"]))
     console.print(series)
+    if len(incident["series"]) < incident["series_count"]:
+        console.print(f"  … {incident['series_count'] - len(incident['series']):,} more series, not shown "
+                      "(the firing and most recently seen are above; --series 0 shows all)", highlight=False)
+    if len(incident["events"]) < incident["event_count"]:
+        console.print(f"  … {incident['event_count'] - len(incident['events']):,} earlier timeline events, not "
+                      "shown (--events 0 shows all)", highlight=False)
     timeline = Table(title="timeline", header_style="bold")
     for header in ("at", "event", "actor"):
         timeline.add_column(header, no_wrap=True)

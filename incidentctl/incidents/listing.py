@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Engine, FromClause, Join, Text, select, type_coerce
+from sqlalchemy import ColumnElement, Engine, FromClause, Join, Text, case, func, select, type_coerce
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
@@ -20,7 +20,7 @@ from incidentctl.db.schema import (
     series_labels,
 )
 from incidentctl.errors import NotFound
-from incidentctl.incidents.model import UNRESOLVED, IncidentStatus
+from incidentctl.incidents.model import UNRESOLVED, AlertStatus, IncidentStatus
 
 LIST_FIELDS = (
     "id", "status", "severity", "title", "fingerprint", "alertname", "cluster", "namespace", "service",
@@ -183,20 +183,36 @@ def _reader(engine: Engine):
     return reader(engine).connect()
 
 
-def show_incident(engine: Engine, incident_id: int) -> dict:
-    """The incident with its series (labels, annotations, links) and its timeline; raises NotFound."""
+def show_incident(engine: Engine, incident_id: int, *, series_limit: int | None = None,
+                  events_limit: int | None = None) -> dict:
+    """The incident with its series (labels, annotations, links) and its timeline; raises NotFound.
+    Every series in the order they joined and every event, unless limited: `series_limit` gives the
+    firing series first, the most recently seen first, at most that many; `events_limit` the newest
+    events, at most that many, in time order. `series_count` and `event_count` say how many there
+    are (a storm puts 20,000 series into one incident)."""
+    s, e = incident_alerts.c, incident_events.c
     with database_errors(engine), _reader(engine) as conn:
         row = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
         if row is None:
             raise NotFound(f"incident {incident_id} not found")
         incident = {name: row._mapping[name] for name in LIST_FIELDS}
-        incident["series"] = [_series(r._mapping) for r in conn.execute(
-            select(incident_alerts).where(incident_alerts.c.incident_id == incident_id).order_by(incident_alerts.c.id))]
-        incident["events"] = [
-            {k: r._mapping[k] for k in ("id", "kind", "at", "actor", "alert_fingerprint", "raw_alert_id", "detail")}
-            for r in conn.execute(select(incident_events).where(incident_events.c.incident_id == incident_id)
-                                  .order_by(incident_events.c.id))]
+        series = select(incident_alerts).where(s.incident_id == incident_id)
+        if series_limit is None:
+            series = series.order_by(s.id)
+        else:
+            series = series.order_by(case((s.status == AlertStatus.FIRING, 0), else_=1), s.last_seen_at.desc(),
+                                     s.id.desc()).limit(series_limit)
+        incident["series"] = [_series(r._mapping) for r in conn.execute(series)]
+        events = select(*(e[k] for k in EVENT_FIELDS)).where(e.incident_id == incident_id)
+        events = events.order_by(e.id) if events_limit is None else events.order_by(e.id.desc()).limit(events_limit)
+        found = [dict(r._mapping) for r in conn.execute(events)]
+        incident["events"] = found if events_limit is None else found[::-1]
+        incident["event_count"] = len(found) if events_limit is None else conn.execute(
+            select(func.count()).where(e.incident_id == incident_id)).scalar_one()
     return incident
+
+
+EVENT_FIELDS = ("id", "kind", "at", "actor", "alert_fingerprint", "raw_alert_id", "detail")
 
 
 def _series(row) -> dict:

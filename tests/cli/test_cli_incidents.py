@@ -92,6 +92,48 @@ def test_show_has_series_links_and_timeline(seeded):
     assert "alert series" in invoke("show", str(iid), db=seeded).output
 
 
+def _pods_body(pods: range, status: str, at: str) -> bytes:
+    """One Alertmanager notification of a crash-looping deployment: a pod per alert, one incident."""
+    alerts = [{"status": status, "labels": {"alertname": "PodCrash", "cluster": "eu1", "namespace": "shop",
+                                            "service": "web", "pod": f"web-{n}", "severity": "warning"},
+               "annotations": {}, "startsAt": "2026-01-05T09:00:00Z",
+               "endsAt": at if status == "resolved" else "0001-01-01T00:00:00Z"} for n in pods]
+    return json.dumps({"version": "4", "status": status, "alerts": alerts}).encode()
+
+
+def test_show_of_a_wide_incident_prints_a_screen_and_says_what_it_left_out(db_url, engine):
+    # 30 pods fire, then 5 of them resolve: the table shows 20 series, firing first, and the count
+    # of the rest; --series/--events choose; JSON has everything unless told.
+    store_spaced(engine, [_pods_body(range(30), "firing", ""),
+                          _pods_body(range(5), "resolved", "2026-01-05T09:10:00Z")])
+    invoke("process", db=db_url, check=True)
+    [iid] = [str(r["id"]) for r in json.loads(invoke("list", "-o", "json", db=db_url, check=True).output)]
+    shown = json.loads(invoke("show", iid, "-o", "json", db=db_url, check=True).output)
+    assert (len(shown["series"]), shown["series_count"], shown["series_firing"]) == (30, 30, 25)
+    assert len(shown["events"]) == shown["event_count"] == 1 + 30 + 5  # opened, firing, resolved
+    resolved = {s["alert_fingerprint"] for s in shown["series"] if s["status"] == "resolved"}
+
+    output = invoke("show", iid, db=db_url, check=True).output
+    assert "… 10 more series, not shown" in output and "earlier timeline events" not in output
+    table = _series_table(output)
+    assert sum(s["alert_fingerprint"] in table for s in shown["series"]) == 20
+    assert not any(fp in table for fp in resolved)  # the firing come first
+    output = invoke("show", iid, "--series", "0", "--events", "3", db=db_url, check=True).output
+    assert all(s["alert_fingerprint"] in _series_table(output) for s in shown["series"])
+    assert "more series" not in output and f"… {1 + 30 + 5 - 3} earlier timeline events, not shown" in output
+
+    few = json.loads(invoke("show", iid, "-o", "json", "--series", "2", "--events", "1", db=db_url,
+                            check=True).output)
+    assert [s["status"] for s in few["series"]] == ["firing", "firing"] and few["series_count"] == 30
+    assert [e["kind"] for e in few["events"]] == ["alert_resolved"] and few["event_count"] == 36
+    assert invoke("show", iid, "--series", "-1", db=db_url).exit_code == 2  # a usage error, one line
+
+
+def _series_table(output: str) -> str:
+    """The series table of `show`'s output (the timeline below names series too)."""
+    return output.split("alert series", 1)[1].split("timeline", 1)[0]
+
+
 def test_bulk_ack_reports_each_id_and_fails_if_any_failed(seeded):
     ids = [r["id"] for r in json.loads(invoke("list", "-o", "json", db=seeded).output)]
     invoke("resolve", str(ids[0]), db=seeded)
