@@ -22,7 +22,7 @@ from incidentctl.db.schema import silences as silences_table
 from incidentctl.history.announce import Key, Ledger, NotifyRules, delays
 from incidentctl.history.export import iter_rows
 from incidentctl.history.stats import days_between
-from incidentctl.incidents.decide import decide_row
+from incidentctl.incidents.decide import decide_row, undo_changes
 from incidentctl.incidents.model import Action, Decision, IncidentState, Rules
 from incidentctl.incidents.parsing import AlertEvent, parse_body
 from incidentctl.notify.silences import silences_active_between
@@ -98,14 +98,18 @@ def simulate(engine: Engine, rules: Sequence[Rules], *, since: datetime | None =
         result.rows += 1
         if progress is not None and result.rows % 1000 == 0:
             progress(result.rows)
+        # Every state held here was made by these decisions: theirs to change in place. A row that
+        # fails under one set of rules is dropped under all, its changes under the others undone.
+        undo: list = []
         try:  # as `process`: a row that cannot be parsed or decided counts as unparsable
             events = parse_body(row["body"], row["received_at"], row["user_agent"])
             if alertnames is not None:
                 events = [e for e in events if e.labels.get("alertname", "") in alertnames]
             decided = [decide_row(state, events, group_by=outcome.rules.group_by,
-                                  reopen_window=outcome.rules.reopen_window)
+                                  reopen_window=outcome.rules.reopen_window, owned=state, undo=undo)
                        for outcome, state in zip(result.outcomes, states, strict=True)]
         except Exception:
+            undo_changes(undo)
             result.unparsable += 1
             continue
         result.alerts += len(events)

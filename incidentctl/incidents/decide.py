@@ -82,6 +82,7 @@ def decide_row(
     group_by: Sequence[str],
     reopen_window: timedelta,
     owned: Container[str] | None = None,
+    undo: list[tuple[dict, str, SeriesState | None]] | None = None,
 ) -> list[tuple[AlertEvent, str, Decision]]:
     """The decisions on one raw row's events, in order, each event seeing what the ones before
     it did: [(event, incident fingerprint, decision)]. `states` (incident fingerprint → newest
@@ -93,10 +94,13 @@ def decide_row(
     Their decisions change that dict in place rather than copying it (the other incidents' dicts
     are copied at their first change, once), so an event costs O(1), not O(series of its
     incident): 20,000 pods failing in one incident. Should an event raise, the row's changes to
-    those dicts are undone. The states decided share their dict, so only the newest is whole."""
+    those dicts are undone. The states decided share their dict, so only the newest is whole.
+    `undo`: a list of the caller's that gets what the row changed in those dicts, for
+    `undo_changes` should the caller drop the row after all."""
     decided = []
     row_states: dict[str, IncidentState] = {}
-    undo: list[tuple[dict, str, SeriesState | None]] = []  # (series dict, series fingerprint, entry before)
+    undo = [] if undo is None else undo
+    first = len(undo)  # what this row adds to `undo` from here
     current: IncidentState | None
     try:
         for event in events:
@@ -112,13 +116,20 @@ def decide_row(
                 row_states[fp] = decision.state
             decided.append((event, fp, decision))
     except BaseException:
-        for series, fingerprint, before in reversed(undo):
-            if before is None:
-                series.pop(fingerprint, None)
-            else:
-                series[fingerprint] = before
+        undo_changes(undo[first:])
+        del undo[first:]
         raise
     return decided
+
+
+def undo_changes(undo: list[tuple[dict, str, SeriesState | None]]) -> None:
+    """Puts back what decisions changed in owned series dicts (`decide_row`'s `undo`): each entry
+    is (series dict, series fingerprint, the series it held before, or None), newest last."""
+    for series, fingerprint, before in reversed(undo):
+        if before is None:
+            series.pop(fingerprint, None)
+        else:
+            series[fingerprint] = before
 
 
 def _too_old_to_reopen(current: IncidentState, event: AlertEvent, window: timedelta) -> bool:

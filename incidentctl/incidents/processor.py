@@ -220,9 +220,9 @@ def decide_batch(states: Mapping[str, IncidentState], rows: Rows, rules: Rules) 
     """Decides the events of raw rows (raw key, events; in queue order) in memory, each row seeing
     what the rows before it did. `states` (incident fingerprint → the incident its next alert
     applies to, as `load_states` reads them) is not changed. A row whose events cannot all be
-    decided changes nothing (`decide_row` decides a row whole, on copies): the others apply as if
-    it were not there, and its error is in `errors`. The changes' timeline entries name their raw
-    row by its key; `write_batch` turns keys into ids."""
+    decided changes nothing (`decide_row` decides a row whole and undoes a row that fails): the
+    others apply as if it were not there, and its error is in `errors`. The changes' timeline
+    entries name their raw row by its key; `write_batch` turns keys into ids."""
     states = dict(states)
     keys: dict[str, int] = {}  # incident fingerprint → its key in `changes`: its id, or a new one's key
     for fp, state in states.items():

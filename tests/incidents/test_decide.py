@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from incidentctl.incidents.decide import decide, decide_row
+from incidentctl.incidents.decide import decide, decide_row, undo_changes
 from incidentctl.incidents.model import Action, normalize_severity
 from incidentctl.incidents.parsing import AlertEvent
 from tests.support import T0
@@ -332,3 +332,22 @@ def test_deciding_in_place_decides_what_copying_decides(events):
     assert in_place == copied
     for state in in_place.values():
         assert state.series_firing == sum(1 for s in state.series.values() if s.status == "firing")
+
+
+def test_a_row_decided_in_place_is_undone_whole_when_its_caller_drops_it():
+    # simulate decides a row under several rule sets and drops it when any of them fails: what the
+    # row changed in the series dicts it owns goes back, new series and changed ones alike.
+    states: dict = {}
+    owned: set = set()
+    for _, fp, d in decide_row(states, [fire("a"), fire("b", at=1)], group_by=GROUP_BY, reopen_window=WINDOW):
+        states[fp] = d.state
+        owned.add(fp)
+    (state,) = states.values()
+    before = dict(state.series)
+    undo: list = []
+    decided = decide_row(states, [res("a", at=5), fire("c", at=6)], group_by=GROUP_BY, reopen_window=WINDOW,
+                         owned=owned, undo=undo)
+    assert [d.action for _, _, d in decided] == [Action.SERIES_RESOLVED, Action.ADD_SERIES]
+    assert set(state.series) == {"a", "b", "c"} and state.series["a"].status == "resolved"  # changed in place
+    undo_changes(undo)
+    assert state.series == before and state.series["a"] is before["a"]
