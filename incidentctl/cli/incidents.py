@@ -149,6 +149,8 @@ def show_cmd(ctx: typer.Context, incident_id: int = typer.Argument(..., metavar=
 
 TIMELINE_COLUMNS = [Col(key, key) for key in ("id", "at", "kind", "actor", "alert_fingerprint", "raw_alert_id",
                                                "detail")]
+
+
 def _limit(asked: int | None, default: int) -> int | None:
     """A --series/--events value as show_incident's limit: 0 (asked, or the default) is none."""
     chosen = default if asked is None else asked
