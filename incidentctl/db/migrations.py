@@ -128,8 +128,7 @@ def _silence_replies(conn: Connection) -> None:
     """slack_replies: a row may be owed for a silence (silence_id, unique per message) instead of
     a change, so notification_id may be NULL. The rows are kept; SQLite, which cannot change a
     column, gets the table copied into its new shape."""
-    names = {c["name"] for c in inspect(conn).get_columns(slack_replies.name)}
-    if "silence_id" in names:
+    if "silence_id" in {c["name"] for c in inspect(conn).get_columns(slack_replies.name)}:
         return
     if capabilities(conn).alter_columns:
         kind = slack_replies.c.silence_id.type.compile(dialect=conn.dialect)
@@ -137,14 +136,7 @@ def _silence_replies(conn: Connection) -> None:
                              f"ADD COLUMN silence_id {kind} NULL AFTER notification_id, "
                              "ADD CONSTRAINT ux_slack_replies_silence UNIQUE (message_id, silence_id)")
         return
-    old = f"{slack_replies.name}_v8"
-    conn.exec_driver_sql(f"ALTER TABLE {slack_replies.name} RENAME TO {old}")
-    for index in slack_replies.indexes:  # index names are the database's, not the table's
-        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index.name}")
-    slack_replies.create(conn)
-    columns = ", ".join(sorted(names))
-    conn.exec_driver_sql(f"INSERT INTO {slack_replies.name} ({columns}) SELECT {columns} FROM {old}")
-    conn.exec_driver_sql(f"DROP TABLE {old}")
+    _sqlite_copy_into_current_shape(conn, slack_replies)
 
 
 def _fewer_indexes(conn: Connection) -> None:
@@ -191,7 +183,7 @@ def _sqlite_copy_into_current_shape(conn: Connection, table: Table) -> None:
     rename the new one, so that the other tables' foreign keys, which name the table, find the
     new one. `upgrade` turns foreign keys off for it (dropping a parent would cascade) and
     checks them before it commits."""
-    new = f"{table.name}_new"
+    new = f"{table.name}_new"  # the columns of the old shape are copied; the new shape's others take NULL
     create = str(CreateTable(table).compile(dialect=conn.dialect)).strip()
     head = f"CREATE TABLE {table.name} ("
     assert create.startswith(head), create[:80]
