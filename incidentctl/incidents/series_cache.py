@@ -18,16 +18,19 @@ from incidentctl.incidents.model import IncidentState, SeriesState
 
 class SeriesCache:
     """Series by incident id. What a transaction reads or writes is staged and kept only once it
-    commits, so a rolled-back batch leaves nothing behind; at most `limit` series are kept, the
-    least recently used go first, except the incident kept last: one incident of more series
-    than that (a storm of 25,000 pods) stays, as the batch that used it held it anyway, instead
-    of being read back from the database by every batch."""
+    commits, so a rolled-back batch leaves nothing behind. Past `limit` series, the least recently
+    used incidents go first, but never one the last transaction used: its batch held all of
+    their series at once anyway, and a storm's few wide incidents (three of 20,000 pods, used by
+    every batch) would otherwise push each other out at every commit and be read back from the
+    database by every batch. So the cache holds at most `limit` series or the last batch's,
+    whichever is more."""
 
     def __init__(self, limit: int = 20_000):
         self.limit = limit
         self._entries: dict[int, tuple[tuple, dict[str, SeriesState]]] = {}
         self._size = 0
         self._staged: list[tuple[int, tuple[tuple, dict[str, SeriesState]]]] = []
+        self._used: set[int] = set()  # incidents the open transaction filled or staged
         self.hits = 0  # incidents whose series came from here
 
     @staticmethod
@@ -47,6 +50,7 @@ class SeriesCache:
         if entry[0] != self.version(state, series_count):
             return False
         self._put(incident_id, entry)
+        self._used.add(incident_id)
         state.series = dict(entry[1])
         self.hits += 1
         return True
@@ -72,17 +76,23 @@ class SeriesCache:
             if old is not None:
                 self._size -= len(old[1])
             self._put(incident_id, entry)
+            self._used.add(incident_id)
         self._staged.clear()
+        # Least recently used first: the used ones were put last, so eviction stops at the first.
+        while self._size > self.limit:
+            oldest = next(iter(self._entries))
+            if oldest in self._used:
+                break
+            self._size -= len(self._entries.pop(oldest)[1])
+        self._used.clear()
 
     def rollback(self) -> None:
         self._staged.clear()
+        self._used.clear()
 
     def _put(self, incident_id: int, entry: tuple[tuple, dict[str, SeriesState]]) -> None:
-        self._entries[incident_id] = entry
+        self._entries[incident_id] = entry  # the most recently used, last
         self._size += len(entry[1])
-        while self._size > self.limit and len(self._entries) > 1:
-            oldest = next(iter(self._entries))
-            self._size -= len(self._entries.pop(oldest)[1])
 
 
 def bare_series(series: dict[str, SeriesState]) -> dict[str, SeriesState]:

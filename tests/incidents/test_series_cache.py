@@ -138,19 +138,55 @@ def test_least_recently_used_go_first_beyond_the_limit():
     assert cache._size == 4
 
 
-def test_an_incident_of_more_series_than_the_limit_stays_until_another_is_kept():
-    # Its batch held its series anyway; dropping them would only read them back next batch.
+def test_the_incidents_the_last_transaction_used_stay_whatever_their_series():
+    # Its batch held their series anyway; dropping them would only read them back next batch.
     cache = SeriesCache(limit=4)
     cache.stage([_state(1)])
-    cache.stage([_state(2, series=("s1", "s2", "s3", "s4", "s5"))])
     cache.commit()
-    assert not cache.fill(_row(_state(1)), series_count=2)  # the older one made room
-    assert cache.fill(_row(_state(2)), series_count=5)
+    cache.stage([_state(2)])
+    cache.stage([_state(3, series=("s1", "s2", "s3", "s4", "s5"))])
+    cache.commit()
+    assert cache._size == 7  # 1 made room; 2 and 3, used last, stay over the limit
+    assert not cache.fill(_row(_state(1)), series_count=2)
+    assert cache.fill(_row(_state(3)), series_count=5)
+    cache.commit()  # a transaction that used 3 alone: the others go first
+    assert not cache.fill(_row(_state(2)), series_count=2)
+    assert cache.fill(_row(_state(3)), series_count=5)
+    cache.stage([_state(4)])
+    cache.commit()
+    assert cache._size == 7  # 3 (filled) and 4 (staged), both used last
+    cache.stage([_state(5)])
+    cache.commit()
+    assert not cache.fill(_row(_state(3)), series_count=5)
+    assert cache.fill(_row(_state(5)), series_count=2) and cache.fill(_row(_state(4)), series_count=2)
+    assert cache._size == 4
+
+
+def test_wide_incidents_every_batch_uses_are_never_read_back():
+    # A storm of three wide incidents, each changed by every batch: together past the limit, none
+    # pushes the others out (with LRU alone, each commit evicted the two used before the last).
+    cache = SeriesCache(limit=4)
+    wide = {n: tuple(f"s{k}" for k in range(3 + n)) for n in (1, 2, 3)}
+    cache.stage([_state(n, alert_count=1, series=wide[n]) for n in wide])
+    cache.commit()
+    for batch in range(2, 6):
+        for n in wide:
+            assert cache.fill(_row(_state(n, alert_count=batch - 1)), series_count=len(wide[n])), (batch, n)
+        cache.stage([_state(n, alert_count=batch, series=wide[n]) for n in wide])
+        cache.commit()
+    assert cache.hits == 12 and cache._size == sum(map(len, wide.values()))
+
+
+def test_a_rolled_back_transaction_protects_nothing():
+    cache = SeriesCache(limit=2)
+    cache.stage([_state(1)])
+    cache.commit()
+    assert cache.fill(_row(_state(1)), series_count=2)
+    cache.rollback()
     cache.stage([_state(3)])
-    cache.commit()
-    assert not cache.fill(_row(_state(2)), series_count=5)
-    assert cache.fill(_row(_state(3)), series_count=2)
-    assert cache._size == 2
+    cache.commit()  # 1 was used by the transaction that rolled back, not by this one
+    assert not cache.fill(_row(_state(1)), series_count=2)
+    assert cache.fill(_row(_state(3)), series_count=2) and cache._size == 2
 
 
 # The invariant the cache rests on: the processor never changes an incident's series without
