@@ -377,13 +377,15 @@ class ReadAhead:
         fingerprints = batch_fingerprints(claimed.parsed, rules.group_by)
         states: dict[str, IncidentState] = {}
         unknown = []
+        kept = cache.staged()
         for fp in fingerprints:
             state = after.get(fp)
             if state is None:
                 unknown.append(fp)
             else:  # as load_states will read it: series without their labels, annotations, links
                 states[fp] = loaded = state.copy()
-                loaded.series = bare_series(loaded.series)
+                series = kept.get(state.id) if state.id is not None else None
+                loaded.series = dict(series) if series is not None else bare_series(loaded.series)
         if unknown:
             with reader(self.engine).connect() as conn:
                 states.update(peek_states(conn, unknown, cache))
@@ -469,8 +471,9 @@ def _apply_prepared(conn: Connection, prepared: PreparedRows, rules: Rules, cach
 
 
 def _write(conn: Connection, decided: BatchDecision, raw_ids: Sequence[int], cache: SeriesCache) -> None:
-    write_batch(conn, decided.changes, raw_ids)
-    cache.stage(decided.changes.incidents.values())
+    changes = decided.changes
+    write_batch(conn, changes, raw_ids)
+    cache.stage(changes.incidents.values(), [changes.series.get(key, ()) for key in changes.incidents])
 
 
 # Built once: statements built per call leave cyclic garbage (ops/gc_tuning.py).

@@ -11,7 +11,7 @@ rebuilt incident kept its id and all three numbers, i.e. was recomputed from the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from incidentctl.incidents.model import IncidentState, SeriesState
 
@@ -63,12 +63,21 @@ class SeriesCache:
         state.series = dict(entry[1])
         return True
 
-    def stage(self, states: Iterable[IncidentState]) -> None:
+    def stage(self, states: Iterable[IncidentState], changed: Iterable[Collection[str]] | None = None) -> None:
         """Keeps `states` (with their ids) once the transaction commits. Their series are stripped
         now, while the server still runs the batch's statements, not after the commit, when the
-        next batch waits for them."""
-        self._staged.extend((state.id, (self.version(state, len(state.series)), bare_series(state.series)))
-                            for state in states if state.id is not None)
+        next batch waits for them. `changed`: for each state, the series a batch's decisions
+        changed or added (the others were read by this run: bare already), so that only those
+        are looked at, not every series of a wide incident."""
+        pairs = ((state, None) for state in states) if changed is None else zip(states, changed, strict=True)
+        self._staged.extend((state.id, (self.version(state, len(state.series)), bare_series(state.series, fps)))
+                            for state, fps in pairs if state.id is not None)
+
+    def staged(self) -> dict[int, dict[str, SeriesState]]:
+        """The series staged so far, by incident id (each incident's latest), as they will be kept:
+        a guess at the next batch's states uses these very objects, which that batch then finds
+        here, so comparing the two costs next to nothing."""
+        return {incident_id: entry[1] for incident_id, entry in self._staged}
 
     def commit(self) -> None:
         for incident_id, entry in self._staged:
@@ -95,10 +104,18 @@ class SeriesCache:
         self._size += len(entry[1])
 
 
-def bare_series(series: dict[str, SeriesState]) -> dict[str, SeriesState]:
+def bare_series(series: dict[str, SeriesState], changed: Collection[str] | None = None) -> dict[str, SeriesState]:
     """Series as load_states reads them: without labels, annotations and links. A series this run
     read (from the database or from here) has none already and is never changed in place (a
-    decision changes a copy), so it is kept as it is."""
+    decision changes a copy), so it is kept as it is; with `changed` (the series decisions
+    changed or added), only those can carry them."""
+    if changed is not None:
+        bare = dict(series)
+        for fp in changed:
+            kept = bare.get(fp)
+            if kept is not None and not (kept.labels is None and kept.annotations is None and kept.links is None):
+                bare[fp] = _bare(kept)
+        return bare
     return {fp: s if s.labels is None and s.annotations is None and s.links is None else _bare(s)
             for fp, s in series.items()}
 

@@ -10,9 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from incidentctl.incidents.decide import decide_row
-from incidentctl.incidents.model import Action, IncidentState, SeriesState
+from incidentctl.incidents.model import Action, IncidentState, Rules, SeriesState
 from incidentctl.incidents.parsing import AlertEvent
-from incidentctl.incidents.series_cache import SeriesCache
+from incidentctl.incidents.processor import decide_batch
+from incidentctl.incidents.series_cache import SeriesCache, bare_series
 from tests.support.properties import examples
 
 T = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -115,6 +116,20 @@ def test_a_later_stage_of_the_same_incident_wins():
     cache.commit()
     assert cache.fill(read, series_count=3)
     assert len(read.series) == 3
+
+
+def test_staged_gives_each_incidents_latest_series_as_they_will_be_kept():
+    cache = SeriesCache()
+    cache.stage([_state(1, alert_count=3)])
+    cache.stage([_state(1, alert_count=5, series=("s1", "s2", "s3")), _state(2)])
+    staged = cache.staged()
+    assert sorted(staged) == [1, 2] and sorted(staged[1]) == ["s1", "s2", "s3"]
+    assert all(s.labels is None for s in staged[1].values())
+    cache.commit()
+    row = _row(_state(1, alert_count=5))
+    assert cache.fill(row, series_count=3)
+    assert all(row.series[fp] is staged[1][fp] for fp in staged[1])  # the very objects
+    assert cache.staged() == {}
 
 
 def test_unsaved_incidents_are_not_kept():
@@ -239,3 +254,22 @@ def test_a_decision_never_changes_series_without_changing_the_version(rows):
                         != SeriesCache.version(before, len(before.series))), decision
             if decision.changed:
                 states[fp] = decision.state
+
+
+@given(_rows(), st.integers(0, 30))
+@settings(max_examples=examples(300), deadline=None)
+def test_only_the_series_a_batch_changed_carry_labels(rows, split):
+    # The cache strips only the series a batch's decisions changed (`stage(changed=…)`): every
+    # other series of its incidents must be bare already, whatever the events did. Two batches:
+    # the second starts from the first's incidents as load_states reads them back.
+    rules = Rules(GROUP_BY, timedelta(minutes=30))
+    first = decide_batch({}, list(enumerate(rows[:split])), rules)
+    loaded = {}
+    for n, (fp, state) in enumerate(first.states.items(), start=1):
+        loaded[fp] = state.copy()
+        loaded[fp].id, loaded[fp].series = n, bare_series(state.series)
+    second = decide_batch(loaded, list(enumerate(rows[split:])), rules)
+    for decided in (first, second):
+        changes = decided.changes
+        for key, state in changes.incidents.items():
+            assert bare_series(state.series, changes.series.get(key, ())) == bare_series(state.series)
