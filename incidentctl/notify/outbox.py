@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, not_, or_, select
+from sqlalchemy import Connection, Engine, and_, bindparam, case, func, not_, or_, select
 
 from incidentctl.db.engine import reader
 from incidentctl.db.lease import owner_id
@@ -80,23 +80,35 @@ def claim_due(engine: Engine, now: datetime, lease: timedelta, *, claim: bool = 
 
 
 def links_for(engine: Engine, incident_ids: Sequence[int]) -> dict[int, dict[str, str]]:
-    """{incident id: {rule|dashboard|panel|silence: URL}}, the first series that has each link."""
+    """{incident id: {rule|dashboard|panel|silence: URL}}, the first series that has each link.
+    The server finds each incident's first series per link and only those rows are read: an
+    incident of a storm has 20,000 series, and a digest names it every run."""
     if not incident_ids:
         return {}
-    columns = {"rule": incident_alerts.c.generator_url, "dashboard": incident_alerts.c.dashboard_url,
-               "panel": incident_alerts.c.panel_url, "silence": incident_alerts.c.silence_url}
     result: dict[int, dict[str, str]] = {i: {} for i in incident_ids}
     with reader(engine).connect() as conn:
         for chunk in chunks(list(incident_ids), 500):
-            query = (select(incident_alerts.c.incident_id, *columns.values())
-                     .where(incident_alerts.c.incident_id.in_(chunk)).order_by(incident_alerts.c.id))
-            for row in conn.execute(query):
-                links = result[row.incident_id]
-                for name, col in columns.items():
-                    value = row._mapping[col.name]
-                    if value and name not in links:
-                        links[name] = value
+            firsts = {(row.incident_id, name): series_id
+                      for row in conn.execute(_FIRST_LINKS, {"ids": list(chunk)})
+                      for name, series_id in zip(_LINKS, row[1:], strict=True) if series_id is not None}
+            values: dict[int, Any] = {}
+            for ids in chunks(sorted(set(firsts.values())), 500):
+                values.update((row.id, row) for row in conn.execute(_LINK_ROWS, {"ids": list(ids)}))
+            for (incident_id, name), series_id in sorted(firsts.items()):
+                result[incident_id][name] = values[series_id]._mapping[_LINKS[name].name]
     return result
+
+
+# A link of an incident: the column of its series that holds it. Its first series with a link is
+# the lowest id whose column is neither NULL nor empty.
+_LINKS = {"rule": incident_alerts.c.generator_url, "dashboard": incident_alerts.c.dashboard_url,
+          "panel": incident_alerts.c.panel_url, "silence": incident_alerts.c.silence_url}
+_FIRST_LINKS = (select(incident_alerts.c.incident_id,
+                       *(func.min(case((column != "", incident_alerts.c.id))) for column in _LINKS.values()))
+                .where(incident_alerts.c.incident_id.in_(bindparam("ids", expanding=True)))
+                .group_by(incident_alerts.c.incident_id))
+_LINK_ROWS = (select(incident_alerts.c.id, *_LINKS.values())
+              .where(incident_alerts.c.id.in_(bindparam("ids", expanding=True))))
 
 
 def world_state(engine: Engine) -> World:
