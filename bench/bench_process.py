@@ -11,8 +11,10 @@
      once), where a decision must not cost in proportion to its incident's series.
    Each run is the real `incidentctl process` (start-up included): alerts/s, rows/s written
    (incidents, series, timeline, outbox and label rows), the child's peak RSS (flat = the same
-   at both sizes). For the small backlog, bench/process_split.py then shows where a batch's
-   time goes (parse, load, decide, write, the rest) and the statements a batch sends.
+   at both sizes), its CPU and, when the server runs on this machine, the server's CPU over
+   the run (on a VM whose speed drifts, the two CPU figures tell a change from the noise). For
+   the small backlog, bench/process_split.py then shows where a batch's time goes (parse,
+   load, decide, write, the rest) and the statements a batch sends.
    BENCH_PROCESS_COMPARE=<another checkout's bin/incidentctl> runs that code too, alternately
    with this one (other, this, other, this, … BENCH_PROCESS_ROUNDS times), on copies of the
    same backlog: old and new code measured back to back on a machine whose speed drifts.
@@ -212,6 +214,21 @@ def run_process(url: str, binary: Path = BIN) -> tuple[float, int, str, float]:
     return elapsed, usage.ru_maxrss, out, usage.ru_utime + usage.ru_stime
 
 
+def server_cpu() -> float | None:
+    """CPU seconds the MariaDB server has used (user + system), when it runs on this machine:
+    with the client's, what a run cost whatever else the VM did meanwhile. None elsewhere."""
+    try:
+        engine = create_engine(SERVER)
+        with engine.connect() as conn:
+            pid_file = conn.execute(text("SELECT @@pid_file")).scalar()
+        engine.dispose()
+        pid = Path(pid_file).read_text().split()[0]
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    except (OSError, ValueError, IndexError, TypeError):
+        return None
+
+
 def split(url: str, binary: Path) -> dict:
     """bench/process_split.py run by the interpreter beside `binary` (the code under test)."""
     python = binary.parent / "python"
@@ -235,7 +252,10 @@ def bench_process() -> None:
             for _ in range(ROUNDS):
                 for name, binary in codes:
                     url = copy_of(template, binary)
+                    before = server_cpu()
                     seconds, rss_kib, line, cpu = run_process(url, binary)
+                    after = server_cpu()
+                    served = f", server CPU {after - before:5.1f}s" if before is not None and after is not None else ""
                     written = rows_written(url)
                     drop_database(url)
                     rate, mb = stored / seconds, rss_kib / 1024
@@ -243,7 +263,7 @@ def bench_process() -> None:
                     print(f"  {scenario:<6} {name:<5} {stored:>9,} alerts in {rows:>7,} rows: "
                           f"process {seconds:6.1f}s = "
                           f"{rate:8,.0f} alerts/s, {written / seconds:8,.0f} rows/s written ({written:,}), "
-                          f"peak RSS {mb:5.1f} MB, CPU {cpu:5.1f}s; load {os.getloadavg()[0]:.1f}")
+                          f"peak RSS {mb:5.1f} MB, CPU {cpu:5.1f}s{served}; load {os.getloadavg()[0]:.1f}")
                     print(f"      {line}")
                     if name == "this" and rate < 10_000:
                         missed.append(f"{scenario} {stored:,} alerts: {rate:,.0f} alerts/s < 10,000")
