@@ -214,6 +214,14 @@ def run_process(url: str, binary: Path = BIN) -> tuple[float, int, str, float]:
     return elapsed, usage.ru_maxrss, out, usage.ru_utime + usage.ru_stime
 
 
+def compared(other: list[float], this: list[float]) -> str:
+    """Old and new code's rates, run alternately in pairs: the medians, and in how many pairs
+    this code was the faster (on a VM whose speed drifts, one pair tells little)."""
+    faster = sum(new > old for old, new in zip(other, this, strict=True))
+    return (f"median {statistics.median(other):,.0f} (other) → {statistics.median(this):,.0f} alerts/s (this); "
+            f"this faster in {faster} of {len(this)} pairs")
+
+
 def server_cpu() -> float | None:
     """CPU seconds the MariaDB server has used (user + system), when it runs on this machine:
     with the client's, what a run cost whatever else the VM did meanwhile. None elsewhere."""
@@ -249,6 +257,7 @@ def bench_process() -> None:
         rss: dict[str, list[float]] = {}
         for alerts in (SMALL, LARGE):
             template, rows, stored = backlog_template(scenario, alerts)
+            rates: dict[str, list[float]] = {}
             for _ in range(ROUNDS):
                 for name, binary in codes:
                     url = copy_of(template, binary)
@@ -260,6 +269,7 @@ def bench_process() -> None:
                     drop_database(url)
                     rate, mb = stored / seconds, rss_kib / 1024
                     rss.setdefault(name, []).append(mb)
+                    rates.setdefault(name, []).append(rate)
                     print(f"  {scenario:<6} {name:<5} {stored:>9,} alerts in {rows:>7,} rows: "
                           f"process {seconds:6.1f}s = "
                           f"{rate:8,.0f} alerts/s, {written / seconds:8,.0f} rows/s written ({written:,}), "
@@ -269,6 +279,8 @@ def bench_process() -> None:
                         missed.append(f"{scenario} {stored:,} alerts: {rate:,.0f} alerts/s < 10,000")
                     if name == "this" and mb > 150:
                         missed.append(f"{scenario} {stored:,} alerts: peak RSS {mb:.1f} MB > 150 MB")
+            if COMPARE:
+                print(f"  {scenario:<6} {stored:,} alerts: {compared(rates['other'], rates['this'])}")
             if alerts == SMALL:
                 for name, binary in codes:
                     url = copy_of(template, binary)
