@@ -116,11 +116,11 @@ class MySQLServer:
         self.admin = create_engine(self.server_url, isolation_level="AUTOCOMMIT")
         self.created: list[str] = []
 
-    def create_database(self, suffix: str) -> str:
+    def create_database(self, suffix: str, charset: str = "utf8mb4 COLLATE utf8mb4_unicode_ci") -> str:
         name = f"{RUN_ID}_{suffix}"
         with self.admin.connect() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
-            conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+            conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET {charset}"))
         self.created.append(name)
         return self.server_url.set(database=name).render_as_string(hide_password=False)
 

@@ -19,6 +19,7 @@ from sqlalchemy.schema import CreateTable
 
 from incidentctl.db.capabilities import capabilities
 from incidentctl.db.schema import (
+    MYSQL_TABLE_OPTIONS,
     NEVER_REUSED_IDS,
     QUEUE_ROW_FORMAT,
     action_inbox,
@@ -172,6 +173,26 @@ def _ids_never_given_again(conn: Connection) -> None:
         _sqlite_copy_into_current_shape(conn, metadata.tables[name])
 
 
+def _declared_table_options(conn: Connection) -> None:
+    """Every table in utf8mb4 and the queue in its row format, whatever created them: before
+    version 13 the tables took the database's default character set (latin1 on a server left at
+    its defaults, where a reason's "→" or a label outside Latin-1 fails the batch that writes it),
+    and a fresh schema made through a mariadb:// URL the server's default row format. Each table
+    is rebuilt only when it differs (MariaDB rebuilds online; receivers keep appending)."""
+    if conn.dialect.name not in ("mysql", "mariadb"):
+        return
+    found = conn.execute(text(
+        "SELECT table_name, table_collation, row_format FROM information_schema.tables "
+        "WHERE table_schema = DATABASE()")).all()
+    for name, collation, row_format in found:
+        if name not in metadata.tables:
+            continue
+        if not (collation or "").startswith(MYSQL_TABLE_OPTIONS["charset"]):
+            conn.exec_driver_sql(f"ALTER TABLE `{name}` CONVERT TO CHARACTER SET {MYSQL_TABLE_OPTIONS['charset']}")
+        if name == grafana_alerts.name and (row_format or "").upper() != QUEUE_ROW_FORMAT:
+            _queue_marks_in_place(conn)
+
+
 def _sqlite_autoincrement(conn: Connection, name: str) -> bool:
     sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).scalar()
     return "AUTOINCREMENT" in (sql or "").upper()
@@ -219,6 +240,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _queue_marks_in_place),
     Migration(12, "incidents and grafana_alerts ids never given again on SQLite (AUTOINCREMENT), "
                   "as MySQL and MariaDB never give them", _ids_never_given_again),
+    Migration(13, "every table utf8mb4 and grafana_alerts REDUNDANT, whatever the defaults of the database "
+                  "and the dialect name in the URL", _declared_table_options),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -310,15 +333,16 @@ def mysql_ddl() -> str:
     ]
     for table in metadata.sorted_tables:
         create = str(CreateTable(table).compile(dialect=dialect)).strip()
-        columns, _, options = create.rpartition(")")  # options: the table's own (ROW_FORMAT)
-        parts.append(f"{columns}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4{' ' + options if options else ''};\n")
+        columns, _, options = create.rpartition(")")  # options: the table's own (engine, charset, row format)
+        parts.append(f"{columns}) {options};\n")
         for index in sorted(table.indexes, key=lambda i: i.name or ""):
             parts.append(str(CreateIndex(index).compile(dialect=dialect)).strip() + ";")
         if table.indexes:
             parts.append("")
     for m in MIGRATIONS:
+        description = m.description.replace("'", "''")
         parts.append(
             "INSERT INTO schema_migrations (version, description, applied_at) "
-            f"VALUES ({m.version}, '{m.description}', UTC_TIMESTAMP(6));"
+            f"VALUES ({m.version}, '{description}', UTC_TIMESTAMP(6));"
         )
     return "\n".join(parts) + "\n"

@@ -148,7 +148,6 @@ grafana_alerts = Table(
     Index("ix_grafana_alerts_sha256", "body_sha256"),
     # The one format whose records keep room for a NULL fixed-width column: `process` sets
     # processed_at in place instead of rewriting each row with its body (docs/ARCHITECTURE.md).
-    mysql_row_format=QUEUE_ROW_FORMAT,
     sqlite_autoincrement=True,  # see NEVER_REUSED_IDS
 )
 
@@ -502,3 +501,14 @@ slack_reminders = Table(
     Column("last_error", String(1024)),
     Column("updated_at", UtcDateTime, nullable=False),
 )
+
+
+# Every table says its engine and character set, and the queue its row format, under both names
+# a URL may give the dialect (mysql://, mariadb://): a table created without them takes the
+# server's and the database's defaults, and a database made by a bare CREATE DATABASE on a
+# latin1 server then refuses "→" in a reason and every label outside Latin-1.
+MYSQL_TABLE_OPTIONS = {"engine": "InnoDB", "charset": "utf8mb4"}
+for _table in metadata.tables.values():
+    _options = {**MYSQL_TABLE_OPTIONS, **({"row_format": QUEUE_ROW_FORMAT} if _table is grafana_alerts else {})}
+    for _dialect in ("mysql", "mariadb"):
+        _table.dialect_kwargs.update({f"{_dialect}_{key}": value for key, value in _options.items()})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import func, inspect, make_url, select, text
 
 from incidentctl.db.engine import make_engine
 from incidentctl.db.migrations import LATEST_VERSION, MIGRATIONS, mysql_ddl, schema_status, upgrade
@@ -176,6 +176,80 @@ def test_upgrade_to_version_11_marks_the_queue_in_place_and_keeps_every_body(emp
     engine.dispose()
 
 
+def _table_options(engine) -> dict[str, tuple[str, str]]:
+    """Each table's (character set, row format) as MariaDB reports them."""
+    with engine.connect() as conn:
+        return {name: (collation.split("_")[0], row_format) for name, collation, row_format in conn.execute(text(
+            "SELECT table_name, table_collation, row_format FROM information_schema.tables "
+            "WHERE table_schema = DATABASE()"))}
+
+
+def _latin1_database(mysql_server, label: str, dialect: str = "mysql") -> str:
+    """A database made by a bare CREATE DATABASE on a server whose default character set is latin1."""
+    url = make_url(mysql_server.create_database(label, charset="latin1"))
+    return url.set(drivername=f"{dialect}+pymysql").render_as_string(hide_password=False)
+
+
+NOT_LATIN1 = {"alertname": "Диск→полон", "team": "データベース"}
+
+
+@pytest.mark.backends("mysql")
+@pytest.mark.parametrize("dialect", ["mysql", "mariadb"])
+def test_a_database_with_latin1_defaults_gets_utf8mb4_tables_and_the_queue_row_format(mysql_server, dialect):
+    # Before version 13 such a database got latin1 tables, and the first batch holding a label
+    # outside Latin-1 (or any reason with "→") failed at every run; through mariadb:// the queue
+    # also missed its row format.
+    from tests.support.processing import process_all, store_spaced
+
+    engine = make_engine(_latin1_database(mysql_server, f"latin1_{dialect}", dialect))
+    assert engine.dialect.name == dialect
+    upgrade(engine)
+    options = _table_options(engine)
+    assert set(options) == {t for t in inspect(engine).get_table_names()}
+    assert {charset for charset, _ in options.values()} == {"utf8mb4"}
+    assert options["grafana_alerts"][1] == "Redundant"
+    store_spaced(engine, [_body(NOT_LATIN1), _body({**NOT_LATIN1, "severity": "critical"})])
+    summary = process_all(engine)
+    assert (summary.rows, summary.errors) == (2, 0)
+    [found] = list_incidents(engine, IncidentFilter(status="all"))
+    assert found["alertname"] == NOT_LATIN1["alertname"]
+    with engine.connect() as conn:
+        reasons = conn.execute(text("SELECT reason FROM notifications ORDER BY id")).scalars().all()
+    assert any("→" in reason for reason in reasons), reasons  # the escalation's "warning → critical"
+    engine.dispose()
+
+
+@pytest.mark.backends("mysql")
+def test_upgrade_to_version_13_converts_latin1_tables_and_keeps_every_row(mysql_server):
+    # A version-12 database whose tables took latin1 from the database: version 13 converts them,
+    # rows as they were, and the batches that failed on "→" then pass.
+    from tests.support.processing import process_all, store_spaced
+
+    engine = make_engine(_latin1_database(mysql_server, "latin1_v12"))
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(schema_migrations.delete().where(schema_migrations.c.version == 13))
+        conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
+        for table in inspect(conn).get_table_names():
+            conn.exec_driver_sql(f"ALTER TABLE `{table}` CONVERT TO CHARACTER SET latin1")
+        conn.exec_driver_sql("ALTER TABLE grafana_alerts ROW_FORMAT=DYNAMIC")
+        conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")
+    assert {charset for charset, _ in _table_options(engine).values()} == {"latin1"}
+    store_spaced(engine, [_body({"alertname": "Café", "team": "db"})])
+    process_all(engine)
+    store_spaced(engine, [_body(NOT_LATIN1)])  # queued when the upgrade runs
+
+    assert [m.version for m in upgrade(engine)] == [13]
+
+    options = _table_options(engine)
+    assert {charset for charset, _ in options.values()} == {"utf8mb4"}
+    assert options["grafana_alerts"][1] == "Redundant"
+    assert process_all(engine).errors == 0
+    found = list_incidents(engine, IncidentFilter(status="all"))
+    assert sorted(r["alertname"] for r in found) == sorted(["Café", NOT_LATIN1["alertname"]])
+    engine.dispose()
+
+
 def test_an_id_whose_row_was_deleted_is_never_given_again(empty_database_url):
     # rebuild deletes the newest incidents it does not continue, and purge may delete every raw
     # row: their ids stay in Slack buttons and timelines, so new rows must get other ids.
@@ -230,7 +304,7 @@ def test_upgrade_to_version_12_keeps_every_row_and_id_and_gives_no_id_twice(empt
         ids_before = list(conn.execute(select(incidents.c.id).order_by(incidents.c.id)).scalars())
         bodies_before = conn.execute(select(grafana_alerts.c.id, grafana_alerts.c.body)).all()
 
-    assert [m.version for m in upgrade(engine)] == [12]
+    assert [m.version for m in upgrade(engine)] == [m.version for m in MIGRATIONS if m.version >= 12]
 
     assert [_sqlite_autoincrement(engine, name) for name in NEVER_REUSED_IDS] == [True, True]
     fresh = make_engine(empty_database_url("fresh"))
