@@ -6,9 +6,9 @@ import time
 from datetime import datetime, timezone
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, make_url, select
 
-from incidentctl.db.engine import reader, supported_url
+from incidentctl.db.engine import make_engine, reader, supported_url, tls_pointless
 from incidentctl.db.schema import deliveries
 from incidentctl.errors import UnsupportedDatabase
 from tests.support.cli import invoke, run_cli
@@ -75,3 +75,35 @@ def test_a_reader_reads_while_a_writer_holds_its_transaction(engine):
         with reader(engine).connect() as conn, conn.begin():
             assert conn.scalar(select(func.count()).select_from(deliveries)) == 1
         assert time.monotonic() - started < 2
+
+
+TLS_POINTLESS = [
+    ("mysql+pymysql://u@127.0.0.1:3306/ict", True),
+    ("mysql+pymysql://u@127.0.0.2/ict", True),  # all of 127.0.0.0/8 is loopback
+    ("mysql+pymysql://u@[::1]:3306/ict", True),
+    ("mysql+pymysql://u@localhost/ict", True),
+    ("mysql+pymysql://u@LocalHost/ict", True),
+    ("mysql+pymysql://u@/ict?unix_socket=/run/mysqld/mysqld.sock", True),
+    ("mysql+pymysql://u@db.internal:3306/ict", False),  # leaves the host: PyMySQL's TLS as it decides
+    ("mysql+pymysql://u@10.0.0.7/ict", False),
+    ("mysql+pymysql://u@[2001:db8::1]/ict", False),
+    ("mysql+pymysql://u@127.0.0.1/ict?ssl_ca=/etc/ca.pem", False),  # TLS asked for: given
+    ("mysql+pymysql://u@localhost/ict?ssl_verify_cert=true", False),
+]
+
+
+@pytest.mark.parametrize("url,expected", TLS_POINTLESS)
+def test_tls_is_left_off_only_where_the_connection_never_leaves_the_host(url, expected):
+    assert tls_pointless(make_url(url)) is expected
+
+
+@pytest.mark.backends("mysql")
+def test_a_loopback_connection_runs_without_tls(db_url):
+    url = make_url(db_url).difference_update_query(["ssl_disabled"])  # as a user writes it (the suite adds it)
+    engine = make_engine(url)
+    if not tls_pointless(engine.url):
+        pytest.fail(f"the test server is expected on this host: {engine.url.host}")
+    with engine.connect() as conn:
+        assert conn.connection.dbapi_connection.ssl is False
+        assert conn.exec_driver_sql("SHOW SESSION STATUS LIKE 'Ssl_cipher'").one()[1] == ""
+    engine.dispose()
