@@ -13,6 +13,13 @@ class DatabaseUnavailable(IncidentctlError):
     exit_code = 3
 
 
+class DatabaseRefused(IncidentctlError):
+    """The database refused changes for a reason of its own (its schema, its settings), not one
+    row's values."""
+
+    exit_code = 3
+
+
 class DatabaseConflict(IncidentctlError):
     """A transaction kept losing to concurrent ones (deadlock, certification, lock wait) past its retries."""
 

@@ -8,7 +8,9 @@ the lease commits nothing more. A conflict (1213: deadlock or Galera certificati
 the batch back and it runs again after a jittered backoff (db/retry.py), counted in the summary.
 A row that cannot be turned into events (a body that is not a payload, or anything else one row
 raises) is marked with its error, changes nothing and is never retried; the rest of its batch
-applies.
+applies. A batch whose changes the database refuses (a value a column does not take, a broken
+constraint: SQLSTATE classes 22 and 23) runs again a row per transaction, and a row it still
+refuses, while it takes others, is marked with the refusal the same way (`_one_by_one`).
 
 A batch is three steps: `load_states` (store.py) reads the incidents its events touch,
 `decide_batch` decides every row's events in memory, `write_batch` (store.py) writes the
@@ -30,15 +32,17 @@ from functools import partial
 from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from incidentctl.counting import Counts
 from incidentctl.db.capabilities import capabilities
-from incidentctl.db.engine import database_errors, reader
+from incidentctl.db.engine import database_errors, reader, short_error
 from incidentctl.db.lease import Lease, applier_connection
+from incidentctl.db.mariadb_insert import ValueTooLong
 from incidentctl.db.retry import Conflicts, retry_conflicts
 from incidentctl.db.rows import insert_rows, pipelined, update_where_in
 from incidentctl.db.schema import ERROR_TEXT_MAX, grafana_alerts
+from incidentctl.errors import DatabaseRefused
 from incidentctl.incidents.decide import decide_row
 from incidentctl.incidents.fingerprint import incident_fingerprint
 from incidentctl.incidents.model import Action, IncidentState, Rules
@@ -49,6 +53,13 @@ from incidentctl.slicing import clip
 
 BATCH_RETRIES = 3
 T = TypeVar("T")
+
+# What the database says of the values a batch writes, which a smaller batch can pin on one row
+# (unlike a lost connection or a conflict).
+REFUSALS = (DataError, IntegrityError, ValueTooLong)
+# Rows refused one after another from which the refusal is the database's (its schema, its
+# settings), not the rows': processing stops there rather than mark the queue refused row by row.
+REFUSED_IN_A_ROW = 5
 
 
 @dataclass
@@ -154,8 +165,12 @@ def process_pending(
             total = min(total, limit)
         while limit is None or summary.rows < limit:
             want = size if limit is None else min(size, limit - summary.rows)
-            done = _retrying(engine, lease, conflicts, partial(_queued_batch, size=want, rules=rules, clock=clock,
-                                                              cache=cache, lease=lease, ahead=ahead))
+            try:
+                done = _retrying(engine, lease, conflicts, partial(_queued_batch, size=want, rules=rules, clock=clock,
+                                                                  cache=cache, lease=lease, ahead=ahead))
+            except REFUSALS:
+                one = partial(_queued_batch, size=1, rules=rules, clock=clock, cache=cache, lease=lease)
+                done = _one_by_one(engine, lease, conflicts, want, one, clock)
             if done.rows == 0:
                 break
             summary.add(done)
@@ -273,6 +288,61 @@ def _retrying(engine: Engine, lease: Lease, conflicts: Conflicts, work: Callable
     return retry_conflicts(attempt, counts=conflicts)
 
 
+def _one_by_one(engine: Engine, lease: Lease, conflicts: Conflicts, rows: int,
+                one: Callable[..., ProcessSummary], clock: Callable[[], datetime]) -> ProcessSummary:
+    """The `rows` queued rows of a batch whose changes the database refused, each in a transaction
+    of its own (`one(conn, skip=ids)` processes the oldest queued row but `ids`). A row refused
+    again is the row's doing once the database takes another row: it is then marked with the
+    refusal, changing nothing, and the rows behind it apply. REFUSED_IN_A_ROW refusals without a
+    row taken since are the database's (its schema, its settings): DatabaseRefused, and those
+    rows stay queued, so a run after the database is mended applies them."""
+    summary = ProcessSummary()
+    refused: list[tuple[int, Exception]] = []  # in queue order, not yet marked
+    taken = False  # whether the database took a row since the first refusal
+    for _ in range(rows):
+        skip = [raw_id for raw_id, _ in refused]
+        head = _retrying(engine, lease, conflicts, partial(_head, skip=skip))
+        if head is None:
+            break
+        try:
+            done = _retrying(engine, lease, conflicts, partial(one, skip=skip))
+        except REFUSALS as exc:
+            refused.append((head, exc))
+            if len(refused) >= REFUSED_IN_A_ROW and not taken:
+                raise DatabaseRefused(f"the database refused the changes of {len(refused)} rows in a row, so the "
+                                      f"refusal is its own (schema, settings), not the rows'; they stay queued: "
+                                      f"{short_error(exc)}") from exc
+            continue
+        taken = True
+        summary.add(done)
+        if refused:
+            summary.add(_retrying(engine, lease, conflicts, partial(_mark_refused, refused=refused, clock=clock,
+                                                                    lease=lease)))
+            refused = []
+    if refused:  # fewer than REFUSED_IN_A_ROW and nothing behind them: blocking the queue on them is worse
+        summary.add(_retrying(engine, lease, conflicts, partial(_mark_refused, refused=refused, clock=clock,
+                                                                lease=lease)))
+    return summary
+
+
+def _head(conn: Connection, skip: Sequence[int]) -> int | None:
+    """The id of the oldest queued row but `skip`."""
+    return conn.execute(_HEAD_BUT, {"current": list(skip)}).scalar()
+
+
+def _mark_refused(conn: Connection, refused: Sequence[tuple[int, Exception]], clock: Callable[[], datetime],
+                  lease: Lease) -> ProcessSummary:
+    """Marks each (row, refusal) processed with what the database said of the row's changes."""
+    with conn.begin():
+        now = clock()
+        conn.execute(_MARK_FAILED, [
+            {"_id": raw_id, "now": now,
+             "error": clip(_storable(f"the database refused this row's changes: {short_error(exc)}"), ERROR_TEXT_MAX)}
+            for raw_id, exc in refused])
+        lease.fence(conn)
+    return ProcessSummary(rows=len(refused), errors=len(refused))
+
+
 @contextmanager
 def _transaction(conn: Connection, cache: SeriesCache) -> Iterator[None]:
     """`conn.begin()`; the cache keeps what the transaction staged only when it commits."""
@@ -286,10 +356,11 @@ def _transaction(conn: Connection, cache: SeriesCache) -> Iterator[None]:
 
 
 def _queued_batch(conn: Connection, size: int, rules: Rules, clock: Callable[[], datetime],
-                  cache: SeriesCache, lease: Lease, ahead: ReadAhead | None = None) -> ProcessSummary:
+                  cache: SeriesCache, lease: Lease, ahead: ReadAhead | None = None,
+                  skip: Sequence[int] = ()) -> ProcessSummary:
     try:
         with _transaction(conn, cache):
-            done = _process_queued(conn, size, rules, clock, cache, ahead)
+            done = _process_queued(conn, size, rules, clock, cache, ahead, skip)
             if done.rows:
                 lease.fence(conn)
             return done
@@ -319,8 +390,10 @@ class Guess:
     decision: BatchDecision
 
 
-def _claim(conn: Connection, size: int) -> Claimed:
-    """The oldest unprocessed rows, parsed: the lease makes this worker the only one taking them."""
+def _claim(conn: Connection, size: int, skip: Sequence[int] = ()) -> Claimed:
+    """The oldest unprocessed rows but `skip`, parsed: the lease makes this worker the only one taking them."""
+    if skip:
+        return _parsed(conn.execute(_QUEUED_BUT.limit(size), {"current": list(skip)}))
     return _parsed(conn.execute(_QUEUED.limit(size)))
 
 
@@ -413,12 +486,12 @@ class ReadAhead:
 
 
 def _process_queued(conn: Connection, size: int, rules: Rules, clock: Callable[[], datetime],
-                    cache: SeriesCache, ahead: ReadAhead | None = None) -> ProcessSummary:
+                    cache: SeriesCache, ahead: ReadAhead | None = None, skip: Sequence[int] = ()) -> ProcessSummary:
     """Claims up to `size` queued rows (or takes those `ahead` read) and processes them,
     marking them processed at one reading of `clock`; meanwhile `ahead` reads the next ones."""
     claimed = ahead.take(size) if ahead is not None else None
     if claimed is None:
-        claimed = _claim(conn, size)
+        claimed = _claim(conn, size, skip)
     if not claimed.ids:
         return ProcessSummary()
     now = clock()
@@ -480,6 +553,7 @@ def _write(conn: Connection, decided: BatchDecision, raw_ids: Sequence[int], cac
 _QUEUED = (select(grafana_alerts.c.id, grafana_alerts.c.received_at, grafana_alerts.c.body, grafana_alerts.c.user_agent)
            .where(grafana_alerts.c.processed_at.is_(None)).order_by(grafana_alerts.c.id))
 _QUEUED_BUT = _QUEUED.where(grafana_alerts.c.id.not_in(bindparam("current", expanding=True)))
+_HEAD_BUT = _QUEUED_BUT.with_only_columns(grafana_alerts.c.id).limit(1)
 _MARK_FAILED = (update(grafana_alerts).where(grafana_alerts.c.id == bindparam("_id"))
                 .values(processed_at=bindparam("now"), process_error=bindparam("error")))
 _SET_ERROR = (update(grafana_alerts).where(grafana_alerts.c.id == bindparam("_id"))
@@ -491,6 +565,9 @@ def error_text(exc: Exception) -> str:
     (the body is not a payload we read), else the exception's type and message (a payload we
     do not handle yet: worth a bug report). Always storable text."""
     text_ = str(exc) if isinstance(exc, PayloadError) else f"{type(exc).__name__}: {exc}"
+    return clip(_storable(text_), ERROR_TEXT_MAX)
+
+
+def _storable(text_: str) -> str:
     # A lone surrogate in the message would fail the very UPDATE that marks the row.
-    text_ = text_.encode("utf-8", "backslashreplace").decode("utf-8")
-    return clip(text_, ERROR_TEXT_MAX)
+    return text_.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -236,3 +236,94 @@ def test_error_text_is_always_storable_and_short(exc):
     text = error_text(exc)
     assert _storable(text) and len(text) <= 1000
     assert isinstance(exc, PayloadError) or text.startswith(type(exc).__name__ + ": ")
+
+
+def _refusing_long_alertnames(url: str):
+    """A database (at the current schema) that refuses an incident whose alertname is longer than 8
+    characters, as a database whose schema or settings differ from ours refuses a value: MariaDB
+    by a narrower column (strict mode: 1406 "Data too long"), SQLite by a trigger."""
+    from incidentctl.db.engine import make_engine
+    from incidentctl.db.migrations import upgrade
+
+    engine = make_engine(url)
+    upgrade(engine)
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("CREATE TRIGGER refuse BEFORE INSERT ON incidents WHEN length(NEW.alertname) > 8 "
+                                 "BEGIN SELECT RAISE(ABORT, 'alertname too long'); END")
+        else:
+            conn.exec_driver_sql("ALTER TABLE incidents MODIFY alertname VARCHAR(8)")
+    return engine
+
+
+def test_a_row_the_database_refuses_is_marked_and_the_rows_behind_it_apply(empty_database_url):
+    url = empty_database_url()
+    engine = _refusing_long_alertnames(url)
+    receiver = Receiver(engine, max_body_bytes=1 << 20, write_timeout=5.0, clock=lambda: RECEIVED)
+    receiver.start()
+    try:
+        for name in ("Before", "RefusedOne", "Between", "RefusedTwo", "After"):
+            response = call(receiver, "POST", "/webhook/alertmanager", am(name), {"Content-Type": "application/json"})
+            assert response.status == 200, response.body
+    finally:
+        receiver.stop()
+
+    result = invoke("process", "-o", "json", db=url)
+
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert (summary["rows"], summary["opened"], summary["errors"]) == (5, 3, 2)
+    assert alertnames(url) == ["After", "Before", "Between"]
+    rows = raw_rows(engine)
+    assert all(r["processed_at"] is not None for r in rows)
+    assert [r["process_error"] is None for r in rows] == [True, False, True, False, True]
+    refusal = rows[1]["process_error"]
+    assert refusal.startswith("the database refused this row's changes: ")
+    assert ("Data too long for column 'alertname'" in refusal) or ("alertname too long" in refusal), refusal
+    again = invoke("process", "-o", "json", db=url)
+    assert json.loads(again.output)["rows"] == 0  # nothing left, nothing retried
+    engine.dispose()
+
+
+def test_a_database_refusing_every_row_stops_process_with_one_line(empty_database_url):
+    from incidentctl.incidents.processor import REFUSED_IN_A_ROW
+
+    url = empty_database_url()
+    engine = _refusing_long_alertnames(url)
+    store = [(RECEIVED + timedelta(seconds=i), am(f"RefusedNumber{i}")) for i in range(REFUSED_IN_A_ROW + 3)]
+    from tests.support.processing import store as store_rows
+
+    store_rows(engine, store)
+
+    result = invoke("process", "-o", "json", db=url)
+
+    assert result.exit_code == 3, result.output
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output, result.output
+    assert f"refused the changes of {REFUSED_IN_A_ROW} rows in a row" in result.output
+    assert "they stay queued" in result.output
+    # none is marked: a run after the database is mended applies them all
+    assert all(r["processed_at"] is None and r["process_error"] is None for r in raw_rows(engine))
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("DROP TRIGGER refuse")
+        else:
+            conn.exec_driver_sql("ALTER TABLE incidents MODIFY alertname VARCHAR(255)")
+    mended = invoke("process", "-o", "json", db=url)
+    assert mended.exit_code == 0, mended.output
+    assert (json.loads(mended.output)["opened"], json.loads(mended.output)["errors"]) == (len(store), 0)
+    engine.dispose()
+
+
+def test_the_last_queued_row_refused_alone_is_marked_rather_than_block_the_queue(empty_database_url):
+    url = empty_database_url()
+    engine = _refusing_long_alertnames(url)
+    from tests.support.processing import store as store_rows
+
+    store_rows(engine, [(RECEIVED, am("Before")), (RECEIVED + timedelta(seconds=1), am("RefusedLast"))])
+
+    result = invoke("process", "-o", "json", db=url)
+
+    assert result.exit_code == 0, result.output
+    assert (json.loads(result.output)["opened"], json.loads(result.output)["errors"]) == (1, 1)
+    assert [r["process_error"] is None for r in raw_rows(engine)] == [True, False]
+    engine.dispose()
