@@ -291,14 +291,13 @@ def _retrying(engine: Engine, lease: Lease, conflicts: Conflicts, work: Callable
 def _one_by_one(engine: Engine, lease: Lease, conflicts: Conflicts, rows: int,
                 one: Callable[..., ProcessSummary], clock: Callable[[], datetime]) -> ProcessSummary:
     """The `rows` queued rows of a batch whose changes the database refused, each in a transaction
-    of its own (`one(conn, skip=ids)` processes the oldest queued row but `ids`). A row refused
-    again is the row's doing once the database takes another row: it is then marked with the
-    refusal, changing nothing, and the rows behind it apply. REFUSED_IN_A_ROW refusals without a
-    row taken since are the database's (its schema, its settings): DatabaseRefused, and those
-    rows stay queued, so a run after the database is mended applies them."""
+    of its own (`one(conn, skip=ids)` processes the oldest queued row but `ids`). Rows it refuses
+    again are marked with the refusal, changing nothing, once a row behind them applies (or the
+    window ends), and the rows behind them apply. REFUSED_IN_A_ROW refusals in a row are the
+    database's doing (its schema, its settings), not the rows': DatabaseRefused, and those rows
+    stay queued, so a run after the database is mended applies them."""
     summary = ProcessSummary()
-    refused: list[tuple[int, Exception]] = []  # in queue order, not yet marked
-    taken = False  # whether the database took a row since the first refusal
+    refused: list[tuple[int, Exception]] = []  # in a row, in queue order, not marked yet
     for _ in range(rows):
         skip = [raw_id for raw_id, _ in refused]
         head = _retrying(engine, lease, conflicts, partial(_head, skip=skip))
@@ -308,18 +307,17 @@ def _one_by_one(engine: Engine, lease: Lease, conflicts: Conflicts, rows: int,
             done = _retrying(engine, lease, conflicts, partial(one, skip=skip))
         except REFUSALS as exc:
             refused.append((head, exc))
-            if len(refused) >= REFUSED_IN_A_ROW and not taken:
-                raise DatabaseRefused(f"the database refused the changes of {len(refused)} rows in a row, so the "
-                                      f"refusal is its own (schema, settings), not the rows'; they stay queued: "
+            if len(refused) >= REFUSED_IN_A_ROW:
+                raise DatabaseRefused(f"the database refused the changes of {len(refused)} rows in a row: its "
+                                      f"schema or settings, not the rows; they stay queued: "
                                       f"{short_error(exc)}") from exc
             continue
-        taken = True
         summary.add(done)
         if refused:
             summary.add(_retrying(engine, lease, conflicts, partial(_mark_refused, refused=refused, clock=clock,
                                                                     lease=lease)))
             refused = []
-    if refused:  # fewer than REFUSED_IN_A_ROW and nothing behind them: blocking the queue on them is worse
+    if refused:
         summary.add(_retrying(engine, lease, conflicts, partial(_mark_refused, refused=refused, clock=clock,
                                                                 lease=lease)))
     return summary

@@ -70,16 +70,21 @@ def alertnames(db_url: str) -> list[str]:
     return sorted(i["alertname"] for i in json.loads(result.output))
 
 
-@pytest.mark.parametrize("poison", POISON, ids=list(POISON))
-def test_poison_row_between_good_ones_through_receiver_and_process(engine, db_url, poison):
+def receive(engine, bodies) -> None:
+    """POSTs each body to a receiver on `engine`, as Alertmanager does; each is stored (200)."""
     receiver = Receiver(engine, max_body_bytes=1 << 20, write_timeout=5.0, clock=lambda: RECEIVED)
     receiver.start()
     try:
-        for body in (am("Before"), POISON[poison], am("After")):
+        for body in bodies:
             response = call(receiver, "POST", "/webhook/alertmanager", body, {"Content-Type": "application/json"})
             assert response.status == 200, response.body
     finally:
         receiver.stop()
+
+
+@pytest.mark.parametrize("poison", POISON, ids=list(POISON))
+def test_poison_row_between_good_ones_through_receiver_and_process(engine, db_url, poison):
+    receive(engine, [am("Before"), POISON[poison], am("After")])
 
     result = invoke("process", "-o", "json", db=db_url)
     assert result.exit_code == 0, result.output
@@ -259,14 +264,7 @@ def _refusing_long_alertnames(url: str):
 def test_a_row_the_database_refuses_is_marked_and_the_rows_behind_it_apply(empty_database_url):
     url = empty_database_url()
     engine = _refusing_long_alertnames(url)
-    receiver = Receiver(engine, max_body_bytes=1 << 20, write_timeout=5.0, clock=lambda: RECEIVED)
-    receiver.start()
-    try:
-        for name in ("Before", "RefusedOne", "Between", "RefusedTwo", "After"):
-            response = call(receiver, "POST", "/webhook/alertmanager", am(name), {"Content-Type": "application/json"})
-            assert response.status == 200, response.body
-    finally:
-        receiver.stop()
+    receive(engine, [am(name) for name in ("Before", "RefusedOne", "Between", "RefusedTwo", "After")])
 
     result = invoke("process", "-o", "json", db=url)
 
@@ -285,15 +283,15 @@ def test_a_row_the_database_refuses_is_marked_and_the_rows_behind_it_apply(empty
     engine.dispose()
 
 
-def test_a_database_refusing_every_row_stops_process_with_one_line(empty_database_url):
+def test_a_database_refusing_every_row_from_some_point_stops_process_with_one_line(empty_database_url):
+    # One row it takes, then none: the rows from the first refused one stay queued, unmarked.
     from incidentctl.incidents.processor import REFUSED_IN_A_ROW
+    from tests.support.processing import store
 
     url = empty_database_url()
     engine = _refusing_long_alertnames(url)
-    store = [(RECEIVED + timedelta(seconds=i), am(f"RefusedNumber{i}")) for i in range(REFUSED_IN_A_ROW + 3)]
-    from tests.support.processing import store as store_rows
-
-    store_rows(engine, store)
+    names = ["Before"] + [f"RefusedNumber{i}" for i in range(REFUSED_IN_A_ROW + 3)]
+    store(engine, [(RECEIVED + timedelta(seconds=i), am(name)) for i, name in enumerate(names)])
 
     result = invoke("process", "-o", "json", db=url)
 
@@ -301,25 +299,27 @@ def test_a_database_refusing_every_row_stops_process_with_one_line(empty_databas
     assert result.output.count("\n") == 1 and "Traceback" not in result.output, result.output
     assert f"refused the changes of {REFUSED_IN_A_ROW} rows in a row" in result.output
     assert "they stay queued" in result.output
-    # none is marked: a run after the database is mended applies them all
-    assert all(r["processed_at"] is None and r["process_error"] is None for r in raw_rows(engine))
-    with engine.begin() as conn:
+    rows = raw_rows(engine)
+    assert rows[0]["processed_at"] is not None and rows[0]["process_error"] is None
+    assert all(r["processed_at"] is None and r["process_error"] is None for r in rows[1:])
+    assert alertnames(url) == ["Before"]
+    with engine.begin() as conn:  # the database mended: a run applies every row left
         if engine.dialect.name == "sqlite":
             conn.exec_driver_sql("DROP TRIGGER refuse")
         else:
             conn.exec_driver_sql("ALTER TABLE incidents MODIFY alertname VARCHAR(255)")
     mended = invoke("process", "-o", "json", db=url)
     assert mended.exit_code == 0, mended.output
-    assert (json.loads(mended.output)["opened"], json.loads(mended.output)["errors"]) == (len(store), 0)
+    assert (json.loads(mended.output)["opened"], json.loads(mended.output)["errors"]) == (len(names) - 1, 0)
     engine.dispose()
 
 
 def test_the_last_queued_row_refused_alone_is_marked_rather_than_block_the_queue(empty_database_url):
+    from tests.support.processing import store
+
     url = empty_database_url()
     engine = _refusing_long_alertnames(url)
-    from tests.support.processing import store as store_rows
-
-    store_rows(engine, [(RECEIVED, am("Before")), (RECEIVED + timedelta(seconds=1), am("RefusedLast"))])
+    store(engine, [(RECEIVED, am("Before")), (RECEIVED + timedelta(seconds=1), am("RefusedLast"))])
 
     result = invoke("process", "-o", "json", db=url)
 
