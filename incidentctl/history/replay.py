@@ -38,7 +38,14 @@ from incidentctl.history.action_records import ArchivedAction, from_action_recor
 from incidentctl.history.export import BadRecord, from_record, is_record
 from incidentctl.incidents.model import Rules
 from incidentctl.incidents.parsing import AlertEvent, parse_document
-from incidentctl.incidents.processor import PreparedRows, ProcessSummary, error_text, process_as_stored, process_pending
+from incidentctl.incidents.processor import (
+    REFUSALS,
+    PreparedRows,
+    ProcessSummary,
+    error_text,
+    process_as_stored,
+    process_pending,
+)
 from incidentctl.incidents.series_cache import SeriesCache
 from incidentctl.ingest import jsondoc
 from incidentctl.ingest.archive import RawAlert
@@ -289,9 +296,19 @@ def replay(engine: Engine, paths: Sequence[str], *, clock: Callable[[], datetime
             with database_errors(engine), engine.begin() as conn:
                 stored = store_batch(conn, [entry.alert for entry in items])
             return len(stored), _not_payloads(stored), None
-        done = process_as_stored(engine, process_with, batch_size=batch_size, clock=clock, cache=cache,
-                                 prepare=lambda conn, at: prepare_processed(conn, items, at), decide_on=decider,
-                                 lease=held)
+        try:
+            done = process_as_stored(engine, process_with, batch_size=batch_size, clock=clock, cache=cache,
+                                     prepare=lambda conn, at: prepare_processed(conn, items, at), decide_on=decider,
+                                     lease=held)
+        except REFUSALS:
+            # The database refused a change of this batch (nothing of it was written): its rows
+            # are stored queued and processed as `process` does, which finds the row it refuses
+            # (a row per transaction), marks it, and applies the others.
+            with database_errors(engine), engine.begin() as conn:
+                stored = store_batch(conn, [entry.alert for entry in items])
+            processed = process_pending(engine, process_with, batch_size=batch_size, clock=clock, cache=cache,
+                                        lease=held)
+            return len(stored), _not_payloads(stored), processed
         return done.prepared.count, _not_payloads(done.prepared.rows), done.processed
 
     def count(done: Future, size: int) -> None:

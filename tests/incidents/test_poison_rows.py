@@ -327,3 +327,21 @@ def test_the_last_queued_row_refused_alone_is_marked_rather_than_block_the_queue
     assert (json.loads(result.output)["opened"], json.loads(result.output)["errors"]) == (1, 1)
     assert [r["process_error"] is None for r in raw_rows(engine)] == [True, False]
     engine.dispose()
+
+
+def test_replay_process_applies_the_rows_around_one_the_database_refuses(empty_database_url, tmp_path):
+    url = empty_database_url()
+    engine = _refusing_long_alertnames(url)
+    (tmp_path / "history.jsonl").write_bytes(b"\n".join([am("Before"), am("RefusedLongName"), am("After")]) + b"\n")
+
+    result = invoke("replay", str(tmp_path / "history.jsonl"), "--process", "-o", "json", db=url)
+
+    assert result.exit_code == 0, result.output
+    replayed = json.loads(result.output)
+    processed = replayed["processed"]
+    assert (replayed["stored"], processed["rows"], processed["opened"], processed["errors"]) == (3, 3, 2, 1)
+    assert alertnames(url) == ["After", "Before"]
+    errors = [r["process_error"] for r in raw_rows(engine)]
+    assert errors[0] is None and errors[2] is None
+    assert errors[1].startswith("the database refused this row's changes: ")
+    engine.dispose()
