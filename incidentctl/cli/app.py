@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import getpass
 import importlib
+import sys
 from collections.abc import Callable
 from datetime import datetime
 from difflib import get_close_matches
@@ -74,6 +75,18 @@ class _Commands(TyperGroup):
         except IncidentctlError as exc:
             err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
             ctx.exit(exc.exit_code)
+        except Exception as exc:
+            # What the database answered that no command expects (a table dropped by hand, a
+            # schema changed under us): the driver's message on one line, not a traceback that
+            # carries the statement (megabytes for a batch). Exit 3, as for a database unreachable.
+            exc_module = sys.modules.get("sqlalchemy.exc")  # not imported: not a database error
+            if exc_module is None or not isinstance(exc, exc_module.DBAPIError):
+                raise
+            from incidentctl.db.engine import short_error
+
+            err_console.print(f"[red]error:[/red] the database answered with an error: {escape(short_error(exc))}",
+                              highlight=False)
+            ctx.exit(3)
 
 
 app = typer.Typer(
