@@ -40,7 +40,8 @@ err_console = Console(stderr=True, soft_wrap=True)
 class _Commands(TyperGroup):
     """The root group: the commands of cli/commands.py, each built from its module when first asked
     for (kept in `self.commands` after). A core error (IncidentctlError), wherever a command or the
-    settings raise it, ends the command with its one-line message on stderr and its exit code."""
+    settings raise it, ends the command with its one-line message on stderr and its exit code; so
+    does, with exit 3, an error the database answered that no command turned into one."""
 
     def list_commands(self, ctx):
         return list(COMMANDS)
