@@ -16,7 +16,7 @@
    the small backlog, bench/process_split.py then shows where a batch's time goes (parse,
    load, decide, write, the rest) and the statements a batch sends.
    BENCH_PROCESS_COMPARE=<another checkout's bin/incidentctl> runs that code too, alternately
-   with this one (other, this, other, this, … BENCH_PROCESS_ROUNDS times), on copies of the
+   with this one (other, this, this, other, … BENCH_PROCESS_ROUNDS pairs), on copies of the
    same backlog: old and new code measured back to back on a machine whose speed drifts.
 2. Fills `incidents` with N synthetic incidents (INSERT … SELECT doubling) and their label
    indexes (common labels; the labels of two series each: the common ones, a pod each and an
@@ -258,8 +258,10 @@ def bench_process() -> None:
         for alerts in (SMALL, LARGE):
             template, rows, stored = backlog_template(scenario, alerts)
             rates: dict[str, list[float]] = {}
-            for _ in range(ROUNDS):
-                for name, binary in codes:
+            for round_ in range(ROUNDS):
+                # Which code runs first alternates by round: a VM slowing down (or speeding up)
+                # through the series then weighs on both alike, not on the one run second.
+                for name, binary in (codes if round_ % 2 == 0 else codes[::-1]):
                     url = copy_of(template, binary)
                     before = server_cpu()
                     seconds, rss_kib, line, cpu = run_process(url, binary)
