@@ -291,11 +291,12 @@ def _retrying(engine: Engine, lease: Lease, conflicts: Conflicts, work: Callable
 def _one_by_one(engine: Engine, lease: Lease, conflicts: Conflicts, rows: int,
                 one: Callable[..., ProcessSummary], clock: Callable[[], datetime]) -> ProcessSummary:
     """The `rows` queued rows of a batch whose changes the database refused, each in a transaction
-    of its own (`one(conn, skip=ids)` processes the oldest queued row but `ids`). Rows it refuses
-    again are marked with the refusal, changing nothing, once a row behind them applies (or the
-    window ends), and the rows behind them apply. REFUSED_IN_A_ROW refusals in a row are the
-    database's doing (its schema, its settings), not the rows': DatabaseRefused, and those rows
-    stay queued, so a run after the database is mended applies them."""
+    of its own (`one(conn, skip=ids)` processes the oldest queued row but `ids`), until it finds
+    the rows it refuses: those are marked with the refusal, changing nothing, once a row behind
+    them applies (or the window ends), and the rows after that go in whole batches again (the
+    caller's). REFUSED_IN_A_ROW refusals in a row are the database's doing (its schema, its
+    settings), not the rows': DatabaseRefused, and those rows stay queued, so a run after the
+    database is mended applies them."""
     summary = ProcessSummary()
     refused: list[tuple[int, Exception]] = []  # in a row, in queue order, not marked yet
     for _ in range(rows):
@@ -313,10 +314,10 @@ def _one_by_one(engine: Engine, lease: Lease, conflicts: Conflicts, rows: int,
                                       f"{short_error(exc)}") from exc
             continue
         summary.add(done)
-        if refused:
+        if refused:  # found: the rows after them go in whole batches again
             summary.add(_retrying(engine, lease, conflicts, partial(_mark_refused, refused=refused, clock=clock,
                                                                     lease=lease)))
-            refused = []
+            return summary
     if refused:
         summary.add(_retrying(engine, lease, conflicts, partial(_mark_refused, refused=refused, clock=clock,
                                                                 lease=lease)))

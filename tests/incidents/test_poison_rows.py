@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from incidentctl.db.lease import Lease
 from incidentctl.db.schema import grafana_alerts, incident_alerts, incident_events
 from incidentctl.incidents import decide as grouping
 from incidentctl.incidents.decide import decide_row
@@ -344,4 +345,35 @@ def test_replay_process_applies_the_rows_around_one_the_database_refuses(empty_d
     errors = [r["process_error"] for r in raw_rows(engine)]
     assert errors[0] is None and errors[2] is None
     assert errors[1].startswith("the database refused this row's changes: ")
+    engine.dispose()
+
+
+class CountedLease(Lease):
+    """The applier lease, counting the transactions that fenced on it (each committed batch)."""
+
+    def __init__(self, engine):
+        super().__init__(engine, heartbeat=False)
+        self.fenced = 0
+
+    def fence(self, conn):
+        self.fenced += 1
+        super().fence(conn)
+
+
+def test_once_the_refused_row_is_found_the_rows_after_it_go_in_whole_batches(empty_database_url):
+    from tests.support.processing import process_all, store
+
+    url = empty_database_url()
+    engine = _refusing_long_alertnames(url)
+    names = ["First", "RefusedLongName"] + [f"Next{i}" for i in range(40)]
+    store(engine, [(RECEIVED + timedelta(seconds=i), am(name)) for i, name in enumerate(names)])
+    lease = CountedLease(engine)
+
+    summary = process_all(engine, lease=lease)
+
+    assert (summary.rows, summary.opened, summary.errors) == (len(names), len(names) - 1, 1)
+    # First alone, then Next0 alone (which tells the refusal is the row's), the mark, and the other
+    # 39 rows in one batch: not a transaction a row for the whole batch.
+    assert lease.fenced == 4
+    assert [r["process_error"] is None for r in raw_rows(engine)] == [True, False] + [True] * 40
     engine.dispose()
