@@ -301,18 +301,22 @@ def _one_by_one(engine: Engine, lease: Lease, conflicts: Conflicts, rows: int,
     refused: list[tuple[int, Exception]] = []  # in a row, in queue order, not marked yet
     for _ in range(rows):
         skip = [raw_id for raw_id, _ in refused]
-        head = _retrying(engine, lease, conflicts, partial(_head, skip=skip))
-        if head is None:
-            break
         try:
             done = _retrying(engine, lease, conflicts, partial(one, skip=skip))
         except REFUSALS as exc:
+            # The row it claimed is still the oldest queued but `skip`: nothing was committed,
+            # and the lease keeps other workers from taking it.
+            head = _retrying(engine, lease, conflicts, partial(_head, skip=skip))
+            if head is None:
+                raise
             refused.append((head, exc))
             if len(refused) >= REFUSED_IN_A_ROW:
                 raise DatabaseRefused(f"the database refused the changes of {len(refused)} rows in a row: its "
                                       f"schema or settings, not the rows; they stay queued: "
                                       f"{short_error(exc)}") from exc
             continue
+        if done.rows == 0:
+            break
         summary.add(done)
         if refused:  # found: the rows after them go in whole batches again
             summary.add(_retrying(engine, lease, conflicts, partial(_mark_refused, refused=refused, clock=clock,
