@@ -7,8 +7,10 @@ Reads that compare nodes use wsrep_sync_wait=1, so a node has applied every comm
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -64,7 +66,7 @@ def synced(url: str) -> Engine:
                          connect_args={"init_command": "SET SESSION wsrep_sync_wait = 1", "connect_timeout": 5})
 
 
-def test_receivers_on_two_nodes_store_every_body_once_while_the_third_is_killed(galera_cluster, urls, tmp_path):
+def test_receivers_on_two_nodes_store_each_answered_body_once_while_the_third_is_killed(galera_cluster, urls, tmp_path):
     template = json.loads((FIXTURES / "grafana/grafana9_zulip_firing_3alerts_2rules.json").read_bytes())
     bodies = [json.dumps({**template, "message": f"load {n}"}).encode() for n in range(400)]
     answers: dict[int, list[int]] = {n: [] for n in range(len(bodies))}
@@ -107,7 +109,17 @@ def test_receivers_on_two_nodes_store_every_body_once_while_the_third_is_killed(
                                               .group_by(grafana_alerts.c.body_sha256)).all()))
         e.dispose()
     assert stored[0] == stored[1] == stored[2]  # the counts converge on every node, node 3 included
-    assert len(stored[0]) == len(bodies) and {count for _, count in stored[0]} == {1}  # each body once
+    # A 2xx means stored and a 503 not stored, so a body answered only so is stored once. A request
+    # the sender gave up on (its timeout: status 0) may have been committed all the same, and its
+    # retry stores the body again: at-least-once (docs/OPERATIONS.md), never more than that.
+    count = dict(stored[0])
+    assert len(count) == len(bodies)
+    wrong = {n: (count[hashlib.sha256(body).hexdigest()], answers[n]) for n, body in enumerate(bodies)
+             if not 1 <= count[hashlib.sha256(body).hexdigest()] <= 1 + answers[n].count(0)}
+    joined = [line for line in galera_cluster.node(3).error_log.read_text(errors="replace").splitlines()
+              if re.search(r"\b[IS]ST\b", line)][-5:]
+    assert not wrong, (f"body: (times stored, answers) {wrong}\nnode 3 joined: {joined}\n"
+                       + "".join((tmp_path / log).read_text()[-2000:] for log in ("r1.log", "r2.log")))
     assert "incidentctl_database_conflicts_retried" in metrics
 
 
