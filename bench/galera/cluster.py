@@ -194,6 +194,20 @@ class Cluster:
         _signal(pid, signal.SIGKILL, group=True)
         self._reap(number, timeout=10)
 
+    @contextlib.contextmanager
+    def paused(self, number: int):
+        """Freezes a node (SIGSTOP) for the `with` block, as a host stalled by its hypervisor or a
+        swap storm would be, then lets it run on (SIGCONT). Until the others evict it (about
+        evs.suspect_timeout, 5 s) their commits wait for it; afterwards it rejoins by itself."""
+        pid = self._pid(number)
+        if pid is None:
+            raise ClusterError(f"node {number} is not running")
+        _signal(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            _signal(pid, signal.SIGCONT)
+
     def start(self, number: int, timeout: float = 180.0) -> None:
         """Starts a stopped node and waits until it is Synced with all running nodes. It rejoins
         the running ones (IST when their gcache still holds what it missed, else SST); with none

@@ -29,6 +29,8 @@ from incidentctl.db.migrations import upgrade
 from incidentctl.db.schema import deliveries, grafana_alerts, incidents, notifications
 from incidentctl.incidents.model import OutboxState, Rules
 from incidentctl.incidents.processor import backlog
+from incidentctl.ingest.archive import raw_alert
+from incidentctl.ingest.receiver.writer import GroupCommitWriter
 from incidentctl.ops.doctor import doctor
 from tests.support import FIXTURES
 from tests.support.cli import console_script, db_env
@@ -121,6 +123,30 @@ def test_receivers_on_two_nodes_store_each_answered_body_once_while_the_third_is
     assert not wrong, (f"body: (times stored, answers) {wrong}\nnode 3 joined: {joined}\n"
                        + "".join((tmp_path / log).read_text()[-2000:] for log in ("r1.log", "r2.log")))
     assert "incidentctl_database_conflicts_retried" in metrics
+
+
+def test_a_commit_stalled_past_the_read_timeout_by_a_frozen_node_is_answered_as_stored(galera_cluster, urls, caplog):
+    # Node 3 frozen: node 1's commit waits to certify until node 3 is evicted (~5 s), past the
+    # writer's read timeout (2 s here, 10 s in `serve`), and then commits. Answered 503, the
+    # sender would store the body again.
+    engine = make_engine(urls[1], io_timeout=2)
+    writer = GroupCommitWriter(engine, retry_within=20)
+    writer.start()
+    try:
+        row = raw_alert(b'{"frozen": "node 3"}', received_at=datetime.now(timezone.utc))
+        with galera_cluster.paused(3):
+            row_id = writer.submit(row).result(60)
+    finally:
+        writer.stop()
+        engine.dispose()
+        galera_cluster.wait_synced(3)
+    assert any("the answer to the commit of 1 row(s) was lost" in r.message and "it committed" in r.message
+               for r in caplog.records)
+    for n in (1, 2, 3):
+        e = synced(urls[n])
+        with e.connect() as conn:
+            assert conn.execute(select(grafana_alerts.c.id)).scalars().all() == [row_id]
+        e.dispose()
 
 
 def _worker(urls: dict[int, str], n: int, log_path) -> subprocess.Popen:

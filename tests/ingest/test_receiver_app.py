@@ -451,3 +451,22 @@ def test_a_conflict_answers_2xx_after_the_retry_and_shows_in_metrics(receiver, e
     metrics = call(receiver, "GET", "/metrics").body.decode()
     assert 'incidentctl_database_conflicts_retried_total{code="1213"} 1.0' in metrics
     assert "incidentctl_database_errors_total 0.0" in metrics
+
+
+@pytest.mark.backends("mysql")
+@pytest.mark.parametrize(("server_does", "status", "stored"), [("COMMIT", 200, 1), ("ROLLBACK", 503, 0)])
+def test_a_commit_whose_answer_was_lost_is_answered_by_what_the_server_did(
+        receiver, engine, fixture_bodies, caplog, server_does, status, stored):
+    # As when a Galera node stalls a COMMIT past the client's read timeout, then commits: a 503
+    # would make the sender store the body a second time.
+    from tests.support.lost_answers import lose_the_answer
+
+    with lose_the_answer(engine, server_does) as lost:
+        response = call(receiver, "POST", "/webhook/grafana", fixture_bodies[GRAFANA])
+    assert len(lost) == 1 and response.status == status
+    assert len(rows(engine)) == stored
+    if stored:
+        assert response.json()["id"] == rows(engine)[0]["id"]
+    said = "it committed: answered as stored" if stored else "it did not commit: answered 503"
+    assert any("the answer to the commit of 1 row(s) was lost" in r.message and said in r.message
+               for r in caplog.records)

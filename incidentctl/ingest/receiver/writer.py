@@ -12,6 +12,9 @@ One request's failure never answers for its neighbours: when a group's statement
 the database refuses), each row is written again on its own and answered by its own outcome.
 A failure no row can cause — connecting, beginning, committing, a lost connection — fails the
 whole group at once, as the database is the problem and trying row by row would only wait longer.
+A COMMIT whose answer was lost (the connection dropped or timed out during it) may have committed
+all the same: the writer reads one of its rows back before answering (db/lost_commit.py), so a
+503 still means "not stored".
 A conflict (1213: deadlock, or a Galera certification failure during a cluster reconfiguration;
 1205) is neither: the group is written again after a jittered backoff (db/retry.py), each retry
 reported to `on_conflict(code)`. Rows not reached within `write_timeout` are withdrawn
@@ -36,7 +39,9 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from incidentctl.db.engine import describe_url, short_error
+from incidentctl.db.lost_commit import answer_lost, landed
 from incidentctl.db.retry import conflict_code, retry_conflicts
+from incidentctl.db.schema import action_inbox, grafana_alerts
 from incidentctl.errors import DatabaseConflict, DatabaseUnavailable
 from incidentctl.ingest import signatures
 from incidentctl.ingest.archive import RawAlert, insert_raw_alerts
@@ -192,10 +197,29 @@ class GroupCommitWriter:
             except _FAILURES as exc:
                 if conflict_code(exc) is not None:  # certification lost: the group runs again
                     raise
-                raise _Whole() from exc
+                if not self._landed(pending, ids, exc):
+                    raise _Whole() from exc
         self._on_commit([p.raw for p, row_id in zip(pending, ids, strict=True) if row_id is not None])
         for p, row_id in zip(pending, ids, strict=True):
             p.future.set_result(row_id)
+
+    def _landed(self, pending: list[_Pending], ids: list[int | None], exc: BaseException) -> bool:
+        """After a COMMIT that failed, whether it committed all the same: only when its answer was
+        lost (db/lost_commit.py), and then read from one row it inserted, waiting up to
+        `retry_within` for the server to end the transaction. False answers the group 503."""
+        if not answer_lost(exc):
+            return False
+        inserted = [(p.raw, row_id) for p, row_id in zip(pending, ids, strict=True) if row_id is not None]
+        if not inserted:  # only replays: nothing inserted but their signatures, and a retry is a replay
+            return False
+        raw, row_id = inserted[0]
+        table = grafana_alerts if isinstance(raw, RawAlert) else action_inbox
+        outcome = landed(self.engine, table, row_id, self.retry_within)
+        said = {True: "it committed: answered as stored", False: "it did not commit: answered 503",
+                None: f"not known within {self.retry_within:g}s: answered 503, a retry may store them twice"}
+        log.warning("the answer to the commit of %d row(s) was lost (%s); %s", len(pending), short_error(exc),
+                    said[outcome])
+        return outcome is True
 
     def _fail(self, pending: list[_Pending], exc: BaseException | None, whole: bool = False) -> None:
         reason = short_error(exc) if exc is not None else "unknown error"
