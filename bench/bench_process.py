@@ -51,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, inspect, select, text  # noqa: E402
 
+from common import byte_compiled  # noqa: E402
 from incidentctl.db.engine import make_engine  # noqa: E402
 from incidentctl.db.migrations import upgrade  # noqa: E402
 from incidentctl.db.schema import grafana_alerts  # noqa: E402
@@ -249,6 +250,8 @@ def bench_process() -> None:
     codes = [("this", BIN)]
     if COMPARE:
         codes = [("other", Path(COMPARE)), ("this", BIN)]
+    for _, binary in codes:
+        byte_compiled(binary)
     print(f"process: scenarios {', '.join(SCENARIOS)}; backlogs of {SMALL:,} and {LARGE:,} alerts; "
           f"MariaDB at {SERVER}; code: " + ", ".join(f"{name} = {path}" for name, path in codes)
           + f"; load average {os.getloadavg()[0]:.1f}")
