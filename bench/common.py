@@ -38,7 +38,8 @@ def byte_compiled(binary: Path) -> None:
     each figure."""
     code = ("import compileall, os, sys, incidentctl; "
             "sys.exit(not compileall.compile_dir(os.path.dirname(incidentctl.__file__), quiet=1))")
-    subprocess.run([str(binary.parent / "python"), "-c", code], check=True)
+    # -I: not the current directory's package, which may be another checkout of it
+    subprocess.run([str(binary.parent / "python"), "-I", "-c", code], check=True)
 
 
 def drop_database(name: str) -> None:
