@@ -199,3 +199,17 @@ def test_rest_door_is_503_when_the_database_is_unreachable():
     assert action.json()["error"].endswith("; not stored, retry")
     assert status.json()["error"].startswith("database unavailable: ")
     assert "not stored" not in status.json()["error"]
+
+
+@pytest.mark.backends("mysql")
+def test_a_rest_action_whose_commit_answer_was_lost_is_answered_by_what_the_server_did(
+        receiver, engine, token, incident):
+    from tests.support.lost_answers import lose_the_answer
+
+    with lose_the_answer(engine, "COMMIT") as lost:
+        stored = api(receiver, f"/api/v1/incidents/{incident}/actions", {"action": "ack"}, token)
+    with lose_the_answer(engine, "ROLLBACK") as rolled_back:
+        refused = api(receiver, f"/api/v1/incidents/{incident}/actions", {"action": "resolve"}, token)
+    assert len(lost) == len(rolled_back) == 1
+    assert (stored.status, refused.status) == (202, 503)
+    assert [row["id"] for row in inbox(engine)] == [stored.json()["action_id"]]  # read back from action_inbox
