@@ -470,3 +470,6 @@ def test_a_commit_whose_answer_was_lost_is_answered_by_what_the_server_did(
     said = "it committed: answered as stored" if stored else "it did not commit: answered 503"
     assert any("the answer to the commit of 1 row(s) was lost" in r.message and said in r.message
                for r in caplog.records)
+    outcome = "committed" if stored else "rolled_back"
+    metrics = call(receiver, "GET", "/metrics").body.decode()
+    assert f'incidentctl_database_commit_answers_lost_total{{outcome="{outcome}"}} 1.0' in metrics

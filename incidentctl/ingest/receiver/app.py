@@ -82,6 +82,7 @@ class Receiver:
             on_error=lambda exc: m.database_errors.inc(),
             on_queue=m.queue_depth.set,
             on_conflict=lambda code: m.conflicts_retried.labels(str(code)).inc(),
+            on_lost_answer=lambda outcome: m.commit_answers_lost.labels(outcome).inc(),
         )
 
     def start(self) -> None:

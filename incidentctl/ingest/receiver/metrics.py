@@ -38,6 +38,10 @@ class ReceiverMetrics:
             "incidentctl_database_conflicts_retried", "Group commits rolled back by a conflict and written again, "
             "by MySQL error code (1213 deadlock or Galera certification failure, 1205 lock wait timeout).",
             ["code"], registry=r)
+        self.commit_answers_lost = Counter(
+            "incidentctl_database_commit_answers_lost", "Group commits whose answer the connection lost, by what "
+            "reading a row back found (committed, rolled_back, unknown: answered 503 and may be stored).",
+            ["outcome"], registry=r)
         self.commit_batch = Histogram("incidentctl_commit_batch_size", "Rows per group commit.", registry=r,
                                       buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
         self.queue_depth = Gauge("incidentctl_write_queue_depth", "Rows waiting for the writer.", registry=r)

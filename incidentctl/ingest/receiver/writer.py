@@ -78,6 +78,7 @@ class GroupCommitWriter:
                  on_error: Callable[[Exception], None] | None = None,
                  on_queue: Callable[[int], None] | None = None,
                  on_conflict: Callable[[int], None] | None = None,
+                 on_lost_answer: Callable[[str], None] | None = None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.engine = engine
         self.max_batch = max_batch
@@ -88,6 +89,7 @@ class GroupCommitWriter:
         self._on_error = on_error or (lambda exc: None)
         self._on_queue = on_queue or (lambda depth: None)
         self._on_conflict = on_conflict or (lambda code: None)
+        self._on_lost_answer = on_lost_answer or (lambda outcome: None)
         self._monotonic = monotonic
         self._forget_at: float | None = None  # set once a signature is recorded
 
@@ -219,6 +221,7 @@ class GroupCommitWriter:
                 None: f"not known within {self.retry_within:g}s: answered 503, a retry may store them twice"}
         log.warning("the answer to the commit of %d row(s) was lost (%s); %s", len(pending), short_error(exc),
                     said[outcome])
+        self._on_lost_answer({True: "committed", False: "rolled_back", None: "unknown"}[outcome])
         return outcome is True
 
     def _fail(self, pending: list[_Pending], exc: BaseException | None, whole: bool = False) -> None:
