@@ -175,7 +175,8 @@ class Settings:
         "it, with a warning, to what the database can store (MySQL/MariaDB: `max_allowed_packet`).")
     write_timeout: float = setting(
         "INCIDENTCTL_WRITE_TIMEOUT", 5.0, _seconds,
-        "Longest a webhook waits in the write queue; past it the receiver answers 503 without storing it.")
+        "Longest a webhook waits in the write queue; past it the receiver answers 503 without storing it. "
+        "Also how long it waits to learn whether a commit whose answer the connection lost went through.")
     auth_bearer_token: str = setting(
         "INCIDENTCTL_AUTH_BEARER_TOKEN", "", str,
         "When set, webhooks must send `Authorization: Bearer <token>`.", secret=True)
