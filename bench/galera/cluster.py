@@ -208,6 +208,32 @@ class Cluster:
         finally:
             _signal(pid, signal.SIGCONT)
 
+    @contextlib.contextmanager
+    def isolated(self, number: int, timeout: float = 60.0):
+        """Cuts a node off from the others for the `with` block (Galera's gmcast.isolate), as a
+        network partition would: alone, it leaves the Primary component and refuses queries
+        (1047) while the other two go on. Afterwards it rejoins, and the block's end waits until
+        all are Synced again."""
+        node = self.node(number)
+        self._provider_option(node, "gmcast.isolate=1")
+        deadline = time.monotonic() + timeout
+        while self._wsrep_status(node).get("wsrep_cluster_status") == "Primary":
+            if time.monotonic() > deadline:
+                raise ClusterError(f"node {number} still in the Primary component after {timeout:g}s")
+            time.sleep(0.2)
+        try:
+            yield
+        finally:
+            self._provider_option(node, "gmcast.isolate=0")
+            self.wait_synced(SIZE, timeout)
+
+    def _provider_option(self, node: Node, option: str) -> None:
+        cmd = [shutil.which("mariadb") or "mariadb", "--no-defaults", "--protocol=socket", f"--socket={node.socket}",
+               "-uroot", "--connect-timeout=2", "-e", f"SET GLOBAL wsrep_provider_options = '{option}'"]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        if out.returncode:
+            raise ClusterError(f"node {node.number}: setting {option} failed: {out.stderr.strip()}")
+
     def start(self, number: int, timeout: float = 180.0) -> None:
         """Starts a stopped node and waits until it is Synced with all running nodes. It rejoins
         the running ones (IST when their gcache still holds what it missed, else SST); with none

@@ -190,10 +190,17 @@ def ensure_schema(engine: Engine) -> None:
     )
 
 
+# What a driver error means, where its own message does not say.
+MEANINGS = {1047: "this Galera node is not in the Primary component (it lost quorum) and refuses queries"}
+
+
 def short_error(exc: BaseException) -> str:
-    """The driver's message without SQLAlchemy's statement dump."""
+    """The driver's message without SQLAlchemy's statement dump (and what it means, if MEANINGS knows)."""
     if isinstance(exc, DBAPIError) and exc.orig is not None:
-        return str(exc.orig).strip()
+        args = getattr(exc.orig, "args", ())
+        meaning = MEANINGS.get(args[0]) if args and isinstance(args[0], int) else None
+        message = str(exc.orig).strip() or type(exc.orig).__name__  # PyMySQL's InterfaceError() says nothing
+        return f"{message}: {meaning}" if meaning else message
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 

@@ -7,10 +7,10 @@ MariaDB); `cluster_check(status)` turns them into a doctor Check, a pure functio
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
 from incidentctl.db.capabilities import capabilities
 
@@ -19,17 +19,42 @@ NAMES = ("wsrep_on", "wsrep_ready", "wsrep_cluster_status", "wsrep_local_state_c
 FLOW_CONTROL_WARN = 0.1  # a tenth of the time paused: a slow node holds every writer back
 
 
+_STATEMENTS = ("SHOW GLOBAL VARIABLES LIKE 'wsrep\\_%'", "SHOW GLOBAL STATUS LIKE 'wsrep\\_%'")
+NOT_READY = 1047  # what a Galera node outside the Primary component answers to all but SHOW and SET
+
+
 def galera_status(conn: Connection) -> dict[str, str]:
     """The node's wsrep variables and status values by lower-case name; empty when the database is
     not MariaDB/MySQL (SQLite), or a MySQL without them."""
     if not capabilities(conn).row_locks:  # SQLite: one file, no server
         return {}
-    found: dict[str, str] = {}
-    for statement in ("SHOW GLOBAL VARIABLES LIKE 'wsrep\\_%'", "SHOW GLOBAL STATUS LIKE 'wsrep\\_%'"):
-        for name, value in conn.execute(text(statement)):
-            if name.lower() in NAMES:
-                found[name.lower()] = str(value)
-    return found
+    return _named(row for statement in _STATEMENTS for row in conn.execute(text(statement)))
+
+
+def galera_status_of_refusing_node(engine: Engine, connect_timeout: int = 3) -> dict[str, str]:
+    """`galera_status` of a server that refuses to open a session: a Galera node outside the Primary
+    component answers NOT_READY even to the ROLLBACK SQLAlchemy sends on a first connection, but
+    still answers SHOW. Read on a bare driver connection; empty when even that fails."""
+    cargs, cparams = engine.dialect.create_connect_args(engine.url)
+    try:
+        raw = engine.dialect.loaded_dbapi.connect(*cargs, **{"connect_timeout": connect_timeout, **cparams})
+    except Exception:  # down as well: nothing to add to the database check
+        return {}
+    try:
+        cursor = raw.cursor()
+        rows = []
+        for statement in _STATEMENTS:
+            cursor.execute(statement)
+            rows += cursor.fetchall()
+        return _named(rows)
+    except Exception:  # a server that does not answer SHOW is no Galera node to describe
+        return {}
+    finally:
+        raw.close()
+
+
+def _named(rows: Iterable) -> dict[str, str]:
+    return {name.lower(): str(value) for name, value in rows if name.lower() in NAMES}
 
 
 def cluster_check(status: Mapping[str, str]) -> tuple[str, str, dict[str, Any]]:

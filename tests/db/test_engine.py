@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
+import pymysql
 import pytest
 from sqlalchemy import func, make_url, select
+from sqlalchemy.exc import OperationalError
 
-from incidentctl.db.engine import make_engine, reader, supported_url, tls_pointless
+from incidentctl.db.engine import make_engine, reader, short_error, supported_url, tls_pointless
 from incidentctl.db.schema import deliveries
 from incidentctl.errors import UnsupportedDatabase
 from tests.support.cli import invoke, run_cli
@@ -107,3 +109,23 @@ def test_a_loopback_connection_runs_without_tls(db_url):
         assert conn.connection.dbapi_connection.ssl is False
         assert conn.exec_driver_sql("SHOW SESSION STATUS LIKE 'Ssl_cipher'").one()[1] == ""
     engine.dispose()
+
+
+# (error, what short_error says): the driver's message without SQLAlchemy's statement dump, and
+# what a code means where the message does not say.
+SHORT_ERRORS = [
+    (OperationalError("SELECT 1", {}, pymysql.err.OperationalError(1047, "WSREP has not yet prepared node for "
+                                                                          "application use")),
+     "(1047, 'WSREP has not yet prepared node for application use'): this Galera node is not in the Primary "
+     "component (it lost quorum) and refuses queries"),
+    (OperationalError("SELECT 1", {}, pymysql.err.OperationalError(2003, "Can't connect to MySQL server")),
+     "(2003, \"Can't connect to MySQL server\")"),
+    (OperationalError("SELECT 1", {}, pymysql.err.InterfaceError()), "InterfaceError"),
+    (ValueError("first line\nsecond"), "first line"),
+    (TimeoutError(), "TimeoutError"),
+]
+
+
+@pytest.mark.parametrize(("error", "said"), SHORT_ERRORS)
+def test_short_error(error, said):
+    assert short_error(error) == said

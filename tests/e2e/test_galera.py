@@ -33,7 +33,7 @@ from incidentctl.ingest.archive import raw_alert
 from incidentctl.ingest.receiver.writer import GroupCommitWriter
 from incidentctl.ops.doctor import doctor
 from tests.support import FIXTURES
-from tests.support.cli import console_script, db_env
+from tests.support.cli import console_script, db_env, run_cli
 from tests.support.processing import database_incidents, expected_incidents, process_all, snapshot, store
 from tests.support.servers import ServeProcess, serve_env
 from tests.support.slack_fake import FakeSlack
@@ -324,6 +324,21 @@ def test_doctor_reports_the_node_and_the_lease(urls):
     assert "Synced, Primary component of 3 node(s)" in checks["cluster"].message
     assert checks["cluster"].detail["node"] == "node2"
     assert "held by host-x:42:doctor" in checks["lease"].message
+
+
+def test_a_node_cut_off_from_the_others_is_named_as_such_while_the_others_go_on(galera_cluster, urls):
+    env = {n: {**os.environ, **db_env(urls[n])} for n in (1, 3)}
+    with galera_cluster.isolated(3):
+        listed = run_cli("list", env=env[3])
+        checked = run_cli("doctor", "--output", "json", env=env[3])
+        elsewhere = run_cli("list", env=env[1])
+    assert listed.returncode == 3 and listed.stdout == ""
+    assert listed.stderr.count("\n") == 1 and "not in the Primary component (it lost quorum)" in listed.stderr
+    assert checked.returncode == 3
+    checks = {c["name"]: c for c in json.loads(checked.stdout)["checks"]}
+    assert checks["database"]["level"] == "error" and checks["cluster"]["level"] == "error"
+    assert "non-Primary component of 1 node(s)" in checks["cluster"]["message"]
+    assert elsewhere.returncode == 0, elsewhere.stderr
 
 
 def test_processing_moving_between_nodes_never_reuses_an_incident_id(urls):
