@@ -14,6 +14,7 @@ is the engine for reading only (on SQLite its transactions begin DEFERRED and ta
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -103,14 +104,36 @@ def make_engine(url: URL | str, *, connect_timeout: float = 3.0, io_timeout: flo
         url = url.update_query_dict({"charset": "utf8mb4"})
     if tls_pointless(url):
         connect_args["ssl_disabled"] = True
-    return create_engine(
+    return _quiet_resets(create_engine(
         url,
         pool_pre_ping=True,
         pool_recycle=3600,
         pool_size=pool_size,
         connect_args=connect_args,
         **kwargs,
-    )
+    ))
+
+
+class QuietReset(logging.Filter):
+    """SQLAlchemy's pool rolls back each connection handed back to it, and when that fails it
+    discards the connection and logs an ERROR with the whole traceback. Against a Galera node
+    that lost quorum (error 1047 to everything) `run` and `serve` would log several such
+    tracebacks a second; this makes each one WARNING line with the driver's message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "Exception during reset or similar" and record.exc_info:
+            record.msg = "a connection handed back to the pool could not be rolled back and was discarded: %s"
+            record.args = (short_error(record.exc_info[1] or Exception()),)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def _quiet_resets(engine: Engine) -> Engine:
+    logger = engine.pool.logger
+    if isinstance(logger, logging.Logger) and not any(isinstance(f, QuietReset) for f in logger.filters):
+        logger.addFilter(QuietReset())
+    return engine
 
 
 def tls_pointless(url: URL) -> bool:
@@ -154,7 +177,7 @@ def _sqlite_engine(url: URL, **kwargs) -> Engine:
         mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
         conn.exec_driver_sql(f"BEGIN {mode}")
 
-    return engine
+    return _quiet_resets(engine)
 
 
 def reader(engine: Engine) -> Engine:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime, timezone
 
 import pymysql
 import pytest
-from sqlalchemy import func, make_url, select
+from sqlalchemy import event, func, make_url, select
 from sqlalchemy.exc import OperationalError
 
 from incidentctl.db.engine import make_engine, reader, short_error, supported_url, tls_pointless
@@ -129,3 +130,26 @@ SHORT_ERRORS = [
 @pytest.mark.parametrize(("error", "said"), SHORT_ERRORS)
 def test_short_error(error, said):
     assert short_error(error) == said
+
+
+def test_a_connection_that_cannot_be_rolled_back_on_return_is_one_warning_line(engine, caplog):
+    # As on a Galera node that lost quorum, where the pool's ROLLBACK fails with 1047 (not a lost
+    # connection): SQLAlchemy logs an ERROR with the whole traceback, several a second in `run`.
+    refused = OperationalError("ROLLBACK", {}, pymysql.err.OperationalError(1047, "WSREP has not yet prepared "
+                                                                                 "node for application use"))
+
+    def refuse(dbapi_connection, record, state):
+        raise refused
+
+    event.listen(engine.pool, "reset", refuse)
+    try:
+        with caplog.at_level(logging.WARNING, logger="sqlalchemy.pool"), engine.connect() as conn:
+            conn.execute(select(func.count()).select_from(deliveries))
+    finally:
+        event.remove(engine.pool, "reset", refuse)
+    (record,) = [r for r in caplog.records if r.name.startswith("sqlalchemy.pool")]
+    assert record.levelno == logging.WARNING and record.exc_info is None
+    assert record.getMessage() == ("a connection handed back to the pool could not be rolled back and was "
+                                   f"discarded: {short_error(refused)}")
+    with engine.connect() as fresh:  # the pool goes on with a new connection
+        assert fresh.execute(select(func.count()).select_from(deliveries)).scalar() == 0

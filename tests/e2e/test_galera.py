@@ -341,6 +341,32 @@ def test_a_node_cut_off_from_the_others_is_named_as_such_while_the_others_go_on(
     assert elsewhere.returncode == 0, elsewhere.stderr
 
 
+def test_run_on_a_node_cut_off_logs_a_line_a_failure_and_goes_on_once_it_rejoins(galera_cluster, urls, tmp_path):
+    log_path = tmp_path / "run3.log"
+    worker = _worker(urls, 3, log_path)
+    body = (FIXTURES / "grafana/grafana9_zulip_firing_3alerts_2rules.json").read_bytes()
+    first = make_engine(urls[1])
+    try:
+        _wait(lambda: b"process: rows=" in log_path.read_bytes(), 60, "a first `process` run")
+        with galera_cluster.isolated(3):
+            _wait(lambda: log_path.read_bytes().count(b"process failed") >= 3, 60, "failed runs on the cut-off node")
+        (row_id,) = store(first, [(datetime.now(timezone.utc), body)])
+
+        def processed() -> bool:
+            with first.connect() as conn:
+                return conn.execute(select(grafana_alerts.c.processed_at)
+                                    .where(grafana_alerts.c.id == row_id)).scalar() is not None
+
+        _wait(processed, 60, "the worker on node 3 to process a row once it rejoined")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+        first.dispose()
+    logged = log_path.read_text()
+    assert "Traceback" not in logged, logged[-3000:]
+    assert "not in the Primary component (it lost quorum)" in logged
+
+
 def test_processing_moving_between_nodes_never_reuses_an_incident_id(urls):
     """New incidents take the ids their node's AUTO_INCREMENT counter gives next (reserve_ids):
     the queue processed a third on node 1, a third on node 2, the rest on node 1 again, each node
