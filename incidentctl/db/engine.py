@@ -220,11 +220,14 @@ MEANINGS = {1047: "this Galera node is not in the Primary component (it lost quo
 def short_error(exc: BaseException) -> str:
     """The driver's message without SQLAlchemy's statement dump (and what it means, if MEANINGS knows)."""
     if isinstance(exc, DBAPIError) and exc.orig is not None:
-        args = getattr(exc.orig, "args", ())
-        meaning = MEANINGS.get(args[0]) if args and isinstance(args[0], int) else None
-        message = str(exc.orig).strip() or type(exc.orig).__name__  # PyMySQL's InterfaceError() says nothing
-        return f"{message}: {meaning}" if meaning else message
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        driver: BaseException = exc.orig
+        message = str(driver).strip() or type(driver).__name__  # PyMySQL's InterfaceError() says nothing
+    else:  # the driver's own error (as the pool logs it), or any other
+        driver = exc
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    args = getattr(driver, "args", ())
+    meaning = MEANINGS.get(args[0]) if args and isinstance(args[0], int) else None
+    return f"{message}: {meaning}" if meaning else message
 
 
 @contextmanager

@@ -119,6 +119,9 @@ SHORT_ERRORS = [
                                                                           "application use")),
      "(1047, 'WSREP has not yet prepared node for application use'): this Galera node is not in the Primary "
      "component (it lost quorum) and refuses queries"),
+    (pymysql.err.OperationalError(1047, "WSREP has not yet prepared node for application use"),
+     "(1047, 'WSREP has not yet prepared node for application use'): this Galera node is not in the Primary "
+     "component (it lost quorum) and refuses queries"),
     (OperationalError("SELECT 1", {}, pymysql.err.OperationalError(2003, "Can't connect to MySQL server")),
      "(2003, \"Can't connect to MySQL server\")"),
     (OperationalError("SELECT 1", {}, pymysql.err.InterfaceError()), "InterfaceError"),
