@@ -228,9 +228,7 @@ class Cluster:
             self.wait_synced(SIZE, timeout)
 
     def _provider_option(self, node: Node, option: str) -> None:
-        cmd = [shutil.which("mariadb") or "mariadb", "--no-defaults", "--protocol=socket", f"--socket={node.socket}",
-               "-uroot", "--connect-timeout=2", "-e", f"SET GLOBAL wsrep_provider_options = '{option}'"]
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        out = _sql(node, f"SET GLOBAL wsrep_provider_options = '{option}'")
         if out.returncode:
             raise ClusterError(f"node {node.number}: setting {option} failed: {out.stderr.strip()}")
 
@@ -274,11 +272,8 @@ class Cluster:
 
     def _wsrep_status(self, node: Node) -> dict[str, str]:
         names = ", ".join(f"'{n}'" for n in STATUS_NAMES)
-        cmd = [shutil.which("mariadb") or "mariadb", "--no-defaults", "--protocol=socket", f"--socket={node.socket}",
-               "-uroot", "-N", "-B", "--connect-timeout=2",
-               "-e", f"SHOW GLOBAL STATUS WHERE Variable_name IN ({names})"]
         try:
-            out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+            out = _sql(node, f"SHOW GLOBAL STATUS WHERE Variable_name IN ({names})")
         except subprocess.TimeoutExpired:
             return {}
         if out.returncode:
@@ -392,6 +387,13 @@ class Cluster:
             shutil.rmtree(node.dir, ignore_errors=True)
         if self.base_dir.is_dir() and not any(self.base_dir.iterdir()):
             self.base_dir.rmdir()
+
+
+def _sql(node: Node, statement: str) -> subprocess.CompletedProcess:
+    """`statement` run as root on the node's socket by the mariadb client (rows tab-separated)."""
+    cmd = [shutil.which("mariadb") or "mariadb", "--no-defaults", "--protocol=socket", f"--socket={node.socket}",
+           "-uroot", "-N", "-B", "--connect-timeout=2", "-e", statement]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=10)
 
 
 def _mariadbd() -> str:
