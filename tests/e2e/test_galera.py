@@ -1,7 +1,8 @@
 """incidentctl on the 3-node MariaDB Galera cluster (bench/galera/cluster.py, started once per
-session): receivers on two nodes while the third is killed, two `run` workers on two nodes with
-the applier killed, two `notify` on two nodes, the Slack app's thread replies queued from two
-nodes, the lease raced from three nodes, and doctor.
+session): receivers on two nodes while the third is killed, a commit outlasting its socket
+timeout behind a frozen node, two `run` workers on two nodes with the applier killed, two
+`notify` on two nodes, the Slack app's thread replies queued from two nodes, the lease raced
+from three nodes, doctor, and a node cut off from the others (commands, doctor, `run`).
 
 Reads that compare nodes use wsrep_sync_wait=1, so a node has applied every commit it knows of."""
 
