@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import URL, Engine, create_engine, event, make_url
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 
 from incidentctl.config import Settings
@@ -104,14 +105,16 @@ def make_engine(url: URL | str, *, connect_timeout: float = 3.0, io_timeout: flo
         url = url.update_query_dict({"charset": "utf8mb4"})
     if tls_pointless(url):
         connect_args["ssl_disabled"] = True
-    return _quiet_resets(create_engine(
+    engine = create_engine(
         url,
         pool_pre_ping=True,
         pool_recycle=3600,
         pool_size=pool_size,
         connect_args=connect_args,
         **kwargs,
-    ))
+    )
+    event.listen(engine, "handle_error", _stale_server)
+    return _quiet_resets(engine)
 
 
 class QuietReset(logging.Filter):
@@ -127,6 +130,21 @@ class QuietReset(logging.Filter):
             record.levelno, record.levelname = logging.WARNING, "WARNING"
             record.exc_info = record.exc_text = None
         return True
+
+
+# Errors after which a MySQL/MariaDB connection is worth no more than a lost one: the server
+# behind it takes no writes — a Galera node outside the Primary component (1047), a server made
+# read-only, as a primary demoted by a failover is (1290, 1836). Taken as a disconnect, they make
+# SQLAlchemy drop every connection the pool holds, so the next ones are made afresh (through a
+# balancer or a moved address, to a server that takes writes) instead of being used until
+# pool_recycle, and no ROLLBACK is sent on a connection the server refuses it on.
+STALE_SERVER = frozenset({1047, 1290, 1836})
+
+
+def _stale_server(context: ExceptionContext) -> None:
+    args = getattr(context.original_exception, "args", ())
+    if args and args[0] in STALE_SERVER:
+        context.is_disconnect = True
 
 
 def _quiet_resets(engine: Engine) -> Engine:

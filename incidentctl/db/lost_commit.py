@@ -25,7 +25,7 @@ from collections.abc import Callable
 from sqlalchemy import Engine, Table, select, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from incidentctl.db.engine import is_sqlite, short_error
+from incidentctl.db.engine import STALE_SERVER, is_sqlite, short_error
 from incidentctl.db.retry import LOCK_WAIT_TIMEOUT, conflict_code
 
 log = logging.getLogger(__name__)
@@ -33,8 +33,12 @@ log = logging.getLogger(__name__)
 
 def answer_lost(exc: BaseException) -> bool:
     """Whether a failed COMMIT lost its answer (the connection dropped: SQLAlchemy invalidated it)
-    rather than was refused by the server (which rolled the transaction back)."""
-    return bool(getattr(exc, "connection_invalidated", False))
+    rather than was refused by the server (which rolled the transaction back; a server that takes
+    no writes refuses too, though its connections are dropped as if lost: STALE_SERVER)."""
+    if not getattr(exc, "connection_invalidated", False):
+        return False
+    args = getattr(getattr(exc, "orig", None), "args", ())
+    return not (args and args[0] in STALE_SERVER)
 
 
 def landed(engine: Engine, table: Table, row_id: int, wait: float,

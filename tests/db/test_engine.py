@@ -156,3 +156,29 @@ def test_a_connection_that_cannot_be_rolled_back_on_return_is_one_warning_line(e
                                    f"discarded: {short_error(refused)}")
     with engine.connect() as fresh:  # the pool goes on with a new connection
         assert fresh.execute(select(func.count()).select_from(deliveries)).scalar() == 0
+
+
+@pytest.mark.backends("mysql")
+@pytest.mark.parametrize(("code", "dropped"), [(1047, True), (1290, True), (1836, True), (1062, False), (1213, False)])
+def test_a_server_that_takes_no_writes_has_the_pools_connections_made_afresh(engine, code, dropped):
+    # After a failover the demoted primary stays up read-only (1290): a pooled connection to it
+    # would be used until pool_recycle. Taken as a disconnect, the pool's connections are made
+    # again, through the balancer or the moved address, to the server that takes writes.
+    refusal = pymysql.err.OperationalError(code, "refused")
+
+    def refuse(conn, cursor, statement, *args):
+        if statement.startswith("INSERT"):
+            raise refusal
+
+    with engine.connect() as conn:
+        before = conn.connection.dbapi_connection.thread_id()
+    event.listen(engine, "before_cursor_execute", refuse)
+    try:
+        with pytest.raises(OperationalError) as failed, engine.begin() as conn:
+            conn.execute(deliveries.insert().values(route="default"))
+    finally:
+        event.remove(engine, "before_cursor_execute", refuse)
+    assert failed.value.connection_invalidated is dropped
+    with engine.connect() as conn:
+        after = conn.connection.dbapi_connection.thread_id()
+    assert (after != before) is dropped

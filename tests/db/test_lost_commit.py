@@ -7,9 +7,10 @@ import threading
 import time
 from datetime import datetime, timezone
 
+import pymysql
 import pytest
 from sqlalchemy import select, text
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from incidentctl.db.engine import make_engine
 from incidentctl.db.lost_commit import answer_lost, landed
@@ -97,6 +98,24 @@ def test_a_dropped_connection_is_a_lost_answer_and_a_refusal_is_not(engine):
     with engine.connect() as conn, pytest.raises(IntegrityError) as refused:
         conn.execute(grafana_alerts.insert().values(id=row_id, **raw_alert(b"{}", received_at=FIXED).row()))
     assert not answer_lost(refused.value)
+
+
+
+# (the driver's error at COMMIT, whether SQLAlchemy dropped the connection, whether the answer was lost)
+COMMIT_FAILURES = [
+    (2013, True, True),  # the connection lost, or its read timed out, during the COMMIT
+    (2006, True, True),  # the server gone
+    (1047, True, False),  # a Galera node outside the Primary component: dropped, but it answered
+    (1290, True, False),  # a read-only server: dropped, but it answered
+    (1180, False, False),  # the server failed the COMMIT and rolled back
+    (1213, False, False),  # certification lost: rolled back
+]
+
+
+@pytest.mark.parametrize(("code", "dropped", "lost"), COMMIT_FAILURES)
+def test_which_commit_failures_lost_their_answer(code, dropped, lost):
+    error = OperationalError("COMMIT", {}, pymysql.err.OperationalError(code, "x"), connection_invalidated=dropped)
+    assert answer_lost(error) is lost
 
 
 @pytest.mark.backends("sqlite")
