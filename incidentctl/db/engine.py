@@ -118,10 +118,11 @@ def make_engine(url: URL | str, *, connect_timeout: float = 3.0, io_timeout: flo
 
 
 class QuietReset(logging.Filter):
-    """SQLAlchemy's pool rolls back each connection handed back to it, and when that fails it
-    discards the connection and logs an ERROR with the whole traceback. Against a Galera node
-    that lost quorum (error 1047 to everything) `run` and `serve` would log several such
-    tracebacks a second; this makes each one WARNING line with the driver's message."""
+    """SQLAlchemy's pool rolls back each connection handed back to it, and when the server refuses
+    that ROLLBACK it discards the connection and logs an ERROR with the whole traceback, at every
+    hand-back: in `run` and `serve`, several a second for as long as the server refuses (as a
+    Galera node that lost quorum did, before STALE_SERVER). One WARNING line with the driver's
+    message says the same."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.msg == "Exception during reset or similar" and record.exc_info:

@@ -136,8 +136,8 @@ def test_short_error(error, said):
 
 
 def test_a_connection_that_cannot_be_rolled_back_on_return_is_one_warning_line(engine, caplog):
-    # As on a Galera node that lost quorum, where the pool's ROLLBACK fails with 1047 (not a lost
-    # connection): SQLAlchemy logs an ERROR with the whole traceback, several a second in `run`.
+    # A server that refuses the pool's ROLLBACK: SQLAlchemy logs an ERROR with the whole
+    # traceback at every hand-back, several a second in `run`.
     refused = OperationalError("ROLLBACK", {}, pymysql.err.OperationalError(1047, "WSREP has not yet prepared "
                                                                                  "node for application use"))
 
