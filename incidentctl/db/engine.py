@@ -26,7 +26,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, Operationa
 
 from incidentctl.config import Settings
 from incidentctl.db.migrations import schema_status, upgrade
-from incidentctl.db.retry import conflict_code
+from incidentctl.db.retry import conflict_code, error_code
 from incidentctl.errors import DatabaseConflict, DatabaseUnavailable, SchemaNotReady, UnsupportedDatabase
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -139,12 +139,12 @@ class QuietReset(logging.Filter):
 # SQLAlchemy drop every connection the pool holds, so the next ones are made afresh (through a
 # balancer or a moved address, to a server that takes writes) instead of being used until
 # pool_recycle, and no ROLLBACK is sent on a connection the server refuses it on.
-STALE_SERVER = frozenset({1047, 1290, 1836})
+GALERA_NOT_READY = 1047  # a Galera node outside the Primary component: every query but SHOW and SET
+STALE_SERVER = frozenset({GALERA_NOT_READY, 1290, 1836})
 
 
 def _stale_server(context: ExceptionContext) -> None:
-    args = getattr(context.original_exception, "args", ())
-    if args and args[0] in STALE_SERVER:
+    if error_code(context.original_exception) in STALE_SERVER:
         context.is_disconnect = True
 
 
@@ -233,19 +233,17 @@ def ensure_schema(engine: Engine) -> None:
 
 
 # What a driver error means, where its own message does not say.
-MEANINGS = {1047: "this Galera node is not in the Primary component (it lost quorum) and refuses queries"}
+MEANINGS = {GALERA_NOT_READY: "this Galera node is not in the Primary component (it lost quorum) and refuses queries"}
 
 
 def short_error(exc: BaseException) -> str:
     """The driver's message without SQLAlchemy's statement dump (and what it means, if MEANINGS knows)."""
     if isinstance(exc, DBAPIError) and exc.orig is not None:
-        driver: BaseException = exc.orig
-        message = str(driver).strip() or type(driver).__name__  # PyMySQL's InterfaceError() says nothing
+        message = str(exc.orig).strip() or type(exc.orig).__name__  # PyMySQL's InterfaceError() says nothing
     else:  # the driver's own error (as the pool logs it), or any other
-        driver = exc
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    args = getattr(driver, "args", ())
-    meaning = MEANINGS.get(args[0]) if args and isinstance(args[0], int) else None
+    code = error_code(exc)
+    meaning = MEANINGS.get(code) if code is not None else None
     return f"{message}: {meaning}" if meaning else message
 
 

@@ -26,7 +26,7 @@ from sqlalchemy import Engine, Table, select, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from incidentctl.db.engine import STALE_SERVER, is_sqlite, short_error
-from incidentctl.db.retry import LOCK_WAIT_TIMEOUT, conflict_code
+from incidentctl.db.retry import LOCK_WAIT_TIMEOUT, conflict_code, error_code
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +35,7 @@ def answer_lost(exc: BaseException) -> bool:
     """Whether a failed COMMIT lost its answer (the connection dropped: SQLAlchemy invalidated it)
     rather than was refused by the server (which rolled the transaction back; a server that takes
     no writes refuses too, though its connections are dropped as if lost: STALE_SERVER)."""
-    if not getattr(exc, "connection_invalidated", False):
-        return False
-    args = getattr(getattr(exc, "orig", None), "args", ())
-    return not (args and args[0] in STALE_SERVER)
+    return bool(getattr(exc, "connection_invalidated", False)) and error_code(exc) not in STALE_SERVER
 
 
 def landed(engine: Engine, table: Table, row_id: int, wait: float,

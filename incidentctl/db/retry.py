@@ -27,16 +27,21 @@ CONFLICT_CODES = frozenset({DEADLOCK, LOCK_WAIT_TIMEOUT})
 T = TypeVar("T")
 
 
-def conflict_code(exc: BaseException) -> int | None:
-    """1213 or 1205 when `exc` (a driver error, wrapped by SQLAlchemy or PyMySQL's own) is one, else None."""
+def error_code(exc: BaseException) -> int | None:
+    """The MySQL/MariaDB error number of a driver error (wrapped by SQLAlchemy or PyMySQL's own), else None."""
     if isinstance(exc, DBAPIError):
-        orig = exc.orig
+        orig: BaseException | None = exc.orig
     elif isinstance(exc, pymysql.err.MySQLError):
         orig = exc
     else:
         return None
     args = getattr(orig, "args", ())
-    code = args[0] if args and isinstance(args[0], int) else None
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+def conflict_code(exc: BaseException) -> int | None:
+    """1213 or 1205 when `exc` (a driver error, wrapped by SQLAlchemy or PyMySQL's own) is one, else None."""
+    code = error_code(exc)
     return code if code in CONFLICT_CODES else None
 
 

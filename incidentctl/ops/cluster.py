@@ -20,7 +20,6 @@ FLOW_CONTROL_WARN = 0.1  # a tenth of the time paused: a slow node holds every w
 
 
 _STATEMENTS = ("SHOW GLOBAL VARIABLES LIKE 'wsrep\\_%'", "SHOW GLOBAL STATUS LIKE 'wsrep\\_%'")
-NOT_READY = 1047  # what a Galera node outside the Primary component answers to all but SHOW and SET
 
 
 def galera_status(conn: Connection) -> dict[str, str]:
@@ -33,7 +32,7 @@ def galera_status(conn: Connection) -> dict[str, str]:
 
 def galera_status_of_refusing_node(engine: Engine, connect_timeout: int = 3) -> dict[str, str]:
     """`galera_status` of a server that refuses to open a session: a Galera node outside the Primary
-    component answers NOT_READY even to the ROLLBACK SQLAlchemy sends on a first connection, but
+    component answers GALERA_NOT_READY (1047) even to the ROLLBACK SQLAlchemy sends on a first connection, but
     still answers SHOW. Read on a bare driver connection; empty when even that fails."""
     cargs, cparams = engine.dialect.create_connect_args(engine.url)
     try:

@@ -19,9 +19,10 @@ from typing import Any
 from sqlalchemy import Engine, and_, func, not_, or_, select, text
 
 from incidentctl.config import SETTINGS, Settings, mask_secret
-from incidentctl.db.engine import database_url, describe_url, is_sqlite, reader, short_error
+from incidentctl.db.engine import GALERA_NOT_READY, database_url, describe_url, is_sqlite, reader, short_error
 from incidentctl.db.lease import APPLIER, Holder, read
 from incidentctl.db.migrations import schema_status
+from incidentctl.db.retry import error_code
 from incidentctl.db.schema import action_inbox, deliveries, grafana_alerts, notifications, silences
 from incidentctl.durations import format_duration
 from incidentctl.incidents.model import OutboxState
@@ -30,7 +31,7 @@ from incidentctl.ingest.inbox import InboxState, ReplyState
 from incidentctl.notify import slack_store
 from incidentctl.notify.delivery import CLAIM_LEASE
 from incidentctl.notify.outbox import HELD_PREFIX
-from incidentctl.ops.cluster import NOT_READY, cluster_check, galera_status, galera_status_of_refusing_node
+from incidentctl.ops.cluster import cluster_check, galera_status, galera_status_of_refusing_node
 
 LEVELS = ("ok", "warn", "error")
 EXIT_CODES = {"ok": 0, "warn": 1, "error": 2}
@@ -117,7 +118,7 @@ def doctor(settings: Settings, engine: Engine, now: datetime, thresholds: Thresh
                     check_actions(conn, now, limits),
                 ]
             checks.append(check_slack_app(settings, engine, now, limits))
-    elif reachable.detail.get("error_code") == NOT_READY and (status := galera_status_of_refusing_node(engine)):
+    elif reachable.detail.get("error_code") == GALERA_NOT_READY and (status := galera_status_of_refusing_node(engine)):
         checks.append(Check("cluster", *cluster_check(status)))  # a Galera node that lost quorum says why
     return DoctorReport(tuple(checks))
 
@@ -164,10 +165,8 @@ def check_database(engine: Engine) -> Check:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:  # any failure to connect is what this check reports
-        args = getattr(getattr(exc, "orig", None), "args", ())
-        code = args[0] if args and isinstance(args[0], int) else None
         return Check("database", "error", f"cannot reach {describe_url(engine.url)}: {short_error(exc)}",
-                     {"database": describe_url(engine.url), "error_code": code})
+                     {"database": describe_url(engine.url), "error_code": error_code(exc)})
     elapsed_ms = round((time.perf_counter() - started) * 1000, 1)
     return Check("database", "ok", f"reachable ({elapsed_ms} ms)", {"database": describe_url(engine.url),
                                                                     "connect_ms": elapsed_ms})
